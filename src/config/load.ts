@@ -1,0 +1,189 @@
+import {existsSync, readFileSync} from 'node:fs'
+import {homedir, userInfo} from 'node:os'
+import {dirname, isAbsolute, join, resolve} from 'node:path'
+import {LineCounter, parseDocument, isNode, type Document} from 'yaml'
+import {UserError} from '../util/errors.js'
+import {Secret} from '../util/secret.js'
+import {formatPath, problemsOf, validator} from '../schema/validator.js'
+import type {ClusterConfig, GtidUse, PingType, ServerConfig} from './types.js'
+
+export const defaultConfigDir = 'clusters'
+
+/** clusters/<name>.yaml unless a file is given. */
+export function clusterFile(opts: {cluster?: string | undefined; config?: string | undefined; configDir?: string | undefined}): string {
+  if (opts.config) return resolve(opts.config)
+  if (!opts.cluster) throw new UserError('name a cluster with --cluster NAME or a file with --config FILE')
+  return resolve(opts.configDir ?? defaultConfigDir, `${opts.cluster}.yaml`)
+}
+
+export function loadClusterFile(file: string, env: NodeJS.ProcessEnv = process.env): ClusterConfig {
+  if (!existsSync(file)) throw new UserError(`${file}: no such cluster file; create it (see schemas/cluster.schema.json) or run "mha sandbox up"`)
+  return parseClusterConfig(readFileSync(file, 'utf8'), file, env)
+}
+
+/** Problems as "file:line:col path: message", all at once, one per line. */
+export function parseClusterConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): ClusterConfig {
+  const lineCounter = new LineCounter()
+  const doc = parseDocument(text, {lineCounter, prettyErrors: false, uniqueKeys: true})
+  if (doc.errors.length > 0) {
+    const lines = doc.errors.map((e) => {
+      const pos = lineCounter.linePos(e.pos[0])
+      return `${file}:${pos.line}:${pos.col} YAML syntax error: ${e.message.split('\n')[0] ?? e.code}`
+    })
+    throw new UserError(lines.join('\n'))
+  }
+  const raw: unknown = doc.toJS()
+  const data: unknown = structuredClone(raw)
+  const validate = validator('cluster.schema.json')
+  if (!validate(data)) {
+    const lines = problemsOf(validate.errors).map((p) => `${file}:${where(doc, lineCounter, p.path)} ${formatPath(p.path)}: ${p.message}`)
+    throw new UserError(lines.join('\n'))
+  }
+  const at = (path: (string | number)[], message: string) => new UserError(`${file}:${where(doc, lineCounter, path)} ${formatPath(path)}: ${message}`)
+  return resolveConfig(data as RawCluster, file, env, at)
+}
+
+function where(doc: Document, lines: LineCounter, path: (string | number)[]): string {
+  // Missing fields have no node: point at the closest existing parent.
+  for (let n = path.length; n >= 0; n--) {
+    const node = doc.getIn(path.slice(0, n), true)
+    if (isNode(node) && node.range) {
+      const pos = lines.linePos(node.range[0])
+      return `${pos.line}:${pos.col}`
+    }
+  }
+  return '1:1'
+}
+
+type RawSecret = string | {env: string} | {file: string}
+interface RawServer {
+  name: string
+  hostname: string
+  ip?: string
+  port?: number
+  ssh_host?: string
+  ssh_port?: number
+  ssh_user?: string
+  candidate_master: boolean
+  no_master: boolean
+  ignore_fail: boolean
+  master_binlog_dir?: string | string[]
+  remote_workdir?: string
+  client_bindir?: string
+}
+/** The document after schema validation with defaults filled in. */
+interface RawCluster {
+  name: string
+  user: string
+  password: RawSecret
+  repl_user: string
+  repl_password?: RawSecret
+  replication: {gtid: GtidUse}
+  ssh: {user?: string; port: number; private_key_file?: string; known_hosts_file: string; connect_timeout: number}
+  server_defaults: {port: number; master_binlog_dir: string | string[]; remote_workdir: string; client_bindir?: string}
+  monitor: {ping_interval: number; ping_type: PingType; connect_timeout: number; failures_before_dead: number; last_failover_minute: number}
+  failover: {
+    check_repl_delay: boolean
+    max_lag_bytes: number
+    latest_priority: boolean
+    check_repl_filter: boolean
+    multi_tier_slave: boolean
+    skip_reset_slave: boolean
+    max_seconds_behind_master: number
+    wait_timeout: number
+  }
+  hooks: {shutdown?: string; master_ip_failover?: string; master_ip_online_change?: string; report?: string; secondary_check?: string}
+  servers: RawServer[]
+}
+
+type At = (path: (string | number)[], message: string) => UserError
+
+function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at: At): ClusterConfig {
+  const base = dirname(file)
+  const expand = (p: string) => (p.startsWith('~/') ? join(homedir(), p.slice(2)) : isAbsolute(p) ? p : resolve(base, p))
+  const secret = (value: RawSecret, path: string[]): Secret => {
+    if (typeof value === 'string') return new Secret(value, `${file} ${path.join('.')}`)
+    if ('env' in value) {
+      const text = env[value.env]
+      if (text === undefined) throw at(path, `environment variable ${value.env} is not set; export it or use {file: PATH}`)
+      return new Secret(text, `$${value.env}`)
+    }
+    const secretFile = expand(value.file)
+    let text: string
+    try {
+      text = readFileSync(secretFile, 'utf8')
+    } catch {
+      throw at(path, `cannot read secret file ${secretFile}; create it (mode 0600) or use {env: NAME}`)
+    }
+    return new Secret(text.split(/\r?\n/)[0] ?? '', secretFile)
+  }
+  const dirs = (value: string | string[]) => (Array.isArray(value) ? value : value.split(',').map((d) => d.trim()).filter(Boolean))
+
+  const sshUser = raw.ssh.user ?? userInfo().username
+  const servers: ServerConfig[] = raw.servers.map((s) => ({
+    name: s.name,
+    hostname: s.hostname,
+    ip: s.ip ?? s.hostname,
+    port: s.port ?? raw.server_defaults.port,
+    sshHost: s.ssh_host ?? s.ip ?? s.hostname,
+    sshPort: s.ssh_port ?? raw.ssh.port,
+    sshUser: s.ssh_user ?? sshUser,
+    candidateMaster: s.candidate_master,
+    noMaster: s.no_master,
+    ignoreFail: s.ignore_fail,
+    masterBinlogDirs: dirs(s.master_binlog_dir ?? raw.server_defaults.master_binlog_dir),
+    remoteWorkdir: s.remote_workdir ?? raw.server_defaults.remote_workdir,
+    clientBindir: s.client_bindir ?? raw.server_defaults.client_bindir,
+  }))
+  checkUnique(servers, (s) => s.name, 'name', at)
+  checkUnique(servers, (s) => `${s.ip}:${s.port}`, 'port', at, (key) => `${key} is used by two servers`)
+
+  const keyFile = raw.ssh.private_key_file
+    ? expand(raw.ssh.private_key_file)
+    : (['id_ed25519', 'id_rsa'].map((k) => join(homedir(), '.ssh', k)).find((k) => existsSync(k)) ?? join(homedir(), '.ssh', 'id_ed25519'))
+
+  return {
+    name: raw.name,
+    file,
+    user: raw.user,
+    password: secret(raw.password, ['password']),
+    replUser: raw.repl_user,
+    replPassword: raw.repl_password === undefined ? undefined : secret(raw.repl_password, ['repl_password']),
+    gtid: raw.replication.gtid,
+    ssh: {privateKeyFile: keyFile, knownHostsFile: expand(raw.ssh.known_hosts_file), connectTimeoutMs: raw.ssh.connect_timeout * 1000},
+    monitor: {
+      pingIntervalMs: raw.monitor.ping_interval * 1000,
+      pingType: raw.monitor.ping_type,
+      connectTimeoutMs: raw.monitor.connect_timeout * 1000,
+      failuresBeforeDead: raw.monitor.failures_before_dead,
+      lastFailoverMinute: raw.monitor.last_failover_minute,
+    },
+    failover: {
+      checkReplDelay: raw.failover.check_repl_delay,
+      maxLagBytes: raw.failover.max_lag_bytes,
+      latestPriority: raw.failover.latest_priority,
+      checkReplFilter: raw.failover.check_repl_filter,
+      multiTierSlave: raw.failover.multi_tier_slave,
+      skipResetSlave: raw.failover.skip_reset_slave,
+      maxSecondsBehindMaster: raw.failover.max_seconds_behind_master,
+      waitTimeoutMs: raw.failover.wait_timeout * 1000,
+    },
+    hooks: {
+      ...(raw.hooks.shutdown ? {shutdown: expand(raw.hooks.shutdown)} : {}),
+      ...(raw.hooks.master_ip_failover ? {masterIpFailover: expand(raw.hooks.master_ip_failover)} : {}),
+      ...(raw.hooks.master_ip_online_change ? {masterIpOnlineChange: expand(raw.hooks.master_ip_online_change)} : {}),
+      ...(raw.hooks.report ? {report: expand(raw.hooks.report)} : {}),
+      ...(raw.hooks.secondary_check ? {secondaryCheck: expand(raw.hooks.secondary_check)} : {}),
+    },
+    servers,
+  }
+}
+
+function checkUnique<T>(items: T[], key: (item: T) => string, field: string, at: At, message = (k: string) => `"${k}" is used by two servers`): void {
+  const seen = new Set<string>()
+  items.forEach((item, index) => {
+    const k = key(item)
+    if (seen.has(k)) throw at(['servers', index, field], `${message(k)}; each server needs its own`)
+    seen.add(k)
+  })
+}

@@ -1,0 +1,56 @@
+import type {Secret} from '../util/secret.js'
+
+export type GtidUse = 'auto' | 'on' | 'off'
+export type PingType = 'connect' | 'select' | 'insert'
+
+/** One server with every inherited value filled in. */
+export interface ServerConfig {
+  name: string
+  hostname: string
+  /** Address mha connects to over SQL. */
+  ip: string
+  port: number
+  sshHost: string
+  sshPort: number
+  sshUser: string
+  candidateMaster: boolean
+  noMaster: boolean
+  ignoreFail: boolean
+  masterBinlogDirs: string[]
+  remoteWorkdir: string
+  clientBindir: string | undefined
+}
+
+export interface HookConfig {
+  shutdown?: string
+  masterIpFailover?: string
+  masterIpOnlineChange?: string
+  report?: string
+  secondaryCheck?: string
+}
+
+/** A cluster file after validation, defaults and secret resolution. */
+export interface ClusterConfig {
+  name: string
+  /** The file it came from, for error messages. */
+  file: string
+  user: string
+  password: Secret
+  replUser: string
+  replPassword: Secret | undefined
+  gtid: GtidUse
+  ssh: {privateKeyFile: string; knownHostsFile: string; connectTimeoutMs: number}
+  monitor: {pingIntervalMs: number; pingType: PingType; connectTimeoutMs: number; failuresBeforeDead: number; lastFailoverMinute: number}
+  failover: {
+    checkReplDelay: boolean
+    maxLagBytes: number
+    latestPriority: boolean
+    checkReplFilter: boolean
+    multiTierSlave: boolean
+    skipResetSlave: boolean
+    maxSecondsBehindMaster: number
+    waitTimeoutMs: number
+  }
+  hooks: HookConfig
+  servers: ServerConfig[]
+}
