@@ -1,0 +1,39 @@
+import {Flags} from '@oclif/core'
+import {BaseCommand} from '../../src/cli/base-command.js'
+import {defaultSandboxRoot, sandboxUp} from '../../src/sandbox/sandbox.js'
+
+export default class SandboxUp extends BaseCommand<typeof SandboxUp> {
+  static override summary = 'Start a real local MariaDB replication cluster (one master, N replicas) with one sshd per host.'
+  static override description =
+    'Host i gets its own loopback address 127.0.0.(10+i) with mariadbd on 3306 and sshd on 22, a data directory under --dir, and key-only SSH. Writes <config-dir>/<cluster>.yaml.'
+  static override examples = ['<%= config.bin %> sandbox up', '<%= config.bin %> sandbox up --replicas 3 --gtid --semisync']
+  static override flags = {
+    replicas: Flags.integer({description: 'Number of replicas.', default: 2, min: 1, max: 8}),
+    gtid: Flags.boolean({description: 'Replicas use GTID (MASTER_USE_GTID=slave_pos) instead of binlog file/position.', default: false, allowNo: true}),
+    semisync: Flags.boolean({description: 'Enable semi-synchronous replication.', default: false}),
+    dir: Flags.string({description: 'Root folder for sandbox data.', default: defaultSandboxRoot}),
+    'first-address': Flags.string({description: 'Address of host 1; the others follow.', default: '127.0.0.11'}),
+  }
+
+  async run(): Promise<void> {
+    const started = Date.now()
+    const firstOctet = Number(/^127\.0\.0\.(\d{1,3})$/.exec(this.flags['first-address'])?.[1] ?? NaN)
+    if (!(firstOctet >= 2 && firstOctet + this.flags.replicas <= 254)) this.error('--first-address must be 127.0.0.N with room for every host', {exit: 1})
+    const state = await sandboxUp(
+      {
+        cluster: this.flags.cluster ?? 'app1',
+        replicas: this.flags.replicas,
+        gtid: this.flags.gtid,
+        semisync: this.flags.semisync,
+        dir: this.flags.dir,
+        configDir: this.flags['config-dir'],
+        firstOctet,
+      },
+      (line) => this.say(`  ${line}`),
+    )
+    this.say(`sandbox ${state.cluster} is up in ${((Date.now() - started) / 1000).toFixed(1)} s (${state.gtid ? 'GTID' : 'file/position'} replication${state.semisync ? ', semi-sync' : ''})`)
+    for (const host of state.hosts) this.say(`  ${host.name}  ${host.ip}  ${host.index === 1 ? 'master' : 'replica of db1'}`)
+    this.say(`cluster file: ${state.configFile}`)
+    this.say(`next: mha check --cluster ${state.cluster}`)
+  }
+}

@@ -1,0 +1,120 @@
+import mysql from 'mysql2/promise'
+import type {Connection, RowDataPacket} from 'mysql2/promise'
+import {redact, type Secret} from '../util/secret.js'
+
+/** Why a server could not be used. MHA treats auth and too-many-connections as "alive". */
+export type SqlErrorKind = 'unreachable' | 'auth' | 'too_many_connections' | 'timeout' | 'sql'
+
+export class SqlError extends Error {
+  readonly kind: SqlErrorKind
+  readonly code: string
+  constructor(kind: SqlErrorKind, code: string, message: string) {
+    super(message)
+    this.kind = kind
+    this.code = code
+  }
+}
+
+export interface Endpoint {
+  /** Server name, for messages. */
+  name: string
+  host: string
+  port: number
+  user: string
+  password: Secret
+}
+
+const unreachableCodes = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE', 'PROTOCOL_CONNECTION_LOST', 'ENOTFOUND', 'EAI_AGAIN'])
+
+export function classifySqlError(error: unknown, endpoint: Endpoint): SqlError {
+  if (error instanceof SqlError) return error
+  const e = error as {code?: string; errno?: number; message?: string}
+  const code = e.code ?? 'UNKNOWN'
+  const text = redact(e.message ?? String(error), [endpoint.password])
+  const where = `${endpoint.name} (${endpoint.host}:${endpoint.port})`
+  if (code === 'ER_ACCESS_DENIED_ERROR' || e.errno === 1045)
+    return new SqlError('auth', code, `${where}: access denied for user ${endpoint.user}; check user/password in the cluster file`)
+  if (code === 'ER_CON_COUNT_ERROR' || e.errno === 1040) return new SqlError('too_many_connections', code, `${where}: too many connections`)
+  if (unreachableCodes.has(code)) return new SqlError('unreachable', code, `${where}: cannot connect (${code})`)
+  if (code === 'PROTOCOL_SEQUENCE_TIMEOUT' || /timeout/i.test(text)) return new SqlError('timeout', code, `${where}: timed out (${text})`)
+  return new SqlError('sql', code, `${where}: ${text}`)
+}
+
+/** One connection to one server, with every call bounded in time. */
+export class ServerConnection {
+  readonly endpoint: Endpoint
+  readonly #conn: Connection
+  readonly #timeoutMs: number
+
+  private constructor(endpoint: Endpoint, conn: Connection, timeoutMs: number) {
+    this.endpoint = endpoint
+    this.#conn = conn
+    this.#timeoutMs = timeoutMs
+  }
+
+  static async open(endpoint: Endpoint, timeoutMs: number): Promise<ServerConnection> {
+    try {
+      const conn = await mysql.createConnection({
+        host: endpoint.host,
+        port: endpoint.port,
+        user: endpoint.user,
+        password: endpoint.password.reveal(),
+        connectTimeout: timeoutMs,
+        supportBigNumbers: true,
+        bigNumberStrings: true,
+        dateStrings: true,
+        multipleStatements: false,
+      })
+      // A fatal protocol error arrives as an event; without a listener it would crash the process.
+      conn.on('error', () => undefined)
+      return new ServerConnection(endpoint, conn, timeoutMs)
+    } catch (error) {
+      throw classifySqlError(error, endpoint)
+    }
+  }
+
+  async query(sql: string, params: unknown[] = [], timeoutMs = this.#timeoutMs): Promise<Record<string, unknown>[]> {
+    try {
+      const [rows] = await this.#conn.query<RowDataPacket[]>({sql, timeout: timeoutMs, values: params})
+      return rows as Record<string, unknown>[]
+    } catch (error) {
+      throw classifySqlError(error, this.endpoint)
+    }
+  }
+
+  async queryOne(sql: string, params: unknown[] = [], timeoutMs?: number): Promise<Record<string, unknown> | undefined> {
+    return (await this.query(sql, params, timeoutMs))[0]
+  }
+
+  /** A statement whose text holds a secret: errors never echo the SQL. */
+  async execute(sql: string, timeoutMs = this.#timeoutMs): Promise<void> {
+    try {
+      await this.#conn.query({sql, timeout: timeoutMs})
+    } catch (error) {
+      throw classifySqlError(error, this.endpoint)
+    }
+  }
+
+  get threadId(): number {
+    return this.#conn.threadId
+  }
+
+  async close(): Promise<void> {
+    try {
+      await Promise.race([this.#conn.end(), new Promise((resolve) => setTimeout(resolve, 1000))])
+    } catch {
+      // The peer may already be gone.
+    } finally {
+      this.#conn.destroy()
+    }
+  }
+}
+
+export async function withConnection<T>(endpoint: Endpoint, timeoutMs: number, fn: (conn: ServerConnection) => Promise<T>): Promise<T> {
+  const conn = await ServerConnection.open(endpoint, timeoutMs)
+  try {
+    return await fn(conn)
+  } finally {
+    await conn.close()
+  }
+}

@@ -1,0 +1,140 @@
+import {readFileSync} from 'node:fs'
+import {Client} from 'ssh2'
+import {knownHostsName, readKnownHosts, verifyHostKey, type HostKeyVerdict} from './known-hosts.js'
+
+export interface SshTarget {
+  /** Server name, for messages. */
+  name: string
+  host: string
+  port: number
+  user: string
+  privateKeyFile: string
+  knownHostsFile: string
+  connectTimeoutMs: number
+}
+
+export class SshError extends Error {
+  readonly kind: 'unreachable' | 'auth' | 'host_key' | 'timeout' | 'exec'
+  constructor(kind: SshError['kind'], message: string) {
+    super(message)
+    this.kind = kind
+  }
+}
+
+export interface ExecResult {
+  code: number | null
+  signal: string | undefined
+  stdout: string
+  stderr: string
+}
+
+/** POSIX shell quoting for one argument. */
+export function shellQuote(arg: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`
+}
+
+/** One SSH connection to one host, reused for every command of a run. */
+export class SshSession {
+  readonly target: SshTarget
+  readonly #client: Client
+
+  private constructor(target: SshTarget, client: Client) {
+    this.target = target
+    this.#client = client
+  }
+
+  static async open(target: SshTarget): Promise<SshSession> {
+    const where = `${target.name} (${target.user}@${target.host}:${target.port})`
+    let privateKey: Buffer
+    try {
+      privateKey = readFileSync(target.privateKeyFile)
+    } catch {
+      throw new SshError('auth', `${where}: cannot read SSH key ${target.privateKeyFile}; set ssh.private_key_file in the cluster file`)
+    }
+    const entries = readKnownHosts(target.knownHostsFile)
+    let verdict: HostKeyVerdict = 'unknown'
+    const client = new Client()
+    return await new Promise<SshSession>((resolve, reject) => {
+      let settled = false
+      const fail = (error: SshError) => {
+        if (settled) return
+        settled = true
+        client.end()
+        reject(error)
+      }
+      client.on('ready', () => {
+        settled = true
+        client.removeAllListeners('error')
+        client.on('error', () => undefined)
+        resolve(new SshSession(target, client))
+      })
+      client.on('error', (error: Error & {level?: string; code?: string}) => {
+        if (verdict === 'mismatch')
+          return fail(new SshError('host_key', `${where}: host key does not match ${target.knownHostsFile}; if the host was rebuilt, replace its entry`))
+        if (verdict === 'unknown' && error.level === 'client-authentication') return fail(new SshError('auth', `${where}: key authentication refused`))
+        if (verdict === 'unknown' && /verification failed/i.test(error.message))
+          return fail(new SshError('host_key', `${where}: host ${knownHostsName(target.host, target.port)} is not in ${target.knownHostsFile}; add its key (ssh-keyscan) after checking it`))
+        if (error.level === 'client-authentication') return fail(new SshError('auth', `${where}: key authentication refused`))
+        if (error.level === 'client-timeout' || /timed out/i.test(error.message)) return fail(new SshError('timeout', `${where}: SSH handshake timed out`))
+        fail(new SshError('unreachable', `${where}: cannot connect over SSH (${error.code ?? error.message})`))
+      })
+      client.on('close', () => fail(new SshError('unreachable', `${where}: connection closed before SSH was ready`)))
+      client.connect({
+        host: target.host,
+        port: target.port,
+        username: target.user,
+        privateKey,
+        readyTimeout: target.connectTimeoutMs,
+        hostVerifier: (key: Buffer) => {
+          verdict = verifyHostKey(entries, target.host, target.port, key)
+          return verdict === 'match'
+        },
+        keepaliveInterval: 5000,
+      })
+    })
+  }
+
+  /** Run one shell command line; the caller quotes arguments with shellQuote. */
+  async exec(command: string, timeoutMs = 30_000): Promise<ExecResult> {
+    const where = `${this.target.name} (${this.target.host})`
+    return await new Promise<ExecResult>((resolve, reject) => {
+      this.#client.exec(command, (error, channel) => {
+        if (error) return reject(new SshError('exec', `${where}: cannot run a command: ${error.message}`))
+        const out: Buffer[] = []
+        const err: Buffer[] = []
+        let code: number | null = null
+        let signal: string | undefined
+        const timer = setTimeout(() => {
+          channel.signal('KILL')
+          channel.close()
+          reject(new SshError('timeout', `${where}: command did not finish within ${timeoutMs} ms`))
+        }, timeoutMs)
+        channel.on('data', (chunk: Buffer) => out.push(chunk))
+        channel.stderr.on('data', (chunk: Buffer) => err.push(chunk))
+        channel.on('exit', (c: number | null, s?: string) => {
+          code = c
+          signal = s
+        })
+        // 'close' always comes, 'exit' may not.
+        channel.on('close', () => {
+          clearTimeout(timer)
+          resolve({code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8')})
+        })
+        channel.end()
+      })
+    })
+  }
+
+  close(): void {
+    this.#client.end()
+  }
+}
+
+export async function withSsh<T>(target: SshTarget, fn: (session: SshSession) => Promise<T>): Promise<T> {
+  const session = await SshSession.open(target)
+  try {
+    return await fn(session)
+  } finally {
+    session.close()
+  }
+}

@@ -1,0 +1,364 @@
+import {randomBytes} from 'node:crypto'
+import {chmodSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {dirname, join, resolve} from 'node:path'
+import {stringify} from 'yaml'
+import {withConnection, type Endpoint} from '../inspect/mysql.js'
+import {UserError} from '../util/errors.js'
+import {Secret} from '../util/secret.js'
+import {findProgram, isOurProcess, portOpen, run, signalOurProcess, startDetached, stopOurProcess, waitFor} from './processes.js'
+
+/** Everything `sandbox up` started, so that `down` stops exactly that and nothing else. */
+export interface SandboxHost {
+  index: number
+  name: string
+  ip: string
+  dir: string
+  datadir: string
+  mariadbdPid: number | undefined
+  sshdPid: number | undefined
+}
+
+export interface SandboxState {
+  cluster: string
+  dir: string
+  configFile: string
+  gtid: boolean
+  semisync: boolean
+  hosts: SandboxHost[]
+}
+
+export interface SandboxOptions {
+  cluster: string
+  replicas: number
+  gtid: boolean
+  semisync: boolean
+  /** Where the data directories live. */
+  dir: string
+  /** Where the cluster YAML is written. */
+  configDir: string
+  /** Last octet of host 1's address; host i gets 127.0.0.(firstOctet + i - 1). */
+  firstOctet: number
+}
+
+export const defaultSandboxRoot = '/var/tmp/mha-sandbox'
+const stateFileName = 'sandbox.json'
+const required = [
+  ['mariadbd', 'mariadb-server'],
+  ['mariadb-install-db', 'mariadb-server'],
+  ['mariadb-binlog', 'mariadb-server'],
+  ['mariadb', 'mariadb-client'],
+  ['sshd', 'openssh-server'],
+  ['ssh-keygen', 'openssh-client'],
+] as const
+
+export function sandboxDir(root: string, cluster: string): string {
+  return resolve(root, cluster)
+}
+
+export function readState(dir: string): SandboxState | undefined {
+  const file = join(dir, stateFileName)
+  if (!existsSync(file)) return undefined
+  return JSON.parse(readFileSync(file, 'utf8')) as SandboxState
+}
+
+function writeState(state: SandboxState): void {
+  writeFileSync(join(state.dir, stateFileName), JSON.stringify(state, null, 2) + '\n')
+}
+
+const mariadbdMarker = (host: SandboxHost) => join(host.dir, 'my.cnf')
+const sshdMarker = (host: SandboxHost) => join(host.dir, 'sshd_config')
+
+export function checkPrerequisites(): Record<string, string> {
+  const found: Record<string, string> = {}
+  const missing: string[] = []
+  const packages = new Set<string>()
+  for (const [program, pkg] of required) {
+    const path = findProgram(program)
+    if (path) found[program] = path
+    else {
+      missing.push(program)
+      packages.add(pkg)
+    }
+  }
+  if (missing.length > 0)
+    throw new UserError(`sandbox needs ${missing.join(', ')}, which is not installed: run "apt-get install -y ${[...packages].join(' ')}" as root`)
+  return found
+}
+
+export function secretsOf(dir: string): {admin: Secret; repl: Secret; app: Secret} {
+  const read = (name: string) => new Secret(readFileSync(join(dir, 'secrets', name), 'utf8').trim(), name)
+  return {admin: read('mha.password'), repl: read('repl.password'), app: read('app.password')}
+}
+
+export function adminEndpoint(state: SandboxState, host: SandboxHost): Endpoint {
+  return {name: host.name, host: host.ip, port: 3306, user: 'mha', password: secretsOf(state.dir).admin}
+}
+
+export async function sandboxUp(options: SandboxOptions, log: (line: string) => void = () => undefined): Promise<SandboxState> {
+  const programs = checkPrerequisites()
+  if (options.replicas < 1 || options.replicas > 8) throw new UserError('--replicas must be between 1 and 8')
+  const dir = sandboxDir(options.dir, options.cluster)
+  const existing = readState(dir)
+  if (existing && existing.hosts.some((h) => isOurProcess(h.mariadbdPid, mariadbdMarker(h)) || isOurProcess(h.sshdPid, sshdMarker(h))))
+    throw new UserError(`sandbox ${options.cluster} is already running in ${dir}; run "mha sandbox down --cluster ${options.cluster}" first`)
+  const hosts: SandboxHost[] = Array.from({length: options.replicas + 1}, (_, i) => {
+    const index = i + 1
+    const hostDir = join(dir, `host${index}`)
+    return {index, name: `db${index}`, ip: `127.0.0.${options.firstOctet + i}`, dir: hostDir, datadir: join(hostDir, 'data'), mariadbdPid: undefined, sshdPid: undefined}
+  })
+  for (const host of hosts) {
+    if (await portOpen(host.ip, 3306, 200)) throw new UserError(`${host.ip}:3306 is already in use; stop what listens there or choose --first-address`)
+    if (await portOpen(host.ip, 22, 200)) throw new UserError(`${host.ip}:22 is already in use (a system sshd on 0.0.0.0?); stop it or choose --first-address`)
+  }
+
+  rmSync(dir, {recursive: true, force: true})
+  mkdirSync(join(dir, 'secrets'), {recursive: true, mode: 0o700})
+  const configFile = resolve(options.configDir, `${options.cluster}.yaml`)
+  const state: SandboxState = {cluster: options.cluster, dir, configFile, gtid: options.gtid, semisync: options.semisync, hosts}
+  writeState(state)
+
+  const passwords = {admin: newPassword(), repl: newPassword(), app: newPassword()}
+  writeSecret(join(dir, 'secrets', 'mha.password'), passwords.admin)
+  writeSecret(join(dir, 'secrets', 'repl.password'), passwords.repl)
+  writeSecret(join(dir, 'secrets', 'app.password'), passwords.app)
+
+  log('creating the SSH client key and the template data directory')
+  const clientKey = join(dir, 'id_ed25519')
+  run(programs['ssh-keygen']!, ['-q', '-t', 'ed25519', '-N', '', '-C', `mha-sandbox-${options.cluster}`, '-f', clientKey], 'ssh-keygen')
+  writeFileSync(join(dir, 'authorized_keys'), readFileSync(`${clientKey}.pub`))
+  const template = join(dir, 'template')
+  const bootstrap = join(dir, 'bootstrap.sql')
+  // CREATE USER during bootstrap needs the grant tables loaded first.
+  writeFileSync(
+    bootstrap,
+    [
+      'FLUSH PRIVILEGES;',
+      `CREATE USER 'mha'@'%' IDENTIFIED BY '${passwords.admin}';`,
+      `GRANT ALL PRIVILEGES ON *.* TO 'mha'@'%' WITH GRANT OPTION;`,
+      `CREATE USER 'repl'@'%' IDENTIFIED BY '${passwords.repl}';`,
+      `GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'repl'@'%';`,
+      'CREATE DATABASE mhatest;',
+      `CREATE USER 'app'@'%' IDENTIFIED BY '${passwords.app}';`,
+      `GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER ON mhatest.* TO 'app'@'%';`,
+      '',
+    ].join('\n'),
+    {mode: 0o600},
+  )
+  run(
+    programs['mariadb-install-db']!,
+    ['--no-defaults', `--datadir=${template}`, '--user=root', '--auth-root-authentication-method=socket', '--skip-test-db', `--extra-file=${bootstrap}`],
+    'mariadb-install-db',
+  )
+  rmSync(bootstrap)
+
+  mkdirSync('/run/sshd', {recursive: true, mode: 0o755})
+  const knownHosts: string[] = []
+  for (const host of hosts) {
+    mkdirSync(host.dir, {recursive: true})
+    cpSync(template, host.datadir, {recursive: true})
+    writeFileSync(mariadbdMarker(host), myCnf(host, options, host.index === 1))
+    host.mariadbdPid = startDetached(programs.mariadbd!, [`--defaults-file=${mariadbdMarker(host)}`, '--user=root'], join(host.dir, 'mariadbd.log'))
+    const hostKey = join(host.dir, 'ssh_host_ed25519_key')
+    run(programs['ssh-keygen']!, ['-q', '-t', 'ed25519', '-N', '', '-C', host.name, '-f', hostKey], 'ssh-keygen')
+    writeFileSync(sshdMarker(host), sshdConfig(host, dir))
+    host.sshdPid = startDetached(programs.sshd!, ['-D', '-e', '-f', sshdMarker(host)], join(host.dir, 'sshd.log'))
+    const [type, key] = readFileSync(`${hostKey}.pub`, 'utf8').trim().split(/\s+/)
+    knownHosts.push(`${host.ip} ${type} ${key}`)
+    writeState(state)
+  }
+  writeFileSync(join(dir, 'known_hosts'), knownHosts.join('\n') + '\n')
+  rmSync(template, {recursive: true, force: true})
+
+  log(`starting ${hosts.length} mariadbd and sshd on ${hosts.map((h) => h.ip).join(', ')}`)
+  for (const host of hosts) {
+    await waitFor(`mariadbd on ${host.ip}:3306 (see ${join(host.dir, 'mariadbd.log')})`, 60_000, async () => {
+      if (!isOurProcess(host.mariadbdPid, mariadbdMarker(host))) throw new UserError(`mariadbd on ${host.ip} exited at start; see ${join(host.dir, 'mariadbd.log')}`)
+      return await portOpen(host.ip, 3306)
+    })
+    await waitFor(`sshd on ${host.ip}:22 (see ${join(host.dir, 'sshd.log')})`, 20_000, async () => {
+      if (!isOurProcess(host.sshdPid, sshdMarker(host))) throw new UserError(`sshd on ${host.ip} exited at start; see ${join(host.dir, 'sshd.log')}`)
+      return await portOpen(host.ip, 22)
+    })
+  }
+
+  log('starting replication from db1')
+  const master = hosts[0]!
+  for (const replica of hosts.slice(1)) {
+    await withConnection(adminEndpoint(state, replica), 5000, async (conn) => {
+      const position = options.gtid ? 'MASTER_USE_GTID=slave_pos' : `MASTER_LOG_FILE='mysql-bin.000001', MASTER_LOG_POS=4, MASTER_USE_GTID=no`
+      await conn.execute(
+        `CHANGE MASTER TO MASTER_HOST='${master.ip}', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='${passwords.repl}', MASTER_CONNECT_RETRY=1, ${position}`,
+      )
+      await conn.execute('START SLAVE')
+      await waitFor(`replication on ${replica.name}`, 20_000, async () => {
+        const row = await conn.queryOne('SHOW SLAVE STATUS')
+        return row?.Slave_IO_Running === 'Yes' && row.Slave_SQL_Running === 'Yes'
+      })
+    })
+  }
+
+  mkdirSync(dirname(configFile), {recursive: true})
+  writeFileSync(configFile, clusterYaml(state))
+  writeState(state)
+  return state
+}
+
+export async function sandboxDown(dir: string): Promise<SandboxState | undefined> {
+  const state = readState(dir)
+  if (!state) return undefined
+  await Promise.all(
+    state.hosts.flatMap((host) => [stopOurProcess(host.mariadbdPid, mariadbdMarker(host), 30_000), stopOurProcess(host.sshdPid, sshdMarker(host))]),
+  )
+  if (existsSync(state.configFile) && readFileSync(state.configFile, 'utf8').includes(`# written by mha sandbox up`)) rmSync(state.configFile)
+  rmSync(state.dir, {recursive: true, force: true})
+  return state
+}
+
+export interface HostStatus {
+  host: SandboxHost
+  mariadbd: boolean
+  sshd: boolean
+  role: 'master' | 'replica' | 'down' | 'unknown'
+  source: string | undefined
+}
+
+export async function sandboxStatus(state: SandboxState): Promise<HostStatus[]> {
+  return await Promise.all(
+    state.hosts.map(async (host) => {
+      const mariadbd = isOurProcess(host.mariadbdPid, mariadbdMarker(host))
+      const sshd = isOurProcess(host.sshdPid, sshdMarker(host))
+      let role: HostStatus['role'] = mariadbd ? 'unknown' : 'down'
+      let source: string | undefined
+      if (mariadbd) {
+        try {
+          await withConnection(adminEndpoint(state, host), 2000, async (conn) => {
+            const replica = await conn.queryOne('SHOW SLAVE STATUS')
+            role = replica ? 'replica' : 'master'
+            if (replica) source = `${String(replica.Master_Host)}:${String(replica.Master_Port)}`
+          })
+        } catch {
+          role = 'unknown'
+        }
+      }
+      return {host, mariadbd, sshd, role, source}
+    }),
+  )
+}
+
+/** SIGKILL the mariadbd of the current master (the writable server that replicates from nobody). */
+export async function killMaster(state: SandboxState): Promise<SandboxHost> {
+  const statuses = await sandboxStatus(state)
+  const master = statuses.find((s) => s.role === 'master')
+  if (!master) throw new UserError(`sandbox ${state.cluster} has no running master to kill`)
+  signalOurProcess(master.host.mariadbdPid, mariadbdMarker(master.host), 'SIGKILL')
+  await waitFor(`mariadbd of ${master.host.name} to die`, 10_000, () => !isOurProcess(master.host.mariadbdPid, mariadbdMarker(master.host)))
+  return master.host
+}
+
+export async function stopSshd(state: SandboxState, name: string): Promise<void> {
+  const host = hostNamed(state, name)
+  await stopOurProcess(host.sshdPid, sshdMarker(host))
+}
+
+export async function startSshd(state: SandboxState, name: string): Promise<void> {
+  const host = hostNamed(state, name)
+  if (isOurProcess(host.sshdPid, sshdMarker(host))) return
+  host.sshdPid = startDetached(findProgram('sshd')!, ['-D', '-e', '-f', sshdMarker(host)], join(host.dir, 'sshd.log'))
+  writeState(state)
+  await waitFor(`sshd on ${host.ip}:22`, 10_000, () => portOpen(host.ip, 22))
+}
+
+/** Start a stopped mariadbd again with its data, as it was (it comes back as it left: no topology change). */
+export async function startMariadbd(state: SandboxState, name: string): Promise<void> {
+  const host = hostNamed(state, name)
+  if (isOurProcess(host.mariadbdPid, mariadbdMarker(host))) return
+  host.mariadbdPid = startDetached(findProgram('mariadbd')!, [`--defaults-file=${mariadbdMarker(host)}`, '--user=root'], join(host.dir, 'mariadbd.log'))
+  writeState(state)
+  await waitFor(`mariadbd on ${host.ip}:3306`, 60_000, () => portOpen(host.ip, 3306))
+}
+
+export function hostNamed(state: SandboxState, name: string): SandboxHost {
+  const host = state.hosts.find((h) => h.name === name || h.ip === name || String(h.index) === name)
+  if (!host) throw new UserError(`sandbox ${state.cluster} has no host "${name}"; hosts are ${state.hosts.map((h) => h.name).join(', ')}`)
+  return host
+}
+
+function newPassword(): string {
+  return randomBytes(18).toString('base64url')
+}
+
+function writeSecret(file: string, value: string): void {
+  writeFileSync(file, value + '\n', {mode: 0o600})
+  chmodSync(file, 0o600)
+}
+
+function myCnf(host: SandboxHost, options: SandboxOptions, isMaster: boolean): string {
+  const lines = [
+    '[mariadbd]',
+    `datadir=${host.datadir}`,
+    `socket=${join(host.dir, 'mysqld.sock')}`,
+    `pid-file=${join(host.dir, 'mariadbd.pid')}`,
+    `log-error=${join(host.dir, 'mariadbd.err')}`,
+    `bind-address=${host.ip}`,
+    'port=3306',
+    `server-id=${host.index}`,
+    `report-host=${host.ip}`,
+    'log-bin=mysql-bin',
+    'relay-log=relay-bin',
+    'log-slave-updates=1',
+    'relay-log-purge=0',
+    'binlog-format=ROW',
+    'sync-binlog=1',
+    'innodb-flush-log-at-trx-commit=1',
+    'gtid-strict-mode=1',
+    'skip-name-resolve=1',
+    'innodb-buffer-pool-size=32M',
+    'innodb-log-file-size=16M',
+    'performance-schema=0',
+    'max-connections=200',
+    `read-only=${isMaster ? 0 : 1}`,
+    'skip-slave-start=0',
+  ]
+  if (options.semisync) lines.push('rpl-semi-sync-master-enabled=1', 'rpl-semi-sync-slave-enabled=1', 'rpl-semi-sync-master-timeout=1000')
+  return lines.join('\n') + '\n'
+}
+
+function sshdConfig(host: SandboxHost, dir: string): string {
+  return [
+    `ListenAddress ${host.ip}:22`,
+    `HostKey ${join(host.dir, 'ssh_host_ed25519_key')}`,
+    `PidFile ${join(host.dir, 'sshd.pid')}`,
+    `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+    'PermitRootLogin prohibit-password',
+    'PubkeyAuthentication yes',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'UsePAM no',
+    'StrictModes no',
+    'PrintMotd no',
+    'MaxStartups 100:30:200',
+    '',
+  ].join('\n')
+}
+
+function clusterYaml(state: SandboxState): string {
+  const doc = {
+    name: state.cluster,
+    user: 'mha',
+    password: {file: join(state.dir, 'secrets', 'mha.password')},
+    repl_user: 'repl',
+    repl_password: {file: join(state.dir, 'secrets', 'repl.password')},
+    replication: {gtid: state.gtid ? 'on' : 'off'},
+    ssh: {user: 'root', private_key_file: join(state.dir, 'id_ed25519'), known_hosts_file: join(state.dir, 'known_hosts'), connect_timeout: 3},
+    server_defaults: {remote_workdir: join(state.dir, 'work')},
+    monitor: {ping_interval: 1},
+    servers: state.hosts.map((h) => ({
+      name: h.name,
+      hostname: h.ip,
+      master_binlog_dir: h.datadir,
+      remote_workdir: join(h.dir, 'work'),
+      ...(h.index === 2 ? {candidate_master: true} : {}),
+    })),
+  }
+  return `# written by mha sandbox up: the local cluster in ${state.dir}\n` + stringify(doc)
+}
