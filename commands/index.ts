@@ -1,10 +1,12 @@
 // The whole command surface of mha, in one place.
+import Check from './check.js'
 import SandboxDown from './sandbox/down.js'
 import SandboxKillMaster from './sandbox/kill-master.js'
 import SandboxStatus from './sandbox/status.js'
 import SandboxUp from './sandbox/up.js'
 
 export const commands = {
+  check: Check,
   'sandbox:up': SandboxUp,
   'sandbox:down': SandboxDown,
   'sandbox:status': SandboxStatus,

@@ -1,7 +1,7 @@
 import {existsSync, readFileSync} from 'node:fs'
 import {homedir, userInfo} from 'node:os'
 import {dirname, isAbsolute, join, resolve} from 'node:path'
-import {LineCounter, parseDocument, isNode, type Document} from 'yaml'
+import {LineCounter, parseDocument, isMap, isNode, isScalar, type Document} from 'yaml'
 import {UserError} from '../util/errors.js'
 import {Secret} from '../util/secret.js'
 import {formatPath, problemsOf, validator} from '../schema/validator.js'
@@ -44,6 +44,15 @@ export function parseClusterConfig(text: string, file: string, env: NodeJS.Proce
 }
 
 function where(doc: Document, lines: LineCounter, path: (string | number)[]): string {
+  // A field's position is its key, where the reader looks for it.
+  const parent = path.length > 0 ? doc.getIn(path.slice(0, -1), true) : undefined
+  if (isMap(parent)) {
+    const pair = parent.items.find((p) => isScalar(p.key) && p.key.value === path[path.length - 1])
+    if (pair && isNode(pair.key) && pair.key.range) {
+      const pos = lines.linePos(pair.key.range[0])
+      return `${pos.line}:${pos.col}`
+    }
+  }
   // Missing fields have no node: point at the closest existing parent.
   for (let n = path.length; n >= 0; n--) {
     const node = doc.getIn(path.slice(0, n), true)
@@ -135,8 +144,8 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
     remoteWorkdir: s.remote_workdir ?? raw.server_defaults.remote_workdir,
     clientBindir: s.client_bindir ?? raw.server_defaults.client_bindir,
   }))
-  checkUnique(servers, (s) => s.name, 'name', at)
-  checkUnique(servers, (s) => `${s.ip}:${s.port}`, 'port', at, (key) => `${key} is used by two servers`)
+  checkUnique(servers, (s) => s.name, ['name'], at)
+  checkUnique(servers, (s) => `${s.ip}:${s.port}`, [], at, (key) => `${key} is used by two servers`)
 
   const keyFile = raw.ssh.private_key_file
     ? expand(raw.ssh.private_key_file)
@@ -179,11 +188,11 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
   }
 }
 
-function checkUnique<T>(items: T[], key: (item: T) => string, field: string, at: At, message = (k: string) => `"${k}" is used by two servers`): void {
+function checkUnique<T>(items: T[], key: (item: T) => string, field: string[], at: At, message = (k: string) => `"${k}" is used by two servers`): void {
   const seen = new Set<string>()
   items.forEach((item, index) => {
     const k = key(item)
-    if (seen.has(k)) throw at(['servers', index, field], `${message(k)}; each server needs its own`)
+    if (seen.has(k)) throw at(['servers', index, ...field], `${message(k)}; each server needs its own`)
     seen.add(k)
   })
 }

@@ -1,0 +1,20 @@
+import {Flags} from '@oclif/core'
+import {checkCluster} from '../src/analysis/check.js'
+import {BaseCommand} from '../src/cli/base-command.js'
+import {renderCheck} from '../src/cli/render-check.js'
+import {inspectCluster} from '../src/inspect/inspect.js'
+
+export default class Check extends BaseCommand<typeof Check> {
+  static override summary = "Verify that a failover is possible right now (MHA's check_repl and check_ssh)."
+  static override description = 'Reads every server over SQL and every host over SSH; changes nothing. Exit 0 when a failover is possible now, 2 otherwise, 1 on an error.'
+  static override examples = ['<%= config.bin %> check --cluster app1', '<%= config.bin %> check --cluster app1 --json']
+  static override flags = {json: Flags.boolean({description: 'Print the report as JSON (schemas/check-report.schema.json).', default: false})}
+
+  async run(): Promise<void> {
+    const cluster = this.loadCluster()
+    const report = checkCluster(cluster, await inspectCluster(cluster))
+    if (this.flags.json) this.print(report)
+    else this.say(renderCheck(report))
+    if (!report.failoverPossible) this.exit(2)
+  }
+}

@@ -1,0 +1,197 @@
+import type {ClusterConfig, ServerConfig} from '../config/types.js'
+import type {ReplicationFilters} from '../dialect/types.js'
+import type {ServerSnapshot, Snapshot, SqlFacts} from '../inspect/types.js'
+import {sourceServer, sqlFacts, topologyOf} from './topology.js'
+
+export type Severity = 'error' | 'warning' | 'info'
+
+export interface Finding {
+  severity: Severity
+  code: string
+  server: string | null
+  message: string
+}
+
+export interface ServerRow {
+  name: string
+  address: string
+  role: 'master' | 'replica' | 'other' | 'down'
+  version: string | null
+  source: string | null
+  ioThread: string | null
+  sqlThread: string | null
+  secondsBehind: number | null
+  readOnly: boolean | null
+  logBin: boolean | null
+  gtid: string | null
+  ssh: 'ok' | 'failed'
+}
+
+/** The answer of `mha check`: can a failover succeed right now, and if not, why. */
+export interface CheckReport {
+  cluster: string
+  failoverPossible: boolean
+  master: string | null
+  replicationMode: 'gtid' | 'file'
+  servers: ServerRow[]
+  findings: Finding[]
+}
+
+/** MHA's check_repl and check_ssh, as a pure function of what was observed. */
+export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot): CheckReport {
+  const findings: Finding[] = []
+  const add = (severity: Severity, code: string, server: string | null, message: string) => findings.push({severity, code, server, message})
+  const snap = new Map(snapshot.servers.map((s) => [s.name, s]))
+  const factsOf = (s: ServerConfig) => sqlFacts(snap.get(s.name)!)
+  const topology = topologyOf(cluster, snapshot)
+  const master = topology.master
+
+  for (const server of cluster.servers) {
+    const s = snap.get(server.name)!
+    if (!s.sql.reachable) {
+      const severity = server.ignoreFail && server !== master ? 'warning' : 'error'
+      const code = s.sql.kind === 'auth' ? 'sql_access_denied' : s.sql.kind === 'too_many_connections' ? 'sql_too_many_connections' : 'sql_unreachable'
+      add(severity, code, server.name, s.sql.message)
+    }
+  }
+
+  // Exactly one writable master.
+  if (topology.roots.length > 1) add('error', 'several_masters', null, `${topology.roots.map((r) => r.name).join(', ')} all replicate from nobody; exactly one master is expected`)
+  if (!master) add('error', 'no_master', null, 'no master found: no reachable server replicates from nobody and no replica names a configured server')
+  else {
+    const f = factsOf(master)
+    if (f?.readOnly) add('error', 'master_read_only', master.name, `${master.name} is the master but read_only=1; it cannot take writes`)
+    if (f && !f.logBin) add('error', 'master_log_bin_off', master.name, `${master.name} is the master but log_bin is off; replicas cannot follow it`)
+  }
+
+  // Every replica follows the master, with both threads running.
+  const replicaFacts: [ServerConfig, SqlFacts][] = []
+  for (const server of cluster.servers) {
+    if (server === master) continue
+    const f = factsOf(server)
+    if (!f) continue
+    const soft: Severity = server.ignoreFail ? 'warning' : 'error'
+    if (!f.replica) {
+      if (master) add('error', 'not_replicating', server.name, `${server.name} replicates from nobody; point it at ${master.name}`)
+      continue
+    }
+    const source = sourceServer(cluster, f.replica)
+    if (master && source?.name !== master.name) {
+      const severity = cluster.failover.multiTierSlave && source ? 'warning' : 'error'
+      add(severity, 'wrong_source', server.name, `${server.name} replicates from ${source?.name ?? `${f.replica.sourceHost}:${f.replica.sourcePort} (not in the cluster file)`}, not from the master ${master.name}`)
+      continue
+    }
+    replicaFacts.push([server, f])
+    const r = f.replica
+    if (r.ioThread !== 'running')
+      add(soft, 'io_thread_not_running', server.name, `${server.name}: replication IO thread is ${r.ioThread === 'connecting' ? 'still connecting' : 'stopped'}${r.lastIoError ? ` (${r.lastIoErrno}: ${r.lastIoError})` : ''}; run START SLAVE IO_THREAD or fix the error`)
+    if (r.sqlThread !== 'running')
+      add(soft, 'sql_thread_not_running', server.name, `${server.name}: replication SQL thread is stopped${r.lastSqlError ? ` (${r.lastSqlErrno}: ${r.lastSqlError})` : ''}; run START SLAVE SQL_THREAD or fix the error`)
+    if (r.secondsBehind !== null && r.secondsBehind > cluster.failover.maxSecondsBehindMaster)
+      add(soft, 'replica_lagging', server.name, `${server.name} is ${r.secondsBehind} s behind the master (limit ${cluster.failover.maxSecondsBehindMaster} s)`)
+    if (!f.readOnly) add('error', 'replica_writable', server.name, `${server.name} is a replica but read_only=0, so clients can write to it; SET GLOBAL read_only=1`)
+    if (!f.logBin) add('warning', 'log_bin_off', server.name, `${server.name}: log_bin is off, so it can never become the master`)
+    else if (!f.logSlaveUpdates) add('warning', 'log_slave_updates_off', server.name, `${server.name}: log_slave_updates is off; after promotion the other replicas could not be re-pointed by GTID`)
+  }
+
+  const mode = replicationMode(cluster, replicaFacts.map(([, f]) => f), add)
+  if (mode === 'file')
+    for (const [server, f] of replicaFacts)
+      if (f.relayLogPurge) add('warning', 'relay_log_purge_on', server.name, `${server.name}: relay_log_purge=1 may delete the relay logs that recover lagging replicas; set relay_log_purge=0`)
+
+  if (cluster.failover.checkReplFilter) checkFilters(replicaFacts, add)
+  checkVersions(cluster, snapshot, add)
+
+  // SSH: every host reachable, binlogs readable, mysqlbinlog present, workdir writable.
+  for (const server of cluster.servers) {
+    const s = snap.get(server.name)!
+    const soft: Severity = server.ignoreFail && server !== master ? 'warning' : 'error'
+    if (!s.ssh.reachable) {
+      add(soft, 'ssh_failed', server.name, s.ssh.message)
+      continue
+    }
+    const f = s.sql.reachable ? s.sql : undefined
+    if (f?.logBin && !s.ssh.binlogDir)
+      add(server === master ? 'error' : 'warning', 'binlog_not_found', server.name, `${server.name}: ${f.binaryLog?.file ?? 'its binlog'} is in none of master_binlog_dir (${server.masterBinlogDirs.join(', ')}); set master_binlog_dir`)
+    else if (f?.logBin && !s.ssh.binlogReadable) add(soft, 'binlog_unreadable', server.name, `${server.name}: binlogs in ${s.ssh.binlogDir} are not readable by ${server.sshUser}`)
+    if (!s.ssh.mysqlbinlog) add(soft, 'mysqlbinlog_missing', server.name, `${server.name}: neither mysqlbinlog nor mariadb-binlog found${server.clientBindir ? ` in ${server.clientBindir}` : ' on the PATH'}; install the server package or set client_bindir`)
+    if (!s.ssh.workdirWritable) add(soft, 'workdir_not_writable', server.name, `${server.name}: remote_workdir ${server.remoteWorkdir} is not writable by ${server.sshUser}`)
+  }
+
+  // Someone must be promotable, and the replication user must work on every promotable replica.
+  const promotable = replicaFacts.filter(([server, f]) => !server.noMaster && f.logBin)
+  if (master && replicaFacts.length > 0 && promotable.length === 0) add('error', 'no_candidate', null, 'no replica can become the master: every one has no_master set or log_bin off')
+  if (master && replicaFacts.length === 0 && findings.every((x) => x.code !== 'not_replicating')) add('error', 'no_replica', null, `no replica of ${master.name} is reachable`)
+  for (const [server, f] of promotable)
+    if (!f.replUser.canReplicate)
+      add('error', 'repl_user_missing', server.name, `${server.name}: replication user ${cluster.replUser} ${f.replUser.exists ? 'lacks REPLICATION SLAVE' : 'does not exist'}; the others could not replicate from it after promotion`)
+
+  return {
+    cluster: cluster.name,
+    failoverPossible: !findings.some((x) => x.severity === 'error'),
+    master: master?.name ?? null,
+    replicationMode: mode,
+    servers: cluster.servers.map((s) => serverRow(s, snap.get(s.name)!, master, topology.replicas.includes(s))),
+    findings,
+  }
+}
+
+type Add = (severity: Severity, code: string, server: string | null, message: string) => void
+
+function replicationMode(cluster: ClusterConfig, replicas: SqlFacts[], add: Add): 'gtid' | 'file' {
+  const gtidReplicas = replicas.filter((f) => f.replica && f.replica.gtidMode !== 'no')
+  const allGtid = replicas.length > 0 && gtidReplicas.length === replicas.length
+  if (gtidReplicas.length > 0 && !allGtid)
+    add('error', 'gtid_mixed', null, `replicas disagree on GTID: ${gtidReplicas.length} of ${replicas.length} use it; use GTID on all or none`)
+  if (replicas.some((f) => f.version.flavor === 'mysql' && !f.gtid.enabled) && replicas.some((f) => f.version.flavor === 'mysql' && f.gtid.enabled))
+    add('error', 'gtid_mode_mixed', null, 'gtid_mode differs between servers; set it the same everywhere')
+  if (cluster.gtid === 'on' && !allGtid) add('error', 'gtid_required', null, 'replication.gtid is "on" but the replicas do not all replicate with GTID')
+  return cluster.gtid === 'off' || !allGtid ? 'file' : 'gtid'
+}
+
+function normaliseFilter(value: string): string {
+  return [...new Set(value.split(',').map((v) => v.trim()).filter(Boolean))].sort().join(',')
+}
+
+function checkFilters(replicas: [ServerConfig, SqlFacts][], add: Add): void {
+  const keys: (keyof ReplicationFilters)[] = ['doDb', 'ignoreDb', 'doTable', 'ignoreTable', 'wildDoTable', 'wildIgnoreTable']
+  const first = replicas[0]
+  if (!first) return
+  for (const [server, f] of replicas.slice(1))
+    for (const key of keys) {
+      const a = normaliseFilter(first[1].replica!.filters[key])
+      const b = normaliseFilter(f.replica!.filters[key])
+      if (a !== b) add('error', 'filters_differ', server.name, `replication filter ${key} differs: ${first[0].name} has "${a}", ${server.name} has "${b}"; make them identical`)
+    }
+  const binlogDo = new Set(replicas.map(([, f]) => normaliseFilter(f.binaryLog?.doDb ?? '')))
+  const binlogIgnore = new Set(replicas.map(([, f]) => normaliseFilter(f.binaryLog?.ignoreDb ?? '')))
+  if (binlogDo.size > 1 || binlogIgnore.size > 1) add('error', 'binlog_filters_differ', null, 'binlog_do_db/binlog_ignore_db differ between replicas; make them identical')
+}
+
+function checkVersions(cluster: ClusterConfig, snapshot: Snapshot, add: Add): void {
+  const facts = snapshot.servers.map((s) => [s, sqlFacts(s)] as const).filter((x): x is readonly [ServerSnapshot, SqlFacts] => x[1] !== undefined)
+  const flavors = new Set(facts.map(([, f]) => f.version.flavor))
+  if (flavors.size > 1) add('error', 'flavors_mixed', null, `the cluster mixes ${[...flavors].join(' and ')}; mha fails over within one flavor only`)
+  const majors = new Set(facts.map(([, f]) => `${f.version.major}.${f.version.minor}`))
+  if (majors.size > 1)
+    add('warning', 'versions_differ', null, `servers run different versions (${facts.map(([s, f]) => `${s.name} ${f.version.major}.${f.version.minor}.${f.version.patch}`).join(', ')}); a newer one is never promoted over older replicas`)
+  void cluster
+}
+
+function serverRow(server: ServerConfig, s: ServerSnapshot, master: ServerConfig | undefined, isReplica: boolean): ServerRow {
+  const f = sqlFacts(s)
+  return {
+    name: server.name,
+    address: s.address,
+    role: !f ? 'down' : server === master ? 'master' : isReplica ? 'replica' : 'other',
+    version: f ? f.version.text : null,
+    source: f?.replica ? `${f.replica.sourceHost}:${f.replica.sourcePort}` : null,
+    ioThread: f?.replica ? f.replica.ioThread : null,
+    sqlThread: f?.replica ? f.replica.sqlThread : null,
+    secondsBehind: f?.replica ? f.replica.secondsBehind : null,
+    readOnly: f ? f.readOnly : null,
+    logBin: f ? f.logBin : null,
+    gtid: f ? (f.replica ? f.replica.gtidMode : f.gtid.binlogPos || null) : null,
+    ssh: s.ssh.reachable ? 'ok' : 'failed',
+  }
+}

@@ -1,0 +1,25 @@
+import type {CheckReport} from '../analysis/check.js'
+import {renderTable} from './table.js'
+
+export function renderCheck(report: CheckReport): string {
+  const yesNo = (v: boolean | null, yes: string, no: string) => (v === null ? '-' : v ? yes : no)
+  const table = renderTable(
+    ['server', 'address', 'role', 'replication', 'lag', 'read_only', 'log_bin', 'ssh'],
+    report.servers.map((s) => [
+      s.name,
+      s.address,
+      s.role,
+      s.source ? `from ${s.source} io=${s.ioThread ?? '-'} sql=${s.sqlThread ?? '-'}` : s.role === 'down' ? 'unreachable' : '-',
+      s.secondsBehind === null ? '-' : `${s.secondsBehind}s`,
+      yesNo(s.readOnly, 'ON', 'OFF'),
+      yesNo(s.logBin, 'ON', 'OFF'),
+      s.ssh,
+    ]),
+  )
+  const lines = [`cluster ${report.cluster}: master ${report.master ?? '(none)'}, ${report.replicationMode === 'gtid' ? 'GTID' : 'binlog file/position'} replication`, '', table, '']
+  for (const f of report.findings) lines.push(`${f.severity.toUpperCase().padEnd(7)} ${f.message}`)
+  if (report.findings.length > 0) lines.push('')
+  const errors = report.findings.filter((f) => f.severity === 'error').length
+  lines.push(report.failoverPossible ? 'verdict: OK, a failover is possible now' : `verdict: NOT OK, ${errors} problem${errors === 1 ? '' : 's'} would stop a failover`)
+  return lines.join('\n')
+}

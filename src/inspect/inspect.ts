@@ -1,0 +1,117 @@
+import type {ClusterConfig, ServerConfig} from '../config/types.js'
+import {dialectFor, parseServerVersion} from '../dialect/index.js'
+import {shellQuote, SshError, withSsh} from '../remote/ssh.js'
+import {oneLine} from '../util/errors.js'
+import {SqlError, withConnection, type Endpoint, type ServerConnection} from './mysql.js'
+import type {ServerSnapshot, Snapshot, SqlFacts, SqlFailure, SshFacts, SshFailure} from './types.js'
+
+export function endpointOf(cluster: ClusterConfig, server: ServerConfig): Endpoint {
+  return {name: server.name, host: server.ip, port: server.port, user: cluster.user, password: cluster.password}
+}
+
+export function sshTargetOf(cluster: ClusterConfig, server: ServerConfig) {
+  return {
+    name: server.name,
+    host: server.sshHost,
+    port: server.sshPort,
+    user: server.sshUser,
+    privateKeyFile: cluster.ssh.privateKeyFile,
+    knownHostsFile: cluster.ssh.knownHostsFile,
+    connectTimeoutMs: cluster.ssh.connectTimeoutMs,
+  }
+}
+
+/** Read every server over SQL and every host over SSH, all at once. Changes nothing. */
+export async function inspectCluster(cluster: ClusterConfig): Promise<Snapshot> {
+  const servers = await Promise.all(cluster.servers.map((server) => inspectServer(cluster, server)))
+  return {cluster: cluster.name, servers}
+}
+
+async function inspectServer(cluster: ClusterConfig, server: ServerConfig): Promise<ServerSnapshot> {
+  const sql = await inspectSql(cluster, server)
+  // The binlog file to look for over SSH is the one the server itself names.
+  const currentBinlog = sql.reachable ? (sql.binaryLog?.file ?? null) : null
+  const ssh = await inspectSsh(cluster, server, currentBinlog)
+  return {name: server.name, address: `${server.ip}:${server.port}`, sql, ssh}
+}
+
+async function inspectSql(cluster: ClusterConfig, server: ServerConfig): Promise<SqlFacts | SqlFailure> {
+  try {
+    return await withConnection(endpointOf(cluster, server), cluster.monitor.connectTimeoutMs * 2, (conn) => readSqlFacts(conn, cluster.replUser))
+  } catch (error) {
+    if (error instanceof SqlError) return {reachable: false, kind: error.kind, message: error.message}
+    return {reachable: false, kind: 'sql', message: `${server.name}: ${oneLine(error)}`}
+  }
+}
+
+const bool = (value: unknown) => value === 1 || value === '1' || value === 'ON' || value === 'on'
+
+export async function readSqlFacts(conn: ServerConnection, replUser: string): Promise<SqlFacts> {
+  const vars = (await conn.queryOne(
+    `SELECT @@version AS version, @@version_comment AS comment, @@server_id AS server_id, @@global.read_only+0 AS read_only,
+            @@log_bin+0 AS log_bin, @@log_slave_updates+0 AS log_slave_updates, @@relay_log_purge+0 AS relay_log_purge,
+            @@binlog_format AS binlog_format, @@binlog_checksum AS binlog_checksum`,
+  ))!
+  const version = parseServerVersion(String(vars.version), String(vars.comment ?? ''))
+  const dialect = dialectFor(version)
+  const readOnly = (await conn.queryOne(dialect.readOnlyQuery))!
+  const gtid = dialect.parseGtidState((await conn.queryOne(dialect.gtidStateQuery))!)
+  const replicaRow = await conn.queryOne(dialect.showReplicaStatus)
+  const logBin = bool(vars.log_bin)
+  const binaryLogRow = logBin ? await conn.queryOne(dialect.showBinaryLogStatus) : undefined
+  const binaryLogs = logBin
+    ? (await conn.query(dialect.showBinaryLogs)).map((r) => ({file: String(r.Log_name), size: Number(r.File_size)}))
+    : []
+  const users = await conn.query('SELECT Repl_slave_priv AS priv FROM mysql.user WHERE User = ?', [replUser])
+  return {
+    reachable: true,
+    version,
+    serverId: Number(vars.server_id),
+    readOnly: bool(readOnly.read_only),
+    superReadOnly: readOnly.super_read_only === null || readOnly.super_read_only === undefined ? null : bool(readOnly.super_read_only),
+    logBin,
+    logSlaveUpdates: bool(vars.log_slave_updates),
+    relayLogPurge: bool(vars.relay_log_purge),
+    binlogFormat: String(vars.binlog_format),
+    binlogChecksum: String(vars.binlog_checksum),
+    gtid,
+    replica: replicaRow ? dialect.parseReplicaStatus(replicaRow) : null,
+    binaryLog: binaryLogRow ? dialect.parseBinaryLogStatus(binaryLogRow) : null,
+    binaryLogs,
+    replUser: {exists: users.length > 0, canReplicate: users.some((u) => u.priv === 'Y')},
+  }
+}
+
+async function inspectSsh(cluster: ClusterConfig, server: ServerConfig, currentBinlog: string | null): Promise<SshFacts | SshFailure> {
+  const bindir = server.clientBindir ? `${server.clientBindir.replace(/\/$/, '')}/` : ''
+  // One round trip: each probe prints key=value.
+  const script = [
+    `for d in ${server.masterBinlogDirs.map(shellQuote).join(' ')}; do`,
+    currentBinlog ? `  if [ -f "$d"/${shellQuote(currentBinlog)} ]; then echo "binlog_dir=$d"; [ -r "$d"/${shellQuote(currentBinlog)} ] && echo binlog_readable=1; break; fi` : `  if [ -d "$d" ]; then echo "binlog_dir=$d"; [ -r "$d" ] && echo binlog_readable=1; break; fi`,
+    'done',
+    bindir
+      ? `for p in ${shellQuote(bindir + 'mysqlbinlog')} ${shellQuote(bindir + 'mariadb-binlog')}; do [ -x "$p" ] && echo "mysqlbinlog=$p" && break; done`
+      : `p=$(command -v mysqlbinlog || command -v mariadb-binlog) && echo "mysqlbinlog=$p"`,
+    `mkdir -p ${shellQuote(server.remoteWorkdir)} 2>/dev/null && [ -w ${shellQuote(server.remoteWorkdir)} ] && echo workdir_writable=1`,
+    'true',
+  ].join('\n')
+  try {
+    const result = await withSsh(sshTargetOf(cluster, server), (session) => session.exec(script, cluster.ssh.connectTimeoutMs * 2))
+    const facts = new Map(
+      result.stdout
+        .split('\n')
+        .filter((l) => l.includes('='))
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
+    )
+    return {
+      reachable: true,
+      binlogDir: facts.get('binlog_dir') ?? null,
+      binlogReadable: facts.get('binlog_readable') === '1',
+      mysqlbinlog: facts.get('mysqlbinlog') ?? null,
+      workdirWritable: facts.get('workdir_writable') === '1',
+    }
+  } catch (error) {
+    if (error instanceof SshError) return {reachable: false, kind: error.kind, message: error.message}
+    return {reachable: false, kind: 'exec', message: `${server.name}: ${oneLine(error)}`}
+  }
+}

@@ -1,0 +1,40 @@
+import {existsSync, mkdtempSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {describe, expect, it} from 'vitest'
+import {readState, sandboxDir} from '../../src/sandbox/sandbox.js'
+import {isOurProcess} from '../../src/sandbox/processes.js'
+import {runMha} from './harness.js'
+
+describe('mha sandbox', () => {
+  it('starts a cluster, kills its master, and stops only what it started', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'mha-it-sandbox-'))
+    const common = ['--cluster', 'itsandbox', '--dir', join(work, 'data'), '--config-dir', join(work, 'clusters')]
+    const up = await runMha(['sandbox', 'up', ...common, '--replicas', '1', '--gtid', '--first-address', '127.0.0.31'])
+    expect(up.code, up.stderr).toBe(0)
+    expect(up.stdout).toMatch(/sandbox itsandbox is up in [\d.]+ s \(GTID replication\)/)
+    expect(existsSync(join(work, 'clusters', 'itsandbox.yaml'))).toBe(true)
+    const state = readState(sandboxDir(join(work, 'data'), 'itsandbox'))!
+    const pids = state.hosts.flatMap((h) => [h.mariadbdPid!, h.sshdPid!])
+    expect(pids.every((pid) => isOurProcess(pid, state.dir))).toBe(true)
+
+    const again = await runMha(['sandbox', 'up', ...common, '--replicas', '1', '--first-address', '127.0.0.31'])
+    expect(again.code).toBe(1)
+    expect(again.stderr).toMatch(/already running/)
+
+    const status = await runMha(['sandbox', 'status', ...common])
+    expect(status.stdout).toMatch(/db1\s+127\.0\.0\.31\s+pid \d+\s+pid \d+\s+master/)
+    expect(status.stdout).toMatch(/db2\s+127\.0\.0\.32\s+pid \d+\s+pid \d+\s+replica\s+127\.0\.0\.31:3306/)
+
+    const kill = await runMha(['sandbox', 'kill-master', ...common])
+    expect(kill.stdout).toMatch(/killed mariadbd of db1/)
+    expect(isOurProcess(state.hosts[0]!.mariadbdPid, state.dir)).toBe(false)
+    expect(isOurProcess(state.hosts[0]!.sshdPid, state.dir)).toBe(true)
+
+    const down = await runMha(['sandbox', 'down', ...common])
+    expect(down.code).toBe(0)
+    expect(pids.some((pid) => isOurProcess(pid, state.dir))).toBe(false)
+    expect(existsSync(state.dir)).toBe(false)
+    expect(existsSync(join(work, 'clusters', 'itsandbox.yaml'))).toBe(false)
+  })
+})

@@ -1,0 +1,94 @@
+import {mkdtempSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {inspect} from 'node:util'
+import {describe, expect, it} from 'vitest'
+import {parseClusterConfig} from '../../src/config/load.js'
+import {UserError} from '../../src/util/errors.js'
+
+const good = `name: app1
+user: mha
+password: {env: MHA_PW}
+repl_user: repl
+repl_password: s3cret-repl
+server_defaults:
+  master_binlog_dir: /data/mysql
+servers:
+  - name: db1
+    hostname: db1.example
+    ip: 10.0.0.1
+  - name: db2
+    hostname: db2.example
+    port: 3307
+    candidate_master: true
+    master_binlog_dir: [/a, /b]
+`
+
+function problems(text: string, env: NodeJS.ProcessEnv = {MHA_PW: 'pw'}): string[] {
+  try {
+    parseClusterConfig(text, 'clusters/app1.yaml', env)
+  } catch (error) {
+    expect(error).toBeInstanceOf(UserError)
+    return (error as Error).message.split('\n')
+  }
+  throw new Error('expected the config to be refused')
+}
+
+describe('cluster config', () => {
+  it('fills defaults from the schema and per-server inheritance', () => {
+    const c = parseClusterConfig(good, 'clusters/app1.yaml', {MHA_PW: 'pw'})
+    expect(c.servers.map((s) => [s.name, s.ip, s.port, s.sshHost, s.masterBinlogDirs])).toEqual([
+      ['db1', '10.0.0.1', 3306, '10.0.0.1', ['/data/mysql']],
+      ['db2', 'db2.example', 3307, 'db2.example', ['/a', '/b']],
+    ])
+    expect(c.servers[1]!.candidateMaster).toBe(true)
+    expect(c.servers[0]!.candidateMaster).toBe(false)
+    expect(c.gtid).toBe('auto')
+    expect(c.monitor.pingType).toBe('select')
+    expect(c.monitor.lastFailoverMinute).toBe(480)
+    expect(c.failover.maxLagBytes).toBe(100_000_000)
+    expect(c.servers[0]!.remoteWorkdir).toBe('/var/tmp')
+  })
+
+  it('reads secrets from env and file and never shows them', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mha-cfg-'))
+    writeFileSync(join(dir, 'repl.pw'), 'from-file\n')
+    const c = parseClusterConfig(good.replace('s3cret-repl', '{file: repl.pw}'), join(dir, 'app1.yaml'), {MHA_PW: 'from-env'})
+    expect(c.password.reveal()).toBe('from-env')
+    expect(c.replPassword!.reveal()).toBe('from-file')
+    const shown = JSON.stringify(c) + String(c.password) + inspect(c, {depth: 5}) + `${c.replPassword!.toString()}`
+    expect(shown).not.toContain('from-env')
+    expect(shown).not.toContain('from-file')
+  })
+
+  it('names the unset environment variable', () => {
+    expect(problems(good, {})).toEqual(['clusters/app1.yaml:3:1 password: environment variable MHA_PW is not set; export it or use {file: PATH}'])
+  })
+
+  it('gives one line with file:line:col for malformed YAML', () => {
+    const lines = problems('name: app1\nservers:\n  - name: db1\n   hostname: x\n')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/^clusters\/app1\.yaml:4:\d+ YAML syntax error: /)
+  })
+
+  it('gives one line per schema problem with its position', () => {
+    const text = good.replace('port: 3307', 'port: "abc"').replace('repl_user: repl\n', 'repl_user: repl\nping_intervall: 3\n')
+    expect(problems(text)).toEqual([
+      'clusters/app1.yaml:5:1 ping_intervall: is not a known field; check its spelling',
+      'clusters/app1.yaml:15:5 servers[1].port: must be integer',
+    ])
+  })
+
+  it('points a missing field at its parent', () => {
+    expect(problems(good.replace('    hostname: db1.example\n', ''))).toEqual(['clusters/app1.yaml:9:5 servers[0]: missing required field "hostname"'])
+  })
+
+  it('refuses an enum value and lists the allowed ones', () => {
+    expect(problems(good + 'monitor: {ping_type: PING}\n')).toEqual(['clusters/app1.yaml:17:11 monitor.ping_type: must be one of "connect", "select", "insert"'])
+  })
+
+  it('refuses two servers at one address', () => {
+    const text = good.replace('hostname: db2.example\n    port: 3307', 'hostname: db2.example\n    ip: 10.0.0.1')
+    expect(problems(text)).toEqual(['clusters/app1.yaml:12:5 servers[1]: 10.0.0.1:3306 is used by two servers; each server needs its own'])
+  })
+})
