@@ -52,7 +52,7 @@ export async function readSqlFacts(conn: ServerConnection, replUser: string): Pr
             @@log_bin+0 AS log_bin, @@log_slave_updates+0 AS log_slave_updates, @@relay_log_purge+0 AS relay_log_purge,
             @@binlog_format AS binlog_format, @@binlog_checksum AS binlog_checksum`,
   ))!
-  const version = parseServerVersion(String(vars.version), String(vars.comment ?? ''))
+  const version = parseServerVersion(String(vars.version), typeof vars.comment === 'string' ? vars.comment : '')
   const dialect = dialectFor(version)
   const readOnly = (await conn.queryOne(dialect.readOnlyQuery))!
   const gtid = dialect.parseGtidState((await conn.queryOne(dialect.gtidStateQuery))!)

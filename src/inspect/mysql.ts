@@ -76,7 +76,7 @@ export class ServerConnection {
   async query(sql: string, params: unknown[] = [], timeoutMs = this.#timeoutMs): Promise<Record<string, unknown>[]> {
     try {
       const [rows] = await this.#conn.query<RowDataPacket[]>({sql, timeout: timeoutMs, values: params})
-      return rows as Record<string, unknown>[]
+      return rows
     } catch (error) {
       throw classifySqlError(error, this.endpoint)
     }

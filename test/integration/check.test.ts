@@ -1,4 +1,6 @@
-import {readFileSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {CheckReport} from '../../src/analysis/check.js'
 import {startSshd, stopSshd} from '../../src/sandbox/sandbox.js'
@@ -97,9 +99,6 @@ describe('mha check on a real sandbox', () => {
 
 describe('mha check on bad input', () => {
   it('gives one line with file:line for malformed YAML and a schema violation, exit 1', async () => {
-    const {mkdtempSync} = await import('node:fs')
-    const {tmpdir} = await import('node:os')
-    const {join} = await import('node:path')
     const dir = mkdtempSync(join(tmpdir(), 'mha-bad-'))
     writeFileSync(join(dir, 'broken.yaml'), 'name: app1\nservers:\n  - name: db1\n   hostname: x\n')
     writeFileSync(join(dir, 'invalid.yaml'), 'name: app1\nuser: mha\npassword: x\nrepl_user: repl\nservers:\n  - name: db1\n    hostname: h\n    port: 99999\n')
