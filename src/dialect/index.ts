@@ -1,0 +1,126 @@
+import {parseBinaryLogStatus, parseMariadbGtidState, parseMysqlGtidState, parseReplicaStatus} from './rows.js'
+import type {ChangeSourceOptions, Dialect, ServerVersion} from './types.js'
+import {atLeast} from './version.js'
+
+export type * from './types.js'
+export {compareVersions, parseServerVersion} from './version.js'
+
+/**
+ * A SQL string literal. Quotes are doubled rather than backslash-escaped so the literal cannot be
+ * closed early even in a session with NO_BACKSLASH_ESCAPES (where the doubled backslashes would then
+ * be taken literally, so sessions running these statements must keep the default sql_mode on that).
+ */
+export function sqlString(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`
+}
+
+function position(pos: number): number {
+  if (!Number.isSafeInteger(pos) || pos < 0) throw new Error(`binlog position must be a non-negative integer, got ${pos}`)
+  return pos
+}
+
+/** Whole seconds: MASTER_POS_WAIT truncates fractions, and 0 means "no timeout" to some of these functions. */
+function seconds(timeout: number): number {
+  if (!Number.isFinite(timeout) || timeout <= 0) throw new Error(`timeout must be a positive number of seconds, got ${timeout}`)
+  return Math.ceil(timeout)
+}
+
+interface ChangeSyntax {
+  statement: string
+  prefix: 'MASTER' | 'SOURCE'
+  /** The clause that turns GTID positioning on or off. */
+  gtid(on: boolean): string
+}
+
+function changeSource(syntax: ChangeSyntax, options: ChangeSourceOptions): {sql: string; display: string} {
+  const {host, port, user, password, coordinates, gtid} = options
+  if (gtid && coordinates) throw new Error('changeSource takes either coordinates or gtid, not both')
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new Error(`invalid port ${port}`)
+  const p = syntax.prefix
+  const tail: string[] = []
+  if (gtid) tail.push(syntax.gtid(true))
+  else if (coordinates) tail.push(syntax.gtid(false), `${p}_LOG_FILE = ${sqlString(coordinates.file)}`, `${p}_LOG_POS = ${position(coordinates.pos)}`)
+  const render = (passwordLiteral: string | undefined) => {
+    const clauses = [`${p}_HOST = ${sqlString(host)}`, `${p}_PORT = ${port}`, `${p}_USER = ${sqlString(user)}`]
+    if (passwordLiteral !== undefined) clauses.push(`${p}_PASSWORD = ${passwordLiteral}`)
+    return `${syntax.statement} ${[...clauses, ...tail].join(', ')}`
+  }
+  return {
+    sql: render(password === undefined ? undefined : sqlString(password)),
+    display: render(password === undefined ? undefined : "'********'"),
+  }
+}
+
+const SLAVE_CAUGHT_UP = 'Slave has read all relay log; waiting for more updates'
+
+function mariadb(version: ServerVersion): Dialect {
+  if (version.major < 10) throw new Error(`MariaDB ${version.text} is not supported: GTID replication needs MariaDB 10.0 or newer`)
+  const syntax: ChangeSyntax = {statement: 'CHANGE MASTER TO', prefix: 'MASTER', gtid: (on) => `MASTER_USE_GTID = ${on ? 'slave_pos' : 'no'}`}
+  return {
+    version,
+    showReplicaStatus: 'SHOW SLAVE STATUS',
+    parseReplicaStatus,
+    showBinaryLogStatus: 'SHOW MASTER STATUS',
+    parseBinaryLogStatus,
+    showBinaryLogs: 'SHOW BINARY LOGS',
+    stopReplica: 'STOP SLAVE',
+    stopReplicaIoThread: 'STOP SLAVE IO_THREAD',
+    startReplica: 'START SLAVE',
+    resetReplicaAll: 'RESET SLAVE ALL',
+    changeSource: (options) => changeSource(syntax, options),
+    waitForCoordinates: (c, timeout) =>
+      `SELECT MASTER_POS_WAIT(${sqlString(c.file)}, ${position(c.pos)}, ${seconds(timeout)}) AS result`,
+    waitForGtid: (gtid, timeout) => `SELECT MASTER_GTID_WAIT(${sqlString(gtid)}, ${seconds(timeout)}) AS result`,
+    setReadOnly: (on) => [`SET GLOBAL read_only = ${on ? 'ON' : 'OFF'}`],
+    readOnlyQuery: 'SELECT @@global.read_only AS read_only, NULL AS super_read_only',
+    gtidStateQuery:
+      'SELECT @@global.gtid_binlog_pos AS gtid_binlog_pos, @@global.gtid_slave_pos AS gtid_slave_pos, ' +
+      '@@global.gtid_current_pos AS gtid_current_pos, @@global.gtid_strict_mode AS gtid_strict_mode, ' +
+      '@@global.gtid_domain_id AS gtid_domain_id',
+    parseGtidState: parseMariadbGtidState,
+    // MariaDB 10.0 and 10.1 still used the older wording.
+    sqlThreadCaughtUpStates: [SLAVE_CAUGHT_UP, 'Slave has read all relay log; waiting for the slave I/O thread to update it'],
+  }
+}
+
+function mysql(version: ServerVersion): Dialect {
+  if (!atLeast(version, 5, 7)) throw new Error(`MySQL ${version.text} is not supported: MySQL 5.7 or newer is needed`)
+  const replica = atLeast(version, 8, 0, 22)
+  const superReadOnly = atLeast(version, 5, 7, 8)
+  const syntax: ChangeSyntax = atLeast(version, 8, 0, 23)
+    ? {statement: 'CHANGE REPLICATION SOURCE TO', prefix: 'SOURCE', gtid: (on) => `SOURCE_AUTO_POSITION = ${on ? 1 : 0}`}
+    : {statement: 'CHANGE MASTER TO', prefix: 'MASTER', gtid: (on) => `MASTER_AUTO_POSITION = ${on ? 1 : 0}`}
+  const posWait = atLeast(version, 8, 0, 26) ? 'SOURCE_POS_WAIT' : 'MASTER_POS_WAIT'
+  const keyword = replica ? 'REPLICA' : 'SLAVE'
+  return {
+    version,
+    showReplicaStatus: `SHOW ${keyword} STATUS`,
+    parseReplicaStatus,
+    showBinaryLogStatus: atLeast(version, 8, 2) ? 'SHOW BINARY LOG STATUS' : 'SHOW MASTER STATUS',
+    parseBinaryLogStatus,
+    showBinaryLogs: 'SHOW BINARY LOGS',
+    stopReplica: `STOP ${keyword}`,
+    stopReplicaIoThread: `STOP ${keyword} IO_THREAD`,
+    startReplica: `START ${keyword}`,
+    resetReplicaAll: `RESET ${keyword} ALL`,
+    changeSource: (options) => changeSource(syntax, options),
+    waitForCoordinates: (c, timeout) => `SELECT ${posWait}(${sqlString(c.file)}, ${position(c.pos)}, ${seconds(timeout)}) AS result`,
+    waitForGtid: (gtid, timeout) => `SELECT WAIT_FOR_EXECUTED_GTID_SET(${sqlString(gtid)}, ${seconds(timeout)}) AS result`,
+    // super_read_only=ON implies read_only=ON and read_only=OFF implies super_read_only=OFF, hence the order.
+    setReadOnly: (on) => {
+      if (!superReadOnly) return [`SET GLOBAL read_only = ${on ? 'ON' : 'OFF'}`]
+      return on ? ['SET GLOBAL read_only = ON', 'SET GLOBAL super_read_only = ON'] : ['SET GLOBAL super_read_only = OFF', 'SET GLOBAL read_only = OFF']
+    },
+    readOnlyQuery: `SELECT @@global.read_only AS read_only, ${superReadOnly ? '@@global.super_read_only' : 'NULL'} AS super_read_only`,
+    gtidStateQuery:
+      'SELECT @@global.gtid_mode AS gtid_mode, @@global.gtid_executed AS gtid_executed, ' +
+      '@@global.enforce_gtid_consistency AS enforce_gtid_consistency',
+    parseGtidState: parseMysqlGtidState,
+    // 8.0.26 renamed the stage; terminology_use_previous brings the old name back.
+    sqlThreadCaughtUpStates: [SLAVE_CAUGHT_UP, 'Replica has read all relay log; waiting for more updates'],
+  }
+}
+
+export function dialectFor(version: ServerVersion): Dialect {
+  return version.flavor === 'mariadb' ? mariadb(version) : mysql(version)
+}
