@@ -1,0 +1,2 @@
+export * from './mariadb.js'
+export * from './mysql.js'
