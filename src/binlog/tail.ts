@@ -1,0 +1,117 @@
+import {EventType} from './constants.js'
+import {parseMariadbGtid, queryKind, type FormatDescription} from './events.js'
+import type {ScannedEvent, TornEvent} from './scanner.js'
+import {scanBinlog, type BinlogSource} from './source.js'
+
+/** Event types whose bodies TransactionBoundaries reads. */
+export const TRANSACTION_BODY_TYPES: readonly number[] = [EventType.QUERY, EventType.MARIADB_GTID]
+
+/** Events that stand alone between transactions. */
+const FILE_LEVEL = new Set<number>([
+  EventType.FORMAT_DESCRIPTION,
+  EventType.ROTATE,
+  EventType.STOP,
+  EventType.INCIDENT,
+  EventType.PREVIOUS_GTIDS,
+  EventType.MARIADB_GTID_LIST,
+  EventType.MARIADB_BINLOG_CHECKPOINT,
+  EventType.MARIADB_START_ENCRYPTION,
+])
+
+/**
+ * Follows transaction groups through a binlog: a MariaDB GTID (not standalone) or a BEGIN query opens one,
+ * XID / COMMIT / ROLLBACK / XA_PREPARE closes it; a standalone MariaDB GTID or a MySQL GTID is followed by
+ * either BEGIN or a single statement (DDL).
+ */
+export class TransactionBoundaries {
+  /** End offset of the last event that completed a transaction or stood alone. */
+  lastBoundary = 0
+  private state: 'idle' | 'gtid' | 'transaction' = 'idle'
+
+  /** `event.data` must be present for TRANSACTION_BODY_TYPES. */
+  observe(event: ScannedEvent, format: FormatDescription | null): void {
+    const end = event.offset + event.size
+    const type = event.type
+    if (type === EventType.MARIADB_GTID) {
+      this.state = parseMariadbGtid(event.data!, 0, event.serverId).standalone ? 'gtid' : 'transaction'
+      return
+    }
+    if (type === EventType.GTID || type === EventType.ANONYMOUS_GTID || type === EventType.GTID_TAGGED) {
+      this.state = 'gtid'
+      return
+    }
+    const kind = type === EventType.QUERY ? queryKind(event.data!, 0, event.size, event.checksummed, format) : null
+    switch (this.state) {
+      case 'idle':
+        if (kind === 'begin') this.state = 'transaction'
+        else if (kind !== null || type === EventType.MARIADB_QUERY_COMPRESSED || type === EventType.XID || FILE_LEVEL.has(type)) {
+          this.lastBoundary = end
+        }
+        return
+      case 'gtid':
+        if (kind === 'begin') {
+          this.state = 'transaction'
+        } else if (
+          kind !== null ||
+          type === EventType.MARIADB_QUERY_COMPRESSED ||
+          type === EventType.TRANSACTION_PAYLOAD ||
+          type === EventType.XID ||
+          type === EventType.XA_PREPARE
+        ) {
+          this.state = 'idle'
+          this.lastBoundary = end
+        }
+        return
+      case 'transaction':
+        if (kind === 'commit' || kind === 'rollback' || type === EventType.XID || type === EventType.XA_PREPARE) {
+          this.state = 'idle'
+          this.lastBoundary = end
+        }
+        return
+    }
+  }
+}
+
+export interface BinlogTail {
+  file: string
+  size: number
+  events: number
+  /** Cut here to drop a torn final event. */
+  lastEventEnd: number
+  /** Cut here to keep only whole transactions (a dead master's unfinished transaction never committed). */
+  lastTransactionEnd: number
+  torn: TornEvent | null
+  /** The server never closed the file (LOG_EVENT_BINLOG_IN_USE_F): it crashed, or is still writing. */
+  inUse: boolean
+  /** The file ends with a Rotate or Stop event. */
+  finished: boolean
+  format: FormatDescription | null
+}
+
+/** For trimming a dead master's binlog: where its last complete event and last complete transaction end. */
+export async function findBinlogTail(source: BinlogSource, options: {verifyChecksums?: boolean} = {}): Promise<BinlogTail> {
+  const boundaries = new TransactionBoundaries()
+  let format: FormatDescription | null = null
+  let lastType = -1
+  const {files} = await scanBinlog(
+    source,
+    (event) => {
+      if (event.format && format === null) format = event.format
+      boundaries.observe(event, format)
+      lastType = event.type
+    },
+    {verifyChecksums: options.verifyChecksums ?? true, bodies: TRANSACTION_BODY_TYPES},
+  )
+  const summary = files[0]!
+  return {
+    file: summary.file,
+    size: summary.size,
+    events: summary.events,
+    lastEventEnd: summary.lastEventEnd,
+    lastTransactionEnd: Math.max(boundaries.lastBoundary, Math.min(summary.lastEventEnd, 4)),
+    torn: summary.torn,
+    inUse: summary.format?.inUse ?? false,
+    finished: lastType === EventType.ROTATE || lastType === EventType.STOP,
+    format: summary.format,
+  }
+}
