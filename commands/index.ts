@@ -1,5 +1,7 @@
 // The whole command surface of mha, in one place.
 import Check from './check.js'
+import ConfigImportMha from './config/import-mha.js'
+import PlanCommand from './plan.js'
 import SandboxDown from './sandbox/down.js'
 import SandboxKillMaster from './sandbox/kill-master.js'
 import SandboxStatus from './sandbox/status.js'
@@ -7,6 +9,8 @@ import SandboxUp from './sandbox/up.js'
 
 export const commands = {
   check: Check,
+  plan: PlanCommand,
+  'config:import-mha': ConfigImportMha,
   'sandbox:up': SandboxUp,
   'sandbox:down': SandboxDown,
   'sandbox:status': SandboxStatus,

@@ -63,6 +63,7 @@ export function parseReplicaStatus(row: Row): ReplicaStatus {
     sourceUser: col.text('Master_User', 'Source_User'),
     // 0 until the IO thread has talked to the source: no server may replicate with server_id 0.
     sourceServerId: col.optionalInt('Master_Server_Id', 'Source_Server_Id') || null,
+    sourceUuid: col.optionalText('Master_UUID', 'Source_UUID').toLowerCase(),
     ioThread: io === 'Yes' ? 'running' : io === 'Connecting' ? 'connecting' : 'stopped',
     sqlThread: col.text('Slave_SQL_Running', 'Replica_SQL_Running') === 'Yes' ? 'running' : 'stopped',
     read: {file: col.text('Master_Log_File', 'Source_Log_File'), pos: col.int('Read_Master_Log_Pos', 'Read_Source_Log_Pos')},

@@ -31,6 +31,8 @@ export interface ReplicaStatus {
   sourcePort: number
   sourceUser: string
   sourceServerId: number | null
+  /** MySQL Master_UUID / Source_UUID: whose GTIDs come from the master; empty on MariaDB. */
+  sourceUuid: string
   /** Slave_IO_Running: Yes, No or Connecting. */
   ioThread: 'running' | 'stopped' | 'connecting'
   sqlThread: 'running' | 'stopped'

@@ -1,9 +1,13 @@
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import {dialectFor, parseServerVersion} from '../dialect/index.js'
 import {shellQuote, SshError, withSsh} from '../remote/ssh.js'
-import {oneLine} from '../util/errors.js'
+import {oneLine, UserError} from '../util/errors.js'
+import {readFileSync} from 'node:fs'
 import {SqlError, withConnection, type Endpoint, type ServerConnection} from './mysql.js'
 import type {ServerSnapshot, Snapshot, SqlFacts, SqlFailure, SshFacts, SshFailure} from './types.js'
+import {findRelayLookups} from './relay-lookup.js'
+import {binlogBaseName, binlogSequence} from '../binlog/coordinates.js'
+import {dirname, posix} from 'node:path'
 
 export function endpointOf(cluster: ClusterConfig, server: ServerConfig): Endpoint {
   return {name: server.name, host: server.ip, port: server.port, user: cluster.user, password: cluster.password}
@@ -22,17 +26,31 @@ export function sshTargetOf(cluster: ClusterConfig, server: ServerConfig) {
 }
 
 /** Read every server over SQL and every host over SSH, all at once. Changes nothing. */
-export async function inspectCluster(cluster: ClusterConfig): Promise<Snapshot> {
-  const servers = await Promise.all(cluster.servers.map((server) => inspectServer(cluster, server)))
-  return {cluster: cluster.name, servers}
+export async function inspectCluster(cluster: ClusterConfig, options: {relayLookups?: boolean} = {}): Promise<Snapshot> {
+  const sql = await Promise.all(cluster.servers.map((server) => inspectSql(cluster, server)))
+  const servers = await Promise.all(
+    cluster.servers.map(async (server, i): Promise<ServerSnapshot> => {
+      const facts = sql[i]!
+      const ssh = await inspectSsh(cluster, server, binlogHint(cluster, server, sql), facts.reachable ? facts.relayLogIndex : null)
+      return {name: server.name, address: `${server.ip}:${server.port}`, sql: facts, ssh}
+    }),
+  )
+  const snapshot: Snapshot = {cluster: cluster.name, servers, relayLookups: []}
+  if (options.relayLookups !== false) snapshot.relayLookups = await findRelayLookups(cluster, snapshot)
+  return snapshot
 }
 
-async function inspectServer(cluster: ClusterConfig, server: ServerConfig): Promise<ServerSnapshot> {
-  const sql = await inspectSql(cluster, server)
-  // The binlog file to look for over SSH is the one the server itself names.
-  const currentBinlog = sql.reachable ? (sql.binaryLog?.file ?? null) : null
-  const ssh = await inspectSsh(cluster, server, currentBinlog)
-  return {name: server.name, address: `${server.ip}:${server.port}`, sql, ssh}
+/**
+ * The binlog file to look for on a host: its own current binlog, or for a server that does not
+ * answer SQL, the newest master file its replicas have read (a dead master's binlogs are found that way).
+ */
+function binlogHint(cluster: ClusterConfig, server: ServerConfig, sql: (SqlFacts | SqlFailure)[]): string | null {
+  const own = sql[cluster.servers.indexOf(server)]
+  if (own?.reachable) return own.binaryLog?.file ?? null
+  const read = sql
+    .map((f) => (f.reachable && f.replica && (f.replica.sourceHost === server.hostname || f.replica.sourceHost === server.ip) && f.replica.sourcePort === server.port ? f.replica.read.file : null))
+    .filter((f): f is string => f !== null && f !== '')
+  return read.sort((a, b) => binlogSequence(b) - binlogSequence(a))[0] ?? null
 }
 
 async function inspectSql(cluster: ClusterConfig, server: ServerConfig): Promise<SqlFacts | SqlFailure> {
@@ -63,6 +81,7 @@ export async function readSqlFacts(conn: ServerConnection, replUser: string): Pr
     ? (await conn.query(dialect.showBinaryLogs)).map((r) => ({file: String(r.Log_name), size: Number(r.File_size)}))
     : []
   const users = await conn.query('SELECT Repl_slave_priv AS priv FROM mysql.user WHERE User = ?', [replUser])
+  const relayIndex = (await conn.queryOne('SELECT @@relay_log_index AS relay_log_index'))?.relay_log_index
   return {
     reachable: true,
     version,
@@ -79,10 +98,11 @@ export async function readSqlFacts(conn: ServerConnection, replUser: string): Pr
     binaryLog: binaryLogRow ? dialect.parseBinaryLogStatus(binaryLogRow) : null,
     binaryLogs,
     replUser: {exists: users.length > 0, canReplicate: users.some((u) => u.priv === 'Y')},
+    relayLogIndex: typeof relayIndex === 'string' && relayIndex !== '' ? relayIndex : null,
   }
 }
 
-async function inspectSsh(cluster: ClusterConfig, server: ServerConfig, currentBinlog: string | null): Promise<SshFacts | SshFailure> {
+async function inspectSsh(cluster: ClusterConfig, server: ServerConfig, currentBinlog: string | null, relayLogIndex: string | null): Promise<SshFacts | SshFailure> {
   const bindir = server.clientBindir ? `${server.clientBindir.replace(/\/$/, '')}/` : ''
   // One round trip: each probe prints key=value.
   const script = [
@@ -93,25 +113,45 @@ async function inspectSsh(cluster: ClusterConfig, server: ServerConfig, currentB
       ? `for p in ${shellQuote(bindir + 'mysqlbinlog')} ${shellQuote(bindir + 'mariadb-binlog')}; do [ -x "$p" ] && echo "mysqlbinlog=$p" && break; done`
       : `p=$(command -v mysqlbinlog || command -v mariadb-binlog) && echo "mysqlbinlog=$p"`,
     `mkdir -p ${shellQuote(server.remoteWorkdir)} 2>/dev/null && [ -w ${shellQuote(server.remoteWorkdir)} ] && echo workdir_writable=1`,
+    currentBinlog ? `[ -n "$d" ] && for f in "$d"/${shellQuote(binlogBaseName(currentBinlog))}.[0-9]*; do [ -f "$f" ] && echo "binlog=$(stat -c %s "$f") $(basename "$f")"; done` : '',
+    relayLogIndex
+      ? `[ -r ${shellQuote(relayLogIndex)} ] && while read -r f; do case "$f" in /*) p="$f";; *) p=${shellQuote(dirname(relayLogIndex))}/"$f";; esac; [ -f "$p" ] && echo "relay=$(stat -c %s "$p") $p"; done < ${shellQuote(relayLogIndex)}`
+      : '',
     'true',
   ].join('\n')
   try {
     const result = await withSsh(sshTargetOf(cluster, server), (session) => session.exec(script, cluster.ssh.connectTimeoutMs * 2))
-    const facts = new Map(
-      result.stdout
-        .split('\n')
-        .filter((l) => l.includes('='))
-        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
-    )
+    const pairs = result.stdout
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const)
+    const facts = new Map(pairs)
+    const files = (key: string) =>
+      pairs
+        .filter(([k]) => k === key)
+        .map(([, v]) => ({size: Number(v.slice(0, v.indexOf(' '))), file: posix.normalize(v.slice(v.indexOf(' ') + 1))}))
     return {
       reachable: true,
       binlogDir: facts.get('binlog_dir') ?? null,
       binlogReadable: facts.get('binlog_readable') === '1',
       mysqlbinlog: facts.get('mysqlbinlog') ?? null,
       workdirWritable: facts.get('workdir_writable') === '1',
+      binlogs: files('binlog').sort((a, b) => binlogSequence(a.file) - binlogSequence(b.file)),
+      relayLogs: files('relay'),
     }
   } catch (error) {
     if (error instanceof SshError) return {reachable: false, kind: error.kind, message: error.message}
     return {reachable: false, kind: 'exec', message: `${server.name}: ${oneLine(error)}`}
+  }
+}
+
+/** A snapshot recorded with `mha plan --save-snapshot`, for planning offline and for golden tests. */
+export function readSnapshot(file: string): Snapshot {
+  try {
+    const data = JSON.parse(readFileSync(file, 'utf8')) as Snapshot
+    if (!Array.isArray(data.servers) || !Array.isArray(data.relayLookups)) throw new Error('servers or relayLookups missing')
+    return data
+  } catch (error) {
+    throw new UserError(`${file}: not a snapshot recorded by mha (${oneLine(error)})`)
   }
 }

@@ -1,4 +1,4 @@
-import type {BinaryLogStatus, GtidState, ReplicaStatus, ServerVersion} from '../dialect/types.js'
+import type {BinaryLogStatus, BinlogCoordinates, GtidState, ReplicaStatus, ServerVersion} from '../dialect/types.js'
 import type {SqlErrorKind} from './mysql.js'
 
 /** What one server said over SQL. Plain data: a recorded snapshot is a test fixture. */
@@ -21,6 +21,8 @@ export interface SqlFacts {
   binaryLog: BinaryLogStatus | null
   binaryLogs: {file: string; size: number}[]
   replUser: {exists: boolean; canReplicate: boolean}
+  /** Full path of the relay log index, to find the relay logs over SSH. */
+  relayLogIndex: string | null
 }
 
 export interface SqlFailure {
@@ -36,6 +38,10 @@ export interface SshFacts {
   binlogReadable: boolean
   mysqlbinlog: string | null
   workdirWritable: boolean
+  /** Binlog files (NAME.NNNNNN) found in binlogDir, in sequence order, with their sizes. */
+  binlogs: {file: string; size: number}[]
+  /** Relay log files named by the relay log index, in order, with their sizes; empty if none. */
+  relayLogs: {file: string; size: number}[]
 }
 
 export interface SshFailure {
@@ -52,7 +58,20 @@ export interface ServerSnapshot {
   ssh: SshFacts | SshFailure
 }
 
+/** Where, in `source`'s relay logs, the events `target` has not received start (found by reading them over SSH). */
+export interface RelayLookup {
+  target: string
+  source: string
+  /** The target's Master_Log_File:Read_Master_Log_Pos. */
+  after: BinlogCoordinates
+  /** The relay file holding the first missing event, its offset, and every later relay file; null if not found. */
+  found: {files: string[]; offset: number} | null
+  /** Why it was not found. */
+  problem: string | null
+}
+
 export interface Snapshot {
   cluster: string
   servers: ServerSnapshot[]
+  relayLookups: RelayLookup[]
 }

@@ -1,4 +1,5 @@
 import {readFileSync} from 'node:fs'
+import {PassThrough, type Readable} from 'node:stream'
 import {Client} from 'ssh2'
 import {knownHostsName, readKnownHosts, verifyHostKey, type HostKeyVerdict} from './known-hosts.js'
 
@@ -123,6 +124,40 @@ export class SshSession {
         channel.end()
       })
     })
+  }
+
+  /**
+   * The stdout of a command as a stream, for reading large files (binlogs) without buffering them.
+   * Destroying the stream closes the channel. A non-zero exit fails the stream with stderr.
+   */
+  readStream(command: string): Readable {
+    const out = new PassThrough()
+    this.#client.exec(command, (error, channel) => {
+      if (error) {
+        out.destroy(new SshError('exec', `${this.target.name}: cannot run a command: ${error.message}`))
+        return
+      }
+      const err: Buffer[] = []
+      let code: number | null = null
+      channel.stderr.on('data', (chunk: Buffer) => err.push(chunk))
+      channel.on('exit', (c: number | null) => {
+        code = c
+      })
+      channel.on('close', () => {
+        if (code !== null && code !== 0 && !out.destroyed)
+          out.destroy(new SshError('exec', `${this.target.name}: "${command}" exited ${code}: ${Buffer.concat(err).toString('utf8').trim()}`))
+        else out.end()
+      })
+      channel.on('data', (chunk: Buffer) => {
+        if (!out.write(chunk)) {
+          channel.pause()
+          out.once('drain', () => channel.resume())
+        }
+      })
+      out.on('close', () => channel.close())
+      channel.end()
+    })
+    return out
   }
 
   close(): void {

@@ -257,6 +257,7 @@ describe('parseReplicaStatus', () => {
       retrievedGtid: '0-11-24',
       executedGtid: '',
       sqlThreadState: 'Slave has read all relay log; waiting for more updates',
+      sourceUuid: '',
     } satisfies ReplicaStatus)
     expect(caughtUp(mariadb1011, status)).toBe(true)
   })

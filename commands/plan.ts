@@ -1,0 +1,33 @@
+import {writeFileSync} from 'node:fs'
+import {Flags} from '@oclif/core'
+import {BaseCommand} from '../src/cli/base-command.js'
+import {renderPlan} from '../src/cli/render-plan.js'
+import {inspectCluster, readSnapshot} from '../src/inspect/inspect.js'
+import {defaultPlanPath, serializePlan, toolVersion, writePlan} from '../src/plan/plan-file.js'
+import {planFor} from '../src/plan/planner.js'
+
+export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
+  static override summary = 'Inspect the live cluster and write a reviewable plan (failover when the master is dead).'
+  static override description =
+    'Reads every server over SQL and every host over SSH (changes nothing), decides, and writes the plan to plans/<cluster>/<UTC time>-<kind>.json. Exit 0: no changes; 2: a plan with changes; 1: error.'
+  static override examples = ['<%= config.bin %> plan --cluster app1', '<%= config.bin %> plan --cluster app1 -o plans/app1-failover.json --json']
+  static override flags = {
+    output: Flags.string({char: 'o', description: 'Write the plan here instead of plans/<cluster>/<time>-<kind>.json.'}),
+    'plans-dir': Flags.string({description: 'Folder for plans.', default: 'plans'}),
+    json: Flags.boolean({description: 'Print the plan JSON instead of the summary.', default: false}),
+    'from-snapshot': Flags.string({description: 'Plan from a snapshot recorded with --save-snapshot instead of the live cluster.'}),
+    'save-snapshot': Flags.string({description: 'Also write what was observed (plain data, no secrets) to this file.'}),
+  }
+
+  async run(): Promise<void> {
+    const cluster = this.loadCluster()
+    const snapshot = this.flags['from-snapshot'] ? readSnapshot(this.flags['from-snapshot']) : await inspectCluster(cluster)
+    if (this.flags['save-snapshot']) writeFileSync(this.flags['save-snapshot'], JSON.stringify(snapshot, null, 2) + '\n')
+    const plan = planFor(cluster, snapshot, {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: cluster.file})
+    const file = this.flags.output ?? defaultPlanPath(plan, this.flags['plans-dir'])
+    writePlan(plan, file)
+    if (this.flags.json) process.stdout.write(serializePlan(plan))
+    else this.say(`${renderPlan(plan)}\n\nPlan written to ${file}${plan.kind === 'noop' ? '' : `\nReview it, then: mha apply ${file}`}`)
+    if (plan.kind !== 'noop') this.exit(2)
+  }
+}

@@ -1,0 +1,52 @@
+import {formatCoordinates} from '../binlog/coordinates.js'
+import type {Plan, Step} from '../plan/types.js'
+
+/** The plan as a reviewer reads it in a pull request: decision, why, data loss, steps in order. */
+export function renderPlan(plan: Plan): string {
+  const d = plan.decision
+  const lines: string[] = [`${plan.kind === 'noop' ? 'No changes' : `${capitalise(plan.kind)} plan`} for cluster ${plan.cluster}`, `  ${d.summary}`, '']
+  if (plan.kind === 'noop') {
+    for (const note of d.notes) lines.push(`  note: ${note}`)
+    return lines.join('\n').trimEnd()
+  }
+  lines.push(`Replication: ${d.replicationMode === 'gtid' ? 'GTID' : 'binlog file/position'}; latest: ${d.latest.join(', ') || '-'}; oldest: ${d.oldest.join(', ') || '-'}`, '')
+  if (d.newMaster) lines.push(`New master: ${d.newMaster}`)
+  lines.push('Candidates:')
+  for (const c of d.candidates) lines.push(`  ${c.chosen ? '*' : c.eligible ? '+' : '-'} ${c.server}: ${c.reason}`)
+  lines.push('', `Data loss: ${d.dataLoss.statement}`)
+  for (const note of d.notes) lines.push(`Note: ${note}`)
+  lines.push('', 'Steps:')
+  plan.steps.forEach((step, i) => lines.push(`  ${String(i + 1).padStart(2)}. ${describeStep(step)}`, `      ${step.reason}`))
+  return lines.join('\n')
+}
+
+function describeStep(step: Step): string {
+  switch (step.type) {
+    case 'stop_replica_io':
+      return `${step.server}: STOP SLAVE IO_THREAD`
+    case 'fence_master':
+      return step.params.method === 'hook' ? `${step.server}: fence with ${step.params.hook}` : `${step.server}: fence (read_only, kill client connections) if it answers`
+    case 'save_master_binlog':
+      return `${step.server}: save binlog after ${formatCoordinates(step.params.from)} from ${step.params.dir} (${step.params.files.join(', ')})`
+    case 'wait_relay_log_applied':
+      return `${step.server}: wait until the SQL thread has executed up to ${formatCoordinates(step.params.until)}`
+    case 'catch_up_from':
+      return `${step.server}: catch up from ${step.params.source} by GTID`
+    case 'apply_logs':
+      return `${step.server}: apply ${[step.params.relayDiff ? `relay diff from ${step.params.relayDiff.source} ${step.params.relayDiff.files[0]}:${step.params.relayDiff.offset}` : '', step.params.masterTail ? 'the saved binlog tail' : ''].filter(Boolean).join(' + ')}`
+    case 'detach_replication':
+      return `${step.server}: STOP SLAVE${step.params.resetSlaveAll ? ', RESET SLAVE ALL' : ''}, record binlog coordinates`
+    case 'run_hook':
+      return `${step.server}: run ${step.params.hook} hook --command=${step.params.command}`
+    case 'enable_writes':
+      return `${step.server}: SET GLOBAL read_only=0`
+    case 'repoint_replica':
+      return `${step.server}: CHANGE MASTER TO ${step.params.source} ${step.params.gtid ? 'by GTID' : `at the coordinates from ${step.params.coordinates?.fromStep}`}, START SLAVE`
+    case 'verify_replication':
+      return `verify ${step.params.master} is writable and ${step.params.replicas.join(', ') || 'no replica'} replicate from it`
+  }
+}
+
+function capitalise(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1)
+}

@@ -1,0 +1,57 @@
+import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {dirname, join} from 'node:path'
+import {formatPath, problemsOf, schemasDir, validator} from '../schema/validator.js'
+import {UserError} from '../util/errors.js'
+import type {Plan} from './types.js'
+
+export function toolVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(dirname(schemasDir), 'package.json'), 'utf8')) as {version: string}
+  return `mha ${pkg.version}`
+}
+
+/** plans/<cluster>/<UTC timestamp>-<kind>.json */
+export function defaultPlanPath(plan: Plan, plansDir = 'plans'): string {
+  const stamp = plan.header.createdAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
+  return join(plansDir, plan.cluster, `${stamp}-${plan.kind}.json`)
+}
+
+/** The compared part of a plan: everything but the header. */
+export function planBody(plan: Plan): Omit<Plan, 'header'> {
+  const {header: _header, ...body} = plan
+  return body
+}
+
+export function serializePlan(plan: Plan): string {
+  return JSON.stringify(plan, null, 2) + '\n'
+}
+
+export function validatePlan(plan: unknown, file: string): asserts plan is Plan {
+  const validate = validator('plan.schema.json')
+  if (!validate(plan)) {
+    const problems = problemsOf(validate.errors)
+    throw new UserError(`${file}: not a valid mha plan: ${problems.map((p) => `${formatPath(p.path)} ${p.message}`).join('; ')}; make a new one with "mha plan"`)
+  }
+}
+
+export function writePlan(plan: Plan, file: string): void {
+  validatePlan(plan, file)
+  mkdirSync(dirname(file), {recursive: true})
+  writeFileSync(file, serializePlan(plan))
+}
+
+export function readPlan(file: string): Plan {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch {
+    throw new UserError(`${file}: cannot read the plan file`)
+  }
+  let data: unknown
+  try {
+    data = JSON.parse(text)
+  } catch (error) {
+    throw new UserError(`${file}: not JSON (${error instanceof Error ? error.message : String(error)}); make a new plan with "mha plan"`)
+  }
+  validatePlan(data, file)
+  return data
+}

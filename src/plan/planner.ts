@@ -1,0 +1,398 @@
+import {checkCluster} from '../analysis/check.js'
+import {sqlFacts, topologyOf} from '../analysis/topology.js'
+import {binlogSequence, compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
+import type {ClusterConfig, ServerConfig} from '../config/types.js'
+import type {ServerSnapshot, Snapshot} from '../inspect/types.js'
+import {UserError} from '../util/errors.js'
+import {formatMariadbGtidPos, formatMysqlGtidSet, mariadbErrant, mysqlErrant} from '../gtid/index.js'
+import {rankCandidates, type ReplicaView} from './candidates.js'
+import {fingerprint} from './fingerprint.js'
+import type {DataLoss, Fact, ObservedServer, OutputRef, Plan, RelayDiff, Step} from './types.js'
+
+export interface PlanHeader {
+  tool: string
+  createdAt: string
+  configFile: string
+}
+
+/** Pure: the same config and snapshot always give the same plan (but for the header). */
+export function planFor(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHeader): Plan {
+  const topology = topologyOf(cluster, snapshot)
+  const byName = new Map(snapshot.servers.map((s) => [s.name, s]))
+  const master = topology.master
+  if (!master) throw new UserError(`${cluster.name}: no master found (no reachable server replicates from nobody and no replica names a configured server); run "mha check" for details`)
+  const masterSql = byName.get(master.name)!.sql
+  if (!masterSql.reachable && (masterSql.kind === 'auth' || masterSql.kind === 'too_many_connections'))
+    throw new UserError(`${masterSql.message}: the master answers, so it is not dead; no failover is planned`)
+  const observed = observe(cluster, snapshot, master)
+  if (masterSql.reachable) {
+    const report = checkCluster(cluster, snapshot)
+    return {
+      format: 1,
+      header,
+      cluster: cluster.name,
+      kind: 'noop',
+      observed,
+      decision: {
+        summary: `${master.name} is alive; no changes`,
+        replicationMode: report.replicationMode,
+        deadMaster: null,
+        newMaster: null,
+        latest: [],
+        oldest: [],
+        candidates: [],
+        dataLoss: {none: true, statement: 'none', lostAfter: null, lostGtids: null, abandoned: []},
+        notes: report.findings.filter((f) => f.severity === 'error').map((f) => f.message),
+      },
+      steps: [],
+    }
+  }
+  return planFailover(cluster, snapshot, header, master, observed)
+}
+
+function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHeader, dead: ServerConfig, observed: Plan['observed']): Plan {
+  const byName = new Map(snapshot.servers.map((s) => [s.name, s]))
+  const notes: string[] = []
+  const replicas: ReplicaView[] = []
+  const abandoned: string[] = []
+  for (const server of cluster.servers) {
+    if (server === dead) continue
+    const snap = byName.get(server.name)!
+    const facts = sqlFacts(snap)
+    if (!facts) {
+      if (!server.ignoreFail) throw new UserError(`${server.name} is unreachable too (${snap.sql.reachable ? '' : snap.sql.message}); mha plans a failover only when every server but the master answers, unless the server has ignore_fail: true`)
+      abandoned.push(server.name)
+      notes.push(`${server.name} is unreachable and has ignore_fail: it is left out`)
+      continue
+    }
+    const r = facts.replica
+    if (!r || !(r.sourceHost === dead.hostname || r.sourceHost === dead.ip) || r.sourcePort !== dead.port) {
+      notes.push(`${server.name} does not replicate from ${dead.name}: it is left alone`)
+      continue
+    }
+    replicas.push({server, facts, read: r.read, executed: r.executed})
+  }
+  if (replicas.length === 0) throw new UserError(`${dead.name} is dead and no reachable replica replicates from it: nothing can be promoted`)
+
+  const gtid = cluster.gtid !== 'off' && replicas.every((r) => r.facts.replica!.gtidMode !== 'no')
+  if (cluster.gtid === 'on' && !gtid) throw new UserError(`replication.gtid is "on" but ${replicas.filter((r) => r.facts.replica!.gtidMode === 'no').map((r) => r.server.name).join(', ')} replicate by file/position`)
+
+  const maxRead = replicas.reduce((best, r) => (compareCoordinates(r.read, best) > 0 ? r.read : best), replicas[0]!.read)
+  const minRead = replicas.reduce((best, r) => (compareCoordinates(r.read, best) < 0 ? r.read : best), replicas[0]!.read)
+  const latest = replicas.filter((r) => compareCoordinates(r.read, maxRead) === 0)
+  const oldest = replicas.filter((r) => compareCoordinates(r.read, minRead) === 0)
+
+  // Relay-log diffs (file/position): for each lagging replica, where its missing events are in a latest replica's relay log.
+  const diffs = new Map<string, RelayDiff>()
+  const unrecoverable = new Set<string>()
+  if (!gtid) {
+    for (const r of replicas) {
+      if (latest.includes(r)) continue
+      const lookup = snapshot.relayLookups.find((l) => l.target === r.server.name && l.found !== null && latest.some((x) => x.server.name === l.source))
+      if (lookup?.found) diffs.set(r.server.name, {source: lookup.source, files: lookup.found.files, offset: lookup.found.offset, after: r.read, until: maxRead})
+      else {
+        unrecoverable.add(r.server.name)
+        const why = snapshot.relayLookups.find((l) => l.target === r.server.name)?.problem ?? 'no relay log of a latest replica was read'
+        notes.push(`${r.server.name} lacks the events after ${formatCoordinates(r.read)} and they were not found in a latest replica's relay log (${why}); it cannot be recovered and must be rebuilt`)
+        abandoned.push(r.server.name)
+      }
+    }
+  }
+
+  // GTID: a replica holding transactions the others lack is never promoted or re-pointed silently.
+  const errant = gtid ? errantTransactions(replicas) : new Map<string, string>()
+  for (const [name, gtids] of errant) {
+    abandoned.push(name)
+    notes.push(`${name} has errant transactions (${gtids}) that no other server has; it is neither promoted nor re-pointed: remove them or rebuild it, then re-point it by hand`)
+  }
+  const excluded = new Set([...unrecoverable, ...errant.keys()])
+  // Recovery copies only from servers that are kept: an errant replica's events are never spread.
+  const usable = replicas.filter((r) => !excluded.has(r.server.name))
+  if (usable.length === 0) throw new UserError(`no replica of ${dead.name} can be kept: ${notes.join('; ')}`)
+  const usableRead = usable.reduce((best, r) => (compareCoordinates(r.read, best) > 0 ? r.read : best), usable[0]!.read)
+  const usableLatest = usable.filter((r) => compareCoordinates(r.read, usableRead) === 0)
+  if (compareCoordinates(usableRead, maxRead) < 0)
+    notes.push(`what ${latest.map((r) => r.server.name).join(', ')} received after ${formatCoordinates(usableRead)} is not used, since ${latest.length > 1 ? 'they are' : 'it is'} left out`)
+
+  const deadSnap = byName.get(dead.name)!
+  const masterFileSizes = new Map(deadSnap.ssh.reachable ? deadSnap.ssh.binlogs.map((b) => [b.file, b.size] as const) : [])
+  const {candidates, chosen} = rankCandidates({
+    cluster,
+    replicas,
+    latest,
+    unrecoverable,
+    errant,
+    masterFileSizes,
+    sequenceOf: binlogSequence,
+  })
+  if (!chosen) throw new UserError(`no replica can become the new master: ${candidates.map((c) => `${c.server} ${c.reason}`).join('; ')}`)
+  const newMaster = chosen.server
+
+  // The dead master's binlog tail: saved when its host answers SSH and holds the binlog.
+  const tail = masterTail(dead, deadSnap, usableRead)
+  const lostAfter = tail.kind === 'lost' ? usableRead : null
+  const dataLoss: DataLoss = {
+    none: tail.kind !== 'lost' && abandoned.length === 0,
+    statement:
+      tail.kind === 'lost'
+        ? `events after ${formatCoordinates(usableRead)} in ${dead.name}'s binlog are lost: ${tail.why}`
+        : tail.kind === 'none'
+          ? `none: ${usableLatest.map((r) => r.server.name).join(', ')} ${usableLatest.length > 1 ? 'have' : 'has'} read ${dead.name}'s binlog to its end (${formatCoordinates(usableRead)})`
+          : `none: ${dead.name}'s binlog after ${formatCoordinates(usableRead)} (${tail.bytes} bytes in ${tail.files.join(', ')}) is saved over SSH and applied`,
+    lostAfter,
+    lostGtids: null,
+    abandoned,
+  }
+  if (tail.kind === 'lost' && gtid) {
+    const last = usableLatest[0]!.facts.replica!.retrievedGtid || usableLatest[0]!.facts.gtid.currentPos
+    if (last) dataLoss.statement += ` (transactions after GTID ${last})`
+  }
+  if (abandoned.length > 0) dataLoss.statement += `; ${abandoned.join(', ')} will not be recovered`
+
+  const steps = buildSteps({cluster, dead, newMaster: chosen, replicas, gtid, diffs, unrecoverable: excluded, tail, latest: usableLatest})
+  const others = replicas.filter((r) => r !== chosen && !excluded.has(r.server.name)).map((r) => r.server.name)
+  const summary =
+    `${dead.name} is dead; promote ${newMaster.name} (${candidates.find((c) => c.chosen)!.reason.replace(/^chosen: /, '')})` +
+    (others.length ? `; re-point ${others.join(', ')}` : '') +
+    (diffs.size ? `; relay-log diffs for ${[...diffs.keys()].join(', ')}` : '') +
+    (tail.kind === 'save' ? `; save and apply ${dead.name}'s binlog after ${formatCoordinates(usableRead)}` : '')
+
+  return {
+    format: 1,
+    header,
+    cluster: cluster.name,
+    kind: 'failover',
+    observed,
+    decision: {
+      summary,
+      replicationMode: gtid ? 'gtid' : 'file',
+      deadMaster: dead.name,
+      newMaster: newMaster.name,
+      latest: latest.map((r) => r.server.name),
+      oldest: oldest.map((r) => r.server.name),
+      candidates,
+      dataLoss,
+      notes,
+    },
+    steps,
+  }
+}
+
+type Tail = {kind: 'save'; dir: string; files: string[]; bytes: number} | {kind: 'none'} | {kind: 'lost'; why: string}
+
+function masterTail(dead: ServerConfig, snap: ServerSnapshot, from: {file: string; pos: number}): Tail {
+  if (!snap.ssh.reachable) return {kind: 'lost', why: `${dead.name}'s host cannot be reached over SSH (${snap.ssh.message})`}
+  if (!snap.ssh.binlogDir || snap.ssh.binlogs.length === 0) return {kind: 'lost', why: `${from.file} is in none of master_binlog_dir (${dead.masterBinlogDirs.join(', ')}) on ${dead.name}`}
+  if (!snap.ssh.binlogReadable) return {kind: 'lost', why: `${dead.name}'s binlogs in ${snap.ssh.binlogDir} are not readable by ${dead.sshUser}`}
+  const files = snap.ssh.binlogs.filter((b) => binlogSequence(b.file) >= binlogSequence(from.file))
+  if (files[0]?.file !== from.file) return {kind: 'lost', why: `${from.file} is no longer in ${snap.ssh.binlogDir} on ${dead.name}`}
+  const bytes = files.reduce((sum, b) => sum + b.size, 0) - from.pos
+  // A later file holds at least its header; a tail of only headers is still saved, so that nothing is assumed.
+  if (files.length === 1 && bytes <= 0) return {kind: 'none'}
+  return {kind: 'save', dir: snap.ssh.binlogDir, files: files.map((b) => b.file), bytes}
+}
+
+interface StepInputs {
+  cluster: ClusterConfig
+  dead: ServerConfig
+  newMaster: ReplicaView
+  replicas: ReplicaView[]
+  latest: ReplicaView[]
+  gtid: boolean
+  diffs: Map<string, RelayDiff>
+  unrecoverable: Set<string>
+  tail: Tail
+}
+
+function buildSteps(inputs: StepInputs): Step[] {
+  const {cluster, dead, newMaster, replicas, gtid, diffs, unrecoverable, tail} = inputs
+  const steps: Step[] = []
+  const nm = newMaster.server.name
+  const id = (type: string, server: string) => `${type}:${server}`
+
+  const frozen = replicas.map((r) => id('stop_replica_io', r.server.name))
+  for (const r of replicas)
+    steps.push({id: id('stop_replica_io', r.server.name), type: 'stop_replica_io', server: r.server.name, params: {}, after: [], outputs: [], reason: `freeze what ${r.server.name} has received from ${dead.name}`})
+  const fence = id('fence_master', dead.name)
+  steps.push({
+    id: fence,
+    type: 'fence_master',
+    server: dead.name,
+    params: cluster.hooks.shutdown ? {method: 'hook', hook: cluster.hooks.shutdown} : {method: 'read_only_and_kill'},
+    after: [],
+    outputs: [],
+    reason: cluster.hooks.shutdown ? `make sure ${dead.name} cannot take writes again: the shutdown hook fences it` : `make sure ${dead.name} cannot take writes again: where it still answers SQL, set read_only and kill client connections`,
+  })
+  let tailRef: OutputRef | null = null
+  const save = id('save_master_binlog', dead.name)
+  if (tail.kind === 'save') {
+    const from = inputs.latest[0]!.read
+    steps.push({
+      id: save,
+      type: 'save_master_binlog',
+      server: dead.name,
+      params: {dir: tail.dir, from, files: tail.files},
+      after: [...frozen, fence],
+      outputs: ['file', 'end'],
+      reason: `copy ${dead.name}'s binlog after ${formatCoordinates(from)} (what no replica received) over SSH; a torn final event is trimmed`,
+    })
+    tailRef = {fromStep: save, output: 'file'}
+  }
+
+  // The new master: everything it lacks, then it takes writes.
+  const nmWait = id('wait_relay_log_applied', nm)
+  steps.push({id: nmWait, type: 'wait_relay_log_applied', server: nm, params: {until: newMaster.read}, after: [id('stop_replica_io', nm)], outputs: [], reason: `let ${nm} execute the relay log it already has (up to ${formatCoordinates(newMaster.read)})`})
+  let nmReady = nmWait
+  if (gtid && !inputs.latest.includes(newMaster)) {
+    const source = inputs.latest[0]!.server.name
+    const catchUp = id('catch_up_from', nm)
+    steps.push({id: catchUp, type: 'catch_up_from', server: nm, params: {source}, after: [nmWait, id('wait_relay_log_applied', source)], outputs: [], reason: `${nm} is behind ${source}: replicate from it by GTID until it has everything ${source} has`})
+    nmReady = catchUp
+  }
+  const nmDiff = diffs.get(nm) ?? null
+  if (nmDiff || tailRef) {
+    const apply = id('apply_logs', nm)
+    steps.push({
+      id: apply,
+      type: 'apply_logs',
+      server: nm,
+      params: {relayDiff: nmDiff, masterTail: tailRef},
+      after: [nmReady, ...(tailRef ? [save] : [])],
+      outputs: [],
+      reason: describeApply(nm, nmDiff, tailRef, dead.name),
+    })
+    nmReady = apply
+  }
+  const detach = id('detach_replication', nm)
+  steps.push({
+    id: detach,
+    type: 'detach_replication',
+    server: nm,
+    params: {resetSlaveAll: !cluster.failover.skipResetSlave},
+    after: [nmReady],
+    outputs: ['binlog', 'gtid'],
+    reason: `stop replication on ${nm} for good and record its binlog coordinates, where the others will start`,
+  })
+  let beforeWrites = detach
+  if (cluster.hooks.masterIpFailover) {
+    const hook = id('run_hook', `master_ip_failover_start`)
+    steps.push({id: hook, type: 'run_hook', server: nm, params: {hook: 'master_ip_failover', command: 'start', path: cluster.hooks.masterIpFailover}, after: [detach, fence], outputs: [], reason: `move the writer address to ${nm}`})
+    beforeWrites = hook
+  }
+  const writable = id('enable_writes', nm)
+  steps.push({id: writable, type: 'enable_writes', server: nm, params: {}, after: [beforeWrites, fence], outputs: [], reason: `${nm} becomes the writable master (read_only=0)`})
+
+  // In GTID mode the new master copies from the latest replica, which must first execute its own relay log.
+  if (gtid && !inputs.latest.includes(newMaster)) {
+    const source = inputs.latest[0]!
+    const wait = id('wait_relay_log_applied', source.server.name)
+    if (!steps.some((s) => s.id === wait))
+      steps.splice(steps.findIndex((s) => s.id === id('catch_up_from', nm)), 0, {id: wait, type: 'wait_relay_log_applied', server: source.server.name, params: {until: source.read}, after: [id('stop_replica_io', source.server.name)], outputs: [], reason: `let ${source.server.name} execute its relay log before ${nm} copies from it`})
+  }
+  // The other replicas, in parallel once the new master's coordinates are known.
+  const repointed: string[] = []
+  for (const r of replicas) {
+    const name = r.server.name
+    if (r === newMaster || unrecoverable.has(name)) continue
+    let ready = id('stop_replica_io', name)
+    if (!gtid) {
+      const wait = id('wait_relay_log_applied', name)
+      steps.push({id: wait, type: 'wait_relay_log_applied', server: name, params: {until: r.read}, after: [ready], outputs: [], reason: `let ${name} execute the relay log it already has (up to ${formatCoordinates(r.read)})`})
+      ready = wait
+      const diff = diffs.get(name) ?? null
+      if (diff || tailRef) {
+        const apply = id('apply_logs', name)
+        steps.push({id: apply, type: 'apply_logs', server: name, params: {relayDiff: diff, masterTail: tailRef}, after: [wait, ...(tailRef ? [save] : [])], outputs: [], reason: describeApply(name, diff, tailRef, dead.name)})
+        ready = apply
+      }
+    } else if (steps.some((s) => s.id === id('wait_relay_log_applied', name))) ready = id('wait_relay_log_applied', name)
+    const repoint = id('repoint_replica', name)
+    steps.push({
+      id: repoint,
+      type: 'repoint_replica',
+      server: name,
+      params: {source: nm, gtid, coordinates: gtid ? null : {fromStep: detach, output: 'binlog'}},
+      after: [ready, detach],
+      outputs: [],
+      reason: gtid ? `${name} replicates from ${nm} by GTID and fetches what it lacks from it` : `${name} has the same data as ${nm} had when detached: replicate from ${nm}'s recorded coordinates`,
+    })
+    repointed.push(repoint)
+  }
+  const verify = id('verify_replication', nm)
+  steps.push({
+    id: verify,
+    type: 'verify_replication',
+    server: nm,
+    params: {master: nm, replicas: replicas.filter((r) => r !== newMaster && !unrecoverable.has(r.server.name)).map((r) => r.server.name)},
+    after: [writable, ...repointed],
+    outputs: [],
+    reason: `${nm} is writable and every survivor replicates from it with both threads running`,
+  })
+  if (cluster.hooks.report)
+    steps.push({id: id('run_hook', 'report'), type: 'run_hook', server: nm, params: {hook: 'report', command: 'report', path: cluster.hooks.report}, after: [verify], outputs: [], reason: 'tell the report hook how the failover went'})
+  return steps
+}
+
+function describeApply(server: string, diff: RelayDiff | null, tail: OutputRef | null, dead: string): string {
+  const parts: string[] = []
+  if (diff) parts.push(`${diff.source}'s relay log from ${diff.files[0]}:${diff.offset} (master events after ${formatCoordinates(diff.after)} up to ${formatCoordinates(diff.until)})`)
+  if (tail) parts.push(`${dead}'s saved binlog tail`)
+  return `apply to ${server}, as one stream so transactions stay whole: ${parts.join(', then ')}`
+}
+
+function observe(cluster: ClusterConfig, snapshot: Snapshot, master: ServerConfig): Plan['observed'] {
+  const servers: ObservedServer[] = []
+  const facts: Fact[] = []
+  for (const server of cluster.servers) {
+    const snap = snapshot.servers.find((s) => s.name === server.name)!
+    const f = sqlFacts(snap)
+    const source = f?.replica ? (cluster.servers.find((s) => (s.hostname === f.replica!.sourceHost || s.ip === f.replica!.sourceHost) && s.port === f.replica!.sourcePort)?.name ?? `${f.replica.sourceHost}:${f.replica.sourcePort}`) : null
+    servers.push({
+      name: server.name,
+      address: snap.address,
+      reachable: f !== undefined,
+      role: !f ? 'down' : server === master ? 'master' : f.replica ? 'replica' : 'other',
+      version: f?.version.text ?? null,
+      serverId: f?.serverId ?? null,
+      logBin: f?.logBin ?? null,
+      readOnly: f?.readOnly ?? null,
+      source,
+      read: f?.replica?.read ?? null,
+      executed: f?.replica?.executed ?? null,
+      gtidMode: f?.replica?.gtidMode ?? null,
+      gtidPosition: f ? f.gtid.currentPos || null : null,
+      ssh: snap.ssh.reachable,
+    })
+    // Only what the plan's decisions rest on: facts that keep changing while replicas apply (executed positions) are left out.
+    facts.push({server: server.name, fact: 'sql', value: f ? 'reachable' : 'unreachable'})
+    if (!f) continue
+    facts.push({server: server.name, fact: 'server_id', value: String(f.serverId)})
+    facts.push({server: server.name, fact: 'source', value: source ?? 'none'})
+    if (f.replica) {
+      facts.push({server: server.name, fact: 'read', value: formatCoordinates(f.replica.read)})
+      facts.push({server: server.name, fact: 'gtid_mode', value: f.replica.gtidMode})
+    }
+  }
+  return {servers, facts, fingerprint: fingerprint(facts)}
+}
+
+/** Per replica, the GTIDs it holds that no other replica has received or executed (errant transactions). */
+function errantTransactions(replicas: ReplicaView[]): Map<string, string> {
+  const found = new Map<string, string>()
+  for (const r of replicas) {
+    const others = replicas.filter((o) => o !== r)
+    if (others.length === 0) continue
+    if (r.facts.version.flavor === 'mariadb') {
+      const otherPositions = others.flatMap((o) => [o.facts.gtid.binlogPos, o.facts.replica!.retrievedGtid].filter((p) => p !== ''))
+      if (otherPositions.length === 0) continue
+      const errant = mariadbErrant(r.facts.gtid.binlogPos, otherPositions)
+      if (errant.length > 0) found.set(r.server.name, formatMariadbGtidPos(errant))
+    } else {
+      // The dead master's own transactions are not errant, even those only this replica received.
+      const fromMaster = r.facts.replica!.sourceUuid
+      const errant = mysqlErrant(r.facts.gtid.binlogPos, others.flatMap((o) => [o.facts.gtid.binlogPos, o.facts.replica!.retrievedGtid])).filter((g) => g.uuid !== fromMaster)
+      if (errant.length > 0) found.set(r.server.name, formatMysqlGtidSet(errant))
+    }
+  }
+  return found
+}

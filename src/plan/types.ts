@@ -1,0 +1,121 @@
+import type {BinlogCoordinates} from '../dialect/types.js'
+
+export type PlanKind = 'noop' | 'failover' | 'switchover' | 'repair'
+
+/** A value a later step takes from an earlier step's output, resolved at apply time. */
+export interface OutputRef {
+  fromStep: string
+  output: string
+}
+
+/** A relay-log range of `source` that `server` lacks (MHA's read->latest diff). */
+export interface RelayDiff {
+  source: string
+  /** The relay file and byte offset where the missing events start, and every relay file after it. */
+  files: string[]
+  offset: number
+  /** The master coordinates the range starts after (the target's Read_Master_Log_Pos). */
+  after: BinlogCoordinates
+  /** The master coordinates it ends at (the source's Read_Master_Log_Pos). */
+  until: BinlogCoordinates
+}
+
+/** The closed vocabulary of step kinds: every effect of every plan is one of these. */
+export type Step =
+  | StepBase<'stop_replica_io', Record<string, never>>
+  | StepBase<'fence_master', {method: 'hook' | 'read_only_and_kill'; hook?: string}>
+  | StepBase<'save_master_binlog', {dir: string | null; from: BinlogCoordinates; files: string[]}>
+  | StepBase<'wait_relay_log_applied', {until: BinlogCoordinates}>
+  | StepBase<'catch_up_from', {source: string}>
+  | StepBase<'apply_logs', {relayDiff: RelayDiff | null; masterTail: OutputRef | null}>
+  | StepBase<'detach_replication', {resetSlaveAll: boolean}>
+  | StepBase<'run_hook', {hook: 'master_ip_failover' | 'report'; command: string; path: string}>
+  | StepBase<'enable_writes', Record<string, never>>
+  | StepBase<'repoint_replica', {source: string; gtid: boolean; coordinates: OutputRef | null}>
+  | StepBase<'verify_replication', {master: string; replicas: string[]}>
+
+interface StepBase<T extends string, P> {
+  id: string
+  type: T
+  /** The server the step acts on (the manager itself for hooks). */
+  server: string
+  params: P
+  /** Steps that must have finished first. Steps whose dependencies are met may run in parallel. */
+  after: string[]
+  /** Names of the values this step hands to later steps. */
+  outputs: string[]
+  /** Why the step is there, for the reviewer. */
+  reason: string
+}
+
+export type StepType = Step['type']
+
+export interface RuleVerdict {
+  rule: string
+  passed: boolean
+  detail: string
+}
+
+export interface Candidate {
+  server: string
+  eligible: boolean
+  chosen: boolean
+  /** The rule that decided, in words. */
+  reason: string
+  rules: RuleVerdict[]
+}
+
+export interface DataLoss {
+  none: boolean
+  statement: string
+  /** Coordinates in the dead master's binlog after which events are lost, if any. */
+  lostAfter: BinlogCoordinates | null
+  /** GTIDs known to be lost, if any. */
+  lostGtids: string | null
+  /** Servers that will not be recovered. */
+  abandoned: string[]
+}
+
+export interface ObservedServer {
+  name: string
+  address: string
+  reachable: boolean
+  role: 'master' | 'replica' | 'other' | 'down'
+  version: string | null
+  serverId: number | null
+  logBin: boolean | null
+  readOnly: boolean | null
+  source: string | null
+  read: BinlogCoordinates | null
+  executed: BinlogCoordinates | null
+  gtidMode: string | null
+  gtidPosition: string | null
+  ssh: boolean
+}
+
+export interface Fact {
+  server: string
+  fact: string
+  value: string
+}
+
+export interface Plan {
+  format: 1
+  /** Outside the compared part: the same snapshot and config give the same plan but for this. */
+  header: {tool: string; createdAt: string; configFile: string}
+  cluster: string
+  kind: PlanKind
+  observed: {servers: ObservedServer[]; facts: Fact[]; fingerprint: string}
+  decision: {
+    summary: string
+    replicationMode: 'gtid' | 'file'
+    deadMaster: string | null
+    newMaster: string | null
+    latest: string[]
+    oldest: string[]
+    candidates: Candidate[]
+    dataLoss: DataLoss
+    notes: string[]
+  }
+  steps: Step[]
+}

@@ -1,0 +1,42 @@
+import {existsSync, readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {describe, expect, it} from 'vitest'
+import {parseClusterConfig} from '../../src/config/load.js'
+import type {Snapshot} from '../../src/inspect/types.js'
+import {planBody, serializePlan, validatePlan} from '../../src/plan/plan-file.js'
+import {planFor} from '../../src/plan/planner.js'
+
+// Each folder of test/golden holds a cluster file and a recorded snapshot; the plan they give is compared
+// byte for byte with expected-plan.json. UPDATE_GOLDEN=1 rewrites the expected plans (review the diff).
+const goldenDir = join(dirname(fileURLToPath(import.meta.url)), '../golden')
+const scenarios = readdirSync(goldenDir).filter((d) => statSync(join(goldenDir, d)).isDirectory())
+const header = {tool: 'mha golden', createdAt: '2026-01-01T00:00:00.000Z', configFile: 'cluster.yaml'}
+
+function planOf(scenario: string) {
+  const dir = join(goldenDir, scenario)
+  const cluster = parseClusterConfig(readFileSync(join(dir, 'cluster.yaml'), 'utf8'), join(dir, 'cluster.yaml'), {})
+  const snapshot = JSON.parse(readFileSync(join(dir, 'snapshot.json'), 'utf8')) as Snapshot
+  return planFor(cluster, snapshot, header)
+}
+
+describe('golden plans from recorded snapshots', () => {
+  it.each(scenarios)('%s', (scenario) => {
+    const plan = planOf(scenario)
+    validatePlan(plan, scenario)
+    const text = serializePlan(plan)
+    const expectedFile = join(goldenDir, scenario, 'expected-plan.json')
+    if (process.env.UPDATE_GOLDEN === '1' || !existsSync(expectedFile)) writeFileSync(expectedFile, text)
+    expect(text).toBe(readFileSync(expectedFile, 'utf8'))
+    expect(text).not.toContain('unused-in-golden-tests')
+  })
+
+  it('gives the same plan for the same inputs, whatever the time', () => {
+    for (const scenario of scenarios) {
+      const a = planOf(scenario)
+      const b = planOf(scenario)
+      b.header.createdAt = '2030-06-01T12:00:00.000Z'
+      expect(JSON.stringify(planBody(a))).toBe(JSON.stringify(planBody(b)))
+    }
+  })
+})
