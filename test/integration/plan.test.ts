@@ -5,6 +5,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {formatCoordinates} from '../../src/binlog/coordinates.js'
 import {readPlan} from '../../src/plan/plan-file.js'
 import type {Plan} from '../../src/plan/types.js'
+import {waitFor} from '../../src/sandbox/processes.js'
 import {secretsOf, stopSshd} from '../../src/sandbox/sandbox.js'
 import {runMha, startSandbox, type TestSandbox} from './harness.js'
 
@@ -55,6 +56,11 @@ describe('mha plan on a real sandbox', () => {
     })
     await sandbox.sql('db3', (c) => c.execute('START SLAVE IO_THREAD'))
     process.kill(sandbox.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
+    // Events in flight still arrive until each IO thread sees the connection drop.
+    await waitFor('the IO threads to lose db1', 20_000, async () => {
+      const rows = await Promise.all(['db2', 'db3'].map((h) => sandbox.sql(h, (c) => c.queryOne('SHOW SLAVE STATUS'))))
+      return rows.every((r) => r!.Slave_IO_Running !== 'Yes')
+    })
     const reads = await Promise.all(['db2', 'db3'].map((h) => sandbox.sql(h, (c) => c.queryOne('SHOW SLAVE STATUS'))))
     const [db2Pos, db3Pos] = reads.map((r) => Number(r!.Read_Master_Log_Pos))
     expect(db3Pos, 'db3 must lag for this test to mean anything').toBeLessThan(db2Pos!)
