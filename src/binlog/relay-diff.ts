@@ -1,3 +1,4 @@
+import {UserError} from '../util/errors.js'
 import {ChecksumAlg, EventType} from './constants.js'
 import {compareBinlogNames, compareCoordinates, formatCoordinates, siblingBinlogName, type BinlogCoordinates} from './coordinates.js'
 import {BinlogScanner, type ScannedEvent, type TornEvent} from './scanner.js'
@@ -38,8 +39,13 @@ export interface RelayHead {
   upstreamChecksum: boolean | null
 }
 
+/** Skips the replica's own events, and refuses a file some other server wrote. */
 function isOwn(event: ScannedEvent, replicaServerId: number | undefined): boolean {
-  return replicaServerId === undefined ? !event.upstream : event.serverId === replicaServerId
+  if (replicaServerId === undefined) return !event.upstream
+  if (event.offset === 4 && event.format && event.serverId !== replicaServerId) {
+    throw new UserError(`${event.file} was written by server_id ${event.serverId}, not by the replica (server_id ${replicaServerId}): not its relay log`)
+  }
+  return event.serverId === replicaServerId
 }
 
 /** Reads a relay file only up to its first master event. */

@@ -176,6 +176,13 @@ describe('findRelayDiffStart on relay logs made by a MariaDB replica', () => {
     })
   })
 
+  it('refuses relay logs another server wrote, and master binlogs', async () => {
+    await expect(findRelayDiffStart(fixtureSources('relay'), recorded.crcMid, {replicaServerId: 3})).rejects.toThrow(
+      /relay-bin\.000011 was written by server_id 2, not by the replica \(server_id 3\)/,
+    )
+    await expect(findRelayDiffStart(fixtureSources('master'), recorded.crcMid, {replicaServerId})).rejects.toThrow(/written by server_id 1/)
+  })
+
   it('reports a torn last relay event (the replica died mid-write) and still finds the start', async () => {
     const names = fixtureNames('relay')
     const last = names.at(-1)!
