@@ -41,7 +41,7 @@ function describeStep(step: Step): string {
     case 'enable_writes':
       return `${step.server}: SET GLOBAL read_only=0`
     case 'repoint_replica':
-      return `${step.server}: CHANGE MASTER TO ${step.params.source} ${step.params.gtid ? 'by GTID' : `at the coordinates from ${step.params.coordinates?.fromStep}`}, START SLAVE`
+      return `${step.server}: ${step.params.preview}; START SLAVE`
     case 'verify_replication':
       return `verify ${step.params.master} is writable and ${step.params.replicas.join(', ') || 'no replica'} replicate from it`
   }

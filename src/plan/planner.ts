@@ -4,6 +4,7 @@ import {binlogSequence, compareCoordinates, formatCoordinates} from '../binlog/c
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import type {ServerSnapshot, Snapshot} from '../inspect/types.js'
 import {UserError} from '../util/errors.js'
+import {dialectFor} from '../dialect/index.js'
 import {formatMariadbGtidPos, formatMysqlGtidSet, mariadbErrant, mysqlErrant} from '../gtid/index.js'
 import {rankCandidates, type ReplicaView} from './candidates.js'
 import {fingerprint} from './fingerprint.js'
@@ -307,11 +308,17 @@ function buildSteps(inputs: StepInputs): Step[] {
       }
     } else if (steps.some((s) => s.id === id('wait_relay_log_applied', name))) ready = id('wait_relay_log_applied', name)
     const repoint = id('repoint_replica', name)
+    const target = {host: newMaster.server.hostname, port: newMaster.server.port, user: cluster.replUser}
+    const preview = dialectFor(r.facts.version).changeSource({
+      ...target,
+      ...(cluster.replPassword ? {password: 'x'} : {}),
+      ...(gtid ? {gtid: true} : {coordinates: {file: `<${detach}.binlog file>`, pos: 0}}),
+    }).display.replace(/_LOG_POS = 0\b/, `_LOG_POS = <${detach}.binlog pos>`)
     steps.push({
       id: repoint,
       type: 'repoint_replica',
       server: name,
-      params: {source: nm, gtid, coordinates: gtid ? null : {fromStep: detach, output: 'binlog'}},
+      params: {source: nm, ...target, gtid, coordinates: gtid ? null : {fromStep: detach, output: 'binlog'}, preview},
       after: [ready, detach],
       outputs: [],
       reason: gtid ? `${name} replicates from ${nm} by GTID and fetches what it lacks from it` : `${name} has the same data as ${nm} had when detached: replicate from ${nm}'s recorded coordinates`,

@@ -31,7 +31,20 @@ export type Step =
   | StepBase<'detach_replication', {resetSlaveAll: boolean}>
   | StepBase<'run_hook', {hook: 'master_ip_failover' | 'report'; command: string; path: string}>
   | StepBase<'enable_writes', Record<string, never>>
-  | StepBase<'repoint_replica', {source: string; gtid: boolean; coordinates: OutputRef | null}>
+  | StepBase<
+      'repoint_replica',
+      {
+        source: string
+        /** The CHANGE MASTER target: the new master as replicas reach it. */
+        host: string
+        port: number
+        user: string
+        gtid: boolean
+        coordinates: OutputRef | null
+        /** The statement as it will run, the password masked and the coordinates still to be resolved. */
+        preview: string
+      }
+    >
   | StepBase<'verify_replication', {master: string; replicas: string[]}>
 
 interface StepBase<T extends string, P> {
