@@ -11,4 +11,14 @@ echo
 echo '$ mha check --cluster app1'
 mha check --cluster app1
 echo
+echo '$ mha plan --cluster app1          # healthy: a "no changes" plan'
+mha plan --cluster app1
+echo
+echo '$ mha sandbox kill-master --cluster app1'
+mha sandbox kill-master --cluster app1
+sleep 1
+echo
+echo '$ mha plan --cluster app1          # the master is dead: a failover plan (exit 2)'
+mha plan --cluster app1 || [ $? -eq 2 ]
+echo
 echo "The sandbox keeps running: mha sandbox status | mha sandbox kill-master | mha sandbox down (all with --cluster app1)."
