@@ -1,0 +1,102 @@
+import {describe, expect, it} from 'vitest'
+import {binlogSequence} from '../../src/binlog/coordinates.js'
+import {parseClusterConfig} from '../../src/config/load.js'
+import {parseServerVersion} from '../../src/dialect/index.js'
+import type {SqlFacts} from '../../src/inspect/types.js'
+import {bytesBetween, rankCandidates, type ReplicaView} from '../../src/plan/candidates.js'
+
+const clusterText = (extra = '') => `name: c
+user: u
+password: p
+repl_user: r
+${extra}
+servers:
+  - {name: db1, hostname: h1}
+  - {name: db2, hostname: h2, candidate_master: true}
+  - {name: db3, hostname: h3}
+  - {name: db4, hostname: h4, candidate_master: true}
+`
+
+function replica(cluster: ReturnType<typeof parseClusterConfig>, name: string, read: [string, number], executed: [string, number], facts: Partial<SqlFacts> = {}): ReplicaView {
+  const server = cluster.servers.find((s) => s.name === name)!
+  const base = {
+    version: parseServerVersion('10.11.19-MariaDB'),
+    logBin: true,
+    replica: {lastSqlErrno: 0, lastSqlError: ''},
+    ...facts,
+  } as unknown as SqlFacts
+  return {server, facts: base, read: {file: read[0], pos: read[1]}, executed: {file: executed[0], pos: executed[1]}}
+}
+
+const sizes = new Map([
+  ['mysql-bin.000009', 1000],
+  ['mysql-bin.000010', 5000],
+  ['mysql-bin.000011', 700],
+])
+
+function rank(extra: string, build: (c: ReturnType<typeof parseClusterConfig>) => ReplicaView[], latestNames: string[]) {
+  const cluster = parseClusterConfig(clusterText(extra), 'c.yaml', {})
+  const replicas = build(cluster)
+  return rankCandidates({
+    cluster,
+    replicas,
+    latest: replicas.filter((r) => latestNames.includes(r.server.name)),
+    unrecoverable: new Set(),
+    errant: new Map(),
+    masterFileSizes: sizes,
+    sequenceOf: binlogSequence,
+  })
+}
+
+describe('bytesBetween', () => {
+  it('counts across files with known sizes, numerically ordered', () => {
+    expect(bytesBetween({file: 'mysql-bin.000009', pos: 400}, {file: 'mysql-bin.000011', pos: 300}, sizes, binlogSequence)).toBe(600 + 5000 + 300)
+    expect(bytesBetween({file: 'mysql-bin.000010', pos: 10}, {file: 'mysql-bin.000010', pos: 90}, sizes, binlogSequence)).toBe(80)
+    expect(bytesBetween({file: 'mysql-bin.000008', pos: 10}, {file: 'mysql-bin.000010', pos: 90}, sizes, binlogSequence)).toBeNull()
+  })
+})
+
+describe('rankCandidates (MHA selection rules)', () => {
+  const at = (pos: number): [string, number] => ['mysql-bin.000011', pos]
+
+  it('prefers a latest candidate_master, then any candidate in config order', () => {
+    const latestCandidate = rank('', (c) => [replica(c, 'db2', at(100), at(100)), replica(c, 'db3', at(700), at(700)), replica(c, 'db4', at(700), at(700))], ['db3', 'db4'])
+    expect(latestCandidate.chosen?.server.name).toBe('db4')
+    expect(latestCandidate.candidates.find((x) => x.chosen)?.reason).toBe('chosen: a candidate_master that has the newest data')
+    const anyCandidate = rank('', (c) => [replica(c, 'db2', at(100), at(100)), replica(c, 'db3', at(700), at(700))], ['db3'])
+    expect(anyCandidate.chosen?.server.name).toBe('db2')
+  })
+
+  it('with latest_priority false, config order among candidates decides', () => {
+    const r = rank('failover: {latest_priority: false}', (c) => [replica(c, 'db2', at(100), at(100)), replica(c, 'db4', at(700), at(700))], ['db4'])
+    expect(r.chosen?.server.name).toBe('db2')
+  })
+
+  it('rejects no_master, log_bin off, a newer version and an SQL error, each with its rule', () => {
+    const r = rank(
+      '',
+      (c) => [
+        replica(c, 'db2', at(700), at(700), {logBin: false}),
+        replica(c, 'db3', at(700), at(700), {version: parseServerVersion('11.4.2-MariaDB')}),
+        replica(c, 'db4', at(700), at(700), {replica: {lastSqlErrno: 1062, lastSqlError: 'Duplicate entry'}} as unknown as Partial<SqlFacts>),
+        {...replica(c, 'db1', at(700), at(700), {version: parseServerVersion('10.11.2-MariaDB')}), server: {...c.servers[0]!, noMaster: true}},
+      ],
+      ['db1', 'db2', 'db3', 'db4'],
+    )
+    expect(r.chosen).toBeUndefined()
+    expect(Object.fromEntries(r.candidates.map((x) => [x.server, x.reason.replace(/:.*/, '')]))).toEqual({
+      db2: 'rejected (log_bin)',
+      db3: 'rejected (oldest_version)',
+      db4: 'rejected (sql_thread)',
+      db1: 'rejected (no_master)',
+    })
+  })
+
+  it('rejects a replica too far behind, counted in bytes across files', () => {
+    const r = rank('failover: {max_lag_bytes: 5000}', (c) => [replica(c, 'db2', at(700), ['mysql-bin.000009', 400]), replica(c, 'db3', at(700), ['mysql-bin.000010', 900])], ['db2', 'db3'])
+    expect(r.candidates[0]!.reason).toBe('rejected (replication_delay): 6300 bytes behind the latest replica (limit max_lag_bytes=5000)')
+    expect(r.chosen?.server.name).toBe('db3')
+    const off = rank('failover: {max_lag_bytes: 5000, check_repl_delay: false}', (c) => [replica(c, 'db2', at(700), ['mysql-bin.000009', 400])], ['db2'])
+    expect(off.chosen?.server.name).toBe('db2')
+  })
+})
