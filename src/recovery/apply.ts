@@ -1,0 +1,261 @@
+import {spawn, type ChildProcess} from 'node:child_process'
+import {accessSync, constants as fsConstants} from 'node:fs'
+import {mkdtemp, rm, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {basename, delimiter, isAbsolute, join} from 'node:path'
+import {Transform} from 'node:stream'
+import {ServerConnection, type Endpoint} from '../inspect/mysql.js'
+import {oneLine, UserError} from '../util/errors.js'
+import {redact} from '../util/secret.js'
+import {concatSyntheticBinlogs} from './concat.js'
+
+export interface ApplyOptions {
+  /** mysqlbinlog to use; default the first of mariadb-binlog, mysqlbinlog on PATH. */
+  mysqlbinlog?: string
+  /** Client to use; default the first of mariadb, mysql on PATH. */
+  mysql?: string
+  /** Bounds the whole apply; restoring the server settings afterwards gets its own bound of the same length. */
+  timeoutMs: number
+  /** Where the credentials file and a concatenation go (a private directory is made inside); default the OS temp dir. */
+  tempDir?: string
+}
+
+export interface ApplyResult {
+  /** Statements mysqlbinlog produced (each ends with its delimiter line) and the client ran. */
+  statements: number
+}
+
+const ONE_GIB = 1024 * 1024 * 1024
+
+/** The first executable of `names` on PATH (or `names[0]` itself if it is a path). */
+export function findExecutable(names: readonly string[], path = process.env.PATH ?? ''): string | undefined {
+  for (const name of names) {
+    if (name.includes('/')) return isExecutable(name) ? name : undefined
+    for (const dir of path.split(delimiter)) {
+      if (dir === '' || !isAbsolute(dir)) continue
+      const candidate = join(dir, name)
+      if (isExecutable(candidate)) return candidate
+    }
+  }
+  return undefined
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    accessSync(file, fsConstants.X_OK)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** A value for a MySQL option file: quoted, so '#' is no comment, with the escapes the option parser undoes. */
+export function optionFileValue(value: string): string {
+  const escaped = value.replace(/[\\"\n\r\t]/g, (c) => ({'\\': '\\\\', '"': '\\"', '\n': '\\n', '\r': '\\r', '\t': '\\t'})[c]!)
+  return `"${escaped}"`
+}
+
+/** A [client] option file holding the login, so that it never appears on a command line. */
+export function clientOptionFile(endpoint: Endpoint): string {
+  return `[client]\nuser=${optionFileValue(endpoint.user)}\npassword=${optionFileValue(endpoint.password.reveal())}\n`
+}
+
+interface ServerSettings {
+  maxAllowedPacket: string
+  superReadOnly: boolean
+}
+
+/**
+ * Applies synthetic binlogs to a server, from the manager host: ONE `mysqlbinlog | mysql --binary-mode`
+ * stream over TCP (several files are concatenated first, so a transaction split across them stays whole).
+ * The login goes through a temporary 0600 --defaults-extra-file, deleted afterwards. For the duration,
+ * max_allowed_packet is 1 GiB (the largest event must fit in one BINLOG statement) and super_read_only is off
+ * (read_only stays on; the admin user writes through it); both are restored, also on failure.
+ *
+ * Not idempotent: applying the same events twice fails or duplicates rows, so the caller must make sure the
+ * target's SQL thread has executed its relay log and stopped, and apply each piece once.
+ */
+export async function applyBinlogs(files: readonly string[], endpoint: Endpoint, options: ApplyOptions): Promise<ApplyResult> {
+  const where = `${endpoint.name} (${endpoint.host}:${endpoint.port})`
+  if (files.length === 0) throw new UserError(`${where}: no binlog to apply`)
+  const mysqlbinlog = findExecutable(options.mysqlbinlog ? [options.mysqlbinlog] : ['mariadb-binlog', 'mysqlbinlog'])
+  const client = findExecutable(options.mysql ? [options.mysql] : ['mariadb', 'mysql'])
+  if (!mysqlbinlog) throw new UserError(`${options.mysqlbinlog ?? 'mariadb-binlog or mysqlbinlog'} is not installed on this host (needed to apply binlogs to ${where})`)
+  if (!client) throw new UserError(`${options.mysql ?? 'the mariadb or mysql client'} is not installed on this host (needed to apply binlogs to ${where})`)
+
+  const deadline = Date.now() + options.timeoutMs
+  const remaining = (): number => {
+    const left = deadline - Date.now()
+    if (left <= 0) throw new UserError(`${where}: applying binlogs did not finish within ${options.timeoutMs} ms`)
+    return left
+  }
+  const fail = (problem: string): UserError => {
+    // SQL errors already name the server.
+    const text = problem.startsWith(where) ? problem.slice(where.length).replace(/^:\s*/, '') : problem
+    return new UserError(redact(`${where}: applying ${files.map((f) => basename(f)).join(' + ')} failed: ${oneLine(text)}`, [endpoint.password]))
+  }
+
+  const work = await mkdtemp(join(options.tempDir ?? tmpdir(), 'mha-apply-'))
+  let conn: ServerConnection | undefined
+  let saved: ServerSettings | undefined
+  let applyError: UserError | undefined
+  try {
+    const credentials = join(work, 'client.cnf')
+    await writeFile(credentials, clientOptionFile(endpoint), {mode: 0o600, flag: 'wx'})
+    let input = files[0]!
+    if (files.length > 1) {
+      input = join(work, 'combined.binlog')
+      await concatSyntheticBinlogs(files, input)
+    }
+
+    conn = await ServerConnection.open(endpoint, remaining())
+    const packet = await conn.queryOne('SELECT @@global.max_allowed_packet AS value', [], remaining())
+    // MariaDB has no super_read_only: no row.
+    const superReadOnly = await conn.queryOne(`SHOW GLOBAL VARIABLES LIKE 'super_read_only'`, [], remaining())
+    saved = {maxAllowedPacket: String(packet?.value), superReadOnly: superReadOnly !== undefined && /^(1|ON)$/i.test(String(superReadOnly.Value))}
+    if (!/^\d+$/.test(saved.maxAllowedPacket)) throw fail(`unexpected @@global.max_allowed_packet: ${saved.maxAllowedPacket}`)
+    await conn.execute(`SET GLOBAL max_allowed_packet = ${ONE_GIB}`, remaining())
+    if (saved.superReadOnly) await conn.execute('SET GLOBAL super_read_only = 0', remaining())
+
+    const outcome = await runPipeline(
+      mysqlbinlog,
+      ['--no-defaults', '--verify-binlog-checksum', input],
+      client,
+      [
+        `--defaults-extra-file=${credentials}`,
+        '--protocol=TCP',
+        `--host=${endpoint.host}`,
+        `--port=${endpoint.port}`,
+        `--connect-timeout=${Math.max(1, Math.ceil(Math.min(remaining(), 30_000) / 1000))}`,
+        '--batch',
+        '--binary-mode',
+        `--max-allowed-packet=${ONE_GIB}`,
+      ],
+      remaining(),
+    )
+    if (outcome.timedOut) throw fail(`did not finish within ${options.timeoutMs} ms; mysqlbinlog and the client were killed`)
+    if (outcome.clientFailure) throw fail(`${basename(client)}: ${outcome.clientFailure}`)
+    if (outcome.binlogFailure) throw fail(`${basename(mysqlbinlog)}: ${outcome.binlogFailure}`)
+    return {statements: outcome.statements}
+  } catch (error) {
+    applyError = error instanceof UserError ? error : fail(error instanceof Error ? error.message : String(error))
+    throw applyError
+  } finally {
+    let restoreError: UserError | undefined
+    if (saved) await restoreSettings(conn, endpoint, saved, options.timeoutMs).catch((error: unknown) => (restoreError = error instanceof UserError ? error : fail(String(error))))
+    await conn?.close()
+    await rm(work, {recursive: true, force: true})
+    // Thrown from finally on purpose: a server left with changed settings must not look like a success.
+    // eslint-disable-next-line no-unsafe-finally
+    if (restoreError) throw applyError ? new UserError(`${applyError.message}; then ${restoreError.message}`) : restoreError
+  }
+}
+
+/** Puts max_allowed_packet and super_read_only back, on a new connection if the first one died meanwhile. */
+async function restoreSettings(conn: ServerConnection | undefined, endpoint: Endpoint, saved: ServerSettings, timeoutMs: number): Promise<void> {
+  const restore = async (c: ServerConnection): Promise<void> => {
+    if (saved.superReadOnly) await c.execute('SET GLOBAL super_read_only = 1')
+    await c.execute(`SET GLOBAL max_allowed_packet = ${saved.maxAllowedPacket}`)
+  }
+  try {
+    if (!conn) throw new Error('no connection')
+    await restore(conn)
+  } catch {
+    const fresh = await ServerConnection.open(endpoint, timeoutMs)
+    try {
+      await restore(fresh)
+    } catch (error) {
+      throw new UserError(
+        `${endpoint.name} (${endpoint.host}:${endpoint.port}): could not restore max_allowed_packet=${saved.maxAllowedPacket}${saved.superReadOnly ? ' and super_read_only=1' : ''}: ${oneLine(error)}`,
+      )
+    } finally {
+      await fresh.close()
+    }
+  }
+}
+
+interface PipelineOutcome {
+  statements: number
+  timedOut: boolean
+  /** The client's first error line, or how it ended. */
+  clientFailure: string | null
+  binlogFailure: string | null
+}
+
+const STDERR_LIMIT = 64 * 1024
+const STATEMENT_END = Buffer.from('/*!*/;\n')
+
+function collectStderr(child: ChildProcess): () => string {
+  const chunks: Buffer[] = []
+  let size = 0
+  child.stderr?.on('data', (chunk: Buffer) => {
+    if (size >= STDERR_LIMIT) return
+    chunks.push(chunk)
+    size += chunk.length
+  })
+  return () => Buffer.concat(chunks).toString('utf8')
+}
+
+/** The line that says what went wrong: the first ERROR line, else the first line. */
+function firstErrorLine(stderr: string): string | null {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '')
+  return lines.find((l) => /error/i.test(l)) ?? lines[0] ?? null
+}
+
+function describeExit(code: number | null, signal: NodeJS.Signals | null, stderr: string): string | null {
+  if (code === 0) return null
+  return firstErrorLine(stderr) ?? (signal ? `killed by ${signal}` : `exit code ${code}`)
+}
+
+/** Runs `binlog args | client args`, through this process so the statements can be counted; bounded by timeoutMs. */
+async function runPipeline(binlogProgram: string, binlogArgs: string[], clientProgram: string, clientArgs: string[], timeoutMs: number): Promise<PipelineOutcome> {
+  const binlog = spawn(binlogProgram, binlogArgs, {stdio: ['ignore', 'pipe', 'pipe']})
+  const client = spawn(clientProgram, clientArgs, {stdio: ['pipe', 'ignore', 'pipe']})
+  const binlogStderr = collectStderr(binlog)
+  const clientStderr = collectStderr(client)
+  let statements = 0
+  let carry = Buffer.alloc(0)
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      // Keep the end of each chunk: a delimiter may straddle two.
+      const text = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk
+      for (let at = text.indexOf(STATEMENT_END); at !== -1; at = text.indexOf(STATEMENT_END, at + STATEMENT_END.length)) statements++
+      carry = Buffer.from(text.subarray(Math.max(0, text.length - STATEMENT_END.length + 1)))
+      done(null, chunk)
+    },
+  })
+  // The client may exit first (an SQL error): its stdin then fails with EPIPE, which is expected.
+  client.stdin.on('error', () => undefined)
+  counter.on('error', () => undefined)
+  binlog.stdout.pipe(counter).pipe(client.stdin)
+
+  const exited = (child: ChildProcess): Promise<{code: number | null; signal: NodeJS.Signals | null; error?: Error}> =>
+    new Promise((resolve) => {
+      child.once('error', (error) => resolve({code: null, signal: null, error}))
+      child.once('close', (code, signal) => resolve({code, signal}))
+    })
+  const binlogDone = exited(binlog)
+  const clientDone = exited(client)
+  let timedOut = false
+  const timer = setTimeout(() => {
+    timedOut = true
+    binlog.kill('SIGKILL')
+    client.kill('SIGKILL')
+  }, timeoutMs)
+  try {
+    const clientEnd = await clientDone
+    // Once the client is gone nobody reads mysqlbinlog's output: stop it rather than let it block.
+    const binlogStillRunning = binlog.exitCode === null && binlog.signalCode === null
+    if (binlogStillRunning && clientEnd.code !== 0) binlog.kill('SIGTERM')
+    const binlogEnd = await binlogDone
+    const clientFailure = clientEnd.error ? clientEnd.error.message : describeExit(clientEnd.code, clientEnd.signal, clientStderr())
+    const binlogFailure = binlogEnd.error
+      ? binlogEnd.error.message
+      : binlogStillRunning && clientEnd.code !== 0
+        ? null
+        : describeExit(binlogEnd.code, binlogEnd.signal, binlogStderr())
+    return {statements, timedOut, clientFailure, binlogFailure}
+  } finally {
+    clearTimeout(timer)
+  }
+}

@@ -1,0 +1,6 @@
+export * from './apply.js'
+export * from './binlog-tail.js'
+export * from './concat.js'
+export * from './range-source.js'
+export * from './relay-diff.js'
+export * from './synthetic-writer.js'
