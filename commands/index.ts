@@ -1,4 +1,5 @@
 // The whole command surface of mha, in one place.
+import Apply from './apply.js'
 import Check from './check.js'
 import ConfigImportMha from './config/import-mha.js'
 import PlanCommand from './plan.js'
@@ -10,6 +11,7 @@ import SandboxUp from './sandbox/up.js'
 export const commands = {
   check: Check,
   plan: PlanCommand,
+  apply: Apply,
   'config:import-mha': ConfigImportMha,
   'sandbox:up': SandboxUp,
   'sandbox:down': SandboxDown,

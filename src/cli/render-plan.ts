@@ -32,8 +32,10 @@ function describeStep(step: Step): string {
       return `${step.server}: wait until the SQL thread has executed up to ${formatCoordinates(step.params.until)}`
     case 'catch_up_from':
       return `${step.server}: catch up from ${step.params.source} by GTID`
+    case 'save_relay_diff':
+      return `${step.server}: copy relay log ${step.params.diff.files[0]}:${step.params.diff.offset} on, for ${step.params.target}`
     case 'apply_logs':
-      return `${step.server}: apply ${[step.params.relayDiff ? `relay diff from ${step.params.relayDiff.source} ${step.params.relayDiff.files[0]}:${step.params.relayDiff.offset}` : '', step.params.masterTail ? 'the saved binlog tail' : ''].filter(Boolean).join(' + ')}`
+      return `${step.server}: apply ${[step.params.relayDiff ? 'the relay-log diff' : '', step.params.masterTail ? 'the saved binlog tail' : ''].filter(Boolean).join(' + ')} as one stream`
     case 'detach_replication':
       return `${step.server}: STOP SLAVE${step.params.resetSlaveAll ? ', RESET SLAVE ALL' : ''}, record binlog coordinates`
     case 'run_hook':

@@ -242,7 +242,7 @@ function buildSteps(inputs: StepInputs): Step[] {
 
   // The new master: everything it lacks, then it takes writes.
   const nmWait = id('wait_relay_log_applied', nm)
-  steps.push({id: nmWait, type: 'wait_relay_log_applied', server: nm, params: {until: newMaster.read}, after: [id('stop_replica_io', nm)], outputs: [], reason: `let ${nm} execute the relay log it already has (up to ${formatCoordinates(newMaster.read)})`})
+  steps.push({id: nmWait, type: 'wait_relay_log_applied', server: nm, params: {until: newMaster.read}, after: [id('stop_replica_io', nm)], outputs: ['position'], reason: `let ${nm} execute the relay log it already has (up to ${formatCoordinates(newMaster.read)})`})
   let nmReady = nmWait
   if (gtid && !inputs.latest.includes(newMaster)) {
     const source = inputs.latest[0]!.server.name
@@ -250,17 +250,34 @@ function buildSteps(inputs: StepInputs): Step[] {
     steps.push({id: catchUp, type: 'catch_up_from', server: nm, params: {source}, after: [nmWait, id('wait_relay_log_applied', source)], outputs: [], reason: `${nm} is behind ${source}: replicate from it by GTID until it has everything ${source} has`})
     nmReady = catchUp
   }
-  const nmDiff = diffs.get(nm) ?? null
+  // Relay-log ranges are copied first: the source's relay logs are deleted when it is detached.
+  const diffSaves = new Map<string, string>()
+  for (const [target, diff] of diffs) {
+    if (unrecoverable.has(target)) continue
+    const saveDiff = id('save_relay_diff', target)
+    steps.push({
+      id: saveDiff,
+      type: 'save_relay_diff',
+      server: diff.source,
+      params: {target, diff},
+      after: [id('stop_replica_io', diff.source)],
+      outputs: ['file'],
+      reason: `copy over SSH the part of ${diff.source}'s relay log that ${target} lacks: ${diff.files[0]}:${diff.offset} on, master events after ${formatCoordinates(diff.after)} up to ${formatCoordinates(diff.until)}`,
+    })
+    diffSaves.set(target, saveDiff)
+  }
+  const diffRef = (target: string): OutputRef | null => (diffSaves.has(target) ? {fromStep: diffSaves.get(target)!, output: 'file'} : null)
+  const nmDiff = diffRef(nm)
   if (nmDiff || tailRef) {
     const apply = id('apply_logs', nm)
     steps.push({
       id: apply,
       type: 'apply_logs',
       server: nm,
-      params: {relayDiff: nmDiff, masterTail: tailRef},
-      after: [nmReady, ...(tailRef ? [save] : [])],
+      params: {ownRelay: steps.some((s) => s.id === nmWait) && nmReady === nmWait ? {fromStep: nmWait, output: 'position'} : null, relayDiff: nmDiff, masterTail: tailRef},
+      after: [nmReady, ...(nmDiff ? [nmDiff.fromStep] : []), ...(tailRef ? [save] : [])],
       outputs: [],
-      reason: describeApply(nm, nmDiff, tailRef, dead.name),
+      reason: describeApply(nm, diffs.get(nm) ?? null, tailRef, dead.name),
     })
     nmReady = apply
   }
@@ -270,7 +287,7 @@ function buildSteps(inputs: StepInputs): Step[] {
     type: 'detach_replication',
     server: nm,
     params: {resetSlaveAll: !cluster.failover.skipResetSlave},
-    after: [nmReady],
+    after: [nmReady, ...[...diffSaves.entries()].filter(([target]) => diffs.get(target)!.source === nm).map(([, step]) => step)],
     outputs: ['binlog', 'gtid'],
     reason: `stop replication on ${nm} for good and record its binlog coordinates, where the others will start`,
   })
@@ -288,7 +305,7 @@ function buildSteps(inputs: StepInputs): Step[] {
     const source = inputs.latest[0]!
     const wait = id('wait_relay_log_applied', source.server.name)
     if (!steps.some((s) => s.id === wait))
-      steps.splice(steps.findIndex((s) => s.id === id('catch_up_from', nm)), 0, {id: wait, type: 'wait_relay_log_applied', server: source.server.name, params: {until: source.read}, after: [id('stop_replica_io', source.server.name)], outputs: [], reason: `let ${source.server.name} execute its relay log before ${nm} copies from it`})
+      steps.splice(steps.findIndex((s) => s.id === id('catch_up_from', nm)), 0, {id: wait, type: 'wait_relay_log_applied', server: source.server.name, params: {until: source.read}, after: [id('stop_replica_io', source.server.name)], outputs: ['position'], reason: `let ${source.server.name} execute its relay log before ${nm} copies from it`})
   }
   // The other replicas, in parallel once the new master's coordinates are known.
   const repointed: string[] = []
@@ -298,12 +315,12 @@ function buildSteps(inputs: StepInputs): Step[] {
     let ready = id('stop_replica_io', name)
     if (!gtid) {
       const wait = id('wait_relay_log_applied', name)
-      steps.push({id: wait, type: 'wait_relay_log_applied', server: name, params: {until: r.read}, after: [ready], outputs: [], reason: `let ${name} execute the relay log it already has (up to ${formatCoordinates(r.read)})`})
+      steps.push({id: wait, type: 'wait_relay_log_applied', server: name, params: {until: r.read}, after: [ready], outputs: ['position'], reason: `let ${name} execute the relay log it already has (up to ${formatCoordinates(r.read)})`})
       ready = wait
-      const diff = diffs.get(name) ?? null
+      const diff = diffRef(name)
       if (diff || tailRef) {
         const apply = id('apply_logs', name)
-        steps.push({id: apply, type: 'apply_logs', server: name, params: {relayDiff: diff, masterTail: tailRef}, after: [wait, ...(tailRef ? [save] : [])], outputs: [], reason: describeApply(name, diff, tailRef, dead.name)})
+        steps.push({id: apply, type: 'apply_logs', server: name, params: {ownRelay: {fromStep: wait, output: 'position'}, relayDiff: diff, masterTail: tailRef}, after: [wait, ...(diff ? [diff.fromStep] : []), ...(tailRef ? [save] : [])], outputs: [], reason: describeApply(name, diffs.get(name) ?? null, tailRef, dead.name)})
         ready = apply
       }
     } else if (steps.some((s) => s.id === id('wait_relay_log_applied', name))) ready = id('wait_relay_log_applied', name)
@@ -347,7 +364,13 @@ function describeApply(server: string, diff: RelayDiff | null, tail: OutputRef |
   return `apply to ${server}, as one stream so transactions stay whole: ${parts.join(', then ')}`
 }
 
-function observe(cluster: ClusterConfig, snapshot: Snapshot, master: ServerConfig): Plan['observed'] {
+/** The facts a plan rests on, observed again at apply time to refuse a stale plan. */
+export function observedFacts(cluster: ClusterConfig, snapshot: Snapshot): Fact[] {
+  const master = topologyOf(cluster, snapshot).master
+  return observe(cluster, snapshot, master).facts
+}
+
+function observe(cluster: ClusterConfig, snapshot: Snapshot, master: ServerConfig | undefined): Plan['observed'] {
   const servers: ObservedServer[] = []
   const facts: Fact[] = []
   for (const server of cluster.servers) {

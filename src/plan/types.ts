@@ -27,7 +27,16 @@ export type Step =
   | StepBase<'save_master_binlog', {dir: string | null; from: BinlogCoordinates; files: string[]}>
   | StepBase<'wait_relay_log_applied', {until: BinlogCoordinates}>
   | StepBase<'catch_up_from', {source: string}>
-  | StepBase<'apply_logs', {relayDiff: RelayDiff | null; masterTail: OutputRef | null}>
+  | StepBase<'save_relay_diff', {target: string; diff: RelayDiff}>
+  | StepBase<
+      'apply_logs',
+      {
+        /** Where the target's SQL thread stopped: if short of its read position, its own relay tail comes first. */
+        ownRelay: OutputRef | null
+        relayDiff: OutputRef | null
+        masterTail: OutputRef | null
+      }
+    >
   | StepBase<'detach_replication', {resetSlaveAll: boolean}>
   | StepBase<'run_hook', {hook: 'master_ip_failover' | 'report'; command: string; path: string}>
   | StepBase<'enable_writes', Record<string, never>>

@@ -1,0 +1,47 @@
+import {existsSync} from 'node:fs'
+import {Args, Flags} from '@oclif/core'
+import {applyPlan} from '../src/apply/executor.js'
+import {lockCluster} from '../src/apply/lock.js'
+import {lineReporter, listrReporter} from '../src/cli/apply-reporter.js'
+import {BaseCommand} from '../src/cli/base-command.js'
+import {clusterFile, loadClusterFile} from '../src/config/load.js'
+import {readPlan} from '../src/plan/plan-file.js'
+import {UserError} from '../src/util/errors.js'
+
+export default class Apply extends BaseCommand<typeof Apply> {
+  static override summary = 'Execute a plan: idempotent, resumable, verified.'
+  static override description =
+    'Re-inspects the cluster and refuses a stale plan; takes a per-cluster lock; runs each step (check, act, verify), journaling it beside the plan, so that running apply again resumes after a crash or does nothing. Exit 0: applied (or nothing left to do); 1: refused or failed, with what to do next.'
+  static override examples = ['<%= config.bin %> apply plans/app1/20261123T213000Z-failover.json']
+  static override args = {file: Args.string({description: 'The plan file written by mha plan.', required: true})}
+  static override flags = {json: Flags.boolean({description: 'Print the apply report as JSON (schemas/apply-report.schema.json).', default: false})}
+
+  async run(): Promise<void> {
+    const planFile = this.args.file
+    const plan = readPlan(planFile)
+    const configFile = this.flags.config || this.flags.cluster ? clusterFile({cluster: this.flags.cluster, config: this.flags.config, configDir: this.flags['config-dir']}) : existsSync(plan.header.configFile) ? plan.header.configFile : clusterFile({cluster: plan.cluster, configDir: this.flags['config-dir']})
+    if (!existsSync(configFile)) throw new UserError(`${planFile}: the plan is for cluster ${plan.cluster}, but ${configFile} does not exist; give its cluster file with --config`)
+    const cluster = loadClusterFile(configFile)
+    if (cluster.name !== plan.cluster) throw new UserError(`${planFile}: the plan is for cluster ${plan.cluster}, but ${configFile} describes ${cluster.name}`)
+    const unlock = lockCluster(cluster.name, `mha apply ${planFile}`)
+    const tty = process.stdout.isTTY && !this.flags.json
+    const listr = tty ? listrReporter(plan) : undefined
+    const listener = this.flags.json ? () => undefined : (listr?.listener ?? lineReporter((line) => this.say(line)))
+    let report
+    try {
+      report = await applyPlan({planFile, plan, cluster, listener})
+    } finally {
+      listr?.stop()
+      await listr?.run
+      unlock()
+    }
+    if (this.flags.json) this.print(report)
+    else if (tty) {
+      this.say(`${report.status}: ${report.message}`)
+      for (const note of report.notes) this.say(`note: ${note}`)
+    }
+    if (report.status === 'failed' || report.status === 'refused') process.stderr.write(`mha: ${report.message}\n`)
+    if (report.nextAction) process.stderr.write(`mha: next: ${report.nextAction}\n`)
+    if (report.status === 'failed' || report.status === 'refused') this.exit(1)
+  }
+}

@@ -1,0 +1,92 @@
+import type {ClusterConfig, ServerConfig} from '../config/types.js'
+import {dialectFor, parseServerVersion} from '../dialect/index.js'
+import type {Dialect} from '../dialect/types.js'
+import {endpointOf, sshTargetOf} from '../inspect/inspect.js'
+import {ServerConnection} from '../inspect/mysql.js'
+import type {Plan} from '../plan/types.js'
+import {SshSession} from '../remote/ssh.js'
+import type {StepContext} from '../steps/types.js'
+
+/** Connections for one apply run: opened on first use, reused, all closed at the end. */
+export class RunContext implements StepContext {
+  readonly cluster: ClusterConfig
+  readonly plan: Plan
+  readonly workDir: string
+  readonly timeoutMs: number
+  readonly outputs = new Map<string, Record<string, unknown>>()
+  readonly notes: string[] = []
+  readonly #sql = new Map<string, Promise<ServerConnection>>()
+  readonly #ssh = new Map<string, Promise<SshSession>>()
+  readonly #dialects = new Map<string, Promise<Dialect>>()
+
+  constructor(cluster: ClusterConfig, plan: Plan, workDir: string) {
+    this.cluster = cluster
+    this.plan = plan
+    this.workDir = workDir
+    this.timeoutMs = cluster.failover.waitTimeoutMs
+  }
+
+  server(name: string): ServerConfig {
+    const server = this.cluster.servers.find((s) => s.name === name)
+    if (!server) throw new Error(`the plan names server ${name}, which is not in ${this.cluster.file}`)
+    return server
+  }
+
+  sql(name: string): Promise<ServerConnection> {
+    let conn = this.#sql.get(name)
+    if (!conn) {
+      conn = ServerConnection.open(endpointOf(this.cluster, this.server(name)), this.cluster.monitor.connectTimeoutMs * 2)
+      // A failed connect is not cached: the next step may retry.
+      conn.catch(() => this.#sql.delete(name))
+      this.#sql.set(name, conn)
+    }
+    return conn
+  }
+
+  dialect(name: string): Promise<Dialect> {
+    let dialect = this.#dialects.get(name)
+    if (!dialect) {
+      dialect = this.sql(name).then(async (conn) => {
+        const row = await conn.queryOne('SELECT @@version AS version, @@version_comment AS comment')
+        return dialectFor(parseServerVersion(String(row?.version), typeof row?.comment === 'string' ? row.comment : ''))
+      })
+      dialect.catch(() => this.#dialects.delete(name))
+      this.#dialects.set(name, dialect)
+    }
+    return dialect
+  }
+
+  ssh(name: string): Promise<SshSession> {
+    let session = this.#ssh.get(name)
+    if (!session) {
+      session = SshSession.open(sshTargetOf(this.cluster, this.server(name)))
+      session.catch(() => this.#ssh.delete(name))
+      this.#ssh.set(name, session)
+    }
+    return session
+  }
+
+  output(fromStep: string, name: string): unknown {
+    const outputs = this.outputs.get(fromStep)
+    if (!outputs || !(name in outputs)) throw new Error(`step ${fromStep} has not produced "${name}" yet`)
+    return outputs[name]
+  }
+
+  note(message: string): void {
+    this.notes.push(message)
+  }
+
+  /** Drop a server's connection (after it broke, or to reconnect fresh). */
+  forget(name: string): void {
+    const conn = this.#sql.get(name)
+    this.#sql.delete(name)
+    void conn?.then((c) => c.close()).catch(() => undefined)
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#sql.values()].map(async (c) => (await c.catch(() => undefined))?.close()))
+    for (const s of this.#ssh.values()) (await s.catch(() => undefined))?.close()
+    this.#sql.clear()
+    this.#ssh.clear()
+  }
+}

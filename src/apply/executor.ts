@@ -1,0 +1,156 @@
+import {mkdirSync} from 'node:fs'
+import type {ClusterConfig} from '../config/types.js'
+import {inspectCluster} from '../inspect/inspect.js'
+import {factChanges} from '../plan/fingerprint.js'
+import {observedFacts} from '../plan/planner.js'
+import type {Plan, Step} from '../plan/types.js'
+import {handlerFor} from '../steps/index.js'
+import {oneLine} from '../util/errors.js'
+import {redact} from '../util/secret.js'
+import {RunContext} from './context.js'
+import type {ApplyListener, ApplyReport, StepStatus} from './events.js'
+import {Journal} from './journal.js'
+
+export interface ApplyOptions {
+  planFile: string
+  plan: Plan
+  cluster: ClusterConfig
+  listener: ApplyListener
+}
+
+export function journalFileOf(planFile: string): string {
+  return planFile.replace(/\.json$/, '') + '.journal.ndjson'
+}
+
+/**
+ * Runs a plan's steps, each when the steps it depends on are done, independent ones in parallel.
+ * Each step is checked (already done? skip), acted on, verified, and journaled before and after,
+ * so that a second run resumes or does nothing. It decides nothing the plan did not decide.
+ */
+export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
+  const started = Date.now()
+  const {plan, cluster, planFile, listener} = options
+  const journal = new Journal(journalFileOf(planFile))
+  const records = journal.read()
+  const status = new Map<string, {status: StepStatus; reason: string | null}>(plan.steps.map((s) => [s.id, {status: 'not_run', reason: null}]))
+  const report = (overall: ApplyReport['status'], message: string, nextAction: string | null, notes: string[] = []): ApplyReport => ({
+    planFile,
+    cluster: plan.cluster,
+    kind: plan.kind,
+    status: overall,
+    message,
+    steps: plan.steps.map((s) => ({id: s.id, type: s.type, server: s.server, status: status.get(s.id)!.status, reason: status.get(s.id)!.reason, outputs: records.get(s.id)?.outputs ?? ctx.outputs.get(s.id) ?? {}})),
+    notes,
+    nextAction,
+    durationMs: Date.now() - started,
+  })
+  const ctx = new RunContext(cluster, plan, planFile.replace(/\.json$/, '') + '.work')
+  const finished = (r: ApplyReport) => {
+    listener({kind: 'finish', report: r})
+    return r
+  }
+
+  const settled = (id: string) => ['done', 'skipped'].includes(records.get(id)?.state ?? '')
+  if (plan.steps.length > 0 && plan.steps.every((s) => settled(s.id))) {
+    for (const s of plan.steps) status.set(s.id, {status: 'skipped', reason: 'done in an earlier run (journal)'})
+    return finished(report('already_applied', `plan already applied (${journal.file}); nothing to do`, null))
+  }
+  if (plan.kind === 'noop') return finished(report('already_applied', 'a noop plan: nothing to do', null))
+
+  try {
+    if (records.size === 0) {
+      // Only before the first step: afterwards the plan's own steps change these facts.
+      const snapshot = await inspectCluster(cluster, {relayLookups: false})
+      const denied = snapshot.servers.flatMap((s) => (!s.sql.reachable && s.sql.kind === 'auth' ? [s.sql.message] : []))
+      if (denied.length > 0) {
+        listener({kind: 'refused', reason: denied.join('; ')})
+        return finished(report('refused', denied.join('; '), `fix user/password in ${cluster.file}, then apply again`))
+      }
+      const changes = factChanges(plan.observed.facts, observedFacts(cluster, snapshot))
+      if (changes.length > 0) {
+        const message = `the plan is stale: ${changes.join('; ')}`
+        listener({kind: 'refused', reason: message})
+        return finished(report('refused', message, `run "mha plan --cluster ${plan.cluster}" again and review the new plan`))
+      }
+    } else {
+      listener({kind: 'resume', done: plan.steps.filter((s) => settled(s.id)).length, total: plan.steps.length})
+    }
+    for (const [id, record] of records) if (record.state === 'done' || record.state === 'skipped') ctx.outputs.set(id, record.outputs)
+    const interrupted = plan.steps.find((s) => s.type === 'apply_logs' && records.get(s.id)?.state === 'begun')
+    if (interrupted) {
+      const message = `${interrupted.id} was interrupted while applying logs to ${interrupted.server}; part of them may be applied, so mha will not apply them twice`
+      return finished(report('failed', message, `compare ${interrupted.server} with ${plan.decision.newMaster ?? 'the new master'}, finish or undo the apply by hand, then add {"step":"${interrupted.id}","event":"end"} to ${journal.file} and apply again`))
+    }
+    mkdirSync(ctx.workDir, {recursive: true})
+
+    let failure: {step: Step; message: string} | undefined
+    const running = new Map<string, Promise<void>>()
+    const done = new Set(plan.steps.filter((s) => settled(s.id)).map((s) => s.id))
+    for (const id of done) status.set(id, {status: 'skipped', reason: 'done in an earlier run (journal)'})
+    const pending = plan.steps.filter((s) => !done.has(s.id))
+    const secrets = [cluster.password, cluster.replPassword]
+
+    const runStep = async (step: Step): Promise<void> => {
+      const handler = handlerFor(step)
+      listener({kind: 'begin', step})
+      try {
+        const checked = await handler.check(step, ctx)
+        if (checked.done) {
+          const outputs = checked.outputs ?? {}
+          ctx.outputs.set(step.id, outputs)
+          journal.write({step: step.id, event: 'skip', outputs, message: checked.reason})
+          status.set(step.id, {status: 'skipped', reason: checked.reason})
+          listener({kind: 'skip', step, reason: checked.reason})
+          return
+        }
+        journal.write({step: step.id, event: 'begin'})
+        const outputs = (await handler.act(step, ctx)) ?? {}
+        ctx.outputs.set(step.id, outputs)
+        await handler.verify(step, ctx, outputs)
+        journal.write({step: step.id, event: 'end', outputs})
+        status.set(step.id, {status: 'applied', reason: null})
+        listener({kind: 'end', step, outputs})
+      } catch (error) {
+        const message = redact(oneLine(error), secrets)
+        journal.write({step: step.id, event: 'fail', message})
+        status.set(step.id, {status: 'failed', reason: message})
+        listener({kind: 'fail', step, message})
+        failure ??= {step, message}
+      }
+    }
+
+    while (pending.length > 0 || running.size > 0) {
+      if (!failure) {
+        for (const step of [...pending]) {
+          if (!step.after.every((d) => done.has(d))) continue
+          pending.splice(pending.indexOf(step), 1)
+          running.set(
+            step.id,
+            runStep(step).then(() => {
+              running.delete(step.id)
+              if (status.get(step.id)!.status !== 'failed') done.add(step.id)
+            }),
+          )
+        }
+      }
+      if (running.size === 0) break
+      await Promise.race(running.values())
+    }
+
+    if (failure) {
+      const applied = plan.steps.filter((s) => ['applied', 'skipped'].includes(status.get(s.id)!.status)).map((s) => s.id)
+      const notRun = plan.steps.filter((s) => status.get(s.id)!.status === 'not_run').map((s) => s.id)
+      return finished(
+        report(
+          'failed',
+          `${failure.step.id} failed: ${failure.message}. Done: ${applied.join(', ') || 'nothing'}. Not run: ${notRun.join(', ') || 'nothing'}`,
+          `fix what ${failure.step.id} reports on ${failure.step.server}, then run "mha apply ${planFile}" again: it resumes from ${failure.step.id}`,
+          ctx.notes,
+        ),
+      )
+    }
+    return finished(report('applied', `${plan.kind} applied: ${plan.decision.summary}`, null, ctx.notes))
+  } finally {
+    await ctx.close()
+  }
+}

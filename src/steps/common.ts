@@ -1,0 +1,37 @@
+import type {BinlogCoordinates, ReplicaStatus} from '../dialect/types.js'
+import type {StepContext} from './types.js'
+
+export async function replicaStatus(ctx: StepContext, server: string): Promise<ReplicaStatus | null> {
+  const dialect = await ctx.dialect(server)
+  const row = await (await ctx.sql(server)).queryOne(dialect.showReplicaStatus)
+  return row ? dialect.parseReplicaStatus(row) : null
+}
+
+export async function readOnlyState(ctx: StepContext, server: string): Promise<{readOnly: boolean; superReadOnly: boolean | null}> {
+  const dialect = await ctx.dialect(server)
+  const row = (await (await ctx.sql(server)).queryOne(dialect.readOnlyQuery))!
+  const on = (v: unknown) => v === 1 || v === '1' || v === 'ON'
+  return {readOnly: on(row.read_only), superReadOnly: row.super_read_only === null || row.super_read_only === undefined ? null : on(row.super_read_only)}
+}
+
+export async function binaryLogPosition(ctx: StepContext, server: string): Promise<{binlog: BinlogCoordinates; gtid: string}> {
+  const dialect = await ctx.dialect(server)
+  const conn = await ctx.sql(server)
+  const status = dialect.parseBinaryLogStatus((await conn.queryOne(dialect.showBinaryLogStatus))!)
+  const gtid = dialect.parseGtidState((await conn.queryOne(dialect.gtidStateQuery))!)
+  return {binlog: {file: status.file, pos: status.pos}, gtid: gtid.binlogPos}
+}
+
+/** Poll until probe() says yes; every wait is bounded. */
+export async function waitUntil(what: string, timeoutMs: number, probe: () => Promise<boolean>, stepMs = 100): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await probe()) return
+    if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, stepMs))
+  }
+}
+
+export function isCoordinates(value: unknown): value is BinlogCoordinates {
+  return typeof value === 'object' && value !== null && typeof (value as BinlogCoordinates).file === 'string' && typeof (value as BinlogCoordinates).pos === 'number'
+}

@@ -1,0 +1,74 @@
+import {endpointOf} from '../inspect/inspect.js'
+import {ServerConnection, SqlError} from '../inspect/mysql.js'
+import {hookAccepted, runHook} from '../hooks/run.js'
+import type {Step} from '../plan/types.js'
+import {readOnlyState} from './common.js'
+import type {StepContext, StepHandler} from './types.js'
+
+type Fence = Extract<Step, {type: 'fence_master'}>
+
+/** A short connect: a dead master must not hold the failover up for the usual timeout. */
+async function reach(step: Fence, ctx: StepContext): Promise<ServerConnection | null> {
+  try {
+    return await ServerConnection.open(endpointOf(ctx.cluster, ctx.server(step.server)), ctx.cluster.monitor.connectTimeoutMs)
+  } catch (error) {
+    if (error instanceof SqlError && (error.kind === 'unreachable' || error.kind === 'timeout')) return null
+    throw error
+  }
+}
+
+async function clientConnections(conn: ServerConnection): Promise<number[]> {
+  const rows = await conn.query(
+    "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler') AND COMMAND NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon')",
+  )
+  return rows.map((r) => Number(r.id))
+}
+
+export const fenceMaster: StepHandler<Fence> = {
+  async check(step, ctx) {
+    if (step.params.method === 'hook') return {done: false}
+    const conn = await reach(step, ctx)
+    if (!conn) return {done: true, reason: `${step.server} does not answer SQL, so it takes no writes`}
+    try {
+      const ro = (await conn.queryOne('SELECT @@global.read_only+0 AS ro'))?.ro
+      const clients = await clientConnections(conn)
+      return Number(ro) === 1 && clients.length === 0 ? {done: true, reason: `${step.server} is read_only with no client connections`} : {done: false}
+    } finally {
+      await conn.close()
+    }
+  },
+  async act(step, ctx) {
+    const server = ctx.server(step.server)
+    if (step.params.method === 'hook') {
+      const ssh = await ctx.ssh(step.server).then(
+        () => true,
+        () => false,
+      )
+      const result = await runHook(
+        step.params.hook!,
+        {command: ssh ? 'stopssh' : 'stop', ssh_user: server.sshUser, host: server.hostname, ip: server.ip, port: server.port, ...(server.sshPort !== 22 ? {ssh_port: server.sshPort} : {})},
+        ctx.timeoutMs,
+      )
+      if (!hookAccepted(result)) throw new Error(`shutdown hook exited ${result.code}: ${result.stderr.trim().split('\n')[0] ?? ''}`)
+      ctx.note(`shutdown hook exited ${result.code} (${result.code === 0 ? 'powered off' : 'killed over SSH'})`)
+      return undefined
+    }
+    const conn = await reach(step, ctx)
+    if (!conn) return undefined
+    try {
+      const dialect = await ctx.dialect(step.server).catch(() => null)
+      for (const sql of dialect?.setReadOnly(true) ?? ['SET GLOBAL read_only = ON']) await conn.execute(sql)
+      for (const id of await clientConnections(conn)) await conn.execute(`KILL ${id}`).catch(() => undefined)
+    } finally {
+      await conn.close()
+    }
+    return undefined
+  },
+  async verify(step, ctx) {
+    if (step.params.method === 'hook') return
+    const conn = await reach(step, ctx)
+    if (!conn) return
+    await conn.close()
+    if (!(await readOnlyState(ctx, step.server)).readOnly) throw new Error(`${step.server} answers SQL and is still writable`)
+  },
+}

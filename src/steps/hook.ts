@@ -1,0 +1,52 @@
+import {hookAccepted, runHook} from '../hooks/run.js'
+import type {Step} from '../plan/types.js'
+import type {StepHandler} from './types.js'
+
+type Hook = Extract<Step, {type: 'run_hook'}>
+
+/** MHA's master_ip_failover_script --command=start and report_script, with MHA's arguments. */
+export const runHookStep: StepHandler<Hook> = {
+  check() {
+    // A hook's effect is outside mha's sight: only the journal can say it ran.
+    return Promise.resolve({done: false})
+  },
+  async act(step, ctx) {
+    const plan = ctx.plan
+    const dead = plan.decision.deadMaster ? ctx.server(plan.decision.deadMaster) : undefined
+    const neu = plan.decision.newMaster ? ctx.server(plan.decision.newMaster) : undefined
+    const args =
+      step.params.hook === 'master_ip_failover'
+        ? {
+            command: step.params.command,
+            ssh_user: neu?.sshUser,
+            orig_master_host: dead?.hostname,
+            orig_master_ip: dead?.ip,
+            orig_master_port: dead?.port,
+            new_master_host: neu?.hostname,
+            new_master_ip: neu?.ip,
+            new_master_port: neu?.port,
+            new_master_user: ctx.cluster.user,
+          }
+        : {
+            orig_master_host: dead?.hostname,
+            new_master_host: neu?.hostname,
+            new_slave_hosts: plan.steps
+              .filter((s) => s.type === 'repoint_replica')
+              .map((s) => ctx.server(s.server).hostname)
+              .join(','),
+            conf: ctx.cluster.file,
+            subject: `mha ${plan.kind} of ${plan.cluster}`,
+            body: plan.decision.summary,
+          }
+    const result = await runHook(step.params.path, args, ctx.timeoutMs)
+    if (step.params.hook === 'report') {
+      ctx.note(`report hook exited ${result.code}`)
+      return {exitCode: result.code}
+    }
+    if (!hookAccepted(result)) throw new Error(`${step.params.hook} hook exited ${result.code}: ${result.stderr.trim().split('\n')[0] ?? ''}`)
+    return {exitCode: result.code}
+  },
+  verify() {
+    return Promise.resolve()
+  },
+}

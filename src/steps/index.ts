@@ -1,0 +1,26 @@
+import type {Step, StepType} from '../plan/types.js'
+import {catchUpFrom} from './catch-up.js'
+import {fenceMaster} from './fence.js'
+import {runHookStep} from './hook.js'
+import {applyLogs, saveMasterBinlog, saveRelayDiff} from './recovery.js'
+import {detachReplication, enableWrites, repointReplica, stopReplicaIo, verifyReplication, waitRelayLogApplied} from './replication.js'
+import type {StepHandler} from './types.js'
+
+const handlers: {[K in StepType]: StepHandler<Extract<Step, {type: K}>>} = {
+  stop_replica_io: stopReplicaIo,
+  fence_master: fenceMaster,
+  save_master_binlog: saveMasterBinlog,
+  wait_relay_log_applied: waitRelayLogApplied,
+  catch_up_from: catchUpFrom,
+  save_relay_diff: saveRelayDiff,
+  apply_logs: applyLogs,
+  detach_replication: detachReplication,
+  run_hook: runHookStep,
+  enable_writes: enableWrites,
+  repoint_replica: repointReplica,
+  verify_replication: verifyReplication,
+}
+
+export function handlerFor(step: Step): StepHandler {
+  return handlers[step.type]
+}

@@ -1,0 +1,80 @@
+import {join} from 'node:path'
+import {endpointOf} from '../inspect/inspect.js'
+import type {Step} from '../plan/types.js'
+import {applyBinlogs, copyRelayDiff, listRemoteRelayLogs, saveBinlogTail} from '../recovery/index.js'
+import {compareCoordinates} from '../binlog/coordinates.js'
+import type {StoppedPosition} from './replication.js'
+import type {StepHandler} from './types.js'
+
+type Save = Extract<Step, {type: 'save_master_binlog'}>
+type SaveDiff = Extract<Step, {type: 'save_relay_diff'}>
+type Apply = Extract<Step, {type: 'apply_logs'}>
+
+/** The range of the latest replica's relay log that a lagging replica lacks, copied over SSH to the manager. */
+export const saveRelayDiff: StepHandler<SaveDiff> = {
+  check() {
+    return Promise.resolve({done: false})
+  },
+  async act(step, ctx) {
+    const diff = step.params.diff
+    const file = join(ctx.workDir, `relay-diff-${diff.source}-for-${step.params.target}.binlog`)
+    const copied = await copyRelayDiff(await ctx.ssh(diff.source), diff.files, diff.offset, file)
+    return {file, bytes: copied.bytes}
+  },
+  verify(_step, _ctx, outputs) {
+    return typeof outputs.file === 'string' ? Promise.resolve() : Promise.reject(new Error('no relay diff file recorded'))
+  },
+}
+
+/** The dead master's binlog after what any replica received, copied over SSH to the manager. */
+export const saveMasterBinlog: StepHandler<Save> = {
+  check() {
+    // Saving again is harmless (the file is replaced whole); only the journal can say it was done.
+    return Promise.resolve({done: false})
+  },
+  async act(step, ctx) {
+    const p = step.params
+    if (!p.dir) throw new Error(`${step.server}: the plan has no binlog directory to read`)
+    const file = join(ctx.workDir, `saved-${step.server}-${p.from.file}-${p.from.pos}.binlog`)
+    const saved = await saveBinlogTail(await ctx.ssh(step.server), p.dir, p.files, p.from, file)
+    if (saved.trimmed > 0) ctx.note(`${step.server}: ${saved.trimmed} bytes of an incomplete final transaction were left out of the saved binlog`)
+    return {file, end: saved.end, bytes: saved.bytes}
+  },
+  verify(_step, _ctx, outputs) {
+    return typeof outputs.file === 'string' ? Promise.resolve() : Promise.reject(new Error('no saved binlog file recorded'))
+  },
+}
+
+/** The target's missing relay-log range and the dead master's tail, applied as one mysqlbinlog stream. */
+export const applyLogs: StepHandler<Apply> = {
+  check() {
+    // Applying twice would duplicate transactions: only the journal can say it was done.
+    return Promise.resolve({done: false})
+  },
+  async act(step, ctx) {
+    const pieces: string[] = []
+    const own = step.params.ownRelay ? (ctx.output(step.params.ownRelay.fromStep, step.params.ownRelay.output) as StoppedPosition) : undefined
+    if (own && compareCoordinates(own.executed, own.read) < 0) {
+      // The relay log ends inside a transaction: its start is only in this replica's own relay log.
+      const session = await ctx.ssh(step.server)
+      const index = (await (await ctx.sql(step.server)).queryOne('SELECT @@relay_log_index AS i'))?.i
+      const files = await listRemoteRelayLogs(session, String(index))
+      const first = files.findIndex((f) => f.endsWith(`/${own.relayLogFile}`))
+      if (first < 0) throw new Error(`${step.server}: relay log ${own.relayLogFile} is not in ${String(index)}`)
+      const file = join(ctx.workDir, `own-relay-${step.server}.binlog`)
+      await copyRelayDiff(session, files.slice(first), own.relayLogPos, file)
+      pieces.push(file)
+    }
+    for (const ref of [step.params.relayDiff, step.params.masterTail]) {
+      if (!ref) continue
+      const file = ctx.output(ref.fromStep, ref.output)
+      if (typeof file !== 'string') throw new Error(`no saved file from ${ref.fromStep}`)
+      pieces.push(file)
+    }
+    await applyBinlogs(pieces, endpointOf(ctx.cluster, ctx.server(step.server)), {timeoutMs: ctx.timeoutMs})
+    return {applied: pieces}
+  },
+  verify() {
+    return Promise.resolve()
+  },
+}

@@ -1,0 +1,189 @@
+import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
+import type {ReplicaStatus} from '../dialect/types.js'
+import type {Step} from '../plan/types.js'
+import {binaryLogPosition, isCoordinates, readOnlyState, replicaStatus, waitUntil} from './common.js'
+import type {StepHandler} from './types.js'
+
+type Of<T extends Step['type']> = Extract<Step, {type: T}>
+
+export const stopReplicaIo: StepHandler<Of<'stop_replica_io'>> = {
+  async check(step, ctx) {
+    const status = await replicaStatus(ctx, step.server)
+    if (!status) return {done: true, reason: `${step.server} replicates from nobody`}
+    return status.ioThread === 'stopped' ? {done: true, reason: `${step.server}'s IO thread is already stopped`} : {done: false}
+  },
+  async act(step, ctx) {
+    await (await ctx.sql(step.server)).execute((await ctx.dialect(step.server)).stopReplicaIoThread)
+    return undefined
+  },
+  async verify(step, ctx) {
+    await waitUntil(`${step.server}'s IO thread to stop`, ctx.timeoutMs, async () => (await replicaStatus(ctx, step.server))?.ioThread !== 'running')
+  },
+}
+
+/**
+ * The replica executes what its relay log holds, then its SQL thread is stopped so nothing moves.
+ * A relay log can end inside a transaction (the master died mid-send): the SQL thread then idles short
+ * of the read position, and apply_logs adds the replica's own unexecuted relay tail (MHA's exec->read).
+ */
+export const waitRelayLogApplied: StepHandler<Of<'wait_relay_log_applied'>> = {
+  async check(step, ctx) {
+    const status = await replicaStatus(ctx, step.server)
+    if (!status) return {done: true, reason: `${step.server} no longer replicates (recovered already)`}
+    if (status.sqlThread === 'stopped' && compareCoordinates(status.executed, step.params.until) >= 0)
+      return {done: true, reason: `${step.server} has executed up to ${formatCoordinates(status.executed)}`, outputs: positionOf(status)}
+    return {done: false}
+  },
+  async act(step, ctx) {
+    const dialect = await ctx.dialect(step.server)
+    const conn = await ctx.sql(step.server)
+    const first = await replicaStatus(ctx, step.server)
+    if (first?.sqlThread === 'stopped' && compareCoordinates(first.executed, step.params.until) < 0) {
+      if (first.lastSqlErrno !== 0) throw new Error(`${step.server}'s SQL thread stopped on error ${first.lastSqlErrno}: ${first.lastSqlError}; fix it, then apply again`)
+      await conn.execute(`${dialect.startReplica} SQL_THREAD`)
+    }
+    let previous = ''
+    await waitUntil(`${step.server} to execute its relay log up to ${formatCoordinates(step.params.until)}`, ctx.timeoutMs, async () => {
+      const status = await replicaStatus(ctx, step.server)
+      if (!status) return true
+      if (status.lastSqlErrno !== 0) throw new Error(`${step.server}'s SQL thread stopped on error ${status.lastSqlErrno}: ${status.lastSqlError}`)
+      if (compareCoordinates(status.executed, step.params.until) >= 0 || status.sqlThread === 'stopped') return true
+      // Idle short of the read position, twice in a row: the rest of that transaction never arrived.
+      const idle = dialect.sqlThreadCaughtUpStates.includes(status.sqlThreadState) ? formatCoordinates(status.executed) : ''
+      const settled = idle !== '' && idle === previous
+      previous = idle
+      return settled
+    }, 200)
+    await conn.execute(`${dialect.stopReplica} SQL_THREAD`)
+    const status = await replicaStatus(ctx, step.server)
+    if (!status) throw new Error(`${step.server} lost its replication settings`)
+    if (compareCoordinates(status.executed, step.params.until) < 0)
+      ctx.note(`${step.server}'s relay log ends inside a transaction after ${formatCoordinates(status.executed)}; its own relay tail is applied with the rest`)
+    return positionOf(status)
+  },
+  async verify(step, ctx, outputs) {
+    const status = await replicaStatus(ctx, step.server)
+    if (status?.sqlThread === 'running') throw new Error(`${step.server}'s SQL thread is still running`)
+    if (!isCoordinates((outputs.position as StoppedPosition | undefined)?.executed)) throw new Error(`${step.server}: no executed position recorded`)
+  },
+}
+
+export interface StoppedPosition {
+  executed: {file: string; pos: number}
+  read: {file: string; pos: number}
+  relayLogFile: string
+  relayLogPos: number
+}
+
+function positionOf(status: ReplicaStatus): {position: StoppedPosition} {
+  return {position: {executed: status.executed, read: status.read, relayLogFile: status.relayLogFile, relayLogPos: status.relayLogPos}}
+}
+
+export const detachReplication: StepHandler<Of<'detach_replication'>> = {
+  async check(step, ctx) {
+    const status = await replicaStatus(ctx, step.server)
+    if (status && step.params.resetSlaveAll) return {done: false}
+    if (status && status.ioThread !== 'stopped') return {done: false}
+    // Writes start only after this step, so the coordinates read now are the ones recorded before.
+    const {readOnly} = await readOnlyState(ctx, step.server)
+    if (!readOnly) return {done: false}
+    return {done: true, reason: `${step.server} already replicates from nobody`, outputs: await binaryLogPosition(ctx, step.server)}
+  },
+  async act(step, ctx) {
+    const dialect = await ctx.dialect(step.server)
+    const conn = await ctx.sql(step.server)
+    await conn.execute(dialect.stopReplica)
+    if (step.params.resetSlaveAll) await conn.execute(dialect.resetReplicaAll)
+    return await binaryLogPosition(ctx, step.server)
+  },
+  async verify(step, ctx, outputs) {
+    if (!isCoordinates(outputs.binlog)) throw new Error(`${step.server}: no binlog coordinates recorded (is log_bin on?)`)
+    if (step.params.resetSlaveAll && (await replicaStatus(ctx, step.server)) !== null) throw new Error(`${step.server} still has replication settings after RESET SLAVE ALL`)
+  },
+}
+
+export const enableWrites: StepHandler<Of<'enable_writes'>> = {
+  async check(step, ctx) {
+    const state = await readOnlyState(ctx, step.server)
+    return !state.readOnly ? {done: true, reason: `${step.server} is already writable`} : {done: false}
+  },
+  async act(step, ctx) {
+    const conn = await ctx.sql(step.server)
+    for (const sql of (await ctx.dialect(step.server)).setReadOnly(false)) await conn.execute(sql)
+    return undefined
+  },
+  async verify(step, ctx) {
+    if ((await readOnlyState(ctx, step.server)).readOnly) throw new Error(`${step.server} is still read_only`)
+  },
+}
+
+export const repointReplica: StepHandler<Of<'repoint_replica'>> = {
+  async check(step, ctx) {
+    const status = await replicaStatus(ctx, step.server)
+    const p = step.params
+    if (status && status.sourceHost === p.host && status.sourcePort === p.port && status.ioThread === 'running' && status.sqlThread === 'running')
+      return {done: true, reason: `${step.server} already replicates from ${p.source} with both threads running`}
+    return {done: false}
+  },
+  async act(step, ctx) {
+    const p = step.params
+    const dialect = await ctx.dialect(step.server)
+    const conn = await ctx.sql(step.server)
+    const status = await replicaStatus(ctx, step.server)
+    if (status) await conn.execute(dialect.stopReplica)
+    const coordinates = p.coordinates ? ctx.output(p.coordinates.fromStep, p.coordinates.output) : undefined
+    if (!p.gtid && !isCoordinates(coordinates)) throw new Error(`${step.server}: no coordinates from ${p.coordinates?.fromStep ?? 'the plan'} to start from`)
+    const change = dialect.changeSource({
+      host: p.host,
+      port: p.port,
+      user: p.user,
+      ...(ctx.cluster.replPassword ? {password: ctx.cluster.replPassword.reveal()} : {}),
+      ...(p.gtid ? {gtid: true} : {coordinates: coordinates as {file: string; pos: number}}),
+    })
+    await conn.execute(change.sql)
+    await conn.execute(dialect.startReplica)
+    return undefined
+  },
+  async verify(step, ctx) {
+    let last = ''
+    await waitUntil(`${step.server} to replicate from ${step.params.source}`, ctx.timeoutMs, async () => {
+      const status = await replicaStatus(ctx, step.server)
+      if (status?.lastSqlErrno) throw new Error(`${step.server}: SQL thread error ${status.lastSqlErrno}: ${status.lastSqlError}`)
+      last = status ? `io=${status.ioThread} sql=${status.sqlThread} ${status.lastIoError}` : 'no replication'
+      return status?.ioThread === 'running' && status.sqlThread === 'running'
+    }).catch((error: unknown) => {
+      throw new Error(`${error instanceof Error ? error.message : String(error)} (${last})`)
+    })
+  },
+}
+
+export const verifyReplication: StepHandler<Of<'verify_replication'>> = {
+  check() {
+    return Promise.resolve({done: false})
+  },
+  act() {
+    return Promise.resolve(undefined)
+  },
+  async verify(step, ctx) {
+    const problems: string[] = []
+    const master = ctx.server(step.params.master)
+    if ((await readOnlyState(ctx, master.name)).readOnly) problems.push(`${master.name} is read_only`)
+    if ((await replicaStatus(ctx, master.name)) !== null && ctx.plan.kind === 'failover' && !ctx.cluster.failover.skipResetSlave) problems.push(`${master.name} still has replication settings`)
+    await Promise.all(
+      step.params.replicas.map(async (name) => {
+        try {
+          await waitUntil(`${name} to run both threads`, ctx.timeoutMs, async () => {
+            const s = await replicaStatus(ctx, name)
+            return s?.ioThread === 'running' && s.sqlThread === 'running'
+          })
+          const s = (await replicaStatus(ctx, name))!
+          if (s.sourceHost !== master.hostname || s.sourcePort !== master.port) problems.push(`${name} replicates from ${s.sourceHost}:${s.sourcePort}, not ${master.name}`)
+          if (s.lastIoErrno || s.lastSqlErrno) problems.push(`${name}: ${s.lastIoError || s.lastSqlError}`)
+        } catch (error) {
+          problems.push(error instanceof Error ? error.message : String(error))
+        }
+      }),
+    )
+    if (problems.length > 0) throw new Error(problems.join('; '))
+  },
+}

@@ -1,0 +1,29 @@
+import type {ClusterConfig, ServerConfig} from '../config/types.js'
+import type {Dialect} from '../dialect/types.js'
+import type {ServerConnection} from '../inspect/mysql.js'
+import type {Plan, Step} from '../plan/types.js'
+import type {SshSession} from '../remote/ssh.js'
+
+/** What a step may use: connections opened once per run, earlier steps' outputs, a scratch folder. */
+export interface StepContext {
+  cluster: ClusterConfig
+  plan: Plan
+  server(name: string): ServerConfig
+  sql(name: string): Promise<ServerConnection>
+  dialect(name: string): Promise<Dialect>
+  ssh(name: string): Promise<SshSession>
+  /** An output of an earlier step, from this run or the journal. */
+  output(fromStep: string, name: string): unknown
+  /** Local folder beside the plan for saved binlogs and diffs. */
+  workDir: string
+  timeoutMs: number
+  note(message: string): void
+}
+
+/** Every effect is a check (already done?), an action, and a verification. */
+export interface StepHandler<S extends Step = Step> {
+  /** A reason when the step's effect is already there (then it is skipped), with outputs if it has any. */
+  check(step: S, ctx: StepContext): Promise<{done: false} | {done: true; reason: string; outputs?: Record<string, unknown>}>
+  act(step: S, ctx: StepContext): Promise<Record<string, unknown> | undefined>
+  verify(step: S, ctx: StepContext, outputs: Record<string, unknown>): Promise<void>
+}

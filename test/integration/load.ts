@@ -1,0 +1,75 @@
+import mysql from 'mysql2/promise'
+import type {SandboxState} from '../../src/sandbox/sandbox.js'
+import {secretsOf} from '../../src/sandbox/sandbox.js'
+
+/**
+ * A client that inserts numbered rows as the DML-only app user and records every acknowledged id.
+ * When its master fails it looks for the writable server (read_only=0) and carries on there.
+ */
+export class WriteLoad {
+  readonly acked: number[] = []
+  errors = 0
+  #stopped = false
+  #loop: Promise<void> | undefined
+
+  readonly state: SandboxState
+  readonly intervalMs: number
+
+  constructor(state: SandboxState, intervalMs = 20) {
+    this.state = state
+    this.intervalMs = intervalMs
+  }
+
+  static async prepare(state: SandboxState, master: string): Promise<void> {
+    const host = state.hosts.find((h) => h.name === master)!
+    const conn = await mysql.createConnection({host: host.ip, port: 3306, user: 'app', password: secretsOf(state.dir).app.reveal(), database: 'mhatest'})
+    await conn.query('CREATE TABLE IF NOT EXISTS acked (id INT PRIMARY KEY, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))')
+    await conn.end()
+  }
+
+  start(): void {
+    this.#loop = this.run()
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true
+    await this.#loop
+  }
+
+  private async writable(): Promise<mysql.Connection | undefined> {
+    for (const host of this.state.hosts) {
+      try {
+        const conn = await mysql.createConnection({host: host.ip, port: 3306, user: 'app', password: secretsOf(this.state.dir).app.reveal(), database: 'mhatest', connectTimeout: 500})
+        conn.on('error', () => undefined)
+        const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT @@global.read_only+0 AS ro')
+        if (Number(rows[0]?.ro) === 0) return conn
+        await conn.end()
+      } catch {
+        // Not this one.
+      }
+    }
+    return undefined
+  }
+
+  private async run(): Promise<void> {
+    let conn: mysql.Connection | undefined
+    let next = 1
+    while (!this.#stopped) {
+      try {
+        conn ??= await this.writable()
+        if (!conn) throw new Error('no writable server')
+        await conn.query({sql: 'INSERT INTO acked (id) VALUES (?)', values: [next], timeout: 2000})
+        this.acked.push(next)
+        next++
+      } catch {
+        this.errors++
+        conn?.destroy()
+        conn = undefined
+        // The id may or may not have been written; never reuse it.
+        next++
+      }
+      await new Promise((r) => setTimeout(r, this.intervalMs))
+    }
+    conn?.destroy()
+  }
+}

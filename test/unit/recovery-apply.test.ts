@@ -1,0 +1,66 @@
+import {execFileSync} from 'node:child_process'
+import {existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {afterAll, describe, expect, it} from 'vitest'
+import {applyBinlogs, clientOptionFile, findExecutable, optionFileValue} from '../../src/recovery/index.js'
+import {Secret} from '../../src/util/secret.js'
+import {fixturePath} from '../fixtures/binlog/fixtures.js'
+
+const work = mkdtempSync(join(tmpdir(), 'mha-recovery-apply-unit-'))
+afterAll(() => rmSync(work, {recursive: true, force: true}))
+
+const printDefaults = findExecutable(['my_print_defaults', 'mariadb-print-defaults'])
+
+describe('the client option file that carries the login', () => {
+  const awkward = ['plain', 'with space', 'hash#not-a-comment', 'quote"double', "quote'single", 'back\\slash', 'tab\tand\nnewline', ' lead and trail ', '\\"']
+
+  it('quotes every value so that the option parser gives back exactly the original', () => {
+    if (!printDefaults) return
+    for (const [i, password] of awkward.entries()) {
+      const file = join(work, `client-${i}.cnf`)
+      writeFileSync(file, clientOptionFile({name: 'db', host: '127.0.0.1', port: 3306, user: 'us"er#1', password: new Secret(password, 'test')}), {mode: 0o600})
+      const printed = execFileSync(printDefaults, [`--defaults-file=${file}`, 'client'], {encoding: 'utf8'})
+      // One option per line, except that a newline in a value stays a newline.
+      expect(printed, JSON.stringify(password)).toBe(`--user=us"er#1\n--password=${password}\n`)
+    }
+  })
+
+  it('writes quoted values', () => {
+    expect(optionFileValue('a#b')).toBe('"a#b"')
+    expect(optionFileValue('x"y\\z')).toBe('"x\\"y\\\\z"')
+  })
+})
+
+describe('findExecutable', () => {
+  it('walks PATH in order and takes the first name found', () => {
+    expect(findExecutable(['no-such-program-xyz', 'sh'], '/nonexistent:/bin:/usr/bin')).toMatch(/\/sh$/)
+    expect(findExecutable(['no-such-program-xyz'], '/bin:/usr/bin')).toBeUndefined()
+    expect(findExecutable(['/bin/sh'])).toBe('/bin/sh')
+  })
+})
+
+describe('applyBinlogs failures', () => {
+  const password = new Secret('s3cret-Pa55', 'test')
+  const endpoint = {name: 'dbx', host: '127.0.0.1', port: 1, user: 'mha', password}
+  const binlog = fixturePath('master', 'mysql-bin.000002')
+
+  it('names the server in a one-line message, never shows the password, and removes its temporary files', async () => {
+    const temp = mkdtempSync(join(work, 'apply-'))
+    const error = await applyBinlogs([binlog], endpoint, {timeoutMs: 5000, tempDir: temp}).then(
+      () => null,
+      (e: unknown) => e as Error,
+    )
+    expect(error).toBeInstanceOf(Error)
+    expect(error!.message).toMatch(/^dbx \(127\.0\.0\.1:1\): applying mysql-bin\.000002 failed: /)
+    expect(error!.message).not.toContain('\n')
+    expect(error!.message).not.toContain(password.reveal())
+    expect(readdirSync(temp)).toEqual([])
+  })
+
+  it('says which program is missing', async () => {
+    await expect(applyBinlogs([binlog], endpoint, {timeoutMs: 1000, mysqlbinlog: '/nonexistent/mysqlbinlog'})).rejects.toThrow(/\/nonexistent\/mysqlbinlog is not installed/)
+    await expect(applyBinlogs([binlog], endpoint, {timeoutMs: 1000, mysql: 'no-such-client-xyz'})).rejects.toThrow(/no-such-client-xyz is not installed/)
+    expect(existsSync(binlog)).toBe(true)
+  })
+})
