@@ -5,6 +5,7 @@ import ConfigImportMha from './config/import-mha.js'
 import PlanCommand from './plan.js'
 import SandboxDown from './sandbox/down.js'
 import SandboxKillMaster from './sandbox/kill-master.js'
+import SandboxLoad from './sandbox/load.js'
 import SandboxStatus from './sandbox/status.js'
 import SandboxUp from './sandbox/up.js'
 
@@ -17,4 +18,5 @@ export const commands = {
   'sandbox:down': SandboxDown,
   'sandbox:status': SandboxStatus,
   'sandbox:kill-master': SandboxKillMaster,
+  'sandbox:load': SandboxLoad,
 }

@@ -1,24 +1,45 @@
 #!/usr/bin/env bash
-# The main job, end to end on this machine: a real local cluster, then mha looks at it.
+# The main job, end to end on this machine: a real local cluster under write load, the master
+# killed, a reviewable failover plan, its execution, and the result checked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 mha() { node bin/run.js "$@"; }
+step() { echo; echo "\$ mha $*"; }
 
 mha sandbox down --cluster app1 >/dev/null
+step sandbox up --cluster app1
 mha sandbox up --cluster app1 --replicas 2
-echo
-echo '$ mha check --cluster app1'
+
+step check --cluster app1
 mha check --cluster app1
-echo
-echo '$ mha plan --cluster app1          # healthy: a "no changes" plan'
+
+step plan --cluster app1 "  # healthy: no changes"
 mha plan --cluster app1
-echo
-echo '$ mha sandbox kill-master --cluster app1'
+
+step sandbox load --cluster app1 --seconds 12 "  # in the background: 50 inserts/s, acknowledged ids recorded"
+mha sandbox load --cluster app1 --seconds 12 --interval 20 &
+load=$!
+sleep 3
+
+step sandbox kill-master --cluster app1
 mha sandbox kill-master --cluster app1
 sleep 1
+
+plan=plans/app1/demo-failover.json
+rm -f "$plan" "${plan%.json}".journal.ndjson
+step plan --cluster app1 -o $plan
+mha plan --cluster app1 -o "$plan" || [ $? -eq 2 ]
+
+step apply $plan
+mha apply "$plan"
+
+wait "$load"
+
+step apply $plan "  # again: every step is already done"
+mha apply "$plan"
+
+step check --cluster app1 "  # the new topology"
+mha check --cluster app1 || true
 echo
-echo '$ mha plan --cluster app1          # the master is dead: a failover plan (exit 2)'
-mha plan --cluster app1 || [ $? -eq 2 ]
-echo
-echo "The sandbox keeps running: mha sandbox status | mha sandbox kill-master | mha sandbox down (all with --cluster app1)."
+echo "The sandbox keeps running: mha sandbox status | mha sandbox down (with --cluster app1)."

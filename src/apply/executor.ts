@@ -60,7 +60,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
   try {
     if (records.size === 0) {
       // Only before the first step: afterwards the plan's own steps change these facts.
-      const snapshot = await inspectCluster(cluster, {relayLookups: false})
+      // The facts a plan rests on are all SQL facts: SSH is not needed to tell a stale plan.
+      const snapshot = await inspectCluster(cluster, {relayLookups: false, ssh: false})
       const denied = snapshot.servers.flatMap((s) => (!s.sql.reachable && s.sql.kind === 'auth' ? [s.sql.message] : []))
       if (denied.length > 0) {
         listener({kind: 'refused', reason: denied.join('; ')})

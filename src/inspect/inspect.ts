@@ -26,12 +26,15 @@ export function sshTargetOf(cluster: ClusterConfig, server: ServerConfig) {
 }
 
 /** Read every server over SQL and every host over SSH, all at once. Changes nothing. */
-export async function inspectCluster(cluster: ClusterConfig, options: {relayLookups?: boolean} = {}): Promise<Snapshot> {
+export async function inspectCluster(cluster: ClusterConfig, options: {relayLookups?: boolean; ssh?: boolean} = {}): Promise<Snapshot> {
   const sql = await Promise.all(cluster.servers.map((server) => inspectSql(cluster, server)))
   const servers = await Promise.all(
     cluster.servers.map(async (server, i): Promise<ServerSnapshot> => {
       const facts = sql[i]!
-      const ssh = await inspectSsh(cluster, server, binlogHint(cluster, server, sql), facts.reachable ? facts.relayLogIndex : null)
+      const ssh: ServerSnapshot['ssh'] =
+        options.ssh === false
+          ? {reachable: false, kind: 'skipped', message: 'SSH not inspected'}
+          : await inspectSsh(cluster, server, binlogHint(cluster, server, sql), facts.reachable ? facts.relayLogIndex : null)
       return {name: server.name, address: `${server.ip}:${server.port}`, sql: facts, ssh}
     }),
   )

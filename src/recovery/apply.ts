@@ -68,7 +68,7 @@ interface ServerSettings {
 /**
  * Applies synthetic binlogs to a server, from the manager host: ONE `mysqlbinlog | mysql --binary-mode`
  * stream over TCP (several files are concatenated first, so a transaction split across them stays whole).
- * The login goes through a temporary 0600 --defaults-extra-file, deleted afterwards. For the duration,
+ * The login goes through a temporary 0600 --defaults-file (no other option file is read), deleted afterwards. For the duration,
  * max_allowed_packet is 1 GiB (the largest event must fit in one BINLOG statement) and super_read_only is off
  * (read_only stays on; the admin user writes through it); both are restored, also on failure.
  *
@@ -117,12 +117,13 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
     await conn.execute(`SET GLOBAL max_allowed_packet = ${ONE_GIB}`, remaining())
     if (saved.superReadOnly) await conn.execute('SET GLOBAL super_read_only = 0', remaining())
 
-    const outcome = await runPipeline(
+    const outcome = await runBinlogPipeline(
       mysqlbinlog,
       ['--no-defaults', '--verify-binlog-checksum', input],
       client,
       [
-        `--defaults-extra-file=${credentials}`,
+        // Only this file: a [client] password in ~/.my.cnf must not override the cluster's credentials.
+        `--defaults-file=${credentials}`,
         '--protocol=TCP',
         `--host=${endpoint.host}`,
         `--port=${endpoint.port}`,
@@ -174,7 +175,7 @@ async function restoreSettings(conn: ServerConnection | undefined, endpoint: End
   }
 }
 
-interface PipelineOutcome {
+export interface PipelineOutcome {
   statements: number
   timedOut: boolean
   /** The client's first error line, or how it ended. */
@@ -208,7 +209,7 @@ function describeExit(code: number | null, signal: NodeJS.Signals | null, stderr
 }
 
 /** Runs `binlog args | client args`, through this process so the statements can be counted; bounded by timeoutMs. */
-async function runPipeline(binlogProgram: string, binlogArgs: string[], clientProgram: string, clientArgs: string[], timeoutMs: number): Promise<PipelineOutcome> {
+export async function runBinlogPipeline(binlogProgram: string, binlogArgs: string[], clientProgram: string, clientArgs: string[], timeoutMs: number): Promise<PipelineOutcome> {
   const binlog = spawn(binlogProgram, binlogArgs, {stdio: ['ignore', 'pipe', 'pipe']})
   const client = spawn(clientProgram, clientArgs, {stdio: ['pipe', 'ignore', 'pipe']})
   const binlogStderr = collectStderr(binlog)
@@ -228,11 +229,19 @@ async function runPipeline(binlogProgram: string, binlogArgs: string[], clientPr
   client.stdin.on('error', () => undefined)
   counter.on('error', () => undefined)
   binlog.stdout.pipe(counter).pipe(client.stdin)
+  // Once the client is gone nothing reads mysqlbinlog's output: let it flow away, or mysqlbinlog's stdout
+  // never ends and its 'close' never comes (not even after a kill).
+  client.once('exit', () => {
+    binlog.stdout.unpipe()
+    binlog.stdout.resume()
+  })
 
   const exited = (child: ChildProcess): Promise<{code: number | null; signal: NodeJS.Signals | null; error?: Error}> =>
     new Promise((resolve) => {
       child.once('error', (error) => resolve({code: null, signal: null, error}))
       child.once('close', (code, signal) => resolve({code, signal}))
+      // 'close' also waits for the pipes, which a leftover grandchild could hold open: not forever.
+      child.once('exit', (code, signal) => setTimeout(() => resolve({code, signal}), 2000).unref())
     })
   const binlogDone = exited(binlog)
   const clientDone = exited(client)
@@ -244,7 +253,7 @@ async function runPipeline(binlogProgram: string, binlogArgs: string[], clientPr
   }, timeoutMs)
   try {
     const clientEnd = await clientDone
-    // Once the client is gone nobody reads mysqlbinlog's output: stop it rather than let it block.
+    // No use decoding the rest for a client that failed.
     const binlogStillRunning = binlog.exitCode === null && binlog.signalCode === null
     if (binlogStillRunning && clientEnd.code !== 0) binlog.kill('SIGTERM')
     const binlogEnd = await binlogDone

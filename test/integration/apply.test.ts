@@ -8,7 +8,7 @@ import {readPlan} from '../../src/plan/plan-file.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {validator} from '../../src/schema/validator.js'
 import {root, runMha, startSandbox, type TestSandbox} from './harness.js'
-import {WriteLoad} from './load.js'
+import {WriteLoad} from '../../src/sandbox/load.js'
 
 let sandbox: TestSandbox | undefined
 const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-apply-'))

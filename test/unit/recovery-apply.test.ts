@@ -3,7 +3,7 @@ import {existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync} from 'node:
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
-import {applyBinlogs, clientOptionFile, findExecutable, optionFileValue} from '../../src/recovery/index.js'
+import {applyBinlogs, clientOptionFile, findExecutable, optionFileValue, runBinlogPipeline} from '../../src/recovery/index.js'
 import {Secret} from '../../src/util/secret.js'
 import {fixturePath} from '../fixtures/binlog/fixtures.js'
 
@@ -62,5 +62,28 @@ describe('applyBinlogs failures', () => {
     await expect(applyBinlogs([binlog], endpoint, {timeoutMs: 1000, mysqlbinlog: '/nonexistent/mysqlbinlog'})).rejects.toThrow(/\/nonexistent\/mysqlbinlog is not installed/)
     await expect(applyBinlogs([binlog], endpoint, {timeoutMs: 1000, mysql: 'no-such-client-xyz'})).rejects.toThrow(/no-such-client-xyz is not installed/)
     expect(existsSync(binlog)).toBe(true)
+  })
+})
+
+describe('runBinlogPipeline (mysqlbinlog | client)', () => {
+  it('ends when the client fails early, even though the decoder has endless output left', async () => {
+    const started = Date.now()
+    const outcome = await runBinlogPipeline('yes', ['BINLOG /*!*/;'], 'sh', ['-c', 'echo "ERROR 1062 (23000) at line 7: Duplicate entry" >&2; exit 1'], 20_000)
+    expect(outcome).toMatchObject({timedOut: false, clientFailure: 'ERROR 1062 (23000) at line 7: Duplicate entry', binlogFailure: null})
+    expect(Date.now() - started).toBeLessThan(10_000)
+  })
+
+  it('kills both when the time is up', async () => {
+    const started = Date.now()
+    const outcome = await runBinlogPipeline('yes', [], 'sleep', ['60'], 300)
+    expect(outcome.timedOut).toBe(true)
+    expect(Date.now() - started).toBeLessThan(5000)
+  })
+
+  it('counts the statements that went through, and reports a decoder failure', async () => {
+    const ok = await runBinlogPipeline('printf', ['a\n/*!*/;\nb\n/*!*/;\n'], 'cat', [], 5000)
+    expect(ok).toEqual({statements: 2, timedOut: false, clientFailure: null, binlogFailure: null})
+    const bad = await runBinlogPipeline('sh', ['-c', 'echo "ERROR: Found invalid event in binary log" >&2; exit 1'], 'cat', [], 5000)
+    expect(bad).toMatchObject({clientFailure: null, binlogFailure: 'ERROR: Found invalid event in binary log'})
   })
 })

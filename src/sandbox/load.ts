@@ -1,6 +1,6 @@
 import mysql from 'mysql2/promise'
-import type {SandboxState} from '../../src/sandbox/sandbox.js'
-import {secretsOf} from '../../src/sandbox/sandbox.js'
+import type {SandboxState} from './sandbox.js'
+import {secretsOf} from './sandbox.js'
 
 /**
  * A client that inserts numbered rows as the DML-only app user and records every acknowledged id.
@@ -34,6 +34,28 @@ export class WriteLoad {
   async stop(): Promise<void> {
     this.#stopped = true
     await this.#loop
+  }
+
+  /** The acknowledged ids that the server named does not hold. */
+  async missingOn(server: string): Promise<number[]> {
+    const host = this.state.hosts.find((h) => h.name === server)!
+    const conn = await mysql.createConnection({host: host.ip, port: 3306, user: 'app', password: secretsOf(this.state.dir).app.reveal(), database: 'mhatest'})
+    try {
+      const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT id FROM acked')
+      const present = new Set(rows.map((r) => Number(r.id)))
+      return this.acked.filter((id) => !present.has(id))
+    } finally {
+      await conn.end()
+    }
+  }
+
+  /** The server that takes writes now (read_only=0), if any. */
+  async currentMaster(): Promise<string | undefined> {
+    const conn = await this.writable()
+    if (!conn) return undefined
+    const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT @@report_host AS h')
+    await conn.end()
+    return this.state.hosts.find((h) => h.ip === String(rows[0]?.h))?.name
   }
 
   private async writable(): Promise<mysql.Connection | undefined> {

@@ -1,0 +1,34 @@
+import {Flags} from '@oclif/core'
+import {BaseCommand} from '../../src/cli/base-command.js'
+import {WriteLoad} from '../../src/sandbox/load.js'
+import {defaultSandboxRoot, readState, sandboxDir} from '../../src/sandbox/sandbox.js'
+import {UserError} from '../../src/util/errors.js'
+
+export default class SandboxLoad extends BaseCommand<typeof SandboxLoad> {
+  static override summary = 'Write numbered rows to the sandbox for a while, following the writable master, then count lost acknowledged writes.'
+  static override description =
+    'As a DML-only user (no READ ONLY ADMIN), one INSERT every --interval ms into mhatest.acked; when the master fails it looks for the server with read_only=0. At the end it checks every acknowledged id on the current master.'
+  static override flags = {
+    dir: Flags.string({description: 'Root folder for sandbox data.', default: defaultSandboxRoot}),
+    seconds: Flags.integer({description: 'How long to write.', default: 10, min: 1, max: 3600}),
+    interval: Flags.integer({description: 'Milliseconds between inserts.', default: 20, min: 1}),
+  }
+
+  async run(): Promise<void> {
+    const cluster = this.flags.cluster ?? 'app1'
+    const state = readState(sandboxDir(this.flags.dir, cluster))
+    if (!state) throw new UserError(`no sandbox ${cluster} in ${this.flags.dir}; run "mha sandbox up"`)
+    const load = new WriteLoad(state, this.flags.interval)
+    const master = await load.currentMaster()
+    if (!master) throw new UserError(`sandbox ${cluster} has no writable server`)
+    await WriteLoad.prepare(state, master)
+    load.start()
+    await new Promise((resolve) => setTimeout(resolve, this.flags.seconds * 1000))
+    await load.stop()
+    const now = await load.currentMaster()
+    if (!now) throw new UserError(`after ${this.flags.seconds} s no server is writable; ${load.acked.length} writes were acknowledged`)
+    const missing = await load.missingOn(now)
+    this.say(`load: ${load.acked.length} writes acknowledged, ${load.errors} failed or unacknowledged; master now ${now}; acknowledged writes missing on ${now}: ${missing.length}`)
+    if (missing.length > 0) this.exit(3)
+  }
+}
