@@ -1,7 +1,6 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {defaultSandboxRoot, killMaster, readState, sandboxDir} from '../../src/sandbox/sandbox.js'
-import {UserError} from '../../src/util/errors.js'
+import {defaultSandboxRoot, killMaster, requireState} from '../../src/sandbox/sandbox.js'
 
 export default class SandboxKillMaster extends BaseCommand<typeof SandboxKillMaster> {
   static override summary = "SIGKILL the current master's mariadbd (its sshd stays up), as a crash would."
@@ -9,8 +8,7 @@ export default class SandboxKillMaster extends BaseCommand<typeof SandboxKillMas
 
   async run(): Promise<void> {
     const cluster = this.flags.cluster ?? 'app1'
-    const state = readState(sandboxDir(this.flags.dir, cluster))
-    if (!state) throw new UserError(`no sandbox ${cluster} in ${this.flags.dir}; run "mha sandbox up"`)
+    const state = requireState(this.flags.dir, cluster)
     const host = await killMaster(state)
     this.say(`killed mariadbd of ${host.name} (${host.ip}, pid ${host.mariadbdPid}) with SIGKILL`)
   }

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../src/cli/base-command.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
-import {defaultSandboxRoot, readState, sandboxDir} from '../../src/sandbox/sandbox.js'
+import {defaultSandboxRoot, requireState} from '../../src/sandbox/sandbox.js'
 import {UserError} from '../../src/util/errors.js'
 
 export default class SandboxLoad extends BaseCommand<typeof SandboxLoad> {
@@ -16,8 +16,7 @@ export default class SandboxLoad extends BaseCommand<typeof SandboxLoad> {
 
   async run(): Promise<void> {
     const cluster = this.flags.cluster ?? 'app1'
-    const state = readState(sandboxDir(this.flags.dir, cluster))
-    if (!state) throw new UserError(`no sandbox ${cluster} in ${this.flags.dir}; run "mha sandbox up"`)
+    const state = requireState(this.flags.dir, cluster)
     const load = new WriteLoad(state, this.flags.interval)
     const master = await load.currentMaster()
     if (!master) throw new UserError(`sandbox ${cluster} has no writable server`)

@@ -1,8 +1,7 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../src/cli/base-command.js'
 import {renderTable} from '../../src/cli/table.js'
-import {defaultSandboxRoot, readState, sandboxDir, sandboxStatus} from '../../src/sandbox/sandbox.js'
-import {UserError} from '../../src/util/errors.js'
+import {defaultSandboxRoot, sandboxStatus, requireState} from '../../src/sandbox/sandbox.js'
 
 export default class SandboxStatus extends BaseCommand<typeof SandboxStatus> {
   static override summary = 'Show the sandbox hosts: processes, roles and replication sources.'
@@ -10,8 +9,7 @@ export default class SandboxStatus extends BaseCommand<typeof SandboxStatus> {
 
   async run(): Promise<void> {
     const cluster = this.flags.cluster ?? 'app1'
-    const state = readState(sandboxDir(this.flags.dir, cluster))
-    if (!state) throw new UserError(`no sandbox ${cluster} in ${this.flags.dir}; run "mha sandbox up"`)
+    const state = requireState(this.flags.dir, cluster)
     const rows = await sandboxStatus(state)
     this.say(
       renderTable(

@@ -61,6 +61,13 @@ export function readState(dir: string): SandboxState | undefined {
   return JSON.parse(readFileSync(file, 'utf8')) as SandboxState
 }
 
+/** The state of a running sandbox, or a one-line error saying how to start one. */
+export function requireState(root: string, cluster: string): SandboxState {
+  const state = readState(sandboxDir(root, cluster))
+  if (!state) throw new UserError(`no sandbox ${cluster} in ${root}; run "mha sandbox up --cluster ${cluster}"`)
+  return state
+}
+
 function writeState(state: SandboxState): void {
   writeFileSync(join(state.dir, stateFileName), JSON.stringify(state, null, 2) + '\n')
 }

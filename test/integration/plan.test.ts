@@ -80,7 +80,7 @@ describe('mha plan on a real sandbox', () => {
     expect(save.params.diff.after.pos).toBe(db3Pos)
     expect(save.params.diff.until.pos).toBe(db2Pos)
     expect(save.params.diff.offset).toBeGreaterThan(4)
-    expect(p.steps.find((s) => s.id === 'apply_logs:db3')?.params).toEqual({relayDiff: {fromStep: 'save_relay_diff:db3', output: 'file'}, masterTail: null})
+    expect(p.steps.find((s) => s.id === 'apply_logs:db3')?.params).toEqual({ownRelay: {fromStep: 'wait_relay_log_applied:db3', output: 'position'}, relayDiff: {fromStep: 'save_relay_diff:db3', output: 'file'}, masterTail: null})
     expect(p.steps.find((s) => s.id === 'detach_replication:db2')?.after).toContain('save_relay_diff:db3')
     expect(p.decision.dataLoss.none).toBe(true)
     expect(p.steps.map((s) => s.id).indexOf('enable_writes:db2')).toBeLessThan(p.steps.map((s) => s.id).indexOf('repoint_replica:db3'))
