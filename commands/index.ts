@@ -1,8 +1,11 @@
 // The whole command surface of mha, in one place.
+import Ack from './ack.js'
 import Apply from './apply.js'
 import Check from './check.js'
 import ConfigImportMha from './config/import-mha.js'
 import PlanCommand from './plan.js'
+import Status from './status.js'
+import Watch from './watch.js'
 import SandboxDown from './sandbox/down.js'
 import SandboxKillMaster from './sandbox/kill-master.js'
 import SandboxLoad from './sandbox/load.js'
@@ -13,6 +16,9 @@ export const commands = {
   check: Check,
   plan: PlanCommand,
   apply: Apply,
+  watch: Watch,
+  ack: Ack,
+  status: Status,
   'config:import-mha': ConfigImportMha,
   'sandbox:up': SandboxUp,
   'sandbox:down': SandboxDown,

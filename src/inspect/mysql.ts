@@ -36,6 +36,7 @@ export function classifySqlError(error: unknown, endpoint: Endpoint): SqlError {
     return new SqlError('auth', code, `${where}: access denied for user ${endpoint.user}; check user/password in the cluster file`)
   if (code === 'ER_CON_COUNT_ERROR' || e.errno === 1040) return new SqlError('too_many_connections', code, `${where}: too many connections`)
   if (unreachableCodes.has(code)) return new SqlError('unreachable', code, `${where}: cannot connect (${code})`)
+  if ((error as {fatal?: boolean}).fatal === true || /closed state/.test(text)) return new SqlError('unreachable', code, `${where}: connection lost`)
   if (code === 'PROTOCOL_SEQUENCE_TIMEOUT' || /timeout/i.test(text)) return new SqlError('timeout', code, `${where}: timed out (${text})`)
   return new SqlError('sql', code, `${where}: ${text}`)
 }

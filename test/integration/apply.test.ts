@@ -5,9 +5,8 @@ import {join} from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
 import type {ApplyReport} from '../../src/apply/events.js'
 import {readPlan} from '../../src/plan/plan-file.js'
-import {waitFor} from '../../src/sandbox/processes.js'
 import {validator} from '../../src/schema/validator.js'
-import {root, runMha, startSandbox, type TestSandbox} from './harness.js'
+import {expectConsistent, killMasterAndWait, root, runMha, startSandbox, survivors, type TestSandbox} from './harness.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 
 let sandbox: TestSandbox | undefined
@@ -17,16 +16,6 @@ afterEach(async () => {
   await sandbox?.down()
   sandbox = undefined
 })
-
-const survivors = (s: TestSandbox) => s.state.hosts.slice(1).map((h) => h.name)
-
-async function killMasterAndWait(s: TestSandbox): Promise<void> {
-  process.kill(s.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
-  await waitFor('the replicas to lose db1', 20_000, async () => {
-    const rows = await Promise.all(survivors(s).map((h) => s.sql(h, (c) => c.queryOne('SHOW SLAVE STATUS'))))
-    return rows.every((r) => r!.Slave_IO_Running !== 'Yes')
-  })
-}
 
 async function planFailover(s: TestSandbox, name: string): Promise<string> {
   const file = join(plansDir, `${name}.json`)
@@ -41,22 +30,6 @@ async function apply(s: TestSandbox, file: string): Promise<{code: number; repor
   const validate = validator('apply-report.schema.json')
   expect(validate(report), JSON.stringify(validate.errors)).toBe(true)
   return {code: result.code, report, stderr: result.stderr}
-}
-
-/** Every acknowledged write is on the new master, every survivor has the same data, and a new write reaches them all. */
-async function expectConsistent(s: TestSandbox, newMaster: string, acked: number[]): Promise<void> {
-  const ids = await s.sql(newMaster, async (c) => (await c.query('SELECT id FROM mhatest.acked')).map((r) => Number(r.id)))
-  const present = new Set(ids)
-  expect(acked.filter((id) => !present.has(id))).toEqual([])
-  await s.sql(newMaster, (c) => c.execute('INSERT INTO mhatest.acked (id) VALUES (999999)'))
-  for (const host of survivors(s))
-    await waitFor(`${host} to receive the new write`, 20_000, async () => Number((await s.sql(host, (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.acked WHERE id = 999999')))!.n) === 1)
-  const sums = await Promise.all(survivors(s).map((h) => s.sql(h, async (c) => String((await c.queryOne('CHECKSUM TABLE mhatest.acked'))!.Checksum))))
-  expect(new Set(sums).size).toBe(1)
-  for (const host of survivors(s).filter((h) => h !== newMaster)) {
-    const status = (await s.sql(host, (c) => c.queryOne('SHOW SLAVE STATUS')))!
-    expect([status.Master_Host, status.Slave_IO_Running, status.Slave_SQL_Running]).toEqual([s.state.hosts.find((h) => h.name === newMaster)!.ip, 'Yes', 'Yes'])
-  }
 }
 
 async function gtidPositions(s: TestSandbox): Promise<string[]> {

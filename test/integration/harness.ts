@@ -3,7 +3,9 @@ import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {expect} from 'vitest'
 import {withConnection, type ServerConnection} from '../../src/inspect/mysql.js'
+import {waitFor} from '../../src/sandbox/processes.js'
 import {adminEndpoint, hostNamed, sandboxDown, sandboxUp, type SandboxState} from '../../src/sandbox/sandbox.js'
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
@@ -52,3 +54,30 @@ export async function startSandbox(name: string, firstOctet: number, options: {r
     },
   }
 }
+
+export const survivors = (s: TestSandbox) => s.state.hosts.slice(1).map((h) => h.name)
+
+export async function killMasterAndWait(s: TestSandbox): Promise<void> {
+  process.kill(s.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
+  await waitFor('the replicas to lose db1', 20_000, async () => {
+    const rows = await Promise.all(survivors(s).map((h) => s.sql(h, (c) => c.queryOne('SHOW SLAVE STATUS'))))
+    return rows.every((r) => r!.Slave_IO_Running !== 'Yes')
+  })
+}
+
+/** Every acknowledged write is on the new master, every survivor has the same data, and a new write reaches them all. */
+export async function expectConsistent(s: TestSandbox, newMaster: string, acked: number[]): Promise<void> {
+  const ids = await s.sql(newMaster, async (c) => (await c.query('SELECT id FROM mhatest.acked')).map((r) => Number(r.id)))
+  const present = new Set(ids)
+  expect(acked.filter((id) => !present.has(id))).toEqual([])
+  await s.sql(newMaster, (c) => c.execute('INSERT INTO mhatest.acked (id) VALUES (999999)'))
+  for (const host of survivors(s))
+    await waitFor(`${host} to receive the new write`, 20_000, async () => Number((await s.sql(host, (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.acked WHERE id = 999999')))!.n) === 1)
+  const sums = await Promise.all(survivors(s).map((h) => s.sql(h, async (c) => String((await c.queryOne('CHECKSUM TABLE mhatest.acked'))!.Checksum))))
+  expect(new Set(sums).size).toBe(1)
+  for (const host of survivors(s).filter((h) => h !== newMaster)) {
+    const status = (await s.sql(host, (c) => c.queryOne('SHOW SLAVE STATUS')))!
+    expect([status.Master_Host, status.Slave_IO_Running, status.Slave_SQL_Running]).toEqual([s.state.hosts.find((h) => h.name === newMaster)!.ip, 'Yes', 'Yes'])
+  }
+}
+

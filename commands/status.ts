@@ -1,0 +1,42 @@
+import {Flags} from '@oclif/core'
+import {checkCluster} from '../src/analysis/check.js'
+import {BaseCommand} from '../src/cli/base-command.js'
+import {renderTable} from '../src/cli/table.js'
+import {inspectCluster} from '../src/inspect/inspect.js'
+import {loadClusters} from '../src/watch/load-clusters.js'
+import {failoverBlocked, readWatchState} from '../src/watch/state.js'
+
+export default class Status extends BaseCommand<typeof Status> {
+  static override summary = 'Per cluster: master, replicas, health, the last failover, and whether automatic failover is blocked.'
+  static override flags = {
+    'plans-dir': Flags.string({description: 'Where watch keeps its state.', default: 'plans'}),
+    json: Flags.boolean({description: 'Print JSON.', default: false}),
+  }
+
+  async run(): Promise<void> {
+    const clusters = loadClusters(this.flags['config-dir'], this.flags.cluster ? [this.flags.cluster] : [])
+    const rows = await Promise.all(
+      clusters.map(async (cluster) => {
+        const report = checkCluster(cluster, await inspectCluster(cluster, {relayLookups: false}))
+        const state = readWatchState(this.flags['plans-dir'], cluster.name)
+        return {
+          cluster: cluster.name,
+          master: report.master,
+          replicas: report.servers.filter((s) => s.role === 'replica').map((s) => s.name),
+          healthy: report.failoverPossible,
+          problems: report.findings.filter((f) => f.severity === 'error').map((f) => f.message),
+          lastFailover: state.lastFailover,
+          failoverBlocked: failoverBlocked(state, cluster.monitor.lastFailoverMinute),
+        }
+      }),
+    )
+    if (this.flags.json) return this.print(rows)
+    this.say(
+      renderTable(
+        ['cluster', 'master', 'replicas', 'health', 'last failover', 'automatic failover'],
+        rows.map((r) => [r.cluster, r.master ?? '-', r.replicas.join(',') || '-', r.healthy ? 'ok' : `${r.problems.length} problem(s)`, r.lastFailover ? `${r.lastFailover.at} ${r.lastFailover.deadMaster}->${r.lastFailover.newMaster} ${r.lastFailover.status}` : '-', r.failoverBlocked ? 'blocked until mha ack' : 'allowed']),
+      ),
+    )
+    for (const r of rows) for (const p of r.problems) this.say(`${r.cluster}: ${p}`)
+  }
+}

@@ -1,0 +1,35 @@
+import {existsSync, mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
+import {dirname, join} from 'node:path'
+
+/** What watch remembers per cluster across restarts: the last failover and whether it was acknowledged. */
+export interface WatchState {
+  lastFailover: {at: string; plan: string; report: string; status: string; deadMaster: string | null; newMaster: string | null} | null
+  acknowledged: boolean
+}
+
+export function stateFile(plansDir: string, cluster: string): string {
+  return join(plansDir, cluster, 'watch-state.json')
+}
+
+export function readWatchState(plansDir: string, cluster: string): WatchState {
+  const file = stateFile(plansDir, cluster)
+  if (!existsSync(file)) return {lastFailover: null, acknowledged: true}
+  return JSON.parse(readFileSync(file, 'utf8')) as WatchState
+}
+
+export function writeWatchState(plansDir: string, cluster: string, state: WatchState): void {
+  const file = stateFile(plansDir, cluster)
+  mkdirSync(dirname(file), {recursive: true})
+  // Written aside, then renamed: a crash never leaves half a state file.
+  writeFileSync(file + '.tmp', JSON.stringify(state, null, 2) + '\n')
+  renameSync(file + '.tmp', file)
+}
+
+/** MHA's last_failover_minute: a second automatic failover waits for the window to pass or for `mha ack`. */
+export function failoverBlocked(state: WatchState, windowMinutes: number, now = Date.now()): string | null {
+  const last = state.lastFailover
+  if (!last || state.acknowledged) return null
+  const ageMinutes = (now - Date.parse(last.at)) / 60_000
+  if (ageMinutes >= windowMinutes) return null
+  return `the last failover (${last.deadMaster ?? '?'} -> ${last.newMaster ?? '?'} at ${last.at}, ${last.plan}) is ${Math.floor(ageMinutes)} min old, within last_failover_minute=${windowMinutes}; review it, then run "mha ack --cluster <name>" to allow another`
+}
