@@ -88,6 +88,7 @@ interface RawCluster {
   repl_user: string
   repl_password?: RawSecret
   replication: {gtid: GtidUse}
+  source_address?: string
   ssh: {user?: string; port: number; private_key_file?: string; known_hosts_file: string; connect_timeout: number}
   server_defaults: {port: number; master_binlog_dir: string | string[]; remote_workdir: string; client_bindir?: string}
   monitor: {ping_interval: number; ping_type: PingType; connect_timeout: number; failures_before_dead: number; last_failover_minute: number}
@@ -159,6 +160,7 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
     replUser: raw.repl_user,
     replPassword: raw.repl_password === undefined ? undefined : secret(raw.repl_password, ['repl_password']),
     gtid: raw.replication.gtid,
+    sourceAddress: raw.source_address,
     ssh: {privateKeyFile: keyFile, knownHostsFile: expand(raw.ssh.known_hosts_file), connectTimeoutMs: raw.ssh.connect_timeout * 1000},
     monitor: {
       pingIntervalMs: raw.monitor.ping_interval * 1000,

@@ -39,6 +39,8 @@ export interface ClusterConfig {
   replUser: string
   replPassword: Secret | undefined
   gtid: GtidUse
+  /** Local address mha's connections leave from, if set. */
+  sourceAddress: string | undefined
   ssh: {privateKeyFile: string; knownHostsFile: string; connectTimeoutMs: number}
   monitor: {pingIntervalMs: number; pingType: PingType; connectTimeoutMs: number; failuresBeforeDead: number; lastFailoverMinute: number}
   failover: {

@@ -10,7 +10,7 @@ import {binlogBaseName, binlogSequence} from '../binlog/coordinates.js'
 import {dirname, posix} from 'node:path'
 
 export function endpointOf(cluster: ClusterConfig, server: ServerConfig): Endpoint {
-  return {name: server.name, host: server.ip, port: server.port, user: cluster.user, password: cluster.password}
+  return {name: server.name, host: server.ip, port: server.port, user: cluster.user, password: cluster.password, localAddress: cluster.sourceAddress}
 }
 
 export function sshTargetOf(cluster: ClusterConfig, server: ServerConfig) {
@@ -22,6 +22,7 @@ export function sshTargetOf(cluster: ClusterConfig, server: ServerConfig) {
     privateKeyFile: cluster.ssh.privateKeyFile,
     knownHostsFile: cluster.ssh.knownHostsFile,
     connectTimeoutMs: cluster.ssh.connectTimeoutMs,
+    localAddress: cluster.sourceAddress,
   }
 }
 

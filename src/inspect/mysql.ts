@@ -1,3 +1,4 @@
+import {connect} from 'node:net'
 import mysql from 'mysql2/promise'
 import type {Connection, RowDataPacket} from 'mysql2/promise'
 import {redact, type Secret} from '../util/secret.js'
@@ -22,6 +23,8 @@ export interface Endpoint {
   port: number
   user: string
   password: Secret
+  /** Local address to connect from. */
+  localAddress?: string | undefined
 }
 
 const unreachableCodes = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE', 'PROTOCOL_CONNECTION_LOST', 'ENOTFOUND', 'EAI_AGAIN'])
@@ -61,6 +64,16 @@ export class ServerConnection {
         user: endpoint.user,
         password: endpoint.password.reveal(),
         connectTimeout: timeoutMs,
+        // mysql2 3.x accepts localAddress but does not pass it to the socket: open the socket ourselves.
+        ...(endpoint.localAddress
+          ? {
+              stream: () => {
+                const socket = connect({host: endpoint.host, port: endpoint.port, localAddress: endpoint.localAddress})
+                socket.setNoDelay(true)
+                return socket
+              },
+            }
+          : {}),
         supportBigNumbers: true,
         bigNumberStrings: true,
         dateStrings: true,

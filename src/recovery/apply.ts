@@ -125,6 +125,7 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
         // Only this file: a [client] password in ~/.my.cnf must not override the cluster's credentials.
         `--defaults-file=${credentials}`,
         '--protocol=TCP',
+        ...(endpoint.localAddress ? [`--bind-address=${endpoint.localAddress}`] : []),
         `--host=${endpoint.host}`,
         `--port=${endpoint.port}`,
         `--connect-timeout=${Math.max(1, Math.ceil(Math.min(remaining(), 30_000) / 1000))}`,

@@ -12,6 +12,8 @@ export interface SshTarget {
   privateKeyFile: string
   knownHostsFile: string
   connectTimeoutMs: number
+  /** Local address to connect from. */
+  localAddress?: string | undefined
 }
 
 export class SshError extends Error {
@@ -86,6 +88,7 @@ export class SshSession {
         username: target.user,
         privateKey,
         readyTimeout: target.connectTimeoutMs,
+        ...(target.localAddress ? {localAddress: target.localAddress} : {}),
         hostVerifier: (key: Buffer) => {
           verdict = verifyHostKey(entries, target.host, target.port, key)
           return verdict === 'match'
