@@ -322,7 +322,7 @@ function myCnf(host: SandboxHost, options: SandboxOptions, isMaster: boolean): s
     'innodb-buffer-pool-size=32M',
     'innodb-log-file-size=16M',
     'performance-schema=0',
-    'max-connections=200',
+    'max-connections=2000',
     `read-only=${isMaster ? 0 : 1}`,
     'skip-slave-start=0',
   ]

@@ -1,0 +1,124 @@
+// mha watch, measured on real sandboxes: (1) kill -> detection, new master writable, replicas re-pointed,
+// medians of several runs under write load; (2) CPU and memory while monitoring 100 and 1000 clusters.
+// Run: npm run bench:watch [-- --runs 3 --seconds 30]   (uses 127.0.0.121-123)
+import {spawn} from 'node:child_process'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {dirname, join} from 'node:path'
+import mysql from 'mysql2/promise'
+import {WriteLoad} from '../src/sandbox/load.js'
+import {sandboxDown, sandboxUp, secretsOf, type SandboxState} from '../src/sandbox/sandbox.js'
+
+const arg = (name: string, fallback: number) => Number(process.argv[process.argv.indexOf(`--${name}`) + 1] || fallback) || fallback
+const runs = arg('runs', 3)
+const seconds = arg('seconds', 30)
+const root = [join(import.meta.dirname, '..'), join(import.meta.dirname, '../..')].find((d) => existsSync(join(d, 'bin/run.js')))!
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
+
+async function up(work: string): Promise<SandboxState> {
+  return await sandboxUp({cluster: 'benchw', replicas: 2, gtid: false, semisync: false, dir: join(work, 'data'), configDir: join(work, 'clusters'), firstOctet: 121})
+}
+
+function startWatch(configDir: string, plansDir: string): {lines: {at: string; event: string; message: string}[]; pid: number; stop: () => Promise<void>} {
+  const child = spawn(process.execPath, [join(root, 'bin/run.js'), 'watch', '--config-dir', configDir, '--plans-dir', plansDir, '--log-format', 'json'], {env: {...process.env, NODE_ENV: 'production'}})
+  const lines: {at: string; event: string; message: string}[] = []
+  let buffer = ''
+  child.stdout.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString()
+    for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
+      lines.push(JSON.parse(buffer.slice(0, i)) as {at: string; event: string; message: string})
+      buffer = buffer.slice(i + 1)
+    }
+  })
+  return {lines, pid: child.pid!, stop: () => new Promise((resolve) => (child.exitCode !== null ? resolve() : (child.once('exit', () => resolve()), child.kill('SIGTERM'))))}
+}
+
+async function until(what: string, timeoutMs: number, probe: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+async function failoverRuns(): Promise<void> {
+  const rows: {detect: number; writable: number; repointed: number; lost: string}[] = []
+  for (let run = 1; run <= runs; run++) {
+    const work = mkdtempSync(join(tmpdir(), 'mha-benchw-'))
+    const state = await up(work)
+    const watch = startWatch(dirname(state.configFile), join(work, 'plans'))
+    try {
+      await WriteLoad.prepare(state, 'db1')
+      const load = new WriteLoad(state, 20)
+      load.start()
+      await until('watch to see db1', 20_000, () => watch.lines.some((l) => l.event === 'healthy'))
+      await new Promise((r) => setTimeout(r, 2000))
+      const admin = await Promise.all(state.hosts.slice(1).map((h) => mysql.createConnection({host: h.ip, user: 'mha', password: secretsOf(state.dir).admin.reveal()})))
+      const killedAt = Date.now()
+      process.kill(state.hosts[0]!.mariadbdPid!, 'SIGKILL')
+      let writable = NaN
+      await until('a writable survivor', 60_000, async () => {
+        for (const conn of admin) {
+          const [r] = await conn.query<mysql.RowDataPacket[]>('SELECT @@global.read_only+0 AS ro')
+          if (Number(r[0]?.ro) === 0) writable = Date.now() - killedAt
+        }
+        return !Number.isNaN(writable)
+      })
+      await until('the failover to finish', 60_000, () => watch.lines.some((l) => l.event === 'failover done' || l.event === 'failover failed'))
+      for (const c of admin) c.destroy()
+      const at = (event: string, match = '') => Date.parse(watch.lines.filter((l) => l.event === event && l.message.includes(match)).at(-1)!.at) - killedAt
+      await new Promise((r) => setTimeout(r, 500))
+      await load.stop()
+      const lost = (await load.missingOn('db2')).length
+      rows.push({detect: at('dead'), writable, repointed: at('step end', 'repoint_replica'), lost: `${lost}/${load.acked.length}`})
+      console.log(`run ${run}: detected ${s(rows.at(-1)!.detect)}, writable ${s(writable)}, replicas re-pointed ${s(rows.at(-1)!.repointed)}, lost ${rows.at(-1)!.lost}`)
+    } finally {
+      await watch.stop()
+      await sandboxDown(state.dir)
+    }
+  }
+  console.log(`\nmha watch, crash under load (ping_interval 1 s, failures_before_dead 2), medians of ${runs} runs after SIGKILL of the master:`)
+  console.log(`  detected dead            ${s(median(rows.map((r) => r.detect)))}   (MHA 0.58 here: 4.55 s; published 9-12 s)`)
+  console.log(`  new master writable      ${s(median(rows.map((r) => r.writable)))}   (MHA 0.58 here: 7.50 s, 4.69 s patched)`)
+  console.log(`  all replicas re-pointed  ${s(median(rows.map((r) => r.repointed)))}   (MHA 0.58 here: 8.48 s, 4.74 s patched; published total 10-30 s)`)
+  console.log(`  acknowledged writes lost ${rows.map((r) => r.lost).join(', ')}`)
+}
+
+function cpuAndMemory(pid: number): {cpuMs: number; rssMb: number} {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  const ticks = Number(stat[11]) + Number(stat[12])
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024
+  return {cpuMs: (ticks * 1000) / 100, rssMb: rss}
+}
+
+async function scale(): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'mha-benchw-scale-'))
+  const state = await up(work)
+  try {
+    for (const count of [100, 1000]) {
+      const dir = join(work, `clusters-${count}`)
+      mkdirSync(dir)
+      const template = readFileSync(state.configFile, 'utf8')
+      for (let i = 0; i < count; i++) writeFileSync(join(dir, `c${i}.yaml`), template.replace(/^name: benchw$/m, `name: c${i}`))
+      const watch = startWatch(dir, join(work, `plans-${count}`))
+      await until(`${count} clusters healthy`, 120_000, () => watch.lines.filter((l) => l.event === 'healthy').length >= count)
+      const before = cpuAndMemory(watch.pid)
+      const startedAt = Date.now()
+      await new Promise((r) => setTimeout(r, seconds * 1000))
+      const after = cpuAndMemory(watch.pid)
+      const cpu = ((after.cpuMs - before.cpuMs) / (Date.now() - startedAt)) * 100
+      console.log(`watch monitoring ${count} clusters (ping_interval 1 s, ${seconds} s): CPU ${cpu.toFixed(1)} % of one core, RSS ${after.rssMb.toFixed(0)} MB`)
+      await watch.stop()
+    }
+  } finally {
+    await sandboxDown(state.dir)
+  }
+}
+
+await failoverRuns()
+await scale()
