@@ -1,5 +1,6 @@
 import {execFileSync} from 'node:child_process'
 import {writeFileSync} from 'node:fs'
+import {dirname, resolve} from 'node:path'
 import {applyPlan} from '../apply/executor.js'
 import {lockCluster} from '../apply/lock.js'
 import {topologyOf} from '../analysis/topology.js'
@@ -210,9 +211,18 @@ export class ClusterWatcher {
   }
 
   #commit(planFile: string, reportFile: string, message: string): void {
+    // The repository is the one holding the plans folder, whatever watch's working directory is.
+    const files = [resolve(planFile), resolve(reportFile)]
+    const git = (args: string[]) => execFileSync('git', args, {cwd: dirname(files[0]!), stdio: 'pipe'}).toString().trim()
     try {
-      execFileSync('git', ['add', '--', planFile, reportFile], {stdio: 'pipe'})
-      execFileSync('git', ['commit', '-q', '-m', message, '--', planFile, reportFile], {stdio: 'pipe'})
+      let identity: string[] = []
+      try {
+        git(['config', 'user.email'])
+      } catch {
+        identity = ['-c', 'user.name=mha watch', '-c', 'user.email=mha-watch@localhost']
+      }
+      git(['add', '--', ...files])
+      git([...identity, 'commit', '-q', '-m', message, '--', ...files])
       this.#say('git', `committed ${planFile} and its report`)
     } catch (error) {
       this.#say('git', `could not commit: ${oneLine(error)}`)

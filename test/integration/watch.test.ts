@@ -1,4 +1,4 @@
-import {spawn, type ChildProcess} from 'node:child_process'
+import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
 import {existsSync, mkdtempSync, readdirSync, readFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
@@ -37,7 +37,8 @@ describe('mha watch on a real sandbox', () => {
     const load = new WriteLoad(sandbox.state)
     load.start()
 
-    watch = spawn(process.execPath, [join(root, 'bin/run.js'), 'watch', '--config-dir', dirname(sandbox.configFile), '--plans-dir', plansDir, '--log-format', 'json'], {cwd: root, env: {...process.env, NODE_ENV: 'production'}})
+    execFileSync('git', ['init', '-q', plansDir])
+    watch = spawn(process.execPath, [join(root, 'bin/run.js'), 'watch', '--config-dir', dirname(sandbox.configFile), '--plans-dir', plansDir, '--log-format', 'json', '--git'], {cwd: root, env: {...process.env, NODE_ENV: 'production'}})
     let buffer = ''
     watch.stdout!.on('data', (chunk: Buffer) => {
       buffer += chunk.toString()
@@ -56,6 +57,11 @@ describe('mha watch on a real sandbox', () => {
     expect(done.plan).toMatch(new RegExp(`^${plansDir}/itwatch/\\d{8}T\\d{6}Z-failover\\.json$`))
     const report = JSON.parse(readFileSync(done.report!, 'utf8')) as ApplyReport
     expect(report.status).toBe('applied')
+    await waitForEvent('git')
+    const committed = execFileSync('git', ['-C', plansDir, 'log', '-1', '--name-only', '--format=%s']).toString()
+    expect(committed).toMatch(/^mha watch: itwatch applied: db1 is dead; promote db2/)
+    expect(committed).toContain('-failover.json')
+    expect(committed).toContain('-failover.report.json')
     await waitFor('watch to monitor db2', 10_000, () => lines.some((l) => l.event === 'master' && l.message.startsWith('monitoring db2')))
     await new Promise((r) => setTimeout(r, 1000))
     await load.stop()
