@@ -219,7 +219,10 @@ function buildSteps(inputs: StepInputs): Step[] {
     id: fence,
     type: 'fence_master',
     server: dead.name,
-    params: cluster.hooks.shutdown ? {method: 'hook', hook: cluster.hooks.shutdown} : {method: 'read_only_and_kill'},
+    params: {
+      ...(cluster.hooks.shutdown ? {method: 'hook' as const, hook: cluster.hooks.shutdown} : {method: 'read_only_and_kill' as const}),
+      ...(cluster.hooks.masterIpFailover ? {ipHook: cluster.hooks.masterIpFailover} : {}),
+    },
     after: [],
     outputs: [],
     reason: cluster.hooks.shutdown ? `make sure ${dead.name} cannot take writes again: the shutdown hook fences it` : `make sure ${dead.name} cannot take writes again: where it still answers SQL, set read_only and kill client connections`,

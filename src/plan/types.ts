@@ -23,7 +23,7 @@ export interface RelayDiff {
 /** The closed vocabulary of step kinds: every effect of every plan is one of these. */
 export type Step =
   | StepBase<'stop_replica_io', Record<string, never>>
-  | StepBase<'fence_master', {method: 'hook' | 'read_only_and_kill'; hook?: string}>
+  | StepBase<'fence_master', {method: 'hook' | 'read_only_and_kill'; hook?: string; ipHook?: string}>
   | StepBase<'save_master_binlog', {dir: string | null; from: BinlogCoordinates; files: string[]}>
   | StepBase<'wait_relay_log_applied', {until: BinlogCoordinates}>
   | StepBase<'catch_up_from', {source: string}>

@@ -26,7 +26,7 @@ async function clientConnections(conn: ServerConnection): Promise<number[]> {
 
 export const fenceMaster: StepHandler<Fence> = {
   async check(step, ctx) {
-    if (step.params.method === 'hook') return {done: false}
+    if (step.params.method === 'hook' || step.params.ipHook) return {done: false}
     const conn = await reach(step, ctx)
     if (!conn) return {done: true, reason: `${step.server} does not answer SQL, so it takes no writes`}
     try {
@@ -39,11 +39,25 @@ export const fenceMaster: StepHandler<Fence> = {
   },
   async act(step, ctx) {
     const server = ctx.server(step.server)
-    if (step.params.method === 'hook') {
-      const ssh = await ctx.ssh(step.server).then(
-        () => true,
-        () => false,
+    // Hooks are told whether the host answers SSH (stopssh) or not (stop); without hooks, no need to ask.
+    const ssh =
+      step.params.ipHook || step.params.method === 'hook'
+        ? await ctx.ssh(step.server).then(
+            () => true,
+            () => false,
+          )
+        : false
+    const sshArgs = {...(server.sshPort !== 22 ? {orig_master_ssh_port: server.sshPort} : {})}
+    if (step.params.ipHook) {
+      // MHA phase 2: the writer address leaves the old master before anything else.
+      const result = await runHook(
+        step.params.ipHook,
+        {command: ssh ? 'stopssh' : 'stop', ssh_user: server.sshUser, orig_master_host: server.hostname, orig_master_ip: server.ip, orig_master_port: server.port, ...sshArgs},
+        ctx.timeoutMs,
       )
+      if (!hookAccepted(result)) throw new Error(`master_ip_failover hook (--command=${ssh ? 'stopssh' : 'stop'}) exited ${result.code}: ${result.stderr.trim().split('\n')[0] ?? ''}`)
+    }
+    if (step.params.method === 'hook') {
       const result = await runHook(
         step.params.hook!,
         {command: ssh ? 'stopssh' : 'stop', ssh_user: server.sshUser, host: server.hostname, ip: server.ip, port: server.port, ...(server.sshPort !== 22 ? {ssh_port: server.sshPort} : {})},

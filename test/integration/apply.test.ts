@@ -37,8 +37,15 @@ async function gtidPositions(s: TestSandbox): Promise<string[]> {
 }
 
 describe('mha apply on real sandboxes', () => {
-  it('fails over under write load without losing an acknowledged write, and a second apply does nothing', async () => {
+  it('fails over under write load without losing an acknowledged write, calls the MHA hooks, and a second apply does nothing', async () => {
     sandbox = await startSandbox('itapply1', 61)
+    // MHA-style hook scripts that record how they were called; the shutdown hook answers 10 (killed over SSH, proceed).
+    const hookDir = mkdtempSync(join(tmpdir(), 'mha-hooks-'))
+    const hookLog = join(hookDir, 'calls.log')
+    for (const [name, code] of [['shutdown', 10], ['vip', 0], ['report', 0]] as const) {
+      writeFileSync(join(hookDir, name), `#!/bin/sh\necho "${name} $*" >> ${hookLog}\nexit ${code}\n`, {mode: 0o755})
+    }
+    writeFileSync(sandbox.configFile, readFileSync(sandbox.configFile, 'utf8') + `hooks:\n  shutdown: ${hookDir}/shutdown\n  master_ip_failover: ${hookDir}/vip\n  report: ${hookDir}/report\n`)
     await WriteLoad.prepare(sandbox.state, 'db1')
     const load = new WriteLoad(sandbox.state)
     load.start()
@@ -52,6 +59,13 @@ describe('mha apply on real sandboxes', () => {
     await load.stop()
     expect(load.acked.length).toBeGreaterThan(20)
     await expectConsistent(sandbox, 'db2', load.acked)
+    const calls = readFileSync(hookLog, 'utf8').trim().split('\n')
+    expect(calls).toEqual([
+      'vip --command=stopssh --ssh_user=root --orig_master_host=127.0.0.61 --orig_master_ip=127.0.0.61 --orig_master_port=3306',
+      'shutdown --command=stopssh --ssh_user=root --host=127.0.0.61 --ip=127.0.0.61 --port=3306',
+      'vip --command=start --ssh_user=root --orig_master_host=127.0.0.61 --orig_master_ip=127.0.0.61 --orig_master_port=3306 --new_master_host=127.0.0.62 --new_master_ip=127.0.0.62 --new_master_port=3306 --new_master_user=mha',
+      `report --orig_master_host=127.0.0.61 --new_master_host=127.0.0.62 --new_slave_hosts=127.0.0.63 --conf=${sandbox.configFile} --subject=mha failover of itapply1 --body=db1 is dead; promote db2 (a candidate_master that has the newest data); re-point db3`,
+    ])
 
     const before = await gtidPositions(sandbox)
     const second = await apply(sandbox, file)
