@@ -1,6 +1,7 @@
 // mha watch, measured on real sandboxes: (1) kill -> detection, new master writable, replicas re-pointed,
 // medians of several runs under write load; (2) CPU and memory while monitoring 100 and 1000 clusters.
-// Run: npm run bench:watch [-- --runs 3 --seconds 30]   (uses 127.0.0.121-123)
+// Run: npm run bench:failover (part 1, after the plan/apply figures) and npm run bench:watch (part 2),
+// or node dist/bench/watch.js [--part failover|scale] [--runs 3] [--seconds 30]   (uses 127.0.0.121-123)
 import {spawn} from 'node:child_process'
 import {existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -120,5 +121,6 @@ async function scale(): Promise<void> {
   }
 }
 
-await failoverRuns()
-await scale()
+const part = process.argv[process.argv.indexOf('--part') + 1]
+if (part !== 'scale') await failoverRuns()
+if (part !== 'failover') await scale()
