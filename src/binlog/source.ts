@@ -84,17 +84,8 @@ export async function scanBinlog(sources: BinlogSource | readonly BinlogSource[]
 }
 
 /** A copy of a scanned event that outlives the scan. */
-export interface BinlogEventRecord {
-  file: string
-  offset: number
-  timestamp: number
-  type: number
-  serverId: number
-  size: number
-  logPos: number
-  flags: number
-  checksummed: boolean
-  upstream: boolean
+export interface BinlogEventRecord
+  extends Pick<ScannedEvent, 'file' | 'offset' | 'timestamp' | 'type' | 'serverId' | 'size' | 'logPos' | 'flags' | 'checksummed' | 'upstream'> {
   nextFile?: string
   nextPosition?: number
   serverVersion?: string
