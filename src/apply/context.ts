@@ -33,37 +33,18 @@ export class RunContext implements StepContext {
   }
 
   sql(name: string): Promise<ServerConnection> {
-    let conn = this.#sql.get(name)
-    if (!conn) {
-      conn = ServerConnection.open(endpointOf(this.cluster, this.server(name)), this.cluster.monitor.connectTimeoutMs * 2)
-      // A failed connect is not cached: the next step may retry.
-      conn.catch(() => this.#sql.delete(name))
-      this.#sql.set(name, conn)
-    }
-    return conn
+    return cached(this.#sql, name, () => ServerConnection.open(endpointOf(this.cluster, this.server(name)), this.cluster.monitor.connectTimeoutMs * 2))
   }
 
   dialect(name: string): Promise<Dialect> {
-    let dialect = this.#dialects.get(name)
-    if (!dialect) {
-      dialect = this.sql(name).then(async (conn) => {
-        const row = await conn.queryOne('SELECT @@version AS version, @@version_comment AS comment')
-        return dialectFor(parseServerVersion(String(row?.version), typeof row?.comment === 'string' ? row.comment : ''))
-      })
-      dialect.catch(() => this.#dialects.delete(name))
-      this.#dialects.set(name, dialect)
-    }
-    return dialect
+    return cached(this.#dialects, name, async () => {
+      const row = await (await this.sql(name)).queryOne('SELECT @@version AS version, @@version_comment AS comment')
+      return dialectFor(parseServerVersion(String(row?.version), typeof row?.comment === 'string' ? row.comment : ''))
+    })
   }
 
   ssh(name: string): Promise<SshSession> {
-    let session = this.#ssh.get(name)
-    if (!session) {
-      session = SshSession.open(sshTargetOf(this.cluster, this.server(name)))
-      session.catch(() => this.#ssh.delete(name))
-      this.#ssh.set(name, session)
-    }
-    return session
+    return cached(this.#ssh, name, () => SshSession.open(sshTargetOf(this.cluster, this.server(name))))
   }
 
   output(fromStep: string, name: string): unknown {
@@ -89,4 +70,15 @@ export class RunContext implements StepContext {
     this.#sql.clear()
     this.#ssh.clear()
   }
+}
+
+/** One promise per key; a failed one is forgotten, so that the next step may try again. */
+function cached<T>(map: Map<string, Promise<T>>, key: string, make: () => Promise<T>): Promise<T> {
+  let value = map.get(key)
+  if (!value) {
+    value = make()
+    value.catch(() => map.delete(key))
+    map.set(key, value)
+  }
+  return value
 }
