@@ -5,6 +5,7 @@ import {renderPlan} from '../src/cli/render-plan.js'
 import {inspectCluster, readSnapshot} from '../src/inspect/inspect.js'
 import {defaultPlanPath, serializePlan, toolVersion, writePlan} from '../src/plan/plan-file.js'
 import {planFor} from '../src/plan/planner.js'
+import {planSwitchover} from '../src/plan/switchover.js'
 
 export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
   static override summary = 'Inspect the live cluster and write a reviewable plan (failover when the master is dead).'
@@ -17,13 +18,16 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
     json: Flags.boolean({description: 'Print the plan JSON instead of the summary.', default: false}),
     'from-snapshot': Flags.string({description: 'Plan from a snapshot recorded with --save-snapshot instead of the live cluster.'}),
     'save-snapshot': Flags.string({description: 'Also write what was observed (plain data, no secrets) to this file.'}),
+    switchover: Flags.boolean({description: 'Plan an online switch of the live master (MHA masterha_master_switch --master_state=alive).', default: false}),
+    to: Flags.string({description: 'With --switchover: the new master; default: the best candidate by the failover rules.', dependsOn: ['switchover']}),
   }
 
   async run(): Promise<void> {
     const cluster = this.loadCluster()
     const snapshot = this.flags['from-snapshot'] ? readSnapshot(this.flags['from-snapshot']) : await inspectCluster(cluster)
     if (this.flags['save-snapshot']) writeFileSync(this.flags['save-snapshot'], JSON.stringify(snapshot, null, 2) + '\n')
-    const plan = planFor(cluster, snapshot, {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: cluster.file})
+    const header = {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: cluster.file}
+    const plan = this.flags.switchover ? planSwitchover(cluster, snapshot, header, this.flags.to) : planFor(cluster, snapshot, header)
     const file = this.flags.output ?? defaultPlanPath(plan, this.flags['plans-dir'])
     writePlan(plan, file)
     if (this.flags.json) process.stdout.write(serializePlan(plan))

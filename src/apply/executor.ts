@@ -67,7 +67,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
         listener({kind: 'refused', reason: denied.join('; ')})
         return finished(report('refused', denied.join('; '), `fix user/password in ${cluster.file}, then apply again`))
       }
-      const changes = factChanges(plan.observed.facts, observedFacts(cluster, snapshot))
+      const changes = factChanges(plan.observed.facts, observedFacts(cluster, snapshot, plan.kind !== 'switchover'))
       if (changes.length > 0) {
         const message = `the plan is stale: ${changes.join('; ')}`
         listener({kind: 'refused', reason: message})
@@ -138,14 +138,50 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
       await Promise.race(running.values())
     }
 
+    let rolledBack = ''
+    const rollback = plan.rollback
+    if (failure && rollback && !['applied', 'skipped'].includes(status.get(rollback.ifFailedBefore)?.status ?? 'not_run')) {
+      // Before the promotion a failure is undone, in the plan's own visible steps.
+      const undone: string[] = []
+      const ran = (id: string) => ['applied', 'skipped'].includes(status.get(id)?.status ?? '')
+      for (const step of rollback.steps) {
+        // A rollback step undoes the main steps it names; it runs only if they ran.
+        if (!step.after.every(ran)) continue
+        const handler = handlerFor(step)
+        const id = `rollback/${step.id}`
+        listener({kind: 'begin', step: {...step, id}})
+        try {
+          const checked = await handler.check(step, ctx)
+          if (!checked.done) {
+            journal.write({step: id, event: 'begin'})
+            const outputs = (await handler.act(step, ctx)) ?? {}
+            await handler.verify(step, ctx, outputs)
+          }
+          journal.write({step: id, event: checked.done ? 'skip' : 'end'})
+          listener(checked.done ? {kind: 'skip', step: {...step, id}, reason: checked.reason} : {kind: 'end', step: {...step, id}, outputs: {}})
+          undone.push(step.id)
+        } catch (error) {
+          const message = redact(oneLine(error), secrets)
+          journal.write({step: id, event: 'fail', message})
+          listener({kind: 'fail', step: {...step, id}, message})
+          rolledBack = `; the rollback failed at ${step.id}: ${message}`
+          break
+        }
+      }
+      if (rolledBack === '' && undone.length > 0) rolledBack = `; rolled back (${undone.join(', ')}): ${plan.decision.deadMaster ?? 'the old master'} takes writes again`
+      else if (rolledBack === '') rolledBack = '; nothing had changed, so nothing was rolled back'
+    }
+
     if (failure) {
       const applied = plan.steps.filter((s) => ['applied', 'skipped'].includes(status.get(s.id)!.status)).map((s) => s.id)
       const notRun = plan.steps.filter((s) => status.get(s.id)!.status === 'not_run').map((s) => s.id)
       return finished(
         report(
           'failed',
-          `${failure.step.id} failed: ${failure.message}. Done: ${applied.join(', ') || 'nothing'}. Not run: ${notRun.join(', ') || 'nothing'}`,
-          `fix what ${failure.step.id} reports on ${failure.step.server}, then run "mha apply ${planFile}" again: it resumes from ${failure.step.id}`,
+          `${failure.step.id} failed: ${failure.message}. Done: ${applied.join(', ') || 'nothing'}. Not run: ${notRun.join(', ') || 'nothing'}${rolledBack}`,
+          rolledBack
+            ? `fix what ${failure.step.id} reports on ${failure.step.server}, then plan again: "mha plan --cluster ${plan.cluster} --switchover"`
+            : `fix what ${failure.step.id} reports on ${failure.step.server}, then run "mha apply ${planFile}" again: it resumes from ${failure.step.id}`,
           ctx.notes,
         ),
       )

@@ -17,6 +17,10 @@ export function renderPlan(plan: Plan): string {
   for (const note of d.notes) lines.push(`Note: ${note}`)
   lines.push('', 'Steps:')
   plan.steps.forEach((step, i) => lines.push(`  ${String(i + 1).padStart(2)}. ${describeStep(step)}`, `      ${step.reason}`))
+  if (plan.rollback) {
+    lines.push('', `Rollback, if a step fails before ${plan.rollback.ifFailedBefore}:`)
+    plan.rollback.steps.forEach((step, i) => lines.push(`  ${String(i + 1).padStart(2)}. ${describeStep(step)}`, `      ${step.reason}`))
+  }
   return lines.join('\n')
 }
 
@@ -44,6 +48,14 @@ function describeStep(step: Step): string {
       return `${step.server}: SET GLOBAL read_only=0`
     case 'repoint_replica':
       return `${step.server}: ${step.params.preview}; START SLAVE`
+    case 'check_switchover':
+      return `${step.server}: check replication health, ${step.params.target}'s lag (<= ${step.params.maxLagSeconds} s) and long updates (< ${step.params.runningUpdatesLimit} s)`
+    case 'block_writes':
+      return `${step.server}: SET GLOBAL read_only=1, kill client connections, record the final position`
+    case 'unblock_writes':
+      return `${step.server}: SET GLOBAL read_only=0`
+    case 'wait_caught_up':
+      return `${step.server}: wait until it has executed ${step.params.source}'s final ${step.params.gtid ? 'GTID position' : 'coordinates'}`
     case 'verify_replication':
       return `verify ${step.params.master} is writable and ${step.params.replicas.join(', ') || 'no replica'} replicate from it`
   }

@@ -102,6 +102,7 @@ interface RawCluster {
     max_seconds_behind_master: number
     wait_timeout: number
   }
+  switchover: {max_lag_seconds: number; running_updates_limit: number; orig_master_is_new_slave: boolean}
   hooks: {shutdown?: string; master_ip_failover?: string; master_ip_online_change?: string; report?: string; secondary_check?: string}
   servers: RawServer[]
 }
@@ -178,6 +179,11 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
       skipResetSlave: raw.failover.skip_reset_slave,
       maxSecondsBehindMaster: raw.failover.max_seconds_behind_master,
       waitTimeoutMs: raw.failover.wait_timeout * 1000,
+    },
+    switchover: {
+      maxLagSeconds: raw.switchover.max_lag_seconds,
+      runningUpdatesLimit: raw.switchover.running_updates_limit,
+      origMasterIsNewSlave: raw.switchover.orig_master_is_new_slave,
     },
     hooks: {
       ...(raw.hooks.shutdown ? {shutdown: expand(raw.hooks.shutdown)} : {}),

@@ -53,6 +53,7 @@ export interface ClusterConfig {
     maxSecondsBehindMaster: number
     waitTimeoutMs: number
   }
+  switchover: {maxLagSeconds: number; runningUpdatesLimit: number; origMasterIsNewSlave: boolean}
   hooks: HookConfig
   servers: ServerConfig[]
 }

@@ -86,6 +86,9 @@ export async function readSqlFacts(conn: ServerConnection, replUser: string): Pr
     : []
   const users = await conn.query('SELECT Repl_slave_priv AS priv FROM mysql.user WHERE User = ?', [replUser])
   const relayIndex = (await conn.queryOne('SELECT @@relay_log_index AS relay_log_index'))?.relay_log_index
+  const long = await conn.query(
+    "SELECT ID AS id, USER AS user, TIME AS seconds, LEFT(INFO, 200) AS statement FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND TIME >= 1 AND ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler') ORDER BY ID",
+  )
   return {
     reachable: true,
     version,
@@ -103,6 +106,7 @@ export async function readSqlFacts(conn: ServerConnection, replUser: string): Pr
     binaryLogs,
     replUser: {exists: users.length > 0, canReplicate: users.some((u) => u.priv === 'Y')},
     relayLogIndex: typeof relayIndex === 'string' && relayIndex !== '' ? relayIndex : null,
+    longQueries: long.map((q) => ({id: Number(q.id), user: String(q.user), seconds: Number(q.seconds), statement: typeof q.statement === 'string' ? q.statement : ''})),
   }
 }
 

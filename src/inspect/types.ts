@@ -21,6 +21,8 @@ export interface SqlFacts {
   binaryLog: BinaryLogStatus | null
   binaryLogs: {file: string; size: number}[]
   replUser: {exists: boolean; canReplicate: boolean}
+  /** Client statements running for a second or more (MHA's running_updates_limit looks at these). */
+  longQueries: {id: number; user: string; seconds: number; statement: string}[]
   /** Full path of the relay log index, to find the relay logs over SSH. */
   relayLogIndex: string | null
 }

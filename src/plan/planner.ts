@@ -368,12 +368,13 @@ function describeApply(server: string, diff: RelayDiff | null, tail: OutputRef |
 }
 
 /** The facts a plan rests on, observed again at apply time to refuse a stale plan. */
-export function observedFacts(cluster: ClusterConfig, snapshot: Snapshot): Fact[] {
+export function observedFacts(cluster: ClusterConfig, snapshot: Snapshot, positions = true): Fact[] {
   const master = topologyOf(cluster, snapshot).master
-  return observe(cluster, snapshot, master).facts
+  return observe(cluster, snapshot, master, positions).facts
 }
 
-function observe(cluster: ClusterConfig, snapshot: Snapshot, master: ServerConfig | undefined): Plan['observed'] {
+/** `positions`: false for a live master, whose replicas' positions move all the time (switchover). */
+export function observe(cluster: ClusterConfig, snapshot: Snapshot, master: ServerConfig | undefined, positions = true): Plan['observed'] {
   const servers: ObservedServer[] = []
   const facts: Fact[] = []
   for (const server of cluster.servers) {
@@ -402,7 +403,7 @@ function observe(cluster: ClusterConfig, snapshot: Snapshot, master: ServerConfi
     facts.push({server: server.name, fact: 'server_id', value: String(f.serverId)})
     facts.push({server: server.name, fact: 'source', value: source ?? 'none'})
     if (f.replica) {
-      facts.push({server: server.name, fact: 'read', value: formatCoordinates(f.replica.read)})
+      if (positions) facts.push({server: server.name, fact: 'read', value: formatCoordinates(f.replica.read)})
       facts.push({server: server.name, fact: 'gtid_mode', value: f.replica.gtidMode})
     }
   }

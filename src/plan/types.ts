@@ -38,7 +38,11 @@ export type Step =
       }
     >
   | StepBase<'detach_replication', {resetSlaveAll: boolean}>
-  | StepBase<'run_hook', {hook: 'master_ip_failover' | 'report'; command: string; path: string}>
+  | StepBase<'run_hook', {hook: 'master_ip_failover' | 'master_ip_online_change' | 'report'; command: string; path: string}>
+  | StepBase<'check_switchover', {target: string; maxLagSeconds: number; runningUpdatesLimit: number}>
+  | StepBase<'block_writes', Record<string, never>>
+  | StepBase<'unblock_writes', Record<string, never>>
+  | StepBase<'wait_caught_up', {source: string; position: OutputRef; gtid: boolean}>
   | StepBase<'enable_writes', Record<string, never>>
   | StepBase<
       'repoint_replica',
@@ -52,6 +56,8 @@ export type Step =
         coordinates: OutputRef | null
         /** The statement as it will run, the password masked and the coordinates still to be resolved. */
         preview: string
+        /** A former master: its GTID replication starts from its own binlog position (MariaDB gtid_slave_pos is set from it). */
+        formerMaster?: boolean
       }
     >
   | StepBase<'verify_replication', {master: string; replicas: string[]}>
@@ -140,4 +146,6 @@ export interface Plan {
     notes: string[]
   }
   steps: Step[]
+  /** Run when a step fails before `ifFailedBefore` has run (a switchover undone before the promotion). */
+  rollback?: {ifFailedBefore: string; steps: Step[]}
 }

@@ -15,7 +15,22 @@ export const runHookStep: StepHandler<Hook> = {
     const dead = plan.decision.deadMaster ? ctx.server(plan.decision.deadMaster) : undefined
     const neu = plan.decision.newMaster ? ctx.server(plan.decision.newMaster) : undefined
     const args =
-      step.params.hook === 'master_ip_failover'
+      step.params.hook === 'master_ip_online_change'
+        ? {
+            command: step.params.command,
+            orig_master_host: dead?.hostname,
+            orig_master_ip: dead?.ip,
+            orig_master_port: dead?.port,
+            orig_master_user: ctx.cluster.user,
+            new_master_host: neu?.hostname,
+            new_master_ip: neu?.ip,
+            new_master_port: neu?.port,
+            new_master_user: ctx.cluster.user,
+            orig_master_ssh_user: dead?.sshUser,
+            new_master_ssh_user: neu?.sshUser,
+            orig_master_is_new_slave: ctx.cluster.switchover.origMasterIsNewSlave,
+          }
+        : step.params.hook === 'master_ip_failover'
         ? {
             command: step.params.command,
             ssh_user: neu?.sshUser,

@@ -4,6 +4,7 @@ import {fenceMaster} from './fence.js'
 import {runHookStep} from './hook.js'
 import {applyLogs, saveMasterBinlog, saveRelayDiff} from './recovery.js'
 import {detachReplication, enableWrites, repointReplica, stopReplicaIo, verifyReplication, waitRelayLogApplied} from './replication.js'
+import {blockWrites, checkSwitchover, unblockWrites, waitCaughtUp} from './switchover.js'
 import type {StepHandler} from './types.js'
 
 const handlers: {[K in StepType]: StepHandler<Extract<Step, {type: K}>>} = {
@@ -19,6 +20,10 @@ const handlers: {[K in StepType]: StepHandler<Extract<Step, {type: K}>>} = {
   enable_writes: enableWrites,
   repoint_replica: repointReplica,
   verify_replication: verifyReplication,
+  check_switchover: checkSwitchover,
+  block_writes: blockWrites,
+  unblock_writes: unblockWrites,
+  wait_caught_up: waitCaughtUp,
 }
 
 export function handlerFor(step: Step): StepHandler {

@@ -131,6 +131,8 @@ export const repointReplica: StepHandler<Of<'repoint_replica'>> = {
     const conn = await ctx.sql(step.server)
     const status = await replicaStatus(ctx, step.server)
     if (status) await conn.execute(dialect.stopReplica)
+    // A former master never replicated: its GTID position is what its own binlog holds.
+    if (p.formerMaster && p.gtid && dialect.version.flavor === 'mariadb') await conn.execute('SET GLOBAL gtid_slave_pos = @@global.gtid_binlog_pos')
     const coordinates = p.coordinates ? ctx.output(p.coordinates.fromStep, p.coordinates.output) : undefined
     if (!p.gtid && !isCoordinates(coordinates)) throw new Error(`${step.server}: no coordinates from ${p.coordinates?.fromStep ?? 'the plan'} to start from`)
     const change = dialect.changeSource({

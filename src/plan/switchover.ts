@@ -1,0 +1,180 @@
+import {sqlFacts, topologyOf} from '../analysis/topology.js'
+import {binlogSequence} from '../binlog/coordinates.js'
+import type {ClusterConfig} from '../config/types.js'
+import {dialectFor} from '../dialect/index.js'
+import {formatMariadbGtidPos, formatMysqlGtidSet, mariadbErrant, mysqlErrant} from '../gtid/index.js'
+import type {Snapshot} from '../inspect/types.js'
+import {UserError} from '../util/errors.js'
+import {rankCandidates, type ReplicaView} from './candidates.js'
+import {observe, type PlanHeader} from './planner.js'
+import type {Plan, Step} from './types.js'
+
+/** Statements other than reads count as updates for MHA's running_updates_limit. */
+const isRead = (statement: string) => /^\s*(select|show|explain|describe|desc|with)\b/i.test(statement)
+
+/**
+ * An online switch of a live master (MHA's masterha_master_switch --master_state=alive): pure, like the
+ * failover planner. Preconditions are checked here and again by the plan's first step at apply time.
+ */
+export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHeader, to: string | undefined): Plan {
+  const topology = topologyOf(cluster, snapshot)
+  const byName = new Map(snapshot.servers.map((s) => [s.name, s]))
+  const master = topology.master
+  const masterFacts = master ? sqlFacts(byName.get(master.name)!) : undefined
+  if (!master || !masterFacts) throw new UserError(`${cluster.name}: no live master to switch over from; for a dead master run "mha plan" without --switchover`)
+  if (masterFacts.readOnly) throw new UserError(`${master.name} is read_only; a switchover starts from a writable master`)
+
+  const replicas: ReplicaView[] = topology.replicas.flatMap((server) => {
+    const facts = sqlFacts(byName.get(server.name)!)
+    return facts?.replica ? [{server, facts, read: facts.replica.read, executed: facts.replica.executed}] : []
+  })
+  const refusals: string[] = []
+  for (const server of cluster.servers) if (server !== master && !sqlFacts(byName.get(server.name)!)) refusals.push(`${server.name} does not answer SQL`)
+  for (const r of replicas) {
+    const s = r.facts.replica!
+    if (s.ioThread !== 'running' || s.sqlThread !== 'running' || s.lastIoErrno || s.lastSqlErrno)
+      refusals.push(`${r.server.name}'s replication is not healthy (io=${s.ioThread} sql=${s.sqlThread}${s.lastIoError || s.lastSqlError ? `: ${s.lastIoError || s.lastSqlError}` : ''})`)
+  }
+  const gtid = cluster.gtid !== 'off' && replicas.length > 0 && replicas.every((r) => r.facts.replica!.gtidMode !== 'no')
+  if (gtid)
+    for (const r of replicas) {
+      const errant =
+        r.facts.version.flavor === 'mariadb'
+          ? formatMariadbGtidPos(mariadbErrant(r.facts.gtid.binlogPos || r.facts.gtid.currentPos, [masterFacts.gtid.binlogPos]))
+          : formatMysqlGtidSet(mysqlErrant(r.facts.gtid.binlogPos, [masterFacts.gtid.binlogPos]))
+      if (errant) refusals.push(`${r.server.name} has errant transactions (${errant}) that ${master.name} lacks`)
+    }
+  const updates = masterFacts.longQueries.filter((q) => q.seconds >= cluster.switchover.runningUpdatesLimit && !isRead(q.statement))
+  for (const q of updates) refusals.push(`${master.name} has an update running for ${q.seconds} s (thread ${q.id}, ${q.user}: ${q.statement.slice(0, 60)}); limit running_updates_limit=${cluster.switchover.runningUpdatesLimit}`)
+
+  let target: ReplicaView | undefined
+  if (to) {
+    target = replicas.find((r) => r.server.name === to)
+    if (!target) throw new UserError(`--to ${to}: not a replica of ${master.name} in ${cluster.file}; choose one of ${replicas.map((r) => r.server.name).join(', ')}`)
+  }
+  const maxRead = replicas.reduce((best, r) => (binlogSequence(r.read.file) * 1e15 + r.read.pos > binlogSequence(best.file) * 1e15 + best.pos ? r.read : best), replicas[0]?.read ?? {file: 'x.0', pos: 0})
+  const {candidates, chosen} = rankCandidates({
+    cluster,
+    replicas,
+    latest: replicas.filter((r) => r.read.file === maxRead.file && r.read.pos === maxRead.pos),
+    unrecoverable: new Set(),
+    errant: new Map(),
+    masterFileSizes: new Map(masterFacts.binaryLogs.map((b) => [b.file, b.size])),
+    sequenceOf: binlogSequence,
+  })
+  if (target) {
+    const verdict = candidates.find((c) => c.server === target!.server.name)!
+    if (!verdict.eligible) refusals.push(`${target.server.name} cannot become the master: ${verdict.reason}`)
+    for (const c of candidates) c.chosen = c.server === target.server.name
+    verdict.reason = verdict.eligible ? 'chosen: named with --to' : verdict.reason
+  } else target = chosen
+  if (!target) refusals.push('no replica can become the master')
+  else {
+    const lag = target.facts.replica!.secondsBehind
+    if (lag === null || lag > cluster.switchover.maxLagSeconds) refusals.push(`${target.server.name} lags ${lag === null ? 'an unknown time' : `${lag} s`} behind ${master.name} (limit switchover.max_lag_seconds=${cluster.switchover.maxLagSeconds})`)
+  }
+  if (refusals.length > 0 || !target) throw new UserError(`switchover refused: ${refusals.join('; ')}`)
+
+  const nm = target.server
+  const steps: Step[] = []
+  const add = (step: Omit<Step, 'outputs'> & {outputs?: string[]}) => steps.push({outputs: [], ...step} as Step)
+  const check = `check_switchover:${master.name}`
+  add({id: check, type: 'check_switchover', server: master.name, params: {target: nm.name, maxLagSeconds: cluster.switchover.maxLagSeconds, runningUpdatesLimit: cluster.switchover.runningUpdatesLimit}, after: [], reason: 'check again, right before acting, that replication is healthy, the target keeps up and no long update runs'})
+  let last = check
+  const hook = cluster.hooks.masterIpOnlineChange
+  if (hook) {
+    add({id: 'run_hook:online_change_stop', type: 'run_hook', server: master.name, params: {hook: 'master_ip_online_change', command: 'stop', path: hook}, after: [last], reason: `the online-change hook takes the writer address away from ${master.name}`})
+    last = 'run_hook:online_change_stop'
+  }
+  const block = `block_writes:${master.name}`
+  add({id: block, type: 'block_writes', server: master.name, params: {}, after: [last], outputs: ['binlog', 'gtid'], reason: `${master.name} refuses writes (read_only${masterFacts.superReadOnly !== null ? ', super_read_only' : ''}) and its remaining client connections are killed; its final position is recorded`})
+  const position = {fromStep: block, output: gtid ? 'gtid' : 'binlog'}
+  const waitTarget = `wait_caught_up:${nm.name}`
+  add({id: waitTarget, type: 'wait_caught_up', server: nm.name, params: {source: master.name, position, gtid}, after: [block], reason: `${nm.name} executes everything ${master.name} wrote`})
+  const detach = `detach_replication:${nm.name}`
+  add({id: detach, type: 'detach_replication', server: nm.name, params: {resetSlaveAll: true}, after: [waitTarget], outputs: ['binlog', 'gtid'], reason: `stop replication on ${nm.name} and record its binlog coordinates, where the others will start`})
+  const writable = `enable_writes:${nm.name}`
+  add({id: writable, type: 'enable_writes', server: nm.name, params: {}, after: [detach], reason: `${nm.name} becomes the writable master`})
+
+  const repointed: string[] = []
+  const repoint = (server: ReplicaView['server'], ready: string, formerMaster: boolean, version = sqlFacts(byName.get(server.name)!)!.version) => {
+    const id = `repoint_replica:${server.name}`
+    const targetParams = {host: nm.hostname, port: nm.port, user: cluster.replUser}
+    const preview = dialectFor(version).changeSource({
+      ...targetParams,
+      ...(cluster.replPassword ? {password: 'x'} : {}),
+      ...(gtid ? {gtid: true} : {coordinates: {file: `<${detach}.binlog file>`, pos: 0}}),
+    }).display.replace(/_LOG_POS = 0\b/, `_LOG_POS = <${detach}.binlog pos>`)
+    add({
+      id,
+      type: 'repoint_replica',
+      server: server.name,
+      params: {source: nm.name, ...targetParams, gtid, coordinates: gtid ? null : {fromStep: detach, output: 'binlog'}, preview, ...(formerMaster ? {formerMaster: true} : {})},
+      after: [ready, detach],
+      reason: formerMaster ? `${server.name}, the old master, replicates from ${nm.name} (orig_master_is_new_slave)` : `${server.name} replicates from ${nm.name}`,
+    })
+    repointed.push(id)
+  }
+  for (const r of replicas) {
+    if (r === target) continue
+    const wait = `wait_caught_up:${r.server.name}`
+    add({id: wait, type: 'wait_caught_up', server: r.server.name, params: {source: master.name, position, gtid}, after: [block], reason: `${r.server.name} executes everything ${master.name} wrote, so it matches ${nm.name}`})
+    repoint(r.server, wait, false)
+  }
+  if (cluster.switchover.origMasterIsNewSlave) repoint(master, block, true)
+  let done = writable
+  if (hook) {
+    add({id: 'run_hook:online_change_start', type: 'run_hook', server: nm.name, params: {hook: 'master_ip_online_change', command: 'start', path: hook}, after: [writable], reason: `the online-change hook gives the writer address to ${nm.name}`})
+    done = 'run_hook:online_change_start'
+  }
+  add({
+    id: `verify_replication:${nm.name}`,
+    type: 'verify_replication',
+    server: nm.name,
+    params: {master: nm.name, replicas: [...replicas.filter((r) => r !== target).map((r) => r.server.name), ...(cluster.switchover.origMasterIsNewSlave ? [master.name] : [])]},
+    after: [done, ...repointed],
+    reason: `${nm.name} is writable and every other server replicates from it`,
+  })
+
+  const rollbackSteps: Step[] = [
+    {
+      id: `repoint_replica:${nm.name}`,
+      type: 'repoint_replica',
+      server: nm.name,
+      params: {
+        source: master.name,
+        host: master.hostname,
+        port: master.port,
+        user: cluster.replUser,
+        gtid,
+        coordinates: gtid ? null : {fromStep: block, output: 'binlog'},
+        preview: `${nm.name} replicates from ${master.name} again, from ${master.name}'s final position`,
+      },
+      after: [detach],
+      outputs: [],
+      reason: `undo: ${nm.name} goes back to replicating from ${master.name}`,
+    },
+    {id: `unblock_writes:${master.name}`, type: 'unblock_writes', server: master.name, params: {}, after: [block], outputs: [], reason: `undo: ${master.name} takes writes again`},
+  ]
+  const reasonOfTarget = candidates.find((c) => c.chosen)?.reason.replace(/^chosen: /, '') ?? 'named with --to'
+  return {
+    format: 1,
+    header,
+    cluster: cluster.name,
+    kind: 'switchover',
+    observed: observe(cluster, snapshot, master, false),
+    decision: {
+      summary: `switch the master from ${master.name} to ${nm.name} (${reasonOfTarget}); re-point ${[...replicas.filter((r) => r !== target).map((r) => r.server.name), ...(cluster.switchover.origMasterIsNewSlave ? [`${master.name} (the old master)`] : [])].join(', ') || 'nobody'}`,
+      replicationMode: gtid ? 'gtid' : 'file',
+      deadMaster: master.name,
+      newMaster: nm.name,
+      latest: replicas.filter((r) => r.read.file === maxRead.file && r.read.pos === maxRead.pos).map((r) => r.server.name),
+      oldest: [],
+      candidates,
+      dataLoss: {none: true, statement: `none: ${master.name} stops taking writes and ${nm.name} executes everything it wrote before taking over`, lostAfter: null, lostGtids: null, abandoned: []},
+      notes: [`if a step fails before ${writable}, the rollback steps run, each only if the step it undoes had run: ${master.name} takes writes again`],
+    },
+    steps,
+    rollback: {ifFailedBefore: writable, steps: rollbackSteps},
+  }
+}
