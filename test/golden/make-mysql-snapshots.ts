@@ -50,6 +50,7 @@ function build(fixtureName: string, scenario: string, lagBytes: number): void {
       binaryLogs: [],
       replUser: {exists: true, canReplicate: true},
       relayLogIndex: '/var/lib/mysql/relay-bin.index',
+      longQueries: [],
     }
   }
   const ssh = (binlogs: {file: string; size: number}[]): ServerSnapshot['ssh'] => ({
