@@ -6,6 +6,7 @@ import {parseClusterConfig} from '../../src/config/load.js'
 import type {Snapshot} from '../../src/inspect/types.js'
 import {planBody, serializePlan, validatePlan} from '../../src/plan/plan-file.js'
 import {planFor} from '../../src/plan/planner.js'
+import {planSwitchover} from '../../src/plan/switchover.js'
 
 // Each folder of test/golden holds a cluster file and a recorded snapshot; the plan they give is compared
 // byte for byte with expected-plan.json. UPDATE_GOLDEN=1 rewrites the expected plans (review the diff).
@@ -17,7 +18,9 @@ function planOf(scenario: string) {
   const dir = join(goldenDir, scenario)
   const cluster = parseClusterConfig(readFileSync(join(dir, 'cluster.yaml'), 'utf8'), join(dir, 'cluster.yaml'), {})
   const snapshot = JSON.parse(readFileSync(join(dir, 'snapshot.json'), 'utf8')) as Snapshot
-  return planFor(cluster, snapshot, header)
+  // A scenario with a switchover-to file plans an online switchover to that server instead.
+  const switchTo = join(dir, 'switchover-to')
+  return existsSync(switchTo) ? planSwitchover(cluster, snapshot, header, readFileSync(switchTo, 'utf8').trim()) : planFor(cluster, snapshot, header)
 }
 
 describe('golden plans from recorded snapshots', () => {
