@@ -78,6 +78,8 @@ export class ServerConnection {
         bigNumberStrings: true,
         dateStrings: true,
         multipleStatements: false,
+        // mha sends no prepared statements; the default cache (16000 entries) costs memory per connection, and watch keeps one per cluster.
+        maxPreparedStatements: 1,
       })
       // A fatal protocol error arrives as an event; without a listener it would crash the process.
       conn.on('error', () => undefined)
