@@ -4,7 +4,7 @@ import {fenceMaster} from './fence.js'
 import {runHookStep} from './hook.js'
 import {applyLogs, saveMasterBinlog, saveRelayDiff} from './recovery.js'
 import {detachReplication, enableWrites, repointReplica, stopReplicaIo, verifyReplication, waitRelayLogApplied} from './replication.js'
-import {blockWrites, checkSwitchover, unblockWrites, waitCaughtUp} from './switchover.js'
+import {blockWrites, checkSwitchover, waitCaughtUp} from './switchover.js'
 import type {StepHandler} from './types.js'
 
 const handlers: {[K in StepType]: StepHandler<Extract<Step, {type: K}>>} = {
@@ -22,7 +22,7 @@ const handlers: {[K in StepType]: StepHandler<Extract<Step, {type: K}>>} = {
   verify_replication: verifyReplication,
   check_switchover: checkSwitchover,
   block_writes: blockWrites,
-  unblock_writes: unblockWrites,
+  unblock_writes: enableWrites,
   wait_caught_up: waitCaughtUp,
 }
 

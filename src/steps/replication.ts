@@ -102,7 +102,8 @@ export const detachReplication: StepHandler<Of<'detach_replication'>> = {
   },
 }
 
-export const enableWrites: StepHandler<Of<'enable_writes'>> = {
+/** The new master takes writes; the same effect undoes a switchover's write block (unblock_writes). */
+export const enableWrites: StepHandler<Of<'enable_writes'> | Of<'unblock_writes'>> = {
   async check(step, ctx) {
     const state = await readOnlyState(ctx, step.server)
     return !state.readOnly ? {done: true, reason: `${step.server} is already writable`} : {done: false}

@@ -53,21 +53,6 @@ export const blockWrites: StepHandler<Of<'block_writes'>> = {
   },
 }
 
-/** Rollback: the old master takes writes again. */
-export const unblockWrites: StepHandler<Of<'unblock_writes'>> = {
-  async check(step, ctx) {
-    return (await readOnlyState(ctx, step.server)).readOnly ? {done: false} : {done: true, reason: `${step.server} already takes writes`}
-  },
-  async act(step, ctx) {
-    const conn = await ctx.sql(step.server)
-    for (const sql of (await ctx.dialect(step.server)).setReadOnly(false)) await conn.execute(sql)
-    return undefined
-  },
-  async verify(step, ctx) {
-    if ((await readOnlyState(ctx, step.server)).readOnly) throw new Error(`${step.server} is still read_only`)
-  },
-}
-
 async function caughtUp(step: Of<'wait_caught_up'>, ctx: StepContext): Promise<boolean> {
   const target = ctx.output(step.params.position.fromStep, step.params.position.output)
   if (step.params.gtid) {
