@@ -42,3 +42,11 @@ export function compareCoordinates(a: BinlogCoordinates, b: BinlogCoordinates): 
 export function formatCoordinates(c: BinlogCoordinates): string {
   return `${c.file}:${c.pos}`
 }
+
+/** The items whose coordinates are the greatest (direction 1) or the least (-1), and those coordinates. */
+export function extremeCoordinates<T>(items: readonly T[], at: (item: T) => BinlogCoordinates, direction: 1 | -1): {coordinates: BinlogCoordinates; items: T[]} {
+  const first = items[0]
+  if (first === undefined) throw new Error('no coordinates to compare')
+  const coordinates = items.reduce((best, item) => (compareCoordinates(at(item), best) * direction > 0 ? at(item) : best), at(first))
+  return {coordinates, items: items.filter((item) => compareCoordinates(at(item), coordinates) === 0)}
+}

@@ -1,5 +1,5 @@
 import {sqlFacts, topologyOf} from '../analysis/topology.js'
-import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
+import {compareCoordinates, extremeCoordinates, formatCoordinates} from '../binlog/coordinates.js'
 import {findRelayDiffStart} from '../binlog/relay-diff.js'
 import type {BinlogSource} from '../binlog/source.js'
 import type {ClusterConfig} from '../config/types.js'
@@ -28,8 +28,7 @@ export async function findRelayLookups(cluster: ClusterConfig, snapshot: Snapsho
     return facts?.replica ? [{server, snap, facts, read: facts.replica.read}] : []
   })
   if (replicas.length < 2) return []
-  const maxRead = replicas.reduce((best, r) => (compareCoordinates(r.read, best) > 0 ? r.read : best), replicas[0]!.read)
-  const latest = replicas.filter((r) => compareCoordinates(r.read, maxRead) === 0)
+  const {coordinates: maxRead, items: latest} = extremeCoordinates(replicas, (r) => r.read, 1)
   const lagging = replicas.filter((r) => compareCoordinates(r.read, maxRead) < 0)
   const lookups: RelayLookup[] = []
   for (const target of lagging) {

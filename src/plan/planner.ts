@@ -1,10 +1,11 @@
 import {checkCluster} from '../analysis/check.js'
 import {sqlFacts, topologyOf} from '../analysis/topology.js'
-import {binlogSequence, compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
+import {binlogSequence, compareCoordinates, extremeCoordinates, formatCoordinates} from '../binlog/coordinates.js'
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import type {ServerSnapshot, Snapshot} from '../inspect/types.js'
 import {UserError} from '../util/errors.js'
 import {dialectFor} from '../dialect/index.js'
+import type {ServerVersion} from '../dialect/types.js'
 import {formatMariadbGtidPos, formatMysqlGtidSet, mariadbErrant, mysqlErrant} from '../gtid/index.js'
 import {rankCandidates, type ReplicaView} from './candidates.js'
 import {fingerprint} from './fingerprint.js'
@@ -78,10 +79,8 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
   const gtid = cluster.gtid !== 'off' && replicas.every((r) => r.facts.replica!.gtidMode !== 'no')
   if (cluster.gtid === 'on' && !gtid) throw new UserError(`replication.gtid is "on" but ${replicas.filter((r) => r.facts.replica!.gtidMode === 'no').map((r) => r.server.name).join(', ')} replicate by file/position`)
 
-  const maxRead = replicas.reduce((best, r) => (compareCoordinates(r.read, best) > 0 ? r.read : best), replicas[0]!.read)
-  const minRead = replicas.reduce((best, r) => (compareCoordinates(r.read, best) < 0 ? r.read : best), replicas[0]!.read)
-  const latest = replicas.filter((r) => compareCoordinates(r.read, maxRead) === 0)
-  const oldest = replicas.filter((r) => compareCoordinates(r.read, minRead) === 0)
+  const {coordinates: maxRead, items: latest} = extremeCoordinates(replicas, (r) => r.read, 1)
+  const oldest = extremeCoordinates(replicas, (r) => r.read, -1).items
 
   // Relay-log diffs (file/position): for each lagging replica, where its missing events are in a latest replica's relay log.
   const diffs = new Map<string, RelayDiff>()
@@ -110,8 +109,7 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
   // Recovery copies only from servers that are kept: an errant replica's events are never spread.
   const usable = replicas.filter((r) => !excluded.has(r.server.name))
   if (usable.length === 0) throw new UserError(`no replica of ${dead.name} can be kept: ${notes.join('; ')}`)
-  const usableRead = usable.reduce((best, r) => (compareCoordinates(r.read, best) > 0 ? r.read : best), usable[0]!.read)
-  const usableLatest = usable.filter((r) => compareCoordinates(r.read, usableRead) === 0)
+  const {coordinates: usableRead, items: usableLatest} = extremeCoordinates(usable, (r) => r.read, 1)
   if (compareCoordinates(usableRead, maxRead) < 0)
     notes.push(`what ${latest.map((r) => r.server.name).join(', ')} received after ${formatCoordinates(usableRead)} is not used, since ${latest.length > 1 ? 'they are' : 'it is'} left out`)
 
@@ -329,11 +327,7 @@ function buildSteps(inputs: StepInputs): Step[] {
     } else if (steps.some((s) => s.id === id('wait_relay_log_applied', name))) ready = id('wait_relay_log_applied', name)
     const repoint = id('repoint_replica', name)
     const target = {host: newMaster.server.hostname, port: newMaster.server.port, user: cluster.replUser}
-    const preview = dialectFor(r.facts.version).changeSource({
-      ...target,
-      ...(cluster.replPassword ? {password: 'x'} : {}),
-      ...(gtid ? {gtid: true} : {coordinates: {file: `<${detach}.binlog file>`, pos: 0}}),
-    }).display.replace(/_LOG_POS = 0\b/, `_LOG_POS = <${detach}.binlog pos>`)
+    const preview = changePreview(cluster, r.facts.version, target, gtid, detach)
     steps.push({
       id: repoint,
       type: 'repoint_replica',
@@ -408,6 +402,17 @@ export function observe(cluster: ClusterConfig, snapshot: Snapshot, master: Serv
     }
   }
   return {servers, facts, fingerprint: fingerprint(facts)}
+}
+
+/** The CHANGE MASTER a replica will run, as the reviewer sees it: password masked, coordinates named by the step that records them. */
+export function changePreview(cluster: ClusterConfig, version: ServerVersion, target: {host: string; port: number; user: string}, gtid: boolean, detachStep: string): string {
+  return dialectFor(version)
+    .changeSource({
+      ...target,
+      ...(cluster.replPassword ? {password: 'x'} : {}),
+      ...(gtid ? {gtid: true} : {coordinates: {file: `<${detachStep}.binlog file>`, pos: 0}}),
+    })
+    .display.replace(/_LOG_POS = 0\b/, `_LOG_POS = <${detachStep}.binlog pos>`)
 }
 
 /** Per replica, the GTIDs it holds that no other replica has received or executed (errant transactions). */

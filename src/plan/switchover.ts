@@ -1,16 +1,15 @@
 import {sqlFacts, topologyOf} from '../analysis/topology.js'
-import {binlogSequence} from '../binlog/coordinates.js'
+import {binlogSequence, extremeCoordinates} from '../binlog/coordinates.js'
 import type {ClusterConfig} from '../config/types.js'
-import {dialectFor} from '../dialect/index.js'
 import {formatMariadbGtidPos, formatMysqlGtidSet, mariadbErrant, mysqlErrant} from '../gtid/index.js'
 import type {Snapshot} from '../inspect/types.js'
 import {UserError} from '../util/errors.js'
 import {rankCandidates, type ReplicaView} from './candidates.js'
-import {observe, type PlanHeader} from './planner.js'
+import {changePreview, observe, type PlanHeader} from './planner.js'
 import type {Plan, Step} from './types.js'
 
 /** Statements other than reads count as updates for MHA's running_updates_limit. */
-const isRead = (statement: string) => /^\s*(select|show|explain|describe|desc|with)\b/i.test(statement)
+export const isRead = (statement: string): boolean => /^\s*(select|show|explain|describe|desc|with)\b/i.test(statement)
 
 /**
  * An online switch of a live master (MHA's masterha_master_switch --master_state=alive): pure, like the
@@ -52,11 +51,12 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
     target = replicas.find((r) => r.server.name === to)
     if (!target) throw new UserError(`--to ${to}: not a replica of ${master.name} in ${cluster.file}; choose one of ${replicas.map((r) => r.server.name).join(', ')}`)
   }
-  const maxRead = replicas.reduce((best, r) => (binlogSequence(r.read.file) * 1e15 + r.read.pos > binlogSequence(best.file) * 1e15 + best.pos ? r.read : best), replicas[0]?.read ?? {file: 'x.0', pos: 0})
+  if (replicas.length === 0) throw new UserError(`switchover refused: ${master.name} has no reachable replica to switch to`)
+  const latest = extremeCoordinates(replicas, (r) => r.read, 1).items
   const {candidates, chosen} = rankCandidates({
     cluster,
     replicas,
-    latest: replicas.filter((r) => r.read.file === maxRead.file && r.read.pos === maxRead.pos),
+    latest,
     unrecoverable: new Set(),
     errant: new Map(),
     masterFileSizes: new Map(masterFacts.binaryLogs.map((b) => [b.file, b.size])),
@@ -100,11 +100,7 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
   const repoint = (server: ReplicaView['server'], ready: string, formerMaster: boolean, version = sqlFacts(byName.get(server.name)!)!.version) => {
     const id = `repoint_replica:${server.name}`
     const targetParams = {host: nm.hostname, port: nm.port, user: cluster.replUser}
-    const preview = dialectFor(version).changeSource({
-      ...targetParams,
-      ...(cluster.replPassword ? {password: 'x'} : {}),
-      ...(gtid ? {gtid: true} : {coordinates: {file: `<${detach}.binlog file>`, pos: 0}}),
-    }).display.replace(/_LOG_POS = 0\b/, `_LOG_POS = <${detach}.binlog pos>`)
+    const preview = changePreview(cluster, version, targetParams, gtid, detach)
     add({
       id,
       type: 'repoint_replica',
@@ -168,7 +164,7 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
       replicationMode: gtid ? 'gtid' : 'file',
       deadMaster: master.name,
       newMaster: nm.name,
-      latest: replicas.filter((r) => r.read.file === maxRead.file && r.read.pos === maxRead.pos).map((r) => r.server.name),
+      latest: latest.map((r) => r.server.name),
       oldest: [],
       candidates,
       dataLoss: {none: true, statement: `none: ${master.name} stops taking writes and ${nm.name} executes everything it wrote before taking over`, lostAfter: null, lostGtids: null, abandoned: []},

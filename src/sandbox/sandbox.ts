@@ -275,15 +275,6 @@ export async function startSshd(state: SandboxState, name: string): Promise<void
   await waitFor(`sshd on ${host.ip}:22`, 10_000, () => portOpen(host.ip, 22))
 }
 
-/** Start a stopped mariadbd again with its data, as it was (it comes back as it left: no topology change). */
-export async function startMariadbd(state: SandboxState, name: string): Promise<void> {
-  const host = hostNamed(state, name)
-  if (isOurProcess(host.mariadbdPid, mariadbdMarker(host))) return
-  host.mariadbdPid = startDetached(findProgram('mariadbd')!, [`--defaults-file=${mariadbdMarker(host)}`, '--user=root'], join(host.dir, 'mariadbd.log'))
-  writeState(state)
-  await waitFor(`mariadbd on ${host.ip}:3306`, 60_000, () => portOpen(host.ip, 3306))
-}
-
 export function hostNamed(state: SandboxState, name: string): SandboxHost {
   const host = state.hosts.find((h) => h.name === name || h.ip === name || String(h.index) === name)
   if (!host) throw new UserError(`sandbox ${state.cluster} has no host "${name}"; hosts are ${state.hosts.map((h) => h.name).join(', ')}`)

@@ -1,3 +1,4 @@
+import type {ServerConnection} from '../inspect/mysql.js'
 import type {BinlogCoordinates, ReplicaStatus} from '../dialect/types.js'
 import type {StepContext} from './types.js'
 
@@ -34,4 +35,12 @@ export async function waitUntil(what: string, timeoutMs: number, probe: () => Pr
 
 export function isCoordinates(value: unknown): value is BinlogCoordinates {
   return typeof value === 'object' && value !== null && typeof (value as BinlogCoordinates).file === 'string' && typeof (value as BinlogCoordinates).pos === 'number'
+}
+
+/** Client threads of a server: everything but its own threads, replication dumps and this connection. */
+export async function clientThreads(conn: ServerConnection): Promise<{id: number; seconds: number; statement: string; command: string}[]> {
+  const rows = await conn.query(
+    "SELECT ID AS id, TIME AS seconds, COALESCE(INFO, '') AS statement, COMMAND AS command FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler') AND COMMAND NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon')",
+  )
+  return rows.map((r) => ({id: Number(r.id), seconds: Number(r.seconds), statement: String(r.statement), command: String(r.command)}))
 }

@@ -2,7 +2,7 @@ import {endpointOf} from '../inspect/inspect.js'
 import {ServerConnection, SqlError} from '../inspect/mysql.js'
 import {hookAccepted, runHook} from '../hooks/run.js'
 import type {Step} from '../plan/types.js'
-import {readOnlyState} from './common.js'
+import {clientThreads, readOnlyState} from './common.js'
 import type {StepContext, StepHandler} from './types.js'
 
 type Fence = Extract<Step, {type: 'fence_master'}>
@@ -17,13 +17,6 @@ async function reach(step: Fence, ctx: StepContext): Promise<ServerConnection | 
   }
 }
 
-async function clientConnections(conn: ServerConnection): Promise<number[]> {
-  const rows = await conn.query(
-    "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler') AND COMMAND NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon')",
-  )
-  return rows.map((r) => Number(r.id))
-}
-
 export const fenceMaster: StepHandler<Fence> = {
   async check(step, ctx) {
     if (step.params.method === 'hook' || step.params.ipHook) return {done: false}
@@ -31,7 +24,7 @@ export const fenceMaster: StepHandler<Fence> = {
     if (!conn) return {done: true, reason: `${step.server} does not answer SQL, so it takes no writes`}
     try {
       const ro = (await conn.queryOne('SELECT @@global.read_only+0 AS ro'))?.ro
-      const clients = await clientConnections(conn)
+      const clients = await clientThreads(conn)
       return Number(ro) === 1 && clients.length === 0 ? {done: true, reason: `${step.server} is read_only with no client connections`} : {done: false}
     } finally {
       await conn.close()
@@ -72,7 +65,7 @@ export const fenceMaster: StepHandler<Fence> = {
     try {
       const dialect = await ctx.dialect(step.server).catch(() => null)
       for (const sql of dialect?.setReadOnly(true) ?? ['SET GLOBAL read_only = ON']) await conn.execute(sql)
-      for (const id of await clientConnections(conn)) await conn.execute(`KILL ${id}`).catch(() => undefined)
+      for (const {id} of await clientThreads(conn)) await conn.execute(`KILL ${id}`).catch(() => undefined)
     } finally {
       await conn.close()
     }

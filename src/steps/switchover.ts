@@ -1,19 +1,11 @@
 import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
 import {compareMariadbPositions, mysqlGtidIsSubset} from '../gtid/index.js'
 import type {Step} from '../plan/types.js'
-import {binaryLogPosition, isCoordinates, readOnlyState, replicaStatus} from './common.js'
+import {isRead} from '../plan/switchover.js'
+import {binaryLogPosition, clientThreads, isCoordinates, readOnlyState, replicaStatus} from './common.js'
 import type {StepContext, StepHandler} from './types.js'
 
 type Of<T extends Step['type']> = Extract<Step, {type: T}>
-
-const isRead = (statement: string) => /^\s*(select|show|explain|describe|desc|with)\b/i.test(statement)
-
-async function clientThreads(ctx: StepContext, server: string): Promise<{id: number; seconds: number; statement: string; command: string}[]> {
-  const rows = await (await ctx.sql(server)).query(
-    "SELECT ID AS id, TIME AS seconds, COALESCE(INFO, '') AS statement, COMMAND AS command FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler') AND COMMAND NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon')",
-  )
-  return rows.map((r) => ({id: Number(r.id), seconds: Number(r.seconds), statement: String(r.statement), command: String(r.command)}))
-}
 
 /** The switchover's preconditions, live, right before the first effect. */
 export const checkSwitchover: StepHandler<Of<'check_switchover'>> = {
@@ -26,7 +18,7 @@ export const checkSwitchover: StepHandler<Of<'check_switchover'>> = {
       if (!s || s.ioThread !== 'running' || s.sqlThread !== 'running') problems.push(`${name}'s replication is not running`)
       else if (name === step.params.target && (s.secondsBehind === null || s.secondsBehind > step.params.maxLagSeconds)) problems.push(`${name} lags ${s.secondsBehind ?? '?'} s (limit ${step.params.maxLagSeconds} s)`)
     }
-    for (const t of await clientThreads(ctx, step.server))
+    for (const t of await clientThreads(await ctx.sql(step.server)))
       if (t.command === 'Query' && t.seconds >= step.params.runningUpdatesLimit && !isRead(t.statement)) problems.push(`${step.server} has an update running for ${t.seconds} s (thread ${t.id})`)
     if (problems.length > 0) throw new Error(`switchover refused: ${problems.join('; ')}; nothing was changed`)
   },
@@ -44,7 +36,7 @@ export const blockWrites: StepHandler<Of<'block_writes'>> = {
     const conn = await ctx.sql(step.server)
     for (const sql of (await ctx.dialect(step.server)).setReadOnly(true)) await conn.execute(sql)
     // Accounts with READ ONLY ADMIN or SUPER could still write: their connections go too.
-    for (const t of await clientThreads(ctx, step.server)) await conn.execute(`KILL ${t.id}`).catch(() => undefined)
+    for (const t of await clientThreads(await ctx.sql(step.server))) await conn.execute(`KILL ${t.id}`).catch(() => undefined)
     return await binaryLogPosition(ctx, step.server)
   },
   async verify(step, ctx, outputs) {
