@@ -15,6 +15,8 @@ export class RunContext implements StepContext {
   readonly timeoutMs: number
   readonly outputs = new Map<string, Record<string, unknown>>()
   readonly notes: string[] = []
+  /** Steps an earlier run began without finishing, from the journal. */
+  readonly unfinished = new Set<string>()
   readonly #sql = new Map<string, Promise<ServerConnection>>()
   readonly #ssh = new Map<string, Promise<SshSession>>()
   readonly #dialects = new Map<string, Promise<Dialect>>()
@@ -51,6 +53,10 @@ export class RunContext implements StepContext {
     const outputs = this.outputs.get(fromStep)
     if (!outputs || !(name in outputs)) throw new Error(`step ${fromStep} has not produced "${name}" yet`)
     return outputs[name]
+  }
+
+  attempted(stepId: string): boolean {
+    return this.unfinished.has(stepId)
   }
 
   note(message: string): void {

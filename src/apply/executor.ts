@@ -77,11 +77,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
       listener({kind: 'resume', done: plan.steps.filter((s) => settled(s.id)).length, total: plan.steps.length})
     }
     for (const [id, record] of records) if (record.state === 'done' || record.state === 'skipped') ctx.outputs.set(id, record.outputs)
-    const interrupted = plan.steps.find((s) => s.type === 'apply_logs' && records.get(s.id)?.state === 'begun')
-    if (interrupted) {
-      const message = `${interrupted.id} was interrupted while applying logs to ${interrupted.server}; part of them may be applied, so mha will not apply them twice`
-      return finished(report('failed', message, `compare ${interrupted.server} with ${plan.decision.newMaster ?? 'the new master'}, finish or undo the apply by hand, then add {"step":"${interrupted.id}","event":"end"} to ${journal.file} and apply again`))
-    }
+    for (const [id, record] of records) if (record.state === 'begun' || record.state === 'failed') ctx.unfinished.add(id)
     mkdirSync(ctx.workDir, {recursive: true})
 
     let failure: {step: Step; message: string} | undefined

@@ -80,6 +80,7 @@ function mariadb(version: ServerVersion): Dialect {
     parseGtidState: parseMariadbGtidState,
     // MariaDB 10.0 and 10.1 still used the older wording.
     sqlThreadCaughtUpStates: [SLAVE_CAUGHT_UP, 'Slave has read all relay log; waiting for the slave I/O thread to update it'],
+    busyWorkersQuery: "SELECT COUNT(*) AS busy FROM information_schema.PROCESSLIST WHERE COMMAND = 'Slave_worker' AND STATE <> 'Waiting for work from SQL thread'",
   }
 }
 
@@ -118,6 +119,9 @@ function mysql(version: ServerVersion): Dialect {
     parseGtidState: parseMysqlGtidState,
     // 8.0.26 renamed the stage; terminology_use_previous brings the old name back.
     sqlThreadCaughtUpStates: [SLAVE_CAUGHT_UP, 'Replica has read all relay log; waiting for more updates'],
+    // The same stage name in 5.7 and 8.x; the thread was renamed replica_worker in 8.0.26.
+    busyWorkersQuery:
+      "SELECT COUNT(*) AS busy FROM performance_schema.threads WHERE NAME IN ('thread/sql/slave_worker', 'thread/sql/replica_worker') AND COALESCE(PROCESSLIST_STATE, '') <> 'Waiting for an event from Coordinator'",
   }
 }
 

@@ -108,6 +108,11 @@ export interface Dialect {
   parseGtidState(row: Record<string, unknown>): GtidState
   /** SQL thread states meaning "has executed everything it has and waits for more". */
   sqlThreadCaughtUpStates: readonly string[]
+  /**
+   * SELECT of one row, column `busy`: parallel replication workers holding a transaction. The coordinator says
+   * "has read all relay log" while workers still apply (or wait on a lock): positions are settled only at 0.
+   */
+  busyWorkersQuery: string
 }
 
 export interface GtidState {

@@ -148,7 +148,32 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
   }
   if (abandoned.length > 0) dataLoss.statement += `; ${abandoned.join(', ')} will not be recovered`
 
-  const steps = buildSteps({cluster, dead, newMaster: chosen, replicas, gtid, diffs, unrecoverable: excluded, tail, latest: usableLatest})
+  // GTID mode: the new master takes every transaction it lacks from the dead master's binlog, read from its own
+  // executed position (a transaction split across the latest replica's relay log comes whole from there); what it
+  // has already is skipped by GTID. Without that binlog it copies from a latest replica instead.
+  let stepTail = tail
+  let tailFrom = usableRead
+  let catchUpSource: string | null = null
+  if (gtid) {
+    const fromNewMaster = masterTail(dead, deadSnap, chosen.executed)
+    if (fromNewMaster.kind === 'save') {
+      stepTail = fromNewMaster
+      tailFrom = chosen.executed
+    } else if (!usableLatest.includes(chosen)) {
+      const source = usableLatest.find((r) => r.facts.logBin && r.facts.logSlaveUpdates)
+      const lookup = snapshot.relayLookups.find((l) => l.target === newMaster.name && l.found !== null && usableLatest.some((x) => x.server.name === l.source))
+      if (source) catchUpSource = source.server.name
+      else if (lookup?.found) diffs.set(newMaster.name, {source: lookup.source, files: lookup.found.files, offset: lookup.found.offset, after: chosen.read, until: usableRead})
+      else {
+        const why = `${usableLatest.map((r) => r.server.name).join(', ')} ${usableLatest.length > 1 ? 'have' : 'has'} log_bin or log_slave_updates off and no relay log of ${usableLatest.length > 1 ? 'theirs' : 'its'} was read`
+        notes.push(`what ${newMaster.name} lacks after ${formatCoordinates(chosen.read)} cannot be copied to it: ${why}`)
+        dataLoss.none = false
+        dataLoss.statement += `; ${newMaster.name} will lack the transactions after ${formatCoordinates(chosen.read)}: ${why}`
+      }
+      if (fromNewMaster.kind === 'lost' && tail.kind === 'save') notes.push(`${dead.name}'s binlog is saved from ${formatCoordinates(usableRead)} only (${fromNewMaster.why}): a transaction that ${usableLatest[0]!.server.name}'s relay log holds only in part is not recovered whole`)
+    }
+  }
+  const steps = buildSteps({cluster, dead, newMaster: chosen, replicas, gtid, diffs, unrecoverable: excluded, tail: stepTail, tailFrom, catchUpSource, latest: usableLatest})
   const others = replicas.filter((r) => r !== chosen && !excluded.has(r.server.name)).map((r) => r.server.name)
   const summary =
     `${dead.name} is dead; promote ${newMaster.name} (${candidates.find((c) => c.chosen)!.reason.replace(/^chosen: /, '')})` +
@@ -201,6 +226,10 @@ interface StepInputs {
   diffs: Map<string, RelayDiff>
   unrecoverable: Set<string>
   tail: Tail
+  /** Where the saved binlog starts: the latest replica's read position, or (GTID) the new master's executed one. */
+  tailFrom: {file: string; pos: number}
+  /** GTID mode: the latest replica the new master replicates from to catch up, when the binlog is not saved. */
+  catchUpSource: string | null
 }
 
 function buildSteps(inputs: StepInputs): Step[] {
@@ -228,7 +257,7 @@ function buildSteps(inputs: StepInputs): Step[] {
   let tailRef: OutputRef | null = null
   const save = id('save_master_binlog', dead.name)
   if (tail.kind === 'save') {
-    const from = inputs.latest[0]!.read
+    const from = inputs.tailFrom
     steps.push({
       id: save,
       type: 'save_master_binlog',
@@ -236,7 +265,9 @@ function buildSteps(inputs: StepInputs): Step[] {
       params: {dir: tail.dir, from, files: tail.files},
       after: [...frozen, fence],
       outputs: ['file', 'end'],
-      reason: `copy ${dead.name}'s binlog after ${formatCoordinates(from)} (what no replica received) over SSH; a torn final event is trimmed`,
+      reason: gtid
+        ? `copy ${dead.name}'s binlog after ${formatCoordinates(from)} (where ${nm} has executed to) over SSH; a torn final event is trimmed`
+        : `copy ${dead.name}'s binlog after ${formatCoordinates(from)} (what no replica received) over SSH; a torn final event is trimmed`,
     })
     tailRef = {fromStep: save, output: 'file'}
   }
@@ -245,8 +276,8 @@ function buildSteps(inputs: StepInputs): Step[] {
   const nmWait = id('wait_relay_log_applied', nm)
   steps.push({id: nmWait, type: 'wait_relay_log_applied', server: nm, params: {until: newMaster.read}, after: [id('stop_replica_io', nm)], outputs: ['position'], reason: `let ${nm} execute the relay log it already has (up to ${formatCoordinates(newMaster.read)})`})
   let nmReady = nmWait
-  if (gtid && !inputs.latest.includes(newMaster)) {
-    const source = inputs.latest[0]!.server.name
+  if (inputs.catchUpSource) {
+    const source = inputs.catchUpSource
     const catchUp = id('catch_up_from', nm)
     steps.push({id: catchUp, type: 'catch_up_from', server: nm, params: {source}, after: [nmWait, id('wait_relay_log_applied', source)], outputs: [], reason: `${nm} is behind ${source}: replicate from it by GTID until it has everything ${source} has`})
     nmReady = catchUp
@@ -269,16 +300,18 @@ function buildSteps(inputs: StepInputs): Step[] {
   }
   const diffRef = (target: string): OutputRef | null => (diffSaves.has(target) ? {fromStep: diffSaves.get(target)!, output: 'file'} : null)
   const nmDiff = diffRef(nm)
-  if (nmDiff || tailRef) {
+  // Its own unexecuted relay log, unless a catch-up replaced it or (GTID) the saved binlog starts where it executed to.
+  const nmOwn = nmReady === nmWait && !(gtid && tailRef) ? {fromStep: nmWait, output: 'position'} : null
+  if (nmOwn || nmDiff || tailRef) {
     const apply = id('apply_logs', nm)
     steps.push({
       id: apply,
       type: 'apply_logs',
       server: nm,
-      params: {ownRelay: steps.some((s) => s.id === nmWait) && nmReady === nmWait ? {fromStep: nmWait, output: 'position'} : null, relayDiff: nmDiff, masterTail: tailRef},
+      params: {ownRelay: nmOwn, relayDiff: nmDiff, masterTail: tailRef},
       after: [nmReady, ...(nmDiff ? [nmDiff.fromStep] : []), ...(tailRef ? [save] : [])],
       outputs: [],
-      reason: describeApply(nm, diffs.get(nm) ?? null, tailRef, dead.name),
+      reason: describeApply(nm, nmOwn !== null, diffs.get(nm) ?? null, tailRef, dead.name),
     })
     nmReady = apply
   }
@@ -302,8 +335,8 @@ function buildSteps(inputs: StepInputs): Step[] {
   steps.push({id: writable, type: 'enable_writes', server: nm, params: {}, after: [beforeWrites, fence], outputs: [], reason: `${nm} becomes the writable master (read_only=0)`})
 
   // In GTID mode the new master copies from the latest replica, which must first execute its own relay log.
-  if (gtid && !inputs.latest.includes(newMaster)) {
-    const source = inputs.latest[0]!
+  if (inputs.catchUpSource) {
+    const source = inputs.replicas.find((r) => r.server.name === inputs.catchUpSource)!
     const wait = id('wait_relay_log_applied', source.server.name)
     if (!steps.some((s) => s.id === wait))
       steps.splice(steps.findIndex((s) => s.id === id('catch_up_from', nm)), 0, {id: wait, type: 'wait_relay_log_applied', server: source.server.name, params: {until: source.read}, after: [id('stop_replica_io', source.server.name)], outputs: ['position'], reason: `let ${source.server.name} execute its relay log before ${nm} copies from it`})
@@ -318,12 +351,11 @@ function buildSteps(inputs: StepInputs): Step[] {
       const wait = id('wait_relay_log_applied', name)
       steps.push({id: wait, type: 'wait_relay_log_applied', server: name, params: {until: r.read}, after: [ready], outputs: ['position'], reason: `let ${name} execute the relay log it already has (up to ${formatCoordinates(r.read)})`})
       ready = wait
+      // Always: a relay log that stopped short (parallel workers, a transaction cut at the crash) is finished here.
       const diff = diffRef(name)
-      if (diff || tailRef) {
-        const apply = id('apply_logs', name)
-        steps.push({id: apply, type: 'apply_logs', server: name, params: {ownRelay: {fromStep: wait, output: 'position'}, relayDiff: diff, masterTail: tailRef}, after: [wait, ...(diff ? [diff.fromStep] : []), ...(tailRef ? [save] : [])], outputs: [], reason: describeApply(name, diffs.get(name) ?? null, tailRef, dead.name)})
-        ready = apply
-      }
+      const apply = id('apply_logs', name)
+      steps.push({id: apply, type: 'apply_logs', server: name, params: {ownRelay: {fromStep: wait, output: 'position'}, relayDiff: diff, masterTail: tailRef}, after: [wait, ...(diff ? [diff.fromStep] : []), ...(tailRef ? [save] : [])], outputs: [], reason: describeApply(name, true, diffs.get(name) ?? null, tailRef, dead.name)})
+      ready = apply
     } else if (steps.some((s) => s.id === id('wait_relay_log_applied', name))) ready = id('wait_relay_log_applied', name)
     const repoint = id('repoint_replica', name)
     const target = {host: newMaster.server.hostname, port: newMaster.server.port, user: cluster.replUser}
@@ -354,11 +386,12 @@ function buildSteps(inputs: StepInputs): Step[] {
   return steps
 }
 
-function describeApply(server: string, diff: RelayDiff | null, tail: OutputRef | null, dead: string): string {
+function describeApply(server: string, own: boolean, diff: RelayDiff | null, tail: OutputRef | null, dead: string): string {
   const parts: string[] = []
+  if (own) parts.push(`what ${server}'s own relay log holds beyond its executed position, if anything`)
   if (diff) parts.push(`${diff.source}'s relay log from ${diff.files[0]}:${diff.offset} (master events after ${formatCoordinates(diff.after)} up to ${formatCoordinates(diff.until)})`)
   if (tail) parts.push(`${dead}'s saved binlog tail`)
-  return `apply to ${server}, as one stream so transactions stay whole: ${parts.join(', then ')}`
+  return `apply to ${server}, as one stream so transactions stay whole, skipping any transaction ${server} has already: ${parts.join(', then ')}`
 }
 
 /** The facts a plan rests on, observed again at apply time to refuse a stale plan. */

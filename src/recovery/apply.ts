@@ -8,14 +8,23 @@ import {ServerConnection, type Endpoint} from '../inspect/mysql.js'
 import {oneLine, UserError} from '../util/errors.js'
 import {redact} from '../util/secret.js'
 import {concatSyntheticBinlogs} from './concat.js'
+import {appliedPrefix, mariadbExecuted, mysqlExecuted, streamLayout, writeStreamFrom, type ExecutedTest} from './exactly-once.js'
 
 export interface ApplyOptions {
   /** mysqlbinlog to use; default the first of mariadb-binlog, mysqlbinlog on PATH. */
   mysqlbinlog?: string
   /** Client to use; default the first of mariadb, mysql on PATH. */
   mysql?: string
-  /** Bounds the whole apply; restoring the server settings afterwards gets its own bound of the same length. */
+  /**
+   * The longest time without progress (no bytes passing from mysqlbinlog to the client), not the whole apply:
+   * a large recovery may take longer. Restoring the server settings afterwards gets its own bound of the same length.
+   */
   timeoutMs: number
+  /**
+   * An earlier attempt may have committed part of the stream. Where the target records GTIDs the part it has is
+   * skipped anyway; where it cannot tell, a retry is refused rather than applying anything twice.
+   */
+  retry?: boolean
   /** Where the credentials file and a concatenation go (a private directory is made inside); default the OS temp dir. */
   tempDir?: string
 }
@@ -23,6 +32,12 @@ export interface ApplyOptions {
 export interface ApplyResult {
   /** Statements mysqlbinlog produced (each ends with its delimiter line) and the client ran. */
   statements: number
+  /** Whole transactions in the stream. */
+  transactions: number
+  /** Of those, the ones the target had committed before this run (an earlier, interrupted run): skipped. */
+  alreadyApplied: number
+  /** The target records what it applied (GTIDs), so a retry applies only the rest. */
+  tracked: boolean
 }
 
 const ONE_GIB = 1024 * 1024 * 1024
@@ -72,8 +87,9 @@ interface ServerSettings {
  * max_allowed_packet is 1 GiB (the largest event must fit in one BINLOG statement) and super_read_only is off
  * (read_only stays on; the admin user writes through it); both are restored, also on failure.
  *
- * Not idempotent: applying the same events twice fails or duplicates rows, so the caller must make sure the
- * target's SQL thread has executed its relay log and stopped, and apply each piece once.
+ * Exactly once: the stream's transactions that the target has committed already (an earlier run interrupted
+ * part-way) are skipped, judged by the GTIDs the target records; a target that records none is applied to
+ * once only (a retry is refused). The caller makes sure the target's SQL thread has stopped.
  */
 export async function applyBinlogs(files: readonly string[], endpoint: Endpoint, options: ApplyOptions): Promise<ApplyResult> {
   const where = `${endpoint.name} (${endpoint.host}:${endpoint.port})`
@@ -83,12 +99,8 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
   if (!mysqlbinlog) throw new UserError(`${options.mysqlbinlog ?? 'mariadb-binlog or mysqlbinlog'} is not installed on this host (needed to apply binlogs to ${where})`)
   if (!client) throw new UserError(`${options.mysql ?? 'the mariadb or mysql client'} is not installed on this host (needed to apply binlogs to ${where})`)
 
-  const deadline = Date.now() + options.timeoutMs
-  const remaining = (): number => {
-    const left = deadline - Date.now()
-    if (left <= 0) throw new UserError(`${where}: applying binlogs did not finish within ${options.timeoutMs} ms`)
-    return left
-  }
+  // Each preparatory statement gets the whole bound; the stream itself is bounded by lack of progress.
+  const remaining = (): number => options.timeoutMs
   const fail = (problem: string): UserError => {
     // SQL errors already name the server.
     const text = problem.startsWith(where) ? problem.slice(where.length).replace(/^:\s*/, '') : problem
@@ -109,6 +121,18 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
     }
 
     conn = await ServerConnection.open(endpoint, remaining())
+    const layout = await streamLayout(input)
+    const prefix = appliedPrefix(layout, await executedOn(conn))
+    if (!prefix.known && options.retry)
+      throw fail(`an earlier attempt may have committed part of this stream and ${endpoint.name} records no GTIDs that tell which part (log_bin off, or no GTIDs in the stream); it is not applied twice: rebuild ${endpoint.name} from the new master`)
+    const result = {transactions: layout.transactions.length, alreadyApplied: prefix.count, tracked: prefix.known}
+    // An unfinished last transaction alone would only be rolled back at the end of the stream.
+    if (prefix.count === layout.transactions.length && (prefix.count > 0 || layout.unfinishedFrom === null)) return {statements: 0, ...result}
+    if (prefix.count > 0) {
+      const rest = join(work, 'rest.binlog')
+      await writeStreamFrom(input, layout, prefix.count, rest)
+      input = rest
+    }
     const packet = await conn.queryOne('SELECT @@global.max_allowed_packet AS value', [], remaining())
     // MariaDB has no super_read_only: no row.
     const superReadOnly = await conn.queryOne(`SHOW GLOBAL VARIABLES LIKE 'super_read_only'`, [], remaining())
@@ -135,10 +159,10 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
       ],
       remaining(),
     )
-    if (outcome.timedOut) throw fail(`did not finish within ${options.timeoutMs} ms; mysqlbinlog and the client were killed`)
+    if (outcome.timedOut) throw fail(`made no progress for ${options.timeoutMs} ms; mysqlbinlog and the client were killed`)
     if (outcome.clientFailure) throw fail(`${basename(client)}: ${outcome.clientFailure}`)
     if (outcome.binlogFailure) throw fail(`${basename(mysqlbinlog)}: ${outcome.binlogFailure}`)
-    return {statements: outcome.statements}
+    return {statements: outcome.statements, ...result}
   } catch (error) {
     applyError = error instanceof UserError ? error : fail(error instanceof Error ? error.message : String(error))
     throw applyError
@@ -151,6 +175,18 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
     // eslint-disable-next-line no-unsafe-finally
     if (restoreError) throw applyError ? new UserError(`${applyError.message}; then ${restoreError.message}`) : restoreError
   }
+}
+
+/** What the target can say about the transactions it has committed (see exactly-once.ts). */
+async function executedOn(conn: ServerConnection): Promise<ExecutedTest> {
+  const text = (row: Record<string, unknown> | undefined, column: string): string => (typeof row?.[column] === 'string' ? row[column] : '')
+  const version = text(await conn.queryOne('SELECT @@version AS v'), 'v')
+  if (/mariadb/i.test(version)) {
+    const row = await conn.queryOne('SELECT @@global.log_bin AS log_bin, @@global.gtid_binlog_state AS state, @@global.gtid_slave_pos AS slave_pos')
+    return mariadbExecuted({logBin: Number(row?.log_bin) === 1, binlogState: text(row, 'state'), slavePos: text(row, 'slave_pos')})
+  }
+  const row = await conn.queryOne('SELECT @@global.gtid_mode AS gtid_mode, @@global.gtid_executed AS executed')
+  return mysqlExecuted({gtidMode: text(row, 'gtid_mode') || 'OFF', executed: text(row, 'executed')})
 }
 
 /** Puts max_allowed_packet and super_read_only back, on a new connection if the first one died meanwhile. */
@@ -209,7 +245,7 @@ function describeExit(code: number | null, signal: NodeJS.Signals | null, stderr
   return firstErrorLine(stderr) ?? (signal ? `killed by ${signal}` : `exit code ${code}`)
 }
 
-/** Runs `binlog args | client args`, through this process so the statements can be counted; bounded by timeoutMs. */
+/** Runs `binlog args | client args`, through this process so the statements can be counted; killed after timeoutMs without a byte passing. */
 export async function runBinlogPipeline(binlogProgram: string, binlogArgs: string[], clientProgram: string, clientArgs: string[], timeoutMs: number): Promise<PipelineOutcome> {
   const binlog = spawn(binlogProgram, binlogArgs, {stdio: ['ignore', 'pipe', 'pipe']})
   const client = spawn(clientProgram, clientArgs, {stdio: ['pipe', 'ignore', 'pipe']})
@@ -217,8 +253,20 @@ export async function runBinlogPipeline(binlogProgram: string, binlogArgs: strin
   const clientStderr = collectStderr(client)
   let statements = 0
   let carry = Buffer.alloc(0)
+  let timedOut = false
+  let timer: NodeJS.Timeout | undefined
+  const arm = (): void => {
+    clearTimeout(timer)
+    timer = setTimeout(() => {
+      timedOut = true
+      binlog.kill('SIGKILL')
+      client.kill('SIGKILL')
+    }, timeoutMs)
+  }
+  arm()
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
+      arm()
       // Keep the end of each chunk: a delimiter may straddle two.
       const text = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk
       for (let at = text.indexOf(STATEMENT_END); at !== -1; at = text.indexOf(STATEMENT_END, at + STATEMENT_END.length)) statements++
@@ -246,12 +294,6 @@ export async function runBinlogPipeline(binlogProgram: string, binlogArgs: strin
     })
   const binlogDone = exited(binlog)
   const clientDone = exited(client)
-  let timedOut = false
-  const timer = setTimeout(() => {
-    timedOut = true
-    binlog.kill('SIGKILL')
-    client.kill('SIGKILL')
-  }, timeoutMs)
   try {
     const clientEnd = await clientDone
     // No use decoding the rest for a client that failed.

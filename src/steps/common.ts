@@ -33,6 +33,25 @@ export async function waitUntil(what: string, timeoutMs: number, probe: () => Pr
   }
 }
 
+/**
+ * Poll until probe() says done; the bound is on lack of progress: each change of `progress` (a position, say)
+ * starts the timeout again, so a large backlog that keeps moving is waited for and a stuck one is not.
+ */
+export async function waitWhileProgressing(what: string, idleTimeoutMs: number, probe: () => Promise<{done: boolean; progress: string}>, stepMs = 50): Promise<void> {
+  let deadline = Date.now() + idleTimeoutMs
+  let last: string | undefined
+  for (;;) {
+    const {done, progress} = await probe()
+    if (done) return
+    if (progress !== last) {
+      last = progress
+      deadline = Date.now() + idleTimeoutMs
+    }
+    if (Date.now() > deadline) throw new Error(`no progress for ${Math.round(idleTimeoutMs / 1000)} s waiting for ${what} (still at ${progress})`)
+    await new Promise((resolve) => setTimeout(resolve, stepMs))
+  }
+}
+
 export function isCoordinates(value: unknown): value is BinlogCoordinates {
   return typeof value === 'object' && value !== null && typeof (value as BinlogCoordinates).file === 'string' && typeof (value as BinlogCoordinates).pos === 'number'
 }

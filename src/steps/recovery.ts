@@ -48,7 +48,7 @@ export const saveMasterBinlog: StepHandler<Save> = {
 /** The target's missing relay-log range and the dead master's tail, applied as one mysqlbinlog stream. */
 export const applyLogs: StepHandler<Apply> = {
   check() {
-    // Applying twice would duplicate transactions: only the journal can say it was done.
+    // What the target already has of the stream is found and skipped in act (applyBinlogs), transaction by transaction.
     return Promise.resolve({done: false})
   },
   async act(step, ctx) {
@@ -71,8 +71,10 @@ export const applyLogs: StepHandler<Apply> = {
       if (typeof file !== 'string') throw new Error(`no saved file from ${ref.fromStep}`)
       pieces.push(file)
     }
-    await applyBinlogs(pieces, endpointOf(ctx.cluster, ctx.server(step.server)), {timeoutMs: ctx.timeoutMs})
-    return {applied: pieces}
+    if (pieces.length === 0) return {applied: [], transactions: 0, alreadyApplied: 0}
+    const result = await applyBinlogs(pieces, endpointOf(ctx.cluster, ctx.server(step.server)), {timeoutMs: ctx.timeoutMs, retry: ctx.attempted(step.id)})
+    if (result.alreadyApplied > 0) ctx.note(`${step.server} had ${result.alreadyApplied} of the ${result.transactions} transactions already (an earlier attempt): they were not applied again`)
+    return {applied: pieces, transactions: result.transactions, alreadyApplied: result.alreadyApplied}
   },
   verify() {
     return Promise.resolve()

@@ -1,7 +1,7 @@
 import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
 import type {ReplicaStatus} from '../dialect/types.js'
 import type {Step} from '../plan/types.js'
-import {binaryLogPosition, isCoordinates, readOnlyState, replicaStatus, waitUntil} from './common.js'
+import {binaryLogPosition, isCoordinates, readOnlyState, replicaStatus, waitUntil, waitWhileProgressing} from './common.js'
 import type {StepHandler} from './types.js'
 
 type Of<T extends Step['type']> = Extract<Step, {type: T}>
@@ -25,6 +25,8 @@ export const stopReplicaIo: StepHandler<Of<'stop_replica_io'>> = {
  * The replica executes what its relay log holds, then its SQL thread is stopped so nothing moves.
  * A relay log can end inside a transaction (the master died mid-send): the SQL thread then idles short
  * of the read position, and apply_logs adds the replica's own unexecuted relay tail (MHA's exec->read).
+ * Stopping is safe at any moment (STOP waits for parallel workers to reach a consistent point, and what
+ * stays unexecuted is in that tail); waiting for idle workers only keeps the tail short.
  */
 export const waitRelayLogApplied: StepHandler<Of<'wait_relay_log_applied'>> = {
   async check(step, ctx) {
@@ -43,17 +45,19 @@ export const waitRelayLogApplied: StepHandler<Of<'wait_relay_log_applied'>> = {
       await conn.execute(`${dialect.startReplica} SQL_THREAD`)
     }
     let previous = ''
-    await waitUntil(`${step.server} to execute its relay log up to ${formatCoordinates(step.params.until)}`, ctx.timeoutMs, async () => {
+    await waitWhileProgressing(`${step.server} to execute its relay log up to ${formatCoordinates(step.params.until)}`, ctx.timeoutMs, async () => {
       const status = await replicaStatus(ctx, step.server)
-      if (!status) return true
+      if (!status) return {done: true, progress: ''}
       if (status.lastSqlErrno !== 0) throw new Error(`${step.server}'s SQL thread stopped on error ${status.lastSqlErrno}: ${status.lastSqlError}`)
-      if (compareCoordinates(status.executed, step.params.until) >= 0 || status.sqlThread === 'stopped') return true
-      // Idle short of the read position, twice in a row: the rest of that transaction never arrived.
-      const idle = dialect.sqlThreadCaughtUpStates.includes(status.sqlThreadState) ? formatCoordinates(status.executed) : ''
-      const settled = idle !== '' && idle === previous
-      previous = idle
-      return settled
-    }, 200)
+      const at = formatCoordinates(status.executed)
+      if (compareCoordinates(status.executed, step.params.until) >= 0 || status.sqlThread === 'stopped') return {done: true, progress: at}
+      // Idle short of the read position, twice in a row, no parallel worker holding a transaction (they may wait
+      // on a lock while the coordinator says it has read everything): the rest of that transaction never arrived.
+      const idle = dialect.sqlThreadCaughtUpStates.includes(status.sqlThreadState) && Number((await conn.queryOne(dialect.busyWorkersQuery))?.busy ?? 0) === 0
+      const settled = idle && at === previous
+      previous = idle ? at : ''
+      return {done: settled, progress: at}
+    }, 100)
     await conn.execute(`${dialect.stopReplica} SQL_THREAD`)
     const status = await replicaStatus(ctx, step.server)
     if (!status) throw new Error(`${step.server} lost its replication settings`)

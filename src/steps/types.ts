@@ -17,6 +17,8 @@ export interface StepContext {
   /** Local folder beside the plan for saved binlogs and diffs. */
   workDir: string
   timeoutMs: number
+  /** An earlier run began this step and did not finish it (it failed, or the process died). */
+  attempted(stepId: string): boolean
   note(message: string): void
 }
 
