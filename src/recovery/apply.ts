@@ -1,6 +1,6 @@
 import {spawn, type ChildProcess} from 'node:child_process'
-import {accessSync, constants as fsConstants} from 'node:fs'
-import {mkdtemp, rm, writeFile} from 'node:fs/promises'
+import {accessSync, closeSync, constants as fsConstants, openSync, unlinkSync, writeSync} from 'node:fs'
+import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {basename, delimiter, isAbsolute, join} from 'node:path'
 import {Transform} from 'node:stream'
@@ -83,7 +83,7 @@ interface ServerSettings {
 /**
  * Applies synthetic binlogs to a server, from the manager host: ONE `mysqlbinlog | mysql --binary-mode`
  * stream over TCP (several files are concatenated first, so a transaction split across them stays whole).
- * The login goes through a temporary 0600 --defaults-file (no other option file is read), deleted afterwards. For the duration,
+ * The login goes to the client through a pipe read as its --defaults-file (no other option file is read). For the duration,
  * max_allowed_packet is 1 GiB (the largest event must fit in one BINLOG statement) and super_read_only is off
  * (read_only stays on; the admin user writes through it); both are restored, also on failure.
  *
@@ -111,16 +111,18 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
   let conn: ServerConnection | undefined
   let saved: ServerSettings | undefined
   let applyError: UserError | undefined
+  let credentials: number | undefined
   try {
-    const credentials = join(work, 'client.cnf')
-    await writeFile(credentials, clientOptionFile(endpoint), {mode: 0o600, flag: 'wx'})
     let input = files[0]!
     if (files.length > 1) {
       input = join(work, 'combined.binlog')
       await concatSyntheticBinlogs(files, input)
     }
 
+    credentials = unnamedFile(work, clientOptionFile(endpoint))
     conn = await ServerConnection.open(endpoint, remaining())
+    // A client left running by an earlier, killed apply may still be committing: end it before counting.
+    await endEarlierStream(conn, remaining())
     const layout = await streamLayout(input)
     const prefix = appliedPrefix(layout, await executedOn(conn))
     if (!prefix.known && options.retry)
@@ -146,8 +148,11 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
       ['--no-defaults', '--verify-binlog-checksum', input],
       client,
       [
-        // Only this file: a [client] password in ~/.my.cnf must not override the cluster's credentials.
-        `--defaults-file=${credentials}`,
+        // Only these options, read from a pipe so no credentials file exists on disk even if this process is
+        // killed: a [client] password in ~/.my.cnf must not override the cluster's credentials.
+        '--defaults-file=/dev/fd/3',
+        // Held for the session's life: a later attempt finds (and ends) a client this process left behind.
+        `--init-command=SELECT GET_LOCK('${STREAM_LOCK}', 10)`,
         '--protocol=TCP',
         ...(endpoint.localAddress ? [`--bind-address=${endpoint.localAddress}`] : []),
         `--host=${endpoint.host}`,
@@ -158,6 +163,7 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
         `--max-allowed-packet=${ONE_GIB}`,
       ],
       remaining(),
+      credentials,
     )
     if (outcome.timedOut) throw fail(`made no progress for ${options.timeoutMs} ms; mysqlbinlog and the client were killed`)
     if (outcome.clientFailure) throw fail(`${basename(client)}: ${outcome.clientFailure}`)
@@ -170,10 +176,44 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
     let restoreError: UserError | undefined
     if (saved) await restoreSettings(conn, endpoint, saved, options.timeoutMs).catch((error: unknown) => (restoreError = error instanceof UserError ? error : fail(String(error))))
     await conn?.close()
+    if (credentials !== undefined) closeSync(credentials)
     await rm(work, {recursive: true, force: true})
     // Thrown from finally on purpose: a server left with changed settings must not look like a success.
     // eslint-disable-next-line no-unsafe-finally
     if (restoreError) throw applyError ? new UserError(`${applyError.message}; then ${restoreError.message}`) : restoreError
+  }
+}
+
+/** Linux O_TMPFILE: a file with no name, gone when its last descriptor closes (also when this process is killed). */
+const O_TMPFILE = 0o20200000
+
+/**
+ * A readable descriptor of a 0600 file holding `content` that has no name on disk: O_TMPFILE where the
+ * filesystem offers it, else a file removed right after it is opened.
+ */
+export function unnamedFile(dir: string, content: string): number {
+  let fd: number
+  try {
+    fd = openSync(dir, O_TMPFILE | fsConstants.O_RDWR, 0o600)
+  } catch {
+    const path = join(dir, `.client-${process.pid}-${Date.now()}`)
+    fd = openSync(path, 'wx+', 0o600)
+    unlinkSync(path)
+  }
+  writeSync(fd, content, 0)
+  return fd
+}
+
+/** The user lock a stream's client session holds on the target. */
+const STREAM_LOCK = 'mha_apply_logs'
+
+async function endEarlierStream(conn: ServerConnection, timeoutMs: number): Promise<void> {
+  const holder = Number((await conn.queryOne(`SELECT IS_USED_LOCK('${STREAM_LOCK}') AS id`))?.id ?? 0)
+  if (holder > 0) await conn.execute(`KILL ${holder}`).catch(() => undefined)
+  const deadline = Date.now() + timeoutMs
+  while (Number((await conn.queryOne(`SELECT IS_FREE_LOCK('${STREAM_LOCK}') AS free`))?.free) !== 1) {
+    if (Date.now() > deadline) throw new Error(`the client session of an earlier attempt (connection ${holder}) did not end within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
   }
 }
 
@@ -246,9 +286,17 @@ function describeExit(code: number | null, signal: NodeJS.Signals | null, stderr
 }
 
 /** Runs `binlog args | client args`, through this process so the statements can be counted; killed after timeoutMs without a byte passing. */
-export async function runBinlogPipeline(binlogProgram: string, binlogArgs: string[], clientProgram: string, clientArgs: string[], timeoutMs: number): Promise<PipelineOutcome> {
+export async function runBinlogPipeline(
+  binlogProgram: string,
+  binlogArgs: string[],
+  clientProgram: string,
+  clientArgs: string[],
+  timeoutMs: number,
+  /** Handed to the client as its file descriptor 3 (read as --defaults-file=/dev/fd/3). */
+  clientFd3?: number,
+): Promise<PipelineOutcome> {
   const binlog = spawn(binlogProgram, binlogArgs, {stdio: ['ignore', 'pipe', 'pipe']})
-  const client = spawn(clientProgram, clientArgs, {stdio: ['pipe', 'ignore', 'pipe']})
+  const client = spawn(clientProgram, clientArgs, {stdio: ['pipe', 'ignore', 'pipe', clientFd3 ?? 'ignore']})
   const binlogStderr = collectStderr(binlog)
   const clientStderr = collectStderr(client)
   let statements = 0
@@ -275,9 +323,10 @@ export async function runBinlogPipeline(binlogProgram: string, binlogArgs: strin
     },
   })
   // The client may exit first (an SQL error): its stdin then fails with EPIPE, which is expected.
-  client.stdin.on('error', () => undefined)
+  const clientStdin = client.stdin!
+  clientStdin.on('error', () => undefined)
   counter.on('error', () => undefined)
-  binlog.stdout.pipe(counter).pipe(client.stdin)
+  binlog.stdout.pipe(counter).pipe(clientStdin)
   // Once the client is gone nothing reads mysqlbinlog's output: let it flow away, or mysqlbinlog's stdout
   // never ends and its 'close' never comes (not even after a kill).
   client.once('exit', () => {

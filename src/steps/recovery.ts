@@ -72,7 +72,7 @@ export const applyLogs: StepHandler<Apply> = {
       pieces.push(file)
     }
     if (pieces.length === 0) return {applied: [], transactions: 0, alreadyApplied: 0}
-    const result = await applyBinlogs(pieces, endpointOf(ctx.cluster, ctx.server(step.server)), {timeoutMs: ctx.timeoutMs, retry: ctx.attempted(step.id)})
+    const result = await applyBinlogs(pieces, endpointOf(ctx.cluster, ctx.server(step.server)), {timeoutMs: ctx.timeoutMs, retry: ctx.attempted(step.id), tempDir: ctx.workDir})
     if (result.alreadyApplied > 0) ctx.note(`${step.server} had ${result.alreadyApplied} of the ${result.transactions} transactions already (an earlier attempt): they were not applied again`)
     return {applied: pieces, transactions: result.transactions, alreadyApplied: result.alreadyApplied}
   },
