@@ -79,22 +79,34 @@ export function queryTextRange(
   return [textStart, start + size - (checksummed ? CHECKSUM_LENGTH : 0)]
 }
 
+/** 'begin' also stands for the other statements that open a multi-event transaction (see queryKind). */
 export type QueryKind = 'begin' | 'commit' | 'rollback' | 'other'
 
 const BEGIN = Buffer.from('BEGIN')
+const XA_START = Buffer.from('XA START ')
 const COMMIT = Buffer.from('COMMIT')
 const ROLLBACK = Buffer.from('ROLLBACK')
 
+/** `word` is upper case; only its letters match either case. */
 function equalsIgnoreCase(bytes: Buffer, start: number, end: number, word: Buffer): boolean {
   if (end - start !== word.length) return false
-  for (let i = 0; i < word.length; i++) if ((bytes[start + i]! & 0xdf) !== word[i]) return false
+  for (let i = 0; i < word.length; i++) {
+    const c = bytes[start + i]!
+    const w = word[i]!
+    if (c !== w && !(w >= 0x41 && w <= 0x5a && (c & 0xdf) === w)) return false
+  }
   return true
 }
 
-/** BEGIN / COMMIT / ROLLBACK exactly (as the server logs them), anything else is "other". */
+/**
+ * BEGIN / COMMIT / ROLLBACK exactly (as the server logs them), anything else is "other". Also 'begin': MySQL's
+ * `XA START X'..',X'..',n`, which opens its XA transactions (GTID, XA START, ..., XA END, XA_PREPARE) where
+ * BEGIN would; MariaDB's XA transactions are already opened by their GTID event.
+ */
 export function queryKind(bytes: Buffer, start: number, size: number, checksummed: boolean, format: FormatDescription | null): QueryKind {
   const [from, to] = queryTextRange(bytes, start, size, checksummed, format)
   if (equalsIgnoreCase(bytes, from, to, BEGIN)) return 'begin'
+  if (to - from > XA_START.length && equalsIgnoreCase(bytes, from, from + XA_START.length, XA_START)) return 'begin'
   if (equalsIgnoreCase(bytes, from, to, COMMIT)) return 'commit'
   if (equalsIgnoreCase(bytes, from, to, ROLLBACK)) return 'rollback'
   return 'other'

@@ -19,7 +19,7 @@ const FILE_LEVEL = new Set<number>([
 ])
 
 /**
- * Follows transaction groups through a binlog: a MariaDB GTID (not standalone) or a BEGIN query opens one,
+ * Follows transaction groups through a binlog: a MariaDB GTID (not standalone) or a BEGIN (or MySQL XA START) query opens one,
  * XID / COMMIT / ROLLBACK / XA_PREPARE closes it; a standalone MariaDB GTID or a MySQL GTID is followed by
  * either BEGIN or a single statement (DDL).
  */
