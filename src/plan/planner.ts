@@ -114,7 +114,10 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
     notes.push(`what ${latest.map((r) => r.server.name).join(', ')} received after ${formatCoordinates(usableRead)} is not used, since ${latest.length > 1 ? 'they are' : 'it is'} left out`)
 
   const deadSnap = byName.get(dead.name)!
-  const masterFileSizes = new Map(deadSnap.ssh.reachable ? deadSnap.ssh.binlogs.map((b) => [b.file, b.size] as const) : [])
+  // Sizes listed over SSH on the master's host win; the master's Rotate events in relay logs fill in the rest (MHA bug 143).
+  const masterFileSizes = new Map((snapshot.masterFileSizes ?? []).flatMap((s) => s.files.map((f) => [f.file, f.size] as const)))
+  if (deadSnap.ssh.reachable) for (const b of deadSnap.ssh.binlogs) masterFileSizes.set(b.file, b.size)
+  for (const s of snapshot.masterFileSizes ?? []) if (s.problem) notes.push(`${dead.name}'s binlog file sizes: ${s.problem}`)
   const {candidates, chosen} = rankCandidates({
     cluster,
     replicas,
