@@ -75,3 +75,72 @@ describe('dead master whose host is down right after a binlog rotation (MHA bug 
     expect(plan.decision.candidates.find((c) => c.server === 'db2')!.rules.find((r) => r.rule === 'replication_delay')!.detail).toBe('1900 bytes behind the latest replica (limit max_lag_bytes=100000000)')
   })
 })
+
+describe('the dead master\'s binlog tail when files are missing on its host', () => {
+  // db2 has read db1's binlog up to mysql-bin.000001:20155307; db1's host answers SSH.
+  const dir = '/var/tmp/mha-sandbox/app1/host1/data'
+
+  it('states the loss from the read position when the file it needs was purged', () => {
+    const s = scenario('mariadb-file-lagging')
+    s.ssh('db1').binlogs = [
+      {file: 'mysql-bin.000002', size: 900},
+      {file: 'mysql-bin.000003', size: 400},
+    ]
+    const plan = s.plan()
+    expect(plan.decision.dataLoss).toEqual({
+      none: false,
+      statement: `events after mysql-bin.000001:20155307 in db1's binlog are lost: mysql-bin.000001 is no longer in ${dir} on db1`,
+      lostAfter: {file: 'mysql-bin.000001', pos: 20155307},
+      lostGtids: null,
+      abandoned: [],
+    })
+    expect(plan.steps.some((x) => x.type === 'save_master_binlog')).toBe(false)
+    expect(plan.steps.some((x) => x.type === 'apply_logs' && (x.params as {masterTail: unknown}).masterTail !== null)).toBe(false)
+  })
+
+  it('saves only up to a hole in the file list and states the loss from the hole', () => {
+    const s = scenario('mariadb-file-lagging')
+    s.ssh('db1').binlogs = [
+      {file: 'mysql-bin.000001', size: 20155800},
+      {file: 'mysql-bin.000003', size: 400},
+    ]
+    const plan = s.plan()
+    expect(plan.decision.dataLoss).toEqual({
+      none: false,
+      statement:
+        `events after mysql-bin.000001:20155800 in db1's binlog are lost: mysql-bin.000002 is missing from ${dir} on db1 (the list goes on at mysql-bin.000003), so nothing after it can be applied in order; ` +
+        `db1's binlog after mysql-bin.000001:20155307 (493 bytes in mysql-bin.000001) is saved over SSH and applied`,
+      lostAfter: {file: 'mysql-bin.000001', pos: 20155800},
+      lostGtids: null,
+      abandoned: [],
+    })
+    const save = plan.steps.find((x) => x.type === 'save_master_binlog')!
+    expect(save.params).toMatchObject({dir, from: {file: 'mysql-bin.000001', pos: 20155307}, files: ['mysql-bin.000001']})
+  })
+
+  it('a hole right after a file read to its end leaves nothing to save', () => {
+    const s = scenario('mariadb-file-lagging')
+    s.ssh('db1').binlogs = [
+      {file: 'mysql-bin.000001', size: 20155307},
+      {file: 'mysql-bin.000003', size: 400},
+    ]
+    const plan = s.plan()
+    expect(plan.decision.dataLoss).toMatchObject({
+      none: false,
+      statement: `events after mysql-bin.000001:20155307 in db1's binlog are lost: mysql-bin.000002 is missing from ${dir} on db1 (the list goes on at mysql-bin.000003), so nothing after it can be applied in order`,
+      lostAfter: {file: 'mysql-bin.000001', pos: 20155307},
+    })
+    expect(plan.steps.some((x) => x.type === 'save_master_binlog')).toBe(false)
+  })
+
+  it('with every file in place, the whole tail is saved and nothing is lost', () => {
+    const s = scenario('mariadb-file-lagging')
+    s.ssh('db1').binlogs = [
+      {file: 'mysql-bin.000001', size: 20155800},
+      {file: 'mysql-bin.000002', size: 400},
+    ]
+    const plan = s.plan()
+    expect(plan.decision.dataLoss).toMatchObject({none: true, lostAfter: null})
+    expect(plan.steps.find((x) => x.type === 'save_master_binlog')!.params).toMatchObject({files: ['mysql-bin.000001', 'mysql-bin.000002']})
+  })
+})
