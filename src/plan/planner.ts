@@ -439,9 +439,14 @@ function errantTransactions(replicas: ReplicaView[]): Map<string, string> {
     const others = replicas.filter((o) => o !== r)
     if (others.length === 0) continue
     if (r.facts.version.flavor === 'mariadb') {
-      const otherPositions = others.flatMap((o) => [o.facts.gtid.binlogPos, o.facts.replica!.retrievedGtid].filter((p) => p !== ''))
+      // gtid_binlog_state, not gtid_binlog_pos: a local write followed by replicated transactions in its domain
+      // shows only there. Snapshots recorded before it was read have only the position.
+      const state = (o: ReplicaView) => o.facts.gtid.binlogState ?? o.facts.gtid.binlogPos
+      const otherPositions = others.flatMap((o) => [state(o), o.facts.replica!.retrievedGtid, o.facts.gtid.currentPos].filter((p) => p !== ''))
       if (otherPositions.length === 0) continue
-      const errant = mariadbErrant(r.facts.gtid.binlogPos, otherPositions)
+      // The dead master's own transactions are not errant, even those only this replica received.
+      const masterServerId = r.facts.replica!.sourceServerId ?? replicas.find((o) => o.facts.replica!.sourceServerId !== null)?.facts.replica!.sourceServerId ?? null
+      const errant = mariadbErrant(state(r), otherPositions, {byServer: true, masterServerId})
       if (errant.length > 0) found.set(r.server.name, formatMariadbGtidPos(errant))
     } else {
       // The dead master's own transactions are not errant, even those only this replica received.

@@ -144,3 +144,34 @@ describe('the dead master\'s binlog tail when files are missing on its host', ()
     expect(plan.steps.find((x) => x.type === 'save_master_binlog')!.params).toMatchObject({files: ['mysql-bin.000001', 'mysql-bin.000002']})
   })
 })
+
+describe('MariaDB errant transactions, judged from gtid_binlog_state', () => {
+  // db1 (server_id 1) is dead; db2 (candidate_master) has executed 0-1-2, db3 (latest) 0-1-3.
+  function gtidScenario(db2State: string, db3State: string) {
+    const s = scenario('mariadb-gtid-lagging-tail')
+    s.sql('db2').gtid.binlogState = db2State
+    s.sql('db3').gtid.binlogState = db3State
+    return s
+  }
+
+  it('a local write on a replica followed by replicated transactions is errant: the replica is neither promoted nor re-pointed', () => {
+    // gtid_binlog_pos of db2 stays 0-1-2: the local write 0-2-1 shows only in its binlog state.
+    const s = gtidScenario('0-1-2,0-2-1', '0-1-3')
+    expect(s.sql('db2').gtid.binlogPos).toBe('0-1-2')
+    const plan = s.plan()
+    expect(plan.decision.newMaster).toBe('db3')
+    const db2 = plan.decision.candidates.find((c) => c.server === 'db2')!
+    expect(db2.reason).toBe('rejected (no_errant_transactions): it holds transactions no other server has: 0-2-1')
+    expect(plan.decision.notes).toContain('db2 has errant transactions (0-2-1) that no other server has; it is neither promoted nor re-pointed: remove them or rebuild it, then re-point it by hand')
+    expect(plan.decision.dataLoss.abandoned).toEqual(['db2'])
+    expect(plan.steps.some((x) => x.server === 'db2' && x.type === 'repoint_replica')).toBe(false)
+  })
+
+  it('a clean set is not flagged: the dead master\'s transactions only the latest replica has, and an earlier master\'s that all have', () => {
+    const plan = gtidScenario('0-5-1,0-1-2', '0-5-1,0-1-3').plan()
+    expect(plan.decision.newMaster).toBe('db2')
+    expect(plan.decision.candidates.every((c) => c.eligible)).toBe(true)
+    expect(plan.decision.dataLoss).toMatchObject({none: true, abandoned: []})
+    expect(plan.decision.notes).toEqual([])
+  })
+})
