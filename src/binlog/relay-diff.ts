@@ -275,3 +275,37 @@ export async function findRelayDiffStart(
 function miss(reason: RelayDiffMiss, message: string, relayStart: BinlogCoordinates | null, relayEnd: BinlogCoordinates | null): RelayDiffStart {
   return {found: false, reason, message, relayStart, relayEnd}
 }
+
+/** The size of one master binlog file, as its final Rotate event states it. */
+export interface MasterFileSize {
+  file: string
+  size: number
+}
+
+/**
+ * Sizes of the master's binlog files, read from its Rotate events as copied into relay logs: the Rotate
+ * that ends master file N is its last event, so its end_log_pos is the size of file N, and it names file
+ * N+1. The replica's own events and the artificial Rotates (log_pos 0) that name where the IO thread
+ * (re)started say nothing about a size and are skipped. `from`: the oldest master file whose size is
+ * wanted; the relay files before the newest one that starts at or before it are not read.
+ * Relay files must be given oldest first. Sizes in master file order.
+ */
+export async function masterFileSizesInRelayLogs(sources: readonly BinlogSource[], options: RelayDiffOptions & {from?: string} = {}): Promise<MasterFileSize[]> {
+  let choice: StartChoice = {index: 0, masterFile: null, upstreamChecksum: null}
+  if (options.from !== undefined && (options.probeHeads ?? true)) {
+    const chosen = await chooseStartFile(sources, {file: options.from, pos: Number.MAX_SAFE_INTEGER}, options)
+    if ('index' in chosen) choice = chosen
+  }
+  let masterFile = choice.masterFile
+  const sizes = new Map<string, number>()
+  await scanBinlog(
+    sources.slice(choice.index),
+    (e) => {
+      if (isOwn(e, options.replicaServerId) || !e.rotate) return
+      if (e.logPos !== 0) sizes.set(masterFile ?? siblingBinlogName(e.rotate.nextFile, -1), e.logPos)
+      masterFile = e.rotate.nextFile
+    },
+    {verifyChecksums: options.verifyChecksums ?? true, ...(choice.upstreamChecksum === null ? {} : {upstreamChecksum: choice.upstreamChecksum})},
+  )
+  return [...sizes].map(([file, size]) => ({file, size})).sort((a, b) => compareBinlogNames(a.file, b.file))
+}

@@ -74,7 +74,7 @@ function mariadb(version: ServerVersion): Dialect {
     setReadOnly: (on) => [`SET GLOBAL read_only = ${on ? 'ON' : 'OFF'}`],
     readOnlyQuery: 'SELECT @@global.read_only AS read_only, NULL AS super_read_only',
     gtidStateQuery:
-      'SELECT @@global.gtid_binlog_pos AS gtid_binlog_pos, @@global.gtid_slave_pos AS gtid_slave_pos, ' +
+      'SELECT @@global.gtid_binlog_pos AS gtid_binlog_pos, @@global.gtid_binlog_state AS gtid_binlog_state, @@global.gtid_slave_pos AS gtid_slave_pos, ' +
       '@@global.gtid_current_pos AS gtid_current_pos, @@global.gtid_strict_mode AS gtid_strict_mode, ' +
       '@@global.gtid_domain_id AS gtid_domain_id',
     parseGtidState: parseMariadbGtidState,

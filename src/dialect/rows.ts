@@ -105,9 +105,12 @@ export function parseBinaryLogStatus(row: Row): BinaryLogStatus {
 /** The row of the MariaDB gtid state query in index.ts. */
 export function parseMariadbGtidState(row: Row): GtidState {
   const col = columns(row)
+  const binlogState = col.optionalText('gtid_binlog_state')
   return {
     enabled: true,
     binlogPos: col.text('gtid_binlog_pos'),
+    // Older recorded rows lack the column; the query reads it.
+    ...(Object.hasOwn(row, 'gtid_binlog_state') ? {binlogState} : {}),
     slavePos: col.text('gtid_slave_pos'),
     currentPos: col.text('gtid_current_pos'),
     strict: flag(col.text('gtid_strict_mode')),

@@ -120,6 +120,12 @@ export interface GtidState {
   enabled: boolean
   /** MySQL gtid_executed / MariaDB gtid_binlog_pos. */
   binlogPos: string
+  /**
+   * MariaDB gtid_binlog_state: the last GTID of every (domain, server_id) pair in the binlog, where
+   * gtid_binlog_pos has only the last of each domain. Absent on MySQL and in snapshots recorded before it
+   * was read: then take binlogPos.
+   */
+  binlogState?: string
   /** MariaDB gtid_slave_pos, MySQL gtid_executed. */
   slavePos: string
   /** MariaDB gtid_current_pos, MySQL gtid_executed. */

@@ -131,20 +131,43 @@ export function mostAdvancedMariadb(positions: readonly NamedMariadbPosition[]):
   return {kind: 'diverged', frontier}
 }
 
+export interface MariadbErrantOptions {
+  /**
+   * The replica's position is its gtid_binlog_state (the last GTID of every domain-server pair in its binlog),
+   * and so are the others' where known. A GTID d-s-n is then accounted for only by another position holding
+   * server s in domain d at seq n or more: a higher seq of another server no longer excuses it, so a local write
+   * followed by replicated transactions (invisible in gtid_binlog_pos) is found.
+   */
+  byServer?: boolean
+  /**
+   * server_id of the master the replicas share: with byServer, its GTIDs are never errant, even those only
+   * this replica received. Unknown: a GTID of the server whose GTID is last in that domain elsewhere is accepted.
+   */
+  masterServerId?: number | null
+}
+
 /**
  * GTIDs of `replica` that no other position accounts for. Rule: a replica GTID d-s-n is errant when, for every
  * other position (other replicas, the master's last known one), the latest GTID in domain d is missing, or has a
  * seq <= n and comes from a server other than s. A matching server lets the most advanced replica run ahead on
  * the master's own stream; only the latest GTID counts, so an old entry of server s in someone's gtid_binlog_pos
- * does not excuse a new local write by s. Errant GTIDs hidden below the others' seq cannot be seen in positions.
+ * does not excuse a new local write by s. Errant GTIDs hidden below the others' seq cannot be seen in positions:
+ * give gtid_binlog_state with `byServer` to see them.
  */
-export function mariadbErrant(replica: MariadbPosition, others: readonly MariadbPosition[]): MariadbGtid[] {
+export function mariadbErrant(replica: MariadbPosition, others: readonly MariadbPosition[], options: MariadbErrantOptions = {}): MariadbGtid[] {
   if (others.length === 0) throw new Error('errant GTID detection needs at least one other position')
   const otherMaxima = others.map((pos) => mariadbMaxPerDomain(pos))
-  const accounted = (gtid: MariadbGtid) =>
+  const accountedByPosition = (gtid: MariadbGtid) =>
     otherMaxima.some((maxima) => {
       const tip = maxima.get(gtid.domain)
       return tip !== undefined && (tip.seq > gtid.seq || tip.serverId === gtid.serverId)
     })
+  const otherEntries = others.map((pos) => gtidsOf(pos))
+  const master = options.masterServerId ?? null
+  const accountedByServer = (gtid: MariadbGtid) =>
+    gtid.serverId === master ||
+    otherEntries.some((entries) => entries.some((o) => o.domain === gtid.domain && o.serverId === gtid.serverId && o.seq >= gtid.seq)) ||
+    (master === null && otherMaxima.some((maxima) => maxima.get(gtid.domain)?.serverId === gtid.serverId))
+  const accounted = options.byServer ? accountedByServer : accountedByPosition
   return [...gtidsOf(replica)].sort(byDomainThenServer).filter((gtid) => !accounted(gtid))
 }

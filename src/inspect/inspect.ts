@@ -5,7 +5,7 @@ import {oneLine, UserError} from '../util/errors.js'
 import {readFileSync} from 'node:fs'
 import {SqlError, withConnection, type Endpoint, type ServerConnection} from './mysql.js'
 import type {ServerSnapshot, Snapshot, SqlFacts, SqlFailure, SshFacts, SshFailure} from './types.js'
-import {findRelayLookups} from './relay-lookup.js'
+import {findMasterFileSizes, findRelayLookups} from './relay-lookup.js'
 import {binlogBaseName, binlogSequence} from '../binlog/coordinates.js'
 import {dirname, posix} from 'node:path'
 
@@ -40,7 +40,11 @@ export async function inspectCluster(cluster: ClusterConfig, options: {relayLook
     }),
   )
   const snapshot: Snapshot = {cluster: cluster.name, servers, relayLookups: []}
-  if (options.relayLookups !== false) snapshot.relayLookups = await findRelayLookups(cluster, snapshot)
+  if (options.relayLookups !== false) {
+    snapshot.relayLookups = await findRelayLookups(cluster, snapshot)
+    const sizes = await findMasterFileSizes(cluster, snapshot)
+    if (sizes.length > 0) snapshot.masterFileSizes = sizes
+  }
   return snapshot
 }
 

@@ -72,8 +72,23 @@ export interface RelayLookup {
   problem: string | null
 }
 
+/**
+ * Sizes of the dead master's binlog files as a latest replica's relay logs state them (the master's Rotate
+ * at the end of each file), read when the master is down: they count lag across files when the master's
+ * host cannot be listed over SSH.
+ */
+export interface RelayMasterFileSizes {
+  /** The replica whose relay logs were read. */
+  source: string
+  files: {file: string; size: number}[]
+  /** Why they could not be read (files is then empty). */
+  problem: string | null
+}
+
 export interface Snapshot {
   cluster: string
   servers: ServerSnapshot[]
   relayLookups: RelayLookup[]
+  /** Absent from snapshots recorded before it existed, and when no size was needed. */
+  masterFileSizes?: RelayMasterFileSizes[]
 }

@@ -1,6 +1,6 @@
 import {checkCluster} from '../analysis/check.js'
 import {sqlFacts, topologyOf} from '../analysis/topology.js'
-import {binlogSequence, compareCoordinates, extremeCoordinates, formatCoordinates} from '../binlog/coordinates.js'
+import {binlogSequence, compareCoordinates, extremeCoordinates, formatCoordinates, siblingBinlogName} from '../binlog/coordinates.js'
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import type {ServerSnapshot, Snapshot} from '../inspect/types.js'
 import {UserError} from '../util/errors.js'
@@ -114,7 +114,10 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
     notes.push(`what ${latest.map((r) => r.server.name).join(', ')} received after ${formatCoordinates(usableRead)} is not used, since ${latest.length > 1 ? 'they are' : 'it is'} left out`)
 
   const deadSnap = byName.get(dead.name)!
-  const masterFileSizes = new Map(deadSnap.ssh.reachable ? deadSnap.ssh.binlogs.map((b) => [b.file, b.size] as const) : [])
+  // Sizes listed over SSH on the master's host win; the master's Rotate events in relay logs fill in the rest (MHA bug 143).
+  const masterFileSizes = new Map((snapshot.masterFileSizes ?? []).flatMap((s) => s.files.map((f) => [f.file, f.size] as const)))
+  if (deadSnap.ssh.reachable) for (const b of deadSnap.ssh.binlogs) masterFileSizes.set(b.file, b.size)
+  for (const s of snapshot.masterFileSizes ?? []) if (s.problem) notes.push(`${dead.name}'s binlog file sizes: ${s.problem}`)
   const {candidates, chosen} = rankCandidates({
     cluster,
     replicas,
@@ -129,15 +132,18 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
 
   // The dead master's binlog tail: saved when its host answers SSH and holds the binlog.
   const tail = masterTail(dead, deadSnap, usableRead)
-  const lostAfter = tail.kind === 'lost' ? usableRead : null
+  const lostAfter = tail.kind === 'lost' ? usableRead : tail.kind === 'save' && tail.lost ? tail.lost.after : null
+  const saved = (t: Extract<Tail, {kind: 'save'}>) => `${dead.name}'s binlog after ${formatCoordinates(usableRead)} (${t.bytes} bytes in ${t.files.join(', ')}) is saved over SSH and applied`
   const dataLoss: DataLoss = {
-    none: tail.kind !== 'lost' && abandoned.length === 0,
+    none: lostAfter === null && abandoned.length === 0,
     statement:
       tail.kind === 'lost'
         ? `events after ${formatCoordinates(usableRead)} in ${dead.name}'s binlog are lost: ${tail.why}`
         : tail.kind === 'none'
           ? `none: ${usableLatest.map((r) => r.server.name).join(', ')} ${usableLatest.length > 1 ? 'have' : 'has'} read ${dead.name}'s binlog to its end (${formatCoordinates(usableRead)})`
-          : `none: ${dead.name}'s binlog after ${formatCoordinates(usableRead)} (${tail.bytes} bytes in ${tail.files.join(', ')}) is saved over SSH and applied`,
+          : tail.lost
+            ? `events after ${formatCoordinates(tail.lost.after)} in ${dead.name}'s binlog are lost: ${tail.lost.why}; ${saved(tail)}`
+            : `none: ${saved(tail)}`,
     lostAfter,
     lostGtids: null,
     abandoned,
@@ -202,15 +208,26 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
   }
 }
 
-type Tail = {kind: 'save'; dir: string; files: string[]; bytes: number} | {kind: 'none'} | {kind: 'lost'; why: string}
+/** `lost` on a save: the files stop at a hole in the master's list, so only what comes before it is saved. */
+type Tail = {kind: 'save'; dir: string; files: string[]; bytes: number; lost?: {after: {file: string; pos: number}; why: string}} | {kind: 'none'} | {kind: 'lost'; why: string}
 
 function masterTail(dead: ServerConfig, snap: ServerSnapshot, from: {file: string; pos: number}): Tail {
   if (!snap.ssh.reachable) return {kind: 'lost', why: `${dead.name}'s host cannot be reached over SSH (${snap.ssh.message})`}
   if (!snap.ssh.binlogDir || snap.ssh.binlogs.length === 0) return {kind: 'lost', why: `${from.file} is in none of master_binlog_dir (${dead.masterBinlogDirs.join(', ')}) on ${dead.name}`}
   if (!snap.ssh.binlogReadable) return {kind: 'lost', why: `${dead.name}'s binlogs in ${snap.ssh.binlogDir} are not readable by ${dead.sshUser}`}
-  const files = snap.ssh.binlogs.filter((b) => binlogSequence(b.file) >= binlogSequence(from.file))
-  if (files[0]?.file !== from.file) return {kind: 'lost', why: `${from.file} is no longer in ${snap.ssh.binlogDir} on ${dead.name}`}
+  const listed = snap.ssh.binlogs.filter((b) => binlogSequence(b.file) >= binlogSequence(from.file))
+  if (listed[0]?.file !== from.file) return {kind: 'lost', why: `${from.file} is no longer in ${snap.ssh.binlogDir} on ${dead.name}`}
+  // Files must follow one another: past a missing one, the rest cannot be applied in order.
+  const hole = listed.findIndex((b, i) => i > 0 && binlogSequence(b.file) !== binlogSequence(listed[i - 1]!.file) + 1)
+  const files = hole === -1 ? listed : listed.slice(0, hole)
   const bytes = files.reduce((sum, b) => sum + b.size, 0) - from.pos
+  if (hole !== -1) {
+    const last = files.at(-1)!
+    const missing = siblingBinlogName(last.file, 1)
+    const why = `${missing} is missing from ${snap.ssh.binlogDir} on ${dead.name} (the list goes on at ${listed[hole]!.file}), so nothing after it can be applied in order`
+    if (bytes <= 0) return {kind: 'lost', why}
+    return {kind: 'save', dir: snap.ssh.binlogDir, files: files.map((b) => b.file), bytes, lost: {after: {file: last.file, pos: last.size}, why}}
+  }
   // A later file holds at least its header; a tail of only headers is still saved, so that nothing is assumed.
   if (files.length === 1 && bytes <= 0) return {kind: 'none'}
   return {kind: 'save', dir: snap.ssh.binlogDir, files: files.map((b) => b.file), bytes}
@@ -455,9 +472,14 @@ function errantTransactions(replicas: ReplicaView[]): Map<string, string> {
     const others = replicas.filter((o) => o !== r)
     if (others.length === 0) continue
     if (r.facts.version.flavor === 'mariadb') {
-      const otherPositions = others.flatMap((o) => [o.facts.gtid.binlogPos, o.facts.replica!.retrievedGtid].filter((p) => p !== ''))
+      // gtid_binlog_state, not gtid_binlog_pos: a local write followed by replicated transactions in its domain
+      // shows only there. Snapshots recorded before it was read have only the position.
+      const state = (o: ReplicaView) => o.facts.gtid.binlogState ?? o.facts.gtid.binlogPos
+      const otherPositions = others.flatMap((o) => [state(o), o.facts.replica!.retrievedGtid, o.facts.gtid.currentPos].filter((p) => p !== ''))
       if (otherPositions.length === 0) continue
-      const errant = mariadbErrant(r.facts.gtid.binlogPos, otherPositions)
+      // The dead master's own transactions are not errant, even those only this replica received.
+      const masterServerId = r.facts.replica!.sourceServerId ?? replicas.find((o) => o.facts.replica!.sourceServerId !== null)?.facts.replica!.sourceServerId ?? null
+      const errant = mariadbErrant(state(r), otherPositions, {byServer: true, masterServerId})
       if (errant.length > 0) found.set(r.server.name, formatMariadbGtidPos(errant))
     } else {
       // The dead master's own transactions are not errant, even those only this replica received.

@@ -175,8 +175,10 @@ describe('SQL chosen per version', () => {
 
   it('reads the GTID variables of each flavor', () => {
     expect(dialectOf(mariadb1011).gtidStateQuery).toMatch(/gtid_binlog_pos.*gtid_slave_pos.*gtid_current_pos.*gtid_strict_mode.*gtid_domain_id/)
+    expect(dialectOf(mariadb1011).gtidStateQuery).toMatch(/@@global\.gtid_binlog_state AS gtid_binlog_state/)
     expect(dialectOf(mariadb1011).gtidStateQuery).not.toMatch(/gtid_mode|gtid_executed/)
     expect(dialectOf(mysql8036).gtidStateQuery).toMatch(/gtid_mode.*gtid_executed.*enforce_gtid_consistency/)
+    expect(dialectOf(mysql8036).gtidStateQuery).not.toMatch(/gtid_binlog_state/)
   })
 
   it('refuses servers too old for GTID replication', () => {
@@ -390,6 +392,10 @@ describe('parseGtidState', () => {
       strict: true,
       domainId: 3,
     })
+    // gtid_binlog_state lists every (domain, server_id); a row recorded without it leaves binlogState out.
+    const withState = dialectOf(mariadb1011).parseGtidState({...mariadb1011.gtidState, gtid_binlog_state: '0-3-20,0-11-24'})
+    expect(withState).toMatchObject({binlogPos: '0-11-24', binlogState: '0-3-20,0-11-24'})
+    expect('binlogState' in dialectOf(mariadb1011).parseGtidState(mariadb1011.gtidState)).toBe(false)
   })
 
   it('MySQL with gtid_mode=ON', () => {
@@ -402,6 +408,10 @@ describe('parseGtidState', () => {
       strict: true,
       domainId: null,
     })
+  })
+
+  it('MySQL has no binlog state: binlogPos (gtid_executed) already holds every transaction', () => {
+    expect('binlogState' in dialectOf(mysql8036).parseGtidState(mysql8036.gtidState)).toBe(false)
   })
 
   it('MySQL with GTIDs off or only permissive', () => {

@@ -215,6 +215,36 @@ describe('mariadbErrant', () => {
   })
 })
 
+describe('mariadbErrant from gtid_binlog_state (byServer)', () => {
+  const master = 1
+  it.each([
+    {
+      title: 'a local write followed by replicated transactions (gtid_binlog_pos shows only 0-1-100)',
+      replica: '0-1-100,0-3-91',
+      others: ['0-1-100', '0-1-98'],
+      errant: ['0-3-91'],
+    },
+    {title: 'the dead master\'s transactions only this replica received', replica: '0-1-103', others: ['0-1-100', '0-1-98'], errant: []},
+    {title: 'an earlier master\'s transactions every server has', replica: '0-5-40,0-1-100', others: ['0-5-40,0-1-100', '0-5-40,0-1-98'], errant: []},
+    {title: 'an earlier master\'s transaction one other server has', replica: '0-5-40,0-1-100', others: ['0-1-100', '0-5-40,0-1-98'], errant: []},
+    {title: 'a write another replica already has', replica: '0-1-100,0-3-91', others: ['0-1-100,0-3-91'], errant: []},
+    {title: 'a later write of a server the others hold an older entry of', replica: '0-1-100,0-3-91', others: ['0-1-100,0-3-40'], errant: ['0-3-91']},
+    {title: 'one errant domain among clean ones', replica: '0-1-100,1-2-9,1-3-5', others: ['0-1-100,1-2-9'], errant: ['1-3-5']},
+    {title: 'a transaction of a server no other position knows', replica: '0-5-40,0-1-100', others: ['0-1-100'], errant: ['0-5-40']},
+  ])('$title', ({replica, others, errant}) => {
+    expect(formatMariadbGtidPos(mariadbErrant(replica, others, {byServer: true, masterServerId: master}))).toBe(errant.join(','))
+  })
+
+  it('by position alone, the local write hidden below a replicated transaction is not seen', () => {
+    expect(mariadbErrant('0-1-100,0-3-91', ['0-1-100'])).toEqual([])
+  })
+
+  it('with the master unknown, the server last in a domain elsewhere may run ahead, and a local write is still found', () => {
+    expect(formatMariadbGtidPos(mariadbErrant('0-1-103', ['0-1-100'], {byServer: true, masterServerId: null}))).toBe('')
+    expect(formatMariadbGtidPos(mariadbErrant('0-1-103,0-3-91', ['0-1-100'], {byServer: true}))).toBe('0-3-91')
+  })
+})
+
 describe('parseMysqlGtidSet and formatMysqlGtidSet', () => {
   it.each([
     {text: '', formatted: ''},
