@@ -24,6 +24,8 @@ export class WriteLoad {
     const host = state.hosts.find((h) => h.name === master)!
     const conn = await mysql.createConnection({host: host.ip, port: 3306, user: 'app', password: secretsOf(state.dir).app.reveal(), database: 'mhatest'})
     await conn.query('CREATE TABLE IF NOT EXISTS acked (id INT PRIMARY KEY, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))')
+    // No unique key: a transaction applied twice shows here as a second row, where acked would refuse it.
+    await conn.query('CREATE TABLE IF NOT EXISTS acked_log (id INT NOT NULL, KEY (id))')
     await conn.end()
   }
 
@@ -80,7 +82,11 @@ export class WriteLoad {
       try {
         conn ??= await this.writable()
         if (!conn) throw new Error('no writable server')
+        // One transaction of two rows, so that recovery has multi-statement transactions to keep whole.
+        await conn.query({sql: 'BEGIN', timeout: 2000})
         await conn.query({sql: 'INSERT INTO acked (id) VALUES (?)', values: [next], timeout: 2000})
+        await conn.query({sql: 'INSERT INTO acked_log (id) VALUES (?)', values: [next], timeout: 2000})
+        await conn.query({sql: 'COMMIT', timeout: 2000})
         this.acked.push(next)
         next++
       } catch {

@@ -73,8 +73,17 @@ export async function expectConsistent(s: TestSandbox, newMaster: string, acked:
   await s.sql(newMaster, (c) => c.execute('INSERT INTO mhatest.acked (id) VALUES (999999)'))
   for (const host of survivors(s))
     await waitFor(`${host} to receive the new write`, 20_000, async () => Number((await s.sql(host, (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.acked WHERE id = 999999')))!.n) === 1)
-  const sums = await Promise.all(survivors(s).map((h) => s.sql(h, async (c) => String((await c.queryOne('CHECKSUM TABLE mhatest.acked'))!.Checksum))))
-  expect(new Set(sums).size).toBe(1)
+  for (const table of ['acked', 'acked_log']) {
+    const sums = await Promise.all(survivors(s).map((h) => s.sql(h, async (c) => String((await c.queryOne(`CHECKSUM TABLE mhatest.${table}`))!.Checksum))))
+    expect(sums.every((sum) => sum === sums[0]), `CHECKSUM TABLE ${table}: ${sums.join(', ')}`).toBe(true)
+  }
+  // None applied twice: the log table has no unique key to refuse a second copy.
+  for (const host of survivors(s)) {
+    const twice = await s.sql(host, (c) => c.query('SELECT id, COUNT(*) AS n FROM mhatest.acked_log GROUP BY id HAVING COUNT(*) > 1'))
+    expect(twice, `${host}: ids present twice`).toEqual([])
+  }
+  const logged = new Set(await s.sql(newMaster, async (c) => (await c.query('SELECT id FROM mhatest.acked_log')).map((r) => Number(r.id))))
+  expect(acked.filter((id) => !logged.has(id))).toEqual([])
   for (const host of survivors(s).filter((h) => h !== newMaster)) {
     const status = (await s.sql(host, (c) => c.queryOne('SHOW SLAVE STATUS')))!
     expect([status.Master_Host, status.Slave_IO_Running, status.Slave_SQL_Running]).toEqual([s.state.hosts.find((h) => h.name === newMaster)!.ip, 'Yes', 'Yes'])

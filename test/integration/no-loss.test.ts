@@ -1,0 +1,229 @@
+import {spawn} from 'node:child_process'
+import {existsSync, mkdtempSync, readFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {afterEach, describe, expect, it} from 'vitest'
+import type {ApplyReport} from '../../src/apply/events.js'
+import {journalFileOf} from '../../src/apply/executor.js'
+import {formatCoordinates} from '../../src/binlog/coordinates.js'
+import {readPlan} from '../../src/plan/plan-file.js'
+import type {Plan} from '../../src/plan/types.js'
+import {WriteLoad} from '../../src/sandbox/load.js'
+import {waitFor} from '../../src/sandbox/processes.js'
+import {stopSshd} from '../../src/sandbox/sandbox.js'
+import {expectConsistent, killMasterAndWait, root, runMha, startSandbox, survivors, type TestSandbox} from './harness.js'
+
+// Each test: a real sandbox under write load (each write a two-row transaction, one row in a table without
+// a unique key), a fault, plan and apply as a user runs them, then every acknowledged write on the new master,
+// none twice, and the survivors equal.
+
+let sandbox: TestSandbox | undefined
+const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-noloss-'))
+const OCTET = 71
+
+afterEach(async () => {
+  await sandbox?.down()
+  sandbox = undefined
+})
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+async function planFailover(s: TestSandbox, name: string): Promise<{file: string; plan: Plan}> {
+  const file = join(plansDir, `${name}.json`)
+  const result = await runMha(['plan', '--config', s.configFile, '-o', file])
+  expect(result.code, result.stderr + result.stdout).toBe(2)
+  return {file, plan: readPlan(file)}
+}
+
+async function apply(s: TestSandbox, file: string): Promise<{code: number; report: ApplyReport}> {
+  const result = await runMha(['apply', file, '--config', s.configFile, '--json'])
+  return {code: result.code, report: JSON.parse(result.stdout) as ApplyReport}
+}
+
+async function replicaStatus(s: TestSandbox, host: string): Promise<Record<string, unknown>> {
+  return (await s.sql(host, (c) => c.queryOne('SHOW SLAVE STATUS')))!
+}
+
+describe('no acknowledged write lost, none applied twice', () => {
+  it('waits for parallel replication workers held by a table lock on the candidate, then promotes it with everything', async () => {
+    sandbox = await startSandbox('itnoloss1', OCTET)
+    const s = sandbox
+    for (const host of survivors(s))
+      await s.sql(host, async (c) => {
+        await c.execute('STOP SLAVE SQL_THREAD')
+        await c.execute('SET GLOBAL slave_parallel_threads = 4')
+        await c.execute("SET GLOBAL slave_parallel_mode = 'optimistic'")
+        await c.execute('START SLAVE SQL_THREAD')
+      })
+    await WriteLoad.prepare(s.state, 'db1')
+    const load = new WriteLoad(s.state)
+    load.start()
+    await sleep(1000)
+    // A backup-style read lock on the candidate, held across the kill: its workers wait, its coordinator
+    // says it has read everything.
+    let release: () => void = () => undefined
+    const held = s.sql('db2', async (c) => {
+      await c.execute('LOCK TABLES mhatest.acked READ')
+      await new Promise<void>((resolve) => (release = resolve))
+      await c.execute('UNLOCK TABLES')
+    })
+    await sleep(1000)
+    await killMasterAndWait(s)
+    const {file, plan} = await planFailover(s, 'parallel')
+    expect(plan.decision.newMaster).toBe('db2')
+    const applying = apply(s, file)
+    await sleep(2500)
+    release()
+    await held
+    const result = await applying
+    expect(result.report.status, result.report.message).toBe('applied')
+    await load.stop()
+    expect(load.acked.length).toBeGreaterThan(50)
+    await expectConsistent(s, 'db2', load.acked)
+  })
+
+  it('GTID mode: a lagging candidate gets a 150,000-row transaction that the latest replica holds only in part', async () => {
+    sandbox = await startSandbox('itnoloss2', OCTET, {gtid: true})
+    const s = sandbox
+    await WriteLoad.prepare(s.state, 'db1')
+    await s.sql('db1', (c) => c.execute('CREATE TABLE mhatest.big (id INT PRIMARY KEY AUTO_INCREMENT, v VARCHAR(100))'))
+    const load = new WriteLoad(s.state)
+    load.start()
+    await sleep(800)
+    // db2, the candidate, stops receiving; db3 receives slowly, so the big transaction is in flight at the kill.
+    await s.sql('db2', (c) => c.execute('STOP SLAVE IO_THREAD'))
+    await s.sql('db3', async (c) => {
+      await c.execute('STOP SLAVE IO_THREAD')
+      await c.execute('SET GLOBAL read_binlog_speed_limit = 3000')
+      await c.execute('START SLAVE IO_THREAD')
+    })
+    const before = Number((await replicaStatus(s, 'db3')).Read_Master_Log_Pos)
+    await s.sql('db1', (c) => c.execute("INSERT INTO mhatest.big (v) SELECT REPEAT('x', 100) FROM mhatest.seq_1_to_150000", 120_000))
+    await waitFor('db3 to have received part of the big transaction', 60_000, async () => Number((await replicaStatus(s, 'db3')).Read_Master_Log_Pos) > before + 3_000_000)
+    await killMasterAndWait(s)
+    await s.sql('db3', (c) => c.execute('SET GLOBAL read_binlog_speed_limit = 0'))
+    const db3 = await replicaStatus(s, 'db3')
+    // The fault is in place: db3's relay log ends inside the transaction, which it has not executed.
+    expect(Number((await s.sql('db3', (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.big')))!.n)).toBe(0)
+    expect(Number(db3.Read_Master_Log_Pos)).toBeGreaterThan(Number(db3.Exec_Master_Log_Pos))
+
+    const {file, plan} = await planFailover(s, 'gtid-big')
+    expect(plan.decision.newMaster).toBe('db2')
+    expect(plan.decision.dataLoss.none).toBe(true)
+    const result = await apply(s, file)
+    expect(result.report.status, result.report.message).toBe('applied')
+    await load.stop()
+    await expectConsistent(s, 'db2', load.acked)
+    for (const host of survivors(s)) {
+      await waitFor(`${host} to hold the big transaction`, 60_000, async () => Number((await s.sql(host, (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.big')))!.n) === 150_000)
+    }
+  })
+
+  /** db3 stops receiving and db1 writes on: db3 then needs a relay-log diff of many transactions from db2. */
+  async function laggingReplica(name: string, extraTransactions: number): Promise<{s: TestSandbox; load: WriteLoad}> {
+    sandbox = await startSandbox(name, OCTET)
+    const s = sandbox
+    await WriteLoad.prepare(s.state, 'db1')
+    const load = new WriteLoad(s.state)
+    await s.sql('db1', (c) => c.execute('CREATE TABLE mhatest.filler (id INT PRIMARY KEY AUTO_INCREMENT, v VARCHAR(200))'))
+    load.start()
+    await sleep(500)
+    await s.sql('db3', (c) => c.execute('STOP SLAVE IO_THREAD'))
+    await s.sql('db1', async (c) => {
+      for (let i = 0; i < extraTransactions; i++) await c.execute("INSERT INTO mhatest.filler (v) VALUES (REPEAT('f', 200))")
+    })
+    await sleep(500)
+    await killMasterAndWait(s)
+    return {s, load}
+  }
+
+  it('apply_logs failing part-way on a conflicting row, fixed, then applied again: the rest only', async () => {
+    const {s, load} = await laggingReplica('itnoloss3', 200)
+    const {file, plan} = await planFailover(s, 'conflict')
+    expect(plan.steps.map((step) => step.id)).toContain('save_relay_diff:db3')
+    // A row db3 should receive from the diff is already there: the stream stops on a duplicate key.
+    const conflicting = load.acked.at(-3)!
+    await s.sql('db3', async (c) => {
+      await c.execute('SET SESSION sql_log_bin = 0')
+      await c.query('INSERT INTO mhatest.acked (id) VALUES (?)', [conflicting])
+    })
+    const first = await apply(s, file)
+    expect(first.code).toBe(1)
+    expect(first.report.message).toMatch(/apply_logs:db3 failed: .*Duplicate entry/)
+    const partial = Number((await s.sql('db3', (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.filler')))!.n)
+    expect(partial, 'the stream committed its first transactions before the conflict').toBeGreaterThan(0)
+
+    await s.sql('db3', async (c) => {
+      await c.execute('SET SESSION sql_log_bin = 0')
+      await c.query('DELETE FROM mhatest.acked WHERE id = ?', [conflicting])
+    })
+    const second = await apply(s, file)
+    expect(second.report.status, second.report.message).toBe('applied')
+    expect(second.report.notes.join('\n')).toMatch(/db3 had \d+ of the \d+ transactions already/)
+    await load.stop()
+    await expectConsistent(s, 'db2', load.acked)
+    const filler = await Promise.all(survivors(s).map((h) => s.sql(h, async (c) => String((await c.queryOne('CHECKSUM TABLE mhatest.filler'))!.Checksum))))
+    expect(filler[0]).toBe(filler[1])
+  })
+
+  it('apply SIGKILLed while apply_logs streams into a replica, then applied again: every transaction once', async () => {
+    const {s, load} = await laggingReplica('itnoloss4', 3000)
+    const {file} = await planFailover(s, 'killed')
+    const journal = journalFileOf(file)
+    const child = spawn(process.execPath, [join(root, 'bin/run.js'), 'apply', file, '--config', s.configFile], {cwd: root, env: {...process.env, NODE_ENV: 'production'}, stdio: 'ignore'})
+    const exited = new Promise((resolve) => child.on('close', resolve))
+    const filler = async () => Number((await s.sql('db3', (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.filler')))!.n)
+    const start = await filler()
+    await waitFor('apply_logs:db3 to stream', 60_000, async () => existsSync(journal) && readFileSync(journal, 'utf8').includes('"step":"apply_logs:db3","event":"begin"') && (await filler()) > start)
+    child.kill('SIGKILL')
+    await exited
+    const atKill = await filler()
+    console.log(`apply killed with ${atKill - start} of db3's missing filler rows applied`)
+    expect(readFileSync(journal, 'utf8')).not.toContain('"step":"apply_logs:db3","event":"end"')
+
+    const resumed = await apply(s, file)
+    expect(resumed.report.status, resumed.report.message).toBe('applied')
+    await load.stop()
+    await expectConsistent(s, 'db2', load.acked)
+    expect(await filler()).toBe(Number((await s.sql('db2', (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.filler')))!.n))
+    // No login left behind: the client read it from a descriptor, never from a file.
+    const leftovers = readFileSync(journal, 'utf8') + JSON.stringify(resumed.report)
+    expect(leftovers).not.toMatch(/password/i)
+  })
+
+  it("dead master's host down right after a binlog rotation, both replicas' SQL threads in the older file: a failover plan with the exact loss", async () => {
+    sandbox = await startSandbox('itnoloss5', OCTET)
+    const s = sandbox
+    await WriteLoad.prepare(s.state, 'db1')
+    const load = new WriteLoad(s.state)
+    load.start()
+    await sleep(800)
+    for (const host of survivors(s)) await s.sql(host, (c) => c.execute('STOP SLAVE SQL_THREAD'))
+    await s.sql('db1', (c) => c.execute('FLUSH BINARY LOGS'))
+    await sleep(800)
+    await stopSshd(s.state, 'db1')
+    await killMasterAndWait(s)
+    const ackedAtKill = [...load.acked]
+    for (const host of survivors(s)) {
+      const status = await replicaStatus(s, host)
+      expect([status.Relay_Master_Log_File, status.Master_Log_File]).toEqual(['mysql-bin.000001', 'mysql-bin.000002'])
+    }
+    const {file, plan} = await planFailover(s, 'rotated')
+    expect(plan.decision.newMaster).toBe('db2')
+    const latest = plan.observed.servers.find((x) => x.name === 'db2')!.read!
+    expect(plan.decision.dataLoss.none).toBe(false)
+    expect(plan.decision.dataLoss.lostAfter).toEqual(latest)
+    expect(plan.decision.dataLoss.statement).toMatch(new RegExp(`^events after ${formatCoordinates(latest).replace(/\./g, '\\.')} in db1's binlog are lost: db1's host cannot be reached over SSH`))
+    const result = await apply(s, file)
+    expect(result.report.status, result.report.message).toBe('applied')
+    await load.stop()
+    // What was lost is what the statement says: only writes db2 never received, the last ones.
+    const present = new Set((await s.sql('db2', (c) => c.query('SELECT id FROM mhatest.acked'))).map((r) => Number(r.id)))
+    const missing = load.acked.filter((id) => !present.has(id))
+    console.log(`rotation with the host down: ${missing.length} of ${ackedAtKill.length} acknowledged writes were only on db1 after ${formatCoordinates(latest)}`)
+    // Only writes acknowledged before the kill, and only the last of them (a suffix of what db1 acknowledged).
+    const lastPresent = Math.max(0, ...ackedAtKill.filter((id) => present.has(id)))
+    expect(missing.every((id) => ackedAtKill.includes(id) && id > lastPresent)).toBe(true)
+    await expectConsistent(s, 'db2', load.acked.filter((id) => present.has(id)))
+  })
+})
