@@ -171,7 +171,7 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
       if (source) catchUpSource = source.server.name
       else if (lookup?.found) diffs.set(newMaster.name, {source: lookup.source, files: lookup.found.files, offset: lookup.found.offset, after: chosen.read, until: usableRead})
       else {
-        const why = `${usableLatest.map((r) => r.server.name).join(', ')} ${usableLatest.length > 1 ? 'have' : 'has'} log_bin or log_slave_updates off and no relay log of ${usableLatest.length > 1 ? 'theirs' : 'its'} was read`
+        const why = `${usableLatest.map((r) => r.server.name).join(', ')} ${usableLatest.length > 1 ? 'have log_bin or log_slave_updates off and their relay logs were' : 'has log_bin or log_slave_updates off and its relay log was'} not read`
         notes.push(`what ${newMaster.name} lacks after ${formatCoordinates(chosen.read)} cannot be copied to it: ${why}`)
         dataLoss.none = false
         dataLoss.statement += `; ${newMaster.name} will lack the transactions after ${formatCoordinates(chosen.read)}: ${why}`

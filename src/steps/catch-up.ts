@@ -1,6 +1,6 @@
 import {compareMariadbPositions, mysqlGtidIsSubset} from '../gtid/index.js'
 import type {Step} from '../plan/types.js'
-import {replicaStatus, waitUntil} from './common.js'
+import {replicaStatus, waitUntil, waitWhileProgressing} from './common.js'
 import type {StepContext, StepHandler} from './types.js'
 
 type CatchUp = Extract<Step, {type: 'catch_up_from'}>
@@ -37,9 +37,13 @@ export const catchUpFrom: StepHandler<CatchUp> = {
     })
     await conn.execute(change.sql)
     await conn.execute(dialect.startReplica)
-    const seconds = Math.ceil(ctx.timeoutMs / 1000)
-    const row = await conn.queryOne(dialect.waitForGtid(sourceGtid, seconds), [], ctx.timeoutMs + 5000)
-    if (Number(row?.result) !== 0) throw new Error(`${step.server} did not reach ${step.params.source}'s GTID position ${sourceGtid} within ${seconds} s`)
+    // Bounded by lack of progress: a large backlog that keeps arriving is waited for.
+    await waitWhileProgressing(`${step.server} to reach ${step.params.source}'s GTID position ${sourceGtid}`, ctx.timeoutMs, async () => {
+      const row = await conn.queryOne(dialect.waitForGtid(sourceGtid, 1), [], 10_000)
+      const status = await replicaStatus(ctx, step.server)
+      if (status?.lastSqlErrno) throw new Error(`${step.server}: SQL thread error ${status.lastSqlErrno}: ${status.lastSqlError}`)
+      return {done: Number(row?.result) === 0, progress: status ? `${status.read.file}:${status.read.pos}/${status.executed.file}:${status.executed.pos}` : ''}
+    })
     await conn.execute(dialect.stopReplica)
     await waitUntil(`${step.server}'s replication to stop`, ctx.timeoutMs, async () => (await replicaStatus(ctx, step.server))?.sqlThread !== 'running')
     return undefined

@@ -175,3 +175,54 @@ describe('MariaDB errant transactions, judged from gtid_binlog_state', () => {
     expect(plan.decision.notes).toEqual([])
   })
 })
+
+describe('GTID mode: how the new master gets what it lacks', () => {
+  // db2 (candidate_master) executed up to mysql-bin.000001:747; db3, the latest, read up to 11717.
+  const ids = (plan: ReturnType<typeof planFor>) => plan.steps.map((x) => x.id)
+  const step = (plan: ReturnType<typeof planFor>, id: string) => plan.steps.find((x) => x.id === id)
+
+  it("saves the dead master's binlog from the new master's executed position, so a transaction the latest replica holds only in part comes whole", () => {
+    const plan = scenario('mariadb-gtid-lagging-tail').plan()
+    expect(plan.decision.newMaster).toBe('db2')
+    expect(step(plan, 'save_master_binlog:db1')?.params).toMatchObject({from: {file: 'mysql-bin.000001', pos: 747}})
+    expect(ids(plan)).not.toContain('catch_up_from:db2')
+    expect(step(plan, 'apply_logs:db2')?.params).toEqual({ownRelay: null, relayDiff: null, masterTail: {fromStep: 'save_master_binlog:db1', output: 'file'}})
+  })
+
+  function hostDown() {
+    const s = scenario('mariadb-gtid-lagging-tail')
+    s.snapshot.servers[0]!.ssh = {reachable: false, kind: 'connect', message: 'cannot connect over SSH (ECONNREFUSED)'}
+    return s
+  }
+
+  it('without that binlog, catches up from the latest replica by GTID when it logs what it replicates', () => {
+    const plan = hostDown().plan()
+    expect(ids(plan)).toContain('catch_up_from:db2')
+    expect(step(plan, 'catch_up_from:db2')?.params).toEqual({source: 'db3'})
+    expect(ids(plan).indexOf('wait_relay_log_applied:db3')).toBeLessThan(ids(plan).indexOf('catch_up_from:db2'))
+  })
+
+  it("with log_slave_updates off on the latest replica, copies from its relay log instead of a catch-up that would bring nothing", () => {
+    const s = hostDown()
+    s.sql('db3').logSlaveUpdates = false
+    const plan = s.plan()
+    expect(ids(plan)).not.toContain('catch_up_from:db2')
+    expect(step(plan, 'save_relay_diff:db2')?.params).toMatchObject({target: 'db2', diff: {source: 'db3', offset: 1046}})
+    expect(step(plan, 'apply_logs:db2')?.params).toEqual({
+      ownRelay: {fromStep: 'wait_relay_log_applied:db2', output: 'position'},
+      relayDiff: {fromStep: 'save_relay_diff:db2', output: 'file'},
+      masterTail: null,
+    })
+  })
+
+  it('says what the new master will lack when neither route exists', () => {
+    const s = hostDown()
+    s.sql('db3').logSlaveUpdates = false
+    s.snapshot.relayLookups = []
+    const plan = s.plan()
+    expect(ids(plan)).not.toContain('catch_up_from:db2')
+    expect(ids(plan)).not.toContain('save_relay_diff:db2')
+    expect(plan.decision.dataLoss.none).toBe(false)
+    expect(plan.decision.dataLoss.statement).toMatch(/db2 will lack the transactions after mysql-bin\.000001:747: db3 has log_bin or log_slave_updates off/)
+  })
+})
