@@ -38,6 +38,7 @@ export default class Apply extends BaseCommand<typeof Apply> {
     if (this.flags.json) this.print(report)
     else if (tty) {
       this.say(`${report.status}: ${report.message}`)
+      if (report.dataLoss) this.say(`data loss: ${report.dataLoss}`)
       for (const note of report.notes) this.say(`note: ${note}`)
     }
     if (report.status === 'failed' || report.status === 'refused') process.stderr.write(`mha: ${report.message}\n`)

@@ -20,6 +20,8 @@ export interface ApplyReport {
   message: string
   steps: {id: string; type: string; server: string; status: StepStatus; reason: string | null; outputs: Record<string, unknown>}[]
   notes: string[]
+  /** A failover's data loss as the plan states it (null for other kinds): what a reviewer compares with the outcome. */
+  dataLoss: string | null
   /** What the operator should do next, when something is left to do. */
   nextAction: string | null
   durationMs: number

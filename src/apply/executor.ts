@@ -41,6 +41,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     message,
     steps: plan.steps.map((s) => ({id: s.id, type: s.type, server: s.server, status: status.get(s.id)!.status, reason: status.get(s.id)!.reason, outputs: records.get(s.id)?.outputs ?? ctx.outputs.get(s.id) ?? {}})),
     notes,
+    dataLoss: plan.kind === 'failover' ? plan.decision.dataLoss.statement : null,
     nextAction,
     durationMs: Date.now() - started,
   })

@@ -17,7 +17,7 @@ function describe(event: ApplyEvent): string {
     case 'fail':
       return `FAIL  ${event.step.id}: ${event.message}`
     case 'finish':
-      return `${event.report.status}: ${event.report.message}`
+      return `${event.report.status}: ${event.report.message}${event.report.dataLoss ? `; data loss: ${event.report.dataLoss}` : ''}`
   }
 }
 

@@ -39,7 +39,10 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
     for (const r of replicas) {
       const errant =
         r.facts.version.flavor === 'mariadb'
-          ? formatMariadbGtidPos(mariadbErrant(r.facts.gtid.binlogPos || r.facts.gtid.currentPos, [masterFacts.gtid.binlogPos]))
+          ? // Per (domain, server_id): a local write followed by replicated ones hides from gtid_binlog_pos.
+            formatMariadbGtidPos(
+              mariadbErrant(r.facts.gtid.binlogState ?? (r.facts.gtid.binlogPos || r.facts.gtid.currentPos), [masterFacts.gtid.binlogState ?? masterFacts.gtid.binlogPos], {byServer: true, masterServerId: masterFacts.serverId}),
+            )
           : formatMysqlGtidSet(mysqlErrant(r.facts.gtid.binlogPos, [masterFacts.gtid.binlogPos]))
       if (errant) refusals.push(`${r.server.name} has errant transactions (${errant}) that ${master.name} lacks`)
     }

@@ -13,7 +13,9 @@ async function gtidOf(ctx: StepContext, server: string) {
 async function hasAll(ctx: StepContext, step: CatchUp): Promise<boolean> {
   const [target, source] = await Promise.all([gtidOf(ctx, step.server), gtidOf(ctx, step.params.source)])
   const flavor = (await ctx.dialect(step.server)).version.flavor
-  if (flavor === 'mariadb') return ['equal', 'ahead'].includes(compareMariadbPositions(target.currentPos, source.binlogPos))
+  // What the source has executed, logged or not: a source with log_slave_updates off cannot serve it, and the
+  // wait then fails for lack of progress instead of passing on a binlog that lacks the replicated part.
+  if (flavor === 'mariadb') return ['equal', 'ahead'].includes(compareMariadbPositions(target.currentPos, source.currentPos))
   return mysqlGtidIsSubset(source.binlogPos, target.binlogPos)
 }
 
@@ -26,7 +28,8 @@ export const catchUpFrom: StepHandler<CatchUp> = {
     const dialect = await ctx.dialect(step.server)
     const conn = await ctx.sql(step.server)
     const source = ctx.server(step.params.source)
-    const sourceGtid = (await gtidOf(ctx, source.name)).binlogPos
+    const sourceState = await gtidOf(ctx, source.name)
+    const sourceGtid = (await ctx.dialect(source.name)).version.flavor === 'mariadb' ? sourceState.currentPos : sourceState.binlogPos
     if (await replicaStatus(ctx, step.server)) await conn.execute(dialect.stopReplica)
     const change = dialect.changeSource({
       host: source.hostname,

@@ -112,6 +112,7 @@ describe('no acknowledged write lost, none applied twice', () => {
     expect(plan.decision.dataLoss.none).toBe(true)
     const result = await apply(s, file)
     expect(result.report.status, result.report.message).toBe('applied')
+    expect(result.report.dataLoss).toMatch(/^none: /)
     await load.stop()
     await expectConsistent(s, 'db2', load.acked)
     for (const host of survivors(s)) {
@@ -216,6 +217,7 @@ describe('no acknowledged write lost, none applied twice', () => {
     expect(plan.decision.dataLoss.statement).toMatch(new RegExp(`^events after ${formatCoordinates(latest).replace(/\./g, '\\.')} in db1's binlog are lost: db1's host cannot be reached over SSH`))
     const result = await apply(s, file)
     expect(result.report.status, result.report.message).toBe('applied')
+    expect(result.report.dataLoss).toBe(plan.decision.dataLoss.statement)
     await load.stop()
     // What was lost is what the statement says: only writes db2 never received, the last ones.
     const present = new Set((await s.sql('db2', (c) => c.query('SELECT id FROM mhatest.acked'))).map((r) => Number(r.id)))
