@@ -41,8 +41,10 @@ export default class Apply extends BaseCommand<typeof Apply> {
       if (report.dataLoss) this.say(`data loss: ${report.dataLoss}`)
       for (const note of report.notes) this.say(`note: ${note}`)
     }
-    if (report.status === 'failed' || report.status === 'refused') process.stderr.write(`mha: ${report.message}\n`)
+    if (report.status === 'failed' || report.status === 'refused' || report.status === 'partial') process.stderr.write(`mha: ${report.message}\n`)
     if (report.nextAction) process.stderr.write(`mha: next: ${report.nextAction}\n`)
     if (report.status === 'failed' || report.status === 'refused') this.exit(1)
+    // MHA's code for "master promoted, some replicas failed".
+    if (report.status === 'partial') this.exit(10)
   }
 }

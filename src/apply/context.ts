@@ -17,6 +17,10 @@ export class RunContext implements StepContext {
   readonly notes: string[] = []
   /** Steps an earlier run began without finishing, from the journal. */
   readonly unfinished = new Set<string>()
+  /** Set by the executor: how a step ended, in this run or an earlier one. */
+  outcomeOf: (stepId: string) => 'done' | 'failed' | 'pending' = () => 'pending'
+  /** The failover's data loss when apply found it larger than the plan said (a binlog that could not be saved). */
+  lostAtApply: string | null = null
   readonly #sql = new Map<string, Promise<ServerConnection>>()
   readonly #ssh = new Map<string, Promise<SshSession>>()
   readonly #dialects = new Map<string, Promise<Dialect>>()
@@ -53,6 +57,14 @@ export class RunContext implements StepContext {
     const outputs = this.outputs.get(fromStep)
     if (!outputs || !(name in outputs)) throw new Error(`step ${fromStep} has not produced "${name}" yet`)
     return outputs[name]
+  }
+
+  outcome(stepId: string): 'done' | 'failed' | 'pending' {
+    return this.outcomeOf(stepId)
+  }
+
+  declareLoss(statement: string): void {
+    this.lostAtApply = statement
   }
 
   attempted(stepId: string): boolean {

@@ -10,16 +10,20 @@ export type ApplyEvent =
   | {kind: 'fail'; step: Step; message: string}
   | {kind: 'finish'; report: ApplyReport}
 
-export type StepStatus = 'applied' | 'skipped' | 'failed' | 'not_run'
+/** blocked: not run because a step it depends on failed. */
+export type StepStatus = 'applied' | 'skipped' | 'failed' | 'not_run' | 'blocked'
 
 export interface ApplyReport {
   planFile: string
   cluster: string
   kind: string
-  status: 'applied' | 'already_applied' | 'failed' | 'refused'
+  /** partial: the new master takes writes, but some replicas were left out (see leftOut). */
+  status: 'applied' | 'already_applied' | 'partial' | 'failed' | 'refused'
   message: string
   steps: {id: string; type: string; server: string; status: StepStatus; reason: string | null; outputs: Record<string, unknown>}[]
   notes: string[]
+  /** Replicas whose recovery failed: left stopped, each with the reason and how to retry. */
+  leftOut: {server: string; reason: string; retry: string}[]
   /** A failover's data loss as the plan states it (null for other kinds): what a reviewer compares with the outcome. */
   dataLoss: string | null
   /** What the operator should do next, when something is left to do. */

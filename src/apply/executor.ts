@@ -2,6 +2,7 @@ import {mkdirSync} from 'node:fs'
 import type {ClusterConfig} from '../config/types.js'
 import {inspectCluster} from '../inspect/inspect.js'
 import {factChanges} from '../plan/fingerprint.js'
+import {resumeChanges} from '../plan/resume.js'
 import {observedFacts} from '../plan/planner.js'
 import type {Plan, Step} from '../plan/types.js'
 import {handlerFor} from '../steps/index.js'
@@ -41,7 +42,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     message,
     steps: plan.steps.map((s) => ({id: s.id, type: s.type, server: s.server, status: status.get(s.id)!.status, reason: status.get(s.id)!.reason, outputs: records.get(s.id)?.outputs ?? ctx.outputs.get(s.id) ?? {}})),
     notes,
-    dataLoss: plan.kind === 'failover' ? plan.decision.dataLoss.statement : null,
+    leftOut: [],
+    dataLoss: plan.kind === 'failover' ? (ctx.lostAtApply ?? plan.decision.dataLoss.statement) : null,
     nextAction,
     durationMs: Date.now() - started,
   })
@@ -59,34 +61,40 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
   if (plan.kind === 'noop') return finished(report('already_applied', 'a noop plan: nothing to do', null))
 
   try {
-    if (records.size === 0) {
-      // Only before the first step: afterwards the plan's own steps change these facts.
-      // The facts a plan rests on are all SQL facts: SSH is not needed to tell a stale plan.
-      const snapshot = await inspectCluster(cluster, {relayLookups: false, ssh: false})
-      const denied = snapshot.servers.flatMap((s) => (!s.sql.reachable && s.sql.kind === 'auth' ? [s.sql.message] : []))
-      if (denied.length > 0) {
-        listener({kind: 'refused', reason: denied.join('; ')})
-        return finished(report('refused', denied.join('; '), `fix user/password in ${cluster.file}, then apply again`))
-      }
-      const changes = factChanges(plan.observed.facts, observedFacts(cluster, snapshot, plan.kind !== 'switchover'))
-      if (changes.length > 0) {
-        const message = `the plan is stale: ${changes.join('; ')}`
-        listener({kind: 'refused', reason: message})
-        return finished(report('refused', message, `run "mha plan --cluster ${plan.cluster}" again and review the new plan`))
-      }
-    } else {
-      listener({kind: 'resume', done: plan.steps.filter((s) => settled(s.id)).length, total: plan.steps.length})
+    // Staleness: before the first step, every fact the plan rests on; on a resume, the facts of the servers the
+    // remaining steps touch, less those the plan's own started steps change. SQL facts only: no SSH needed.
+    const snapshot = await inspectCluster(cluster, {relayLookups: false, ssh: false})
+    const denied = snapshot.servers.flatMap((s) => (!s.sql.reachable && s.sql.kind === 'auth' ? [s.sql.message] : []))
+    if (denied.length > 0) {
+      listener({kind: 'refused', reason: denied.join('; ')})
+      return finished(report('refused', denied.join('; '), `fix user/password in ${cluster.file}, then apply again`))
     }
+    const now = observedFacts(cluster, snapshot, plan.kind !== 'switchover')
+    const resuming = records.size > 0
+    const started = new Set([...records.keys()])
+    const done = new Set(plan.steps.filter((s) => settled(s.id)).map((s) => s.id))
+    const changes = resuming ? resumeChanges(plan, started, done, now) : factChanges(plan.observed.facts, now)
+    if (changes.length > 0) {
+      const message = `the plan is stale${resuming ? ' for the steps left to run' : ''}: ${changes.join('; ')}`
+      listener({kind: 'refused', reason: message})
+      return finished(report('refused', message, `run "mha plan --cluster ${plan.cluster}" again and review the new plan`))
+    }
+    if (resuming) listener({kind: 'resume', done: done.size, total: plan.steps.length})
     for (const [id, record] of records) if (record.state === 'done' || record.state === 'skipped') ctx.outputs.set(id, record.outputs)
     for (const [id, record] of records) if (record.state === 'begun' || record.state === 'failed') ctx.unfinished.add(id)
     mkdirSync(ctx.workDir, {recursive: true})
 
-    let failure: {step: Step; message: string} | undefined
+    const failures: {step: Step; message: string}[] = []
     const running = new Map<string, Promise<void>>()
-    const done = new Set(plan.steps.filter((s) => settled(s.id)).map((s) => s.id))
     for (const id of done) status.set(id, {status: 'skipped', reason: 'done in an earlier run (journal)'})
     const pending = plan.steps.filter((s) => !done.has(s.id))
     const secrets = [cluster.password, cluster.replPassword]
+    const ended = (id: string) => ['applied', 'skipped', 'failed', 'blocked'].includes(status.get(id)?.status ?? '')
+    const failedOrBlocked = (id: string) => ['failed', 'blocked'].includes(status.get(id)?.status ?? '')
+    ctx.outcomeOf = (id) => (done.has(id) ? 'done' : failedOrBlocked(id) ? 'failed' : 'pending')
+    // A plan with rollback steps (a switchover) stops at its first failure and is undone; otherwise a failure
+    // only stops the steps that depend on it (a replica left out never keeps the new master from taking writes).
+    const stopAtFirstFailure = plan.rollback !== undefined
 
     const runStep = async (step: Step): Promise<void> => {
       const handler = handlerFor(step)
@@ -113,14 +121,20 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
         journal.write({step: step.id, event: 'fail', message})
         status.set(step.id, {status: 'failed', reason: message})
         listener({kind: 'fail', step, message})
-        failure ??= {step, message}
+        failures.push({step, message})
       }
     }
 
     while (pending.length > 0 || running.size > 0) {
-      if (!failure) {
+      if (!(stopAtFirstFailure && failures.length > 0)) {
         for (const step of [...pending]) {
-          if (!step.after.every((d) => done.has(d))) continue
+          const broken = step.after.find(failedOrBlocked)
+          if (broken) {
+            pending.splice(pending.indexOf(step), 1)
+            status.set(step.id, {status: 'blocked', reason: `not run: ${broken} did not succeed`})
+            continue
+          }
+          if (!step.after.every((d) => done.has(d)) || !(step.settledAfter ?? []).every(ended)) continue
           pending.splice(pending.indexOf(step), 1)
           running.set(
             step.id,
@@ -131,10 +145,17 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
           )
         }
       }
-      if (running.size === 0) break
+      if (running.size === 0) {
+        // Blocking may have made more steps decidable: go round again until nothing changes.
+        if (pending.some((step) => step.after.some(failedOrBlocked)) && !(stopAtFirstFailure && failures.length > 0)) continue
+        break
+      }
       await Promise.race(running.values())
     }
 
+    // An optional step (the dead master's binlog) that failed was done without; the loss is in the report.
+    const counted = failures.filter((f) => f.step.group !== 'optional')
+    const failure = counted[0]
     let rolledBack = ''
     const rollback = plan.rollback
     if (failure && rollback && !['applied', 'skipped'].includes(status.get(rollback.ifFailedBefore)?.status ?? 'not_run')) {
@@ -171,7 +192,25 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
 
     if (failure) {
       const applied = plan.steps.filter((s) => ['applied', 'skipped'].includes(status.get(s.id)!.status)).map((s) => s.id)
-      const notRun = plan.steps.filter((s) => status.get(s.id)!.status === 'not_run').map((s) => s.id)
+      const notRun = plan.steps.filter((s) => ['not_run', 'blocked'].includes(status.get(s.id)!.status)).map((s) => s.id)
+      const masterSteps = plan.steps.filter((s) => s.group === 'master')
+      const masterUp = masterSteps.length > 0 && masterSteps.every((s) => done.has(s.id))
+      if (masterUp) {
+        // The new master takes writes: what failed concerns replicas only. Each is named with what to do.
+        const leftOut = [...new Set(plan.steps.filter((s) => failedOrBlocked(s.id) && s.group?.startsWith('replica:')).map((s) => s.group!.slice('replica:'.length)))]
+        const why = (server: string) => counted.find((f) => f.step.group === `replica:${server}`)?.message ?? 'a step it depends on failed'
+        const left = leftOut.map((server) => ({server, reason: why(server), retry: `fix the cause, then run "mha apply ${planFile}" again: only ${server}'s steps run; if it cannot be fixed, rebuild ${server} from ${plan.decision.newMaster}`}))
+        const others = counted.filter((f) => !f.step.group?.startsWith('replica:'))
+        return finished({
+          ...report(
+            'partial',
+            `${plan.decision.newMaster} is the writable master; ${leftOut.length} replica${leftOut.length === 1 ? '' : 's'} left out: ${left.map((l) => `${l.server} (${l.reason})`).join('; ')}${others.length ? `; also failed: ${others.map((f) => `${f.step.id}: ${f.message}`).join('; ')}` : ''}`,
+            left.map((l) => `${l.server}: ${l.retry}`).join('; ') || null,
+            ctx.notes,
+          ),
+          leftOut: left,
+        })
+      }
       return finished(
         report(
           'failed',

@@ -16,7 +16,8 @@ export function renderPlan(plan: Plan): string {
   lines.push('', `Data loss: ${d.dataLoss.statement}`)
   for (const note of d.notes) lines.push(`Note: ${note}`)
   lines.push('', 'Steps:')
-  plan.steps.forEach((step, i) => lines.push(`  ${String(i + 1).padStart(2)}. ${describeStep(step)}`, `      ${step.reason}`))
+  if (plan.steps.some((s) => s.group)) lines.push('  [master] steps are required for the new master; a failed [replica:NAME] step leaves only that replica out; [optional]: recovery goes on without it, the loss stated')
+  plan.steps.forEach((step, i) => lines.push(`  ${String(i + 1).padStart(2)}. ${step.group ? `[${step.group}] ` : ''}${describeStep(step)}`, `      ${step.reason}`))
   if (plan.rollback) {
     lines.push('', `Rollback, if a step fails before ${plan.rollback.ifFailedBefore}:`)
     plan.rollback.steps.forEach((step, i) => lines.push(`  ${String(i + 1).padStart(2)}. ${describeStep(step)}`, `      ${step.reason}`))

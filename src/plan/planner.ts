@@ -161,22 +161,36 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
   let tailFrom = usableRead
   let catchUpSource: string | null = null
   if (gtid) {
-    const fromNewMaster = masterTail(dead, deadSnap, chosen.executed)
-    if (fromNewMaster.kind === 'save') {
-      stepTail = fromNewMaster
-      tailFrom = chosen.executed
-    } else if (!usableLatest.includes(chosen)) {
+    // Not the latest: it first copies what a latest replica has (the binlog above may fail to be saved at
+    // apply time; then this is what it keeps). By GTID from a latest replica that logs what it replicates;
+    // else from that replica's relay log, as in file/position mode.
+    let route: 'catch_up' | 'relay_diff' | null = null
+    if (!usableLatest.includes(chosen)) {
       const source = usableLatest.find((r) => r.facts.logBin && r.facts.logSlaveUpdates)
       const lookup = snapshot.relayLookups.find((l) => l.target === newMaster.name && l.found !== null && usableLatest.some((x) => x.server.name === l.source))
-      if (source) catchUpSource = source.server.name
-      else if (lookup?.found) diffs.set(newMaster.name, {source: lookup.source, files: lookup.found.files, offset: lookup.found.offset, after: chosen.read, until: usableRead})
-      else {
-        const why = `${usableLatest.map((r) => r.server.name).join(', ')} ${usableLatest.length > 1 ? 'have log_bin or log_slave_updates off and their relay logs were' : 'has log_bin or log_slave_updates off and its relay log was'} not read`
-        notes.push(`what ${newMaster.name} lacks after ${formatCoordinates(chosen.read)} cannot be copied to it: ${why}`)
-        dataLoss.none = false
-        dataLoss.statement += `; ${newMaster.name} will lack the transactions after ${formatCoordinates(chosen.read)}: ${why}`
+      if (source) {
+        catchUpSource = source.server.name
+        route = 'catch_up'
+      } else if (lookup?.found) {
+        diffs.set(newMaster.name, {source: lookup.source, files: lookup.found.files, offset: lookup.found.offset, after: chosen.read, until: usableRead})
+        route = 'relay_diff'
       }
-      if (fromNewMaster.kind === 'lost' && tail.kind === 'save') notes.push(`${dead.name}'s binlog is saved from ${formatCoordinates(usableRead)} only (${fromNewMaster.why}): a transaction that ${usableLatest[0]!.server.name}'s relay log holds only in part is not recovered whole`)
+    }
+    // The dead master's binlog from the new master's own executed position: a transaction that the latest
+    // replica's relay log holds only in part comes whole; what the new master already has is skipped by GTID.
+    // A relay-log copy continues at the latest read position instead (one stream, no transaction twice).
+    const fromNewMaster = masterTail(dead, deadSnap, chosen.executed)
+    if (fromNewMaster.kind === 'save' && route !== 'relay_diff') {
+      stepTail = fromNewMaster
+      tailFrom = chosen.executed
+    } else if (route === 'catch_up' && tail.kind === 'save') {
+      notes.push(`${dead.name}'s binlog is saved from ${formatCoordinates(usableRead)} only (${fromNewMaster.kind === 'lost' ? fromNewMaster.why : 'nothing earlier'}): a transaction that ${catchUpSource}'s relay log holds only in part is not recovered whole`)
+    }
+    if (!usableLatest.includes(chosen) && route === null && stepTail.kind !== 'save') {
+      const why = `${usableLatest.map((r) => r.server.name).join(', ')} ${usableLatest.length > 1 ? 'have log_bin or log_slave_updates off and their relay logs were' : 'has log_bin or log_slave_updates off and its relay log was'} not read`
+      notes.push(`what ${newMaster.name} lacks after ${formatCoordinates(chosen.read)} cannot be copied to it: ${why}`)
+      dataLoss.none = false
+      dataLoss.statement += `; ${newMaster.name} will lack the transactions after ${formatCoordinates(chosen.read)}: ${why}`
     }
   }
   const steps = buildSteps({cluster, dead, newMaster: chosen, replicas, gtid, diffs, unrecoverable: excluded, tail: stepTail, tailFrom, catchUpSource, latest: usableLatest})
@@ -315,10 +329,12 @@ function buildSteps(inputs: StepInputs): Step[] {
     })
     diffSaves.set(target, saveDiff)
   }
+  const diffSavesFrom = (source: string): string[] => [...diffSaves.entries()].filter(([target]) => diffs.get(target)!.source === source).map(([, step]) => step)
   const diffRef = (target: string): OutputRef | null => (diffSaves.has(target) ? {fromStep: diffSaves.get(target)!, output: 'file'} : null)
   const nmDiff = diffRef(nm)
-  // Its own unexecuted relay log, unless a catch-up replaced it or (GTID) the saved binlog starts where it executed to.
-  const nmOwn = nmReady === nmWait && !(gtid && tailRef) ? {fromStep: nmWait, output: 'position'} : null
+  // Its own unexecuted relay log, unless a catch-up replaced it or the saved binlog starts where it executed to.
+  const tailFromNewMaster = tailRef !== null && compareCoordinates(inputs.tailFrom, newMaster.executed) === 0 && gtid
+  const nmOwn = nmReady === nmWait && !tailFromNewMaster ? {fromStep: nmWait, output: 'position'} : null
   if (nmOwn || nmDiff || tailRef) {
     const apply = id('apply_logs', nm)
     steps.push({
@@ -326,7 +342,9 @@ function buildSteps(inputs: StepInputs): Step[] {
       type: 'apply_logs',
       server: nm,
       params: {ownRelay: nmOwn, relayDiff: nmDiff, masterTail: tailRef},
-      after: [nmReady, ...(nmDiff ? [nmDiff.fromStep] : []), ...(tailRef ? [save] : [])],
+      after: [nmReady, ...(nmDiff ? [nmDiff.fromStep] : [])],
+      // The dead master's binlog is a bonus: when it cannot be saved the new master goes on without it.
+      ...(tailRef ? {settledAfter: [save]} : {}),
       outputs: [],
       reason: describeApply(nm, nmOwn !== null, diffs.get(nm) ?? null, tailRef, dead.name),
     })
@@ -338,7 +356,10 @@ function buildSteps(inputs: StepInputs): Step[] {
     type: 'detach_replication',
     server: nm,
     params: {resetSlaveAll: !cluster.failover.skipResetSlave},
-    after: [nmReady, ...[...diffSaves.entries()].filter(([target]) => diffs.get(target)!.source === nm).map(([, step]) => step)],
+    after: [nmReady],
+    // RESET SLAVE ALL deletes the relay logs the others' diffs are copied from: those copies end first, but a
+    // failed copy leaves out only its replica.
+    ...(diffSavesFrom(nm).length ? {settledAfter: diffSavesFrom(nm)} : {}),
     outputs: ['binlog', 'gtid'],
     reason: `stop replication on ${nm} for good and record its binlog coordinates, where the others will start`,
   })
@@ -371,7 +392,19 @@ function buildSteps(inputs: StepInputs): Step[] {
       // Always: a relay log that stopped short (parallel workers, a transaction cut at the crash) is finished here.
       const diff = diffRef(name)
       const apply = id('apply_logs', name)
-      steps.push({id: apply, type: 'apply_logs', server: name, params: {ownRelay: {fromStep: wait, output: 'position'}, relayDiff: diff, masterTail: tailRef}, after: [wait, ...(diff ? [diff.fromStep] : []), ...(tailRef ? [save] : [])], outputs: [], reason: describeApply(name, true, diffs.get(name) ?? null, tailRef, dead.name)})
+      // The tail only if the new master applied it: every survivor ends with the same transactions.
+      const nmApply = id('apply_logs', nm)
+      const settle = [...(tailRef ? [save] : []), ...(steps.some((s) => s.id === nmApply) ? [nmApply] : [])]
+      steps.push({
+        id: apply,
+        type: 'apply_logs',
+        server: name,
+        params: {ownRelay: {fromStep: wait, output: 'position'}, relayDiff: diff, masterTail: tailRef},
+        after: [wait, ...(diff ? [diff.fromStep] : [])],
+        ...(settle.length ? {settledAfter: settle} : {}),
+        outputs: [],
+        reason: describeApply(name, true, diffs.get(name) ?? null, tailRef, dead.name),
+      })
       ready = apply
     } else if (steps.some((s) => s.id === id('wait_relay_log_applied', name))) ready = id('wait_relay_log_applied', name)
     const repoint = id('repoint_replica', name)
@@ -394,13 +427,44 @@ function buildSteps(inputs: StepInputs): Step[] {
     type: 'verify_replication',
     server: nm,
     params: {master: nm, replicas: replicas.filter((r) => r !== newMaster && !unrecoverable.has(r.server.name)).map((r) => r.server.name)},
-    after: [writable, ...repointed],
+    after: [writable],
+    // A replica whose recovery failed is reported as left out, not verified.
+    ...(repointed.length ? {settledAfter: repointed} : {}),
     outputs: [],
     reason: `${nm} is writable and every survivor replicates from it with both threads running`,
   })
   if (cluster.hooks.report)
     steps.push({id: id('run_hook', 'report'), type: 'run_hook', server: nm, params: {hook: 'report', command: 'report', path: cluster.hooks.report}, after: [verify], outputs: [], reason: 'tell the report hook how the failover went'})
-  return steps
+  return withGroups(steps, writable)
+}
+
+/**
+ * Marks what each step serves: the steps the promotion needs (enable_writes and everything it depends on)
+ * are "master"; a replica's own recovery is "replica:NAME"; the saved binlog, which the recovery goes on
+ * without, is "optional"; the rest (verification, report) is "finish". A failure outside "master" never
+ * keeps the new master from taking writes.
+ */
+function withGroups(steps: Step[], promotion: string): Step[] {
+  const byId = new Map(steps.map((s) => [s.id, s]))
+  const master = new Set<string>()
+  const visit = (id: string): void => {
+    if (master.has(id)) return
+    master.add(id)
+    for (const dependency of byId.get(id)!.after) visit(dependency)
+  }
+  visit(promotion)
+  return steps.map((s) => {
+    const group = master.has(s.id)
+      ? 'master'
+      : s.type === 'save_master_binlog'
+        ? 'optional'
+        : s.type === 'save_relay_diff'
+          ? `replica:${s.params.target}`
+          : s.type === 'verify_replication' || s.type === 'run_hook' || s.type === 'fence_master'
+            ? 'finish'
+            : `replica:${s.server}`
+    return {...s, group}
+  })
 }
 
 function describeApply(server: string, own: boolean, diff: RelayDiff | null, tail: OutputRef | null, dead: string): string {

@@ -68,8 +68,12 @@ interface StepBase<T extends string, P> {
   /** The server the step acts on (the manager itself for hooks). */
   server: string
   params: P
-  /** Steps that must have finished first. Steps whose dependencies are met may run in parallel. */
+  /** Steps that must have succeeded first. Steps whose dependencies are met may run in parallel. */
   after: string[]
+  /** Steps that must have ended first, whether they succeeded or not (the step copes with either). */
+  settledAfter?: string[]
+  /** What the step serves: "master" (the new master's recovery and promotion), "replica:NAME", or "finish". */
+  group?: string
   /** Names of the values this step hands to later steps. */
   outputs: string[]
   /** Why the step is there, for the reviewer. */

@@ -93,7 +93,9 @@ export class SshSession {
           verdict = verifyHostKey(entries, target.host, target.port, key)
           return verdict === 'match'
         },
-        keepaliveInterval: 5000,
+        // A host gone without a TCP reset is noticed in about 6 s, not after the kernel's minutes.
+        keepaliveInterval: 2000,
+        keepaliveCountMax: 3,
       })
     })
   }
@@ -133,8 +135,16 @@ export class SshSession {
    * The stdout of a command as a stream, for reading large files (binlogs) without buffering them.
    * Destroying the stream closes the channel. A non-zero exit fails the stream with stderr.
    */
-  readStream(command: string): Readable {
+  /** The command's stdout; fails when no byte arrives for idleTimeoutMs while the reader wants more (a host gone). */
+  readStream(command: string, idleTimeoutMs = 10_000): Readable {
     const out = new PassThrough()
+    let timer: NodeJS.Timeout | undefined
+    const arm = (): void => {
+      clearTimeout(timer)
+      timer = setTimeout(() => out.destroy(new SshError('timeout', `${this.target.name}: no data for ${idleTimeoutMs} ms from "${command}"`)), idleTimeoutMs)
+    }
+    arm()
+    out.on('close', () => clearTimeout(timer))
     this.#client.exec(command, (error, channel) => {
       if (error) {
         out.destroy(new SshError('exec', `${this.target.name}: cannot run a command: ${error.message}`))
@@ -147,15 +157,21 @@ export class SshSession {
         code = c
       })
       channel.on('close', () => {
+        clearTimeout(timer)
         if (code !== null && code !== 0 && !out.destroyed)
           out.destroy(new SshError('exec', `${this.target.name}: "${command}" exited ${code}: ${Buffer.concat(err).toString('utf8').trim()}`))
         else out.end()
       })
       channel.on('data', (chunk: Buffer) => {
         if (!out.write(chunk)) {
+          // The reader is busy: no data is expected until it drains.
+          clearTimeout(timer)
           channel.pause()
-          out.once('drain', () => channel.resume())
-        }
+          out.once('drain', () => {
+            arm()
+            channel.resume()
+          })
+        } else arm()
       })
       out.on('close', () => channel.close())
       channel.end()

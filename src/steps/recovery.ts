@@ -1,10 +1,10 @@
 import {join} from 'node:path'
 import {endpointOf} from '../inspect/inspect.js'
-import type {Step} from '../plan/types.js'
+import type {OutputRef, Step} from '../plan/types.js'
 import {applyBinlogs, copyRelayDiff, listRemoteRelayLogs, saveBinlogTail} from '../recovery/index.js'
-import {compareCoordinates} from '../binlog/coordinates.js'
+import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
 import type {StoppedPosition} from './replication.js'
-import type {StepHandler} from './types.js'
+import type {StepContext, StepHandler} from './types.js'
 
 type Save = Extract<Step, {type: 'save_master_binlog'}>
 type SaveDiff = Extract<Step, {type: 'save_relay_diff'}>
@@ -45,6 +45,32 @@ export const saveMasterBinlog: StepHandler<Save> = {
   },
 }
 
+function savedFile(ctx: StepContext, ref: OutputRef): string {
+  const file = ctx.output(ref.fromStep, ref.output)
+  if (typeof file !== 'string') throw new Error(`no saved file from ${ref.fromStep}`)
+  return file
+}
+
+/**
+ * The dead master's saved binlog is applied to the new master when it could be saved, and to each other
+ * replica exactly when the new master applied it: survivors end with the same transactions, and a tail
+ * saved late (a resumed run) never lands on replicas of a master that went on without it.
+ */
+function tailUsable(step: Apply, ctx: StepContext, tail: OutputRef): boolean {
+  const newMaster = ctx.plan.decision.newMaster
+  if (step.server === newMaster) {
+    if (ctx.outcome(tail.fromStep) === 'done') return true
+    const from = ctx.plan.steps.find((s) => s.id === tail.fromStep)
+    const after = from?.type === 'save_master_binlog' ? formatCoordinates(from.params.from) : 'the saved position'
+    ctx.declareLoss(`events after ${after} in ${from?.server ?? 'the dead master'}'s binlog are lost: it could not be saved (${tail.fromStep} failed), so ${newMaster} was recovered without it`)
+    ctx.note(`${tail.fromStep} failed: ${newMaster} was recovered without the dead master's binlog; the events after ${after} are lost`)
+    return false
+  }
+  const masterApply = ctx.plan.steps.find((s) => s.type === 'apply_logs' && s.server === newMaster)
+  if (!masterApply || ctx.outcome(masterApply.id) !== 'done') return false
+  return ctx.output(masterApply.id, 'tailApplied') === true
+}
+
 /** The target's missing relay-log range and the dead master's tail, applied as one mysqlbinlog stream. */
 export const applyLogs: StepHandler<Apply> = {
   check() {
@@ -65,16 +91,14 @@ export const applyLogs: StepHandler<Apply> = {
       await copyRelayDiff(session, files.slice(first), own.relayLogPos, file)
       pieces.push(file)
     }
-    for (const ref of [step.params.relayDiff, step.params.masterTail]) {
-      if (!ref) continue
-      const file = ctx.output(ref.fromStep, ref.output)
-      if (typeof file !== 'string') throw new Error(`no saved file from ${ref.fromStep}`)
-      pieces.push(file)
-    }
-    if (pieces.length === 0) return {applied: [], transactions: 0, alreadyApplied: 0}
+    if (step.params.relayDiff) pieces.push(savedFile(ctx, step.params.relayDiff))
+    const tail = step.params.masterTail
+    const useTail = tail !== null && tailUsable(step, ctx, tail)
+    if (tail && useTail) pieces.push(savedFile(ctx, tail))
+    if (pieces.length === 0) return {applied: [], transactions: 0, alreadyApplied: 0, tailApplied: false}
     const result = await applyBinlogs(pieces, endpointOf(ctx.cluster, ctx.server(step.server)), {timeoutMs: ctx.timeoutMs, retry: ctx.attempted(step.id), tempDir: ctx.workDir})
     if (result.alreadyApplied > 0) ctx.note(`${step.server} had ${result.alreadyApplied} of the ${result.transactions} transactions already (an earlier attempt): they were not applied again`)
-    return {applied: pieces, transactions: result.transactions, alreadyApplied: result.alreadyApplied}
+    return {applied: pieces, transactions: result.transactions, alreadyApplied: result.alreadyApplied, tailApplied: useTail}
   },
   verify() {
     return Promise.resolve()

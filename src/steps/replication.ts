@@ -135,6 +135,13 @@ export const repointReplica: StepHandler<Of<'repoint_replica'>> = {
     const dialect = await ctx.dialect(step.server)
     const conn = await ctx.sql(step.server)
     const status = await replicaStatus(ctx, step.server)
+    if (status && status.sourceHost === p.host && status.sourcePort === p.port) {
+      // Re-pointed already by an earlier, interrupted run, and it may have replicated since: restarting it from
+      // the recorded coordinates would apply those transactions twice. Start what is stopped instead.
+      if (status.lastSqlErrno) throw new Error(`${step.server} replicates from ${p.source} but its SQL thread stopped on error ${status.lastSqlErrno}: ${status.lastSqlError}`)
+      await conn.execute(dialect.startReplica)
+      return undefined
+    }
     if (status) await conn.execute(dialect.stopReplica)
     // A former master never replicated: its GTID position is what its own binlog holds.
     if (p.formerMaster && p.gtid && dialect.version.flavor === 'mariadb') await conn.execute('SET GLOBAL gtid_slave_pos = @@global.gtid_binlog_pos')
@@ -176,8 +183,13 @@ export const verifyReplication: StepHandler<Of<'verify_replication'>> = {
     const master = ctx.server(step.params.master)
     if ((await readOnlyState(ctx, master.name)).readOnly) problems.push(`${master.name} is read_only`)
     if ((await replicaStatus(ctx, master.name)) !== null && ctx.plan.kind === 'failover' && !ctx.cluster.failover.skipResetSlave) problems.push(`${master.name} still has replication settings`)
+    // A replica whose recovery failed is already reported as left out: only the re-pointed ones are verified.
+    const repointed = (name: string) => {
+      const repoint = ctx.plan.steps.find((s) => s.type === 'repoint_replica' && s.server === name)
+      return !repoint || ctx.outcome(repoint.id) === 'done'
+    }
     await Promise.all(
-      step.params.replicas.map(async (name) => {
+      step.params.replicas.filter(repointed).map(async (name) => {
         try {
           await waitUntil(`${name} to run both threads`, ctx.timeoutMs, async () => {
             const s = await replicaStatus(ctx, name)

@@ -19,6 +19,10 @@ export interface StepContext {
   timeoutMs: number
   /** An earlier run began this step and did not finish it (it failed, or the process died). */
   attempted(stepId: string): boolean
+  /** How another step ended: a step that waits only for it to settle (settledAfter) may go on either way. */
+  outcome(stepId: string): 'done' | 'failed' | 'pending'
+  /** The data loss is larger than the plan stated: this replaces the plan's statement in the report. */
+  declareLoss(statement: string): void
   note(message: string): void
 }
 

@@ -81,7 +81,10 @@ describe('mha plan on a real sandbox', () => {
     expect(save.params.diff.until.pos).toBe(db2Pos)
     expect(save.params.diff.offset).toBeGreaterThan(4)
     expect(p.steps.find((s) => s.id === 'apply_logs:db3')?.params).toEqual({ownRelay: {fromStep: 'wait_relay_log_applied:db3', output: 'position'}, relayDiff: {fromStep: 'save_relay_diff:db3', output: 'file'}, masterTail: null})
-    expect(p.steps.find((s) => s.id === 'detach_replication:db2')?.after).toContain('save_relay_diff:db3')
+    // The copy ends before db2's relay logs go, but a failed copy leaves only db3 out.
+    expect(p.steps.find((s) => s.id === 'detach_replication:db2')?.settledAfter).toContain('save_relay_diff:db3')
+    expect(p.steps.find((s) => s.id === 'save_relay_diff:db3')?.group).toBe('replica:db3')
+    expect(p.steps.find((s) => s.id === 'detach_replication:db2')?.group).toBe('master')
     expect(p.decision.dataLoss.none).toBe(true)
     expect(p.steps.map((s) => s.id).indexOf('enable_writes:db2')).toBeLessThan(p.steps.map((s) => s.id).indexOf('repoint_replica:db3'))
     noSecrets(text)
