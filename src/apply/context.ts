@@ -49,8 +49,12 @@ export class RunContext implements StepContext {
     })
   }
 
-  ssh(name: string): Promise<SshSession> {
-    return cached(this.#ssh, name, () => SshSession.open(sshTargetOf(this.cluster, this.server(name))))
+  async ssh(name: string): Promise<SshSession> {
+    const session = await cached(this.#ssh, name, () => SshSession.open(sshTargetOf(this.cluster, this.server(name))))
+    if (!session.lost) return session
+    // The host went away since (a reboot, a fencing hook): try a fresh connection once.
+    this.#ssh.delete(name)
+    return await cached(this.#ssh, name, () => SshSession.open(sshTargetOf(this.cluster, this.server(name))))
   }
 
   output(fromStep: string, name: string): unknown {

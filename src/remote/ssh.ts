@@ -40,10 +40,22 @@ export function shellQuote(arg: string): string {
 export class SshSession {
   readonly target: SshTarget
   readonly #client: Client
+  /** Set when the connection is gone (the host rebooted, sshd killed): every later use fails at once. */
+  #lost: SshError | null = null
+  readonly #streams = new Set<PassThrough>()
 
   private constructor(target: SshTarget, client: Client) {
     this.target = target
     this.#client = client
+    client.on('close', () => {
+      this.#lost ??= new SshError('unreachable', `${target.name} (${target.host}): the SSH connection was lost`)
+      for (const stream of this.#streams) stream.destroy(this.#lost)
+    })
+  }
+
+  /** The connection is gone: open a new session to try again. */
+  get lost(): boolean {
+    return this.#lost !== null
   }
 
   static async open(target: SshTarget): Promise<SshSession> {
@@ -103,6 +115,7 @@ export class SshSession {
   /** Run one shell command line; the caller quotes arguments with shellQuote. */
   async exec(command: string, timeoutMs = 30_000): Promise<ExecResult> {
     const where = `${this.target.name} (${this.target.host})`
+    if (this.#lost) throw this.#lost
     return await new Promise<ExecResult>((resolve, reject) => {
       this.#client.exec(command, (error, channel) => {
         if (error) return reject(new SshError('exec', `${where}: cannot run a command: ${error.message}`))
@@ -138,6 +151,14 @@ export class SshSession {
   /** The command's stdout; fails when no byte arrives for idleTimeoutMs while the reader wants more (a host gone). */
   readStream(command: string, idleTimeoutMs = 10_000): Readable {
     const out = new PassThrough()
+    // A stream abandoned by its reader must not crash the process when it fails later.
+    out.on('error', () => undefined)
+    if (this.#lost) {
+      out.destroy(this.#lost)
+      return out
+    }
+    this.#streams.add(out)
+    out.on('close', () => this.#streams.delete(out))
     let timer: NodeJS.Timeout | undefined
     const arm = (): void => {
       clearTimeout(timer)

@@ -1,4 +1,5 @@
-import {join} from 'node:path'
+import {existsSync, readFileSync, renameSync, statSync, writeFileSync} from 'node:fs'
+import {basename, join} from 'node:path'
 import {endpointOf} from '../inspect/inspect.js'
 import type {OutputRef, Step} from '../plan/types.js'
 import {applyBinlogs, copyRelayDiff, listRemoteRelayLogs, saveBinlogTail} from '../recovery/index.js'
@@ -10,16 +11,35 @@ type Save = Extract<Step, {type: 'save_master_binlog'}>
 type SaveDiff = Extract<Step, {type: 'save_relay_diff'}>
 type Apply = Extract<Step, {type: 'apply_logs'}>
 
+const relayDiffFile = (step: SaveDiff, ctx: StepContext) => join(ctx.workDir, `relay-diff-${step.params.diff.source}-for-${step.params.target}.binlog`)
+const masterTailFile = (step: Save, ctx: StepContext) => join(ctx.workDir, `saved-${step.server}-${step.params.from.file}-${step.params.from.pos}.binlog`)
+
+/**
+ * A saved file is complete once its record exists: the file is renamed into place whole, then the record
+ * beside it is. A run killed after both (before the journal says so) does not copy again.
+ */
+function recordSaved(file: string, outputs: Record<string, unknown>): Record<string, unknown> {
+  writeFileSync(`${file}.saved.json.partial`, JSON.stringify(outputs), {mode: 0o600})
+  renameSync(`${file}.saved.json.partial`, `${file}.saved.json`)
+  return outputs
+}
+
+function savedAlready(file: string): {done: false} | {done: true; reason: string; outputs: Record<string, unknown>} {
+  if (!existsSync(file) || !existsSync(`${file}.saved.json`)) return {done: false}
+  const outputs = JSON.parse(readFileSync(`${file}.saved.json`, 'utf8')) as Record<string, unknown>
+  return outputs.file === file && statSync(file).size === outputs.bytes ? {done: true, reason: `${basename(file)} was saved by an earlier run (${String(outputs.bytes)} bytes)`, outputs} : {done: false}
+}
+
 /** The range of the latest replica's relay log that a lagging replica lacks, copied over SSH to the manager. */
 export const saveRelayDiff: StepHandler<SaveDiff> = {
-  check() {
-    return Promise.resolve({done: false})
+  check(step, ctx) {
+    return Promise.resolve(savedAlready(relayDiffFile(step, ctx)))
   },
   async act(step, ctx) {
     const diff = step.params.diff
-    const file = join(ctx.workDir, `relay-diff-${diff.source}-for-${step.params.target}.binlog`)
+    const file = relayDiffFile(step, ctx)
     const copied = await copyRelayDiff(await ctx.ssh(diff.source), diff.files, diff.offset, file)
-    return {file, bytes: copied.bytes}
+    return recordSaved(file, {file, bytes: copied.bytes})
   },
   verify(_step, _ctx, outputs) {
     return typeof outputs.file === 'string' ? Promise.resolve() : Promise.reject(new Error('no relay diff file recorded'))
@@ -28,17 +48,16 @@ export const saveRelayDiff: StepHandler<SaveDiff> = {
 
 /** The dead master's binlog after what any replica received, copied over SSH to the manager. */
 export const saveMasterBinlog: StepHandler<Save> = {
-  check() {
-    // Saving again is harmless (the file is replaced whole); only the journal can say it was done.
-    return Promise.resolve({done: false})
+  check(step, ctx) {
+    return Promise.resolve(savedAlready(masterTailFile(step, ctx)))
   },
   async act(step, ctx) {
     const p = step.params
     if (!p.dir) throw new Error(`${step.server}: the plan has no binlog directory to read`)
-    const file = join(ctx.workDir, `saved-${step.server}-${p.from.file}-${p.from.pos}.binlog`)
+    const file = masterTailFile(step, ctx)
     const saved = await saveBinlogTail(await ctx.ssh(step.server), p.dir, p.files, p.from, file)
     if (saved.trimmed > 0) ctx.note(`${step.server}: ${saved.trimmed} bytes of an incomplete final transaction were left out of the saved binlog`)
-    return {file, end: saved.end, bytes: saved.bytes}
+    return recordSaved(file, {file, end: saved.end, bytes: saved.bytes})
   },
   verify(_step, _ctx, outputs) {
     return typeof outputs.file === 'string' ? Promise.resolve() : Promise.reject(new Error('no saved binlog file recorded'))

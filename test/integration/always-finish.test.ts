@@ -1,0 +1,229 @@
+import {spawn} from 'node:child_process'
+import {existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {afterEach, describe, expect, it} from 'vitest'
+import type {ApplyReport} from '../../src/apply/events.js'
+import {journalFileOf} from '../../src/apply/executor.js'
+import {readPlan} from '../../src/plan/plan-file.js'
+import {WriteLoad} from '../../src/sandbox/load.js'
+import {waitFor} from '../../src/sandbox/processes.js'
+import {secretsOf, stopSshd} from '../../src/sandbox/sandbox.js'
+import {expectConsistent, killMasterAndWait, root, runMha, startSandbox, survivors, type TestSandbox} from './harness.js'
+
+// A failover always ends with a writable master: apply killed at any moment and run again, a replica's
+// recovery failing, the dead master's host gone before its binlog is saved, a plan resumed on a changed cluster.
+
+let sandbox: TestSandbox | undefined
+const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-finish-'))
+const OCTET = 101
+
+afterEach(async () => {
+  await sandbox?.down()
+  sandbox = undefined
+})
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+async function apply(s: TestSandbox, file: string): Promise<{code: number; report: ApplyReport; stderr: string}> {
+  const result = await runMha(['apply', file, '--config', s.configFile, '--json'])
+  return {code: result.code, report: JSON.parse(result.stdout) as ApplyReport, stderr: result.stderr}
+}
+
+async function planFailover(s: TestSandbox, name: string): Promise<string> {
+  const file = join(plansDir, `${name}.json`)
+  const result = await runMha(['plan', '--config', s.configFile, '-o', file])
+  expect(result.code, result.stderr + result.stdout).toBe(2)
+  return file
+}
+
+const readOnly = async (s: TestSandbox, host: string) => Number((await s.sql(host, (c) => c.queryOne('SELECT @@global.read_only+0 AS ro')))!.ro)
+
+/** Under load, db3 stops receiving (a relay-log diff), then db2 too (the dead master's binlog tail), then db1 dies. */
+async function laggingCluster(name: string, gtid: boolean): Promise<{s: TestSandbox; load: WriteLoad}> {
+  sandbox = await startSandbox(name, OCTET, {gtid})
+  const s = sandbox
+  await WriteLoad.prepare(s.state, 'db1')
+  await s.sql('db1', (c) => c.execute('CREATE TABLE mhatest.filler (id INT PRIMARY KEY AUTO_INCREMENT, v VARCHAR(200))'))
+  const load = new WriteLoad(s.state)
+  load.start()
+  await sleep(600)
+  await s.sql('db3', (c) => c.execute('STOP SLAVE IO_THREAD'))
+  await s.sql('db1', async (c) => {
+    for (let i = 0; i < 300; i++) await c.execute("INSERT INTO mhatest.filler (v) VALUES (REPEAT('f', 200))")
+  })
+  await s.sql('db2', (c) => c.execute('STOP SLAVE IO_THREAD'))
+  await sleep(400)
+  await killMasterAndWait(s)
+  return {s, load}
+}
+
+/** Files under the temp folder and the plan's folder that hold one of the sandbox's passwords. */
+function credentialFiles(s: TestSandbox): string[] {
+  const secrets = Object.values(secretsOf(s.state.dir)).map((v) => v.reveal())
+  const found: string[] = []
+  const walk = (dir: string, depth: number): void => {
+    let names: string[]
+    try {
+      names = readdirSync(dir)
+    } catch {
+      return
+    }
+    for (const name of names) {
+      const path = join(dir, name)
+      // The sandbox keeps its own secrets folder; that is where they belong.
+      if (path.startsWith(s.state.dir)) continue
+      let stat
+      try {
+        stat = statSync(path)
+      } catch {
+        continue
+      }
+      if (stat.isDirectory()) {
+        if (depth > 0) walk(path, depth - 1)
+      } else if (stat.isFile() && stat.size < 1_000_000) {
+        const text = readFileSync(path, 'latin1')
+        if (secrets.some((secret) => text.includes(secret))) found.push(path)
+      }
+    }
+  }
+  walk(tmpdir(), 3)
+  return found
+}
+
+describe('a failover always ends with a writable master', () => {
+  let totalKills = 0
+
+  it.each([
+    ['file/position', false, 'itfinish1'],
+    ['GTID', true, 'itfinish2'],
+    ['file/position, again', false, 'itfinish3'],
+    ['GTID, again', true, 'itfinish4'],
+  ])('apply SIGKILLed at random moments (%s), then run to the end: converges with every write once', async (_label, gtid, name) => {
+    const {s, load} = await laggingCluster(name, gtid)
+    const file = await planFailover(s, name)
+    const journal = journalFileOf(file)
+    const lines = () => (existsSync(journal) ? readFileSync(journal, 'utf8').split('\n').filter((l) => l.trim() !== '').length : 0)
+    const moments: string[] = []
+    let finished = false
+    for (let attempt = 0; attempt < 14 && !finished; attempt++) {
+      const runStarted = Date.now()
+      const child = spawn(process.execPath, [join(root, 'bin/run.js'), 'apply', file, '--config', s.configFile], {cwd: root, env: {...process.env, NODE_ENV: 'production'}, stdio: 'ignore'})
+      let exit: number | null | undefined
+      const exited = new Promise<void>((resolve) => child.on('close', (code) => ((exit = code), resolve())))
+      // A random moment of the run, in a window that widens run after run: the first kills land in the checks and
+      // the first steps, later ones (each run resumes where the last died) further on, until a run finishes.
+      const start = lines()
+      const delay = Math.floor((0.3 + 0.7 * Math.random()) * (600 + 180 * attempt))
+      await waitFor('the moment to kill', 60_000, () => exit !== undefined || Date.now() - runStarted >= delay)
+      if (exit === undefined) {
+        child.kill('SIGKILL')
+        await exited
+        const records = (existsSync(journal) ? readFileSync(journal, 'utf8') : '').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as {step: string; event: string})
+        // What this run had begun and not ended when it died.
+        const last = new Map(records.slice(start).map((r) => [r.step, r.event]))
+        const open = [...last].filter(([, event]) => event === 'begin').map(([step]) => step)
+        moments.push(`kill ${moments.length + 1}: ${Date.now() - runStarted} ms into run ${attempt + 1}, during ${open.join(', ') || (records.length === start ? 'the staleness check' : 'the checks between steps')}`)
+        totalKills++
+        // Nothing with a password is left behind, not even by a killed apply.
+        expect(credentialFiles(s)).toEqual([])
+      } else {
+        await exited
+        finished = exit === 0
+        expect(exit, 'an unkilled run finishes the failover').toBe(0)
+      }
+    }
+    console.log(`${name}: ${moments.length} kills\n  ${moments.join('\n  ')}`)
+    const last = await apply(s, file)
+    expect(['applied', 'already_applied'], last.report.message).toContain(last.report.status)
+    expect(await readOnly(s, 'db2')).toBe(0)
+    await sleep(500)
+    await load.stop()
+    await expectConsistent(s, 'db2', load.acked)
+    const filler = await Promise.all(survivors(s).map((h) => s.sql(h, async (c) => String((await c.queryOne('CHECKSUM TABLE mhatest.filler'))!.Checksum))))
+    expect(filler[0]).toBe(filler[1])
+  })
+
+  it('killed apply 20 times or more in all', () => {
+    console.log(`kills in all: ${totalKills}`)
+    expect(totalKills).toBeGreaterThanOrEqual(20)
+  })
+
+  it("a replica's relay-diff copy fails (its source's SSH stops): the master is promoted, the replica is left out and named, exit 10", async () => {
+    const {s, load} = await laggingCluster('itfinish5', false)
+    const file = await planFailover(s, 'diff-fails')
+    expect(readPlan(file).steps.find((x) => x.id === 'save_relay_diff:db3')?.server).toBe('db2')
+    await stopSshd(s.state, 'db2')
+    const result = await apply(s, file)
+    expect(result.code).toBe(10)
+    expect(result.report.status).toBe('partial')
+    expect(result.report.leftOut.map((l) => l.server)).toEqual(['db3'])
+    expect(result.report.leftOut[0]!.reason).toMatch(/db2/)
+    expect(result.report.leftOut[0]!.retry).toContain(`mha apply ${file}`)
+    expect(result.report.steps.find((x) => x.id === 'enable_writes:db2')?.status).toBe('applied')
+    expect(result.report.steps.find((x) => x.id === 'repoint_replica:db3')?.status).toBe('blocked')
+    expect(await readOnly(s, 'db2')).toBe(0)
+    await sleep(500)
+    await load.stop()
+    // Every acknowledged write is on the new master; db3, left out, replicates from nobody that lives.
+    expect(await load.missingOn('db2')).toEqual([])
+    const db3 = (await s.sql('db3', (c) => c.queryOne('SHOW SLAVE STATUS')))!
+    expect([db3.Master_Host, db3.Slave_IO_Running]).toEqual([s.state.hosts[0]!.ip, 'No'])
+  })
+
+  it("the shutdown hook powers the dead master's host off before its binlog is saved: the failover completes and states the loss", async () => {
+    const {s, load} = await laggingCluster('itfinish6', false)
+    const ackedAtKill = [...load.acked]
+    // "Power off": db1's sshd and every session it serves go, as the hook returns.
+    const hook = join(plansDir, 'power-off')
+    writeFileSync(hook, `#!/bin/sh\npkill -9 -P ${s.state.hosts[0]!.sshdPid} ; kill -9 ${s.state.hosts[0]!.sshdPid}\nexit 0\n`, {mode: 0o755})
+    writeFileSync(s.configFile, readFileSync(s.configFile, 'utf8') + `hooks:\n  shutdown: ${hook}\n`)
+    const file = await planFailover(s, 'powered-off')
+    const plan = readPlan(file)
+    expect(plan.decision.dataLoss.none).toBe(true)
+    expect(plan.steps.map((x) => x.id)).toContain('save_master_binlog:db1')
+    const result = await apply(s, file)
+    expect(result.code, result.stderr).toBe(0)
+    expect(result.report.status).toBe('applied')
+    expect(result.report.steps.find((x) => x.id === 'save_master_binlog:db1')?.status).toBe('failed')
+    const from = plan.steps.find((x) => x.type === 'save_master_binlog')!
+    expect(result.report.dataLoss).toMatch(/^events after mysql-bin\.\d+:\d+ in db1's binlog are lost: it could not be saved/)
+    expect(result.report.dataLoss).toContain(`${(from.params as {from: {file: string; pos: number}}).from.file}:${(from.params as {from: {file: string; pos: number}}).from.pos}`)
+    expect(await readOnly(s, 'db2')).toBe(0)
+    await sleep(500)
+    await load.stop()
+    // Lost: only writes acknowledged before the kill that no replica had received; the survivors agree.
+    const present = new Set((await s.sql('db2', (c) => c.query('SELECT id FROM mhatest.acked'))).map((r) => Number(r.id)))
+    const missing = load.acked.filter((id) => !present.has(id))
+    expect(missing.length).toBeGreaterThan(0)
+    expect(missing.every((id) => ackedAtKill.includes(id))).toBe(true)
+    await expectConsistent(s, 'db2', load.acked.filter((id) => present.has(id)))
+  })
+
+  it('a plan resumed after the cluster changed is refused, naming the change, and changes nothing', async () => {
+    const {s, load} = await laggingCluster('itfinish7', false)
+    await load.stop()
+    const file = await planFailover(s, 'resumed-stale')
+    const journal = journalFileOf(file)
+    const child = spawn(process.execPath, [join(root, 'bin/run.js'), 'apply', file, '--config', s.configFile], {cwd: root, env: {...process.env, NODE_ENV: 'production'}, stdio: 'ignore'})
+    const exited = new Promise((resolve) => child.on('close', resolve))
+    await waitFor('the first step', 30_000, () => existsSync(journal) && readFileSync(journal, 'utf8').includes('"event"'))
+    child.kill('SIGKILL')
+    await exited
+    expect(readFileSync(journal, 'utf8')).not.toContain('enable_writes')
+    // Someone re-points db3 by hand meanwhile.
+    const db2 = s.state.hosts[1]!
+    const replPassword = secretsOf(s.state.dir).repl.reveal()
+    await s.sql('db3', async (c) => {
+      await c.execute('STOP SLAVE')
+      await c.execute(`CHANGE MASTER TO MASTER_HOST='${db2.ip}', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='${replPassword}', MASTER_LOG_FILE='mysql-bin.000001', MASTER_LOG_POS=4`)
+    })
+    const before = await Promise.all(survivors(s).map((h) => s.sql(h, async (c) => JSON.stringify([await c.queryOne('SELECT @@global.read_only+0 AS ro, @@global.gtid_binlog_state AS g'), (await c.queryOne('SHOW SLAVE STATUS'))?.Master_Host]))))
+    const result = await apply(s, file)
+    expect(result.code).toBe(1)
+    expect(result.report.status).toBe('refused')
+    expect(result.report.message).toMatch(/^the plan is stale for the steps left to run: db3 source: now db2; the plan assumed db1/)
+    const after = await Promise.all(survivors(s).map((h) => s.sql(h, async (c) => JSON.stringify([await c.queryOne('SELECT @@global.read_only+0 AS ro, @@global.gtid_binlog_state AS g'), (await c.queryOne('SHOW SLAVE STATUS'))?.Master_Host]))))
+    expect(after).toEqual(before)
+  })
+})
