@@ -11,7 +11,7 @@ import {UserError} from '../src/util/errors.js'
 export default class Apply extends BaseCommand<typeof Apply> {
   static override summary = 'Execute a plan: idempotent, resumable, verified.'
   static override description =
-    'Re-inspects the cluster and refuses a stale plan; takes a per-cluster lock; runs each step (check, act, verify), journaling it beside the plan, so that running apply again resumes after a crash or does nothing. Exit 0: applied (or nothing left to do); 1: refused or failed, with what to do next.'
+    'Re-inspects the cluster and refuses a stale plan; takes a per-cluster lock; runs each step (check, act, verify), journaling it beside the plan, so that running apply again resumes after a crash or does nothing. Exit 0: applied (or nothing left to do); 10: the new master takes writes but some replicas were left out (each named, with how to retry); 1: refused, or failed with no new master taking writes, with what to do next.'
   static override examples = ['<%= config.bin %> apply plans/app1/20261123T213000Z-failover.json']
   static override args = {file: Args.string({description: 'The plan file written by mha plan.', required: true})}
   static override flags = {json: Flags.boolean({description: 'Print the apply report as JSON (schemas/apply-report.schema.json).', default: false})}

@@ -201,7 +201,8 @@ export class ClusterWatcher {
         lastFailover: {at: new Date().toISOString(), plan: planFile, report: reportFile, status: report.status, deadMaster: plan.decision.deadMaster, newMaster: plan.decision.newMaster},
         acknowledged: false,
       })
-      this.#say(report.status === 'applied' ? 'failover done' : 'failover failed', report.message + (report.nextAction ? `; next: ${report.nextAction}` : ''), {plan: planFile, report: reportFile})
+      const outcome = report.status === 'applied' ? 'failover done' : report.status === 'partial' ? 'failover done, replicas left out' : 'failover failed'
+      this.#say(outcome, report.message + (report.dataLoss ? `; data loss: ${report.dataLoss}` : '') + (report.nextAction ? `; next: ${report.nextAction}` : ''), {plan: planFile, report: reportFile})
       if (git) this.#commit(planFile, reportFile, `mha watch: ${plan.cluster} ${report.status}: ${plan.decision.summary}`)
       this.master = undefined
       this.failures = 0
