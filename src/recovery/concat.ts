@@ -3,9 +3,8 @@ import {BINLOG_MAGIC, ChecksumAlg, CHECKSUM_LENGTH, EventFlag, EventType, HEADER
 import {crc32} from '../binlog/crc32.js'
 import {parseFormatDescription} from '../binlog/events.js'
 import {BinlogError} from '../binlog/scanner.js'
-import {DEFAULT_CHUNK_SIZE} from '../binlog/source.js'
 import {UserError} from '../util/errors.js'
-import {writeSynthetic} from './synthetic-writer.js'
+import {appendFileFrom, writeSynthetic} from './synthetic-writer.js'
 
 // FDE body: binlog_version 2, server_version 50, then the 4-byte create timestamp.
 const FDE_CREATED_AT = HEADER_LENGTH + 2 + 50
@@ -56,14 +55,7 @@ export async function concatSyntheticBinlogs(pieces: readonly string[], localFil
           writer.append(withoutStartupMark(format))
           position += size
         }
-        const chunk = Buffer.alloc(DEFAULT_CHUNK_SIZE)
-        for (;;) {
-          const {bytesRead: n} = await handle.read(chunk, 0, chunk.length, position)
-          if (n === 0) break
-          writer.append(chunk.subarray(0, n))
-          position += n
-          await writer.flush()
-        }
+        await appendFileFrom(writer, handle, position)
       } finally {
         await handle.close()
       }

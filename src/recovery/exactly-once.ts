@@ -6,7 +6,7 @@ import {parseMariadbGtidPos} from '../gtid/mariadb.js'
 import {parseMysqlGtidSet, type MysqlGtidSet} from '../gtid/mysql.js'
 import {withoutStartupMark} from './concat.js'
 import {localRangeSource, scanRange} from './range-source.js'
-import {writeSynthetic} from './synthetic-writer.js'
+import {appendFileFrom, writeSynthetic} from './synthetic-writer.js'
 
 /** The GTID a transaction carries in the stream: MariaDB domain-server-seq, or MySQL uuid:gno. */
 export type StreamGtid = {flavor: 'mariadb'; domain: number; serverId: number; seq: bigint} | {flavor: 'mysql'; uuid: string; gno: bigint}
@@ -140,14 +140,7 @@ export async function writeStreamFrom(source: string, layout: StreamLayout, skip
     writer.append(withoutStartupMark(format.bytes))
     const handle = await open(source, 'r')
     try {
-      const chunk = Buffer.alloc(4 * 1024 * 1024)
-      for (let position = from; ; ) {
-        const {bytesRead} = await handle.read(chunk, 0, chunk.length, position)
-        if (bytesRead === 0) break
-        writer.append(chunk.subarray(0, bytesRead))
-        position += bytesRead
-        await writer.flush()
-      }
+      await appendFileFrom(writer, handle, from)
     } finally {
       await handle.close()
     }

@@ -148,6 +148,18 @@ async function syncDirectory(dir: string): Promise<void> {
   }
 }
 
+/** Appends the bytes of an open file from `position` to its end, flushing chunk by chunk. */
+export async function appendFileFrom(writer: SyntheticBinlogWriter, handle: FileHandle, position: number): Promise<void> {
+  const chunk = Buffer.alloc(4 * 1024 * 1024)
+  for (let at = position; ; ) {
+    const {bytesRead} = await handle.read(chunk, 0, chunk.length, at)
+    if (bytesRead === 0) return
+    writer.append(chunk.subarray(0, bytesRead))
+    at += bytesRead
+    await writer.flush()
+  }
+}
+
 /** Runs `fill` on a new writer for `path`, committing on success and removing the partial file on failure. */
 export async function writeSynthetic<T>(path: string, fill: (writer: SyntheticBinlogWriter) => Promise<T>): Promise<T & {bytes: number}> {
   const writer = await SyntheticBinlogWriter.create(path)
