@@ -14,7 +14,10 @@ export default class Apply extends BaseCommand<typeof Apply> {
     'Re-inspects the cluster and refuses a stale plan; takes a per-cluster lock; runs each step (check, act, verify), journaling it beside the plan, so that running apply again resumes after a crash or does nothing. Exit 0: applied (or nothing left to do); 10: the new master takes writes but some replicas were left out (each named, with how to retry); 1: refused, or failed with no new master taking writes, with what to do next.'
   static override examples = ['<%= config.bin %> apply plans/app1/20261123T213000Z-failover.json']
   static override args = {file: Args.string({description: 'The plan file written by mha plan.', required: true})}
-  static override flags = {json: Flags.boolean({description: 'Print the apply report as JSON (schemas/apply-report.schema.json).', default: false})}
+  static override flags = {
+    json: Flags.boolean({description: 'Print the apply report as JSON (schemas/apply-report.schema.json).', default: false}),
+    'expect-digest': Flags.string({description: 'Apply only if the plan is exactly the approved one: its sha256 digest, as mha plan and mha show print it.'}),
+  }
 
   async run(): Promise<void> {
     const planFile = this.args.file
@@ -29,7 +32,7 @@ export default class Apply extends BaseCommand<typeof Apply> {
     const listener = this.flags.json ? () => undefined : (listr?.listener ?? lineReporter((line) => this.say(line)))
     let report
     try {
-      report = await applyPlan({planFile, plan, cluster, listener})
+      report = await applyPlan({planFile, plan, cluster, listener, ...(this.flags['expect-digest'] ? {expectDigest: this.flags['expect-digest']} : {})})
     } finally {
       listr?.stop()
       await listr?.run

@@ -4,6 +4,7 @@ import Apply from './apply.js'
 import Check from './check.js'
 import ConfigImportMha from './config/import-mha.js'
 import PlanCommand from './plan.js'
+import Show from './show.js'
 import Status from './status.js'
 import Watch from './watch.js'
 import SandboxDown from './sandbox/down.js'
@@ -15,6 +16,7 @@ import SandboxUp from './sandbox/up.js'
 export const commands = {
   check: Check,
   plan: PlanCommand,
+  show: Show,
   apply: Apply,
   watch: Watch,
   ack: Ack,

@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../src/cli/base-command.js'
 import {renderPlan} from '../src/cli/render-plan.js'
 import {inspectCluster, readSnapshot} from '../src/inspect/inspect.js'
-import {defaultPlanPath, serializePlan, toolVersion, writePlan} from '../src/plan/plan-file.js'
+import {defaultPlanPath, planDigest, serializePlan, toolVersion, writePlan} from '../src/plan/plan-file.js'
 import {planFor} from '../src/plan/planner.js'
 import {planSwitchover} from '../src/plan/switchover.js'
 
@@ -20,6 +20,7 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
     'save-snapshot': Flags.string({description: 'Also write what was observed (plain data, no secrets) to this file.'}),
     switchover: Flags.boolean({description: 'Plan an online switch of the live master (MHA masterha_master_switch --master_state=alive).', default: false}),
     to: Flags.string({description: 'With --switchover: the new master; default: the best candidate by the failover rules.', dependsOn: ['switchover']}),
+    'force-dead': Flags.string({description: 'Plan a failover although replicas still replicate from the unreachable master; the reason is recorded in the plan (and apply then skips the same check).'}),
   }
 
   async run(): Promise<void> {
@@ -27,11 +28,11 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
     const snapshot = this.flags['from-snapshot'] ? readSnapshot(this.flags['from-snapshot']) : await inspectCluster(cluster)
     if (this.flags['save-snapshot']) writeFileSync(this.flags['save-snapshot'], JSON.stringify(snapshot, null, 2) + '\n')
     const header = {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: cluster.file}
-    const plan = this.flags.switchover ? planSwitchover(cluster, snapshot, header, this.flags.to) : planFor(cluster, snapshot, header)
+    const plan = this.flags.switchover ? planSwitchover(cluster, snapshot, header, this.flags.to) : planFor(cluster, snapshot, header, this.flags['force-dead'] ? {forceDead: this.flags['force-dead']} : {})
     const file = this.flags.output ?? defaultPlanPath(plan, this.flags['plans-dir'])
     writePlan(plan, file)
     if (this.flags.json) process.stdout.write(serializePlan(plan))
-    else this.say(`${renderPlan(plan)}\n\nPlan written to ${file}${plan.kind === 'noop' ? '' : `\nReview it, then: mha apply ${file}`}`)
+    else this.say(`${renderPlan(plan)}\n\nPlan written to ${file}${plan.kind === 'noop' ? '' : `\nDigest: ${planDigest(plan)}\nReview it ("mha show ${file}" shows what apply will run), then: mha apply ${file} --expect-digest ${planDigest(plan)}`}`)
     if (plan.kind !== 'noop') this.exit(2)
   }
 }

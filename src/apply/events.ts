@@ -22,6 +22,8 @@ export interface ApplyReport {
   message: string
   steps: {id: string; type: string; server: string; status: StepStatus; reason: string | null; outputs: Record<string, unknown>}[]
   notes: string[]
+  /** sha256 of the plan applied (what `mha apply --expect-digest` checks). */
+  digest: string
   /** Replicas whose recovery failed: left stopped, each with the reason and how to retry. */
   leftOut: {server: string; reason: string; retry: string}[]
   /** A failover's data loss as the plan states it (null for other kinds): what a reviewer compares with the outcome. */

@@ -2,7 +2,10 @@ import {mkdirSync} from 'node:fs'
 import type {ClusterConfig} from '../config/types.js'
 import {inspectCluster} from '../inspect/inspect.js'
 import {factChanges} from '../plan/fingerprint.js'
+import {planDigest} from '../plan/plan-file.js'
 import {resumeChanges} from '../plan/resume.js'
+import {liveProblems, planProblems} from '../plan/validate.js'
+import type {ServerSnapshot} from '../inspect/types.js'
 import {observedFacts} from '../plan/planner.js'
 import type {Plan, Step} from '../plan/types.js'
 import {handlerFor} from '../steps/index.js'
@@ -17,6 +20,18 @@ export interface ApplyOptions {
   plan: Plan
   cluster: ClusterConfig
   listener: ApplyListener
+  /** The digest a reviewer approved (mha apply --expect-digest): any other plan is refused. */
+  expectDigest?: string
+}
+
+/** Replicas of the dead master (by the plan's observation) whose IO thread still runs from it now. */
+function stillStreaming(plan: Plan, servers: readonly ServerSnapshot[]): string[] {
+  const dead = plan.observed.servers.find((s) => s.name === plan.decision.deadMaster)
+  return servers.flatMap((s) => {
+    if (!s.sql.reachable || !s.sql.replica || s.name === dead?.name) return []
+    const source = plan.observed.servers.find((o) => o.name === s.name)?.source
+    return source === dead?.name && s.sql.replica.ioThread === 'running' ? [s.name] : []
+  })
 }
 
 export function journalFileOf(planFile: string): string {
@@ -33,6 +48,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
   const {plan, cluster, planFile, listener} = options
   const journal = new Journal(journalFileOf(planFile))
   const records = journal.read()
+  const digest = planDigest(plan)
   const status = new Map<string, {status: StepStatus; reason: string | null}>(plan.steps.map((s) => [s.id, {status: 'not_run', reason: null}]))
   const report = (overall: ApplyReport['status'], message: string, nextAction: string | null, notes: string[] = []): ApplyReport => ({
     planFile,
@@ -42,6 +58,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     message,
     steps: plan.steps.map((s) => ({id: s.id, type: s.type, server: s.server, status: status.get(s.id)!.status, reason: status.get(s.id)!.reason, outputs: records.get(s.id)?.outputs ?? ctx.outputs.get(s.id) ?? {}})),
     notes,
+    digest,
     leftOut: [],
     dataLoss: plan.kind === 'failover' ? (ctx.lostAtApply ?? plan.decision.dataLoss.statement) : null,
     nextAction,
@@ -58,6 +75,17 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     for (const s of plan.steps) status.set(s.id, {status: 'skipped', reason: 'done in an earlier run (journal)'})
     return finished(report('already_applied', `plan already applied (${journal.file}); nothing to do`, null))
   }
+  // The plan is data: before any change, it must be the approved one and agree with the cluster file.
+  const refuse = (message: string, next: string) => {
+    listener({kind: 'refused', reason: message})
+    return finished(report('refused', message, next))
+  }
+  if (options.expectDigest !== undefined && options.expectDigest.toLowerCase() !== digest)
+    return refuse(`the plan's digest is ${digest}, not the approved ${options.expectDigest}: this is not the plan that was reviewed`, `review ${planFile} ("mha show ${planFile}") and approve its digest, or apply the approved file`)
+  if (journal.digest !== undefined && journal.digest !== digest)
+    return refuse(`${planFile} changed since apply began (digest ${digest}, the journal's ${journal.digest})`, `restore the plan that was being applied, or make a new plan with "mha plan --cluster ${plan.cluster}"`)
+  const problems = planProblems(plan, cluster)
+  if (problems.length > 0) return refuse(`${planFile}: the plan disagrees with ${cluster.file}: ${problems.join('; ')}`, `make a new plan with "mha plan --cluster ${plan.cluster}" and review it ("mha show FILE")`)
   if (plan.kind === 'noop') return finished(report('already_applied', 'a noop plan: nothing to do', null))
 
   try {
@@ -69,6 +97,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
       listener({kind: 'refused', reason: denied.join('; ')})
       return finished(report('refused', denied.join('; '), `fix user/password in ${cluster.file}, then apply again`))
     }
+    const live = liveProblems(plan, snapshot.servers)
+    if (live.length > 0) return refuse(`${planFile}: the plan disagrees with the live servers: ${live.join('; ')}`, `make a new plan with "mha plan --cluster ${plan.cluster}"`)
     const now = observedFacts(cluster, snapshot, plan.kind !== 'switchover')
     const resuming = records.size > 0
     const started = new Set([...records.keys()])
@@ -78,6 +108,16 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
       const message = `the plan is stale${resuming ? ' for the steps left to run' : ''}: ${changes.join('; ')}`
       listener({kind: 'refused', reason: message})
       return finished(report('refused', message, `run "mha plan --cluster ${plan.cluster}" again and review the new plan`))
+    }
+    if (!resuming) {
+      // The same judgement as mha watch: replicas still streaming from the master mean it is alive for them.
+      const streaming = plan.kind === 'failover' && !plan.decision.forcedDead ? stillStreaming(plan, snapshot.servers) : []
+      if (streaming.length > 0)
+        return refuse(
+          `${plan.decision.deadMaster} is not dead for its replicas: ${streaming.join(', ')} still replicate${streaming.length === 1 ? 's' : ''} from it (IO thread running); a network problem between mha and ${plan.decision.deadMaster}, no failover`,
+          `find out why mha cannot reach ${plan.decision.deadMaster}; to fail over anyway, plan again with --force-dead "<why>"`,
+        )
+      journal.write({step: '(plan)', event: 'plan', message: digest})
     }
     if (resuming) listener({kind: 'resume', done: done.size, total: plan.steps.length})
     for (const [id, record] of records) if (record.state === 'done' || record.state === 'skipped') ctx.outputs.set(id, record.outputs)

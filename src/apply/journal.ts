@@ -4,7 +4,8 @@ import {appendFileSync, existsSync, readFileSync} from 'node:fs'
 export interface JournalEntry {
   at: string
   step: string
-  event: 'begin' | 'end' | 'skip' | 'fail'
+  /** plan: the digest of the plan this journal belongs to, written once before the first step. */
+  event: 'begin' | 'end' | 'skip' | 'fail' | 'plan'
   outputs?: Record<string, unknown>
   message?: string
 }
@@ -17,6 +18,12 @@ export interface StepRecord {
 
 export class Journal {
   readonly file: string
+  #digest: string | undefined
+
+  /** The digest of the plan the journal was started for (after read()). */
+  get digest(): string | undefined {
+    return this.#digest
+  }
 
   constructor(file: string) {
     this.file = file
@@ -32,6 +39,10 @@ export class Journal {
       try {
         entry = JSON.parse(line) as JournalEntry
       } catch {
+        continue
+      }
+      if (entry.event === 'plan') {
+        this.#digest ??= entry.message
         continue
       }
       const before = records.get(entry.step)

@@ -1,3 +1,4 @@
+import {createHash} from 'node:crypto'
 import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {formatPath, problemsOf, schemasDir, validator} from '../schema/validator.js'
@@ -19,6 +20,18 @@ export function defaultPlanPath(plan: Plan, plansDir = 'plans'): string {
 export function planBody(plan: Plan): Omit<Plan, 'header'> {
   const {header: _header, ...body} = plan
   return body
+}
+
+/** Keys sorted at every level: the same plan gives the same text however its file was laid out. */
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical)
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.keys(value).sort().map((k) => [k, canonical((value as Record<string, unknown>)[k])]))
+  return value
+}
+
+/** What a reviewer approves: sha256 of the whole plan in canonical form (hex). Any change to any field changes it. */
+export function planDigest(plan: Plan): string {
+  return createHash('sha256').update(JSON.stringify(canonical(plan))).digest('hex')
 }
 
 export function serializePlan(plan: Plan): string {

@@ -17,8 +17,13 @@ export interface PlanHeader {
   configFile: string
 }
 
+export interface PlanOptions {
+  /** The operator declares the master dead although replicas still replicate from it, and says why. */
+  forceDead?: string
+}
+
 /** Pure: the same config and snapshot always give the same plan (but for the header). */
-export function planFor(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHeader): Plan {
+export function planFor(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHeader, options: PlanOptions = {}): Plan {
   const topology = topologyOf(cluster, snapshot)
   const byName = new Map(snapshot.servers.map((s) => [s.name, s]))
   const master = topology.master
@@ -49,7 +54,21 @@ export function planFor(cluster: ClusterConfig, snapshot: Snapshot, header: Plan
       steps: [],
     }
   }
-  return planFailover(cluster, snapshot, header, master, observed)
+  // The same judgement as mha watch: a master its replicas still stream from is alive; mha is cut off from it.
+  const streaming = cluster.servers.filter((server) => {
+    const replica = server !== master ? sqlFacts(byName.get(server.name)!)?.replica : undefined
+    return replica && (replica.sourceHost === master.hostname || replica.sourceHost === master.ip) && replica.sourcePort === master.port && replica.ioThread === 'running'
+  })
+  if (streaming.length > 0 && !options.forceDead)
+    throw new UserError(
+      `network problem, not a dead master: mha cannot reach ${master.name} (${masterSql.reachable ? '' : masterSql.message}), but ${streaming.map((s) => s.name).join(', ')} still replicate${streaming.length === 1 ? 's' : ''} from it (IO thread running); no failover is planned. If ${master.name} must be failed over anyway, plan with --force-dead "<why>"`,
+    )
+  const plan = planFailover(cluster, snapshot, header, master, observed)
+  if (options.forceDead) {
+    plan.decision.forcedDead = options.forceDead
+    plan.decision.notes.unshift(`the operator declared ${master.name} dead${streaming.length ? ` although ${streaming.map((s) => s.name).join(', ')} still replicated from it` : ''}: ${options.forceDead}`)
+  }
+  return plan
 }
 
 function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHeader, dead: ServerConfig, observed: Plan['observed']): Plan {

@@ -148,6 +148,8 @@ export interface Plan {
     candidates: Candidate[]
     dataLoss: DataLoss
     notes: string[]
+    /** The operator declared the master dead against the replicas' view (mha plan --force-dead), and why. */
+    forcedDead?: string
   }
   steps: Step[]
   /** Run when a step fails before `ifFailedBefore` has run (a switchover undone before the promotion). */

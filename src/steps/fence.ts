@@ -17,9 +17,12 @@ async function reach(step: Fence, ctx: StepContext): Promise<ServerConnection | 
   }
 }
 
+/** The fencing hooks come from the cluster file (apply has checked that the plan shows the same). */
+const hooksOf = (ctx: StepContext) => ({shutdown: ctx.cluster.hooks.shutdown, ip: ctx.cluster.hooks.masterIpFailover})
+
 export const fenceMaster: StepHandler<Fence> = {
   async check(step, ctx) {
-    if (step.params.method === 'hook' || step.params.ipHook) return {done: false}
+    if (hooksOf(ctx).shutdown || hooksOf(ctx).ip) return {done: false}
     const conn = await reach(step, ctx)
     if (!conn) return {done: true, reason: `${step.server} does not answer SQL, so it takes no writes`}
     try {
@@ -33,26 +36,27 @@ export const fenceMaster: StepHandler<Fence> = {
   async act(step, ctx) {
     const server = ctx.server(step.server)
     // Hooks are told whether the host answers SSH (stopssh) or not (stop); without hooks, no need to ask.
+    const hooks = hooksOf(ctx)
     const ssh =
-      step.params.ipHook || step.params.method === 'hook'
+      hooks.ip || hooks.shutdown
         ? await ctx.ssh(step.server).then(
             () => true,
             () => false,
           )
         : false
     const sshArgs = {...(server.sshPort !== 22 ? {orig_master_ssh_port: server.sshPort} : {})}
-    if (step.params.ipHook) {
+    if (hooks.ip) {
       // MHA phase 2: the writer address leaves the old master before anything else.
       const result = await runHook(
-        step.params.ipHook,
+        hooks.ip,
         {command: ssh ? 'stopssh' : 'stop', ssh_user: server.sshUser, orig_master_host: server.hostname, orig_master_ip: server.ip, orig_master_port: server.port, ...sshArgs},
         ctx.timeoutMs,
       )
       if (!hookAccepted(result)) throw new Error(`master_ip_failover hook (--command=${ssh ? 'stopssh' : 'stop'}) exited ${result.code}: ${result.stderr.trim().split('\n')[0] ?? ''}`)
     }
-    if (step.params.method === 'hook') {
+    if (hooks.shutdown) {
       const result = await runHook(
-        step.params.hook!,
+        hooks.shutdown,
         {command: ssh ? 'stopssh' : 'stop', ssh_user: server.sshUser, host: server.hostname, ip: server.ip, port: server.port, ...(server.sshPort !== 22 ? {ssh_port: server.sshPort} : {})},
         ctx.timeoutMs,
       )
@@ -72,7 +76,7 @@ export const fenceMaster: StepHandler<Fence> = {
     return undefined
   },
   async verify(step, ctx) {
-    if (step.params.method === 'hook') return
+    if (hooksOf(ctx).shutdown) return
     const conn = await reach(step, ctx)
     if (!conn) return
     await conn.close()

@@ -1,5 +1,6 @@
 import {hookAccepted, runHook} from '../hooks/run.js'
 import type {Step} from '../plan/types.js'
+import {hookPath} from '../plan/validate.js'
 import type {StepHandler} from './types.js'
 
 type Hook = Extract<Step, {type: 'run_hook'}>
@@ -53,7 +54,10 @@ export const runHookStep: StepHandler<Hook> = {
             subject: `mha ${plan.kind} of ${plan.cluster}`,
             body: plan.decision.summary,
           }
-    const result = await runHook(step.params.path, args, ctx.timeoutMs)
+    // The command comes from the cluster file; apply has checked that the plan shows the same.
+    const path = hookPath(ctx.cluster.hooks, step.params.hook)
+    if (!path) throw new Error(`the cluster file ${ctx.cluster.file} has no ${step.params.hook} hook`)
+    const result = await runHook(path, args, ctx.timeoutMs)
     if (step.params.hook === 'report') {
       ctx.note(`report hook exited ${result.code}`)
       return {exitCode: result.code}

@@ -2,7 +2,7 @@ import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
 import type {ReplicaStatus} from '../dialect/types.js'
 import type {Step} from '../plan/types.js'
 import {binaryLogPosition, isCoordinates, readOnlyState, replicaStatus, waitUntil, waitWhileProgressing} from './common.js'
-import type {StepHandler} from './types.js'
+import type {StepContext, StepHandler} from './types.js'
 
 type Of<T extends Step['type']> = Extract<Step, {type: T}>
 
@@ -122,16 +122,22 @@ export const enableWrites: StepHandler<Of<'enable_writes'> | Of<'unblock_writes'
   },
 }
 
+/** Where a re-pointed replica connects: the source server as the cluster file describes it, never the plan's copy. */
+function sourceOf(step: Of<'repoint_replica'>, ctx: StepContext): {host: string; port: number; user: string} {
+  const source = ctx.server(step.params.source)
+  return {host: source.hostname, port: source.port, user: ctx.cluster.replUser}
+}
+
 export const repointReplica: StepHandler<Of<'repoint_replica'>> = {
   async check(step, ctx) {
     const status = await replicaStatus(ctx, step.server)
-    const p = step.params
+    const p = {...step.params, ...sourceOf(step, ctx)}
     if (status && status.sourceHost === p.host && status.sourcePort === p.port && status.ioThread === 'running' && status.sqlThread === 'running')
       return {done: true, reason: `${step.server} already replicates from ${p.source} with both threads running`}
     return {done: false}
   },
   async act(step, ctx) {
-    const p = step.params
+    const p = {...step.params, ...sourceOf(step, ctx)}
     const dialect = await ctx.dialect(step.server)
     const conn = await ctx.sql(step.server)
     const status = await replicaStatus(ctx, step.server)

@@ -1,0 +1,78 @@
+import {formatCoordinates} from '../binlog/coordinates.js'
+import type {ClusterConfig} from '../config/types.js'
+import {dialectFor} from '../dialect/index.js'
+import type {Dialect} from '../dialect/types.js'
+import {parseServerVersion} from '../dialect/version.js'
+import type {Plan, Step} from './types.js'
+import {hookPath} from './validate.js'
+
+/**
+ * What a step does when apply runs it, derived the way apply derives it: hosts and ports from the cluster
+ * file, hook commands from the cluster file, statements from the server's dialect; values only known at
+ * apply time (coordinates a step records) are named by the step that records them. For `mha show`.
+ */
+export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string[] {
+  const server = (name: string) => cluster.servers.find((s) => s.name === name)
+  const at = (name: string) => {
+    const s = server(name)
+    return s ? `${name} (${s.hostname}:${s.port})` : `${name} (not in ${cluster.file})`
+  }
+  const ssh = (name: string) => {
+    const s = server(name)
+    return s ? `ssh ${s.sshUser}@${s.ip}:${s.sshPort}` : `ssh to ${name} (not in ${cluster.file})`
+  }
+  const dialect = (name: string): Dialect | null => {
+    const version = plan.observed.servers.find((s) => s.name === name)?.version
+    return version ? dialectFor(parseServerVersion(version)) : null
+  }
+  const sql = (name: string, statements: string[]) => statements.map((statement) => `${at(name)}: ${statement}`)
+  const d = dialect(step.server)
+  switch (step.type) {
+    case 'stop_replica_io':
+      return sql(step.server, [d?.stopReplicaIoThread ?? 'STOP SLAVE IO_THREAD'])
+    case 'fence_master': {
+      const lines: string[] = []
+      const dead = server(step.server)
+      if (cluster.hooks.masterIpFailover) lines.push(`run ${cluster.hooks.masterIpFailover} --command=stopssh|stop --ssh_user=${dead?.sshUser} --orig_master_host=${dead?.hostname} --orig_master_ip=${dead?.ip} --orig_master_port=${dead?.port}`)
+      if (cluster.hooks.shutdown) lines.push(`run ${cluster.hooks.shutdown} --command=stopssh|stop --ssh_user=${dead?.sshUser} --host=${dead?.hostname} --ip=${dead?.ip} --port=${dead?.port}`)
+      else lines.push(...sql(step.server, [...(d?.setReadOnly(true) ?? ['SET GLOBAL read_only = ON']), 'KILL every client connection (only if it answers within the connect timeout)']))
+      return lines
+    }
+    case 'save_master_binlog':
+      return [`${ssh(step.server)}: read ${step.params.dir}/${step.params.from.file} from byte ${step.params.from.pos}${step.params.files.length > 1 ? ` and ${step.params.files.slice(1).join(', ')} whole` : ''}; write the complete transactions to the plan's work folder`]
+    case 'save_relay_diff':
+      return [`${ssh(step.params.diff.source)}: read ${step.params.diff.files[0]} from byte ${step.params.diff.offset}${step.params.diff.files.length > 1 ? ` and ${step.params.diff.files.slice(1).join(', ')} whole` : ''}; keep the master's events for ${step.params.target}`]
+    case 'wait_relay_log_applied':
+      return sql(step.server, [`${d?.startReplica ?? 'START SLAVE'} SQL_THREAD if stopped; wait until executed ${formatCoordinates(step.params.until)} or idle with no busy parallel worker; ${d?.stopReplica ?? 'STOP SLAVE'} SQL_THREAD`])
+    case 'catch_up_from': {
+      const source = server(step.params.source)
+      const change = d?.changeSource({host: source?.hostname ?? '?', port: source?.port ?? 0, user: cluster.replUser, ...(cluster.replPassword ? {password: 'x'} : {}), gtid: true}).display
+      return sql(step.server, [d?.stopReplica ?? 'STOP SLAVE', change ?? '', d?.startReplica ?? 'START SLAVE', `wait for ${step.params.source}'s executed GTID position`, d?.stopReplica ?? 'STOP SLAVE'])
+    }
+    case 'apply_logs': {
+      const pieces = [step.params.ownRelay ? `its own relay log beyond the position ${step.params.ownRelay.fromStep} records` : '', step.params.relayDiff ? `the file ${step.params.relayDiff.fromStep} saves` : '', step.params.masterTail ? `the file ${step.params.masterTail.fromStep} saves (if it was saved)` : '']
+      return [`mariadb-binlog | mariadb --host=${server(step.server)?.hostname} --port=${server(step.server)?.port} --user=${cluster.user} (login through a descriptor): ${pieces.filter(Boolean).join(', then ')}, skipping the transactions ${step.server} has already`]
+    }
+    case 'detach_replication':
+      return sql(step.server, [d?.stopReplica ?? 'STOP SLAVE', ...(step.params.resetSlaveAll ? [d?.resetReplicaAll ?? 'RESET SLAVE ALL'] : []), `${d?.showBinaryLogStatus ?? 'SHOW MASTER STATUS'} (recorded)`])
+    case 'enable_writes':
+    case 'unblock_writes':
+      return sql(step.server, d?.setReadOnly(false) ?? ['SET GLOBAL read_only = OFF'])
+    case 'block_writes':
+      return sql(step.server, [...(d?.setReadOnly(true) ?? ['SET GLOBAL read_only = ON']), 'KILL every client connection', `${d?.showBinaryLogStatus ?? 'SHOW MASTER STATUS'} (recorded)`])
+    case 'run_hook':
+      return [`run ${hookPath(cluster.hooks, step.params.hook) ?? `(no ${step.params.hook} hook in ${cluster.file})`} --command=${step.params.command} with MHA's arguments`]
+    case 'repoint_replica': {
+      const source = server(step.params.source)
+      const coordinates = step.params.coordinates ? {file: `<${step.params.coordinates.fromStep}.${step.params.coordinates.output} file>`, pos: 0} : undefined
+      const change = d?.changeSource({host: source?.hostname ?? '?', port: source?.port ?? 0, user: cluster.replUser, ...(cluster.replPassword ? {password: 'x'} : {}), ...(step.params.gtid || !coordinates ? {gtid: true} : {coordinates})})
+      return sql(step.server, [d?.stopReplica ?? 'STOP SLAVE', (change?.display ?? '').replace(/_LOG_POS = 0\b/, `_LOG_POS = <${step.params.coordinates?.fromStep}.${step.params.coordinates?.output} pos>`), d?.startReplica ?? 'START SLAVE'])
+    }
+    case 'check_switchover':
+      return [`check on every server: replication healthy, ${step.params.target} at most ${cluster.switchover.maxLagSeconds} s behind, no update running ${cluster.switchover.runningUpdatesLimit} s or more, no errant transaction`]
+    case 'wait_caught_up':
+      return sql(step.server, [`wait until it has executed ${step.params.source}'s final ${step.params.gtid ? 'GTID position' : 'coordinates'} (recorded by ${step.params.position.fromStep})`])
+    case 'verify_replication':
+      return [`check ${at(step.params.master)} is writable and ${step.params.replicas.join(', ') || 'no replica'} replicate from it with both threads running`]
+  }
+}

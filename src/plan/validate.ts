@@ -1,0 +1,227 @@
+import {posix} from 'node:path'
+import type {ClusterConfig, HookConfig} from '../config/types.js'
+import {parseServerVersion} from '../dialect/version.js'
+import type {ServerSnapshot} from '../inspect/types.js'
+import {changePreview} from './planner.js'
+import type {OutputRef, Plan, Step} from './types.js'
+
+/**
+ * A plan is data reviewed by people, not code: before the first step, apply checks that every step's
+ * parameters are what the cluster file and the plan's own decisions give, so that what was reviewed is what
+ * runs. Each problem names the step and the field. Pure: the cluster file and the plan only.
+ */
+export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
+  const problems: string[] = []
+  const where = (step: Step, field: string) => `step ${step.id} ${field}`
+  const known = new Set(cluster.servers.map((s) => s.name))
+  const server = (name: string) => cluster.servers.find((s) => s.name === name)
+  const hooks = cluster.hooks
+  const all = [...plan.steps, ...(plan.rollback?.steps ?? [])]
+
+  if (plan.cluster !== cluster.name) problems.push(`the plan is for cluster ${plan.cluster}, ${cluster.file} describes ${cluster.name}`)
+  for (const name of [plan.decision.deadMaster, plan.decision.newMaster]) if (name !== null && !known.has(name)) problems.push(`decision names server ${name}, which is not in ${cluster.file}`)
+
+  // Ids, references, order.
+  const seen = new Map<string, number>()
+  plan.steps.forEach((step, index) => {
+    if (seen.has(step.id)) problems.push(`step ${step.id} appears twice (steps[${seen.get(step.id)}] and steps[${index}])`)
+    seen.set(step.id, index)
+  })
+  plan.steps.forEach((step, index) => {
+    for (const dependency of [...step.after, ...(step.settledAfter ?? []), ...refsOf(step).map((r) => r.fromStep)]) {
+      const at = seen.get(dependency)
+      if (at === undefined) problems.push(`${where(step, 'after')}: ${dependency} is not a step of this plan`)
+      // Listed in the order they can run: a dependency after its dependant is a reordered (or cyclic) plan.
+      else if (at >= index) problems.push(`${where(step, 'after')}: it depends on ${dependency}, which is listed after it (steps reordered?)`)
+    }
+  })
+  for (const step of plan.rollback?.steps ?? []) for (const dependency of step.after) if (!seen.has(dependency)) problems.push(`rollback ${where(step, 'after')}: ${dependency} is not a step of this plan`)
+  if (plan.rollback && !seen.has(plan.rollback.ifFailedBefore)) problems.push(`rollback.ifFailedBefore: ${plan.rollback.ifFailedBefore} is not a step of this plan`)
+
+  // Every server a step acts on or reads from is in the cluster file.
+  for (const step of all) {
+    if (!known.has(step.server)) problems.push(`${where(step, 'server')}: ${step.server} is not in ${cluster.file}`)
+    for (const [field, name] of namedServers(step)) if (!known.has(name)) problems.push(`${where(step, field)}: ${name} is not in ${cluster.file}`)
+  }
+
+  // What each step would do, derived again from the cluster file.
+  for (const step of all) {
+    switch (step.type) {
+      case 'fence_master': {
+        const method = hooks.shutdown ? 'hook' : 'read_only_and_kill'
+        if (step.params.method !== method) problems.push(`${where(step, 'params.method')}: the plan says ${step.params.method}, the cluster file gives ${method}`)
+        if ((step.params.hook ?? null) !== (hooks.shutdown ?? null)) problems.push(`${where(step, 'params.hook')}: the plan says ${show(step.params.hook)}, the cluster file's hooks.shutdown is ${show(hooks.shutdown)}`)
+        if ((step.params.ipHook ?? null) !== (hooks.masterIpFailover ?? null)) problems.push(`${where(step, 'params.ipHook')}: the plan says ${show(step.params.ipHook)}, the cluster file's hooks.master_ip_failover is ${show(hooks.masterIpFailover)}`)
+        break
+      }
+      case 'run_hook': {
+        const configured = hookPath(hooks, step.params.hook)
+        if (step.params.path !== configured) problems.push(`${where(step, 'params.path')}: the plan says ${show(step.params.path)}, the cluster file's ${step.params.hook} hook is ${show(configured)}`)
+        break
+      }
+      case 'repoint_replica': {
+        const source = server(step.params.source)
+        if (!source) break
+        if (step.params.host !== source.hostname) problems.push(`${where(step, 'params.host')}: the plan says ${step.params.host}, the cluster file gives ${step.params.source} the hostname ${source.hostname}`)
+        if (step.params.port !== source.port) problems.push(`${where(step, 'params.port')}: the plan says ${step.params.port}, the cluster file gives ${step.params.source} port ${source.port}`)
+        if (step.params.user !== cluster.replUser) problems.push(`${where(step, 'params.user')}: the plan says ${step.params.user}, the cluster file's repl_user is ${cluster.replUser}`)
+        const version = plan.observed.servers.find((s) => s.name === step.server)?.version
+        // A rollback re-point describes itself in words; a forward one shows the statement apply runs.
+        if (version && !(plan.rollback?.steps.includes(step) ?? false)) {
+          const expected = changePreview(cluster, parseServerVersion(version), {host: source.hostname, port: source.port, user: cluster.replUser}, step.params.gtid, step.params.coordinates?.fromStep ?? '')
+          if (step.params.preview !== expected) problems.push(`${where(step, 'params.preview')}: the plan shows "${step.params.preview}", apply would run "${expected}"`)
+        }
+        break
+      }
+      case 'save_master_binlog': {
+        const dead = server(step.server)
+        if (dead && step.params.dir !== null && !dead.masterBinlogDirs.includes(step.params.dir))
+          problems.push(`${where(step, 'params.dir')}: ${step.params.dir} is not one of ${step.server}'s master_binlog_dir in the cluster file (${dead.masterBinlogDirs.join(', ')})`)
+        for (const file of [step.params.from.file, ...step.params.files]) if (!/^[A-Za-z0-9_.-]+\.\d+$/.test(file)) problems.push(`${where(step, 'params.files')}: ${JSON.stringify(file)} is not a binlog file name`)
+        break
+      }
+      case 'save_relay_diff':
+        for (const file of step.params.diff.files)
+          if (!posix.isAbsolute(file) || posix.normalize(file) !== file || file.includes('\n')) problems.push(`${where(step, 'params.diff.files')}: ${JSON.stringify(file)} is not a plain absolute path`)
+        break
+      case 'check_switchover':
+        if (step.params.maxLagSeconds !== cluster.switchover.maxLagSeconds) problems.push(`${where(step, 'params.maxLagSeconds')}: the plan says ${step.params.maxLagSeconds}, the cluster file's switchover.max_lag_seconds is ${cluster.switchover.maxLagSeconds}`)
+        if (step.params.runningUpdatesLimit !== cluster.switchover.runningUpdatesLimit)
+          problems.push(`${where(step, 'params.runningUpdatesLimit')}: the plan says ${step.params.runningUpdatesLimit}, the cluster file's switchover.running_updates_limit is ${cluster.switchover.runningUpdatesLimit}`)
+        break
+      case 'stop_replica_io':
+      case 'wait_relay_log_applied':
+      case 'catch_up_from':
+      case 'apply_logs':
+      case 'detach_replication':
+      case 'enable_writes':
+      case 'block_writes':
+      case 'unblock_writes':
+      case 'wait_caught_up':
+      case 'verify_replication':
+        // No parameter with an effect of its own: servers are checked above, references below.
+        break
+    }
+  }
+  problems.push(...shapeProblems(plan))
+  return problems
+}
+
+/** The steps a plan of its kind cannot do without: a failover that never promotes is no failover. */
+function shapeProblems(plan: Plan): string[] {
+  const {kind, decision} = plan
+  if (kind === 'noop') return plan.steps.length > 0 ? [`a noop plan has ${plan.steps.length} steps; it must have none`] : []
+  if (plan.steps.length === 0) return [`a ${kind} plan without steps; make a new plan with "mha plan"`]
+  const problems: string[] = []
+  const nm = decision.newMaster
+  const of = (type: Step['type'], server?: string | null) => plan.steps.filter((s) => s.type === type && (server === undefined || s.server === server))
+  const byId = new Map(plan.steps.map((s) => [s.id, s]))
+  const needs = (from: Step, target: Step): boolean => {
+    const seen = new Set<string>()
+    const stack = [...from.after]
+    while (stack.length > 0) {
+      const id = stack.pop()!
+      if (id === target.id) return true
+      if (seen.has(id)) continue
+      seen.add(id)
+      stack.push(...(byId.get(id)?.after ?? []))
+    }
+    return false
+  }
+  const writable = of('enable_writes')
+  if (writable.length !== 1 || writable[0]!.server !== nm) problems.push(`a ${kind} plan must make exactly one server writable, its new master ${nm ?? '(none)'}; this one has ${writable.map((s) => s.id).join(', ') || 'no enable_writes step'}`)
+  const detach = of('detach_replication', nm)
+  if (detach.length !== 1) problems.push(`a ${kind} plan must detach its new master ${nm ?? '(none)'} from replication exactly once`)
+  if (writable.length === 1 && detach.length === 1 && !needs(writable[0]!, detach[0]!)) problems.push(`${writable[0]!.id} must come after ${detach[0]!.id}`)
+  if (kind === 'failover') {
+    const fence = of('fence_master', decision.deadMaster)
+    if (fence.length !== 1) problems.push(`a failover plan must fence its dead master ${decision.deadMaster ?? '(none)'} exactly once`)
+    else if (writable.length === 1 && !needs(writable[0]!, fence[0]!)) problems.push(`${writable[0]!.id} must come after ${fence[0]!.id}: the new master takes writes only once the old one is fenced`)
+  }
+  if (kind === 'switchover') {
+    const block = of('block_writes', decision.deadMaster)
+    if (block.length !== 1) problems.push(`a switchover plan must block writes on its old master ${decision.deadMaster ?? '(none)'} exactly once`)
+    else if (writable.length === 1 && !needs(writable[0]!, block[0]!)) problems.push(`${writable[0]!.id} must come after ${block[0]!.id}`)
+  }
+  for (const repoint of of('repoint_replica')) if (repoint.type === 'repoint_replica' && repoint.params.source !== nm) problems.push(`step ${repoint.id} params.source: ${repoint.params.source}; every replica of this plan follows the new master ${nm ?? '(none)'}`)
+  return problems
+}
+
+/**
+ * What only the live servers can tell: relay log files a step copies must lie where the source server keeps
+ * its relay logs now (beside @@relay_log_index), so a plan cannot make mha read another file over SSH.
+ */
+export function liveProblems(plan: Plan, servers: readonly ServerSnapshot[]): string[] {
+  const problems: string[] = []
+  for (const step of plan.steps) {
+    if (step.type !== 'save_relay_diff') continue
+    const sql = servers.find((s) => s.name === step.params.diff.source)?.sql
+    const index = sql?.reachable ? sql.relayLogIndex : null
+    if (!index) continue
+    const dir = posix.dirname(index)
+    for (const file of step.params.diff.files) if (posix.dirname(file) !== dir) problems.push(`step ${step.id} params.diff.files: ${file} is not in ${step.params.diff.source}'s relay log folder ${dir}`)
+  }
+  return problems
+}
+
+function refsOf(step: Step): OutputRef[] {
+  switch (step.type) {
+    case 'apply_logs':
+      return [step.params.ownRelay, step.params.relayDiff, step.params.masterTail].filter((r): r is OutputRef => r !== null)
+    case 'repoint_replica':
+      return step.params.coordinates ? [step.params.coordinates] : []
+    case 'wait_caught_up':
+      return [step.params.position]
+    case 'stop_replica_io':
+    case 'fence_master':
+    case 'save_master_binlog':
+    case 'wait_relay_log_applied':
+    case 'catch_up_from':
+    case 'save_relay_diff':
+    case 'detach_replication':
+    case 'run_hook':
+    case 'check_switchover':
+    case 'block_writes':
+    case 'unblock_writes':
+    case 'enable_writes':
+    case 'verify_replication':
+      return []
+  }
+}
+
+function namedServers(step: Step): Array<[string, string]> {
+  switch (step.type) {
+    case 'repoint_replica':
+      return [['params.source', step.params.source]]
+    case 'catch_up_from':
+      return [['params.source', step.params.source]]
+    case 'save_relay_diff':
+      return [
+        ['params.target', step.params.target],
+        ['params.diff.source', step.params.diff.source],
+      ]
+    case 'check_switchover':
+      return [['params.target', step.params.target]]
+    case 'wait_caught_up':
+      return [['params.source', step.params.source]]
+    case 'verify_replication':
+      return [['params.master', step.params.master], ...step.params.replicas.map((r): [string, string] => ['params.replicas', r])]
+    case 'stop_replica_io':
+    case 'fence_master':
+    case 'save_master_binlog':
+    case 'wait_relay_log_applied':
+    case 'apply_logs':
+    case 'detach_replication':
+    case 'run_hook':
+    case 'block_writes':
+    case 'unblock_writes':
+    case 'enable_writes':
+      return []
+  }
+}
+
+export function hookPath(hooks: HookConfig, hook: 'master_ip_failover' | 'master_ip_online_change' | 'report'): string | undefined {
+  return hook === 'master_ip_failover' ? hooks.masterIpFailover : hook === 'master_ip_online_change' ? hooks.masterIpOnlineChange : hooks.report
+}
+
+const show = (value: string | undefined | null) => (value ? JSON.stringify(value) : 'none')
