@@ -31,4 +31,27 @@ describe('judge: when is a master dead', () => {
   it('with no replica answering, mha does not fail over', () => {
     expect(judge(look({replicas: [replica('db2', null, false)]}), 9, 2).state).toBe('network')
   })
+
+  const route = (via: string, verdict: 'reachable' | 'unreachable' | 'route_down') => ({via, verdict, detail: `${via}: ${verdict}`})
+  const timeout = {ok: false as const, kind: 'timeout' as const, message: 'db1 (10.0.0.1:3306): no answer in 2 s'}
+
+  it('a host gone without a reset: the IO threads still say Yes, but when no route reaches the master it is dead', () => {
+    const v = judge(look({master: timeout, replicas: [replica('db2', 'running'), replica('db3', 'running')], secondOpinion: {routes: [route('db2', 'unreachable'), route('db3', 'unreachable')], hook: null}}), 2, 2)
+    expect(v.state).toBe('dead')
+    expect(v.state === 'dead' && v.reason).toMatch(/db2, db3 still show an IO thread, but no route reaches it: db2: unreachable; db3: unreachable/)
+  })
+
+  it('one route that still reaches the master, or one that could not be tried, keeps it a network problem', () => {
+    const streaming = [replica('db2', 'running'), replica('db3', 'running')]
+    expect(judge(look({master: timeout, replicas: streaming, secondOpinion: {routes: [route('db2', 'unreachable'), route('db3', 'reachable')], hook: null}}), 2, 2)).toMatchObject({state: 'network'})
+    expect(judge(look({master: timeout, replicas: streaming, secondOpinion: {routes: [route('db2', 'unreachable'), route('db3', 'route_down')], hook: null}}), 2, 2)).toMatchObject({state: 'network'})
+    expect(judge(look({master: timeout, replicas: streaming, secondOpinion: {routes: [], hook: null}}), 2, 2)).toMatchObject({state: 'network'})
+  })
+
+  it("the user's secondary_check hook has the last word, as in MHA: only exit 0 (down everywhere) fails over", () => {
+    const lost = [replica('db2', 'connecting')]
+    for (const verdict of ['reachable', 'route_down', 'error'] as const)
+      expect(judge(look({replicas: lost, secondOpinion: {routes: [], hook: {verdict, detail: 'secondary_check exited 3'}}}), 2, 2)).toMatchObject({state: 'network'})
+    expect(judge(look({replicas: lost, secondOpinion: {routes: [], hook: {verdict: 'down', detail: 'secondary_check exited 0'}}}), 2, 2)).toMatchObject({state: 'dead'})
+  })
 })
