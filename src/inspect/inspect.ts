@@ -26,16 +26,27 @@ export function sshTargetOf(cluster: ClusterConfig, server: ServerConfig) {
   }
 }
 
+export interface InspectOptions {
+  relayLookups?: boolean
+  ssh?: boolean
+  /**
+   * What the caller has just found out itself (mha watch, which has been failing to reach the dead master):
+   * those servers or hosts are recorded as unreachable without waiting for another timeout.
+   */
+  knownDown?: {server: string; sql?: SqlFailure; ssh?: SshFailure}[]
+}
+
 /** Read every server over SQL and every host over SSH, all at once. Changes nothing. */
-export async function inspectCluster(cluster: ClusterConfig, options: {relayLookups?: boolean; ssh?: boolean} = {}): Promise<Snapshot> {
-  const sql = await Promise.all(cluster.servers.map((server) => inspectSql(cluster, server)))
+export async function inspectCluster(cluster: ClusterConfig, options: InspectOptions = {}): Promise<Snapshot> {
+  const known = (server: ServerConfig) => options.knownDown?.find((k) => k.server === server.name)
+  const sql = await Promise.all(cluster.servers.map((server) => known(server)?.sql ?? inspectSql(cluster, server)))
   const servers = await Promise.all(
     cluster.servers.map(async (server, i): Promise<ServerSnapshot> => {
       const facts = sql[i]!
       const ssh: ServerSnapshot['ssh'] =
         options.ssh === false
           ? {reachable: false, kind: 'skipped', message: 'SSH not inspected'}
-          : await inspectSsh(cluster, server, binlogHint(cluster, server, sql), facts.reachable ? facts.relayLogIndex : null)
+          : (known(server)?.ssh ?? (await inspectSsh(cluster, server, binlogHint(cluster, server, sql), facts.reachable ? facts.relayLogIndex : null)))
       return {name: server.name, address: `${server.ip}:${server.port}`, sql: facts, ssh}
     }),
   )
