@@ -10,6 +10,7 @@ import Watch from './watch.js'
 import SandboxDown from './sandbox/down.js'
 import SandboxKillMaster from './sandbox/kill-master.js'
 import SandboxLoad from './sandbox/load.js'
+import SandboxStartHost from './sandbox/start-host.js'
 import SandboxStatus from './sandbox/status.js'
 import SandboxUp from './sandbox/up.js'
 
@@ -26,5 +27,6 @@ export const commands = {
   'sandbox:down': SandboxDown,
   'sandbox:status': SandboxStatus,
   'sandbox:kill-master': SandboxKillMaster,
+  'sandbox:start-host': SandboxStartHost,
   'sandbox:load': SandboxLoad,
 }

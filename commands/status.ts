@@ -27,6 +27,7 @@ export default class Status extends BaseCommand<typeof Status> {
           problems: report.findings.filter((f) => f.severity === 'error').map((f) => f.message),
           lastFailover: state.lastFailover,
           failoverBlocked: failoverBlocked(state, cluster.monitor.lastFailoverMinute),
+          fenced: state.fenced ?? [],
         }
       }),
     )
@@ -37,6 +38,9 @@ export default class Status extends BaseCommand<typeof Status> {
         rows.map((r) => [r.cluster, r.master ?? '-', r.replicas.join(',') || '-', r.healthy ? 'ok' : `${r.problems.length} problem(s)`, r.lastFailover ? `${r.lastFailover.at} ${r.lastFailover.deadMaster}->${r.lastFailover.newMaster} ${r.lastFailover.status}` : '-', r.failoverBlocked ? 'blocked until mha ack' : 'allowed']),
       ),
     )
-    for (const r of rows) for (const p of r.problems) this.say(`${r.cluster}: ${p}`)
+    for (const r of rows) {
+      for (const p of r.problems) this.say(`${r.cluster}: ${p}`)
+      for (const f of r.fenced) this.say(`${r.cluster}: ${f.server}: returned writable while ${f.master} is the master, set read_only by watch at ${f.at}`)
+    }
   }
 }

@@ -7,7 +7,7 @@ import {ClusterWatcher} from '../src/watch/watcher.js'
 export default class Watch extends BaseCommand<typeof Watch> {
   static override summary = 'Monitor clusters; when a master is dead (and its replicas agree), plan, apply and archive a failover.'
   static override description =
-    'Pings every master each ping_interval. After failures_before_dead failed pings it asks the replicas: the master is dead only when they lost it too (access denied and too many connections mean alive). Then the same plan and apply as the commands, archived under <plans-dir>/<cluster>/, and monitoring goes on with the new topology. A second automatic failover within last_failover_minute waits for "mha ack".'
+    'Pings every master each ping_interval. After failures_before_dead failed pings it asks the replicas: the master is dead only when they lost it too (access denied and too many connections mean alive). Then the same plan and apply as the commands, archived under <plans-dir>/<cluster>/, and monitoring goes on with the new topology. A second automatic failover within last_failover_minute waits for "mha ack". A server that comes back writable and replicating from nobody while replicas follow the master (an old master restarted after a failover) is set read only at once.'
   static override examples = ['<%= config.bin %> watch --config-dir clusters/', '<%= config.bin %> watch --cluster app1 --git --log-format json']
   static override flags = {
     'plans-dir': Flags.string({description: 'Where plans, reports and watch state are kept.', default: 'plans'}),

@@ -1,7 +1,7 @@
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import type {ReplicationFilters} from '../dialect/types.js'
 import type {ServerSnapshot, Snapshot, SqlFacts} from '../inspect/types.js'
-import {sourceServer, sqlFacts, topologyOf} from './topology.js'
+import {returningMasters, roleViewsOf, sourceServer, sqlFacts, topologyOf} from './topology.js'
 
 export type Severity = 'error' | 'warning' | 'info'
 
@@ -55,10 +55,17 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot): CheckR
     }
   }
 
-  // Exactly one writable master.
-  if (topology.roots.length > 1) add('error', 'several_masters', null, `${topology.roots.map((r) => r.name).join(', ')} all replicate from nobody; exactly one master is expected`)
-  if (!master) add('error', 'no_master', null, 'no master found: no reachable server replicates from nobody and no replica names a configured server')
-  else {
+  // Exactly one writable master. A writable server besides it is a returning old master (split brain).
+  const returning = master ? returningMasters(master.name, roleViewsOf(cluster, snapshot)).map((v) => v.name) : []
+  for (const name of returning)
+    add('error', 'returning_master', name, `${name} is writable (read_only=0) and replicates from nobody while ${master!.name} is the master: clients can write to both (split brain); run SET GLOBAL read_only=ON on ${name}, then rejoin it as a replica of ${master!.name} or rebuild it`)
+  const writableRoots = topology.roots.filter((s) => factsOf(s)?.readOnly === false && s !== master && !returning.includes(s.name))
+  if (!master && writableRoots.length > 1)
+    add('error', 'several_masters', null, `${writableRoots.map((r) => r.name).join(' and ')} are ${writableRoots.length === 2 ? 'both' : 'all'} writable and replicate from nobody, and no replica tells which is the master; set read_only=ON on every one but the master, then rejoin or rebuild them`)
+  else if (master && writableRoots.length > 0)
+    add('error', 'several_masters', null, `${writableRoots.map((r) => r.name).join(' and ')} ${writableRoots.length === 1 ? 'is' : 'are'} writable and replicate${writableRoots.length === 1 ? 's' : ''} from nobody besides the master ${master.name}, to which no replica is connected now; set read_only=ON on every one but the master`)
+  if (!master && writableRoots.length <= 1) add('error', 'no_master', null, 'no master found: the replicas name no single configured server, and no single reachable server replicates from nobody')
+  if (master) {
     const f = factsOf(master)
     if (f?.readOnly) add('error', 'master_read_only', master.name, `${master.name} is the master but read_only=1; it cannot take writes`)
     if (f && !f.logBin) add('error', 'master_log_bin_off', master.name, `${master.name} is the master but log_bin is off; replicas cannot follow it`)
@@ -72,7 +79,7 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot): CheckR
     if (!f) continue
     const soft: Severity = server.ignoreFail ? 'warning' : 'error'
     if (!f.replica) {
-      if (master) add('error', 'not_replicating', server.name, `${server.name} replicates from nobody; point it at ${master.name}`)
+      if (master && !returning.includes(server.name) && !writableRoots.includes(server)) add('error', 'not_replicating', server.name, `${server.name} replicates from nobody; point it at ${master.name}`)
       continue
     }
     const source = sourceServer(cluster, f.replica)

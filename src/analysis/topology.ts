@@ -12,7 +12,11 @@ export function sqlFacts(server: ServerSnapshot): SqlFacts | undefined {
 }
 
 export interface Topology {
-  /** The server the others replicate from: the one that replicates from nobody, or else the one the replicas name. */
+  /**
+   * The server the others replicate from: the one the replicas name (votes), or without votes the only
+   * server that replicates from nobody (or the only writable one among several). Undefined when that
+   * cannot be told: tied votes, or several writable servers that replicate from nobody and no replica.
+   */
   master: ServerConfig | undefined
   /** Servers that replicate from nobody and are reachable (more than one is a problem). */
   roots: ServerConfig[]
@@ -39,9 +43,22 @@ export function topologyOf(cluster: ClusterConfig, snapshot: Snapshot): Topology
     const source = replica ? sourceServer(cluster, replica) : undefined
     if (source) votes.set(source.name, (votes.get(source.name) ?? 0) + 1)
   }
-  const voted = [...votes.entries()].sort((a, b) => b[1] - a[1])[0]?.[0]
+  const most = Math.max(0, ...votes.values())
+  const voted = cluster.servers.filter((s) => most > 0 && votes.get(s.name) === most)
+  // A tie is broken only by the top of a chain (multi-tier): a voted server that replicates from nobody
+  // or cannot be asked. Two servers with as many replicas each are not guessed between.
+  const top = voted.length > 1 ? voted.filter((s) => !facts(s)?.replica) : voted
+  const writableRoots = roots.filter((s) => facts(s)?.readOnly === false)
   const master =
-    roots.length === 1 && (voted === undefined || voted === roots[0]!.name) ? roots[0] : cluster.servers.find((s) => s.name === voted) ?? (roots.length === 1 ? roots[0] : undefined)
+    voted.length > 0
+      ? top.length === 1
+        ? top[0]
+        : undefined
+      : roots.length === 1
+        ? roots[0]
+        : writableRoots.length === 1
+          ? writableRoots[0]
+          : undefined
   const replicas: ServerConfig[] = []
   const others: ServerConfig[] = []
   for (const s of cluster.servers) {
@@ -52,4 +69,38 @@ export function topologyOf(cluster: ClusterConfig, snapshot: Snapshot): Topology
     else others.push(s)
   }
   return {master, roots, replicas, others}
+}
+
+/** What one look at a server says about its role: enough to tell a returning old master. */
+export interface RoleView {
+  name: string
+  /** read_only=0: clients can write to it. */
+  writable: boolean
+  /** The configured server it replicates from (host:port when not in the cluster file); null for nobody. */
+  source: string | null
+  /** Its IO thread is connected to that source (Slave_IO_Running: Yes). */
+  connected: boolean
+}
+
+export function roleViewsOf(cluster: ClusterConfig, snapshot: Snapshot): RoleView[] {
+  return snapshot.servers.flatMap((s) => {
+    const f = sqlFacts(s)
+    return f ? [roleView(cluster, s.name, !f.readOnly, f.replica)] : []
+  })
+}
+
+export function roleView(cluster: ClusterConfig, name: string, writable: boolean, replica: ReplicaStatus | null): RoleView {
+  const source = replica ? (sourceServer(cluster, replica)?.name ?? `${replica.sourceHost}:${replica.sourcePort}`) : null
+  return {name, writable, source, connected: replica?.ioThread === 'running'}
+}
+
+/**
+ * Servers that replicate from nobody and take writes while `master` is the master that replicas are
+ * connected to: typically the old master restarted after a failover, writable from its my.cnf (split
+ * brain). None when no replica is connected to `master`: then which server is the master is not clear,
+ * and nothing is named (a caller that acts on this must never act on a guess).
+ */
+export function returningMasters(master: string, views: readonly RoleView[]): RoleView[] {
+  if (!views.some((v) => v.name !== master && v.source === master && v.connected)) return []
+  return views.filter((v) => v.name !== master && v.source === null && v.writable)
 }

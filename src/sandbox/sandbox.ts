@@ -262,6 +262,25 @@ export async function killMaster(state: SandboxState): Promise<SandboxHost> {
   return master.host
 }
 
+/**
+ * Start host `name`'s mariadbd again from its own my.cnf and data directory, as someone restarting a
+ * crashed server would; returns once it answers SQL. Host 1's my.cnf says read-only=0, so an old master
+ * comes back writable, replicating from nobody, as a real one does.
+ */
+export async function startHost(state: SandboxState, name: string): Promise<SandboxHost> {
+  const host = hostNamed(state, name)
+  if (isOurProcess(host.mariadbdPid, mariadbdMarker(host))) throw new UserError(`mariadbd of ${host.name} is already running (pid ${host.mariadbdPid})`)
+  host.mariadbdPid = startDetached(findProgram('mariadbd')!, [`--defaults-file=${mariadbdMarker(host)}`, '--user=root'], join(host.dir, 'mariadbd.log'))
+  writeState(state)
+  // After a SIGKILL, InnoDB recovers first; the port opens only when the server takes connections.
+  await waitFor(`mariadbd on ${host.ip}:3306 (see ${join(host.dir, 'mariadbd.err')})`, 60_000, async () => {
+    if (!isOurProcess(host.mariadbdPid, mariadbdMarker(host))) throw new UserError(`mariadbd on ${host.ip} exited at start; see ${join(host.dir, 'mariadbd.err')}`)
+    if (!(await portOpen(host.ip, 3306))) return false
+    return await withConnection(adminEndpoint(state, host), 2000, async (conn) => (await conn.queryOne('SELECT 1 AS one')) !== undefined).catch(() => false)
+  })
+  return host
+}
+
 export async function stopSshd(state: SandboxState, name: string): Promise<void> {
   const host = hostNamed(state, name)
   await stopOurProcess(host.sshdPid, sshdMarker(host))

@@ -5,6 +5,8 @@ import {dirname, join} from 'node:path'
 export interface WatchState {
   lastFailover: {at: string; plan: string; report: string; status: string; deadMaster: string | null; newMaster: string | null} | null
   acknowledged: boolean
+  /** Servers that came back writable beside the master and that watch set read only, the latest per server. */
+  fenced?: {server: string; master: string; at: string; reason: string}[]
 }
 
 export function stateFile(plansDir: string, cluster: string): string {
@@ -23,6 +25,11 @@ export function writeWatchState(plansDir: string, cluster: string, state: WatchS
   // Written aside, then renamed: a crash never leaves half a state file.
   writeFileSync(file + '.tmp', JSON.stringify(state, null, 2) + '\n')
   renameSync(file + '.tmp', file)
+}
+
+export function recordFenced(plansDir: string, cluster: string, fenced: NonNullable<WatchState['fenced']>[number]): void {
+  const state = readWatchState(plansDir, cluster)
+  writeWatchState(plansDir, cluster, {...state, fenced: [...(state.fenced ?? []).filter((f) => f.server !== fenced.server), fenced]})
 }
 
 /** MHA's last_failover_minute: a second automatic failover waits for the window to pass or for `mha ack`. */

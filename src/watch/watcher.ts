@@ -14,7 +14,11 @@ import {SshSession} from '../remote/ssh.js'
 import {oneLine} from '../util/errors.js'
 import {judge, type Observation, type Verdict} from './judge.js'
 import type {Logger} from './log.js'
-import {failoverBlocked, readWatchState, writeWatchState} from './state.js'
+import {closeLooks, fenceReturningMasters, lookAt} from './returning-master.js'
+import {failoverBlocked, readWatchState, recordFenced, writeWatchState} from './state.js'
+
+/** Servers last seen connected to the master are looked at again only every this many rounds. */
+const fullLookEvery = 10
 
 export interface WatchOptions {
   plansDir: string
@@ -34,6 +38,11 @@ export class ClusterWatcher {
   #timer: NodeJS.Timeout | undefined
   #busy: Promise<void> = Promise.resolve()
   #lastReport = ''
+  #returningCheck: Promise<void> | undefined
+  /** Servers seen replicating from the master (IO thread connected) at the last look. */
+  #followers = new Set<string>()
+  #rounds = 0
+  #lastFenceProblem = ''
 
   constructor(cluster: ClusterConfig, options: WatchOptions) {
     this.cluster = cluster
@@ -49,6 +58,7 @@ export class ClusterWatcher {
     this.#stopping = true
     clearTimeout(this.#timer)
     await this.#busy
+    await this.#returningCheck
     await this.#conn?.close()
   }
 
@@ -79,6 +89,7 @@ export class ClusterWatcher {
       const verdict = judge(observation, this.failures, this.cluster.monitor.failuresBeforeDead)
       this.#report(verdict)
       this.verdict = verdict
+      if (verdict.state === 'healthy') this.#checkForReturningMaster(this.master)
       if (verdict.state === 'dead') await this.#failover(verdict.reason)
     } catch (error) {
       this.#say('error', oneLine(error))
@@ -96,7 +107,11 @@ export class ClusterWatcher {
   async #discover(): Promise<void> {
     const snapshot = await inspectCluster(this.cluster, {relayLookups: false, ssh: false})
     const master = topologyOf(this.cluster, snapshot).master
-    if (master?.name !== this.master?.name) this.#say('master', master ? `monitoring ${master.name} (${master.ip}:${master.port})` : 'no master found; retrying')
+    if (master?.name !== this.master?.name) {
+      this.#say('master', master ? `monitoring ${master.name} (${master.ip}:${master.port})` : 'no master found; retrying')
+      this.#followers.clear()
+      this.#rounds = 0
+    }
     this.master = master
   }
 
@@ -158,8 +173,46 @@ export class ClusterWatcher {
     }
   }
 
+  /** In the background: a slow or silent server must never delay the master's pings. One at a time. */
+  #checkForReturningMaster(master: ServerConfig): void {
+    if (this.#returningCheck || this.#stopping) return
+    this.#returningCheck = this.#lookForReturningMaster(master)
+      .catch((error: unknown) => this.#say('error', oneLine(error)))
+      .finally(() => {
+        this.#returningCheck = undefined
+      })
+  }
+
+  /**
+   * An old master restarted after a failover comes back writable from its my.cnf: set it read only at once.
+   * The cheap look (the servers not seen following the master, typically the old master itself) only
+   * triggers; the decision is taken again under the cluster lock on a fresh look at every server.
+   */
+  async #lookForReturningMaster(master: ServerConfig): Promise<void> {
+    const others = this.cluster.servers.filter((s) => s !== master)
+    const targets = this.#rounds++ % fullLookEvery === 0 ? others : others.filter((s) => !this.#followers.has(s.name))
+    if (targets.length === 0) return
+    const looks = await lookAt(this.cluster, targets)
+    await closeLooks(looks)
+    for (const s of targets) this.#followers.delete(s.name)
+    for (const l of looks) if (l.view.source === master.name && l.view.connected) this.#followers.add(l.server.name)
+    const suspects = looks.filter((l) => l.view.source === null && l.view.writable).map((l) => l.server.name)
+    if (suspects.length === 0 || this.master !== master || this.#stopping) return
+    const outcome = await fenceReturningMasters(this.cluster, master)
+    for (const f of outcome.fenced) {
+      this.#say('fenced returning master', `${f.reason}: set it read only; rejoin it as a replica of ${f.master} or rebuild it`, {server: f.server})
+      recordFenced(this.options.plansDir, this.cluster.name, f)
+    }
+    // A problem that lasts is said once, not at every round.
+    const problem = [...outcome.failed.map((f) => `could not set ${f.server} read only: ${f.message}; trying again`), ...(outcome.skipped ? [`${suspects.join(', ')} writable and replicating from nobody, left alone: ${outcome.skipped}`] : [])].join('; ')
+    if (problem && problem !== this.#lastFenceProblem) this.#say(outcome.failed.length > 0 ? 'fence failed' : 'not fenced', problem)
+    this.#lastFenceProblem = problem
+  }
+
   /** No third code path: the same plan and apply as the commands, archived beside each other. */
   async #failover(reason: string): Promise<void> {
+    // A fencing look under way finishes (bounded by the monitor timeouts) before the topology changes.
+    await this.#returningCheck
     const {plansDir, git} = this.options
     const state = readWatchState(plansDir, this.cluster.name)
     const blocked = failoverBlocked(state, this.cluster.monitor.lastFailoverMinute)
