@@ -39,7 +39,12 @@ export interface InspectOptions {
 /** Read every server over SQL and every host over SSH, all at once. Changes nothing. */
 export async function inspectCluster(cluster: ClusterConfig, options: InspectOptions = {}): Promise<Snapshot> {
   const known = (server: ServerConfig) => options.knownDown?.find((k) => k.server === server.name)
-  const sql = await Promise.all(cluster.servers.map((server): Promise<SqlFacts | SqlFailure> => { const down = known(server)?.sql; return down ? Promise.resolve(down) : inspectSql(cluster, server) }))
+  const sql = await Promise.all(
+    cluster.servers.map((server): Promise<SqlFacts | SqlFailure> => {
+      const down = known(server)?.sql
+      return down ? Promise.resolve(down) : inspectSql(cluster, server)
+    }),
+  )
   const servers = await Promise.all(
     cluster.servers.map(async (server, i): Promise<ServerSnapshot> => {
       const facts = sql[i]!
