@@ -6,6 +6,7 @@ import {inspectCluster, readSnapshot} from '../src/inspect/inspect.js'
 import {defaultPlanPath, planDigest, serializePlan, toolVersion, writePlan} from '../src/plan/plan-file.js'
 import {planFor} from '../src/plan/planner.js'
 import {planSwitchover} from '../src/plan/switchover.js'
+import {outOfService} from '../src/watch/state.js'
 
 export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
   static override summary = 'Inspect the live cluster and write a reviewable plan (failover when the master is dead).'
@@ -28,7 +29,7 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
     const snapshot = this.flags['from-snapshot'] ? readSnapshot(this.flags['from-snapshot']) : await inspectCluster(cluster)
     if (this.flags['save-snapshot']) writeFileSync(this.flags['save-snapshot'], JSON.stringify(snapshot, null, 2) + '\n')
     const header = {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: cluster.file}
-    const plan = this.flags.switchover ? planSwitchover(cluster, snapshot, header, this.flags.to) : planFor(cluster, snapshot, header, this.flags['force-dead'] ? {forceDead: this.flags['force-dead']} : {})
+    const plan = this.flags.switchover ? planSwitchover(cluster, snapshot, header, this.flags.to) : planFor(cluster, snapshot, header, {outOfService: outOfService(this.flags['plans-dir'], cluster.name), ...(this.flags['force-dead'] ? {forceDead: this.flags['force-dead']} : {})})
     const file = this.flags.output ?? defaultPlanPath(plan, this.flags['plans-dir'])
     writePlan(plan, file)
     if (this.flags.json) process.stdout.write(serializePlan(plan))

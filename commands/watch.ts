@@ -14,6 +14,7 @@ export default class Watch extends BaseCommand<typeof Watch> {
     git: Flags.boolean({description: 'Commit each archived plan and report to the git repository of the plans folder.', default: false}),
     'log-format': Flags.option({options: ['text', 'json'] as const, default: 'text', description: 'Log format.'})(),
     only: Flags.string({description: 'Watch only these clusters of the folder (repeatable).', multiple: true}),
+    heartbeat: Flags.integer({description: 'Seconds between two "heartbeat" lines summing up every cluster (0: none).', default: 60, min: 0}),
   }
 
   async run(): Promise<void> {
@@ -23,6 +24,22 @@ export default class Watch extends BaseCommand<typeof Watch> {
     const watchers = clusters.map((cluster) => new ClusterWatcher(cluster, {plansDir: this.flags['plans-dir'], git: this.flags.git, log}))
     log('*', 'watch', `watching ${clusters.map((c) => c.name).join(', ')}`, {pid: process.pid})
     for (const w of watchers) w.start()
+    // Loud at start: a cluster that cannot be monitored is said at once (by its watcher); none at all is fatal.
+    await Promise.all(watchers.map((w) => w.firstLook))
+    if (watchers.every((w) => w.unmonitored !== null)) {
+      log('*', 'error', `no cluster can be monitored: ${watchers.map((w) => `${w.cluster.name}: ${w.unmonitored}`).join('; ')}`)
+      await Promise.all(watchers.map((w) => w.stop()))
+      this.exit(1)
+    }
+    const heartbeat =
+      this.flags.heartbeat > 0
+        ? setInterval(() => {
+            const by = (test: (w: ClusterWatcher) => boolean) => watchers.filter(test).map((w) => w.cluster.name)
+            const unmonitored = by((w) => w.unmonitored !== null)
+            const troubled = by((w) => w.unmonitored === null && w.verdict.state !== 'healthy')
+            log('*', 'heartbeat', `${watchers.length} cluster(s): ${watchers.length - unmonitored.length - troubled.length} healthy${troubled.length ? `; not healthy: ${troubled.join(', ')}` : ''}${unmonitored.length ? `; cannot be monitored: ${unmonitored.join(', ')}` : ''}`)
+          }, this.flags.heartbeat * 1000)
+        : undefined
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         log('*', 'stop', `${signal}: finishing what is under way`)
@@ -31,6 +48,7 @@ export default class Watch extends BaseCommand<typeof Watch> {
       process.once('SIGTERM', () => stop('SIGTERM'))
       process.once('SIGINT', () => stop('SIGINT'))
     })
+    clearInterval(heartbeat)
     log('*', 'stopped', 'every cluster loop has stopped')
   }
 }

@@ -5,7 +5,7 @@ import {factChanges} from '../plan/fingerprint.js'
 import {planDigest} from '../plan/plan-file.js'
 import {resumeChanges} from '../plan/resume.js'
 import {liveProblems, planProblems} from '../plan/validate.js'
-import type {ServerSnapshot} from '../inspect/types.js'
+import type {ServerSnapshot, Snapshot} from '../inspect/types.js'
 import {observedFacts} from '../plan/planner.js'
 import type {Plan, Step} from '../plan/types.js'
 import {handlerFor} from '../steps/index.js'
@@ -22,6 +22,8 @@ export interface ApplyOptions {
   listener: ApplyListener
   /** The digest a reviewer approved (mha apply --expect-digest): any other plan is refused. */
   expectDigest?: string
+  /** A snapshot taken just now by the caller (mha watch plans and applies at once): not inspected again. */
+  snapshot?: Snapshot
 }
 
 /** Replicas of the dead master (by the plan's observation) whose IO thread still runs from it now. */
@@ -91,7 +93,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
   try {
     // Staleness: before the first step, every fact the plan rests on; on a resume, the facts of the servers the
     // remaining steps touch, less those the plan's own started steps change. SQL facts only: no SSH needed.
-    const snapshot = await inspectCluster(cluster, {relayLookups: false, ssh: false})
+    const snapshot = options.snapshot ?? (await inspectCluster(cluster, {relayLookups: false, ssh: false}))
     const denied = snapshot.servers.flatMap((s) => (!s.sql.reachable && s.sql.kind === 'auth' ? [s.sql.message] : []))
     if (denied.length > 0) {
       listener({kind: 'refused', reason: denied.join('; ')})

@@ -20,6 +20,8 @@ export interface PlanHeader {
 export interface PlanOptions {
   /** The operator declares the master dead although replicas still replicate from it, and says why. */
   forceDead?: string
+  /** Servers an earlier failover took out of service: not waited for, like ignore_fail. */
+  outOfService?: readonly string[]
 }
 
 /** Pure: the same config and snapshot always give the same plan (but for the header). */
@@ -63,7 +65,7 @@ export function planFor(cluster: ClusterConfig, snapshot: Snapshot, header: Plan
     throw new UserError(
       `network problem, not a dead master: mha cannot reach ${master.name} (${masterSql.reachable ? '' : masterSql.message}), but ${streaming.map((s) => s.name).join(', ')} still replicate${streaming.length === 1 ? 's' : ''} from it (IO thread running); no failover is planned. If ${master.name} must be failed over anyway, plan with --force-dead "<why>"`,
     )
-  const plan = planFailover(cluster, snapshot, header, master, observed)
+  const plan = planFailover(cluster, snapshot, header, master, observed, new Set(options.outOfService ?? []))
   if (options.forceDead) {
     plan.decision.forcedDead = options.forceDead
     plan.decision.notes.unshift(`the operator declared ${master.name} dead${streaming.length ? ` although ${streaming.map((s) => s.name).join(', ')} still replicated from it` : ''}: ${options.forceDead}`)
@@ -71,7 +73,7 @@ export function planFor(cluster: ClusterConfig, snapshot: Snapshot, header: Plan
   return plan
 }
 
-function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHeader, dead: ServerConfig, observed: Plan['observed']): Plan {
+function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHeader, dead: ServerConfig, observed: Plan['observed'], outOfService: ReadonlySet<string>): Plan {
   const byName = new Map(snapshot.servers.map((s) => [s.name, s]))
   const notes: string[] = []
   const replicas: ReplicaView[] = []
@@ -81,6 +83,10 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
     const snap = byName.get(server.name)!
     const facts = sqlFacts(snap)
     if (!facts) {
+      if (outOfService.has(server.name)) {
+        notes.push(`${server.name} is out of service since an earlier failover: it is left out`)
+        continue
+      }
       if (!server.ignoreFail) throw new UserError(`${server.name} is unreachable too (${snap.sql.reachable ? '' : snap.sql.message}); mha plans a failover only when every server but the master answers, unless the server has ignore_fail: true`)
       abandoned.push(server.name)
       notes.push(`${server.name} is unreachable and has ignore_fail: it is left out`)

@@ -7,6 +7,16 @@ export interface WatchState {
   acknowledged: boolean
   /** Servers that came back writable beside the master and that watch set read only, the latest per server. */
   fenced?: {server: string; master: string; at: string; reason: string}[]
+  /**
+   * Servers taken out of the active topology by a failover (the dead master): planning no longer waits for
+   * them to answer. The cluster file is left as the user wrote it; a rejoin puts a server back.
+   */
+  outOfService?: {server: string; since: string; reason: string; plan: string}[]
+}
+
+/** The names of the servers a failover took out of service, for the planner. */
+export function outOfService(plansDir: string, cluster: string): string[] {
+  return (readWatchState(plansDir, cluster).outOfService ?? []).map((o) => o.server)
 }
 
 export function stateFile(plansDir: string, cluster: string): string {

@@ -15,7 +15,9 @@ import {oneLine} from '../util/errors.js'
 import {judge, type Observation, type Verdict} from './judge.js'
 import type {Logger} from './log.js'
 import {closeLooks, fenceReturningMasters, lookAt} from './returning-master.js'
-import {failoverBlocked, readWatchState, recordFenced, writeWatchState} from './state.js'
+import {secondOpinion, type SecondOpinion} from './second-opinion.js'
+import {failoverBlocked, outOfService, readWatchState, recordFenced, writeWatchState} from './state.js'
+import type {Snapshot} from '../inspect/types.js'
 
 /** Servers last seen connected to the master are looked at again only every this many rounds. */
 const fullLookEvery = 10
@@ -24,6 +26,19 @@ export interface WatchOptions {
   plansDir: string
   git: boolean
   log: Logger
+}
+
+/** How often a healthy cluster's topology is looked at again (an external switchover, a manual failover). */
+const rediscoverEveryMs = 10_000
+
+/** Why no master can be found, in words an operator acts on. */
+function whyNoMaster(cluster: ClusterConfig, snapshot: Snapshot): string {
+  const failures = snapshot.servers.flatMap((s) => (s.sql.reachable ? [] : [{name: s.name, kind: s.sql.kind, message: s.sql.message}]))
+  if (failures.length === snapshot.servers.length && failures.every((f) => f.kind === 'auth'))
+    return `every server refuses the login of ${cluster.user} (${failures[0]!.message}); fix user/password in ${cluster.file}`
+  if (failures.length === snapshot.servers.length) return `no server answers (${failures.map((f) => f.message).join('; ')})`
+  const answering = snapshot.servers.filter((s) => s.sql.reachable).map((s) => s.name)
+  return `no master found among the servers that answer (${answering.join(', ')}): none is a writable server its replicas follow${failures.length ? `; not answering: ${failures.map((f) => f.message).join('; ')}` : ''}`
 }
 
 /** One cluster's loop: ping the master, ask the replicas when it fails, fail over through plan and apply. */
@@ -43,6 +58,15 @@ export class ClusterWatcher {
   #followers = new Set<string>()
   #rounds = 0
   #lastFenceProblem = ''
+  /** Why the cluster cannot be monitored (no master, logins refused), or null while it is. */
+  unmonitored: string | null = null
+  #unmonitoredSince = 0
+  #nextUnmonitoredLog = 0
+  #lastDiscovery = 0
+  #masterReadOnly = false
+  #firstLookDone: () => void = () => undefined
+  readonly #firstLook = new Promise<void>((resolve) => (this.#firstLookDone = resolve))
+  #second: Promise<SecondOpinion> | undefined
 
   constructor(cluster: ClusterConfig, options: WatchOptions) {
     this.cluster = cluster
@@ -51,6 +75,11 @@ export class ClusterWatcher {
 
   start(): void {
     this.#schedule(0)
+  }
+
+  /** Resolves once the first look at the cluster is done (monitored or not). */
+  get firstLook(): Promise<void> {
+    return this.#firstLook
   }
 
   /** Stops after the current tick; a failover in progress finishes its step journal first. */
@@ -66,7 +95,7 @@ export class ClusterWatcher {
     if (this.#stopping) return
     this.#timer = setTimeout(() => {
       // While the master fails, look again sooner: detection is fast, and still needs several failures.
-      this.#busy = this.tick().finally(() => this.#schedule(this.failures > 0 ? Math.min(this.cluster.monitor.pingIntervalMs, 250) : this.cluster.monitor.pingIntervalMs))
+      this.#busy = this.tick().finally(() => this.#firstLookDone()).finally(() => this.#schedule(this.failures > 0 ? Math.min(this.cluster.monitor.pingIntervalMs, 250) : this.cluster.monitor.pingIntervalMs))
     }, ms)
   }
 
@@ -76,24 +105,51 @@ export class ClusterWatcher {
 
   async tick(): Promise<void> {
     try {
-      if (!this.master) {
+      // The topology is followed, not assumed: looked at again every few seconds while healthy, and at once
+      // when the master stops being one (an external switchover sets it read only).
+      if (!this.master || (this.failures === 0 && Date.now() - this.#lastDiscovery >= rediscoverEveryMs)) {
         await this.#discover()
         if (!this.master) return
       }
-      const observation: Observation = {master: await this.#ping(this.master), replicas: [], sshReachable: null}
+      const master = this.master
+      const observation: Observation = {master: await this.#ping(master), replicas: [], sshReachable: null}
+      if (this.#masterReadOnly) {
+        this.#masterReadOnly = false
+        await this.#discover()
+        if (this.master !== master) return
+      }
       this.failures = observation.master.ok ? 0 : observation.master.kind === 'auth' || observation.master.kind === 'too_many_connections' ? 0 : this.failures + 1
+      if (observation.master.ok) this.#second = undefined
+      // A master that does not answer at all (no reset, no refusal) may be a host gone: ask the other routes at
+      // once, beside the next pings, so that their answer is there when the replicas still say Yes.
+      else if (this.failures === 1 || (!this.#second && this.failures > 0)) this.#second = secondOpinion(this.cluster, master, this.#routes(master), this.cluster.monitor.connectTimeoutMs)
       if (!observation.master.ok && this.failures >= this.cluster.monitor.failuresBeforeDead) {
-        observation.replicas = await this.#askReplicas(this.master)
-        observation.sshReachable = await this.#sshReachable(this.master)
+        const [replicas, ssh, second] = await Promise.all([this.#askReplicas(master), this.#sshReachable(master), this.#second ?? Promise.resolve(null)])
+        observation.replicas = replicas
+        observation.sshReachable = ssh
+        observation.secondOpinion = second
+        // A stale answer is not reused for the next judgement.
+        this.#second = undefined
       }
       const verdict = judge(observation, this.failures, this.cluster.monitor.failuresBeforeDead)
       this.#report(verdict)
       this.verdict = verdict
       if (verdict.state === 'healthy') this.#checkForReturningMaster(this.master)
-      if (verdict.state === 'dead') await this.#failover(verdict.reason)
+      if (verdict.state === 'dead') await this.#failover(verdict.reason, observation)
     } catch (error) {
       this.#say('error', oneLine(error))
     }
+  }
+
+  /** The other routes to the master: the hosts of the servers that replicate from it (or of all the others). */
+  #routes(master: ServerConfig): ServerConfig[] {
+    const others = this.cluster.servers.filter((s) => s !== master && !this.#outOfService().includes(s.name))
+    const following = others.filter((s) => this.#followers.has(s.name))
+    return following.length > 0 ? following : others
+  }
+
+  #outOfService(): string[] {
+    return outOfService(this.options.plansDir, this.cluster.name)
   }
 
   #report(verdict: Verdict): void {
@@ -105,14 +161,32 @@ export class ClusterWatcher {
   }
 
   async #discover(): Promise<void> {
+    this.#lastDiscovery = Date.now()
     const snapshot = await inspectCluster(this.cluster, {relayLookups: false, ssh: false})
     const master = topologyOf(this.cluster, snapshot).master
-    if (master?.name !== this.master?.name) {
-      this.#say('master', master ? `monitoring ${master.name} (${master.ip}:${master.port})` : 'no master found; retrying')
+    if (master && master.name !== this.master?.name) {
+      this.#say('master', `monitoring ${master.name} (${master.ip}:${master.port})${this.master ? `, which replaced ${this.master.name}` : ''}`)
       this.#followers.clear()
       this.#rounds = 0
     }
+    if (master && this.unmonitored) this.#say('monitored', `${this.cluster.name} can be monitored again (it could not for ${Math.round((Date.now() - this.#unmonitoredSince) / 1000)} s)`)
+    if (master) this.unmonitored = null
+    else this.#cannotMonitor(whyNoMaster(this.cluster, snapshot))
     this.master = master
+  }
+
+  /** Said at once, then again with a growing pause (5 s, 10 s, ... 5 min): never silent, never a flood. */
+  #cannotMonitor(reason: string): void {
+    const now = Date.now()
+    if (this.unmonitored === null) {
+      this.#unmonitoredSince = now
+      this.#nextUnmonitoredLog = 0
+    }
+    this.unmonitored = reason
+    if (now < this.#nextUnmonitoredLog) return
+    const pause = Math.min(300_000, Math.max(5_000, (now - this.#unmonitoredSince) * 2))
+    this.#nextUnmonitoredLog = now + pause
+    this.#say('unmonitored', `${this.cluster.name} cannot be monitored: ${reason}; no automatic failover until this is fixed (trying again every ${Math.round(this.cluster.monitor.pingIntervalMs / 1000)} s, said again in ${Math.round(pause / 1000)} s)`)
   }
 
   async #ping(master: ServerConfig): Promise<Observation['master']> {
@@ -126,7 +200,11 @@ export class ClusterWatcher {
         await this.#conn.execute('CREATE DATABASE IF NOT EXISTS mha_heartbeat', timeout)
         await this.#conn.execute('CREATE TABLE IF NOT EXISTS mha_heartbeat.heartbeat (id TINYINT PRIMARY KEY, at TIMESTAMP(6) NOT NULL)', timeout)
         await this.#conn.execute('INSERT INTO mha_heartbeat.heartbeat VALUES (1, NOW(6)) ON DUPLICATE KEY UPDATE at = NOW(6)', timeout)
-      } else await this.#conn.query('SELECT 1', [], timeout)
+      } else {
+        // The same round trip tells whether it is still a master: an external switchover sets it read only.
+        const row = await this.#conn.queryOne('SELECT @@global.read_only AS ro', [], timeout)
+        this.#masterReadOnly = Number(row?.ro) === 1
+      }
       if (this.cluster.monitor.pingType === 'connect') {
         await this.#conn.close()
         this.#conn = undefined
@@ -141,7 +219,8 @@ export class ClusterWatcher {
   }
 
   async #askReplicas(master: ServerConfig): Promise<Observation['replicas']> {
-    const others = this.cluster.servers.filter((s) => s !== master)
+    const gone = this.#outOfService()
+    const others = this.cluster.servers.filter((s) => s !== master && !gone.includes(s.name))
     return await Promise.all(
       others.map(async (server) => {
         try {
@@ -210,7 +289,7 @@ export class ClusterWatcher {
   }
 
   /** No third code path: the same plan and apply as the commands, archived beside each other. */
-  async #failover(reason: string): Promise<void> {
+  async #failover(reason: string, observation: Observation): Promise<void> {
     // A fencing look under way finishes (bounded by the monitor timeouts) before the topology changes.
     await this.#returningCheck
     const {plansDir, git} = this.options
@@ -231,8 +310,20 @@ export class ClusterWatcher {
     }
     try {
       this.#say('failover', `starting: ${reason}`)
-      const snapshot = await inspectCluster(this.cluster)
-      const plan = planFor(this.cluster, snapshot, {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: this.cluster.file})
+      const dead = this.master!
+      // What the pings and the routes found is not waited for again: the dead master's SQL, and its SSH when
+      // its host did not answer either (a host gone: each retry would cost a full timeout).
+      const known = observation.master.ok
+        ? []
+        : [
+            {
+              server: dead.name,
+              sql: {reachable: false as const, kind: observation.master.kind, message: observation.master.message},
+              ...(observation.sshReachable === false ? {ssh: {reachable: false as const, kind: 'unreachable', message: `${dead.name}'s host did not answer SSH when watch declared it dead`}} : {}),
+            },
+          ]
+      const snapshot = await inspectCluster(this.cluster, {knownDown: known})
+      const plan = planFor(this.cluster, snapshot, {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: this.cluster.file}, {outOfService: this.#outOfService()})
       if (plan.kind === 'noop') {
         this.#say('failover', 'the master answers again; nothing to do')
         return
@@ -244,15 +335,24 @@ export class ClusterWatcher {
         planFile,
         plan,
         cluster: this.cluster,
+        // Taken a moment ago: apply does not inspect again (and wait again for the dead master's timeouts).
+        snapshot,
         listener: (event) => {
           if (event.kind === 'end' || event.kind === 'skip' || event.kind === 'fail') this.#say(`step ${event.kind}`, `${event.step.id}${event.kind === 'skip' ? `: ${event.reason}` : event.kind === 'fail' ? `: ${event.message}` : ''}`)
         },
       })
       const reportFile = planFile.replace(/\.json$/, '.report.json')
       writeFileSync(reportFile, JSON.stringify(report, null, 2) + '\n')
+      const before = readWatchState(plansDir, this.cluster.name)
+      const promoted = report.status === 'applied' || report.status === 'partial'
       writeWatchState(plansDir, this.cluster.name, {
+        ...before,
         lastFailover: {at: new Date().toISOString(), plan: planFile, report: reportFile, status: report.status, deadMaster: plan.decision.deadMaster, newMaster: plan.decision.newMaster},
         acknowledged: false,
+        // The dead master leaves the active topology until it is rejoined: the next failover does not wait for it.
+        ...(promoted && plan.decision.deadMaster
+          ? {outOfService: [...(before.outOfService ?? []).filter((o) => o.server !== plan.decision.deadMaster), {server: plan.decision.deadMaster, since: new Date().toISOString(), reason: `failed over to ${plan.decision.newMaster}`, plan: planFile}]}
+          : {}),
       })
       const outcome = report.status === 'applied' ? 'failover done' : report.status === 'partial' ? 'failover done, replicas left out' : 'failover failed'
       this.#say(outcome, report.message + (report.dataLoss ? `; data loss: ${report.dataLoss}` : '') + (report.nextAction ? `; next: ${report.nextAction}` : ''), {plan: planFile, report: reportFile})
