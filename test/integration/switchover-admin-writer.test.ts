@@ -190,7 +190,8 @@ describe('online switchover on MariaDB with a writer that ignores read_only', ()
 
   it('rolls back before the promotion: the lock goes, db1 takes both writers again, nothing is lost', async () => {
     const {s, load, admin, ip} = await startWithWriters('itswadmr')
-    writeFileSync(s.configFile, readFileSync(s.configFile, 'utf8') + 'failover: {wait_timeout: 2}\n')
+    // The held row makes db2 lag under the load from the moment it is taken: the lag limit must not refuse first.
+    writeFileSync(s.configFile, readFileSync(s.configFile, 'utf8') + 'failover: {wait_timeout: 2}\nswitchover: {max_lag_seconds: 60}\n')
     const file = await plan(s, 'rollback')
     const holder = await holdRowOn(s, 'db2')
     const {code, report} = await apply(s, file)
