@@ -24,6 +24,7 @@ export class RunContext implements StepContext {
   readonly #sql = new Map<string, Promise<ServerConnection>>()
   readonly #ssh = new Map<string, Promise<SshSession>>()
   readonly #dialects = new Map<string, Promise<Dialect>>()
+  readonly #held = new Map<string, ServerConnection>()
 
   constructor(cluster: ClusterConfig, plan: Plan, workDir: string) {
     this.cluster = cluster
@@ -40,6 +41,26 @@ export class RunContext implements StepContext {
 
   sql(name: string): Promise<ServerConnection> {
     return cached(this.#sql, name, () => ServerConnection.open(endpointOf(this.cluster, this.server(name)), this.cluster.monitor.connectTimeoutMs * 2))
+  }
+
+  async holdSession(name: string, purpose: string): Promise<ServerConnection> {
+    const key = `${name}\0${purpose}`
+    const held = this.#held.get(key)
+    if (held) return held
+    const conn = await ServerConnection.open(endpointOf(this.cluster, this.server(name)), this.cluster.monitor.connectTimeoutMs * 2)
+    this.#held.set(key, conn)
+    return conn
+  }
+
+  heldSession(name: string, purpose: string): ServerConnection | undefined {
+    return this.#held.get(`${name}\0${purpose}`)
+  }
+
+  async releaseSession(name: string, purpose: string): Promise<void> {
+    const key = `${name}\0${purpose}`
+    const conn = this.#held.get(key)
+    this.#held.delete(key)
+    await conn?.close()
   }
 
   dialect(name: string): Promise<Dialect> {
@@ -88,6 +109,9 @@ export class RunContext implements StepContext {
 
   async close(): Promise<void> {
     await Promise.all([...this.#sql.values()].map(async (c) => (await c.catch(() => undefined))?.close()))
+    // A session still held (a lock) ends with the run: closing it is what releases the lock on the server.
+    await Promise.all([...this.#held.values()].map((c) => c.close().catch(() => undefined)))
+    this.#held.clear()
     for (const s of this.#ssh.values()) (await s.catch(() => undefined))?.close()
     this.#sql.clear()
     this.#ssh.clear()

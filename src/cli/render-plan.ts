@@ -52,9 +52,11 @@ function describeStep(step: Step): string {
     case 'check_switchover':
       return `${step.server}: check replication health, ${step.params.target}'s lag (<= ${step.params.maxLagSeconds} s) and long updates (< ${step.params.runningUpdatesLimit} s)`
     case 'block_writes':
-      return `${step.server}: SET GLOBAL read_only=1, kill client connections, record the final position`
+      return `${step.server}: SET GLOBAL read_only=1, kill client connections, FLUSH TABLES WITH READ LOCK held by mha where super_read_only is missing, record the final position once it settles`
+    case 'release_write_block':
+      return `${step.server}: check its position is still the final one, kill client connections, UNLOCK TABLES (read_only stays on)`
     case 'unblock_writes':
-      return `${step.server}: SET GLOBAL read_only=0`
+      return `${step.server}: UNLOCK TABLES (mha's lock, if held), SET GLOBAL read_only=0`
     case 'wait_caught_up':
       return `${step.server}: wait until it has executed ${step.params.source}'s final ${step.params.gtid ? 'GTID position' : 'coordinates'}`
     case 'verify_replication':

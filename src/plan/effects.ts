@@ -59,7 +59,12 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
     case 'unblock_writes':
       return sql(step.server, d?.setReadOnly(false) ?? ['SET GLOBAL read_only = OFF'])
     case 'block_writes':
-      return sql(step.server, [...(d?.setReadOnly(true) ?? ['SET GLOBAL read_only = ON']), 'KILL every client connection', `${d?.showBinaryLogStatus ?? 'SHOW MASTER STATUS'} (recorded)`])
+      return sql(step.server, [
+        ...(d?.setReadOnly(true) ?? ['SET GLOBAL read_only = ON']),
+        'KILL every client connection',
+        ...(d?.version.flavor === 'mariadb' ? ['FLUSH TABLES WITH READ LOCK (held on its own connection until the promotion)'] : []),
+        `${d?.showBinaryLogStatus ?? 'SHOW MASTER STATUS'} until two reads 100 ms apart agree (recorded)`,
+      ])
     case 'run_hook':
       return [`run ${hookPath(cluster.hooks, step.params.hook) ?? `(no ${step.params.hook} hook in ${cluster.file})`} --command=${step.params.command} with MHA's arguments`]
     case 'repoint_replica': {
@@ -72,6 +77,8 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
       return [`check on every server: replication healthy, ${step.params.target} at most ${cluster.switchover.maxLagSeconds} s behind, no update running ${cluster.switchover.runningUpdatesLimit} s or more, no errant transaction`]
     case 'wait_caught_up':
       return sql(step.server, [`wait until it has executed ${step.params.source}'s final ${step.params.gtid ? 'GTID position' : 'coordinates'} (recorded by ${step.params.position.fromStep})`])
+    case 'release_write_block':
+      return sql(step.server, [`check that nothing was written past the final position (${step.params.finalPosition.fromStep}), KILL the clients still waiting on the lock, UNLOCK TABLES (read_only stays on)`])
     case 'verify_replication':
       return [`check ${at(step.params.master)} is writable and ${step.params.replicas.join(', ') || 'no replica'} replicate from it with both threads running`]
   }

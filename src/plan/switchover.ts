@@ -90,7 +90,9 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
     last = 'run_hook:online_change_stop'
   }
   const block = `block_writes:${master.name}`
-  add({id: block, type: 'block_writes', server: master.name, params: {}, after: [last], outputs: ['binlog', 'gtid'], reason: `${master.name} refuses writes (read_only${masterFacts.superReadOnly !== null ? ', super_read_only' : ''}) and its remaining client connections are killed; its final position is recorded`})
+  // Without super_read_only (MariaDB), read_only does not stop SUPER or READ ONLY ADMIN: mha's own FTWRL does, until release.
+  const lockNote = masterFacts.superReadOnly !== null ? ', super_read_only' : ', and FLUSH TABLES WITH READ LOCK held by mha until the promotion is over, which stops accounts that ignore read_only'
+  add({id: block, type: 'block_writes', server: master.name, params: {}, after: [last], outputs: ['binlog', 'gtid'], reason: `${master.name} refuses writes (read_only${lockNote}) and its client connections are killed; its final position is recorded once two reads agree`})
   const position = {fromStep: block, output: gtid ? 'gtid' : 'binlog'}
   const waitTarget = `wait_caught_up:${nm.name}`
   add({id: waitTarget, type: 'wait_caught_up', server: nm.name, params: {source: master.name, position, gtid}, after: [block], reason: `${nm.name} executes everything ${master.name} wrote`})
@@ -98,8 +100,19 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
   add({id: detach, type: 'detach_replication', server: nm.name, params: {resetSlaveAll: true}, after: [waitTarget], outputs: ['binlog', 'gtid'], reason: `stop replication on ${nm.name} and record its binlog coordinates, where the others will start`})
   const writable = `enable_writes:${nm.name}`
   add({id: writable, type: 'enable_writes', server: nm.name, params: {}, after: [detach], reason: `${nm.name} becomes the writable master`})
+  const release = `release_write_block:${master.name}`
+  add({
+    id: release,
+    type: 'release_write_block',
+    server: master.name,
+    params: {finalPosition: {fromStep: block, output: 'binlog'}, newMaster: nm.name},
+    after: [writable],
+    reason: `${master.name} has written nothing since its final position; its waiting clients are killed (they would write on a replica) and mha's lock goes; read_only stays`,
+  })
 
   const repointed: string[] = []
+  // Re-pointing comes after the promotion: a failure before it leaves every other server as it was (nothing to
+  // re-point back), and one after it leaves a writable new master that has everything, with the rest to resume.
   const repoint = (server: ReplicaView['server'], ready: string, formerMaster: boolean, version = sqlFacts(byName.get(server.name)!)!.version) => {
     const id = `repoint_replica:${server.name}`
     const targetParams = {host: nm.hostname, port: nm.port, user: cluster.replUser}
@@ -109,7 +122,7 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
       type: 'repoint_replica',
       server: server.name,
       params: {source: nm.name, ...targetParams, gtid, coordinates: gtid ? null : {fromStep: detach, output: 'binlog'}, preview, ...(formerMaster ? {formerMaster: true} : {})},
-      after: [ready, detach],
+      after: [ready, writable],
       reason: formerMaster ? `${server.name}, the old master, replicates from ${nm.name} (orig_master_is_new_slave)` : `${server.name} replicates from ${nm.name}`,
     })
     repointed.push(id)
@@ -120,7 +133,7 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
     add({id: wait, type: 'wait_caught_up', server: r.server.name, params: {source: master.name, position, gtid}, after: [block], reason: `${r.server.name} executes everything ${master.name} wrote, so it matches ${nm.name}`})
     repoint(r.server, wait, false)
   }
-  if (cluster.switchover.origMasterIsNewSlave) repoint(master, block, true)
+  if (cluster.switchover.origMasterIsNewSlave) repoint(master, release, true)
   let done = writable
   if (hook) {
     add({id: 'run_hook:online_change_start', type: 'run_hook', server: nm.name, params: {hook: 'master_ip_online_change', command: 'start', path: hook}, after: [writable], reason: `the online-change hook gives the writer address to ${nm.name}`})
@@ -131,7 +144,7 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
     type: 'verify_replication',
     server: nm.name,
     params: {master: nm.name, replicas: [...replicas.filter((r) => r !== target).map((r) => r.server.name), ...(cluster.switchover.origMasterIsNewSlave ? [master.name] : [])]},
-    after: [done, ...repointed],
+    after: [done, release, ...repointed],
     reason: `${nm.name} is writable and every other server replicates from it`,
   })
 
@@ -153,7 +166,7 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
       outputs: [],
       reason: `undo: ${nm.name} goes back to replicating from ${master.name}`,
     },
-    {id: `unblock_writes:${master.name}`, type: 'unblock_writes', server: master.name, params: {}, after: [block], outputs: [], reason: `undo: ${master.name} takes writes again`},
+    {id: `unblock_writes:${master.name}`, type: 'unblock_writes', server: master.name, params: {}, after: [block], outputs: [], reason: `undo: mha's lock goes and ${master.name} takes writes again`},
   ]
   const reasonOfTarget = candidates.find((c) => c.chosen)?.reason.replace(/^chosen: /, '') ?? 'named with --to'
   return {
@@ -171,7 +184,10 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
       oldest: [],
       candidates,
       dataLoss: {none: true, statement: `none: ${master.name} stops taking writes and ${nm.name} executes everything it wrote before taking over`, lostAfter: null, lostGtids: null, abandoned: []},
-      notes: [`if a step fails before ${writable}, the rollback steps run, each only if the step it undoes had run: ${master.name} takes writes again`],
+      notes: [
+        `if a step fails before ${writable}, the rollback steps run, each only if the step it undoes had run: ${master.name} takes writes again`,
+        `the other servers are re-pointed only after ${writable}: a failure then leaves ${nm.name} writable with every write ${master.name} took, and "mha apply" again re-points the rest`,
+      ],
     },
     steps,
     rollback: {ifFailedBefore: writable, steps: rollbackSteps},

@@ -42,6 +42,8 @@ export type Step =
   | StepBase<'check_switchover', {target: string; maxLagSeconds: number; runningUpdatesLimit: number}>
   | StepBase<'block_writes', Record<string, never>>
   | StepBase<'unblock_writes', Record<string, never>>
+  /** After the promotion: the old master's final position still holds, its waiting clients go, its lock is released. */
+  | StepBase<'release_write_block', {finalPosition: OutputRef; newMaster: string}>
   | StepBase<'wait_caught_up', {source: string; position: OutputRef; gtid: boolean}>
   | StepBase<'enable_writes', Record<string, never>>
   | StepBase<

@@ -99,6 +99,7 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
       case 'unblock_writes':
       case 'wait_caught_up':
       case 'verify_replication':
+      case 'release_write_block':
         // No parameter with an effect of its own: servers are checked above, references below.
         break
     }
@@ -172,6 +173,8 @@ function refsOf(step: Step): OutputRef[] {
       return step.params.coordinates ? [step.params.coordinates] : []
     case 'wait_caught_up':
       return [step.params.position]
+    case 'release_write_block':
+      return [step.params.finalPosition]
     case 'stop_replica_io':
     case 'fence_master':
     case 'save_master_binlog':
@@ -217,6 +220,8 @@ function namedServers(step: Step): Array<[string, string]> {
     case 'unblock_writes':
     case 'enable_writes':
       return []
+    case 'release_write_block':
+      return [['params.newMaster', step.params.newMaster]]
   }
 }
 

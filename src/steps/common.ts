@@ -2,6 +2,9 @@ import type {ServerConnection} from '../inspect/mysql.js'
 import type {BinlogCoordinates, ReplicaStatus} from '../dialect/types.js'
 import type {StepContext} from './types.js'
 
+/** The held session of mha's own whose lock blocks every writer on a switchover's old master (block_writes to release_write_block). */
+export const WRITE_BLOCK = 'write-block'
+
 export async function replicaStatus(ctx: StepContext, server: string): Promise<ReplicaStatus | null> {
   const dialect = await ctx.dialect(server)
   const row = await (await ctx.sql(server)).queryOne(dialect.showReplicaStatus)
@@ -56,10 +59,10 @@ export function isCoordinates(value: unknown): value is BinlogCoordinates {
   return typeof value === 'object' && value !== null && typeof (value as BinlogCoordinates).file === 'string' && typeof (value as BinlogCoordinates).pos === 'number'
 }
 
-/** Client threads of a server: everything but its own threads, replication dumps and this connection. */
-export async function clientThreads(conn: ServerConnection): Promise<{id: number; seconds: number; statement: string; command: string}[]> {
+/** Client threads of a server: everything but its own threads, replication dumps, this connection and `exclude` (mha's others). */
+export async function clientThreads(conn: ServerConnection, exclude: number[] = []): Promise<{id: number; seconds: number; statement: string; command: string}[]> {
   const rows = await conn.query(
     "SELECT ID AS id, TIME AS seconds, COALESCE(INFO, '') AS statement, COMMAND AS command FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler') AND COMMAND NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon')",
   )
-  return rows.map((r) => ({id: Number(r.id), seconds: Number(r.seconds), statement: String(r.statement), command: String(r.command)}))
+  return rows.map((r) => ({id: Number(r.id), seconds: Number(r.seconds), statement: String(r.statement), command: String(r.command)})).filter((t) => !exclude.includes(t.id))
 }

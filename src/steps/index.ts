@@ -4,7 +4,7 @@ import {fenceMaster} from './fence.js'
 import {runHookStep} from './hook.js'
 import {applyLogs, saveMasterBinlog, saveRelayDiff} from './recovery.js'
 import {detachReplication, enableWrites, repointReplica, stopReplicaIo, verifyReplication, waitRelayLogApplied} from './replication.js'
-import {blockWrites, checkSwitchover, waitCaughtUp} from './switchover.js'
+import {blockWrites, checkSwitchover, releaseWriteBlock, waitCaughtUp} from './switchover.js'
 import type {StepHandler} from './types.js'
 
 const handlers: {[K in StepType]: StepHandler<Extract<Step, {type: K}>>} = {
@@ -22,6 +22,7 @@ const handlers: {[K in StepType]: StepHandler<Extract<Step, {type: K}>>} = {
   verify_replication: verifyReplication,
   check_switchover: checkSwitchover,
   block_writes: blockWrites,
+  release_write_block: releaseWriteBlock,
   unblock_writes: enableWrites,
   wait_caught_up: waitCaughtUp,
 }

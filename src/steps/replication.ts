@@ -1,7 +1,7 @@
 import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
 import type {ReplicaStatus} from '../dialect/types.js'
 import type {Step} from '../plan/types.js'
-import {binaryLogPosition, isCoordinates, readOnlyState, replicaStatus, waitUntil, waitWhileProgressing} from './common.js'
+import {binaryLogPosition, isCoordinates, readOnlyState, replicaStatus, waitUntil, waitWhileProgressing, WRITE_BLOCK} from './common.js'
 import type {StepContext, StepHandler} from './types.js'
 
 type Of<T extends Step['type']> = Extract<Step, {type: T}>
@@ -106,19 +106,28 @@ export const detachReplication: StepHandler<Of<'detach_replication'>> = {
   },
 }
 
-/** The new master takes writes; the same effect undoes a switchover's write block (unblock_writes). */
+/**
+ * The new master takes writes; the same effect undoes a switchover's write block (unblock_writes), which also lets go
+ * of the block's lock first: read_only=OFF alone would leave every writer waiting on it.
+ */
 export const enableWrites: StepHandler<Of<'enable_writes'> | Of<'unblock_writes'>> = {
   async check(step, ctx) {
     const state = await readOnlyState(ctx, step.server)
-    return !state.readOnly ? {done: true, reason: `${step.server} is already writable`} : {done: false}
+    return !state.readOnly && !ctx.heldSession(step.server, WRITE_BLOCK) ? {done: true, reason: `${step.server} is already writable`} : {done: false}
   },
   async act(step, ctx) {
     const conn = await ctx.sql(step.server)
+    const lock = step.type === 'unblock_writes' ? ctx.heldSession(step.server, WRITE_BLOCK) : undefined
+    if (lock) {
+      await lock.execute('UNLOCK TABLES')
+      await ctx.releaseSession(step.server, WRITE_BLOCK)
+    }
     for (const sql of (await ctx.dialect(step.server)).setReadOnly(false)) await conn.execute(sql)
     return undefined
   },
   async verify(step, ctx) {
     if ((await readOnlyState(ctx, step.server)).readOnly) throw new Error(`${step.server} is still read_only`)
+    if (ctx.heldSession(step.server, WRITE_BLOCK)) throw new Error(`${step.server}: the write block's lock is still held`)
   },
 }
 

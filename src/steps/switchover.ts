@@ -2,7 +2,7 @@ import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
 import {compareMariadbPositions, mysqlGtidIsSubset} from '../gtid/index.js'
 import type {Step} from '../plan/types.js'
 import {isRead} from '../plan/switchover.js'
-import {binaryLogPosition, clientThreads, isCoordinates, readOnlyState, replicaStatus} from './common.js'
+import {binaryLogPosition, clientThreads, isCoordinates, readOnlyState, replicaStatus, WRITE_BLOCK} from './common.js'
 import type {StepContext, StepHandler} from './types.js'
 
 type Of<T extends Step['type']> = Extract<Step, {type: T}>
@@ -24,24 +24,114 @@ export const checkSwitchover: StepHandler<Of<'check_switchover'>> = {
   },
 }
 
-/** The old master stops taking writes: read_only (super_read_only on MySQL), then remaining clients are killed. */
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const samePosition = (a: {binlog: {file: string; pos: number}; gtid: string}, b: typeof a) => a.binlog.file === b.binlog.file && a.binlog.pos === b.binlog.pos && a.gtid === b.gtid
+
+/**
+ * The old master stops taking writes from every account, and its final position is read once it cannot move.
+ * read_only stops ordinary accounts only: SUPER and READ ONLY ADMIN (MariaDB 10.11) ignore it, and MariaDB has no
+ * super_read_only. Killing client threads once is no fence either: a client reconnects, and a commit under way
+ * may finish after KILL returns. So where super_read_only is missing, mha also takes FLUSH TABLES WITH READ LOCK
+ * (MHA's own online-switch fence) on a session of its own and holds it past the promotion (release_write_block)
+ * or until the switch is undone (unblock_writes): under it no session commits, whatever its privileges, and FTWRL
+ * itself waits for commits under way. Clients are killed first so that FTWRL has little to wait for, and each
+ * attempt is bounded by lock_wait_timeout. Then the position is read until two reads 100 ms apart agree with no
+ * client left that could still write (without the lock: none running a statement), within the wait timeout.
+ */
 export const blockWrites: StepHandler<Of<'block_writes'>> = {
   async check(step, ctx) {
     const state = await readOnlyState(ctx, step.server)
-    const blocked = state.readOnly && state.superReadOnly !== false
-    // Blocked already: nothing is written any more, so the position read now is the final one.
+    // A lock from an earlier run ended with its session: block again, and read a position that holds now.
+    const locked = state.superReadOnly !== null || ctx.heldSession(step.server, WRITE_BLOCK) !== undefined
+    const blocked = state.readOnly && state.superReadOnly !== false && locked
     return blocked ? {done: true, reason: `${step.server} already refuses writes`, outputs: await binaryLogPosition(ctx, step.server)} : {done: false}
   },
   async act(step, ctx) {
+    const dialect = await ctx.dialect(step.server)
     const conn = await ctx.sql(step.server)
-    for (const sql of (await ctx.dialect(step.server)).setReadOnly(true)) await conn.execute(sql)
-    // Accounts with READ ONLY ADMIN or SUPER could still write: their connections go too.
-    for (const t of await clientThreads(await ctx.sql(step.server))) await conn.execute(`KILL ${t.id}`).catch(() => undefined)
-    return await binaryLogPosition(ctx, step.server)
+    const deadline = Date.now() + ctx.timeoutMs
+    for (const sql of dialect.setReadOnly(true)) await conn.execute(sql)
+    const lock = (await readOnlyState(ctx, step.server)).superReadOnly === null
+    try {
+      const holder = lock ? await lockAgainstEveryone(step.server, ctx, deadline) : undefined
+      const ours = [conn.threadId, ...(holder ? [holder] : [])]
+      for (;;) {
+        const clients = await clientThreads(conn, ours)
+        // Under the lock a client can only wait (it is killed before the lock goes); without it, any statement may write.
+        const writers = lock ? [] : clients.filter((t) => t.command !== 'Sleep')
+        for (const t of lock ? [] : clients) await conn.execute(`KILL ${t.id}`).catch(() => undefined)
+        const first = await binaryLogPosition(ctx, step.server)
+        await sleep(100)
+        const second = await binaryLogPosition(ctx, step.server)
+        if (writers.length === 0 && samePosition(first, second)) return second
+        if (Date.now() > deadline)
+          throw new Error(`${step.server}'s position did not settle within ${Math.ceil(ctx.timeoutMs / 1000)} s (${formatCoordinates(first.binlog)} -> ${formatCoordinates(second.binlog)}, ${writers.length} client(s) still running statements)`)
+      }
+    } catch (error) {
+      // The step fails whole: no rollback step runs for a step that did not succeed, so it undoes itself here.
+      await ctx.releaseSession(step.server, WRITE_BLOCK).catch(() => undefined)
+      for (const sql of dialect.setReadOnly(false)) await conn.execute(sql).catch(() => undefined)
+      throw error
+    }
   },
   async verify(step, ctx, outputs) {
-    if (!(await readOnlyState(ctx, step.server)).readOnly) throw new Error(`${step.server} still takes writes`)
+    const state = await readOnlyState(ctx, step.server)
+    if (!state.readOnly) throw new Error(`${step.server} still takes writes`)
+    if (state.superReadOnly === null && !ctx.heldSession(step.server, WRITE_BLOCK)) throw new Error(`${step.server}: the lock against writers is not held`)
     if (!isCoordinates(outputs.binlog)) throw new Error(`${step.server}: no final binlog position recorded`)
+  },
+}
+
+/**
+ * FLUSH TABLES WITH READ LOCK on a held session, retried until the deadline: each try kills the client threads first
+ * (a long statement would hold FTWRL, and every writer queued behind it, until it ends), then waits at most
+ * lock_wait_timeout. A try that fails is killed on the server, so that no half-taken lock outlives it.
+ */
+async function lockAgainstEveryone(server: string, ctx: StepContext, deadline: number): Promise<number> {
+  const conn = await ctx.sql(server)
+  const seconds = Math.max(1, Math.min(3, Math.floor(ctx.timeoutMs / 2000)))
+  for (let attempt = 1; ; attempt++) {
+    const holder = await ctx.holdSession(server, WRITE_BLOCK)
+    try {
+      for (const t of await clientThreads(conn, [holder.threadId])) await conn.execute(`KILL ${t.id}`).catch(() => undefined)
+      await holder.execute(`SET SESSION lock_wait_timeout = ${seconds}`)
+      await holder.execute('FLUSH TABLES WITH READ LOCK', (seconds + 5) * 1000)
+      return holder.threadId
+    } catch (error) {
+      await conn.execute(`KILL ${holder.threadId}`).catch(() => undefined)
+      await ctx.releaseSession(server, WRITE_BLOCK).catch(() => undefined)
+      if (Date.now() > deadline) throw new Error(`${server}: FLUSH TABLES WITH READ LOCK not granted after ${attempt} tries (${error instanceof Error ? error.message : String(error)})`)
+    }
+  }
+}
+
+/**
+ * After the promotion, the old master lets go of the lock. First it checks that its position never moved past the
+ * final one (a write there would be on the old master only), then kills every client session, since those waiting
+ * on the lock would otherwise commit on what is now a replica, and only then releases the lock.
+ */
+export const releaseWriteBlock: StepHandler<Of<'release_write_block'>> = {
+  check: () => Promise.resolve({done: false}),
+  async act(step, ctx) {
+    const conn = await ctx.sql(step.server)
+    const final = ctx.output(step.params.finalPosition.fromStep, step.params.finalPosition.output)
+    const now = await binaryLogPosition(ctx, step.server)
+    if (!isCoordinates(final)) throw new Error(`no final position from ${step.params.finalPosition.fromStep}`)
+    if (compareCoordinates(now.binlog, final) !== 0)
+      throw new Error(
+        `${step.server} wrote after its final position (${formatCoordinates(final)} -> ${formatCoordinates(now.binlog)}): those transactions are on ${step.server} only; compare ${step.server} with ${step.params.newMaster} and rebuild ${step.server} from ${step.params.newMaster} before it replicates`,
+      )
+    const holder = ctx.heldSession(step.server, WRITE_BLOCK)
+    for (const t of await clientThreads(conn, holder ? [holder.threadId] : [])) await conn.execute(`KILL ${t.id}`).catch(() => undefined)
+    if (holder) {
+      await holder.execute('UNLOCK TABLES')
+      await ctx.releaseSession(step.server, WRITE_BLOCK)
+    }
+    return undefined
+  },
+  async verify(step, ctx) {
+    if (ctx.heldSession(step.server, WRITE_BLOCK)) throw new Error(`${step.server}: the write block's lock is still held`)
+    if (!(await readOnlyState(ctx, step.server)).readOnly) throw new Error(`${step.server} takes writes beside ${step.params.newMaster}`)
   },
 }
 
@@ -56,7 +146,7 @@ async function caughtUp(step: Of<'wait_caught_up'>, ctx: StepContext): Promise<b
   return status !== null && isCoordinates(target) && compareCoordinates(status.executed, target) >= 0
 }
 
-/** A replica executes everything the blocked master wrote, within the wait timeout. */
+/** A replica executes everything the blocked master wrote, within the wait timeout, and the master wrote nothing since. */
 export const waitCaughtUp: StepHandler<Of<'wait_caught_up'>> = {
   async check(step, ctx) {
     return (await caughtUp(step, ctx)) ? {done: true, reason: `${step.server} has everything ${step.params.source} wrote`} : {done: false}
@@ -75,5 +165,11 @@ export const waitCaughtUp: StepHandler<Of<'wait_caught_up'>> = {
   },
   async verify(step, ctx) {
     if (!(await caughtUp(step, ctx))) throw new Error(`${step.server} still lacks what ${step.params.source} wrote`)
+    // The block holds if the source has written nothing since (a run resumed after its lock's session ended, say).
+    // Once the old master replicates from the new one (a resumed run after the promotion), its binlog moves: not checked.
+    const final = ctx.output(step.params.position.fromStep, 'binlog')
+    const now = (await binaryLogPosition(ctx, step.params.source)).binlog
+    if (isCoordinates(final) && compareCoordinates(now, final) !== 0 && (await replicaStatus(ctx, step.params.source)) === null)
+      throw new Error(`${step.params.source} wrote after its final position (${formatCoordinates(final)} -> ${formatCoordinates(now)}): the write block did not hold`)
   },
 }

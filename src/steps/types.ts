@@ -10,6 +10,14 @@ export interface StepContext {
   plan: Plan
   server(name: string): ServerConfig
   sql(name: string): Promise<ServerConnection>
+  /**
+   * A connection of its own to a server, opened for a session-scoped effect that must outlive one step (a lock
+   * held until a later step). It stays open until releaseSession() or the end of the run, whatever happens.
+   */
+  holdSession(name: string, purpose: string): Promise<ServerConnection>
+  /** The held session, if this run opened it and has not released it. */
+  heldSession(name: string, purpose: string): ServerConnection | undefined
+  releaseSession(name: string, purpose: string): Promise<void>
   dialect(name: string): Promise<Dialect>
   ssh(name: string): Promise<SshSession>
   /** An output of an earlier step, from this run or the journal. */

@@ -130,9 +130,11 @@ describe('online switchover preconditions', () => {
     await app.end()
 
     expect(Number((await s.sql('db1', (c) => c.queryOne('SELECT @@global.read_only+0 AS ro')))!.ro)).toBe(0)
-    const after = await Promise.all(names(s).map((n) => s.sql(n, async (c) => String((await c.queryOne('SELECT @@gtid_binlog_pos AS p'))!.p))))
-    // Only the test's own table and row were written, on db1, and replicated.
-    expect(after.every((p) => p === after[0])).toBe(true)
+    // Only the test's own table and row were written, on db1, and replicated (the slow insert has just committed).
+    await waitFor('every server to have the same GTID position', 10_000, async () => {
+      const after = await Promise.all(names(s).map((n) => s.sql(n, async (c) => String((await c.queryOne('SELECT @@gtid_binlog_pos AS p'))!.p))))
+      return after.every((p) => p === after[0])
+    })
     expect(before.every((p) => p === before[0])).toBe(true)
   })
 })
