@@ -28,6 +28,9 @@ export interface WatchOptions {
   log: Logger
 }
 
+/** A route's TCP connect to the master: on a LAN a live port answers far sooner; a blackholed one never does. */
+const probeTimeoutMs = 1000
+
 /** How often a healthy cluster's topology is looked at again (an external switchover, a manual failover). */
 const rediscoverEveryMs = 10_000
 
@@ -66,7 +69,7 @@ export class ClusterWatcher {
   #masterReadOnly = false
   #firstLookDone: () => void = () => undefined
   readonly #firstLook = new Promise<void>((resolve) => (this.#firstLookDone = resolve))
-  #second: Promise<SecondOpinion> | undefined
+  #probes: Promise<[SecondOpinion, boolean]> | undefined
 
   constructor(cluster: ClusterConfig, options: WatchOptions) {
     this.cluster = cluster
@@ -119,17 +122,17 @@ export class ClusterWatcher {
         if (this.master !== master) return
       }
       this.failures = observation.master.ok ? 0 : observation.master.kind === 'auth' || observation.master.kind === 'too_many_connections' ? 0 : this.failures + 1
-      if (observation.master.ok) this.#second = undefined
-      // A master that does not answer at all (no reset, no refusal) may be a host gone: ask the other routes at
-      // once, beside the next pings, so that their answer is there when the replicas still say Yes.
-      else if (this.failures === 1 || (!this.#second && this.failures > 0)) this.#second = secondOpinion(this.cluster, master, this.#routes(master), this.cluster.monitor.connectTimeoutMs)
+      if (observation.master.ok) this.#probes = undefined
+      // At the first failure, the other routes and the master's SSH are asked at once, beside the next pings,
+      // so that their answers are there when the replicas still say Yes (a host gone without a reset).
+      else if (this.failures > 0 && !this.#probes) this.#probes = Promise.all([secondOpinion(this.cluster, master, this.#routes(master), probeTimeoutMs), this.#sshReachable(master)])
       if (!observation.master.ok && this.failures >= this.cluster.monitor.failuresBeforeDead) {
-        const [replicas, ssh, second] = await Promise.all([this.#askReplicas(master), this.#sshReachable(master), this.#second ?? Promise.resolve(null)])
+        const [replicas, [second, ssh]] = await Promise.all([this.#askReplicas(master), this.#probes ?? Promise.resolve([null, null] as const)])
         observation.replicas = replicas
         observation.sshReachable = ssh
         observation.secondOpinion = second
         // A stale answer is not reused for the next judgement.
-        this.#second = undefined
+        this.#probes = undefined
       }
       const verdict = judge(observation, this.failures, this.cluster.monitor.failuresBeforeDead)
       this.#report(verdict)
@@ -168,6 +171,11 @@ export class ClusterWatcher {
       this.#say('master', `monitoring ${master.name} (${master.ip}:${master.port})${this.master ? `, which replaced ${this.master.name}` : ''}`)
       this.#followers.clear()
       this.#rounds = 0
+      // The kept connection is to the old master: pinging it would say nothing of the new one.
+      const old = this.#conn
+      this.#conn = undefined
+      void old?.close().catch(() => undefined)
+      this.failures = 0
     }
     if (master && this.unmonitored) this.#say('monitored', `${this.cluster.name} can be monitored again (it could not for ${Math.round((Date.now() - this.#unmonitoredSince) / 1000)} s)`)
     if (master) this.unmonitored = null
@@ -190,7 +198,9 @@ export class ClusterWatcher {
   }
 
   async #ping(master: ServerConfig): Promise<Observation['master']> {
-    const timeout = this.cluster.monitor.connectTimeoutMs
+    // After a failure the next tries come quickly and wait at most a second each: a silent master costs one
+    // full timeout, not failures_before_dead of them.
+    const timeout = this.failures > 0 ? Math.min(this.cluster.monitor.connectTimeoutMs, 1000) : this.cluster.monitor.connectTimeoutMs
     try {
       if (this.cluster.monitor.pingType === 'connect' || !this.#conn) {
         await this.#conn?.close()
@@ -202,7 +212,9 @@ export class ClusterWatcher {
         await this.#conn.execute('INSERT INTO mha_heartbeat.heartbeat VALUES (1, NOW(6)) ON DUPLICATE KEY UPDATE at = NOW(6)', timeout)
       } else {
         // The same round trip tells whether it is still a master: an external switchover sets it read only.
-        const row = await this.#conn.queryOne('SELECT @@global.read_only AS ro', [], timeout)
+        // A trivial query on an open connection answers in milliseconds: a second without one is a failure
+        // (only suspect: death still needs the replicas or the other routes to agree).
+        const row = await this.#conn.queryOne('SELECT @@global.read_only AS ro', [], Math.min(timeout, 1000))
         this.#masterReadOnly = Number(row?.ro) === 1
       }
       if (this.cluster.monitor.pingType === 'connect') {
@@ -244,7 +256,8 @@ export class ClusterWatcher {
 
   async #sshReachable(master: ServerConfig): Promise<boolean> {
     try {
-      const session = await SshSession.open(sshTargetOf(this.cluster, master))
+      // Does the host answer SSH soon: a live host does in well under a second; a host gone never does.
+      const session = await SshSession.open({...sshTargetOf(this.cluster, master), connectTimeoutMs: Math.min(this.cluster.ssh.connectTimeoutMs, 1500)})
       session.close()
       return true
     } catch {
@@ -323,7 +336,12 @@ export class ClusterWatcher {
             },
           ]
       const snapshot = await inspectCluster(this.cluster, {knownDown: known})
-      const plan = planFor(this.cluster, snapshot, {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: this.cluster.file}, {outOfService: this.#outOfService()})
+      // When replicas still showed an IO thread, death was judged on the other routes: the plan records that.
+      const streaming = observation.replicas.some((r) => r.ioThread === 'running')
+      const plan = planFor(this.cluster, snapshot, {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: this.cluster.file}, {
+        outOfService: this.#outOfService(),
+        ...(streaming ? {forceDead: `mha watch: ${reason}`} : {}),
+      })
       if (plan.kind === 'noop') {
         this.#say('failover', 'the master answers again; nothing to do')
         return

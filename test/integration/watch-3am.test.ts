@@ -1,0 +1,173 @@
+import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
+import {mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {afterEach, describe, expect, it} from 'vitest'
+import {WriteLoad} from '../../src/sandbox/load.js'
+import {waitFor} from '../../src/sandbox/processes.js'
+import {expectConsistent, root, runMha, startSandbox, type TestSandbox} from './harness.js'
+
+// mha watch unattended: loud when it cannot see, following the topology others change, failing over again
+// after an acknowledged failover, and finding a host gone without a TCP reset in seconds.
+
+interface LogLine {
+  at: string
+  cluster: string
+  event: string
+  message: string
+  plan?: string
+}
+
+const OCTET = 161
+let sandbox: TestSandbox | undefined
+let watch: ChildProcess | undefined
+let blackhole: string | undefined
+
+afterEach(async () => {
+  if (blackhole) execFileSync('nft', ['delete', 'table', 'inet', blackhole])
+  blackhole = undefined
+  if (watch && watch.exitCode === null) {
+    const exited = new Promise((resolve) => watch!.on('exit', resolve))
+    watch.kill('SIGTERM')
+    await exited
+  }
+  watch = undefined
+  await sandbox?.down()
+  sandbox = undefined
+})
+
+function startWatch(configDir: string, plansDir: string, extra: string[] = []): {lines: LogLine[]; exited: Promise<number | null>} {
+  const lines: LogLine[] = []
+  watch = spawn(process.execPath, [join(root, 'bin/run.js'), 'watch', '--config-dir', configDir, '--plans-dir', plansDir, '--log-format', 'json', ...extra], {cwd: root, env: {...process.env, NODE_ENV: 'production'}})
+  let buffer = ''
+  watch.stdout!.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString()
+    for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
+      lines.push(JSON.parse(buffer.slice(0, i)) as LogLine)
+      buffer = buffer.slice(i + 1)
+    }
+  })
+  const exited = new Promise<number | null>((resolve) => watch!.on('exit', (code) => resolve(code)))
+  return {lines, exited}
+}
+
+const waitForLine = (lines: LogLine[], what: string, test: (l: LogLine) => boolean, timeoutMs = 30_000) =>
+  waitFor(`${what} (got: ${lines.map((l) => `${l.cluster}:${l.event}`).join(', ')})`, timeoutMs, () => lines.some(test)).then(() => lines.find(test)!)
+
+const readOnly = async (s: TestSandbox, host: string) => Number((await s.sql(host, (c) => c.queryOne('SELECT @@global.read_only+0 AS ro')))!.ro)
+
+describe('mha watch at 3 a.m.', () => {
+  it('says at once, and again later, that a cluster cannot be monitored (a wrong password), and exits 1 when no cluster can be', async () => {
+    sandbox = await startSandbox('it3am1', OCTET)
+    const dir = mkdtempSync(join(tmpdir(), 'mha-it-3am-'))
+    const good = readFileSync(sandbox.configFile, 'utf8')
+    const wrong = good.replace('name: it3am1', 'name: rotated').replace(/password:\n\s+file: .*mha\.password/, 'password: NotTheRightOne')
+    mkdirSync(join(dir, 'both'))
+    writeFileSync(join(dir, 'both', 'it3am1.yaml'), good)
+    writeFileSync(join(dir, 'both', 'rotated.yaml'), wrong)
+    const started = Date.now()
+    const {lines} = startWatch(join(dir, 'both'), join(dir, 'plans'))
+    const first = await waitForLine(lines, 'the first complaint', (l) => l.cluster === 'rotated' && l.event === 'unmonitored', 10_000)
+    console.log(`unmonitored cluster reported ${((Date.parse(first.at) - started) / 1000).toFixed(2)} s after watch started`)
+    expect(Date.parse(first.at) - started).toBeLessThan(5000)
+    expect(first.message).toMatch(/^rotated cannot be monitored: every server refuses the login of mha .*; fix user\/password in .*rotated\.yaml; no automatic failover until this is fixed/)
+    expect(first.message).not.toContain('NotTheRightOne')
+    await waitForLine(lines, 'the healthy cluster', (l) => l.cluster === 'it3am1' && l.event === 'healthy')
+    // Said again later, with a pause: not once and then silence.
+    await waitFor('the second complaint', 15_000, () => lines.filter((l) => l.cluster === 'rotated' && l.event === 'unmonitored').length >= 2)
+    const complaints = lines.filter((l) => l.cluster === 'rotated' && l.event === 'unmonitored')
+    expect(Date.parse(complaints[1]!.at) - Date.parse(complaints[0]!.at)).toBeGreaterThanOrEqual(4000)
+    watch!.kill('SIGTERM')
+
+    // Only clusters that cannot be monitored: watch says so and exits non-zero.
+    mkdirSync(join(dir, 'bad'))
+    writeFileSync(join(dir, 'bad', 'rotated.yaml'), wrong)
+    const alone = startWatch(join(dir, 'bad'), join(dir, 'plans'))
+    expect(await alone.exited).toBe(1)
+    expect(alone.lines.some((l) => l.event === 'error' && /no cluster can be monitored: rotated: /.test(l.message))).toBe(true)
+  })
+
+  it('follows an external switchover, then fails over the new master; after an acknowledged failover it fails over again without waiting for the first dead server', async () => {
+    sandbox = await startSandbox('it3am2', OCTET, {replicas: 3})
+    const s = sandbox
+    const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-3am-plans-'))
+    const configDir = join(plansDir, '..', `${plansDir.split('/').pop()}-clusters`)
+    mkdirSync(configDir)
+    writeFileSync(join(configDir, 'it3am2.yaml'), readFileSync(s.configFile, 'utf8'))
+    const config = join(configDir, 'it3am2.yaml')
+    await WriteLoad.prepare(s.state, 'db1')
+    const load = new WriteLoad(s.state)
+    load.start()
+    const {lines} = startWatch(configDir, plansDir)
+    await waitForLine(lines, 'healthy', (l) => l.event === 'healthy')
+
+    // Someone switches db1 -> db2 with mha itself, outside watch.
+    const switchPlan = join(plansDir, 'switch.json')
+    expect((await runMha(['plan', '--config', config, '--switchover', '--to', 'db2', '-o', switchPlan])).code).toBe(2)
+    const switched = await runMha(['apply', switchPlan, '--config', config])
+    expect(switched.code, switched.stderr).toBe(0)
+    await waitForLine(lines, 'watch to follow db2', (l) => l.event === 'master' && l.message.startsWith('monitoring db2'), 20_000)
+
+    // The new master dies: watch fails it over.
+    process.kill(s.state.hosts[1]!.mariadbdPid!, 'SIGKILL')
+    await waitForLine(lines, 'the failover of db2', (l) => l.event === 'failover done', 40_000)
+    expect(lines.find((l) => l.event === 'dead')!.message).toMatch(/^db2 /)
+    const newMaster = (await Promise.all(['db1', 'db3', 'db4'].map(async (h) => [h, await readOnly(s, h)] as const))).find(([, ro]) => ro === 0)![0]
+
+    // Acknowledged; the next master dies too: a second failover, with the first dead server (db2) out of service.
+    expect((await runMha(['ack', '--cluster', 'it3am2', '--plans-dir', plansDir])).code).toBe(0)
+    const host = s.state.hosts.find((h) => h.name === newMaster)!
+    const before = lines.length
+    process.kill(host.mariadbdPid!, 'SIGKILL')
+    await waitForLine(lines, 'the second failover', (l) => lines.indexOf(l) >= before && l.event === 'failover done', 40_000)
+    const since = lines.slice(before)
+    expect(since.filter((l) => l.event === 'error'), JSON.stringify(since.filter((l) => l.event === 'error'))).toEqual([])
+    expect(since.filter((l) => l.event === 'failover').length).toBe(1)
+    const plan = JSON.parse(readFileSync(lines.slice(before).find((l) => l.event === 'plan')!.plan!, 'utf8')) as {decision: {notes: string[]; deadMaster: string}}
+    expect(plan.decision.deadMaster).toBe(newMaster)
+    expect(plan.decision.notes).toContain('db2 is out of service since an earlier failover: it is left out')
+    await new Promise((r) => setTimeout(r, 1000))
+    await load.stop()
+    const last = (await Promise.all(['db1', 'db3', 'db4'].filter((h) => h !== newMaster).map(async (h) => [h, await readOnly(s, h)] as const))).find(([, ro]) => ro === 0)![0]
+    const present = new Set((await s.sql(last, (c) => c.query('SELECT id FROM mhatest.acked'))).map((r) => Number(r.id)))
+    expect(load.acked.filter((id) => !present.has(id))).toEqual([])
+  })
+
+  it('finds a master host gone without a TCP reset (every packet dropped) in seconds and fails over with nothing lost', async () => {
+    sandbox = await startSandbox('it3am3', OCTET)
+    const s = sandbox
+    const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-3am-plans-'))
+    await WriteLoad.prepare(s.state, 'db1')
+    const load = new WriteLoad(s.state)
+    load.start()
+    const {lines} = startWatch(join(s.configFile, '..'), plansDir)
+    await waitForLine(lines, 'healthy', (l) => l.event === 'healthy')
+    await new Promise((r) => setTimeout(r, 1500))
+
+    // The master's address goes silent both ways: no reset, no refusal; the replicas' IO threads still say Yes.
+    const master = s.state.hosts[0]!.ip
+    blackhole = `mha_it_blackhole_${process.pid}`
+    execFileSync('nft', ['add', 'table', 'inet', blackhole])
+    execFileSync('nft', ['add', 'chain', 'inet', blackhole, 'out', '{ type filter hook output priority 0 ; }'])
+    const cutAt = Date.now()
+    execFileSync('nft', ['add', 'rule', 'inet', blackhole, 'out', 'ip', 'daddr', master, 'drop'])
+    execFileSync('nft', ['add', 'rule', 'inet', blackhole, 'out', 'ip', 'saddr', master, 'drop'])
+    const dead = await waitForLine(lines, 'the master declared dead', (l) => l.event === 'dead', 30_000)
+    const deadAt = Date.parse(dead.at)
+    let writableAt = 0
+    await waitFor('db2 writable', 30_000, async () => {
+      if ((await readOnly(s, 'db2')) === 0) writableAt = Date.now()
+      return writableAt > 0
+    }, 20)
+    const db2 = (await s.sql('db2', (c) => c.queryOne('SELECT 1 AS one')))!
+    expect(db2.one).toBe(1)
+    console.log(`blackholed master: declared dead ${((deadAt - cutAt) / 1000).toFixed(2)} s after the cut, db2 writable ${((writableAt - deadAt) / 1000).toFixed(2)} s after that`)
+    expect(dead.message).toMatch(/still show an IO thread, but no route reaches it/)
+    expect(deadAt - cutAt).toBeLessThanOrEqual(5000)
+    expect(writableAt - deadAt).toBeLessThanOrEqual(3000)
+    await waitForLine(lines, 'failover done', (l) => l.event === 'failover done', 30_000)
+    await new Promise((r) => setTimeout(r, 1000))
+    await load.stop()
+    await expectConsistent(s, 'db2', load.acked)
+  })
+})
