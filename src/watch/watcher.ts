@@ -16,6 +16,18 @@ import {judge, type Observation, type Verdict} from './judge.js'
 import type {Logger} from './log.js'
 import {failoverBlocked, readWatchState, writeWatchState} from './state.js'
 
+/** What the loop last saw, for `--listen` (metrics and /status): read-only outside this class. */
+export interface WatchHealth {
+  /** Epoch ms of the last ping and whether it succeeded; null before the first. */
+  lastPingAt: number | null
+  lastPingOk: boolean | null
+  lastSuccessfulPingAt: number | null
+  /** Why the cluster cannot be monitored now (no master found, discovery failed); null when it can. */
+  notMonitored: string | null
+  /** Failovers this process ran to the end of apply, oldest first. */
+  failovers: {at: string; status: string; durationMs: number}[]
+}
+
 export interface WatchOptions {
   plansDir: string
   git: boolean
@@ -29,6 +41,7 @@ export class ClusterWatcher {
   master: ServerConfig | undefined
   verdict: Verdict = {state: 'healthy'}
   failures = 0
+  readonly health: WatchHealth = {lastPingAt: null, lastPingOk: null, lastSuccessfulPingAt: null, notMonitored: null, failovers: []}
   #conn: ServerConnection | undefined
   #stopping = false
   #timer: NodeJS.Timeout | undefined
@@ -71,6 +84,9 @@ export class ClusterWatcher {
         if (!this.master) return
       }
       const observation: Observation = {master: await this.#ping(this.master), replicas: [], sshReachable: null}
+      this.health.lastPingAt = Date.now()
+      this.health.lastPingOk = observation.master.ok
+      if (observation.master.ok) this.health.lastSuccessfulPingAt = this.health.lastPingAt
       this.failures = observation.master.ok ? 0 : observation.master.kind === 'auth' || observation.master.kind === 'too_many_connections' ? 0 : this.failures + 1
       if (!observation.master.ok && this.failures >= this.cluster.monitor.failuresBeforeDead) {
         observation.replicas = await this.#askReplicas(this.master)
@@ -81,6 +97,7 @@ export class ClusterWatcher {
       this.verdict = verdict
       if (verdict.state === 'dead') await this.#failover(verdict.reason)
     } catch (error) {
+      if (!this.master) this.health.notMonitored = `cannot find the master: ${oneLine(error)}`
       this.#say('error', oneLine(error))
     }
   }
@@ -98,6 +115,7 @@ export class ClusterWatcher {
     const master = topologyOf(this.cluster, snapshot).master
     if (master?.name !== this.master?.name) this.#say('master', master ? `monitoring ${master.name} (${master.ip}:${master.port})` : 'no master found; retrying')
     this.master = master
+    this.health.notMonitored = master ? null : 'no master found among the servers of the cluster file'
   }
 
   async #ping(master: ServerConfig): Promise<Observation['master']> {
@@ -176,6 +194,7 @@ export class ClusterWatcher {
       this.#say('locked', oneLine(error))
       return
     }
+    const started = Date.now()
     try {
       this.#say('failover', `starting: ${reason}`)
       const snapshot = await inspectCluster(this.cluster)
@@ -201,6 +220,7 @@ export class ClusterWatcher {
         lastFailover: {at: new Date().toISOString(), plan: planFile, report: reportFile, status: report.status, deadMaster: plan.decision.deadMaster, newMaster: plan.decision.newMaster},
         acknowledged: false,
       })
+      this.health.failovers.push({at: new Date().toISOString(), status: report.status, durationMs: Date.now() - started})
       const outcome = report.status === 'applied' ? 'failover done' : report.status === 'partial' ? 'failover done, replicas left out' : 'failover failed'
       this.#say(outcome, report.message + (report.dataLoss ? `; data loss: ${report.dataLoss}` : '') + (report.nextAction ? `; next: ${report.nextAction}` : ''), {plan: planFile, report: reportFile})
       if (git) this.#commit(planFile, reportFile, `mha watch: ${plan.cluster} ${report.status}: ${plan.decision.summary}`)
