@@ -6,7 +6,8 @@ import {lineReporter, listrReporter} from '../src/cli/apply-reporter.js'
 import {BaseCommand} from '../src/cli/base-command.js'
 import {clusterFile, loadClusterFile} from '../src/config/load.js'
 import {readPlan} from '../src/plan/plan-file.js'
-import {UserError} from '../src/util/errors.js'
+import {oneLine, UserError} from '../src/util/errors.js'
+import {recordManualApply} from '../src/watch/record-apply.js'
 
 export default class Apply extends BaseCommand<typeof Apply> {
   static override summary = 'Execute a plan: idempotent, resumable, verified.'
@@ -37,6 +38,12 @@ export default class Apply extends BaseCommand<typeof Apply> {
       listr?.stop()
       await listr?.run
       unlock()
+    }
+    // Anti-flapping and mha status see a failover applied by hand as they see watch's own.
+    try {
+      recordManualApply(planFile, plan, report)
+    } catch (error) {
+      process.stderr.write(`mha: could not record this ${plan.kind} in the watch state: ${oneLine(error)}\n`)
     }
     if (this.flags.json) this.print(report)
     else if (tty) {

@@ -4,7 +4,9 @@ import {BaseCommand} from '../src/cli/base-command.js'
 import {renderTable} from '../src/cli/table.js'
 import {inspectCluster} from '../src/inspect/inspect.js'
 import {loadClusters} from '../src/watch/load-clusters.js'
+import {watchViewOf} from '../src/watch/presence.js'
 import {failoverBlocked, readWatchState} from '../src/watch/state.js'
+import {automaticFailoverCell, automaticFailoverOf, watchLine} from '../src/watch/status-text.js'
 
 export default class Status extends BaseCommand<typeof Status> {
   static override summary = 'Per cluster: master, replicas, health, the last failover, and whether automatic failover is blocked.'
@@ -19,6 +21,8 @@ export default class Status extends BaseCommand<typeof Status> {
       clusters.map(async (cluster) => {
         const report = checkCluster(cluster, await inspectCluster(cluster, {relayLookups: false}))
         const state = readWatchState(this.flags['plans-dir'], cluster.name)
+        const blocked = failoverBlocked(state, cluster.monitor.lastFailoverMinute)
+        const watch = await watchViewOf(this.flags['plans-dir'], cluster.name)
         return {
           cluster: cluster.name,
           master: report.master,
@@ -26,7 +30,9 @@ export default class Status extends BaseCommand<typeof Status> {
           healthy: report.failoverPossible,
           problems: report.findings.filter((f) => f.severity === 'error').map((f) => f.message),
           lastFailover: state.lastFailover,
-          failoverBlocked: failoverBlocked(state, cluster.monitor.lastFailoverMinute),
+          failoverBlocked: blocked,
+          automaticFailover: automaticFailoverOf(watch, blocked !== null),
+          watch,
           fenced: state.fenced ?? [],
         }
       }),
@@ -35,12 +41,13 @@ export default class Status extends BaseCommand<typeof Status> {
     this.say(
       renderTable(
         ['cluster', 'master', 'replicas', 'health', 'last failover', 'automatic failover'],
-        rows.map((r) => [r.cluster, r.master ?? '-', r.replicas.join(',') || '-', r.healthy ? 'ok' : `${r.problems.length} problem(s)`, r.lastFailover ? `${r.lastFailover.at} ${r.lastFailover.deadMaster}->${r.lastFailover.newMaster} ${r.lastFailover.status}` : '-', r.failoverBlocked ? 'blocked until mha ack' : 'allowed']),
+        rows.map((r) => [r.cluster, r.master ?? '-', r.replicas.join(',') || '-', r.healthy ? 'ok' : `${r.problems.length} problem(s)`, r.lastFailover ? `${r.lastFailover.at} ${r.lastFailover.deadMaster}->${r.lastFailover.newMaster} ${r.lastFailover.status}` : '-', automaticFailoverCell(r.watch, r.failoverBlocked !== null)]),
       ),
     )
     for (const r of rows) {
       for (const p of r.problems) this.say(`${r.cluster}: ${p}`)
       for (const f of r.fenced) this.say(`${r.cluster}: ${f.server}: returned writable while ${f.master} is the master, set read_only by watch at ${f.at}`)
     }
+    for (const r of rows) this.say(watchLine(r.cluster, r.watch))
   }
 }

@@ -1,28 +1,40 @@
 import {Flags} from '@oclif/core'
+import {processStartTime} from '../src/apply/lock.js'
 import {BaseCommand} from '../src/cli/base-command.js'
+import {toolVersion} from '../src/plan/plan-file.js'
+import {StatusServer} from '../src/watch/http.js'
+import {formatListenAddress, parseListenAddress} from '../src/watch/listen-address.js'
 import {loadClusters} from '../src/watch/load-clusters.js'
 import {makeLogger} from '../src/watch/log.js'
+import {removePresence, writePresence} from '../src/watch/presence.js'
 import {ClusterWatcher} from '../src/watch/watcher.js'
 
 export default class Watch extends BaseCommand<typeof Watch> {
   static override summary = 'Monitor clusters; when a master is dead (and its replicas agree), plan, apply and archive a failover.'
   static override description =
-    'Pings every master each ping_interval. After failures_before_dead failed pings it asks the replicas: the master is dead only when they lost it too (access denied and too many connections mean alive). Then the same plan and apply as the commands, archived under <plans-dir>/<cluster>/, and monitoring goes on with the new topology. A second automatic failover within last_failover_minute waits for "mha ack". A server that comes back writable and replicating from nobody while replicas follow the master (an old master restarted after a failover) is set read only at once.'
-  static override examples = ['<%= config.bin %> watch --config-dir clusters/', '<%= config.bin %> watch --cluster app1 --git --log-format json']
+    `Pings every master each ping_interval. After failures_before_dead failed pings it asks the replicas and, when they still show an IO thread, the other routes (each replica's host over SSH, the secondary_check hook): the master is dead only when they lost it too (access denied and too many connections mean alive). Then the same plan and apply as the commands, archived under <plans-dir>/<cluster>/, and monitoring goes on with the topology, which it follows (external switchovers included). A second automatic failover within last_failover_minute waits for "mha ack". A server that comes back writable and replicating from nobody while replicas follow the master (an old master restarted after a failover) is set read only at once. A cluster that cannot be monitored is said at once and again; none at all: exit 1.`
+  static override examples = ['<%= config.bin %> watch --config-dir clusters/', '<%= config.bin %> watch --cluster app1 --git --log-format json', '<%= config.bin %> watch --listen 127.0.0.1:9104']
   static override flags = {
     'plans-dir': Flags.string({description: 'Where plans, reports and watch state are kept.', default: 'plans'}),
     git: Flags.boolean({description: 'Commit each archived plan and report to the git repository of the plans folder.', default: false}),
     'log-format': Flags.option({options: ['text', 'json'] as const, default: 'text', description: 'Log format.'})(),
     only: Flags.string({description: 'Watch only these clusters of the folder (repeatable).', multiple: true}),
     heartbeat: Flags.integer({description: 'Seconds between two "heartbeat" lines summing up every cluster (0: none).', default: 60, min: 0}),
+    listen: Flags.string({description: 'Serve GET /metrics (Prometheus) and GET /status (JSON) on ADDR:PORT, for example 127.0.0.1:9104. Off by default.'}),
   }
 
   async run(): Promise<void> {
     const names = [...(this.flags.only ?? []), ...(this.flags.cluster ? [this.flags.cluster] : [])]
+    const listen = this.flags.listen === undefined ? undefined : parseListenAddress(this.flags.listen)
     const clusters = loadClusters(this.flags['config-dir'], names)
+    const plansDir = this.flags['plans-dir']
     const log = makeLogger(this.flags['log-format'], (line) => this.say(line))
-    const watchers = clusters.map((cluster) => new ClusterWatcher(cluster, {plansDir: this.flags['plans-dir'], git: this.flags.git, log}))
-    log('*', 'watch', `watching ${clusters.map((c) => c.name).join(', ')}`, {pid: process.pid})
+    const watchers = clusters.map((cluster) => new ClusterWatcher(cluster, {plansDir, git: this.flags.git, log}))
+    const startedAt = new Date().toISOString()
+    const server = listen ? new StatusServer({watchers, plansDir, address: listen, version: toolVersion(), startedAt}) : undefined
+    const bound = server ? formatListenAddress(await server.start()) : null
+    writePresence(plansDir, {pid: process.pid, started: processStartTime(process.pid), startedAt, clusters: clusters.map((c) => c.name), listen: bound})
+    log('*', 'watch', `watching ${clusters.map((c) => c.name).join(', ')}${bound ? `; /metrics and /status on http://${bound}` : ''}`, {pid: process.pid, ...(bound ? {listen: bound} : {})})
     for (const w of watchers) w.start()
     // Loud at start: a cluster that cannot be monitored is said at once (by its watcher); none at all is fatal.
     await Promise.all(watchers.map((w) => w.firstLook))
@@ -43,12 +55,13 @@ export default class Watch extends BaseCommand<typeof Watch> {
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         log('*', 'stop', `${signal}: finishing what is under way`)
-        void Promise.all(watchers.map((w) => w.stop())).then(() => resolve())
+        void Promise.all([...watchers.map((w) => w.stop()), server?.stop()]).then(() => resolve())
       }
       process.once('SIGTERM', () => stop('SIGTERM'))
       process.once('SIGINT', () => stop('SIGINT'))
     })
     clearInterval(heartbeat)
+    removePresence(plansDir)
     log('*', 'stopped', 'every cluster loop has stopped')
   }
 }

@@ -11,6 +11,8 @@ command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 # The partition test cuts one path with nftables inside a network namespace it creates.
 [ -x /usr/sbin/nft ] || missing+=(nftables)
 [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
+# The watch --listen integration test scrapes mha with a real Prometheus server; promtool lints the metrics.
+[ -x /usr/bin/prometheus ] || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: ${missing[*]} missing; run as root or: apt-get install -y ${missing[*]}" >&2

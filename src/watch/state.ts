@@ -3,7 +3,17 @@ import {dirname, join} from 'node:path'
 
 /** What watch remembers per cluster across restarts: the last failover and whether it was acknowledged. */
 export interface WatchState {
-  lastFailover: {at: string; plan: string; report: string; status: string; deadMaster: string | null; newMaster: string | null} | null
+  lastFailover: {
+    at: string
+    plan: string
+    report: string
+    status: string
+    deadMaster: string | null
+    newMaster: string | null
+    /** Absent in records written by watch (always a failover). */
+    kind?: 'failover' | 'switchover'
+    by?: 'watch' | 'apply'
+  } | null
   acknowledged: boolean
   /** Servers that came back writable beside the master and that watch set read only, the latest per server. */
   fenced?: {server: string; master: string; at: string; reason: string}[]

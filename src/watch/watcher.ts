@@ -22,6 +22,18 @@ import type {Snapshot} from '../inspect/types.js'
 /** Servers last seen connected to the master are looked at again only every this many rounds. */
 const fullLookEvery = 10
 
+/** What the loop last saw, for `--listen` (metrics and /status): read-only outside this class. */
+export interface WatchHealth {
+  /** Epoch ms of the last ping and whether it succeeded; null before the first. */
+  lastPingAt: number | null
+  lastPingOk: boolean | null
+  lastSuccessfulPingAt: number | null
+  /** Why the cluster cannot be monitored now (no master found, discovery failed); null when it can. */
+  notMonitored: string | null
+  /** Failovers this process ran to the end of apply, oldest first. */
+  failovers: {at: string; status: string; durationMs: number}[]
+}
+
 export interface WatchOptions {
   plansDir: string
   git: boolean
@@ -51,6 +63,7 @@ export class ClusterWatcher {
   master: ServerConfig | undefined
   verdict: Verdict = {state: 'healthy'}
   failures = 0
+  readonly health: WatchHealth = {lastPingAt: null, lastPingOk: null, lastSuccessfulPingAt: null, notMonitored: null, failovers: []}
   #conn: ServerConnection | undefined
   #stopping = false
   #timer: NodeJS.Timeout | undefined
@@ -116,6 +129,9 @@ export class ClusterWatcher {
       }
       const master = this.master
       const observation: Observation = {master: await this.#ping(master), replicas: [], sshReachable: null}
+      this.health.lastPingAt = Date.now()
+      this.health.lastPingOk = observation.master.ok
+      if (observation.master.ok) this.health.lastSuccessfulPingAt = this.health.lastPingAt
       if (this.#masterReadOnly) {
         this.#masterReadOnly = false
         await this.#discover()
@@ -140,6 +156,7 @@ export class ClusterWatcher {
       if (verdict.state === 'healthy') this.#checkForReturningMaster(this.master)
       if (verdict.state === 'dead') await this.#failover(verdict.reason, observation)
     } catch (error) {
+      if (!this.master) this.health.notMonitored = `cannot find the master: ${oneLine(error)}`
       this.#say('error', oneLine(error))
     }
   }
@@ -181,6 +198,7 @@ export class ClusterWatcher {
     if (master) this.unmonitored = null
     else this.#cannotMonitor(whyNoMaster(this.cluster, snapshot))
     this.master = master
+    this.health.notMonitored = master ? null : 'no master found among the servers of the cluster file'
   }
 
   /** Said at once, then again with a growing pause (5 s, 10 s, ... 5 min): never silent, never a flood. */
@@ -321,6 +339,7 @@ export class ClusterWatcher {
       this.#say('locked', oneLine(error))
       return
     }
+    const started = Date.now()
     try {
       this.#say('failover', `starting: ${reason}`)
       const dead = this.master!
@@ -372,6 +391,7 @@ export class ClusterWatcher {
           ? {outOfService: [...(before.outOfService ?? []).filter((o) => o.server !== plan.decision.deadMaster), {server: plan.decision.deadMaster, since: new Date().toISOString(), reason: `failed over to ${plan.decision.newMaster}`, plan: planFile}]}
           : {}),
       })
+      this.health.failovers.push({at: new Date().toISOString(), status: report.status, durationMs: Date.now() - started})
       const outcome = report.status === 'applied' ? 'failover done' : report.status === 'partial' ? 'failover done, replicas left out' : 'failover failed'
       this.#say(outcome, report.message + (report.dataLoss ? `; data loss: ${report.dataLoss}` : '') + (report.nextAction ? `; next: ${report.nextAction}` : ''), {plan: planFile, report: reportFile})
       if (git) this.#commit(planFile, reportFile, `mha watch: ${plan.cluster} ${report.status}: ${plan.decision.summary}`)

@@ -89,6 +89,10 @@ describe('mha watch on a real sandbox', () => {
     expect(ack.stdout).toMatch(/acknowledged the failover of itwatch/)
 
     const after = await runMha(['status', '--config-dir', dirname(sandbox.configFile), '--plans-dir', plansDir])
-    expect(after.stdout).toMatch(/itwatch\s+.*db1->db2 applied\s+allowed/)
+    // Acknowledged, so nothing blocks a failover, but no watch runs any more: automatic failover is off, and status says so.
+    expect(after.stdout).toMatch(/itwatch\s+.*db1->db2 applied\s+OFF: no mha watch/)
+    expect(after.stdout).toContain('no mha watch is running for itwatch: automatic failover is OFF')
+    const json = JSON.parse((await runMha(['status', '--config-dir', dirname(sandbox.configFile), '--plans-dir', plansDir, '--json'])).stdout) as {failoverBlocked: string | null; automaticFailover: string}[]
+    expect(json[0]).toMatchObject({failoverBlocked: null, automaticFailover: 'off'})
   })
 })

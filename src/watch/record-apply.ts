@@ -1,0 +1,33 @@
+import {writeFileSync} from 'node:fs'
+import {basename, dirname, resolve} from 'node:path'
+import type {ApplyReport} from '../apply/events.js'
+import type {Plan} from '../plan/types.js'
+import {readWatchState, writeWatchState} from './state.js'
+
+/**
+ * The plans folder of a plan file: <plans>/<cluster>/<time>-<kind>.json (defaultPlanPath's layout) gives <plans>;
+ * a plan kept anywhere else is recorded under the default `plans`.
+ */
+export function plansDirOf(planFile: string, cluster: string): string {
+  const folder = dirname(resolve(planFile))
+  return basename(folder) === cluster ? dirname(folder) : 'plans'
+}
+
+/**
+ * A failover or switchover applied by hand is recorded where watch keeps its own, so anti-flapping and
+ * `mha status` see it. A failover blocks the next automatic one until `mha ack`, as one by watch does;
+ * a switchover is a planned change and is recorded as acknowledged. Returns the state file's folder, or null.
+ */
+export function recordManualApply(planFile: string, plan: Plan, report: ApplyReport, now = new Date()): string | null {
+  if (plan.kind !== 'failover' && plan.kind !== 'switchover') return null
+  if (report.status !== 'applied' && report.status !== 'partial') return null
+  const plansDir = plansDirOf(planFile, plan.cluster)
+  const reportFile = planFile.replace(/\.json$/, '') + '.report.json'
+  writeFileSync(reportFile, JSON.stringify(report, null, 2) + '\n')
+  const previous = readWatchState(plansDir, plan.cluster)
+  writeWatchState(plansDir, plan.cluster, {
+    lastFailover: {at: now.toISOString(), plan: planFile, report: reportFile, status: report.status, deadMaster: plan.decision.deadMaster, newMaster: plan.decision.newMaster, kind: plan.kind, by: 'apply'},
+    acknowledged: plan.kind === 'switchover' ? previous.acknowledged || previous.lastFailover === null : false,
+  })
+  return plansDir
+}

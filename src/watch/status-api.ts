@@ -1,0 +1,144 @@
+import {readFileSync} from 'node:fs'
+import type {ClusterConfig} from '../config/types.js'
+import {oneLine} from '../util/errors.js'
+import {probeReplicas, type ReplicaView} from './replica-probe.js'
+import {failoverBlocked, readWatchState, type WatchState} from './state.js'
+import type {ClusterWatcher} from './watcher.js'
+
+/** One cluster as a running watch sees it: the document behind GET /status (schemas/watch-status.schema.json). */
+export interface ClusterStatus {
+  name: string
+  /** False when the watch cannot judge the master: no master found, discovery failing, access refused. */
+  monitored: boolean
+  notMonitoredReason: string | null
+  master: string | null
+  /** Null until the replicas were looked at; each server of the cluster file but the master. */
+  replicas: ReplicaView[] | null
+  replicasCheckedAt: string | null
+  verdict: {state: string; reason: string | null}
+  lastPingAt: string | null
+  lastPingOk: boolean | null
+  lastSuccessfulPingAt: string | null
+  failoverBlocked: boolean
+  failoverBlockedReason: string | null
+  /** From the watch state file: the last failover by this or an earlier watch, or by mha apply. */
+  lastFailover: (NonNullable<WatchState['lastFailover']> & {acknowledged: boolean}) | null
+  /** Failovers this watch process ran, by apply status, and how long the last one took (detection to report). */
+  failoversByThisWatch: {applied: number; partial: number; failed: number}
+  lastFailoverDurationSeconds: number | null
+}
+
+export interface WatchStatus {
+  format: 1
+  watch: {pid: number; startedAt: string; listen: string; version: string}
+  generatedAt: string
+  clusters: ClusterStatus[]
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString())
+
+/** Looks at the replicas of one cluster every few seconds, only while --listen serves them. */
+export class ReplicaMonitor {
+  readonly watcher: ClusterWatcher
+  replicas: ReplicaView[] | null = null
+  checkedAt: number | null = null
+  #timer: NodeJS.Timeout | undefined
+  #stopping = false
+  #busy: Promise<void> = Promise.resolve()
+
+  constructor(watcher: ClusterWatcher) {
+    this.watcher = watcher
+  }
+
+  get intervalMs(): number {
+    return Math.max(5000, this.watcher.cluster.monitor.pingIntervalMs)
+  }
+
+  start(): void {
+    this.#schedule(500)
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping = true
+    clearTimeout(this.#timer)
+    await this.#busy
+  }
+
+  #schedule(ms: number): void {
+    if (this.#stopping) return
+    this.#timer = setTimeout(() => {
+      this.#busy = this.look().finally(() => this.#schedule(this.intervalMs))
+    }, ms)
+  }
+
+  async look(): Promise<void> {
+    const master = this.watcher.master
+    if (!master) {
+      this.replicas = null
+      this.checkedAt = null
+      return
+    }
+    try {
+      this.replicas = await probeReplicas(this.watcher.cluster, master)
+      this.checkedAt = Date.now()
+    } catch {
+      this.replicas = null
+      this.checkedAt = null
+    }
+  }
+}
+
+function lastFailoverOf(state: WatchState): ClusterStatus['lastFailover'] {
+  return state.lastFailover ? {...state.lastFailover, acknowledged: state.acknowledged} : null
+}
+
+const reportDurations = new Map<string, number | null>()
+/** An apply report's durationMs, read once per report file. */
+function reportDurationSeconds(file: string): number | null {
+  if (!reportDurations.has(file)) {
+    try {
+      const ms = (JSON.parse(readFileSync(file, 'utf8')) as {durationMs?: unknown}).durationMs
+      reportDurations.set(file, typeof ms === 'number' ? ms / 1000 : null)
+    } catch {
+      reportDurations.set(file, null)
+    }
+  }
+  return reportDurations.get(file)!
+}
+
+export function clusterStatus(cluster: ClusterConfig, watcher: ClusterWatcher, monitor: ReplicaMonitor | undefined, plansDir: string, now = Date.now()): ClusterStatus {
+  const h = watcher.health
+  let state: WatchState
+  let stateProblem: string | null = null
+  try {
+    state = readWatchState(plansDir, cluster.name)
+  } catch (error) {
+    state = {lastFailover: null, acknowledged: true}
+    stateProblem = `cannot read the watch state: ${oneLine(error)}`
+  }
+  const blocked = failoverBlocked(state, cluster.monitor.lastFailoverMinute, now)?.replace('<name>', cluster.name) ?? null
+  const v = watcher.verdict
+  let notMonitored = h.notMonitored ?? stateProblem
+  if (!notMonitored && v.state === 'refusing') notMonitored = `the master refuses mha's connections (${v.reason.replace(/: it answers, so it is alive$/, '')}): mha cannot check it`
+  if (!notMonitored && h.lastPingAt === null) notMonitored = 'starting: the master was not pinged yet'
+  const own = h.failovers
+  const last = own.at(-1)
+  const lastFailover = lastFailoverOf(state)
+  return {
+    name: cluster.name,
+    monitored: notMonitored === null,
+    notMonitoredReason: notMonitored,
+    master: watcher.master?.name ?? null,
+    replicas: monitor?.replicas ?? null,
+    replicasCheckedAt: iso(monitor?.checkedAt ?? null),
+    verdict: {state: v.state, reason: 'reason' in v ? v.reason : null},
+    lastPingAt: iso(h.lastPingAt),
+    lastPingOk: h.lastPingOk,
+    lastSuccessfulPingAt: iso(h.lastSuccessfulPingAt),
+    failoverBlocked: blocked !== null,
+    failoverBlockedReason: blocked,
+    lastFailover,
+    failoversByThisWatch: {applied: own.filter((f) => f.status === 'applied').length, partial: own.filter((f) => f.status === 'partial').length, failed: own.filter((f) => f.status !== 'applied' && f.status !== 'partial').length},
+    lastFailoverDurationSeconds: last && lastFailover?.at !== undefined && Date.parse(last.at) >= Date.parse(lastFailover.at) ? last.durationMs / 1000 : lastFailover ? reportDurationSeconds(lastFailover.report) : null,
+  }
+}
