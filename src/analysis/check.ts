@@ -2,6 +2,7 @@ import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import type {ReplicationFilters} from '../dialect/types.js'
 import type {ServerSnapshot, Snapshot, SqlFacts} from '../inspect/types.js'
 import {returningMasters, roleViewsOf, sourceServer, sqlFacts, topologyOf} from './topology.js'
+import {planFor} from '../plan/planner.js'
 
 export type Severity = 'error' | 'warning' | 'info'
 
@@ -30,6 +31,8 @@ export interface ServerRow {
 /** The answer of `mha check`: can a failover succeed right now, and if not, why. */
 export interface CheckReport {
   cluster: string
+  /** ok: healthy, a failover would be possible; master_dead: the master is dead and a failover is possible now; not_ok: see the findings. */
+  verdict: 'ok' | 'master_dead' | 'not_ok'
   failoverPossible: boolean
   master: string | null
   replicationMode: 'gtid' | 'file'
@@ -45,13 +48,17 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot): CheckR
   const factsOf = (s: ServerConfig) => sqlFacts(snap.get(s.name)!)
   const topology = topologyOf(cluster, snapshot)
   const master = topology.master
+  // A master that does not answer (not a refused login): then the replicas' IO threads are expected to have
+  // lost it, and the question is whether the failover mha would plan can be done.
+  const masterSql = master ? snap.get(master.name)!.sql : undefined
+  const masterDead = masterSql !== undefined && !masterSql.reachable && masterSql.kind !== 'auth' && masterSql.kind !== 'too_many_connections'
 
   for (const server of cluster.servers) {
     const s = snap.get(server.name)!
     if (!s.sql.reachable) {
-      const severity = server.ignoreFail && server !== master ? 'warning' : 'error'
-      const code = s.sql.kind === 'auth' ? 'sql_access_denied' : s.sql.kind === 'too_many_connections' ? 'sql_too_many_connections' : 'sql_unreachable'
-      add(severity, code, server.name, s.sql.message)
+      const severity = server === master && masterDead ? 'info' : server.ignoreFail && server !== master ? 'warning' : 'error'
+      const code = s.sql.kind === 'auth' ? 'sql_access_denied' : s.sql.kind === 'too_many_connections' ? 'sql_too_many_connections' : server === master && masterDead ? 'master_dead' : 'sql_unreachable'
+      add(severity, code, server.name, server === master && masterDead ? `${s.sql.message}: the master is dead` : s.sql.message)
     }
   }
 
@@ -90,12 +97,15 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot): CheckR
     }
     replicaFacts.push([server, f])
     const r = f.replica
-    if (r.ioThread !== 'running')
+    if (r.ioThread !== 'running' && masterDead) add('info', 'io_thread_lost_master', server.name, `${server.name}: its IO thread lost the dead master, as expected`)
+    else if (r.ioThread !== 'running')
       add(soft, 'io_thread_not_running', server.name, `${server.name}: replication IO thread is ${r.ioThread === 'connecting' ? 'still connecting' : 'stopped'}${r.lastIoError ? ` (${r.lastIoErrno}: ${r.lastIoError})` : ''}; run START SLAVE IO_THREAD or fix the error`)
     if (r.sqlThread !== 'running')
       add(soft, 'sql_thread_not_running', server.name, `${server.name}: replication SQL thread is stopped${r.lastSqlError ? ` (${r.lastSqlErrno}: ${r.lastSqlError})` : ''}; run START SLAVE SQL_THREAD or fix the error`)
     if (r.secondsBehind !== null && r.secondsBehind > cluster.failover.maxSecondsBehindMaster)
       add(soft, 'replica_lagging', server.name, `${server.name} is ${r.secondsBehind} s behind the master (limit ${cluster.failover.maxSecondsBehindMaster} s)`)
+    if (f.slaveNetTimeout !== undefined && f.slaveNetTimeout > 30)
+      add('warning', 'slow_detection', server.name, `${server.name}: slave_net_timeout=${f.slaveNetTimeout} s: its IO thread notices a master gone without a reset only after that long, so mha watch must rely on the other routes (SSH to the replicas' hosts) for such a death; SET GLOBAL slave_net_timeout=10 (and MASTER_HEARTBEAT_PERIOD below it) to let the replicas confirm it themselves`)
     if (!f.readOnly) add('error', 'replica_writable', server.name, `${server.name} is a replica but read_only=0, so clients can write to it; SET GLOBAL read_only=1`)
     if (!f.logBin) add('warning', 'log_bin_off', server.name, `${server.name}: log_bin is off, so it can never become the master`)
     else if (!f.logSlaveUpdates) add('warning', 'log_slave_updates_off', server.name, `${server.name}: log_slave_updates is off; after promotion the other replicas could not be re-pointed by GTID`)
@@ -114,7 +124,8 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot): CheckR
     const s = snap.get(server.name)!
     const soft: Severity = server.ignoreFail && server !== master ? 'warning' : 'error'
     if (!s.ssh.reachable) {
-      add(soft, 'ssh_failed', server.name, s.ssh.message)
+      if (server === master && masterDead) add('warning', 'ssh_failed', server.name, `${s.ssh.message}: the dead master's binlog cannot be saved; mha plan states what is lost`)
+      else add(soft, 'ssh_failed', server.name, s.ssh.message)
       continue
     }
     const f = s.sql.reachable ? s.sql : undefined
@@ -132,10 +143,29 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot): CheckR
   for (const [server, f] of promotable)
     if (!f.replUser.canReplicate)
       add('error', 'repl_user_missing', server.name, `${server.name}: replication user ${cluster.replUser} ${f.replUser.exists ? 'lacks REPLICATION SLAVE' : 'does not exist'}; the others could not replicate from it after promotion`)
+  // The password a failover writes into CHANGE MASTER must work where replicas will connect.
+  for (const [server, f] of [...promotable, ...(master && factsOf(master) ? [[master, factsOf(master)!] as [ServerConfig, SqlFacts]] : [])])
+    if (f.replLogin && !f.replLogin.ok && f.replLogin.kind === 'auth')
+      add('error', 'repl_password_wrong', server.name, `${server.name}: the replication user ${cluster.replUser} cannot log in with repl_password from ${cluster.file} (${f.replLogin.message}); replicas re-pointed after a failover would fail to connect: fix repl_password (or allow ${cluster.replUser} from this host)`)
+  // The manager applies binlogs with its own clients.
+  if (snapshot.manager) {
+    if (!snapshot.manager.mysqlbinlog) add('error', 'manager_mysqlbinlog_missing', null, 'this host has neither mariadb-binlog nor mysqlbinlog: mha applies relay-log diffs and the dead master\'s binlog with it; install the mariadb-client or mysql-client package')
+    if (!snapshot.manager.mysqlClient) add('error', 'manager_mysql_missing', null, 'this host has neither the mariadb nor the mysql client: mha applies binlogs through it; install the mariadb-client or mysql-client package')
+  }
+  // With the master dead, what matters is whether mha can plan the failover now.
+  if (masterDead) {
+    try {
+      planFor(cluster, snapshot, {tool: 'mha check', createdAt: new Date(0).toISOString(), configFile: cluster.file})
+    } catch (error) {
+      add('error', 'failover_not_plannable', master?.name ?? null, `the master is dead but no failover can be planned: ${error instanceof Error ? error.message : String(error)}`)
+    }
+  }
 
+  const failoverPossible = !findings.some((x) => x.severity === 'error')
   return {
     cluster: cluster.name,
-    failoverPossible: !findings.some((x) => x.severity === 'error'),
+    verdict: !failoverPossible ? 'not_ok' : masterDead ? 'master_dead' : 'ok',
+    failoverPossible,
     master: master?.name ?? null,
     replicationMode: mode,
     servers: cluster.servers.map((s) => serverRow(s, snap.get(s.name)!, master, topology.replicas.includes(s))),

@@ -20,6 +20,12 @@ export function renderCheck(report: CheckReport): string {
   for (const f of report.findings) lines.push(`${f.severity.toUpperCase().padEnd(7)} ${f.message}`)
   if (report.findings.length > 0) lines.push('')
   const errors = report.findings.filter((f) => f.severity === 'error').length
-  lines.push(report.failoverPossible ? 'verdict: OK, a failover is possible now' : `verdict: NOT OK, ${errors} problem${errors === 1 ? '' : 's'} would stop a failover`)
+  lines.push(
+    report.verdict === 'master_dead'
+      ? `verdict: MASTER DEAD, a failover is possible now: mha plan --cluster ${report.cluster}`
+      : report.failoverPossible
+        ? 'verdict: OK, a failover is possible now'
+        : `verdict: NOT OK, ${errors} problem${errors === 1 ? '' : 's'} would stop a failover`,
+  )
   return lines.join('\n')
 }

@@ -6,6 +6,7 @@ import {readFileSync} from 'node:fs'
 import {SqlError, withConnection, type Endpoint, type ServerConnection} from './mysql.js'
 import type {ServerSnapshot, Snapshot, SqlFacts, SqlFailure, SshFacts, SshFailure} from './types.js'
 import {findMasterFileSizes, findRelayLookups} from './relay-lookup.js'
+import {findExecutable} from '../recovery/apply.js'
 import {binlogBaseName, binlogSequence} from '../binlog/coordinates.js'
 import {dirname, posix} from 'node:path'
 
@@ -55,7 +56,12 @@ export async function inspectCluster(cluster: ClusterConfig, options: InspectOpt
       return {name: server.name, address: `${server.ip}:${server.port}`, sql: facts, ssh}
     }),
   )
-  const snapshot: Snapshot = {cluster: cluster.name, servers, relayLookups: []}
+  const snapshot: Snapshot = {
+    cluster: cluster.name,
+    manager: {mysqlbinlog: findExecutable(['mariadb-binlog', 'mysqlbinlog']) ?? null, mysqlClient: findExecutable(['mariadb', 'mysql']) ?? null},
+    servers,
+    relayLookups: [],
+  }
   if (options.relayLookups !== false) {
     snapshot.relayLookups = await findRelayLookups(cluster, snapshot)
     const sizes = await findMasterFileSizes(cluster, snapshot)
@@ -79,10 +85,21 @@ function binlogHint(cluster: ClusterConfig, server: ServerConfig, sql: (SqlFacts
 
 async function inspectSql(cluster: ClusterConfig, server: ServerConfig): Promise<SqlFacts | SqlFailure> {
   try {
-    return await withConnection(endpointOf(cluster, server), cluster.monitor.connectTimeoutMs * 2, (conn) => readSqlFacts(conn, cluster.replUser))
+    const facts = await withConnection(endpointOf(cluster, server), cluster.monitor.connectTimeoutMs * 2, (conn) => readSqlFacts(conn, cluster.replUser))
+    return cluster.replPassword ? {...facts, replLogin: await replicationLogin(cluster, server)} : facts
   } catch (error) {
     if (error instanceof SqlError) return {reachable: false, kind: error.kind, message: error.message}
     return {reachable: false, kind: 'sql', message: `${server.name}: ${oneLine(error)}`}
+  }
+}
+
+/** The password a failover puts into CHANGE MASTER, tried as the replicas will use it. */
+async function replicationLogin(cluster: ClusterConfig, server: ServerConfig): Promise<NonNullable<SqlFacts['replLogin']>> {
+  try {
+    await withConnection({...endpointOf(cluster, server), user: cluster.replUser, password: cluster.replPassword!}, cluster.monitor.connectTimeoutMs, () => Promise.resolve())
+    return {ok: true}
+  } catch (error) {
+    return error instanceof SqlError ? {ok: false, kind: error.kind, message: error.message} : {ok: false, kind: 'sql', message: oneLine(error)}
   }
 }
 
@@ -92,7 +109,7 @@ export async function readSqlFacts(conn: ServerConnection, replUser: string): Pr
   const vars = (await conn.queryOne(
     `SELECT @@version AS version, @@version_comment AS comment, @@server_id AS server_id, @@global.read_only+0 AS read_only,
             @@log_bin+0 AS log_bin, @@log_slave_updates+0 AS log_slave_updates, @@relay_log_purge+0 AS relay_log_purge,
-            @@binlog_format AS binlog_format, @@binlog_checksum AS binlog_checksum`,
+            @@binlog_format AS binlog_format, @@binlog_checksum AS binlog_checksum, @@global.slave_net_timeout AS slave_net_timeout`,
   ))!
   const version = parseServerVersion(String(vars.version), typeof vars.comment === 'string' ? vars.comment : '')
   const dialect = dialectFor(version)
@@ -118,6 +135,7 @@ export async function readSqlFacts(conn: ServerConnection, replUser: string): Pr
     logBin,
     logSlaveUpdates: bool(vars.log_slave_updates),
     relayLogPurge: bool(vars.relay_log_purge),
+    slaveNetTimeout: Number(vars.slave_net_timeout),
     binlogFormat: String(vars.binlog_format),
     binlogChecksum: String(vars.binlog_checksum),
     gtid,

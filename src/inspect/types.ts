@@ -25,6 +25,10 @@ export interface SqlFacts {
   longQueries: {id: number; user: string; seconds: number; statement: string}[]
   /** Full path of the relay log index, to find the relay logs over SSH. */
   relayLogIndex: string | null
+  /** How long a replica waits on a silent master before its IO thread gives up (slave_net_timeout, seconds). */
+  slaveNetTimeout?: number
+  /** A login as the replication user with the configured repl_password: ok, or why not; absent when not tried. */
+  replLogin?: {ok: true} | {ok: false; kind: string; message: string}
 }
 
 export interface SqlFailure {
@@ -85,7 +89,15 @@ export interface RelayMasterFileSizes {
   problem: string | null
 }
 
+/** The manager host's own tools that applying binlogs needs. */
+export interface ManagerFacts {
+  mysqlbinlog: string | null
+  mysqlClient: string | null
+}
+
 export interface Snapshot {
+  /** Absent in snapshots recorded before it was inspected. */
+  manager?: ManagerFacts
   cluster: string
   servers: ServerSnapshot[]
   relayLookups: RelayLookup[]
