@@ -19,7 +19,7 @@ export default class Status extends BaseCommand<typeof Status> {
     const clusters = loadClusters(this.flags['config-dir'], this.flags.cluster ? [this.flags.cluster] : [])
     const rows = await Promise.all(
       clusters.map(async (cluster) => {
-        const report = checkCluster(cluster, await inspectCluster(cluster, {relayLookups: false}))
+        const report = checkCluster(cluster, await inspectCluster(cluster, {relayLookups: false}), {outOfService: readWatchState(this.flags['plans-dir'], cluster.name).outOfService ?? []})
         const state = readWatchState(this.flags['plans-dir'], cluster.name)
         const blocked = failoverBlocked(state, cluster.monitor.lastFailoverMinute)
         const watch = await watchViewOf(this.flags['plans-dir'], cluster.name)
@@ -29,6 +29,7 @@ export default class Status extends BaseCommand<typeof Status> {
           replicas: report.servers.filter((s) => s.role === 'replica').map((s) => s.name),
           healthy: report.failoverPossible,
           problems: report.findings.filter((f) => f.severity === 'error').map((f) => f.message),
+          outOfService: report.findings.filter((f) => f.code === 'out_of_service').map((f) => f.message),
           lastFailover: state.lastFailover,
           failoverBlocked: blocked,
           automaticFailover: automaticFailoverOf(watch, blocked !== null),
@@ -45,6 +46,7 @@ export default class Status extends BaseCommand<typeof Status> {
       ),
     )
     for (const r of rows) {
+      for (const o of r.outOfService) this.say(`${r.cluster}: ${o}`)
       for (const p of r.problems) this.say(`${r.cluster}: ${p}`)
       for (const f of r.fenced) this.say(`${r.cluster}: ${f.server}: returned writable while ${f.master} is the master, set read_only by watch at ${f.at}`)
     }

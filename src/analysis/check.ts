@@ -40,9 +40,19 @@ export interface CheckReport {
   findings: Finding[]
 }
 
+/** A server an earlier failover took out of the active topology (kept beside the plans by watch and apply). */
+export interface OutOfService {
+  server: string
+  since: string
+  reason: string
+}
+
 /** MHA's check_repl and check_ssh, as a pure function of what was observed. */
-export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot): CheckReport {
+export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot, options: {outOfService?: readonly OutOfService[]} = {}): CheckReport {
   const findings: Finding[] = []
+  // A server taken out by a failover is said once, as such, and not counted against the cluster.
+  const out = new Map((options.outOfService ?? []).map((o) => [o.server, o]))
+  for (const o of out.values()) findings.push({severity: 'info', code: 'out_of_service', server: o.server, message: `${o.server} is out of service since ${o.since} (${o.reason}); rejoin or rebuild it, or remove it from ${cluster.file}`})
   const add = (severity: Severity, code: string, server: string | null, message: string) => findings.push({severity, code, server, message})
   const snap = new Map(snapshot.servers.map((s) => [s.name, s]))
   const factsOf = (s: ServerConfig) => sqlFacts(snap.get(s.name)!)
@@ -55,7 +65,7 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot): CheckR
 
   for (const server of cluster.servers) {
     const s = snap.get(server.name)!
-    if (!s.sql.reachable) {
+    if (!s.sql.reachable && !out.has(server.name)) {
       const severity = server === master && masterDead ? 'info' : server.ignoreFail && server !== master ? 'warning' : 'error'
       const code = s.sql.kind === 'auth' ? 'sql_access_denied' : s.sql.kind === 'too_many_connections' ? 'sql_too_many_connections' : server === master && masterDead ? 'master_dead' : 'sql_unreachable'
       add(severity, code, server.name, server === master && masterDead ? `${s.sql.message}: the master is dead` : s.sql.message)
@@ -123,6 +133,7 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot): CheckR
   for (const server of cluster.servers) {
     const s = snap.get(server.name)!
     const soft: Severity = server.ignoreFail && server !== master ? 'warning' : 'error'
+    if (!s.ssh.reachable && out.has(server.name)) continue
     if (!s.ssh.reachable) {
       if (server === master && masterDead) add('warning', 'ssh_failed', server.name, `${s.ssh.message}: the dead master's binlog cannot be saved; mha plan states what is lost`)
       else add(soft, 'ssh_failed', server.name, s.ssh.message)
@@ -155,7 +166,7 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot): CheckR
   // With the master dead, what matters is whether mha can plan the failover now.
   if (masterDead) {
     try {
-      planFor(cluster, snapshot, {tool: 'mha check', createdAt: new Date(0).toISOString(), configFile: cluster.file})
+      planFor(cluster, snapshot, {tool: 'mha check', createdAt: new Date(0).toISOString(), configFile: cluster.file}, {outOfService: [...out.keys()]})
     } catch (error) {
       add('error', 'failover_not_plannable', master?.name ?? null, `the master is dead but no failover can be planned: ${error instanceof Error ? error.message : String(error)}`)
     }

@@ -25,9 +25,15 @@ export function recordManualApply(planFile: string, plan: Plan, report: ApplyRep
   const reportFile = planFile.replace(/\.json$/, '') + '.report.json'
   writeFileSync(reportFile, JSON.stringify(report, null, 2) + '\n')
   const previous = readWatchState(plansDir, plan.cluster)
+  const dead = plan.kind === 'failover' ? plan.decision.deadMaster : null
   writeWatchState(plansDir, plan.cluster, {
+    ...previous,
     lastFailover: {at: now.toISOString(), plan: planFile, report: reportFile, status: report.status, deadMaster: plan.decision.deadMaster, newMaster: plan.decision.newMaster, kind: plan.kind, by: 'apply'},
     acknowledged: plan.kind === 'switchover' ? previous.acknowledged || previous.lastFailover === null : false,
+    // A failed-over master leaves the active topology until it is rejoined, as after watch's own failovers.
+    ...(dead
+      ? {outOfService: [...(previous.outOfService ?? []).filter((o) => o.server !== dead), {server: dead, since: now.toISOString(), reason: `failed over to ${plan.decision.newMaster} (mha apply)`, plan: planFile}]}
+      : {}),
   })
   return plansDir
 }

@@ -228,6 +228,8 @@ describe('a failover applied by hand is recorded for anti-flapping and status', 
     expect(state).toEqual({
       lastFailover: {at: '2026-12-01T10:00:05.000Z', plan: planFile, report: planFile.replace(/\.json$/, '.report.json'), status: 'applied', deadMaster: 'db1', newMaster: 'db2', kind: 'failover', by: 'apply'},
       acknowledged: false,
+      // The failed-over master leaves the active topology: the next failover does not wait for it.
+      outOfService: [{server: 'db1', since: '2026-12-01T10:00:05.000Z', reason: 'failed over to db2 (mha apply)', plan: planFile}],
     })
     expect(JSON.parse(readFileSync(state.lastFailover!.report, 'utf8'))).toMatchObject({status: 'applied'})
     expect(failoverBlocked(state, 480, Date.parse('2026-12-01T10:30:00Z'))).toMatch(/db1 -> db2/)
