@@ -190,7 +190,8 @@ describe('mha apply on real sandboxes', () => {
     ]
     const wrongPassword = readFileSync(sandbox.configFile, 'utf8').replace(/password:\n\s+file: .*mha\.password/, 'password: Wr0ngPassw0rd')
     cases.push([['apply', file, '--config', write('wrong.yaml', wrongPassword)], /access denied for user mha/])
-    const unreachable = readFileSync(sandbox.configFile, 'utf8').replace('hostname: 127.0.0.62', 'hostname: 127.0.0.62\n    port: 3399')
+    // mha's own route to db2 goes nowhere (its ip), the hostname replicas use is unchanged.
+    const unreachable = readFileSync(sandbox.configFile, 'utf8').replace('hostname: 127.0.0.62', 'hostname: 127.0.0.62\n    ip: 127.0.0.254')
     cases.push([['apply', file, '--config', write('unreachable.yaml', unreachable)], /plan is stale: db2 sql: now unreachable/])
     for (const [args, expected] of cases) {
       const result = await runMha(args)
