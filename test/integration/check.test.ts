@@ -5,7 +5,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {CheckReport} from '../../src/analysis/check.js'
 import {startSshd, stopSshd} from '../../src/sandbox/sandbox.js'
 import {validator} from '../../src/schema/validator.js'
-import {runMha, startSandbox, type TestSandbox} from './harness.js'
+import {killMasterAndWait, runMha, startSandbox, type TestSandbox} from './harness.js'
 
 let sandbox: TestSandbox
 
@@ -92,8 +92,30 @@ describe('mha check on a real sandbox', () => {
   })
 
   it('is healthy again after every repair', async () => {
-    const {code} = await check()
+    const {code, report} = await check()
     expect(code).toBe(0)
+    expect(report.verdict).toBe('ok')
+  })
+
+  it('names a wrong replication password, which would break the re-pointing after a failover', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mha-check-repl-'))
+    writeFileSync(join(dir, 'repl'), 'NotTheReplPassword\n', {mode: 0o600})
+    const wrong = join(dir, 'wrong-repl.yaml')
+    writeFileSync(wrong, readFileSync(sandbox.configFile, 'utf8').replace(/repl_password:\n\s+file: .*repl\.password/, `repl_password:\n  file: ${join(dir, 'repl')}`))
+    const {code, report} = await check(wrong)
+    expect(code).toBe(2)
+    expect(errorsOf(report).filter(([c]) => c === 'repl_password_wrong').map(([, server]) => server)).toEqual(['db2', 'db3', 'db1'])
+    expect(JSON.stringify(report)).not.toContain('NotTheReplPassword')
+  })
+
+  it('right after the master died: "master dead, a failover is possible now", exit 0, no advice to restart IO threads', async () => {
+    await killMasterAndWait(sandbox)
+    const {code, report} = await check()
+    expect(code).toBe(0)
+    expect(report.verdict).toBe('master_dead')
+    expect(report.findings.map((f) => f.message).join('\n')).not.toMatch(/START SLAVE IO_THREAD/)
+    const human = await runMha(['check', '--config', sandbox.configFile])
+    expect(human.stdout).toMatch(/verdict: MASTER DEAD, a failover is possible now: mha plan --cluster itcheck/)
   })
 })
 
