@@ -198,7 +198,7 @@ export class ClusterWatcher {
     if (master) this.unmonitored = null
     else this.#cannotMonitor(whyNoMaster(this.cluster, snapshot))
     this.master = master
-    this.health.notMonitored = master ? null : 'no master found among the servers of the cluster file'
+    this.health.notMonitored = master ? null : this.unmonitored
   }
 
   /** Said at once, then again with a growing pause (5 s, 10 s, ... 5 min): never silent, never a flood. */
