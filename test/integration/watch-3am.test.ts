@@ -1,5 +1,6 @@
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
 import {mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
@@ -54,6 +55,17 @@ function startWatch(configDir: string, plansDir: string, extra: string[] = []): 
 const waitForLine = (lines: LogLine[], what: string, test: (l: LogLine) => boolean, timeoutMs = 30_000) =>
   waitFor(`${what} (got: ${lines.map((l) => `${l.cluster}:${l.event}`).join(', ')})`, timeoutMs, () => lines.some(test)).then(() => lines.find(test)!)
 
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as {port: number}).port
+      s.close(() => resolve(port))
+    })
+  })
+}
+
 const readOnly = async (s: TestSandbox, host: string) => Number((await s.sql(host, (c) => c.queryOne('SELECT @@global.read_only+0 AS ro')))!.ro)
 
 describe('mha watch at 3 a.m.', () => {
@@ -66,7 +78,8 @@ describe('mha watch at 3 a.m.', () => {
     writeFileSync(join(dir, 'both', 'it3am1.yaml'), good)
     writeFileSync(join(dir, 'both', 'rotated.yaml'), wrong)
     const started = Date.now()
-    const {lines} = startWatch(join(dir, 'both'), join(dir, 'plans'))
+    const port = await freePort()
+    const {lines} = startWatch(join(dir, 'both'), join(dir, 'plans'), ['--listen', `127.0.0.1:${port}`])
     const first = await waitForLine(lines, 'the first complaint', (l) => l.cluster === 'rotated' && l.event === 'unmonitored', 10_000)
     console.log(`unmonitored cluster reported ${((Date.parse(first.at) - started) / 1000).toFixed(2)} s after watch started`)
     expect(Date.parse(first.at) - started).toBeLessThan(5000)
@@ -77,6 +90,10 @@ describe('mha watch at 3 a.m.', () => {
     await waitFor('the second complaint', 15_000, () => lines.filter((l) => l.cluster === 'rotated' && l.event === 'unmonitored').length >= 2)
     const complaints = lines.filter((l) => l.cluster === 'rotated' && l.event === 'unmonitored')
     expect(Date.parse(complaints[1]!.at) - Date.parse(complaints[0]!.at)).toBeGreaterThanOrEqual(4000)
+    // mha status, asking the running watch, says which cluster it cannot see and why.
+    const status = await runMha(['status', '--config-dir', join(dir, 'both'), '--plans-dir', join(dir, 'plans')])
+    expect(status.stdout).toMatch(/rotated: .*cannot monitor it: every server refuses the login of mha .*automatic failover is OFF/)
+    expect(status.stdout).not.toContain('NotTheRightOne')
     watch!.kill('SIGTERM')
 
     // Only clusters that cannot be monitored: watch says so and exits non-zero.
