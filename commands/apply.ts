@@ -2,7 +2,7 @@ import {existsSync} from 'node:fs'
 import {Args, Flags} from '@oclif/core'
 import {applyPlan} from '../src/apply/executor.js'
 import {lockCluster} from '../src/apply/lock.js'
-import {lineReporter, listrReporter} from '../src/cli/apply-reporter.js'
+import {describeNewMaster, lineReporter, listrReporter} from '../src/cli/apply-reporter.js'
 import {BaseCommand} from '../src/cli/base-command.js'
 import {clusterFile, loadClusterFile} from '../src/config/load.js'
 import {readPlan} from '../src/plan/plan-file.js'
@@ -49,6 +49,7 @@ export default class Apply extends BaseCommand<typeof Apply> {
     else if (tty) {
       this.say(`${report.status}: ${report.message}`)
       if (report.dataLoss) this.say(`data loss: ${report.dataLoss}`)
+      if (report.newMaster) this.say(describeNewMaster(report.newMaster))
       for (const note of report.notes) this.say(`note: ${note}`)
     }
     if (report.status === 'failed' || report.status === 'refused' || report.status === 'partial') process.stderr.write(`mha: ${report.message}\n`)

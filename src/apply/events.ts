@@ -26,6 +26,11 @@ export interface ApplyReport {
   digest: string
   /** Replicas whose recovery failed: left stopped, each with the reason and how to retry. */
   leftOut: {server: string; reason: string; retry: string}[]
+  /**
+   * After a promotion: where the new master's binlog stood when it took over, and the statement (password
+   * masked) that makes the old master its replica from there, as MHA's failover report gives it.
+   */
+  newMaster: {server: string; binlog: {file: string; pos: number}; gtid: string; oldMaster: string | null; repointOldMaster: string | null} | null
   /** A failover's data loss as the plan states it (null for other kinds): what a reviewer compares with the outcome. */
   dataLoss: string | null
   /** What the operator should do next, when something is left to do. */

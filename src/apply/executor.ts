@@ -3,6 +3,8 @@ import type {ClusterConfig} from '../config/types.js'
 import {inspectCluster} from '../inspect/inspect.js'
 import {factChanges} from '../plan/fingerprint.js'
 import {planDigest} from '../plan/plan-file.js'
+import {dialectFor} from '../dialect/index.js'
+import {parseServerVersion} from '../dialect/version.js'
 import {resumeChanges} from '../plan/resume.js'
 import {liveProblems, planProblems} from '../plan/validate.js'
 import type {ServerSnapshot, Snapshot} from '../inspect/types.js'
@@ -24,6 +26,26 @@ export interface ApplyOptions {
   expectDigest?: string
   /** A snapshot taken just now by the caller (mha watch plans and applies at once): not inspected again. */
   snapshot?: Snapshot
+}
+
+/** The new master's coordinates recorded when it was detached, and how the old master would follow it from there. */
+function promotionPoint(plan: Plan, cluster: ClusterConfig, detached: Record<string, unknown> | undefined): ApplyReport['newMaster'] {
+  const name = plan.decision.newMaster
+  const binlog = detached?.binlog as {file: string; pos: number} | undefined
+  if (plan.kind !== 'failover' || !name || !binlog || typeof binlog.file !== 'string') return null
+  const server = cluster.servers.find((s) => s.name === name)
+  const oldVersion = plan.observed.servers.find((s) => s.name === plan.decision.deadMaster)?.version ?? plan.observed.servers.find((s) => s.name === name)?.version
+  const repoint =
+    server && oldVersion
+      ? dialectFor(parseServerVersion(oldVersion)).changeSource({
+          host: server.hostname,
+          port: server.port,
+          user: cluster.replUser,
+          ...(cluster.replPassword ? {password: 'x'} : {}),
+          ...(plan.decision.replicationMode === 'gtid' ? {gtid: true} : {coordinates: binlog}),
+        }).display
+      : null
+  return {server: name, binlog, gtid: typeof detached?.gtid === 'string' ? detached.gtid : '', oldMaster: plan.decision.deadMaster, repointOldMaster: repoint}
 }
 
 /** Replicas of the dead master (by the plan's observation) whose IO thread still runs from it now. */
@@ -62,6 +84,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     notes,
     digest,
     leftOut: [],
+    newMaster: promotionPoint(plan, cluster, records.get(`detach_replication:${plan.decision.newMaster ?? ''}`)?.outputs ?? ctx.outputs.get(`detach_replication:${plan.decision.newMaster ?? ''}`)),
     dataLoss: plan.kind === 'failover' ? (ctx.lostAtApply ?? plan.decision.dataLoss.statement) : null,
     nextAction,
     durationMs: Date.now() - started,

@@ -1,5 +1,5 @@
 import {Listr} from 'listr2'
-import type {ApplyEvent, ApplyListener} from '../apply/events.js'
+import type {ApplyEvent, ApplyListener, ApplyReport} from '../apply/events.js'
 import type {Plan} from '../plan/types.js'
 
 function describe(event: ApplyEvent): string {
@@ -17,8 +17,14 @@ function describe(event: ApplyEvent): string {
     case 'fail':
       return `FAIL  ${event.step.id}: ${event.message}`
     case 'finish':
-      return `${event.report.status}: ${event.report.message}${event.report.dataLoss ? `; data loss: ${event.report.dataLoss}` : ''}`
+      return `${event.report.status}: ${event.report.message}${event.report.dataLoss ? `; data loss: ${event.report.dataLoss}` : ''}${event.report.newMaster ? `; ${describeNewMaster(event.report.newMaster)}` : ''}`
   }
+}
+
+/** MHA's report line: where the new master took over, and how the old master follows it once repaired. */
+export function describeNewMaster(n: NonNullable<ApplyReport['newMaster']>): string {
+  const at = `${n.binlog.file}:${n.binlog.pos}${n.gtid ? ` (GTID ${n.gtid})` : ''}`
+  return `new master ${n.server} took over at ${at}${n.oldMaster && n.repointOldMaster ? `; to make ${n.oldMaster} its replica once repaired: ${n.repointOldMaster}; START SLAVE (or: mha plan --rejoin ${n.oldMaster})` : ''}`
 }
 
 /** Without a TTY: one timestamped line per event. */

@@ -55,6 +55,12 @@ describe('mha apply on real sandboxes', () => {
     const first = await apply(sandbox, file)
     expect(first.report.status, first.report.message).toBe('applied')
     expect(first.code).toBe(0)
+    // As MHA's report: where db2 took over, and how db1 follows it once repaired (password masked).
+    const db2At = first.report.steps.find((s) => s.id === 'detach_replication:db2')!.outputs.binlog as {file: string; pos: number}
+    expect(first.report.newMaster).toMatchObject({server: 'db2', binlog: db2At, oldMaster: 'db1'})
+    expect(first.report.newMaster!.repointOldMaster).toBe(
+      `CHANGE MASTER TO MASTER_HOST = '127.0.0.62', MASTER_PORT = 3306, MASTER_USER = 'repl', MASTER_PASSWORD = '********', MASTER_USE_GTID = no, MASTER_LOG_FILE = '${db2At.file}', MASTER_LOG_POS = ${db2At.pos}`,
+    )
     await new Promise((r) => setTimeout(r, 1000))
     await load.stop()
     expect(load.acked.length).toBeGreaterThan(20)
