@@ -7,10 +7,13 @@ import type {StepContext, StepHandler} from './types.js'
 
 type Fence = Extract<Step, {type: 'fence_master'}>
 
-/** A short connect: a dead master must not hold the failover up for the usual timeout. */
+/**
+ * A short connect: a dead master must not hold the failover up for the usual timeout. It was just found
+ * silent; a master that still answers SQL does within a second (as watch's retried pings assume).
+ */
 async function reach(step: Fence, ctx: StepContext): Promise<ServerConnection | null> {
   try {
-    return await ServerConnection.open(endpointOf(ctx.cluster, ctx.server(step.server)), ctx.cluster.monitor.connectTimeoutMs)
+    return await ServerConnection.open(endpointOf(ctx.cluster, ctx.server(step.server)), Math.min(ctx.cluster.monitor.connectTimeoutMs, 1000))
   } catch (error) {
     if (error instanceof SqlError && (error.kind === 'unreachable' || error.kind === 'timeout')) return null
     throw error

@@ -1,5 +1,6 @@
-import {execFile} from 'node:child_process'
+import {execFile, spawn, type ChildProcess} from 'node:child_process'
 import {mkdtempSync} from 'node:fs'
+import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -90,3 +91,42 @@ export async function expectConsistent(s: TestSandbox, newMaster: string, acked:
   }
 }
 
+
+/** One line of mha watch --log-format json. */
+export interface WatchLogLine {
+  at: string
+  cluster: string
+  event: string
+  message: string
+  plan?: string
+  report?: string
+  server?: string
+}
+
+/** mha watch (the built CLI) as a child process logging JSON; its lines are collected as they come. */
+export function spawnWatch(args: string[]): {child: ChildProcess; lines: WatchLogLine[]; exited: Promise<number | null>} {
+  const lines: WatchLogLine[] = []
+  const child = spawn(process.execPath, [join(root, 'bin/run.js'), 'watch', '--log-format', 'json', ...args], {cwd: root, env: {...process.env, NODE_ENV: 'production'}})
+  let buffer = ''
+  child.stdout.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString()
+    for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
+      lines.push(JSON.parse(buffer.slice(0, i)) as WatchLogLine)
+      buffer = buffer.slice(i + 1)
+    }
+  })
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  return {child, lines, exited}
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as {port: number}).port
+      s.close(() => resolve(port))
+    })
+  })
+}

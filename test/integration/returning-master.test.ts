@@ -1,4 +1,4 @@
-import {spawn, type ChildProcess} from 'node:child_process'
+import type {ChildProcess} from 'node:child_process'
 import {mkdtempSync, readFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
@@ -7,20 +7,12 @@ import type {ApplyReport} from '../../src/apply/events.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {startHost} from '../../src/sandbox/sandbox.js'
-import {expectConsistent, killMasterAndWait, root, runMha, startSandbox, type TestSandbox} from './harness.js'
+import {expectConsistent, killMasterAndWait, runMha, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
 
-interface LogLine {
-  at: string
-  cluster: string
-  event: string
-  message: string
-  server?: string
-  report?: string
-}
 
 let sandbox: TestSandbox | undefined
 let watch: ChildProcess | undefined
-const lines: LogLine[] = []
+let lines: WatchLogLine[] = []
 const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-returning-plans-'))
 
 afterAll(async () => {
@@ -41,15 +33,9 @@ describe('an old master restarted after a failover', () => {
     const load = new WriteLoad(s.state)
     load.start()
 
-    watch = spawn(process.execPath, [join(root, 'bin/run.js'), 'watch', '--config-dir', dirname(s.configFile), '--plans-dir', plansDir, '--log-format', 'json'], {cwd: root, env: {...process.env, NODE_ENV: 'production'}})
-    let buffer = ''
-    watch.stdout!.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString()
-      for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
-        lines.push(JSON.parse(buffer.slice(0, i)) as LogLine)
-        buffer = buffer.slice(i + 1)
-      }
-    })
+    const running = spawnWatch(['--config-dir', dirname(s.configFile), '--plans-dir', plansDir])
+    watch = running.child
+    lines = running.lines
     await waitForEvent('healthy')
     await new Promise((r) => setTimeout(r, 1000))
     // A healthy cluster: nothing is fenced.

@@ -1,23 +1,16 @@
-import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
+import {execFileSync, type ChildProcess} from 'node:child_process'
 import {mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
-import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
-import {expectConsistent, root, runMha, startSandbox, type TestSandbox} from './harness.js'
+import {expectConsistent, freePort, runMha, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
 
 // mha watch unattended: loud when it cannot see, following the topology others change, failing over again
 // after an acknowledged failover, and finding a host gone without a TCP reset in seconds.
 
-interface LogLine {
-  at: string
-  cluster: string
-  event: string
-  message: string
-  plan?: string
-}
+type LogLine = WatchLogLine
 
 const OCTET = 161
 let sandbox: TestSandbox | undefined
@@ -38,33 +31,13 @@ afterEach(async () => {
 })
 
 function startWatch(configDir: string, plansDir: string, extra: string[] = []): {lines: LogLine[]; exited: Promise<number | null>} {
-  const lines: LogLine[] = []
-  watch = spawn(process.execPath, [join(root, 'bin/run.js'), 'watch', '--config-dir', configDir, '--plans-dir', plansDir, '--log-format', 'json', ...extra], {cwd: root, env: {...process.env, NODE_ENV: 'production'}})
-  let buffer = ''
-  watch.stdout!.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString()
-    for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
-      lines.push(JSON.parse(buffer.slice(0, i)) as LogLine)
-      buffer = buffer.slice(i + 1)
-    }
-  })
-  const exited = new Promise<number | null>((resolve) => watch!.on('exit', (code) => resolve(code)))
-  return {lines, exited}
+  const started = spawnWatch(['--config-dir', configDir, '--plans-dir', plansDir, ...extra])
+  watch = started.child
+  return started
 }
 
 const waitForLine = (lines: LogLine[], what: string, test: (l: LogLine) => boolean, timeoutMs = 30_000) =>
   waitFor(`${what} (got: ${lines.map((l) => `${l.cluster}:${l.event}`).join(', ')})`, timeoutMs, () => lines.some(test)).then(() => lines.find(test)!)
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as {port: number}).port
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 const readOnly = async (s: TestSandbox, host: string) => Number((await s.sql(host, (c) => c.queryOne('SELECT @@global.read_only+0 AS ro')))!.ro)
 

@@ -1,6 +1,5 @@
 import {spawn, type ChildProcess} from 'node:child_process'
 import {existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
-import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
@@ -10,21 +9,17 @@ import {waitFor} from '../../src/sandbox/processes.js'
 import {adminEndpoint} from '../../src/sandbox/sandbox.js'
 import {presenceFile} from '../../src/watch/presence.js'
 import type {WatchStatus} from '../../src/watch/status-api.js'
-import {killMasterAndWait, root, runMha, startSandbox, type TestSandbox} from './harness.js'
+import {freePort, killMasterAndWait, runMha, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
 
 // A real Prometheus server (Debian's prometheus package, scripts/setup.sh) scrapes the watch.
 const PROMETHEUS = '/usr/bin/prometheus'
 const cluster = 'itlisten'
 
-interface LogLine {
-  event: string
-  message: string
-}
 
 let sandbox: TestSandbox | undefined
 let watch: ChildProcess | undefined
 let prometheus: ChildProcess | undefined
-const lines: LogLine[] = []
+let lines: WatchLogLine[] = []
 const work = mkdtempSync(join(tmpdir(), 'mha-it-listen-'))
 const plansDir = join(work, 'plans')
 
@@ -33,16 +28,6 @@ afterAll(async () => {
   await sandbox?.down()
 })
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as {port: number}).port
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 /** One instant query through Prometheus's HTTP API: the value of the single series, or null when there is none. */
 async function promQuery(port: number, query: string): Promise<number | null> {
@@ -90,18 +75,9 @@ describe('mha watch --listen, scraped by a real Prometheus; mha status tells the
   it('Prometheus sees the master up, the failover watch runs, then a dead master it may not fail over; status shows the watch view', async () => {
     const s = sandbox!
     const watchPort = await freePort()
-    watch = spawn(process.execPath, [join(root, 'bin/run.js'), 'watch', '--config-dir', dirname(s.configFile), '--plans-dir', plansDir, '--log-format', 'json', '--listen', `127.0.0.1:${watchPort}`], {
-      cwd: root,
-      env: {...process.env, NODE_ENV: 'production'},
-    })
-    let buffer = ''
-    watch.stdout!.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString()
-      for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
-        lines.push(JSON.parse(buffer.slice(0, i)) as LogLine)
-        buffer = buffer.slice(i + 1)
-      }
-    })
+    const running = spawnWatch(['--config-dir', dirname(s.configFile), '--plans-dir', plansDir, '--listen', `127.0.0.1:${watchPort}`])
+    watch = running.child
+    lines = running.lines
     await waitForEvent('healthy')
     expect(lines[0]!.message).toContain(`/metrics and /status on http://127.0.0.1:${watchPort}`)
 

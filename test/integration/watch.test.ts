@@ -1,4 +1,4 @@
-import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
+import {execFileSync, type ChildProcess} from 'node:child_process'
 import {existsSync, mkdtempSync, readdirSync, readFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
@@ -6,20 +6,11 @@ import {afterAll, describe, expect, it} from 'vitest'
 import type {ApplyReport} from '../../src/apply/events.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
-import {expectConsistent, root, runMha, startSandbox, type TestSandbox} from './harness.js'
-
-interface LogLine {
-  at: string
-  cluster: string
-  event: string
-  message: string
-  plan?: string
-  report?: string
-}
+import {expectConsistent, runMha, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
 
 let sandbox: TestSandbox | undefined
 let watch: ChildProcess | undefined
-const lines: LogLine[] = []
+let lines: WatchLogLine[] = []
 const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-watch-plans-'))
 
 afterAll(async () => {
@@ -38,15 +29,9 @@ describe('mha watch on a real sandbox', () => {
     load.start()
 
     execFileSync('git', ['init', '-q', plansDir])
-    watch = spawn(process.execPath, [join(root, 'bin/run.js'), 'watch', '--config-dir', dirname(sandbox.configFile), '--plans-dir', plansDir, '--log-format', 'json', '--git'], {cwd: root, env: {...process.env, NODE_ENV: 'production'}})
-    let buffer = ''
-    watch.stdout!.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString()
-      for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
-        lines.push(JSON.parse(buffer.slice(0, i)) as LogLine)
-        buffer = buffer.slice(i + 1)
-      }
-    })
+    const running = spawnWatch(['--config-dir', dirname(sandbox.configFile), '--plans-dir', plansDir, '--git'])
+    watch = running.child
+    lines = running.lines
     await waitForEvent('healthy')
     await new Promise((r) => setTimeout(r, 1000))
 
