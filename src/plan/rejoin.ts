@@ -3,7 +3,7 @@ import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
 import type {ClusterConfig} from '../config/types.js'
 import type {BinlogCoordinates} from '../dialect/types.js'
 import {dialectFor} from '../dialect/index.js'
-import {formatMariadbGtidPos, mariadbErrant, parseMariadbGtidPos, type MariadbGtid} from '../gtid/index.js'
+import {formatMariadbGtidPos, parseMariadbGtidPos, type MariadbGtid} from '../gtid/index.js'
 import type {Snapshot} from '../inspect/types.js'
 import {UserError} from '../util/errors.js'
 import {observe, type PlanHeader} from './planner.js'
@@ -79,7 +79,8 @@ function lacks(newMasterState: MariadbGtid[], gtid: MariadbGtid): boolean {
  * at the end of the server's binlog (the range read over SSH) to be rewound.
  */
 export function compareMariadbGtid(server: string, newMaster: string, ownState: string, newMasterState: string, range: BinlogRange | null, rangeProblem?: string): RejoinComparison {
-  const errant = mariadbErrant(ownState, [newMasterState], {byServer: true})
+  // Per domain and server, with no excuse for a server that wrote last in the domain elsewhere (mariadbErrant's).
+  const errant = parseMariadbGtidPos(ownState).filter((g) => lacks(parseMariadbGtidPos(newMasterState), g))
   if (errant.length === 0) return {kind: 'not_ahead', why: `${newMaster} has every transaction ${server} has (${server}: ${ownState || 'empty'}; ${newMaster}: ${newMasterState || 'empty'})`}
   const summary = formatMariadbGtidPos(errant)
   if (!range) return {kind: 'diverged', why: `${server} has transactions ${newMaster} lacks (up to ${summary}) and its binlog could not be read to list them: ${rangeProblem ?? 'not read'}`}
@@ -89,7 +90,13 @@ export function compareMariadbGtid(server: string, newMaster: string, ownState: 
   if (shared.length > 0)
     return {kind: 'diverged', why: `${server}'s binlog after ${formatCoordinates(range.from)} mixes transactions ${newMaster} has (${shared.map((g) => (g ? gtidText(g) : 'no GTID')).join(', ')}) with ones it lacks (up to ${summary}): they cannot be rewound alone`}
   const listed = parsed as MariadbGtid[]
-  const missing = errant.filter((e) => !listed.some((g) => g.domain === e.domain && g.serverId === e.serverId && g.seq === e.seq))
+  // Every extra GTID is in the range: its last one per domain and server, and (a master writes its own sequence
+  // without gaps) its first one follows the new master's last GTID of that server.
+  const missing = errant.filter((e) => {
+    const ofServer = listed.filter((g) => g.domain === e.domain && g.serverId === e.serverId)
+    const known = theirs.find((t) => t.domain === e.domain && t.serverId === e.serverId)
+    return !ofServer.some((g) => g.seq === e.seq) || (known !== undefined && ofServer[0]!.seq !== known.seq + 1n)
+  })
   if (missing.length > 0) return {kind: 'diverged', why: `${server} has transactions ${newMaster} lacks (${formatMariadbGtidPos(missing)}) before ${formatCoordinates(range.from)}, where the failover's record says ${newMaster}'s data ends`}
   return {
     kind: 'ahead',
@@ -203,7 +210,7 @@ export function planRejoin(cluster: ClusterConfig, snapshot: Snapshot, header: P
       reason: `rewind exactly those ${comparison.transactions} transaction(s) on ${name} (mariadb-binlog --flashback of the saved file, sql_log_bin=0)${gtid ? `, then RESET MASTER: ${name}'s binlog would still name the rewound GTIDs` : ''}`,
     })
     ready = id('flashback_binlog')
-    if (gtid) gtidSlavePos = positionAfterRewind(facts.gtid.binlogPos, masterFacts.gtid.binlogState ?? masterFacts.gtid.binlogPos, parseMariadbGtidPos(range.transactions.map((t) => t.gtid!).join(',')))
+    if (gtid) gtidSlavePos = positionAfterRewind(facts.gtid.binlogPos, masterFacts.gtid.binlogState ?? masterFacts.gtid.binlogPos, range.transactions.flatMap((t) => parseMariadbGtidPos(t.gtid!)))
   }
   const target = {host: master.hostname, port: master.port, user: cluster.replUser}
   const at = gtid ? undefined : failover!.promotion!
