@@ -24,7 +24,7 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
     switchover: Flags.boolean({description: 'Plan an online switch of the live master (MHA masterha_master_switch --master_state=alive).', default: false}),
     to: Flags.string({description: 'With --switchover: the new master; default: the best candidate by the failover rules.', dependsOn: ['switchover']}),
     rejoin: Flags.string({description: 'Plan putting this former master (taken out by a failover) back as a replica of the master; refused if it has transactions the master lacks, unless --flashback.', exclusive: ['switchover', 'force-dead']}),
-    flashback: Flags.boolean({description: 'With --rejoin: save the former master\'s extra transactions beside the plan and rewind them (mariadb-binlog --flashback) before re-pointing it.', default: false, dependsOn: ['rejoin']}),
+    flashback: Flags.boolean({description: 'With --rejoin: save the former master\'s extra transactions beside the plan and rewind them (mariadb-binlog --flashback) before re-pointing it.', dependsOn: ['rejoin']}),
     'force-dead': Flags.string({description: 'Plan a failover although replicas still replicate from the unreachable master; the reason is recorded in the plan (and apply then skips the same check).'}),
   }
 
@@ -34,7 +34,7 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
     if (this.flags['save-snapshot']) writeFileSync(this.flags['save-snapshot'], JSON.stringify(snapshot, null, 2) + '\n')
     const header = {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: cluster.file}
     const plan = this.flags.rejoin
-      ? planRejoin(cluster, snapshot, header, await rejoinInput(cluster, snapshot, this.flags['plans-dir'], this.flags.rejoin, this.flags.flashback))
+      ? planRejoin(cluster, snapshot, header, await rejoinInput(cluster, snapshot, this.flags['plans-dir'], this.flags.rejoin, this.flags.flashback === true))
       : this.flags.switchover ? planSwitchover(cluster, snapshot, header, this.flags.to) : planFor(cluster, snapshot, header, {outOfService: outOfService(this.flags['plans-dir'], cluster.name), ...(this.flags['force-dead'] ? {forceDead: this.flags['force-dead']} : {})})
     const file = this.flags.output ?? defaultPlanPath(plan, this.flags['plans-dir'])
     writePlan(plan, file)
