@@ -5,6 +5,8 @@ import {renderPlan} from '../src/cli/render-plan.js'
 import {inspectCluster, readSnapshot} from '../src/inspect/inspect.js'
 import {defaultPlanPath, planDigest, serializePlan, toolVersion, writePlan} from '../src/plan/plan-file.js'
 import {planFor} from '../src/plan/planner.js'
+import {planRejoin} from '../src/plan/rejoin.js'
+import {rejoinInput} from '../src/plan/rejoin-inputs.js'
 import {planSwitchover} from '../src/plan/switchover.js'
 import {outOfService} from '../src/watch/state.js'
 
@@ -21,6 +23,8 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
     'save-snapshot': Flags.string({description: 'Also write what was observed (plain data, no secrets) to this file.'}),
     switchover: Flags.boolean({description: 'Plan an online switch of the live master (MHA masterha_master_switch --master_state=alive).', default: false}),
     to: Flags.string({description: 'With --switchover: the new master; default: the best candidate by the failover rules.', dependsOn: ['switchover']}),
+    rejoin: Flags.string({description: 'Plan putting this former master (taken out by a failover) back as a replica of the master; refused if it has transactions the master lacks, unless --flashback.', exclusive: ['switchover', 'force-dead']}),
+    flashback: Flags.boolean({description: 'With --rejoin: save the former master\'s extra transactions beside the plan and rewind them (mariadb-binlog --flashback) before re-pointing it.', dependsOn: ['rejoin']}),
     'force-dead': Flags.string({description: 'Plan a failover although replicas still replicate from the unreachable master; the reason is recorded in the plan (and apply then skips the same check).'}),
   }
 
@@ -29,7 +33,9 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
     const snapshot = this.flags['from-snapshot'] ? readSnapshot(this.flags['from-snapshot']) : await inspectCluster(cluster)
     if (this.flags['save-snapshot']) writeFileSync(this.flags['save-snapshot'], JSON.stringify(snapshot, null, 2) + '\n')
     const header = {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: cluster.file}
-    const plan = this.flags.switchover ? planSwitchover(cluster, snapshot, header, this.flags.to) : planFor(cluster, snapshot, header, {outOfService: outOfService(this.flags['plans-dir'], cluster.name), ...(this.flags['force-dead'] ? {forceDead: this.flags['force-dead']} : {})})
+    const plan = this.flags.rejoin
+      ? planRejoin(cluster, snapshot, header, await rejoinInput(cluster, snapshot, this.flags['plans-dir'], this.flags.rejoin, this.flags.flashback === true))
+      : this.flags.switchover ? planSwitchover(cluster, snapshot, header, this.flags.to) : planFor(cluster, snapshot, header, {outOfService: outOfService(this.flags['plans-dir'], cluster.name), ...(this.flags['force-dead'] ? {forceDead: this.flags['force-dead']} : {})})
     const file = this.flags.output ?? defaultPlanPath(plan, this.flags['plans-dir'])
     writePlan(plan, file)
     if (this.flags.json) process.stdout.write(serializePlan(plan))

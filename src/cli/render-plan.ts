@@ -47,6 +47,10 @@ function describeStep(step: Step): string {
       return `${step.server}: run ${step.params.hook} hook --command=${step.params.command}`
     case 'enable_writes':
       return `${step.server}: SET GLOBAL read_only=0`
+    case 'set_read_only':
+      return `${step.server}: SET GLOBAL read_only=1`
+    case 'flashback_binlog':
+      return `${step.server}: rewind ${step.params.transactions} extra transaction(s) (${step.params.gtids ?? `${formatCoordinates(step.params.from)} to ${formatCoordinates(step.params.end)}`}) with mariadb-binlog --flashback${step.params.resetBinlog ? ', then RESET MASTER' : ''}`
     case 'repoint_replica':
       return `${step.server}: ${step.params.preview}; START SLAVE`
     case 'check_switchover':

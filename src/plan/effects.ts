@@ -69,9 +69,10 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
       return [`run ${hookPath(cluster.hooks, step.params.hook) ?? `(no ${step.params.hook} hook in ${cluster.file})`} --command=${step.params.command} with MHA's arguments`]
     case 'repoint_replica': {
       const source = server(step.params.source)
-      const coordinates = step.params.coordinates ? {file: `<${step.params.coordinates.fromStep}.${step.params.coordinates.output} file>`, pos: 0} : undefined
+      const coordinates = step.params.coordinates ? {file: `<${step.params.coordinates.fromStep}.${step.params.coordinates.output} file>`, pos: 0} : step.params.at
       const change = d?.changeSource({host: source?.hostname ?? '?', port: source?.port ?? 0, user: cluster.replUser, ...(cluster.replPassword ? {password: 'x'} : {}), ...(step.params.gtid || !coordinates ? {gtid: true} : {coordinates})})
-      return sql(step.server, [d?.stopReplica ?? 'STOP SLAVE', (change?.display ?? '').replace(/_LOG_POS = 0\b/, `_LOG_POS = <${step.params.coordinates?.fromStep}.${step.params.coordinates?.output} pos>`), d?.startReplica ?? 'START SLAVE'])
+      const slavePos = step.params.formerMaster && step.params.gtid && d?.version.flavor === 'mariadb' ? [`SET GLOBAL gtid_slave_pos = ${step.params.gtidSlavePos !== undefined ? `'${step.params.gtidSlavePos}'` : '@@global.gtid_binlog_pos'}`] : []
+      return sql(step.server, [d?.stopReplica ?? 'STOP SLAVE', ...slavePos, (change?.display ?? '').replace(/_LOG_POS = 0\b/, `_LOG_POS = <${step.params.coordinates?.fromStep}.${step.params.coordinates?.output} pos>`), d?.startReplica ?? 'START SLAVE'])
     }
     case 'check_switchover':
       return [`check on every server: replication healthy, ${step.params.target} at most ${cluster.switchover.maxLagSeconds} s behind, no update running ${cluster.switchover.runningUpdatesLimit} s or more, no errant transaction`]
@@ -79,6 +80,13 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
       return sql(step.server, [`wait until it has executed ${step.params.source}'s final ${step.params.gtid ? 'GTID position' : 'coordinates'} (recorded by ${step.params.position.fromStep})`])
     case 'release_write_block':
       return sql(step.server, [`check that nothing was written past the final position (${step.params.finalPosition.fromStep}), KILL the clients still waiting on the lock, UNLOCK TABLES (read_only stays on)`])
+    case 'set_read_only':
+      return sql(step.server, d?.setReadOnly(true) ?? ['SET GLOBAL read_only = ON'])
+    case 'flashback_binlog':
+      return [
+        `mariadb-binlog --flashback <the file ${step.params.saved.fromStep} saves> | mariadb --host=${server(step.server)?.hostname} --port=${server(step.server)?.port} --user=${cluster.user} --init-command='SET SESSION sql_log_bin=0' (login through a descriptor): rewind ${step.params.transactions} transaction(s), ${step.params.gtids ?? `${formatCoordinates(step.params.from)} to ${formatCoordinates(step.params.end)}`}; refused if the saved range does not end at ${formatCoordinates(step.params.end)}`,
+        ...(step.params.resetBinlog ? sql(step.server, ['RESET MASTER']) : []),
+      ]
     case 'verify_replication':
       return [`check ${at(step.params.master)} is writable and ${step.params.replicas.join(', ') || 'no replica'} replicate from it with both threads running`]
   }

@@ -1,6 +1,6 @@
 import type {BinlogCoordinates} from '../dialect/types.js'
 
-export type PlanKind = 'noop' | 'failover' | 'switchover' | 'repair'
+export type PlanKind = 'noop' | 'failover' | 'switchover' | 'repair' | 'rejoin'
 
 /** A value a later step takes from an earlier step's output, resolved at apply time. */
 export interface OutputRef {
@@ -60,9 +60,20 @@ export type Step =
         preview: string
         /** A former master: its GTID replication starts from its own binlog position (MariaDB gtid_slave_pos is set from it). */
         formerMaster?: boolean
+        /** Rejoin, file/position: the new master's coordinates recorded by an earlier (failover) plan's journal. */
+        at?: BinlogCoordinates
+        /** Rejoin after a flashback (MariaDB GTID): the position the former master now matches, for gtid_slave_pos. */
+        gtidSlavePos?: string
       }
     >
   | StepBase<'verify_replication', {master: string; replicas: string[]}>
+  /** Rejoin: the former master stops taking writes before it is compared again and re-pointed. */
+  | StepBase<'set_read_only', Record<string, never>>
+  /**
+   * Rejoin: rewind exactly the saved range of the former master's own binlog (its extra transactions) with
+   * mariadb-binlog --flashback, not binlogged (sql_log_bin=0); with GTIDs its binlog is then reset (RESET MASTER).
+   */
+  | StepBase<'flashback_binlog', {saved: OutputRef; from: BinlogCoordinates; end: BinlogCoordinates; transactions: number; gtids: string | null; resetBinlog: boolean}>
 
 interface StepBase<T extends string, P> {
   id: string

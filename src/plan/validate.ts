@@ -1,5 +1,6 @@
 import {posix} from 'node:path'
 import type {ClusterConfig, HookConfig} from '../config/types.js'
+import {dialectFor} from '../dialect/index.js'
 import {parseServerVersion} from '../dialect/version.js'
 import type {ServerSnapshot} from '../inspect/types.js'
 import {changePreview} from './planner.js'
@@ -68,7 +69,13 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
         const version = plan.observed.servers.find((s) => s.name === step.server)?.version
         // A rollback re-point describes itself in words; a forward one shows the statement apply runs.
         if (version && !(plan.rollback?.steps.includes(step) ?? false)) {
-          const expected = changePreview(cluster, parseServerVersion(version), {host: source.hostname, port: source.port, user: cluster.replUser}, step.params.gtid, step.params.coordinates?.fromStep ?? '')
+          const target = {host: source.hostname, port: source.port, user: cluster.replUser}
+          const at = step.params.at
+          // Coordinates already known (a rejoin's, from the failover's journal) are shown as they are.
+          const expected = at
+            ? dialectFor(parseServerVersion(version)).changeSource({...target, ...(cluster.replPassword ? {password: 'x'} : {}), coordinates: at}).display
+            : changePreview(cluster, parseServerVersion(version), target, step.params.gtid, step.params.coordinates?.fromStep ?? '')
+          if (at && (step.params.gtid || step.params.coordinates)) problems.push(`${where(step, 'params.at')}: coordinates given with ${step.params.gtid ? 'gtid' : 'params.coordinates'} too`)
           if (step.params.preview !== expected) problems.push(`${where(step, 'params.preview')}: the plan shows "${step.params.preview}", apply would run "${expected}"`)
         }
         break
@@ -100,6 +107,8 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
       case 'wait_caught_up':
       case 'verify_replication':
       case 'release_write_block':
+      case 'set_read_only':
+      case 'flashback_binlog':
         // No parameter with an effect of its own: servers are checked above, references below.
         break
     }
@@ -113,6 +122,7 @@ function shapeProblems(plan: Plan): string[] {
   const {kind, decision} = plan
   if (kind === 'noop') return plan.steps.length > 0 ? [`a noop plan has ${plan.steps.length} steps; it must have none`] : []
   if (plan.steps.length === 0) return [`a ${kind} plan without steps; make a new plan with "mha plan"`]
+  if (kind === 'rejoin') return rejoinShapeProblems(plan)
   const problems: string[] = []
   const nm = decision.newMaster
   const of = (type: Step['type'], server?: string | null) => plan.steps.filter((s) => s.type === type && (server === undefined || s.server === server))
@@ -149,6 +159,35 @@ function shapeProblems(plan: Plan): string[] {
 }
 
 /**
+ * A rejoin re-points one server to the master and changes no other server: no promotion, nothing writable; a
+ * rewind of its extra transactions comes only after they are saved, and before the re-point.
+ */
+function rejoinShapeProblems(plan: Plan): string[] {
+  const problems: string[] = []
+  const repoints = plan.steps.filter((s) => s.type === 'repoint_replica')
+  if (repoints.length !== 1) return [`a rejoin plan must re-point exactly one server; this one has ${repoints.length}`]
+  const repoint = repoints[0]!
+  const name = repoint.server
+  if (repoint.type === 'repoint_replica' && repoint.params.source !== plan.decision.newMaster) problems.push(`step ${repoint.id} params.source: ${repoint.params.source}; a rejoin follows the master ${plan.decision.newMaster ?? '(none)'}`)
+  for (const step of plan.steps) {
+    if (['enable_writes', 'unblock_writes', 'detach_replication', 'fence_master', 'block_writes', 'apply_logs', 'run_hook'].includes(step.type)) problems.push(`step ${step.id}: a rejoin plan has no ${step.type} step`)
+    if (step.type !== 'verify_replication' && step.server !== name) problems.push(`step ${step.id}: a rejoin of ${name} acts on ${name} only, not ${step.server}`)
+  }
+  const index = (id: string) => plan.steps.findIndex((s) => s.id === id)
+  const readOnly = plan.steps.find((s) => s.type === 'set_read_only')
+  if (!readOnly) problems.push(`a rejoin plan must set ${name} read_only first`)
+  const flashback = plan.steps.find((s) => s.type === 'flashback_binlog')
+  if (flashback?.type === 'flashback_binlog') {
+    const save = plan.steps.find((s) => s.id === flashback.params.saved.fromStep)
+    if (save?.type !== 'save_master_binlog' || save.server !== name) problems.push(`step ${flashback.id} params.saved: the rewound transactions must first be saved from ${name}'s binlog`)
+    else if (save.params.from.file !== flashback.params.from.file || save.params.from.pos !== flashback.params.from.pos) problems.push(`step ${flashback.id} params.from: ${flashback.params.from.file}:${flashback.params.from.pos} is not where ${save.id} saves from`)
+    if (index(flashback.id) > index(repoint.id) || !repoint.after.includes(flashback.id)) problems.push(`step ${repoint.id} must come after ${flashback.id}: a diverged server is never re-pointed`)
+  } else if (plan.steps.some((s) => s.type === 'save_master_binlog')) problems.push('a rejoin plan that saves extra transactions must rewind them before re-pointing')
+  if (!plan.decision.dataLoss.none && !flashback) problems.push(`the plan states extra transactions on ${name} but does not rewind them`)
+  return problems
+}
+
+/**
  * What only the live servers can tell: relay log files a step copies must lie where the source server keeps
  * its relay logs now (beside @@relay_log_index), so a plan cannot make mha read another file over SSH.
  */
@@ -175,6 +214,10 @@ function refsOf(step: Step): OutputRef[] {
       return [step.params.position]
     case 'release_write_block':
       return [step.params.finalPosition]
+    case 'flashback_binlog':
+      return [step.params.saved]
+    case 'set_read_only':
+      return []
     case 'stop_replica_io':
     case 'fence_master':
     case 'save_master_binlog':
@@ -219,6 +262,8 @@ function namedServers(step: Step): Array<[string, string]> {
     case 'block_writes':
     case 'unblock_writes':
     case 'enable_writes':
+    case 'set_read_only':
+    case 'flashback_binlog':
       return []
     case 'release_write_block':
       return [['params.newMaster', step.params.newMaster]]

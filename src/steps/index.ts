@@ -4,6 +4,7 @@ import {fenceMaster} from './fence.js'
 import {runHookStep} from './hook.js'
 import {applyLogs, saveMasterBinlog, saveRelayDiff} from './recovery.js'
 import {detachReplication, enableWrites, repointReplica, stopReplicaIo, verifyReplication, waitRelayLogApplied} from './replication.js'
+import {flashbackBinlog, setReadOnly} from './rejoin.js'
 import {blockWrites, checkSwitchover, releaseWriteBlock, waitCaughtUp} from './switchover.js'
 import type {StepHandler} from './types.js'
 
@@ -25,6 +26,8 @@ const handlers: {[K in StepType]: StepHandler<Extract<Step, {type: K}>>} = {
   release_write_block: releaseWriteBlock,
   unblock_writes: enableWrites,
   wait_caught_up: waitCaughtUp,
+  set_read_only: setReadOnly,
+  flashback_binlog: flashbackBinlog,
 }
 
 export function handlerFor(step: Step): StepHandler {

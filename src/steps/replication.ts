@@ -159,8 +159,15 @@ export const repointReplica: StepHandler<Of<'repoint_replica'>> = {
     }
     if (status) await conn.execute(dialect.stopReplica)
     // A former master never replicated: its GTID position is what its own binlog holds.
-    if (p.formerMaster && p.gtid && dialect.version.flavor === 'mariadb') await conn.execute('SET GLOBAL gtid_slave_pos = @@global.gtid_binlog_pos')
-    const coordinates = p.coordinates ? ctx.output(p.coordinates.fromStep, p.coordinates.output) : undefined
+    // After a rewind (rejoin) the position it matches is the plan's: its binlog no longer says.
+    if (p.formerMaster && p.gtid && dialect.version.flavor === 'mariadb') {
+      if (p.gtidSlavePos === undefined) await conn.execute('SET GLOBAL gtid_slave_pos = @@global.gtid_binlog_pos')
+      else {
+        if (!/^[\d,-]*$/.test(p.gtidSlavePos)) throw new Error(`${step.server}: ${JSON.stringify(p.gtidSlavePos)} is not a MariaDB GTID position`)
+        await conn.execute(`SET GLOBAL gtid_slave_pos = '${p.gtidSlavePos}'`)
+      }
+    }
+    const coordinates = p.coordinates ? ctx.output(p.coordinates.fromStep, p.coordinates.output) : p.at
     if (!p.gtid && !isCoordinates(coordinates)) throw new Error(`${step.server}: no coordinates from ${p.coordinates?.fromStep ?? 'the plan'} to start from`)
     const change = dialect.changeSource({
       host: p.host,

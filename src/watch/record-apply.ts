@@ -19,6 +19,7 @@ export function plansDirOf(planFile: string, cluster: string): string {
  * a switchover is a planned change and is recorded as acknowledged. Returns the state file's folder, or null.
  */
 export function recordManualApply(planFile: string, plan: Plan, report: ApplyReport, now = new Date()): string | null {
+  if (plan.kind === 'rejoin') return recordRejoin(planFile, plan, report)
   if (plan.kind !== 'failover' && plan.kind !== 'switchover') return null
   if (report.status !== 'applied' && report.status !== 'partial') return null
   const plansDir = plansDirOf(planFile, plan.cluster)
@@ -35,5 +36,17 @@ export function recordManualApply(planFile: string, plan: Plan, report: ApplyRep
       ? {outOfService: [...(previous.outOfService ?? []).filter((o) => o.server !== dead), {server: dead, since: now.toISOString(), reason: `failed over to ${plan.decision.newMaster} (mha apply)`, plan: planFile}]}
       : {}),
   })
+  return plansDir
+}
+
+/** A rejoined server is back in the active topology: it leaves outOfService once the whole plan succeeded. */
+function recordRejoin(planFile: string, plan: Plan, report: ApplyReport): string | null {
+  if (report.status !== 'applied' && report.status !== 'already_applied') return null
+  const server = plan.steps.find((s) => s.type === 'repoint_replica')?.server
+  if (!server) return null
+  const plansDir = plansDirOf(planFile, plan.cluster)
+  const previous = readWatchState(plansDir, plan.cluster)
+  if (!(previous.outOfService ?? []).some((o) => o.server === server)) return null
+  writeWatchState(plansDir, plan.cluster, {...previous, outOfService: (previous.outOfService ?? []).filter((o) => o.server !== server)})
   return plansDir
 }
