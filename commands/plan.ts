@@ -5,6 +5,7 @@ import {renderPlan} from '../src/cli/render-plan.js'
 import {inspectCluster, readSnapshot} from '../src/inspect/inspect.js'
 import {defaultPlanPath, planDigest, serializePlan, toolVersion, writePlan} from '../src/plan/plan-file.js'
 import {planFor} from '../src/plan/planner.js'
+import {planRebuild, planRemove} from '../src/plan/service.js'
 import {planSwitchover} from '../src/plan/switchover.js'
 import {outOfService} from '../src/watch/state.js'
 
@@ -21,6 +22,8 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
     'save-snapshot': Flags.string({description: 'Also write what was observed (plain data, no secrets) to this file.'}),
     switchover: Flags.boolean({description: 'Plan an online switch of the live master (MHA masterha_master_switch --master_state=alive).', default: false}),
     to: Flags.string({description: 'With --switchover: the new master; default: the best candidate by the failover rules.', dependsOn: ['switchover']}),
+    rebuild: Flags.string({description: 'Plan the rebuild of this server (empty, new or diverged) from a physical copy of a healthy replica (MariaDB, mariadb-backup).', exclusive: ['switchover', 'remove', 'force-dead']}),
+    remove: Flags.string({description: 'Plan taking this server out of the active topology (not the master, nothing replicating from it).', exclusive: ['switchover', 'rebuild', 'force-dead']}),
     'force-dead': Flags.string({description: 'Plan a failover although replicas still replicate from the unreachable master; the reason is recorded in the plan (and apply then skips the same check).'}),
   }
 
@@ -29,7 +32,11 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
     const snapshot = this.flags['from-snapshot'] ? readSnapshot(this.flags['from-snapshot']) : await inspectCluster(cluster)
     if (this.flags['save-snapshot']) writeFileSync(this.flags['save-snapshot'], JSON.stringify(snapshot, null, 2) + '\n')
     const header = {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: cluster.file}
-    const plan = this.flags.switchover ? planSwitchover(cluster, snapshot, header, this.flags.to) : planFor(cluster, snapshot, header, {outOfService: outOfService(this.flags['plans-dir'], cluster.name), ...(this.flags['force-dead'] ? {forceDead: this.flags['force-dead']} : {})})
+    const plan = this.flags.rebuild
+      ? planRebuild(cluster, snapshot, header, this.flags.rebuild)
+      : this.flags.remove
+        ? planRemove(cluster, snapshot, header, this.flags.remove)
+        : this.flags.switchover ? planSwitchover(cluster, snapshot, header, this.flags.to) : planFor(cluster, snapshot, header, {outOfService: outOfService(this.flags['plans-dir'], cluster.name), ...(this.flags['force-dead'] ? {forceDead: this.flags['force-dead']} : {})})
     const file = this.flags.output ?? defaultPlanPath(plan, this.flags['plans-dir'])
     writePlan(plan, file)
     if (this.flags.json) process.stdout.write(serializePlan(plan))

@@ -101,7 +101,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     }
     const live = liveProblems(plan, snapshot.servers)
     if (live.length > 0) return refuse(`${planFile}: the plan disagrees with the live servers: ${live.join('; ')}`, `make a new plan with "mha plan --cluster ${plan.cluster}"`)
-    const now = observedFacts(cluster, snapshot, plan.kind !== 'switchover')
+    // A live master's replicas keep moving: a switchover, rebuild or removal rests on the topology, not on positions.
+    const now = observedFacts(cluster, snapshot, plan.kind !== 'switchover' && plan.kind !== 'rebuild' && plan.kind !== 'remove')
     const resuming = records.size > 0
     const started = new Set([...records.keys()])
     const done = new Set(plan.steps.filter((s) => settled(s.id)).map((s) => s.id))

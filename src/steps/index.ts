@@ -4,6 +4,7 @@ import {fenceMaster} from './fence.js'
 import {runHookStep} from './hook.js'
 import {applyLogs, saveMasterBinlog, saveRelayDiff} from './recovery.js'
 import {detachReplication, enableWrites, repointReplica, stopReplicaIo, verifyReplication, waitRelayLogApplied} from './replication.js'
+import {copyBackup, installBackup, markOutOfService, replicateFromCopy, startServer, stopServer} from './rebuild.js'
 import {blockWrites, checkSwitchover, releaseWriteBlock, waitCaughtUp} from './switchover.js'
 import type {StepHandler} from './types.js'
 
@@ -25,6 +26,12 @@ const handlers: {[K in StepType]: StepHandler<Extract<Step, {type: K}>>} = {
   release_write_block: releaseWriteBlock,
   unblock_writes: enableWrites,
   wait_caught_up: waitCaughtUp,
+  copy_backup: copyBackup,
+  stop_server: stopServer,
+  install_backup: installBackup,
+  start_server: startServer,
+  replicate_from_copy: replicateFromCopy,
+  mark_out_of_service: markOutOfService,
 }
 
 export function handlerFor(step: Step): StepHandler {
