@@ -7,6 +7,7 @@ import PlanCommand from './plan.js'
 import Show from './show.js'
 import Status from './status.js'
 import Watch from './watch.js'
+import SandboxAddHost from './sandbox/add-host.js'
 import SandboxDown from './sandbox/down.js'
 import SandboxKillMaster from './sandbox/kill-master.js'
 import SandboxLoad from './sandbox/load.js'
@@ -29,4 +30,5 @@ export const commands = {
   'sandbox:kill-master': SandboxKillMaster,
   'sandbox:start-host': SandboxStartHost,
   'sandbox:load': SandboxLoad,
+  'sandbox:add-host': SandboxAddHost,
 }

@@ -7,6 +7,7 @@ import {defaultPlanPath, planDigest, serializePlan, toolVersion, writePlan} from
 import {planFor} from '../src/plan/planner.js'
 import {planRejoin} from '../src/plan/rejoin.js'
 import {rejoinInput} from '../src/plan/rejoin-inputs.js'
+import {planRebuild, planRemove} from '../src/plan/service.js'
 import {planSwitchover} from '../src/plan/switchover.js'
 import {outOfService} from '../src/watch/state.js'
 
@@ -25,6 +26,8 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
     to: Flags.string({description: 'With --switchover: the new master; default: the best candidate by the failover rules.', dependsOn: ['switchover']}),
     rejoin: Flags.string({description: 'Plan putting this former master (taken out by a failover) back as a replica of the master; refused if it has transactions the master lacks, unless --flashback.', exclusive: ['switchover', 'force-dead']}),
     flashback: Flags.boolean({description: 'With --rejoin: save the former master\'s extra transactions beside the plan and rewind them (mariadb-binlog --flashback) before re-pointing it.', dependsOn: ['rejoin']}),
+    rebuild: Flags.string({description: 'Plan the rebuild of this server (empty, new or diverged) from a physical copy of a healthy replica (MariaDB, mariadb-backup).', exclusive: ['switchover', 'remove', 'force-dead']}),
+    remove: Flags.string({description: 'Plan taking this server out of the active topology (not the master, nothing replicating from it).', exclusive: ['switchover', 'rebuild', 'force-dead']}),
     'force-dead': Flags.string({description: 'Plan a failover although replicas still replicate from the unreachable master; the reason is recorded in the plan (and apply then skips the same check).'}),
   }
 
@@ -35,7 +38,13 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
     const header = {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: cluster.file}
     const plan = this.flags.rejoin
       ? planRejoin(cluster, snapshot, header, await rejoinInput(cluster, snapshot, this.flags['plans-dir'], this.flags.rejoin, this.flags.flashback === true))
-      : this.flags.switchover ? planSwitchover(cluster, snapshot, header, this.flags.to) : planFor(cluster, snapshot, header, {outOfService: outOfService(this.flags['plans-dir'], cluster.name), ...(this.flags['force-dead'] ? {forceDead: this.flags['force-dead']} : {})})
+      : this.flags.rebuild
+        ? planRebuild(cluster, snapshot, header, this.flags.rebuild)
+        : this.flags.remove
+          ? planRemove(cluster, snapshot, header, this.flags.remove)
+          : this.flags.switchover
+            ? planSwitchover(cluster, snapshot, header, this.flags.to)
+            : planFor(cluster, snapshot, header, {outOfService: outOfService(this.flags['plans-dir'], cluster.name), ...(this.flags['force-dead'] ? {forceDead: this.flags['force-dead']} : {})})
     const file = this.flags.output ?? defaultPlanPath(plan, this.flags['plans-dir'])
     writePlan(plan, file)
     if (this.flags.json) process.stdout.write(serializePlan(plan))

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 command -v mariadb >/dev/null 2>&1 || missing+=(mariadb-client)
+command -v mariadb-backup >/dev/null 2>&1 || missing+=(mariadb-backup)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 # The partition test cuts one path with nftables inside a network namespace it creates.

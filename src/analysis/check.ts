@@ -94,6 +94,8 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot, options
     if (server === master) continue
     const f = factsOf(server)
     if (!f) continue
+    // Taken out of service (a failed-over master, mha plan --remove): said once above, not judged as a replica.
+    if (out.has(server.name) && !f.replica) continue
     const soft: Severity = server.ignoreFail ? 'warning' : 'error'
     if (!f.replica) {
       if (master && !returning.includes(server.name) && !writableRoots.includes(server)) add('error', 'not_replicating', server.name, `${server.name} replicates from nobody; point it at ${master.name}`)

@@ -124,7 +124,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     }
     const live = liveProblems(plan, snapshot.servers)
     if (live.length > 0) return refuse(`${planFile}: the plan disagrees with the live servers: ${live.join('; ')}`, `make a new plan with "mha plan --cluster ${plan.cluster}"`)
-    const now = observedFacts(cluster, snapshot, plan.kind !== 'switchover' && plan.kind !== 'rejoin')
+    // A live master's replicas keep moving: a switchover, rejoin, rebuild or removal rests on the topology, not on positions.
+    const now = observedFacts(cluster, snapshot, !['switchover', 'rejoin', 'rebuild', 'remove'].includes(plan.kind))
     const resuming = records.size > 0
     const started = new Set([...records.keys()])
     const done = new Set(plan.steps.filter((s) => settled(s.id)).map((s) => s.id))

@@ -61,6 +61,18 @@ function describeStep(step: Step): string {
       return `${step.server}: check its position is still the final one, kill client connections, UNLOCK TABLES (read_only stays on)`
     case 'unblock_writes':
       return `${step.server}: UNLOCK TABLES (mha's lock, if held), SET GLOBAL read_only=0`
+    case 'copy_backup':
+      return `${step.server}: copy ${step.params.source} with mariadb-backup (streamed through mha) into ${step.params.dir}, then prepare it`
+    case 'stop_server':
+      return `${step.server}: ${step.params.command ? `stop mariadbd (${step.params.command})` : 'check that mariadbd is down'}`
+    case 'install_backup':
+      return `${step.server}: move the prepared copy into ${step.params.datadir} (old files kept as ${step.params.datadir}.before-rebuild)`
+    case 'start_server':
+      return `${step.server}: start mariadbd (${step.params.command})`
+    case 'replicate_from_copy':
+      return `${step.server}: RESET SLAVE ALL; ${step.params.gtid ? 'SET GLOBAL gtid_slave_pos from the copy; CHANGE MASTER ... MASTER_USE_GTID=slave_pos' : "CHANGE MASTER to the copy's master coordinates"} (${step.params.source} at ${step.params.host}:${step.params.port}); START SLAVE`
+    case 'mark_out_of_service':
+      return `${step.server}: list it out of service (${step.params.reason})`
     case 'wait_caught_up':
       return `${step.server}: wait until it has executed ${step.params.source}'s final ${step.params.gtid ? 'GTID position' : 'coordinates'}`
     case 'verify_replication':

@@ -79,6 +79,7 @@ interface RawServer {
   master_binlog_dir?: string | string[]
   remote_workdir?: string
   client_bindir?: string
+  rebuild?: {datadir?: string; stop_command?: string; start_command?: string}
 }
 /** The document after schema validation with defaults filled in. */
 interface RawCluster {
@@ -145,6 +146,9 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
     masterBinlogDirs: dirs(s.master_binlog_dir ?? raw.server_defaults.master_binlog_dir),
     remoteWorkdir: s.remote_workdir ?? raw.server_defaults.remote_workdir,
     clientBindir: s.client_bindir ?? raw.server_defaults.client_bindir,
+    ...(s.rebuild
+      ? {rebuild: {...(s.rebuild.datadir ? {datadir: s.rebuild.datadir} : {}), ...(s.rebuild.stop_command ? {stopCommand: s.rebuild.stop_command} : {}), ...(s.rebuild.start_command ? {startCommand: s.rebuild.start_command} : {})}}
+      : {}),
   }))
   checkUnique(servers, (s) => s.name, ['name'], at)
   checkUnique(servers, (s) => `${s.ip}:${s.port}`, [], at, (key) => `${key} is used by two servers`)

@@ -19,6 +19,8 @@ export interface ServerConfig {
   masterBinlogDirs: string[]
   remoteWorkdir: string
   clientBindir: string | undefined
+  /** How mha plan --rebuild reaches this server's data: its datadir and the commands that stop and start its mariadbd over SSH. */
+  rebuild?: {datadir?: string; stopCommand?: string; startCommand?: string}
 }
 
 export interface HookConfig {

@@ -87,6 +87,32 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
         `mariadb-binlog --flashback <the file ${step.params.saved.fromStep} saves> | mariadb --host=${server(step.server)?.hostname} --port=${server(step.server)?.port} --user=${cluster.user} --init-command='SET SESSION sql_log_bin=0' (login through a descriptor): rewind ${step.params.transactions} transaction(s), ${step.params.gtids ?? `${formatCoordinates(step.params.from)} to ${formatCoordinates(step.params.end)}`}; refused if the saved range does not end at ${formatCoordinates(step.params.end)}`,
         ...(step.params.resetBinlog ? sql(step.server, ['RESET MASTER']) : []),
       ]
+    case 'copy_backup': {
+      const source = server(step.params.source)
+      return [
+        `${ssh(step.params.source)}: mariadb-backup --backup --slave-info --stream=xbstream --host=${source?.ip ?? '?'} --port=${source?.port ?? '?'} (login through a private option file removed when it ends), relayed by mha into`,
+        `${ssh(step.server)}: mbstream -x -C ${step.params.dir}; then mariadb-backup --prepare --target-dir=${step.params.dir}`,
+      ]
+    }
+    case 'stop_server':
+      return [step.params.command ? `${ssh(step.server)}: ${step.params.command} (rebuild.stop_command); wait until ${at(step.server)} is closed` : `check that ${at(step.server)} is down (no rebuild.stop_command in ${cluster.file})`]
+    case 'install_backup':
+      return [`${ssh(step.server)}: move ${step.params.datadir} aside to ${step.params.datadir}.before-rebuild if it has files, then mv ${step.params.dir} ${step.params.datadir} (owner kept)`]
+    case 'start_server':
+      return [`${ssh(step.server)}: ${step.params.command} (rebuild.start_command); wait until ${at(step.server)} answers SQL`]
+    case 'replicate_from_copy': {
+      const source = server(step.params.source)
+      const change = d?.changeSource({host: source?.hostname ?? '?', port: source?.port ?? 0, user: cluster.replUser, ...(cluster.replPassword ? {password: 'x'} : {}), ...(step.params.gtid ? {gtid: true} : {coordinates: {file: `<${step.params.copy.fromStep} master file>`, pos: 0}})})
+      return sql(step.server, [
+        d?.stopReplica ?? 'STOP SLAVE',
+        d?.resetReplicaAll ?? 'RESET SLAVE ALL',
+        ...(step.params.gtid ? [`SET GLOBAL gtid_slave_pos = '<the GTID position ${step.params.copy.fromStep} records>'`] : []),
+        (change?.display ?? `CHANGE MASTER TO ${source?.hostname ?? '?'}`).replace(/_LOG_POS = 0\b/, `_LOG_POS = <${step.params.copy.fromStep} master pos>`),
+        d?.startReplica ?? 'START SLAVE',
+      ])
+    }
+    case 'mark_out_of_service':
+      return [`list ${step.server} out of service in the watch state beside the plan (${step.params.reason})`]
     case 'verify_replication':
       return [`check ${at(step.params.master)} is writable and ${step.params.replicas.join(', ') || 'no replica'} replicate from it with both threads running`]
   }

@@ -11,10 +11,13 @@ function serversOf(step: Step): string[] {
 }
 
 /** Step kinds that move a server's replication: once started, its source and read position are the plan's doing. */
-const MOVES_REPLICATION = new Set<Step['type']>(['detach_replication', 'catch_up_from', 'repoint_replica'])
+const MOVES_REPLICATION = new Set<Step['type']>(['detach_replication', 'catch_up_from', 'repoint_replica', 'replicate_from_copy'])
+/** Step kinds of a rebuild that stop, replace and start the server: once started, whether it answers is the plan's doing too. */
+const REPLACES_SERVER = new Set<Step['type']>(['stop_server', 'install_backup', 'start_server', 'replicate_from_copy'])
 
 function changedByPlan(step: Step): string[] {
-  return MOVES_REPLICATION.has(step.type) ? ['source', 'read', 'gtid_mode'].map((fact) => `${step.server}\u0000${fact}`) : []
+  const facts = REPLACES_SERVER.has(step.type) ? ['sql', 'server_id', 'source', 'read', 'gtid_mode'] : MOVES_REPLICATION.has(step.type) ? ['source', 'read', 'gtid_mode'] : []
+  return facts.map((fact) => `${step.server}\u0000${fact}`)
 }
 
 /**

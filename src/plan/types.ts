@@ -1,6 +1,6 @@
 import type {BinlogCoordinates} from '../dialect/types.js'
 
-export type PlanKind = 'noop' | 'failover' | 'switchover' | 'repair' | 'rejoin'
+export type PlanKind = 'noop' | 'failover' | 'switchover' | 'repair' | 'rejoin' | 'rebuild' | 'remove'
 
 /** A value a later step takes from an earlier step's output, resolved at apply time. */
 export interface OutputRef {
@@ -74,6 +74,18 @@ export type Step =
    * mariadb-binlog --flashback, not binlogged (sql_log_bin=0); with GTIDs its binlog is then reset (RESET MASTER).
    */
   | StepBase<'flashback_binlog', {saved: OutputRef; from: BinlogCoordinates; end: BinlogCoordinates; transactions: number; gtids: string | null; resetBinlog: boolean}>
+  // Rebuild (mha plan --rebuild): a physical copy of a healthy server, streamed through the manager.
+  /** mariadb-backup --backup --slave-info on `source`, relayed into mbstream -x in `dir` on the target, then --prepare. */
+  | StepBase<'copy_backup', {source: string; dir: string}>
+  /** The target's mariadbd stopped by the cluster file's rebuild.stop_command (null: it must already be down). */
+  | StepBase<'stop_server', {command: string | null}>
+  /** The prepared copy in `dir` becomes the target's datadir; an existing datadir is kept aside. */
+  | StepBase<'install_backup', {dir: string; datadir: string; copy: OutputRef}>
+  | StepBase<'start_server', {command: string}>
+  /** Replicate from the master from the copy's recorded position (GTID slave_pos, or the source's executed master coordinates). */
+  | StepBase<'replicate_from_copy', {source: string; host: string; port: number; user: string; gtid: boolean; copy: OutputRef}>
+  // Remove (mha plan --remove): the server leaves the active topology.
+  | StepBase<'mark_out_of_service', {reason: string}>
 
 interface StepBase<T extends string, P> {
   id: string

@@ -4,6 +4,7 @@ import {dialectFor} from '../dialect/index.js'
 import {parseServerVersion} from '../dialect/version.js'
 import type {ServerSnapshot} from '../inspect/types.js'
 import {changePreview} from './planner.js'
+import {rebuildDir} from './service.js'
 import type {OutputRef, Plan, Step} from './types.js'
 
 /**
@@ -96,6 +97,29 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
         if (step.params.runningUpdatesLimit !== cluster.switchover.runningUpdatesLimit)
           problems.push(`${where(step, 'params.runningUpdatesLimit')}: the plan says ${step.params.runningUpdatesLimit}, the cluster file's switchover.running_updates_limit is ${cluster.switchover.runningUpdatesLimit}`)
         break
+      case 'copy_backup':
+      case 'install_backup': {
+        const datadir = server(step.server)?.rebuild?.datadir
+        const dir = datadir ? rebuildDir(datadir) : null
+        if (step.params.dir !== dir) problems.push(`${where(step, 'params.dir')}: the plan says ${step.params.dir}, the cluster file's ${step.server} rebuild.datadir gives ${show(dir)}`)
+        if (step.type === 'install_backup' && step.params.datadir !== datadir) problems.push(`${where(step, 'params.datadir')}: the plan says ${step.params.datadir}, the cluster file's ${step.server} rebuild.datadir is ${show(datadir)}`)
+        break
+      }
+      case 'stop_server':
+      case 'start_server': {
+        const configured = step.type === 'stop_server' ? (server(step.server)?.rebuild?.stopCommand ?? null) : server(step.server)?.rebuild?.startCommand
+        if (step.params.command !== configured) problems.push(`${where(step, 'params.command')}: the plan says ${show(step.params.command)}, the cluster file's ${step.server} rebuild.${step.type === 'stop_server' ? 'stop' : 'start'}_command is ${show(configured)}`)
+        break
+      }
+      case 'replicate_from_copy': {
+        const source = server(step.params.source)
+        if (!source) break
+        if (step.params.host !== source.hostname) problems.push(`${where(step, 'params.host')}: the plan says ${step.params.host}, the cluster file gives ${step.params.source} the hostname ${source.hostname}`)
+        if (step.params.port !== source.port) problems.push(`${where(step, 'params.port')}: the plan says ${step.params.port}, the cluster file gives ${step.params.source} port ${source.port}`)
+        if (step.params.user !== cluster.replUser) problems.push(`${where(step, 'params.user')}: the plan says ${step.params.user}, the cluster file's repl_user is ${cluster.replUser}`)
+        break
+      }
+      case 'mark_out_of_service':
       case 'stop_replica_io':
       case 'wait_relay_log_applied':
       case 'catch_up_from':
@@ -123,6 +147,7 @@ function shapeProblems(plan: Plan): string[] {
   if (kind === 'noop') return plan.steps.length > 0 ? [`a noop plan has ${plan.steps.length} steps; it must have none`] : []
   if (plan.steps.length === 0) return [`a ${kind} plan without steps; make a new plan with "mha plan"`]
   if (kind === 'rejoin') return rejoinShapeProblems(plan)
+  if (kind === 'rebuild' || kind === 'remove') return serviceShapeProblems(plan)
   const problems: string[] = []
   const nm = decision.newMaster
   const of = (type: Step['type'], server?: string | null) => plan.steps.filter((s) => s.type === type && (server === undefined || s.server === server))
@@ -216,7 +241,14 @@ function refsOf(step: Step): OutputRef[] {
       return [step.params.finalPosition]
     case 'flashback_binlog':
       return [step.params.saved]
+    case 'install_backup':
+    case 'replicate_from_copy':
+      return [step.params.copy]
     case 'set_read_only':
+    case 'copy_backup':
+    case 'stop_server':
+    case 'start_server':
+    case 'mark_out_of_service':
       return []
     case 'stop_replica_io':
     case 'fence_master':
@@ -267,6 +299,14 @@ function namedServers(step: Step): Array<[string, string]> {
       return []
     case 'release_write_block':
       return [['params.newMaster', step.params.newMaster]]
+    case 'copy_backup':
+    case 'replicate_from_copy':
+      return [['params.source', step.params.source]]
+    case 'stop_server':
+    case 'install_backup':
+    case 'start_server':
+    case 'mark_out_of_service':
+      return []
   }
 }
 
@@ -275,3 +315,26 @@ export function hookPath(hooks: HookConfig, hook: 'master_ip_failover' | 'master
 }
 
 const show = (value: string | undefined | null) => (value ? JSON.stringify(value) : 'none')
+
+/** A rebuild and a removal leave the master alone: no step may make a server writable or act on the master. */
+function serviceShapeProblems(plan: Plan): string[] {
+  const problems: string[] = []
+  const master = plan.observed.servers.find((s) => s.role === 'master')?.name
+  const targets = [...new Set(plan.steps.filter((s) => s.type !== 'verify_replication').map((s) => s.server))]
+  if (targets.length !== 1) problems.push(`a ${plan.kind} plan acts on exactly one server; this one acts on ${targets.join(', ') || 'none'}`)
+  if (master && targets.includes(master)) problems.push(`a ${plan.kind} plan never acts on the master ${master}`)
+  const allowed: Record<'rebuild' | 'remove', Step['type'][]> = {
+    rebuild: ['copy_backup', 'stop_server', 'install_backup', 'start_server', 'replicate_from_copy', 'verify_replication'],
+    remove: ['detach_replication', 'mark_out_of_service'],
+  }
+  const kind = plan.kind as 'rebuild' | 'remove'
+  for (const step of plan.steps) if (!allowed[kind].includes(step.type)) problems.push(`step ${step.id}: a ${kind} plan has no ${step.type} step`)
+  for (const step of plan.steps) if (step.type === 'replicate_from_copy' && master && step.params.source !== master) problems.push(`step ${step.id} params.source: ${step.params.source}; a rebuilt server replicates from the master ${master}`)
+  if (kind === 'remove' && plan.steps.filter((s) => s.type === 'mark_out_of_service').length !== 1) problems.push('a remove plan lists its server out of service exactly once')
+  if (kind === 'rebuild') {
+    const stop = plan.steps.findIndex((s) => s.type === 'stop_server')
+    const install = plan.steps.findIndex((s) => s.type === 'install_backup')
+    if (stop === -1 || install === -1 || !plan.steps[install]!.after.includes(plan.steps[stop]!.id)) problems.push('a rebuild plan installs the copy only after its stop_server step')
+  }
+  return problems
+}

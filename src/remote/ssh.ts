@@ -149,7 +149,7 @@ export class SshSession {
    * Destroying the stream closes the channel. A non-zero exit fails the stream with stderr.
    */
   /** The command's stdout; fails when no byte arrives for idleTimeoutMs while the reader wants more (a host gone). */
-  readStream(command: string, idleTimeoutMs = 10_000): Readable {
+  readStream(command: string, idleTimeoutMs = 10_000, stdin?: string): Readable {
     const out = new PassThrough()
     // A stream abandoned by its reader must not crash the process when it fails later.
     out.on('error', () => undefined)
@@ -195,9 +195,57 @@ export class SshSession {
         } else arm()
       })
       out.on('close', () => channel.close())
-      channel.end()
+      // Given on stdin (a login option file read from /dev/stdin): never on the command line.
+      channel.end(stdin)
     })
     return out
+  }
+
+  /**
+   * Run a command with `input` piped into its stdin (a stream relayed from another host); resolves when it
+   * ends. Fails when the input fails, or no byte moves for idleTimeoutMs.
+   */
+  async pipeInto(command: string, input: Readable, idleTimeoutMs = 60_000): Promise<ExecResult> {
+    if (this.#lost) throw this.#lost
+    const where = `${this.target.name} (${this.target.host})`
+    return await new Promise<ExecResult>((resolve, reject) => {
+      this.#client.exec(command, (error, channel) => {
+        if (error) return reject(new SshError('exec', `${where}: cannot run a command: ${error.message}`))
+        const out: Buffer[] = []
+        const err: Buffer[] = []
+        let code: number | null = null
+        let signal: string | undefined
+        let failed: Error | undefined
+        let timer: NodeJS.Timeout | undefined
+        const fail = (e: Error) => {
+          if (failed) return
+          failed = e
+          clearTimeout(timer)
+          input.destroy()
+          channel.signal('KILL')
+          channel.close()
+        }
+        const arm = () => {
+          clearTimeout(timer)
+          timer = setTimeout(() => fail(new SshError('timeout', `${where}: no data moved for ${idleTimeoutMs} ms into "${command}"`)), idleTimeoutMs)
+        }
+        arm()
+        input.on('data', arm)
+        input.on('error', (e: Error) => fail(e))
+        input.pipe(channel)
+        channel.on('data', (chunk: Buffer) => out.push(chunk))
+        channel.stderr.on('data', (chunk: Buffer) => err.push(chunk))
+        channel.on('exit', (c: number | null, s?: string) => {
+          code = c
+          signal = s
+        })
+        channel.on('close', () => {
+          clearTimeout(timer)
+          if (failed) return reject(failed)
+          resolve({code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8')})
+        })
+      })
+    })
   }
 
   close(): void {

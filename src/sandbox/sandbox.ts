@@ -214,7 +214,12 @@ export async function sandboxDown(dir: string): Promise<SandboxState | undefined
   const state = readState(dir)
   if (!state) return undefined
   await Promise.all(
-    state.hosts.flatMap((host) => [stopOurProcess(host.mariadbdPid, mariadbdMarker(host), 30_000), stopOurProcess(host.sshdPid, sshdMarker(host))]),
+    state.hosts.flatMap((host) => [
+      stopOurProcess(host.mariadbdPid, mariadbdMarker(host), 30_000),
+      // A mariadbd started over SSH (rebuild.start_command) is known by its pid-file; it is ours if its command line names this host's my.cnf.
+      stopOurProcess(pidFromFile(host), mariadbdMarker(host), 30_000),
+      stopOurProcess(host.sshdPid, sshdMarker(host)),
+    ]),
   )
   if (existsSync(state.configFile) && readFileSync(state.configFile, 'utf8').includes(`# written by mha sandbox up`)) rmSync(state.configFile)
   rmSync(state.dir, {recursive: true, force: true})
@@ -300,6 +305,46 @@ export function hostNamed(state: SandboxState, name: string): SandboxHost {
   return host
 }
 
+function pidFromFile(host: SandboxHost): number | undefined {
+  const file = join(host.dir, 'mariadbd.pid')
+  if (!existsSync(file)) return undefined
+  const pid = Number(readFileSync(file, 'utf8').trim())
+  return Number.isInteger(pid) && pid > 0 && pid !== host.mariadbdPid ? pid : undefined
+}
+
+/**
+ * A new, empty host beside a running sandbox (what a fresh machine for a rebuild looks like): its own sshd on
+ * the next address, an empty data directory and its my.cnf (a unique server-id), no mariadbd running; the
+ * cluster file gets its entry, with rebuild.datadir and the start/stop commands that mha runs over SSH.
+ */
+export async function sandboxAddHost(state: SandboxState): Promise<SandboxHost> {
+  const programs = checkPrerequisites()
+  const last = state.hosts.at(-1)!
+  const index = last.index + 1
+  const octets = last.ip.split('.')
+  const ip = [...octets.slice(0, 3), String(Number(octets[3]) + 1)].join('.')
+  const hostDir = join(state.dir, `host${index}`)
+  const host: SandboxHost = {index, name: `db${index}`, ip, dir: hostDir, datadir: join(hostDir, 'data'), mariadbdPid: undefined, sshdPid: undefined}
+  if (await portOpen(ip, 22, 200)) throw new UserError(`${ip}:22 is already in use; stop what listens there first`)
+  if (await portOpen(ip, 3306, 200)) throw new UserError(`${ip}:3306 is already in use; stop what listens there first`)
+  mkdirSync(host.datadir, {recursive: true})
+  writeFileSync(mariadbdMarker(host), myCnf(host, {semisync: state.semisync}, false))
+  const hostKey = join(host.dir, 'ssh_host_ed25519_key')
+  run(programs['ssh-keygen']!, ['-q', '-t', 'ed25519', '-N', '', '-C', host.name, '-f', hostKey], 'ssh-keygen')
+  writeFileSync(sshdMarker(host), sshdConfig(host, state.dir))
+  state.hosts.push(host)
+  host.sshdPid = startDetached(programs.sshd!, ['-D', '-e', '-f', sshdMarker(host)], join(host.dir, 'sshd.log'))
+  writeState(state)
+  const [type, key] = readFileSync(`${hostKey}.pub`, 'utf8').trim().split(/\s+/)
+  writeFileSync(join(state.dir, 'known_hosts'), readFileSync(join(state.dir, 'known_hosts'), 'utf8') + `${ip} ${type} ${key}\n`)
+  await waitFor(`sshd on ${ip}:22 (see ${join(host.dir, 'sshd.log')})`, 20_000, async () => {
+    if (!isOurProcess(host.sshdPid, sshdMarker(host))) throw new UserError(`sshd on ${ip} exited at start; see ${join(host.dir, 'sshd.log')}`)
+    return await portOpen(ip, 22)
+  })
+  writeFileSync(state.configFile, clusterYaml(state))
+  return host
+}
+
 function newPassword(): string {
   return randomBytes(18).toString('base64url')
 }
@@ -309,7 +354,7 @@ function writeSecret(file: string, value: string): void {
   chmodSync(file, 0o600)
 }
 
-function myCnf(host: SandboxHost, options: SandboxOptions, isMaster: boolean): string {
+function myCnf(host: SandboxHost, options: Pick<SandboxOptions, 'semisync'>, isMaster: boolean): string {
   const lines = [
     '[mariadbd]',
     `datadir=${host.datadir}`,
@@ -375,7 +420,19 @@ function clusterYaml(state: SandboxState): string {
       master_binlog_dir: h.datadir,
       remote_workdir: join(h.dir, 'work'),
       ...(h.index === 2 ? {candidate_master: true} : {}),
+      rebuild: {datadir: h.datadir, stop_command: stopCommand(h), start_command: startCommand(h)},
     })),
   }
   return `# written by mha sandbox up: the local cluster in ${state.dir}\n` + stringify(doc)
+}
+
+/** What rebuild.start_command runs over SSH on a sandbox host: mariadbd in the background, known by its pid-file. */
+function startCommand(h: SandboxHost): string {
+  return `setsid ${findProgram('mariadbd') ?? '/usr/sbin/mariadbd'} --defaults-file=${mariadbdMarker(h)} --user=root >>${join(h.dir, 'mariadbd.log')} 2>&1 </dev/null &`
+}
+
+/** rebuild.stop_command: SIGTERM to the pid in the pid-file, then wait until it is gone (at most 60 s). */
+function stopCommand(h: SandboxHost): string {
+  const pidFile = join(h.dir, 'mariadbd.pid')
+  return `if [ -f ${pidFile} ]; then p=$(cat ${pidFile}); if grep -q ${mariadbdMarker(h)} /proc/$p/cmdline 2>/dev/null; then kill $p; i=0; while [ -e /proc/$p ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; fi; fi; true`
 }

@@ -5,6 +5,7 @@ import {runHookStep} from './hook.js'
 import {applyLogs, saveMasterBinlog, saveRelayDiff} from './recovery.js'
 import {detachReplication, enableWrites, repointReplica, stopReplicaIo, verifyReplication, waitRelayLogApplied} from './replication.js'
 import {flashbackBinlog, setReadOnly} from './rejoin.js'
+import {copyBackup, installBackup, markOutOfService, replicateFromCopy, startServer, stopServer} from './rebuild.js'
 import {blockWrites, checkSwitchover, releaseWriteBlock, waitCaughtUp} from './switchover.js'
 import type {StepHandler} from './types.js'
 
@@ -28,6 +29,12 @@ const handlers: {[K in StepType]: StepHandler<Extract<Step, {type: K}>>} = {
   wait_caught_up: waitCaughtUp,
   set_read_only: setReadOnly,
   flashback_binlog: flashbackBinlog,
+  copy_backup: copyBackup,
+  stop_server: stopServer,
+  install_backup: installBackup,
+  start_server: startServer,
+  replicate_from_copy: replicateFromCopy,
+  mark_out_of_service: markOutOfService,
 }
 
 export function handlerFor(step: Step): StepHandler {

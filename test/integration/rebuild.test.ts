@@ -1,0 +1,103 @@
+import {mkdtempSync, readFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {afterEach, describe, expect, it} from 'vitest'
+import type {ApplyReport} from '../../src/apply/events.js'
+import {WriteLoad} from '../../src/sandbox/load.js'
+import {waitFor} from '../../src/sandbox/processes.js'
+import {sandboxAddHost, secretsOf} from '../../src/sandbox/sandbox.js'
+import {runMha, startSandbox, type TestSandbox} from './harness.js'
+
+// Octet 181 only: 127.0.0.181-184 (the fourth host is added by the test).
+let sandbox: TestSandbox | undefined
+afterEach(async () => {
+  await sandbox?.down()
+  sandbox = undefined
+})
+
+const hosts = (s: TestSandbox) => s.state.hosts.map((h) => h.name)
+const status = (s: TestSandbox, host: string) => s.sql(host, (c) => c.queryOne('SHOW SLAVE STATUS'))
+
+async function rebuildUnderLoad(s: TestSandbox, plansDir: string): Promise<void> {
+  await WriteLoad.prepare(s.state, 'db1')
+  const load = new WriteLoad(s.state)
+  load.start()
+  await new Promise((r) => setTimeout(r, 1500))
+  const db4 = await sandboxAddHost(s.state)
+  expect([db4.name, db4.ip]).toEqual(['db4', '127.0.0.184'])
+  const file = join(plansDir, s.state.cluster, 'rebuild-db4.json')
+  const plan = await runMha(['plan', '--config', s.configFile, '--rebuild', 'db4', '-o', file])
+  expect(plan.code, plan.stderr + plan.stdout).toBe(2)
+  expect(plan.stdout).toMatch(/rebuild db4 from a copy of db2, then replicate from db1/)
+  const text = readFileSync(file, 'utf8')
+  for (const secret of Object.values(secretsOf(s.state.dir))) expect(text).not.toContain(secret.reveal())
+  const applied = await runMha(['apply', file, '--config', s.configFile, '--json'])
+  const report = JSON.parse(applied.stdout) as ApplyReport
+  expect(report.status, report.message + applied.stderr).toBe('applied')
+  expect(applied.code).toBe(0)
+  expect(report.notes.join('\n')).toMatch(/copy_backup:db4: [\d.]+ MiB copied from db2 to db4/)
+  for (const secret of Object.values(secretsOf(s.state.dir))) expect(applied.stdout + applied.stderr).not.toContain(secret.reveal())
+  await new Promise((r) => setTimeout(r, 1500))
+  await load.stop()
+  expect(load.acked.length).toBeGreaterThan(20)
+
+  const replica = (await status(s, 'db4'))!
+  expect([replica.Master_Host, replica.Slave_IO_Running, replica.Slave_SQL_Running]).toEqual(['127.0.0.181', 'Yes', 'Yes'])
+  // Every acknowledged write, and the same table everywhere: rows written during the copy came through replication.
+  const last = Math.max(...load.acked)
+  await waitFor('db4 to have the last acknowledged write', 30_000, async () => Number((await s.sql('db4', (c) => c.queryOne(`SELECT COUNT(*) AS n FROM mhatest.acked WHERE id = ${last}`)))!.n) === 1)
+  await waitFor('every server to have every row', 30_000, async () => {
+    const counts = await Promise.all(hosts(s).map((h) => s.sql(h, async (c) => Number((await c.queryOne('SELECT COUNT(*) AS n FROM mhatest.acked'))!.n))))
+    return counts.every((n) => n === counts[0])
+  })
+  const ids = new Set(await s.sql('db4', async (c) => (await c.query('SELECT id FROM mhatest.acked')).map((r) => Number(r.id))))
+  expect(load.acked.filter((id) => !ids.has(id))).toEqual([])
+  for (const table of ['acked', 'acked_log']) {
+    const sums = await Promise.all(hosts(s).map((h) => s.sql(h, async (c) => String((await c.queryOne(`CHECKSUM TABLE mhatest.${table}`))!.Checksum))))
+    expect(new Set(sums).size, `CHECKSUM TABLE ${table}: ${sums.join(', ')}`).toBe(1)
+  }
+  // The copy's data went where the cluster file says, and the staging folder is gone.
+  expect(readFileSync(join(db4.datadir, 'xtrabackup_checkpoints'), 'utf8')).toMatch(/backup_type = log-applied/)
+  const check = await runMha(['check', '--config', s.configFile, '--plans-dir', plansDir])
+  expect(check.code, check.stdout + check.stderr).toBe(0)
+  expect(check.stdout).toMatch(/db4 +127\.0\.0\.184:3306 +replica +from 127\.0\.0\.181:3306 io=running sql=running/)
+  // A second apply does nothing.
+  const again = await runMha(['apply', file, '--config', s.configFile, '--json'])
+  expect((JSON.parse(again.stdout) as ApplyReport).status).toBe('already_applied')
+}
+
+describe('rebuild and remove on a real sandbox (octet 181)', () => {
+  it('file/position: rebuilds an empty fourth host under write load, then removes db3 and refuses to remove the master', async () => {
+    sandbox = await startSandbox('itrebuild', 181)
+    const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-rebuild-'))
+    await rebuildUnderLoad(sandbox, plansDir)
+
+    // The master is refused: exit 1, one line, nothing written, nothing changed.
+    const refused = await runMha(['plan', '--config', sandbox.configFile, '--remove', 'db1', '-o', join(plansDir, 'itrebuild', 'remove-db1.json')])
+    expect(refused.code).toBe(1)
+    expect(refused.stderr.trim().split('\n')).toHaveLength(1)
+    expect(refused.stderr).toMatch(/db1 is the master and cannot be removed/)
+    expect(await status(sandbox, 'db1')).toBeUndefined()
+    // db4 was rebuilt from a copy of db2: the order does not matter; db3 goes.
+    const file = join(plansDir, 'itrebuild', 'remove-db3.json')
+    const plan = await runMha(['plan', '--config', sandbox.configFile, '--remove', 'db3', '-o', file])
+    expect(plan.code, plan.stderr).toBe(2)
+    expect(plan.stdout).toMatch(/delete db3's block .* from servers in/)
+    const applied = await runMha(['apply', file, '--config', sandbox.configFile])
+    expect(applied.code, applied.stdout + applied.stderr).toBe(0)
+    expect(await status(sandbox, 'db3')).toBeUndefined()
+    const state = JSON.parse(readFileSync(join(plansDir, 'itrebuild', 'watch-state.json'), 'utf8')) as {outOfService: {server: string; reason: string}[]}
+    expect(state.outOfService.map((o) => o.server)).toEqual(['db3'])
+    const check = await runMha(['check', '--config', sandbox.configFile, '--plans-dir', plansDir])
+    expect(check.code, check.stdout + check.stderr).toBe(0)
+    expect(check.stdout).toMatch(/db3 is out of service since .*mha plan --remove db3/)
+    for (const host of ['db2', 'db4']) expect((await status(sandbox, host))!.Slave_SQL_Running).toBe('Yes')
+  }, 240_000)
+
+  it('GTID: rebuilds an empty fourth host under write load from gtid_slave_pos', async () => {
+    sandbox = await startSandbox('itrebuildg', 181, {gtid: true})
+    await rebuildUnderLoad(sandbox, mkdtempSync(join(tmpdir(), 'mha-it-rebuild-')))
+    const replica = (await status(sandbox, 'db4'))!
+    expect(replica.Using_Gtid).toBe('Slave_Pos')
+  }, 240_000)
+})
