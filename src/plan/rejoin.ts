@@ -200,14 +200,17 @@ export function planRejoin(cluster: ClusterConfig, snapshot: Snapshot, header: P
       outputs: ['file', 'end'],
       reason: `keep ${name}'s ${comparison.transactions} extra transaction(s) for the operator: copy its binlog after ${formatCoordinates(range.from)} over SSH into a file beside the plan`,
     })
+    // MariaDB writes a GTID for every transaction, in file/position mode too: the rewound ones stay in its
+    // gtid_binlog_state, ahead of the new master's later ones in the same domain (out of order under strict mode).
+    const resetBinlog = facts.version.flavor === 'mariadb'
     steps.push({
       id: id('flashback_binlog'),
       type: 'flashback_binlog',
       server: name,
-      params: {saved: {fromStep: save, output: 'file'}, from: range.from, end: range.end, transactions: comparison.transactions, gtids: comparison.gtids, resetBinlog: gtid},
+      params: {saved: {fromStep: save, output: 'file'}, from: range.from, end: range.end, transactions: comparison.transactions, gtids: comparison.gtids, resetBinlog},
       after: [save],
       outputs: [],
-      reason: `rewind exactly those ${comparison.transactions} transaction(s) on ${name} (mariadb-binlog --flashback of the saved file, sql_log_bin=0)${gtid ? `, then RESET MASTER: ${name}'s binlog would still name the rewound GTIDs` : ''}`,
+      reason: `rewind exactly those ${comparison.transactions} transaction(s) on ${name} (mariadb-binlog --flashback of the saved file, sql_log_bin=0)${resetBinlog ? `, then RESET MASTER: ${name}'s binlog would still name the rewound GTIDs` : ''}`,
     })
     ready = id('flashback_binlog')
     if (gtid) gtidSlavePos = positionAfterRewind(facts.gtid.binlogPos, masterFacts.gtid.binlogState ?? masterFacts.gtid.binlogPos, range.transactions.flatMap((t) => parseMariadbGtidPos(t.gtid!)))

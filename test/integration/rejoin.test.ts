@@ -1,15 +1,16 @@
 import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {afterAll, describe, expect, it} from 'vitest'
+import {afterEach, describe, expect, it} from 'vitest'
 import type {Plan} from '../../src/plan/types.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
-import {startHost} from '../../src/sandbox/sandbox.js'
+import {startHost, startSshd, stopSshd} from '../../src/sandbox/sandbox.js'
 import {killMasterAndWait, runMha, startSandbox, type TestSandbox} from './harness.js'
 
 let sandbox: TestSandbox | undefined
-afterAll(async () => {
+afterEach(async () => {
   await sandbox?.down()
+  sandbox = undefined
 })
 
 const checksums = async (s: TestSandbox, table: string) => Promise.all(['db1', 'db2', 'db3'].map((h) => s.sql(h, async (c) => String((await c.queryOne(`CHECKSUM TABLE mhatest.${table}`))!.Checksum))))
@@ -68,3 +69,89 @@ describe('mha plan --rejoin (file/position)', () => {
     expect(existsSync(file)).toBe(true)
   }, 240_000)
 })
+
+/** Every table equal on the three servers, once replication has caught up. */
+async function expectEqual(s: TestSandbox, tables: string[]): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const sums = await Promise.all(tables.map((t) => checksums(s, t)))
+    if (sums.every((x) => x.every((y) => y === x[0]))) break
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  for (const table of tables) {
+    const sums = await checksums(s, table)
+    expect(sums.every((x) => x === sums[0]), `${table}: ${sums.join(', ')}`).toBe(true)
+  }
+}
+
+describe('mha plan --rejoin (GTID)', () => {
+  it('after a failover under write load, the restarted old master rejoins by GTID; data equal on all three, mha check OK', async () => {
+    sandbox = await startSandbox('itrejoin2', 171, {gtid: true})
+    const s = sandbox
+    const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-rejoin-plans-'))
+    await WriteLoad.prepare(s.state, 'db1')
+    const load = new WriteLoad(s.state)
+    load.start()
+    await new Promise((r) => setTimeout(r, 1000))
+    await killMasterAndWait(s)
+    await planAndApply(s, plansDir, 'failover')
+    await startHost(s.state, 'db1')
+    await s.sql('db1', (c) => c.execute('SET GLOBAL read_only = 1'))
+    const file = await planAndApply(s, plansDir, 'rejoin', ['--rejoin', 'db1'])
+    expect((JSON.parse(readFileSync(file, 'utf8')) as Plan).decision.replicationMode).toBe('gtid')
+    await new Promise((r) => setTimeout(r, 1000))
+    await load.stop()
+    const status = (await s.sql('db1', (c) => c.queryOne('SHOW SLAVE STATUS')))!
+    expect([status.Master_Host, status.Slave_IO_Running, status.Slave_SQL_Running, status.Using_Gtid]).toEqual([s.state.hosts[1]!.ip, 'Yes', 'Yes', 'Slave_Pos'])
+    await expectEqual(s, ['acked', 'acked_log'])
+    expect(await load.missingOn('db1')).toEqual([])
+    const check = await runMha(['check', '--config', s.configFile, '--plans-dir', plansDir])
+    expect(check.code, check.stdout + check.stderr).toBe(0)
+  }, 240_000)
+})
+
+describe('mha plan --rejoin with transactions that never left the old master', () => {
+  it('lists exactly them and refuses; with --flashback saves and rewinds them, and the old master rejoins equal to the new one', async () => {
+    sandbox = await startSandbox('itrejoin3', 171)
+    const s = sandbox
+    const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-rejoin-plans-'))
+    await WriteLoad.prepare(s.state, 'db1')
+    await s.sql('db1', (c) => c.execute('CREATE TABLE mhatest.extra (id INT PRIMARY KEY, v VARCHAR(20))'))
+    const load = new WriteLoad(s.state)
+    load.start()
+    await new Promise((r) => setTimeout(r, 1000))
+    await load.stop()
+    // The replicas stop receiving; db1 commits 4 more transactions that only it will ever have.
+    for (const host of ['db2', 'db3']) await s.sql(host, (c) => c.execute('STOP SLAVE IO_THREAD'))
+    await s.sql('db1', async (c) => {
+      for (let i = 1; i <= 4; i++) await c.execute(`INSERT INTO mhatest.extra VALUES (${i}, 'only on db1')`)
+    })
+    // Its host is gone too, so the failover cannot save them: they are lost to the new master.
+    await stopSshd(s.state, 'db1')
+    await killMasterAndWait(s)
+    await planAndApply(s, plansDir, 'failover')
+    await startSshd(s.state, 'db1')
+    await startHost(s.state, 'db1')
+    await s.sql('db1', (c) => c.execute('SET GLOBAL read_only = 1'))
+    expect(Number((await s.sql('db1', (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.extra')))!.n)).toBe(4)
+
+    const refused = await runMha(['plan', '--config', s.configFile, '--plans-dir', plansDir, '--rejoin', 'db1', '-o', join(plansDir, 'refused.json')])
+    expect(refused.code).toBe(1)
+    expect(refused.stderr.trim()).toMatch(/^mha: db1 has 4 extra transaction\(s\) db2 lacks \(binlog mysql-bin\.\d+:\d+ to mysql-bin\.\d+:\d+, 4 row event\(s\)\); re-pointing it would keep them silently: plan again with --flashback/)
+    expect(existsSync(join(plansDir, 'refused.json'))).toBe(false)
+    // Nothing changed: db1 still replicates from nobody and has the rows.
+    expect(await s.sql('db1', (c) => c.queryOne('SHOW SLAVE STATUS'))).toBeUndefined()
+
+    const file = await planAndApply(s, plansDir, 'rejoin', ['--rejoin', 'db1', '--flashback'])
+    const plan = JSON.parse(readFileSync(file, 'utf8')) as Plan
+    expect(plan.steps.map((st) => st.type)).toContain('flashback_binlog')
+    // The rewound transactions are kept for the operator, beside the plan.
+    const work = file.replace(/\.json$/, '.work')
+    expect(readdirSync(work).some((f) => f.endsWith('.binlog'))).toBe(true)
+    expect(Number((await s.sql('db1', (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.extra')))!.n)).toBe(0)
+    const status = (await s.sql('db1', (c) => c.queryOne('SHOW SLAVE STATUS')))!
+    expect([status.Master_Host, status.Slave_IO_Running, status.Slave_SQL_Running]).toEqual([s.state.hosts[1]!.ip, 'Yes', 'Yes'])
+    await s.sql('db2', (c) => c.execute("INSERT INTO mhatest.extra VALUES (100, 'after the rejoin')"))
+    await expectEqual(s, ['acked', 'acked_log', 'extra'])
+  }, 240_000)
+})
+
