@@ -19,6 +19,7 @@ export default class Watch extends BaseCommand<typeof Watch> {
     git: Flags.boolean({description: 'Commit each archived plan and report to the git repository of the plans folder.', default: false}),
     'log-format': Flags.option({options: ['text', 'json'] as const, default: 'text', description: 'Log format.'})(),
     only: Flags.string({description: 'Watch only these clusters of the folder (repeatable).', multiple: true}),
+    'auto-rejoin': Flags.boolean({description: 'Rejoin a server taken out by a failover as a replica as soon as it answers again (never one with transactions the master lacks). Off by default.', default: false}),
     heartbeat: Flags.integer({description: 'Seconds between two "heartbeat" lines summing up every cluster (0: none).', default: 60, min: 0}),
     listen: Flags.string({description: 'Serve GET /metrics (Prometheus) and GET /status (JSON) on ADDR:PORT, for example 127.0.0.1:9104. Off by default.'}),
   }
@@ -29,7 +30,7 @@ export default class Watch extends BaseCommand<typeof Watch> {
     const clusters = loadClusters(this.flags['config-dir'], names)
     const plansDir = this.flags['plans-dir']
     const log = makeLogger(this.flags['log-format'], (line) => this.say(line))
-    const watchers = clusters.map((cluster) => new ClusterWatcher(cluster, {plansDir, git: this.flags.git, log}))
+    const watchers = clusters.map((cluster) => new ClusterWatcher(cluster, {plansDir, git: this.flags.git, log, autoRejoin: this.flags['auto-rejoin']}))
     const startedAt = new Date().toISOString()
     const server = listen ? new StatusServer({watchers, plansDir, address: listen, version: toolVersion(), startedAt}) : undefined
     const bound = server ? formatListenAddress(await server.start()) : null

@@ -10,6 +10,9 @@ import {endpointOf, inspectCluster, sshTargetOf} from '../inspect/inspect.js'
 import {ServerConnection, SqlError} from '../inspect/mysql.js'
 import {defaultPlanPath, toolVersion, writePlan} from '../plan/plan-file.js'
 import {planFor} from '../plan/planner.js'
+import {planRejoin} from '../plan/rejoin.js'
+import {rejoinInput} from '../plan/rejoin-inputs.js'
+import {recordManualApply} from './record-apply.js'
 import {SshSession} from '../remote/ssh.js'
 import {oneLine} from '../util/errors.js'
 import {judge, type Observation, type Verdict} from './judge.js'
@@ -38,10 +41,15 @@ export interface WatchOptions {
   plansDir: string
   git: boolean
   log: Logger
+  /** Rejoin a server taken out by a failover as soon as it answers again (never one with extra transactions). */
+  autoRejoin?: boolean
 }
 
 /** A route's TCP connect to the master: on a LAN a live port answers far sooner; a blackholed one never does. */
 const probeTimeoutMs = 1000
+
+/** How often --auto-rejoin looks whether a server taken out by a failover answers again. */
+const rejoinLookEveryMs = 5_000
 
 /** How often a healthy cluster's topology is looked at again (an external switchover, a manual failover). */
 const rediscoverEveryMs = 10_000
@@ -80,6 +88,8 @@ export class ClusterWatcher {
   #nextUnmonitoredLog = 0
   #lastDiscovery = 0
   #masterReadOnly = false
+  #lastRejoinLook = 0
+  #lastRejoinProblem = ''
   #firstLookDone: () => void = () => undefined
   readonly #firstLook = new Promise<void>((resolve) => (this.#firstLookDone = resolve))
   #probes: Promise<[SecondOpinion, boolean]> | undefined
@@ -154,6 +164,7 @@ export class ClusterWatcher {
       this.#report(verdict)
       this.verdict = verdict
       if (verdict.state === 'healthy') this.#checkForReturningMaster(this.master)
+      if (verdict.state === 'healthy' && this.options.autoRejoin) await this.#rejoinReturned()
       if (verdict.state === 'dead') await this.#failover(verdict.reason, observation)
     } catch (error) {
       if (!this.master) this.health.notMonitored = `cannot find the master: ${oneLine(error)}`
@@ -280,6 +291,39 @@ export class ClusterWatcher {
       return true
     } catch {
       return false
+    }
+  }
+
+  /**
+   * --auto-rejoin: a server a failover took out that answers again is planned back as a replica, the same
+   * plan as "mha plan --rejoin", archived and applied. One with transactions the master lacks is never
+   * re-pointed (that needs a person: --flashback or a rebuild); that is said once.
+   */
+  async #rejoinReturned(): Promise<void> {
+    const out = this.#outOfService()
+    if (out.length === 0 || Date.now() - this.#lastRejoinLook < rejoinLookEveryMs) return
+    this.#lastRejoinLook = Date.now()
+    const snapshot = await inspectCluster(this.cluster, {relayLookups: false, ssh: false})
+    for (const name of out) {
+      if (!snapshot.servers.find((s) => s.name === name)?.sql.reachable) continue
+      let unlock: (() => void) | undefined
+      try {
+        unlock = lockCluster(this.cluster.name, `mha watch --auto-rejoin (pid ${process.pid})`)
+        const full = await inspectCluster(this.cluster, {relayLookups: false})
+        const plan = planRejoin(this.cluster, full, {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: this.cluster.file}, await rejoinInput(this.cluster, full, this.options.plansDir, name, false))
+        const planFile = defaultPlanPath(plan, this.options.plansDir)
+        writePlan(plan, planFile)
+        this.#say('rejoin', `${name} answers again: ${plan.decision.summary}`, {plan: planFile})
+        const report = await applyPlan({planFile, plan, cluster: this.cluster, listener: () => undefined})
+        recordManualApply(planFile, plan, report)
+        this.#say(report.status === 'applied' ? 'rejoined' : 'rejoin failed', report.message, {plan: planFile})
+      } catch (error) {
+        const message = `${name} answers again but is not rejoined automatically: ${oneLine(error)}`
+        if (message !== this.#lastRejoinProblem) this.#say('rejoin refused', message)
+        this.#lastRejoinProblem = message
+      } finally {
+        unlock?.()
+      }
     }
   }
 

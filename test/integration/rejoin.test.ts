@@ -4,8 +4,9 @@ import {join} from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
 import type {Plan} from '../../src/plan/types.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
+import {waitFor} from '../../src/sandbox/processes.js'
 import {startHost, startSshd, stopSshd} from '../../src/sandbox/sandbox.js'
-import {killMasterAndWait, runMha, startSandbox, type TestSandbox} from './harness.js'
+import {killMasterAndWait, runMha, spawnWatch, startSandbox, type TestSandbox} from './harness.js'
 
 let sandbox: TestSandbox | undefined
 afterEach(async () => {
@@ -152,6 +153,36 @@ describe('mha plan --rejoin with transactions that never left the old master', (
     expect([status.Master_Host, status.Slave_IO_Running, status.Slave_SQL_Running]).toEqual([s.state.hosts[1]!.ip, 'Yes', 'Yes'])
     await s.sql('db2', (c) => c.execute("INSERT INTO mhatest.extra VALUES (100, 'after the rejoin')"))
     await expectEqual(s, ['acked', 'acked_log', 'extra'])
+  }, 240_000)
+})
+
+describe('mha watch --auto-rejoin', () => {
+  it('fails over, then rejoins the old master on its own once it answers again', async () => {
+    sandbox = await startSandbox('itrejoin4', 171)
+    const s = sandbox
+    const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-rejoin-plans-'))
+    await WriteLoad.prepare(s.state, 'db1')
+    const load = new WriteLoad(s.state)
+    load.start()
+    const watch = spawnWatch(['--config-dir', join(s.configFile, '..'), '--plans-dir', plansDir, '--auto-rejoin'])
+    try {
+      await waitFor('watch to see db1 healthy', 20_000, () => watch.lines.some((l) => l.event === 'healthy'))
+      await killMasterAndWait(s)
+      await waitFor('the failover', 40_000, () => watch.lines.some((l) => l.event === 'failover done'))
+      await startHost(s.state, 'db1')
+      const rejoined = await waitFor('the rejoin', 40_000, () => watch.lines.some((l) => l.event === 'rejoined')).then(() => watch.lines.find((l) => l.event === 'rejoined')!)
+      expect(rejoined.message).toMatch(/^rejoin applied: /)
+      await new Promise((r) => setTimeout(r, 1000))
+      await load.stop()
+      const status = (await s.sql('db1', (c) => c.queryOne('SHOW SLAVE STATUS')))!
+      expect([status.Master_Host, status.Slave_IO_Running, status.Slave_SQL_Running]).toEqual([s.state.hosts[1]!.ip, 'Yes', 'Yes'])
+      await expectEqual(s, ['acked', 'acked_log'])
+      expect(await load.missingOn('db1')).toEqual([])
+      expect(watch.lines.filter((l) => l.event === 'error')).toEqual([])
+    } finally {
+      watch.child.kill('SIGTERM')
+      await watch.exited
+    }
   }, 240_000)
 })
 
