@@ -1,6 +1,7 @@
 import {existsSync, readFileSync, renameSync, statSync, writeFileSync} from 'node:fs'
 import {basename, join} from 'node:path'
 import {endpointOf} from '../inspect/inspect.js'
+import {planDigest} from '../plan/plan-file.js'
 import type {OutputRef, Step} from '../plan/types.js'
 import {applyBinlogs, copyRelayDiff, listRemoteRelayLogs, saveBinlogTail} from '../recovery/index.js'
 import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
@@ -18,28 +19,31 @@ const masterTailFile = (step: Save, ctx: StepContext) => join(ctx.workDir, `save
  * A saved file is complete once its record exists: the file is renamed into place whole, then the record
  * beside it is. A run killed after both (before the journal says so) does not copy again.
  */
-function recordSaved(file: string, outputs: Record<string, unknown>): Record<string, unknown> {
-  writeFileSync(`${file}.saved.json.partial`, JSON.stringify(outputs), {mode: 0o600})
+function recordSaved(file: string, ctx: StepContext, outputs: Record<string, unknown>): Record<string, unknown> {
+  // The record names the plan it was saved for: a file left by another plan of the same name is never reused.
+  writeFileSync(`${file}.saved.json.partial`, JSON.stringify({...outputs, plan: planDigest(ctx.plan)}), {mode: 0o600})
   renameSync(`${file}.saved.json.partial`, `${file}.saved.json`)
   return outputs
 }
 
-function savedAlready(file: string): {done: false} | {done: true; reason: string; outputs: Record<string, unknown>} {
+function savedAlready(file: string, ctx: StepContext): {done: false} | {done: true; reason: string; outputs: Record<string, unknown>} {
   if (!existsSync(file) || !existsSync(`${file}.saved.json`)) return {done: false}
-  const outputs = JSON.parse(readFileSync(`${file}.saved.json`, 'utf8')) as Record<string, unknown>
-  return outputs.file === file && statSync(file).size === outputs.bytes ? {done: true, reason: `${basename(file)} was saved by an earlier run (${String(outputs.bytes)} bytes)`, outputs} : {done: false}
+  const {plan, ...outputs} = JSON.parse(readFileSync(`${file}.saved.json`, 'utf8')) as Record<string, unknown>
+  return plan === planDigest(ctx.plan) && outputs.file === file && statSync(file).size === outputs.bytes
+    ? {done: true, reason: `${basename(file)} was saved by an earlier run of this plan (${String(outputs.bytes)} bytes)`, outputs}
+    : {done: false}
 }
 
 /** The range of the latest replica's relay log that a lagging replica lacks, copied over SSH to the manager. */
 export const saveRelayDiff: StepHandler<SaveDiff> = {
   check(step, ctx) {
-    return Promise.resolve(savedAlready(relayDiffFile(step, ctx)))
+    return Promise.resolve(savedAlready(relayDiffFile(step, ctx), ctx))
   },
   async act(step, ctx) {
     const diff = step.params.diff
     const file = relayDiffFile(step, ctx)
     const copied = await copyRelayDiff(await ctx.ssh(diff.source), diff.files, diff.offset, file)
-    return recordSaved(file, {file, bytes: copied.bytes})
+    return recordSaved(file, ctx, {file, bytes: copied.bytes})
   },
   verify(_step, _ctx, outputs) {
     return typeof outputs.file === 'string' ? Promise.resolve() : Promise.reject(new Error('no relay diff file recorded'))
@@ -49,7 +53,7 @@ export const saveRelayDiff: StepHandler<SaveDiff> = {
 /** The dead master's binlog after what any replica received, copied over SSH to the manager. */
 export const saveMasterBinlog: StepHandler<Save> = {
   check(step, ctx) {
-    return Promise.resolve(savedAlready(masterTailFile(step, ctx)))
+    return Promise.resolve(savedAlready(masterTailFile(step, ctx), ctx))
   },
   async act(step, ctx) {
     const p = step.params
@@ -57,7 +61,7 @@ export const saveMasterBinlog: StepHandler<Save> = {
     const file = masterTailFile(step, ctx)
     const saved = await saveBinlogTail(await ctx.ssh(step.server), p.dir, p.files, p.from, file)
     if (saved.trimmed > 0) ctx.note(`${step.server}: ${saved.trimmed} bytes of an incomplete final transaction were left out of the saved binlog`)
-    return recordSaved(file, {file, end: saved.end, bytes: saved.bytes})
+    return recordSaved(file, ctx, {file, end: saved.end, bytes: saved.bytes})
   },
   verify(_step, _ctx, outputs) {
     return typeof outputs.file === 'string' ? Promise.resolve() : Promise.reject(new Error('no saved binlog file recorded'))

@@ -106,7 +106,7 @@ describe('a failover always ends with a writable master', () => {
     const lines = () => (existsSync(journal) ? readFileSync(journal, 'utf8').split('\n').filter((l) => l.trim() !== '').length : 0)
     const moments: string[] = []
     let finished = false
-    for (let attempt = 0; attempt < 14 && !finished; attempt++) {
+    for (let attempt = 0; attempt < 18 && !finished; attempt++) {
       const runStarted = Date.now()
       const child = spawn(process.execPath, [join(root, 'bin/run.js'), 'apply', file, '--config', s.configFile], {cwd: root, env: {...process.env, NODE_ENV: 'production'}, stdio: 'ignore'})
       let exit: number | null | undefined
@@ -114,7 +114,7 @@ describe('a failover always ends with a writable master', () => {
       // A random moment of the run, in a window that widens run after run: the first kills land in the checks and
       // the first steps, later ones (each run resumes where the last died) further on, until a run finishes.
       const start = lines()
-      const delay = Math.floor((0.3 + 0.7 * Math.random()) * (600 + 180 * attempt))
+      const delay = Math.floor((0.3 + 0.7 * Math.random()) * (600 + 120 * attempt))
       await waitFor('the moment to kill', 60_000, () => exit !== undefined || Date.now() - runStarted >= delay)
       if (exit === undefined) {
         child.kill('SIGKILL')
