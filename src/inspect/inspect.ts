@@ -6,7 +6,7 @@ import {readFileSync} from 'node:fs'
 import {SqlError, withConnection, type Endpoint, type ServerConnection} from './mysql.js'
 import type {ServerSnapshot, Snapshot, SqlFacts, SqlFailure, SshFacts, SshFailure} from './types.js'
 import {findMasterFileSizes, findRelayLookups} from './relay-lookup.js'
-import {findExecutable} from '../recovery/apply.js'
+import {findExecutable} from '../util/executables.js'
 import {binlogBaseName, binlogSequence} from '../binlog/coordinates.js'
 import {dirname, posix} from 'node:path'
 

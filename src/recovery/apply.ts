@@ -1,12 +1,13 @@
 import {spawn, type ChildProcess} from 'node:child_process'
-import {accessSync, closeSync, constants as fsConstants, openSync, unlinkSync, writeSync} from 'node:fs'
+import {closeSync, constants as fsConstants, openSync, unlinkSync, writeSync} from 'node:fs'
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
-import {basename, delimiter, isAbsolute, join} from 'node:path'
+import {basename, join} from 'node:path'
 import {Transform} from 'node:stream'
 import {ServerConnection, type Endpoint} from '../inspect/mysql.js'
 import {oneLine, UserError} from '../util/errors.js'
 import {redact} from '../util/secret.js'
+import {findExecutable} from '../util/executables.js'
 import {concatSyntheticBinlogs} from './concat.js'
 import {appliedPrefix, mariadbExecuted, mysqlExecuted, streamLayout, writeStreamFrom, type ExecutedTest} from './exactly-once.js'
 
@@ -42,27 +43,7 @@ export interface ApplyResult {
 
 const ONE_GIB = 1024 * 1024 * 1024
 
-/** The first executable of `names` on PATH (or `names[0]` itself if it is a path). */
-export function findExecutable(names: readonly string[], path = process.env.PATH ?? ''): string | undefined {
-  for (const name of names) {
-    if (name.includes('/')) return isExecutable(name) ? name : undefined
-    for (const dir of path.split(delimiter)) {
-      if (dir === '' || !isAbsolute(dir)) continue
-      const candidate = join(dir, name)
-      if (isExecutable(candidate)) return candidate
-    }
-  }
-  return undefined
-}
-
-function isExecutable(file: string): boolean {
-  try {
-    accessSync(file, fsConstants.X_OK)
-    return true
-  } catch {
-    return false
-  }
-}
+export {findExecutable} from '../util/executables.js'
 
 /** A value for a MySQL option file: quoted, so '#' is no comment, with the escapes the option parser undoes. */
 export function optionFileValue(value: string): string {

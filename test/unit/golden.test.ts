@@ -9,7 +9,7 @@ import {planFor} from '../../src/plan/planner.js'
 import {planSwitchover} from '../../src/plan/switchover.js'
 
 // Each folder of test/golden holds a cluster file and a recorded snapshot; the plan they give is compared
-// byte for byte with expected-plan.json. UPDATE_GOLDEN=1 rewrites the expected plans (review the diff).
+// byte for byte with expected-plan.json. UPDATE_GOLDEN=1 (re)writes the expected plans: review the diff.
 const goldenDir = join(dirname(fileURLToPath(import.meta.url)), '../golden')
 const scenarios = readdirSync(goldenDir).filter((d) => statSync(join(goldenDir, d)).isDirectory())
 const header = {tool: 'mha golden', createdAt: '2026-01-01T00:00:00.000Z', configFile: 'cluster.yaml'}
@@ -29,7 +29,9 @@ describe('golden plans from recorded snapshots', () => {
     validatePlan(plan, scenario)
     const text = serializePlan(plan)
     const expectedFile = join(goldenDir, scenario, 'expected-plan.json')
-    if (process.env.UPDATE_GOLDEN === '1' || !existsSync(expectedFile)) writeFileSync(expectedFile, text)
+    // A new scenario is blessed explicitly (and its expected plan reviewed), never written by the test itself.
+    if (process.env.UPDATE_GOLDEN === '1') writeFileSync(expectedFile, text)
+    expect(existsSync(expectedFile), `${expectedFile} is missing: write it with UPDATE_GOLDEN=1, then review it`).toBe(true)
     expect(text).toBe(readFileSync(expectedFile, 'utf8'))
     expect(text).not.toContain('unused-in-golden-tests')
   })
