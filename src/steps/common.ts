@@ -59,6 +59,19 @@ export function isCoordinates(value: unknown): value is BinlogCoordinates {
   return typeof value === 'object' && value !== null && typeof (value as BinlogCoordinates).file === 'string' && typeof (value as BinlogCoordinates).pos === 'number'
 }
 
+/** Wait until `server` runs both replication threads; an SQL error ends the wait at once, a timeout says the last state. */
+export async function waitReplicating(ctx: StepContext, server: string, source: string): Promise<void> {
+  let last = ''
+  await waitUntil(`${server} to replicate from ${source}`, ctx.timeoutMs, async () => {
+    const status = await replicaStatus(ctx, server)
+    if (status?.lastSqlErrno) throw new Error(`${server}: SQL thread error ${status.lastSqlErrno}: ${status.lastSqlError}`)
+    last = status ? `io=${status.ioThread} sql=${status.sqlThread} ${status.lastIoError}` : 'no replication'
+    return status?.ioThread === 'running' && status.sqlThread === 'running'
+  }).catch((error: unknown) => {
+    throw new Error(`${error instanceof Error ? error.message : String(error)} (${last})`)
+  })
+}
+
 /** Client threads of a server: everything but its own threads, replication dumps, this connection and `exclude` (mha's others). */
 export async function clientThreads(conn: ServerConnection, exclude: number[] = []): Promise<{id: number; seconds: number; statement: string; command: string}[]> {
   const rows = await conn.query(

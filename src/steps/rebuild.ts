@@ -8,7 +8,7 @@ import {shellQuote} from '../remote/ssh.js'
 import {oneLine} from '../util/errors.js'
 import {plansDirOf} from '../watch/record-apply.js'
 import {readWatchState, writeWatchState} from '../watch/state.js'
-import {replicaStatus, waitUntil} from './common.js'
+import {replicaStatus, waitReplicating, waitUntil} from './common.js'
 import type {StepContext, StepHandler} from './types.js'
 
 type Of<T extends Step['type']> = Extract<Step, {type: T}>
@@ -225,15 +225,7 @@ export const replicateFromCopy: StepHandler<Of<'replicate_from_copy'>> = {
     return undefined
   },
   async verify(step, ctx) {
-    let last = ''
-    await waitUntil(`${step.server} to replicate from ${step.params.source}`, ctx.timeoutMs, async () => {
-      const status = await replicaStatus(ctx, step.server)
-      if (status?.lastSqlErrno) throw new Error(`${step.server}: SQL thread error ${status.lastSqlErrno}: ${status.lastSqlError}`)
-      last = status ? `io=${status.ioThread} sql=${status.sqlThread} ${status.lastIoError}` : 'no replication'
-      return status?.ioThread === 'running' && status.sqlThread === 'running'
-    }).catch((error: unknown) => {
-      throw new Error(`${error instanceof Error ? error.message : String(error)} (${last})`)
-    })
+    await waitReplicating(ctx, step.server, step.params.source)
   },
 }
 

@@ -1,7 +1,7 @@
 import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
 import type {ReplicaStatus} from '../dialect/types.js'
 import type {Step} from '../plan/types.js'
-import {binaryLogPosition, isCoordinates, readOnlyState, replicaStatus, waitUntil, waitWhileProgressing, WRITE_BLOCK} from './common.js'
+import {binaryLogPosition, isCoordinates, readOnlyState, replicaStatus, waitReplicating, waitUntil, waitWhileProgressing, WRITE_BLOCK} from './common.js'
 import type {StepContext, StepHandler} from './types.js'
 
 type Of<T extends Step['type']> = Extract<Step, {type: T}>
@@ -181,15 +181,7 @@ export const repointReplica: StepHandler<Of<'repoint_replica'>> = {
     return undefined
   },
   async verify(step, ctx) {
-    let last = ''
-    await waitUntil(`${step.server} to replicate from ${step.params.source}`, ctx.timeoutMs, async () => {
-      const status = await replicaStatus(ctx, step.server)
-      if (status?.lastSqlErrno) throw new Error(`${step.server}: SQL thread error ${status.lastSqlErrno}: ${status.lastSqlError}`)
-      last = status ? `io=${status.ioThread} sql=${status.sqlThread} ${status.lastIoError}` : 'no replication'
-      return status?.ioThread === 'running' && status.sqlThread === 'running'
-    }).catch((error: unknown) => {
-      throw new Error(`${error instanceof Error ? error.message : String(error)} (${last})`)
-    })
+    await waitReplicating(ctx, step.server, step.params.source)
   },
 }
 

@@ -2,7 +2,7 @@ import {writeFileSync} from 'node:fs'
 import {basename, dirname, resolve} from 'node:path'
 import type {ApplyReport} from '../apply/events.js'
 import type {Plan} from '../plan/types.js'
-import {readWatchState, writeWatchState} from './state.js'
+import {readWatchState, withOutOfService, writeWatchState} from './state.js'
 
 /**
  * The plans folder of a plan file: <plans>/<cluster>/<time>-<kind>.json (defaultPlanPath's layout) gives <plans>;
@@ -33,7 +33,7 @@ export function recordManualApply(planFile: string, plan: Plan, report: ApplyRep
     acknowledged: plan.kind === 'switchover' ? previous.acknowledged || previous.lastFailover === null : false,
     // A failed-over master leaves the active topology until it is rejoined, as after watch's own failovers.
     ...(dead
-      ? {outOfService: [...(previous.outOfService ?? []).filter((o) => o.server !== dead), {server: dead, since: now.toISOString(), reason: `failed over to ${plan.decision.newMaster} (mha apply)`, plan: planFile}]}
+      ? {outOfService: withOutOfService(previous, {server: dead, since: now.toISOString(), reason: `failed over to ${plan.decision.newMaster} (mha apply)`, plan: planFile})}
       : {}),
   })
   return plansDir

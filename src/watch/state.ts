@@ -24,6 +24,13 @@ export interface WatchState {
   outOfService?: {server: string; since: string; reason: string; plan: string}[]
 }
 
+type OutOfServiceEntry = NonNullable<WatchState['outOfService']>[number]
+
+/** The out-of-service list with `entry` in it (replacing an older entry for the same server). */
+export function withOutOfService(state: WatchState, entry: OutOfServiceEntry): OutOfServiceEntry[] {
+  return [...(state.outOfService ?? []).filter((o) => o.server !== entry.server), entry]
+}
+
 /** The names of the servers a failover took out of service, for the planner. */
 export function outOfService(plansDir: string, cluster: string): string[] {
   return (readWatchState(plansDir, cluster).outOfService ?? []).map((o) => o.server)

@@ -19,7 +19,7 @@ import {judge, type Observation, type Verdict} from './judge.js'
 import type {Logger} from './log.js'
 import {closeLooks, fenceReturningMasters, lookAt} from './returning-master.js'
 import {secondOpinion, type SecondOpinion} from './second-opinion.js'
-import {failoverBlocked, outOfService, readWatchState, recordFenced, writeWatchState} from './state.js'
+import {failoverBlocked, outOfService, readWatchState, recordFenced, withOutOfService, writeWatchState} from './state.js'
 import type {Snapshot} from '../inspect/types.js'
 
 /** Servers last seen connected to the master are looked at again only every this many rounds. */
@@ -300,9 +300,10 @@ export class ClusterWatcher {
    * re-pointed (that needs a person: --flashback or a rebuild); that is said once.
    */
   async #rejoinReturned(): Promise<void> {
-    const out = this.#outOfService()
-    if (out.length === 0 || Date.now() - this.#lastRejoinLook < rejoinLookEveryMs) return
+    if (Date.now() - this.#lastRejoinLook < rejoinLookEveryMs) return
     this.#lastRejoinLook = Date.now()
+    const out = this.#outOfService()
+    if (out.length === 0) return
     const snapshot = await inspectCluster(this.cluster, {relayLookups: false, ssh: false})
     for (const name of out) {
       if (!snapshot.servers.find((s) => s.name === name)?.sql.reachable) continue
@@ -432,7 +433,7 @@ export class ClusterWatcher {
         acknowledged: false,
         // The dead master leaves the active topology until it is rejoined: the next failover does not wait for it.
         ...(promoted && plan.decision.deadMaster
-          ? {outOfService: [...(before.outOfService ?? []).filter((o) => o.server !== plan.decision.deadMaster), {server: plan.decision.deadMaster, since: new Date().toISOString(), reason: `failed over to ${plan.decision.newMaster}`, plan: planFile}]}
+          ? {outOfService: withOutOfService(before, {server: plan.decision.deadMaster, since: new Date().toISOString(), reason: `failed over to ${plan.decision.newMaster}`, plan: planFile})}
           : {}),
       })
       this.health.failovers.push({at: new Date().toISOString(), status: report.status, durationMs: Date.now() - started})
