@@ -76,6 +76,8 @@ async function failoverRuns(): Promise<void> {
       await new Promise((r) => setTimeout(r, 500))
       await load.stop()
       const lost = (await load.missingOn('db2')).length
+      // SHOW=1: where the time goes, line by line after the kill.
+      if (process.env.SHOW) for (const l of watch.lines) console.log(`  ${((Date.parse(l.at) - killedAt) / 1000).toFixed(3)} ${l.event}: ${l.message.slice(0, 140)}`)
       rows.push({detect: at('dead'), writable, repointed: at('step end', 'repoint_replica'), lost: `${lost}/${load.acked.length}`})
       console.log(`run ${run}: detected ${s(rows.at(-1)!.detect)}, writable ${s(writable)}, replicas re-pointed ${s(rows.at(-1)!.repointed)}, lost ${rows.at(-1)!.lost}`)
     } finally {

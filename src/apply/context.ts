@@ -4,6 +4,7 @@ import type {Dialect} from '../dialect/types.js'
 import {endpointOf, sshTargetOf} from '../inspect/inspect.js'
 import {ServerConnection} from '../inspect/mysql.js'
 import type {Plan} from '../plan/types.js'
+import type {SshPool} from '../remote/session-pool.js'
 import {SshSession} from '../remote/ssh.js'
 import type {StepContext} from '../steps/types.js'
 
@@ -26,7 +27,10 @@ export class RunContext implements StepContext {
   readonly #dialects = new Map<string, Promise<Dialect>>()
   readonly #held = new Map<string, ServerConnection>()
 
-  constructor(cluster: ClusterConfig, plan: Plan, workDir: string) {
+  readonly #pool: SshPool | undefined
+
+  constructor(cluster: ClusterConfig, plan: Plan, workDir: string, pool?: SshPool) {
+    this.#pool = pool
     this.cluster = cluster
     this.plan = plan
     this.workDir = workDir
@@ -71,6 +75,7 @@ export class RunContext implements StepContext {
   }
 
   async ssh(name: string): Promise<SshSession> {
+    if (this.#pool) return await this.#pool.session(sshTargetOf(this.cluster, this.server(name)))
     const session = await cached(this.#ssh, name, () => SshSession.open(sshTargetOf(this.cluster, this.server(name))))
     if (!session.lost) return session
     // The host went away since (a reboot, a fencing hook): try a fresh connection once.

@@ -16,6 +16,7 @@ import {redact} from '../util/secret.js'
 import {RunContext} from './context.js'
 import type {ApplyListener, ApplyReport, StepStatus} from './events.js'
 import {Journal} from './journal.js'
+import type {SshPool} from '../remote/session-pool.js'
 
 export interface ApplyOptions {
   planFile: string
@@ -26,6 +27,8 @@ export interface ApplyOptions {
   expectDigest?: string
   /** A snapshot taken just now by the caller (mha watch plans and applies at once): not inspected again. */
   snapshot?: Snapshot
+  /** SSH sessions the caller keeps open (mha watch): used instead of new ones, and left open. */
+  sshPool?: SshPool
 }
 
 /** The new master's coordinates recorded when it was detached, and how the old master would follow it from there. */
@@ -89,7 +92,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     nextAction,
     durationMs: Date.now() - started,
   })
-  const ctx = new RunContext(cluster, plan, planFile.replace(/\.json$/, '') + '.work')
+  const ctx = new RunContext(cluster, plan, planFile.replace(/\.json$/, '') + '.work', options.sshPool)
   const finished = (r: ApplyReport) => {
     listener({kind: 'finish', report: r})
     return r

@@ -92,7 +92,7 @@ interface RawCluster {
   source_address?: string
   ssh: {user?: string; port: number; private_key_file?: string; known_hosts_file: string; connect_timeout: number}
   server_defaults: {port: number; master_binlog_dir: string | string[]; remote_workdir: string; client_bindir?: string}
-  monitor: {ping_interval: number; ping_type: PingType; connect_timeout: number; failures_before_dead: number; last_failover_minute: number}
+  monitor: {ping_interval: number; ping_type: PingType; connect_timeout: number; failures_before_dead: number; last_failover_minute: number; keep_ssh_open: boolean}
   failover: {
     check_repl_delay: boolean
     max_lag_bytes: number
@@ -173,6 +173,7 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
       connectTimeoutMs: raw.monitor.connect_timeout * 1000,
       failuresBeforeDead: raw.monitor.failures_before_dead,
       lastFailoverMinute: raw.monitor.last_failover_minute,
+      keepSshOpen: raw.monitor.keep_ssh_open,
     },
     failover: {
       checkReplDelay: raw.failover.check_repl_delay,

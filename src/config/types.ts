@@ -44,7 +44,7 @@ export interface ClusterConfig {
   /** Local address mha's connections leave from, if set. */
   sourceAddress: string | undefined
   ssh: {privateKeyFile: string; knownHostsFile: string; connectTimeoutMs: number}
-  monitor: {pingIntervalMs: number; pingType: PingType; connectTimeoutMs: number; failuresBeforeDead: number; lastFailoverMinute: number}
+  monitor: {pingIntervalMs: number; pingType: PingType; connectTimeoutMs: number; failuresBeforeDead: number; lastFailoverMinute: number; keepSshOpen: boolean}
   failover: {
     checkReplDelay: boolean
     maxLagBytes: number

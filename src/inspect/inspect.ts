@@ -1,6 +1,7 @@
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import {dialectFor, parseServerVersion} from '../dialect/index.js'
-import {shellQuote, SshError, withSsh} from '../remote/ssh.js'
+import {freshSsh, type SshRunner} from '../remote/session-pool.js'
+import {shellQuote, SshError} from '../remote/ssh.js'
 import {oneLine, UserError} from '../util/errors.js'
 import {readFileSync} from 'node:fs'
 import {SqlError, withConnection, type Endpoint, type ServerConnection} from './mysql.js'
@@ -35,6 +36,8 @@ export interface InspectOptions {
    * those servers or hosts are recorded as unreachable without waiting for another timeout.
    */
   knownDown?: {server: string; sql?: SqlFailure; ssh?: SshFailure}[]
+  /** How SSH sessions are had: fresh per call by default; mha watch keeps them open (a warm inspection). */
+  sshRunner?: SshRunner
 }
 
 /** Read every server over SQL and every host over SSH, all at once. Changes nothing. */
@@ -52,7 +55,7 @@ export async function inspectCluster(cluster: ClusterConfig, options: InspectOpt
       const ssh: ServerSnapshot['ssh'] =
         options.ssh === false
           ? {reachable: false, kind: 'skipped', message: 'SSH not inspected'}
-          : (known(server)?.ssh ?? (await inspectSsh(cluster, server, binlogHint(cluster, server, sql), facts.reachable ? facts.relayLogIndex : null)))
+          : (known(server)?.ssh ?? (await inspectSsh(cluster, server, binlogHint(cluster, server, sql), facts.reachable ? facts.relayLogIndex : null, options.sshRunner ?? freshSsh)))
       return {name: server.name, address: `${server.ip}:${server.port}`, sql: facts, ssh}
     }),
   )
@@ -63,8 +66,8 @@ export async function inspectCluster(cluster: ClusterConfig, options: InspectOpt
     relayLookups: [],
   }
   if (options.relayLookups !== false) {
-    snapshot.relayLookups = await findRelayLookups(cluster, snapshot)
-    const sizes = await findMasterFileSizes(cluster, snapshot)
+    snapshot.relayLookups = await findRelayLookups(cluster, snapshot, options.sshRunner)
+    const sizes = await findMasterFileSizes(cluster, snapshot, options.sshRunner)
     if (sizes.length > 0) snapshot.masterFileSizes = sizes
   }
   return snapshot
@@ -148,7 +151,7 @@ export async function readSqlFacts(conn: ServerConnection, replUser: string): Pr
   }
 }
 
-async function inspectSsh(cluster: ClusterConfig, server: ServerConfig, currentBinlog: string | null, relayLogIndex: string | null): Promise<SshFacts | SshFailure> {
+async function inspectSsh(cluster: ClusterConfig, server: ServerConfig, currentBinlog: string | null, relayLogIndex: string | null, ssh: SshRunner): Promise<SshFacts | SshFailure> {
   const bindir = server.clientBindir ? `${server.clientBindir.replace(/\/$/, '')}/` : ''
   // One round trip: each probe prints key=value.
   const script = [
@@ -166,7 +169,7 @@ async function inspectSsh(cluster: ClusterConfig, server: ServerConfig, currentB
     'true',
   ].join('\n')
   try {
-    const result = await withSsh(sshTargetOf(cluster, server), (session) => session.exec(script, cluster.ssh.connectTimeoutMs * 2))
+    const result = await ssh(sshTargetOf(cluster, server), (session) => session.exec(script, cluster.ssh.connectTimeoutMs * 2))
     const pairs = result.stdout
       .split('\n')
       .filter((l) => l.includes('='))

@@ -49,6 +49,7 @@ export class ServerConnection {
   readonly endpoint: Endpoint
   readonly #conn: Connection
   readonly #timeoutMs: number
+  #closing = false
 
   private constructor(endpoint: Endpoint, conn: Connection, timeoutMs: number) {
     this.endpoint = endpoint
@@ -111,11 +112,30 @@ export class ServerConnection {
     }
   }
 
+  /**
+   * Called once when the server ends the connection or its socket fails (a crashed mysqld's kernel resets it
+   * within milliseconds), never for close(): lets a watcher react to the event instead of the next ping.
+   */
+  onLost(listener: () => void): void {
+    let fired = false
+    const fire = () => {
+      if (fired || this.#closing) return
+      fired = true
+      listener()
+    }
+    this.#conn.on('end', fire)
+    this.#conn.on('error', fire)
+    // mysql2 reports a reset socket on its stream before (or instead of) the connection's events.
+    const inner = (this.#conn as unknown as {connection?: {stream?: {on?: (event: string, fn: () => void) => void}}}).connection
+    inner?.stream?.on?.('close', fire)
+  }
+
   get threadId(): number {
     return this.#conn.threadId
   }
 
   async close(): Promise<void> {
+    this.#closing = true
     try {
       await Promise.race([this.#conn.end(), new Promise((resolve) => setTimeout(resolve, 1000))])
     } catch {

@@ -3,7 +3,8 @@ import {binlogSequence, compareBinlogNames, compareCoordinates, extremeCoordinat
 import {findRelayDiffStart, masterFileSizesInRelayLogs} from '../binlog/relay-diff.js'
 import type {BinlogSource} from '../binlog/source.js'
 import type {ClusterConfig} from '../config/types.js'
-import {shellQuote, withSsh, type SshSession} from '../remote/ssh.js'
+import {freshSsh, type SshRunner} from '../remote/session-pool.js'
+import {shellQuote, type SshSession} from '../remote/ssh.js'
 import {oneLine} from '../util/errors.js'
 import {sshTargetOf} from './inspect.js'
 import type {RelayLookup, RelayMasterFileSizes, Snapshot} from './types.js'
@@ -18,7 +19,7 @@ export function remoteSource(session: SshSession, path: string): BinlogSource {
  * missing events start in a latest replica's relay logs (MHA's apply_diff_relay_logs --command=find).
  * Reads relay logs over SSH; changes nothing.
  */
-export async function findRelayLookups(cluster: ClusterConfig, snapshot: Snapshot): Promise<RelayLookup[]> {
+export async function findRelayLookups(cluster: ClusterConfig, snapshot: Snapshot, ssh: SshRunner = freshSsh): Promise<RelayLookup[]> {
   const replicas = replicasOfDeadMaster(cluster, snapshot)
   if (replicas.length < 2) return []
   const {coordinates: maxRead, items: latest} = extremeCoordinates(replicas, (r) => r.read, 1)
@@ -34,7 +35,7 @@ export async function findRelayLookups(cluster: ClusterConfig, snapshot: Snapsho
       }
       const files = source.snap.ssh.relayLogs.map((r) => r.file)
       try {
-        const start = await withSsh(sshTargetOf(cluster, source.server), (session) =>
+        const start = await ssh(sshTargetOf(cluster, source.server), (session) =>
           findRelayDiffStart(
             files.map((f) => remoteSource(session, f)),
             target.read,
@@ -74,7 +75,7 @@ function replicasOfDeadMaster(cluster: ClusterConfig, snapshot: Snapshot) {
  * relay logs (the lag rule counts bytes across files; the master's own host may not answer SSH). Not read when
  * the master's host listed them all over SSH. Reads relay logs over SSH; changes nothing.
  */
-export async function findMasterFileSizes(cluster: ClusterConfig, snapshot: Snapshot): Promise<RelayMasterFileSizes[]> {
+export async function findMasterFileSizes(cluster: ClusterConfig, snapshot: Snapshot, ssh: SshRunner = freshSsh): Promise<RelayMasterFileSizes[]> {
   const replicas = replicasOfDeadMaster(cluster, snapshot)
   if (replicas.length === 0) return []
   const {coordinates: maxRead, items: latest} = extremeCoordinates(replicas, (r) => r.read, 1)
@@ -96,7 +97,7 @@ export async function findMasterFileSizes(cluster: ClusterConfig, snapshot: Snap
     }
     const files = source.snap.ssh.relayLogs.map((r) => r.file)
     try {
-      const sizes = await withSsh(sshTargetOf(cluster, source.server), (session) =>
+      const sizes = await ssh(sshTargetOf(cluster, source.server), (session) =>
         masterFileSizesInRelayLogs(
           files.map((f) => remoteSource(session, f)),
           {replicaServerId: source.facts.serverId, from},

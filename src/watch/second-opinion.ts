@@ -1,7 +1,8 @@
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import {runHook} from '../hooks/run.js'
 import {sshTargetOf} from '../inspect/inspect.js'
-import {shellQuote, withSsh} from '../remote/ssh.js'
+import {freshSsh, type SshRunner} from '../remote/session-pool.js'
+import {shellQuote} from '../remote/ssh.js'
 import {oneLine} from '../util/errors.js'
 
 /** What one route (a replica's host) says of the master's port. */
@@ -24,14 +25,14 @@ export interface SecondOpinion {
  * master's address and port (the IP, not a name the remote host may not resolve), bounded by `timeoutMs`.
  * Then the user's secondary_check hook, if configured, with MHA's arguments. Changes nothing.
  */
-export async function secondOpinion(cluster: ClusterConfig, master: ServerConfig, routes: readonly ServerConfig[], timeoutMs: number): Promise<SecondOpinion> {
+export async function secondOpinion(cluster: ClusterConfig, master: ServerConfig, routes: readonly ServerConfig[], timeoutMs: number, ssh: SshRunner = freshSsh): Promise<SecondOpinion> {
   const seconds = Math.max(1, Math.ceil(timeoutMs / 1000))
   const probe = `timeout ${seconds} bash -c ${shellQuote(`exec 3<>/dev/tcp/${master.ip}/${master.port}`)} 2>/dev/null; echo "tcp=$?"`
   const [results, hook] = await Promise.all([
     Promise.all(
       routes.map(async (via): Promise<Route> => {
         try {
-          const result = await withSsh({...sshTargetOf(cluster, via), connectTimeoutMs: Math.min(cluster.ssh.connectTimeoutMs, timeoutMs * 2)}, (session) => session.exec(probe, timeoutMs * 2 + 1000))
+          const result = await ssh({...sshTargetOf(cluster, via), connectTimeoutMs: Math.min(cluster.ssh.connectTimeoutMs, timeoutMs * 2)}, (session) => session.exec(probe, timeoutMs * 2 + 1000))
           const code = /tcp=(\d+)/.exec(result.stdout)?.[1]
           if (code === '0') return {via: via.name, verdict: 'reachable', detail: `${via.name} connects to ${master.ip}:${master.port}`}
           if (code === undefined) return {via: via.name, verdict: 'route_down', detail: `${via.name}: the probe gave no answer (${oneLine(result.stderr) || `exit ${result.code}`})`}

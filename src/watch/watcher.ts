@@ -13,7 +13,7 @@ import {planFor} from '../plan/planner.js'
 import {planRejoin} from '../plan/rejoin.js'
 import {rejoinInput} from '../plan/rejoin-inputs.js'
 import {recordManualApply} from './record-apply.js'
-import {SshSession} from '../remote/ssh.js'
+import {SshPool} from '../remote/session-pool.js'
 import {oneLine} from '../util/errors.js'
 import {judge, type Observation, type Verdict} from './judge.js'
 import type {Logger} from './log.js'
@@ -47,6 +47,12 @@ export interface WatchOptions {
 
 /** A route's TCP connect to the master: on a LAN a live port answers far sooner; a blackholed one never does. */
 const probeTimeoutMs = 1000
+
+/** A failed ping answered this fast was a refusal from a live host's kernel, not a silence. */
+const promptAnswerMs = 100
+
+/** How soon a prompt refusal is tried again: the second try confirms it; the replicas still have to agree. */
+const promptRetryMs = 50
 
 /** How often --auto-rejoin looks whether a server taken out by a failover answers again. */
 const rejoinLookEveryMs = 5_000
@@ -92,7 +98,14 @@ export class ClusterWatcher {
   #lastRejoinProblem = ''
   #firstLookDone: () => void = () => undefined
   readonly #firstLook = new Promise<void>((resolve) => (this.#firstLookDone = resolve))
-  #probes: Promise<[SecondOpinion, boolean]> | undefined
+  /** Asked at the first failure, beside the next pings: the other routes to the master, and its host's SSH. */
+  #routesProbe: Promise<SecondOpinion> | undefined
+  #sshProbe: Promise<boolean> | undefined
+  /** SSH sessions to the cluster's hosts, kept open while watching: a failover spends no handshake. */
+  readonly #pool = new SshPool()
+  #ticking = false
+  #woken = false
+  #lastPingMs = 0
 
   constructor(cluster: ClusterConfig, options: WatchOptions) {
     this.cluster = cluster
@@ -115,14 +128,45 @@ export class ClusterWatcher {
     await this.#busy
     await this.#returningCheck
     await this.#conn?.close()
+    await this.#pool.close()
   }
 
   #schedule(ms: number): void {
     if (this.#stopping) return
     this.#timer = setTimeout(() => {
-      // While the master fails, look again sooner: detection is fast, and still needs several failures.
-      this.#busy = this.tick().finally(() => this.#firstLookDone()).finally(() => this.#schedule(this.failures > 0 ? Math.min(this.cluster.monitor.pingIntervalMs, 250) : this.cluster.monitor.pingIntervalMs))
+      this.#timer = undefined
+      this.#ticking = true
+      this.#busy = this.tick()
+        .finally(() => this.#firstLookDone())
+        .finally(() => {
+          this.#ticking = false
+          const woken = this.#woken
+          this.#woken = false
+          this.#schedule(woken ? 0 : this.#nextDelay())
+        })
     }, ms)
+  }
+
+  /**
+   * While the master fails, look again sooner: death still needs several failures and the replicas' word. A
+   * refusal that came at once (a crashed mysqld on a live host) is asked again at once; a silent one in 250 ms.
+   */
+  #nextDelay(): number {
+    const interval = this.cluster.monitor.pingIntervalMs
+    if (this.failures === 0) return interval
+    return Math.min(interval, this.#lastPingMs < promptAnswerMs ? promptRetryMs : 250)
+  }
+
+  /** The kept connection to the master was closed or reset: look now, not at the next ping. */
+  #wake(): void {
+    if (this.#stopping) return
+    if (this.#ticking) {
+      this.#woken = true
+      return
+    }
+    if (this.#timer === undefined) return
+    clearTimeout(this.#timer)
+    this.#schedule(0)
   }
 
   #say(event: string, message: string, fields?: Record<string, unknown>): void {
@@ -148,17 +192,22 @@ export class ClusterWatcher {
         if (this.master !== master) return
       }
       this.failures = observation.master.ok ? 0 : observation.master.kind === 'auth' || observation.master.kind === 'too_many_connections' ? 0 : this.failures + 1
-      if (observation.master.ok) this.#probes = undefined
+      if (observation.master.ok) this.#forgetProbes()
       // At the first failure, the other routes and the master's SSH are asked at once, beside the next pings,
       // so that their answers are there when the replicas still say Yes (a host gone without a reset).
-      else if (this.failures > 0 && !this.#probes) this.#probes = Promise.all([secondOpinion(this.cluster, master, this.#routes(master), probeTimeoutMs), this.#sshReachable(master)])
+      else if (this.failures > 0 && !this.#routesProbe) {
+        this.#routesProbe = secondOpinion(this.cluster, master, this.#routes(master), probeTimeoutMs, this.#pool.run)
+        this.#sshProbe = this.#sshReachable(master)
+      }
       if (!observation.master.ok && this.failures >= this.cluster.monitor.failuresBeforeDead) {
-        const [replicas, [second, ssh]] = await Promise.all([this.#askReplicas(master), this.#probes ?? Promise.resolve([null, null] as const)])
-        observation.replicas = replicas
-        observation.sshReachable = ssh
-        observation.secondOpinion = second
+        observation.replicas = await this.#askReplicas(master)
+        observation.sshReachable = (await this.#sshProbe) ?? null
+        // The other routes decide only when a replica still streams from the master (a host gone without a
+        // reset), and the user's secondary_check hook always has its say: otherwise they are not waited for.
+        const streaming = observation.replicas.some((r) => r.reachable && r.ioThread === 'running')
+        if (streaming || this.cluster.hooks.secondaryCheck) observation.secondOpinion = (await this.#routesProbe) ?? null
         // A stale answer is not reused for the next judgement.
-        this.#probes = undefined
+        this.#forgetProbes()
       }
       const verdict = judge(observation, this.failures, this.cluster.monitor.failuresBeforeDead)
       this.#report(verdict)
@@ -170,6 +219,13 @@ export class ClusterWatcher {
       if (!this.master) this.health.notMonitored = `cannot find the master: ${oneLine(error)}`
       this.#say('error', oneLine(error))
     }
+  }
+
+  #forgetProbes(): void {
+    // An answer nobody waits for any more must not surface as an unhandled rejection.
+    this.#routesProbe?.catch(() => undefined)
+    this.#routesProbe = undefined
+    this.#sshProbe = undefined
   }
 
   /** The other routes to the master: the hosts of the servers that replicate from it (or of all the others). */
@@ -205,6 +261,11 @@ export class ClusterWatcher {
       void old?.close().catch(() => undefined)
       this.failures = 0
     }
+    // Warm sessions for the failover; one lost since (a host rebooted) is opened again.
+    if (master && this.cluster.monitor.keepSshOpen) {
+      const out = this.#outOfService()
+      for (const s of this.cluster.servers) if (!out.includes(s.name)) this.#pool.warm(sshTargetOf(this.cluster, s))
+    }
     if (master && this.unmonitored) this.#say('monitored', `${this.cluster.name} can be monitored again (it could not for ${Math.round((Date.now() - this.#unmonitoredSince) / 1000)} s)`)
     if (master) this.unmonitored = null
     else this.#cannotMonitor(whyNoMaster(this.cluster, snapshot))
@@ -230,10 +291,13 @@ export class ClusterWatcher {
     // After a failure the next tries come quickly and wait at most a second each: a silent master costs one
     // full timeout, not failures_before_dead of them.
     const timeout = this.failures > 0 ? Math.min(this.cluster.monitor.connectTimeoutMs, 1000) : this.cluster.monitor.connectTimeoutMs
+    const started = Date.now()
     try {
       if (this.cluster.monitor.pingType === 'connect' || !this.#conn) {
         await this.#conn?.close()
         this.#conn = await ServerConnection.open(endpointOf(this.cluster, master), timeout)
+        // A crashed mysqld's host resets the kept connection at once: that starts the judgement, not the next ping.
+        if (this.cluster.monitor.pingType !== 'connect') this.#conn.onLost(() => this.#wake())
       }
       if (this.cluster.monitor.pingType === 'insert') {
         await this.#conn.execute('CREATE DATABASE IF NOT EXISTS mha_heartbeat', timeout)
@@ -255,6 +319,7 @@ export class ClusterWatcher {
       await this.#conn?.close()
       this.#conn = undefined
       const e = error instanceof SqlError ? error : new SqlError('sql', 'UNKNOWN', oneLine(error))
+      this.#lastPingMs = Date.now() - started
       return {ok: false, kind: e.kind, message: e.message}
     }
   }
@@ -284,12 +349,14 @@ export class ClusterWatcher {
   }
 
   async #sshReachable(master: ServerConfig): Promise<boolean> {
+    // Does the host answer SSH soon: a live host does in well under a second; a host gone never does. The kept
+    // session is the one the failover will use; a host that does not answer on it loses it.
+    const target = {...sshTargetOf(this.cluster, master), connectTimeoutMs: Math.min(this.cluster.ssh.connectTimeoutMs, 1500)}
     try {
-      // Does the host answer SSH soon: a live host does in well under a second; a host gone never does.
-      const session = await SshSession.open({...sshTargetOf(this.cluster, master), connectTimeoutMs: Math.min(this.cluster.ssh.connectTimeoutMs, 1500)})
-      session.close()
-      return true
+      const result = await this.#pool.run(target, (session) => session.exec('true', 1500))
+      return result.code === 0
     } catch {
+      this.#pool.drop(target)
       return false
     }
   }
@@ -399,7 +466,7 @@ export class ClusterWatcher {
               ...(observation.sshReachable === false ? {ssh: {reachable: false as const, kind: 'unreachable', message: `${dead.name}'s host did not answer SSH when watch declared it dead`}} : {}),
             },
           ]
-      const snapshot = await inspectCluster(this.cluster, {knownDown: known})
+      const snapshot = await inspectCluster(this.cluster, {knownDown: known, sshRunner: this.#pool.run})
       // When replicas still showed an IO thread, death was judged on the other routes: the plan records that.
       const streaming = observation.replicas.some((r) => r.ioThread === 'running')
       const plan = planFor(this.cluster, snapshot, {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: this.cluster.file}, {
@@ -419,6 +486,7 @@ export class ClusterWatcher {
         cluster: this.cluster,
         // Taken a moment ago: apply does not inspect again (and wait again for the dead master's timeouts).
         snapshot,
+        sshPool: this.#pool,
         listener: (event) => {
           if (event.kind === 'end' || event.kind === 'skip' || event.kind === 'fail') this.#say(`step ${event.kind}`, `${event.step.id}${event.kind === 'skip' ? `: ${event.reason}` : event.kind === 'fail' ? `: ${event.message}` : ''}`)
         },

@@ -1,0 +1,73 @@
+import {SshSession, withSsh, type SshTarget} from './ssh.js'
+
+/** Runs fn on an SSH session to target: a fresh one per call (the commands), or a kept one (watch). */
+export type SshRunner = <T>(target: SshTarget, fn: (session: SshSession) => Promise<T>) => Promise<T>
+
+/** One connection per call, closed after it: what a command run once needs. */
+export const freshSsh: SshRunner = withSsh
+
+const keyOf = (t: SshTarget) => `${t.user}@${t.host}:${t.port}/${t.localAddress ?? ''}/${t.privateKeyFile}`
+
+/**
+ * SSH sessions kept open per host between uses, so that the inspection at a master's death and the steps
+ * after it spend no handshake (a few hundred milliseconds each). A kept session found gone (the host
+ * rebooted, sshd restarted) is replaced by a fresh one once; a host that does not answer fails as before.
+ */
+export class SshPool {
+  readonly #sessions = new Map<string, Promise<SshSession>>()
+  #closed = false
+
+  /** The kept session to target, opened when there is none or it was lost. */
+  async session(target: SshTarget): Promise<SshSession> {
+    if (this.#closed) return await SshSession.open(target)
+    const key = keyOf(target)
+    const kept = this.#sessions.get(key)
+    if (kept) {
+      const session = await kept.catch(() => undefined)
+      if (session && !session.lost) return session
+      if (this.#sessions.get(key) === kept) this.#sessions.delete(key)
+    }
+    const opening = SshSession.open(target)
+    this.#sessions.set(key, opening)
+    // A failed open is not kept: the next use tries again.
+    opening.catch(() => {
+      if (this.#sessions.get(key) === opening) this.#sessions.delete(key)
+    })
+    return await opening
+  }
+
+  /** Open the session now, in the background, so that it is there when needed. */
+  warm(target: SshTarget): void {
+    this.session(target).catch(() => undefined)
+  }
+
+  /** Like withSsh, on the kept session; a session lost during fn (a reused one gone stale) is tried once more fresh. */
+  readonly run: SshRunner = async (target, fn) => {
+    const session = await this.session(target)
+    try {
+      return await fn(session)
+    } catch (error) {
+      if (!session.lost) throw error
+      return await fn(await this.session(target))
+    }
+  }
+
+  /** Forget the session to target (its host is declared dead: the next use connects afresh). */
+  drop(target: SshTarget): void {
+    const key = keyOf(target)
+    const kept = this.#sessions.get(key)
+    this.#sessions.delete(key)
+    void kept?.then((s) => s.close()).catch(() => undefined)
+  }
+
+  get size(): number {
+    return this.#sessions.size
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    const all = [...this.#sessions.values()]
+    this.#sessions.clear()
+    for (const s of all) (await s.catch(() => undefined))?.close()
+  }
+}
