@@ -26,13 +26,21 @@ export async function binaryLogPosition(ctx: StepContext, server: string): Promi
   return {binlog: {file: status.file, pos: status.pos}, gtid: gtid.binlogPos}
 }
 
+/**
+ * The pauses between looks: most waits end within milliseconds (a thread stops, a replica connects), so the
+ * first looks come quickly and later ones settle at stepMs, sparing a server that takes its time.
+ */
+function* pauses(stepMs: number): Generator<number> {
+  for (let ms = Math.min(5, stepMs); ; ms = Math.min(stepMs, ms * 2)) yield ms
+}
+
 /** Poll until probe() says yes; every wait is bounded. */
 export async function waitUntil(what: string, timeoutMs: number, probe: () => Promise<boolean>, stepMs = 100): Promise<void> {
   const deadline = Date.now() + timeoutMs
-  for (;;) {
+  for (const pause of pauses(stepMs)) {
     if (await probe()) return
     if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, stepMs))
+    await new Promise((resolve) => setTimeout(resolve, pause))
   }
 }
 
@@ -43,7 +51,7 @@ export async function waitUntil(what: string, timeoutMs: number, probe: () => Pr
 export async function waitWhileProgressing(what: string, idleTimeoutMs: number, probe: () => Promise<{done: boolean; progress: string}>, stepMs = 50): Promise<void> {
   let deadline = Date.now() + idleTimeoutMs
   let last: string | undefined
-  for (;;) {
+  for (const pause of pauses(stepMs)) {
     const {done, progress} = await probe()
     if (done) return
     if (progress !== last) {
@@ -51,7 +59,7 @@ export async function waitWhileProgressing(what: string, idleTimeoutMs: number, 
       deadline = Date.now() + idleTimeoutMs
     }
     if (Date.now() > deadline) throw new Error(`no progress for ${Math.round(idleTimeoutMs / 1000)} s waiting for ${what} (still at ${progress})`)
-    await new Promise((resolve) => setTimeout(resolve, stepMs))
+    await new Promise((resolve) => setTimeout(resolve, pause))
   }
 }
 
