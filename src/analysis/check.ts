@@ -3,6 +3,7 @@ import type {ReplicationFilters} from '../dialect/types.js'
 import type {ServerSnapshot, Snapshot, SqlFacts} from '../inspect/types.js'
 import {returningMasters, roleViewsOf, sourceServer, sqlFacts, topologyOf} from './topology.js'
 import {planFor} from '../plan/planner.js'
+import {missingHookWarnings} from './hooks.js'
 
 export type Severity = 'error' | 'warning' | 'info'
 
@@ -165,6 +166,11 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot, options
     if (!snapshot.manager.mysqlbinlog) add('error', 'manager_mysqlbinlog_missing', null, 'this host has neither mariadb-binlog nor mysqlbinlog: mha applies relay-log diffs and the dead master\'s binlog with it; install the mariadb-client or mysql-client package')
     if (!snapshot.manager.mysqlClient) add('error', 'manager_mysql_missing', null, 'this host has neither the mariadb nor the mysql client: mha applies binlogs through it; install the mariadb-client or mysql-client package')
   }
+  // Hooks run on this host: a command it cannot find fails the failover (or, for report, only the report).
+  for (const hook of snapshot.manager?.hooks ?? [])
+    if (hook.problem)
+      add(hook.field === 'report' ? 'warning' : 'error', 'hook_not_found', null, `hooks.${hook.field} in ${cluster.file}: ${hook.problem}; install it, or give the command's path (a word with a "/")`)
+  for (const warning of missingHookWarnings(cluster.hooks)) add('warning', warning.code, null, warning.message)
   // With the master dead, what matters is whether mha can plan the failover now.
   if (masterDead) {
     try {

@@ -15,6 +15,7 @@ export function renderPlan(plan: Plan): string {
   for (const c of d.candidates) lines.push(`  ${c.chosen ? '*' : c.eligible ? '+' : '-'} ${c.server}: ${c.reason}`)
   lines.push('', `Data loss: ${d.dataLoss.statement}`)
   for (const note of d.notes) lines.push(`Note: ${note}`)
+  for (const warning of d.warnings ?? []) lines.push(`WARNING: ${warning}`)
   lines.push('', 'Steps:')
   if (plan.steps.some((s) => s.group)) lines.push('  [master] steps are required for the new master; a failed [replica:NAME] step leaves only that replica out; [optional]: recovery goes on without it, the loss stated')
   plan.steps.forEach((step, i) => lines.push(`  ${String(i + 1).padStart(2)}. ${step.group ? `[${step.group}] ` : ''}${describeStep(step)}`, `      ${step.reason}`))

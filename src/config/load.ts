@@ -4,6 +4,7 @@ import {dirname, isAbsolute, join, resolve} from 'node:path'
 import {LineCounter, parseDocument, isMap, isNode, isScalar, type Document} from 'yaml'
 import {UserError} from '../util/errors.js'
 import {Secret} from '../util/secret.js'
+import {resolveHookCommand} from '../hooks/command.js'
 import {formatPath, problemsOf, validator} from '../schema/validator.js'
 import type {ClusterConfig, GtidUse, PingType, ServerConfig} from './types.js'
 
@@ -104,7 +105,7 @@ interface RawCluster {
     wait_timeout: number
   }
   switchover: {max_lag_seconds: number; running_updates_limit: number; orig_master_is_new_slave: boolean}
-  hooks: {shutdown?: string; master_ip_failover?: string; master_ip_online_change?: string; report?: string; secondary_check?: string}
+  hooks: {shutdown?: string; master_ip_failover?: string; master_ip_online_change?: string; report?: string; secondary_check?: string; pass_passwords: boolean}
   servers: RawServer[]
 }
 
@@ -129,6 +130,7 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
     }
     return new Secret(text.split(/\r?\n/)[0] ?? '', secretFile)
   }
+  const hook = (line: string) => resolveHookCommand(line, base)
   const dirs = (value: string | string[]) => (Array.isArray(value) ? value : value.split(',').map((d) => d.trim()).filter(Boolean))
 
   const sshUser = raw.ssh.user ?? userInfo().username
@@ -191,11 +193,12 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
       origMasterIsNewSlave: raw.switchover.orig_master_is_new_slave,
     },
     hooks: {
-      ...(raw.hooks.shutdown ? {shutdown: expand(raw.hooks.shutdown)} : {}),
-      ...(raw.hooks.master_ip_failover ? {masterIpFailover: expand(raw.hooks.master_ip_failover)} : {}),
-      ...(raw.hooks.master_ip_online_change ? {masterIpOnlineChange: expand(raw.hooks.master_ip_online_change)} : {}),
-      ...(raw.hooks.report ? {report: expand(raw.hooks.report)} : {}),
-      ...(raw.hooks.secondary_check ? {secondaryCheck: expand(raw.hooks.secondary_check)} : {}),
+      ...(raw.hooks.shutdown ? {shutdown: hook(raw.hooks.shutdown)} : {}),
+      ...(raw.hooks.master_ip_failover ? {masterIpFailover: hook(raw.hooks.master_ip_failover)} : {}),
+      ...(raw.hooks.master_ip_online_change ? {masterIpOnlineChange: hook(raw.hooks.master_ip_online_change)} : {}),
+      ...(raw.hooks.report ? {report: hook(raw.hooks.report)} : {}),
+      ...(raw.hooks.secondary_check ? {secondaryCheck: hook(raw.hooks.secondary_check)} : {}),
+      passPasswords: raw.hooks.pass_passwords,
     },
     servers,
   }

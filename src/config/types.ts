@@ -29,6 +29,8 @@ export interface HookConfig {
   masterIpOnlineChange?: string
   report?: string
   secondaryCheck?: string
+  /** MHA's --orig_master_password/--new_master_password (and secondary_check's --master_password) on the hooks' command lines. */
+  passPasswords: boolean
 }
 
 /** A cluster file after validation, defaults and secret resolution. */

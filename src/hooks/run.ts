@@ -1,5 +1,7 @@
 import {spawn} from 'node:child_process'
+import type {ClusterConfig} from '../config/types.js'
 import {shellQuote} from '../remote/ssh.js'
+import {redact, type Secret} from '../util/secret.js'
 
 export interface HookResult {
   code: number | null
@@ -7,16 +9,60 @@ export interface HookResult {
   stderr: string
 }
 
+/** Where MHA hands a hook a password: the argument MHA puts on its command line, and mha's environment variable. */
+export interface HookPassword {
+  arg: string
+  env: string
+}
+
+/** MHA 0.58's password arguments per hook call (MasterFailover, MasterRotate, HealthCheck), with the variable that always carries it. */
+export const hookPasswords = {
+  masterIpFailoverStart: [{arg: 'new_master_password', env: 'MHA_NEW_MASTER_PASSWORD'}],
+  masterIpOnlineChange: [
+    {arg: 'orig_master_password', env: 'MHA_ORIG_MASTER_PASSWORD'},
+    {arg: 'new_master_password', env: 'MHA_NEW_MASTER_PASSWORD'},
+  ],
+  secondaryCheck: [{arg: 'master_password', env: 'MHA_MASTER_PASSWORD'}],
+} satisfies Record<string, HookPassword[]>
+
+/** The passwords a run_hook step's hook gets: MHA gives them to the IP hooks only (online change: both phases; failover: start). */
+export function stepHookPasswords(hook: 'master_ip_failover' | 'master_ip_online_change' | 'report'): readonly HookPassword[] {
+  return hook === 'master_ip_online_change' ? hookPasswords.masterIpOnlineChange : hook === 'master_ip_failover' ? hookPasswords.masterIpFailoverStart : []
+}
+
+/** The cluster's admin password for a hook: always in the environment, on the command line only with hooks.pass_passwords. */
+export function passwordsFor(cluster: ClusterConfig, which: readonly HookPassword[]): {which: readonly HookPassword[]; secret: Secret; onCommandLine: boolean} {
+  return {which, secret: cluster.password, onCommandLine: cluster.hooks.passPasswords}
+}
+
+/** How a preview shows the passwords a hook gets, masked (as MHA logs its own commands with xxx). */
+export function describePasswords(cluster: ClusterConfig, which: readonly HookPassword[]): string {
+  const args = cluster.hooks.passPasswords ? which.map((p) => ` --${p.arg}=[secret]`).join('') : ''
+  return `${args}; the password in ${which.map((p) => p.env).join(' and ')}`
+}
+
 /**
  * Run an MHA-style hook: the configured value is a command line (MHA scripts are often given with
- * their own options), the arguments are MHA's --name=value pairs. Bounded in time.
+ * their own options), the arguments are MHA's --name=value pairs, then the passwords as MHA appends them.
+ * Bounded in time. What the hook prints comes back with the password masked, since it may echo its arguments.
  */
-export function runHook(command: string, args: Record<string, string | number | boolean | undefined>, timeoutMs: number): Promise<HookResult> {
+export function runHook(
+  command: string,
+  args: Record<string, string | number | boolean | undefined>,
+  timeoutMs: number,
+  passwords?: ReturnType<typeof passwordsFor>,
+): Promise<HookResult> {
   const argv = Object.entries(args)
     .filter(([, v]) => v !== undefined && v !== false)
     .map(([k, v]) => (v === true ? `--${k}` : `--${k}=${shellQuote(String(v))}`))
+  const env: NodeJS.ProcessEnv = {...process.env}
+  for (const p of passwords?.which ?? []) {
+    env[p.env] = passwords!.secret.reveal()
+    if (passwords!.onCommandLine) argv.push(`--${p.arg}=${shellQuote(passwords!.secret.reveal())}`)
+  }
+  const hide = (text: string) => redact(text, [passwords?.secret])
   return new Promise((resolve) => {
-    const child = spawn('sh', ['-c', `${command} ${argv.join(' ')}`], {stdio: ['ignore', 'pipe', 'pipe']})
+    const child = spawn('sh', ['-c', `${command} ${argv.join(' ')}`], {stdio: ['ignore', 'pipe', 'pipe'], env})
     const out: Buffer[] = []
     const err: Buffer[] = []
     child.stdout.on('data', (c: Buffer) => out.push(c))
@@ -24,11 +70,11 @@ export function runHook(command: string, args: Record<string, string | number | 
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
     child.on('close', (code) => {
       clearTimeout(timer)
-      resolve({code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8')})
+      resolve({code, stdout: hide(Buffer.concat(out).toString('utf8')), stderr: hide(Buffer.concat(err).toString('utf8'))})
     })
     child.on('error', (error) => {
       clearTimeout(timer)
-      resolve({code: 127, stdout: '', stderr: error.message})
+      resolve({code: 127, stdout: '', stderr: hide(error.message)})
     })
   })
 }

@@ -7,6 +7,7 @@ import {readFileSync} from 'node:fs'
 import {SqlError, withConnection, type Endpoint, type ServerConnection} from './mysql.js'
 import type {ServerSnapshot, Snapshot, SqlFacts, SqlFailure, SshFacts, SshFailure} from './types.js'
 import {findMasterFileSizes, findRelayLookups} from './relay-lookup.js'
+import {configuredHooks, locateHookCommand} from '../hooks/command.js'
 import {findExecutable} from '../util/executables.js'
 import {binlogBaseName, binlogSequence} from '../binlog/coordinates.js'
 import {dirname, posix} from 'node:path'
@@ -61,7 +62,11 @@ export async function inspectCluster(cluster: ClusterConfig, options: InspectOpt
   )
   const snapshot: Snapshot = {
     cluster: cluster.name,
-    manager: {mysqlbinlog: findExecutable(['mariadb-binlog', 'mysqlbinlog']) ?? null, mysqlClient: findExecutable(['mariadb', 'mysql']) ?? null},
+    manager: {
+      mysqlbinlog: findExecutable(['mariadb-binlog', 'mysqlbinlog']) ?? null,
+      mysqlClient: findExecutable(['mariadb', 'mysql']) ?? null,
+      hooks: configuredHooks(cluster.hooks).map(({field, command}) => ({field, command, ...locateHookCommand(command)})),
+    },
     servers,
     relayLookups: [],
   }

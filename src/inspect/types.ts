@@ -93,6 +93,8 @@ export interface RelayMasterFileSizes {
 export interface ManagerFacts {
   mysqlbinlog: string | null
   mysqlClient: string | null
+  /** Each configured hook's command word as found on this host (PATH or path), or why it is not; absent in older snapshots. */
+  hooks?: {field: string; command: string; file: string | null; problem: string | null}[]
 }
 
 export interface Snapshot {

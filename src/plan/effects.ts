@@ -5,6 +5,7 @@ import type {Dialect} from '../dialect/types.js'
 import {parseServerVersion} from '../dialect/version.js'
 import type {Plan, Step} from './types.js'
 import {hookPath} from './validate.js'
+import {describePasswords, stepHookPasswords} from '../hooks/run.js'
 
 /**
  * What a step does when apply runs it, derived the way apply derives it: hosts and ports from the cluster
@@ -65,8 +66,10 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
         ...(d?.version.flavor === 'mariadb' ? ['FLUSH TABLES WITH READ LOCK (held on its own connection until the promotion)'] : []),
         `${d?.showBinaryLogStatus ?? 'SHOW MASTER STATUS'} until two reads 100 ms apart agree (recorded)`,
       ])
-    case 'run_hook':
-      return [`run ${hookPath(cluster.hooks, step.params.hook) ?? `(no ${step.params.hook} hook in ${cluster.file})`} --command=${step.params.command} with MHA's arguments`]
+    case 'run_hook': {
+      const passwords = stepHookPasswords(step.params.hook)
+      return [`run ${hookPath(cluster.hooks, step.params.hook) ?? `(no ${step.params.hook} hook in ${cluster.file})`} --command=${step.params.command} with MHA's arguments${passwords.length ? describePasswords(cluster, passwords) : ''}`]
+    }
     case 'repoint_replica': {
       const source = server(step.params.source)
       const coordinates = step.params.coordinates ? {file: `<${step.params.coordinates.fromStep}.${step.params.coordinates.output} file>`, pos: 0} : step.params.at

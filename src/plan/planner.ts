@@ -1,4 +1,5 @@
 import {checkCluster} from '../analysis/check.js'
+import {missingHookWarnings} from '../analysis/hooks.js'
 import {sqlFacts, topologyOf} from '../analysis/topology.js'
 import {binlogSequence, compareCoordinates, extremeCoordinates, formatCoordinates, siblingBinlogName} from '../binlog/coordinates.js'
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
@@ -242,9 +243,16 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
       candidates,
       dataLoss,
       notes,
+      ...failoverWarnings(cluster),
     },
     steps,
   }
+}
+
+/** The plan carries the missing-hook warnings only when there are some, so plans of fully hooked clusters keep their shape. */
+export function failoverWarnings(cluster: ClusterConfig): {warnings?: string[]} {
+  const warnings = missingHookWarnings(cluster.hooks).map((w) => w.message)
+  return warnings.length > 0 ? {warnings} : {}
 }
 
 /** `lost` on a save: the files stop at a hole in the master's list, so only what comes before it is saved. */

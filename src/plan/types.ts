@@ -173,6 +173,8 @@ export interface Plan {
     candidates: Candidate[]
     dataLoss: DataLoss
     notes: string[]
+    /** What the cluster file leaves undone after this plan (a missing fencing or IP hook); absent when nothing is. */
+    warnings?: string[]
     /** The operator declared the master dead against the replicas' view (mha plan --force-dead), and why. */
     forcedDead?: string
   }

@@ -3,7 +3,7 @@ import type {ClusterConfig, HookConfig} from '../config/types.js'
 import {dialectFor} from '../dialect/index.js'
 import {parseServerVersion} from '../dialect/version.js'
 import type {ServerSnapshot} from '../inspect/types.js'
-import {changePreview} from './planner.js'
+import {changePreview, failoverWarnings} from './planner.js'
 import {rebuildDir} from './service.js'
 import type {OutputRef, Plan, Step} from './types.js'
 
@@ -22,6 +22,13 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
 
   if (plan.cluster !== cluster.name) problems.push(`the plan is for cluster ${plan.cluster}, ${cluster.file} describes ${cluster.name}`)
   for (const name of [plan.decision.deadMaster, plan.decision.newMaster]) if (name !== null && !known.has(name)) problems.push(`decision names server ${name}, which is not in ${cluster.file}`)
+
+  // The warnings the reviewer read are the ones the cluster file gives now.
+  if (plan.kind === 'failover') {
+    const expected = failoverWarnings(cluster).warnings ?? []
+    const shown = plan.decision.warnings ?? []
+    if (JSON.stringify(shown) !== JSON.stringify(expected)) problems.push(`decision.warnings: the plan says ${show(shown.join(' / ') || null)}, the hooks of ${cluster.file} give ${show(expected.join(' / ') || null)}`)
+  }
 
   // Ids, references, order.
   const seen = new Map<string, number>()

@@ -77,11 +77,13 @@ export class WriteLoad {
 
   private async run(): Promise<void> {
     let conn: mysql.Connection | undefined
-    let next = 1
+    // Unknown until the master is reached: a second load on the same tables continues after the ids already there.
+    let next: number | undefined
     while (!this.#stopped) {
       try {
         conn ??= await this.writable()
         if (!conn) throw new Error('no writable server')
+        next ??= (await highestId(conn)) + 1
         // One transaction of two rows, so that recovery has multi-statement transactions to keep whole.
         await conn.query({sql: 'BEGIN', timeout: 2000})
         await conn.query({sql: 'INSERT INTO acked (id) VALUES (?)', values: [next], timeout: 2000})
@@ -94,10 +96,16 @@ export class WriteLoad {
         conn?.destroy()
         conn = undefined
         // The id may or may not have been written; never reuse it.
-        next++
+        if (next !== undefined) next++
       }
       await new Promise((r) => setTimeout(r, this.intervalMs))
     }
     conn?.destroy()
   }
+}
+
+/** The highest id already in either table (0 when both are empty). */
+async function highestId(conn: mysql.Connection): Promise<number> {
+  const [rows] = await conn.query<mysql.RowDataPacket[]>({sql: 'SELECT GREATEST((SELECT COALESCE(MAX(id), 0) FROM acked), (SELECT COALESCE(MAX(id), 0) FROM acked_log)) AS top', timeout: 2000})
+  return Number(rows[0]?.top ?? 0)
 }

@@ -1,6 +1,6 @@
 import {endpointOf} from '../inspect/inspect.js'
 import {ServerConnection, SqlError} from '../inspect/mysql.js'
-import {hookAccepted, runHook} from '../hooks/run.js'
+import {hookAccepted, passwordsFor, runHook} from '../hooks/run.js'
 import type {Step} from '../plan/types.js'
 import {clientThreads, readOnlyState} from './common.js'
 import type {StepContext, StepHandler} from './types.js'
@@ -54,6 +54,8 @@ export const fenceMaster: StepHandler<Fence> = {
         hooks.ip,
         {command: ssh ? 'stopssh' : 'stop', ssh_user: server.sshUser, orig_master_host: server.hostname, orig_master_ip: server.ip, orig_master_port: server.port, ...sshArgs},
         ctx.timeoutMs,
+        // MHA passes no password here; what the hook prints is still masked.
+        passwordsFor(ctx.cluster, []),
       )
       if (!hookAccepted(result)) throw new Error(`master_ip_failover hook (--command=${ssh ? 'stopssh' : 'stop'}) exited ${result.code}: ${result.stderr.trim().split('\n')[0] ?? ''}`)
     }
@@ -62,6 +64,8 @@ export const fenceMaster: StepHandler<Fence> = {
         hooks.shutdown,
         {command: ssh ? 'stopssh' : 'stop', ssh_user: server.sshUser, host: server.hostname, ip: server.ip, port: server.port, ...(server.sshPort !== 22 ? {ssh_port: server.sshPort} : {})},
         ctx.timeoutMs,
+        // MHA passes no password here; what the hook prints is still masked.
+        passwordsFor(ctx.cluster, []),
       )
       if (!hookAccepted(result)) throw new Error(`shutdown hook exited ${result.code}: ${result.stderr.trim().split('\n')[0] ?? ''}`)
       ctx.note(`shutdown hook exited ${result.code} (${result.code === 0 ? 'powered off' : 'killed over SSH'})`)

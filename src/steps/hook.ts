@@ -1,4 +1,4 @@
-import {hookAccepted, runHook} from '../hooks/run.js'
+import {hookAccepted, passwordsFor, runHook, stepHookPasswords} from '../hooks/run.js'
 import type {Step} from '../plan/types.js'
 import {hookPath} from '../plan/validate.js'
 import type {StepHandler} from './types.js'
@@ -57,7 +57,7 @@ export const runHookStep: StepHandler<Hook> = {
     // The command comes from the cluster file; apply has checked that the plan shows the same.
     const path = hookPath(ctx.cluster.hooks, step.params.hook)
     if (!path) throw new Error(`the cluster file ${ctx.cluster.file} has no ${step.params.hook} hook`)
-    const result = await runHook(path, args, ctx.timeoutMs)
+    const result = await runHook(path, args, ctx.timeoutMs, passwordsFor(ctx.cluster, stepHookPasswords(step.params.hook)))
     if (step.params.hook === 'report') {
       ctx.note(`report hook exited ${result.code}`)
       return {exitCode: result.code}

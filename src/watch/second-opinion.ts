@@ -1,5 +1,5 @@
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
-import {runHook} from '../hooks/run.js'
+import {hookPasswords, passwordsFor, runHook} from '../hooks/run.js'
 import {sshTargetOf} from '../inspect/inspect.js'
 import {freshSsh, type SshRunner} from '../remote/session-pool.js'
 import {shellQuote} from '../remote/ssh.js'
@@ -48,8 +48,13 @@ export async function secondOpinion(cluster: ClusterConfig, master: ServerConfig
 }
 
 async function runSecondaryCheck(cluster: ClusterConfig, master: ServerConfig, timeoutMs: number): Promise<{verdict: HookVerdict; detail: string}> {
-  // MHA's arguments; the password is not passed on a command line.
-  const result = await runHook(cluster.hooks.secondaryCheck!, {user: master.sshUser, master_host: master.hostname, master_ip: master.ip, master_port: master.port, master_user: cluster.user, ping_type: cluster.monitor.pingType.toUpperCase()}, timeoutMs)
+  // MHA's arguments; the password on the command line only with hooks.pass_passwords.
+  const result = await runHook(
+    cluster.hooks.secondaryCheck!,
+    {user: master.sshUser, master_host: master.hostname, master_ip: master.ip, master_port: master.port, master_user: cluster.user, ping_type: cluster.monitor.pingType.toUpperCase()},
+    timeoutMs,
+    passwordsFor(cluster, hookPasswords.secondaryCheck),
+  )
   const verdict: HookVerdict = result.code === 0 ? 'down' : result.code === 3 ? 'reachable' : result.code === 2 ? 'route_down' : 'error'
   return {verdict, detail: `secondary_check exited ${result.code}${result.stderr.trim() ? `: ${oneLine(result.stderr)}` : ''}`}
 }

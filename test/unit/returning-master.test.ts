@@ -56,7 +56,8 @@ describe('a returning old master', () => {
     const report = checkCluster(cluster, returned)
     expect(report.master).toBe('db2')
     expect(report.failoverPossible).toBe(false)
-    const about = report.findings.filter((f) => f.server === 'db1' || f.server === null)
+    // The cluster file of this fixture sets no hooks: their warnings are not about db1.
+    const about = report.findings.filter((f) => (f.server === 'db1' || f.server === null) && !['no_shutdown_hook', 'no_master_ip_failover_hook'].includes(f.code))
     expect(about).toEqual([
       {
         severity: 'error',
