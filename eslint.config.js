@@ -6,7 +6,7 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
-    languageOptions: {parserOptions: {projectService: {allowDefaultProject: ['*.js', '*.ts']}, tsconfigRootDir: import.meta.dirname}},
+    languageOptions: {parserOptions: {projectService: {allowDefaultProject: ['*.js', '*.ts', 'scripts/*.ts']}, tsconfigRootDir: import.meta.dirname}},
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/switch-exhaustiveness-check': 'error',

@@ -255,7 +255,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
           break
         }
       }
-      if (rolledBack === '' && undone.length > 0) rolledBack = `; rolled back (${undone.join(', ')}): ${plan.decision.deadMaster ?? 'the old master'} takes writes again`
+      if (rolledBack === '' && undone.length > 0) rolledBack = `; rolled back (${undone.join(', ')}): ${plan.decision.oldMaster ?? 'the old master'} takes writes again`
       else if (rolledBack === '') rolledBack = '; nothing had changed, so nothing was rolled back'
     }
 

@@ -160,16 +160,17 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
   const tail = masterTail(dead, deadSnap, usableRead)
   const lostAfter = tail.kind === 'lost' ? usableRead : tail.kind === 'save' && tail.lost ? tail.lost.after : null
   const saved = (t: Extract<Tail, {kind: 'save'}>) => `${dead.name}'s binlog after ${formatCoordinates(usableRead)} (${t.bytes} bytes in ${t.files.join(', ')}) is saved over SSH and applied`
+  // Said without "none: ": that prefix is added once the whole loss is known (dataLoss.none), never before.
   const dataLoss: DataLoss = {
     none: lostAfter === null && abandoned.length === 0,
     statement:
       tail.kind === 'lost'
         ? `events after ${formatCoordinates(usableRead)} in ${dead.name}'s binlog are lost: ${tail.why}`
         : tail.kind === 'none'
-          ? `none: ${usableLatest.map((r) => r.server.name).join(', ')} ${usableLatest.length > 1 ? 'have' : 'has'} read ${dead.name}'s binlog to its end (${formatCoordinates(usableRead)})`
+          ? `${usableLatest.map((r) => r.server.name).join(', ')} ${usableLatest.length > 1 ? 'have' : 'has'} read ${dead.name}'s binlog to its end (${formatCoordinates(usableRead)})`
           : tail.lost
             ? `events after ${formatCoordinates(tail.lost.after)} in ${dead.name}'s binlog are lost: ${tail.lost.why}; ${saved(tail)}`
-            : `none: ${saved(tail)}`,
+            : saved(tail),
     lostAfter,
     lostGtids: null,
     abandoned,
@@ -219,6 +220,7 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
       dataLoss.statement += `; ${newMaster.name} will lack the transactions after ${formatCoordinates(chosen.read)}: ${why}`
     }
   }
+  if (dataLoss.none) dataLoss.statement = `none: ${dataLoss.statement}`
   const steps = buildSteps({cluster, dead, newMaster: chosen, replicas, gtid, diffs, unrecoverable: excluded, tail: stepTail, tailFrom, catchUpSource, latest: usableLatest})
   const others = replicas.filter((r) => r !== chosen && !excluded.has(r.server.name)).map((r) => r.server.name)
   const summary =

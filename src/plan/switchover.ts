@@ -68,8 +68,11 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
   if (target) {
     const verdict = candidates.find((c) => c.server === target!.server.name)!
     if (!verdict.eligible) refusals.push(`${target.server.name} cannot become the master: ${verdict.reason}`)
-    for (const c of candidates) c.chosen = c.server === target.server.name
-    verdict.reason = verdict.eligible ? 'chosen: named with --to' : verdict.reason
+    // The operator's choice replaces the ranking: no other verdict may still read "chosen".
+    for (const c of candidates) {
+      c.chosen = c.server === target.server.name
+      if (c.eligible) c.reason = c.chosen ? 'chosen: named with --to' : `eligible, not chosen: ${target.server.name} is named with --to`
+    }
   } else target = chosen
   if (!target) refusals.push('no replica can become the master')
   else {
@@ -178,7 +181,9 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
     decision: {
       summary: `switch the master from ${master.name} to ${nm.name} (${reasonOfTarget}); re-point ${[...replicas.filter((r) => r !== target).map((r) => r.server.name), ...(cluster.switchover.origMasterIsNewSlave ? [`${master.name} (the old master)`] : [])].join(', ') || 'nobody'}`,
       replicationMode: gtid ? 'gtid' : 'file',
-      deadMaster: master.name,
+      // A switchover's master is alive: it is the old master, never a dead one.
+      deadMaster: null,
+      oldMaster: master.name,
       newMaster: nm.name,
       latest: latest.map((r) => r.server.name),
       oldest: [],

@@ -167,6 +167,8 @@ export interface Plan {
     summary: string
     replicationMode: 'gtid' | 'file'
     deadMaster: string | null
+    /** A switchover's live master, which the plan moves writes away from (never set with deadMaster). */
+    oldMaster?: string
     newMaster: string | null
     latest: string[]
     oldest: string[]

@@ -21,7 +21,7 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
   const all = [...plan.steps, ...(plan.rollback?.steps ?? [])]
 
   if (plan.cluster !== cluster.name) problems.push(`the plan is for cluster ${plan.cluster}, ${cluster.file} describes ${cluster.name}`)
-  for (const name of [plan.decision.deadMaster, plan.decision.newMaster]) if (name !== null && !known.has(name)) problems.push(`decision names server ${name}, which is not in ${cluster.file}`)
+  for (const name of [plan.decision.deadMaster, plan.decision.oldMaster ?? null, plan.decision.newMaster]) if (name !== null && !known.has(name)) problems.push(`decision names server ${name}, which is not in ${cluster.file}`)
 
   // The warnings the reviewer read are the ones the cluster file gives now.
   if (plan.kind === 'failover') {
@@ -182,8 +182,9 @@ function shapeProblems(plan: Plan): string[] {
     else if (writable.length === 1 && !needs(writable[0]!, fence[0]!)) problems.push(`${writable[0]!.id} must come after ${fence[0]!.id}: the new master takes writes only once the old one is fenced`)
   }
   if (kind === 'switchover') {
-    const block = of('block_writes', decision.deadMaster)
-    if (block.length !== 1) problems.push(`a switchover plan must block writes on its old master ${decision.deadMaster ?? '(none)'} exactly once`)
+    if (decision.deadMaster !== null) problems.push(`a switchover plan names a dead master (${decision.deadMaster}); its master is alive: decision.oldMaster`)
+    const block = of('block_writes', decision.oldMaster ?? null)
+    if (block.length !== 1) problems.push(`a switchover plan must block writes on its old master ${decision.oldMaster ?? '(none)'} exactly once`)
     else if (writable.length === 1 && !needs(writable[0]!, block[0]!)) problems.push(`${writable[0]!.id} must come after ${block[0]!.id}`)
   }
   for (const repoint of of('repoint_replica')) if (repoint.type === 'repoint_replica' && repoint.params.source !== nm) problems.push(`step ${repoint.id} params.source: ${repoint.params.source}; every replica of this plan follows the new master ${nm ?? '(none)'}`)

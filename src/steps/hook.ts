@@ -13,21 +13,23 @@ export const runHookStep: StepHandler<Hook> = {
   },
   async act(step, ctx) {
     const plan = ctx.plan
-    const dead = plan.decision.deadMaster ? ctx.server(plan.decision.deadMaster) : undefined
+    // MHA's orig_master: a switchover's live old master or a failover's dead one.
+    const origName = plan.decision.oldMaster ?? plan.decision.deadMaster
+    const orig = origName ? ctx.server(origName) : undefined
     const neu = plan.decision.newMaster ? ctx.server(plan.decision.newMaster) : undefined
     const args =
       step.params.hook === 'master_ip_online_change'
         ? {
             command: step.params.command,
-            orig_master_host: dead?.hostname,
-            orig_master_ip: dead?.ip,
-            orig_master_port: dead?.port,
+            orig_master_host: orig?.hostname,
+            orig_master_ip: orig?.ip,
+            orig_master_port: orig?.port,
             orig_master_user: ctx.cluster.user,
             new_master_host: neu?.hostname,
             new_master_ip: neu?.ip,
             new_master_port: neu?.port,
             new_master_user: ctx.cluster.user,
-            orig_master_ssh_user: dead?.sshUser,
+            orig_master_ssh_user: orig?.sshUser,
             new_master_ssh_user: neu?.sshUser,
             orig_master_is_new_slave: ctx.cluster.switchover.origMasterIsNewSlave,
           }
@@ -35,16 +37,16 @@ export const runHookStep: StepHandler<Hook> = {
         ? {
             command: step.params.command,
             ssh_user: neu?.sshUser,
-            orig_master_host: dead?.hostname,
-            orig_master_ip: dead?.ip,
-            orig_master_port: dead?.port,
+            orig_master_host: orig?.hostname,
+            orig_master_ip: orig?.ip,
+            orig_master_port: orig?.port,
             new_master_host: neu?.hostname,
             new_master_ip: neu?.ip,
             new_master_port: neu?.port,
             new_master_user: ctx.cluster.user,
           }
         : {
-            orig_master_host: dead?.hostname,
+            orig_master_host: orig?.hostname,
             new_master_host: neu?.hostname,
             new_slave_hosts: plan.steps
               .filter((s) => s.type === 'repoint_replica')

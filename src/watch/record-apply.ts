@@ -27,9 +27,10 @@ export function recordManualApply(planFile: string, plan: Plan, report: ApplyRep
   writeFileSync(reportFile, JSON.stringify(report, null, 2) + '\n')
   const previous = readWatchState(plansDir, plan.cluster)
   const dead = plan.kind === 'failover' ? plan.decision.deadMaster : null
+  // The state's deadMaster is the master moved away from: a switchover records its live old master there.
   writeWatchState(plansDir, plan.cluster, {
     ...previous,
-    lastFailover: {at: now.toISOString(), plan: planFile, report: reportFile, status: report.status, deadMaster: plan.decision.deadMaster, newMaster: plan.decision.newMaster, kind: plan.kind, by: 'apply'},
+    lastFailover: {at: now.toISOString(), plan: planFile, report: reportFile, status: report.status, deadMaster: plan.decision.deadMaster ?? plan.decision.oldMaster ?? null, newMaster: plan.decision.newMaster, kind: plan.kind, by: 'apply'},
     acknowledged: plan.kind === 'switchover' ? previous.acknowledged || previous.lastFailover === null : false,
     // A failed-over master leaves the active topology until it is rejoined, as after watch's own failovers.
     ...(dead

@@ -16,7 +16,11 @@ interface Fixture {
   gtidState: Record<string, unknown>
 }
 
-function build(fixtureName: string, scenario: string, lagBytes: number): void {
+/**
+ * `errant`: db3 lacks the transactions of every server but the dead master (the recorded executed set's other
+ * UUIDs), so db2 holds them alone: errant. Without it db3 lacks only the dead master's last ten transactions.
+ */
+function build(fixtureName: string, scenario: string, lagBytes: number, options: {errant?: boolean} = {}): void {
   const fx = JSON.parse(readFileSync(join(here, '../fixtures/dialect', `${fixtureName}.json`), 'utf8')) as Fixture
   const version = parseServerVersion(fx.version, fx.versionComment)
   const dialect = dialectFor(version)
@@ -65,8 +69,14 @@ function build(fixtureName: string, scenario: string, lagBytes: number): void {
   const db3 = facts(3, lagBytes)
   if (recorded.gtidMode === 'auto_position') {
     // db3 received fewer transactions: trim the last ten from its retrieved set.
-    db3.replica!.retrievedGtid = recorded.retrievedGtid.replace(/-(\d+)$/, (_, end: string) => `-${Number(end) - 10}`)
-    db3.gtid = {...gtid, binlogPos: gtid.binlogPos.split(',')[0]!.replace(/-(\d+)$/, (_, end: string) => `-${Number(end) - 10}`)}
+    const trimmed = (set: string) => set.replace(/-(\d+)$/, (_, end: string) => `-${Number(end) - 10}`)
+    db3.replica!.retrievedGtid = trimmed(recorded.retrievedGtid)
+    if (options.errant) db3.gtid = {...gtid, binlogPos: trimmed(gtid.binlogPos.split(',')[0]!)}
+    else {
+      // Only the dead master's own range is shorter; every other UUID's transactions are on both replicas.
+      const lagging = (set: string) => set.split(',').map((part) => (part.startsWith(`${recorded.sourceUuid}:`) ? trimmed(part) : part)).join(',')
+      db3.gtid = {...gtid, binlogPos: lagging(gtid.binlogPos), currentPos: lagging(gtid.currentPos), slavePos: lagging(gtid.slavePos)}
+    }
   }
   const snapshot: Snapshot = {
     cluster: scenario,
@@ -101,6 +111,7 @@ function build(fixtureName: string, scenario: string, lagBytes: number): void {
 }
 
 build('mysql-5.7', 'mysql-5.7-gtid', 3000)
+build('mysql-5.7', 'mysql-5.7-gtid-errant', 3000, {errant: true})
 build('mysql-8.0.21', 'mysql-8.0-file-lagging', 3000)
-build('mysql-8.0.36', 'mysql-8.0-gtid-errant', 3000)
+build('mysql-8.0.36', 'mysql-8.0-gtid-errant', 3000, {errant: true})
 build('mysql-8.4', 'mysql-8.4-gtid', 3000)

@@ -99,4 +99,25 @@ describe('rankCandidates (MHA selection rules)', () => {
     const off = rank('failover: {max_lag_bytes: 5000, check_repl_delay: false}', (c) => [replica(c, 'db2', at(700), ['mysql-bin.000009', 400])], ['db2'])
     expect(off.chosen?.server.name).toBe('db2')
   })
+
+  it('lets a replica lag exactly max_lag_bytes, and rejects one byte more', () => {
+    // db2 executed mysql-bin.000009:400, 6300 bytes behind the latest read position mysql-bin.000011:700.
+    const lagging = (c: ReturnType<typeof parseClusterConfig>) => [replica(c, 'db2', at(700), ['mysql-bin.000009', 400]), replica(c, 'db3', at(700), at(700))]
+    const atLimit = rank('failover: {max_lag_bytes: 6300}', lagging, ['db2', 'db3'])
+    expect(atLimit.candidates[0]).toMatchObject({server: 'db2', eligible: true, chosen: true})
+    const over = rank('failover: {max_lag_bytes: 6299}', lagging, ['db2', 'db3'])
+    expect(over.candidates[0]).toMatchObject({server: 'db2', eligible: false, reason: 'rejected (replication_delay): 6300 bytes behind the latest replica (limit max_lag_bytes=6299)'})
+    expect(over.chosen?.server.name).toBe('db3')
+  })
+
+  it('without any candidate_master, latest_priority false takes config order and true the newest data', () => {
+    // db1 and db3 are not candidates; db3 has the newest data.
+    const plain = (c: ReturnType<typeof parseClusterConfig>) => [replica(c, 'db1', at(100), at(100)), replica(c, 'db3', at(700), at(700))]
+    const byOrder = rank('failover: {latest_priority: false}', plain, ['db3'])
+    expect(byOrder.chosen?.server.name).toBe('db1')
+    expect(byOrder.candidates.find((x) => x.chosen)?.reason).toBe('chosen: the first eligible replica in config order')
+    const byData = rank('', plain, ['db3'])
+    expect(byData.chosen?.server.name).toBe('db3')
+    expect(byData.candidates.find((x) => x.chosen)?.reason).toBe('chosen: a replica that has the newest data (no candidate_master is eligible)')
+  })
 })

@@ -1,5 +1,5 @@
-import {mkdtempSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {tmpdir, userInfo} from 'node:os'
 import {join} from 'node:path'
 import {inspect} from 'node:util'
 import {describe, expect, it} from 'vitest'
@@ -90,5 +90,48 @@ describe('cluster config', () => {
   it('refuses two servers at one address', () => {
     const text = good.replace('hostname: db2.example\n    port: 3307', 'hostname: db2.example\n    ip: 10.0.0.1')
     expect(problems(text)).toEqual(['clusters/app1.yaml:12:5 servers[1]: 10.0.0.1:3306 is used by two servers; each server needs its own'])
+  })
+
+  it('refuses two servers with one name, in one line naming the file, the place and the name', () => {
+    const text = good.replace('  - name: db2\n', '  - name: db1\n')
+    expect(problems(text)).toEqual(['clusters/app1.yaml:12:5 servers[1].name: "db1" is used by two servers; each server needs its own'])
+  })
+
+  it('takes a server\'s own ssh_user over the cluster\'s ssh.user, and the user running mha when neither is set', () => {
+    const text = good.replace('    port: 3307\n', '    port: 3307\n    ssh_user: dbadmin\n')
+    const withGlobal = parseClusterConfig(text + 'ssh: {user: root}\n', 'clusters/app1.yaml', {MHA_PW: 'pw'})
+    expect(withGlobal.servers.map((s) => [s.name, s.sshUser])).toEqual([
+      ['db1', 'root'],
+      ['db2', 'dbadmin'],
+    ])
+    const withoutGlobal = parseClusterConfig(text, 'clusters/app1.yaml', {MHA_PW: 'pw'})
+    expect(withoutGlobal.servers.map((s) => s.sshUser)).toEqual([userInfo().username, 'dbadmin'])
+  })
+
+  // Every duration of the cluster file: its YAML path, a value unlike its default, and where the code reads it.
+  const durations: {path: string; yaml: string; read: (c: ReturnType<typeof parseClusterConfig>) => number; expected: number}[] = [
+    {path: 'ssh.connect_timeout', yaml: 'ssh: {connect_timeout: 7}', read: (c) => c.ssh.connectTimeoutMs, expected: 7000},
+    {path: 'monitor.ping_interval', yaml: 'monitor: {ping_interval: 0.25}', read: (c) => c.monitor.pingIntervalMs, expected: 250},
+    {path: 'monitor.connect_timeout', yaml: 'monitor: {connect_timeout: 3}', read: (c) => c.monitor.connectTimeoutMs, expected: 3000},
+    {path: 'monitor.last_failover_minute', yaml: 'monitor: {last_failover_minute: 15}', read: (c) => c.monitor.lastFailoverMinute, expected: 15},
+    {path: 'failover.wait_timeout', yaml: 'failover: {wait_timeout: 90}', read: (c) => c.failover.waitTimeoutMs, expected: 90_000},
+    {path: 'failover.max_seconds_behind_master', yaml: 'failover: {max_seconds_behind_master: 45}', read: (c) => c.failover.maxSecondsBehindMaster, expected: 45},
+    {path: 'switchover.max_lag_seconds', yaml: 'switchover: {max_lag_seconds: 4}', read: (c) => c.switchover.maxLagSeconds, expected: 4},
+    {path: 'switchover.running_updates_limit', yaml: 'switchover: {running_updates_limit: 3}', read: (c) => c.switchover.runningUpdatesLimit, expected: 3},
+  ]
+
+  it.each(durations)('reads $path in its unit: seconds become ms where the code counts ms; minutes and compared seconds stay', ({yaml, read, expected}) => {
+    expect(read(parseClusterConfig(`${good}${yaml}\n`, 'clusters/app1.yaml', {MHA_PW: 'pw'}))).toBe(expected)
+  })
+
+  it('lists every duration of the schema above', () => {
+    // A new field in seconds or minutes must join the table, so that its unit is checked too.
+    const schema = JSON.parse(readFileSync(new URL('../../schemas/cluster.schema.json', import.meta.url), 'utf8')) as {properties: Record<string, {properties?: Record<string, {description?: string; type?: string}>}>}
+    const timed = Object.entries(schema.properties).flatMap(([section, def]) =>
+      Object.entries(def.properties ?? {})
+        .filter(([name, field]) => field.type !== 'boolean' && /seconds|minute|timeout|interval/i.test(`${name} ${field.description ?? ''}`))
+        .map(([name]) => `${section}.${name}`),
+    )
+    expect(timed.sort()).toEqual(durations.map((d) => d.path).sort())
   })
 })

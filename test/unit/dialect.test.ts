@@ -348,8 +348,16 @@ describe('parseReplicaStatus', () => {
   })
 
   it('accepts old and new column names whatever the dialect', () => {
-    expect(dialect('8.0.21').parseReplicaStatus(mysql8036.replicaStatus)).toEqual(parse(mysql8036))
-    expect(dialect('8.4.0').parseReplicaStatus(mysql57.replicaStatus)).toEqual(parse(mysql57))
+    // The same recorded rows under the other spelling (MySQL 8.0.22 renamed Master_* to Source_*, Slave_* to Replica_*).
+    const respelled = (row: Row, from: RegExp, to: string) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k.replace(from, to), v]))
+    const newNames = respelled(respelled(mysql57.replicaStatus, /Master/g, 'Source'), /Slave/g, 'Replica')
+    const oldNames = respelled(respelled(mysql8036.replicaStatus, /Source/g, 'Master'), /Replica_/g, 'Slave_')
+    expect(newNames).toHaveProperty('Exec_Source_Log_Pos')
+    expect(newNames).not.toHaveProperty('Exec_Master_Log_Pos')
+    expect(oldNames).toHaveProperty('Exec_Master_Log_Pos')
+    expect(oldNames).not.toHaveProperty('Exec_Source_Log_Pos')
+    expect(dialect('8.4.0').parseReplicaStatus(newNames)).toEqual(parse(mysql57))
+    expect(dialect('8.0.21').parseReplicaStatus(oldNames)).toEqual(parse(mysql8036))
   })
 
   it('accepts positions as numbers too', () => {

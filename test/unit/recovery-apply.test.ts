@@ -45,7 +45,9 @@ describe('applyBinlogs failures', () => {
   const endpoint = {name: 'dbx', host: '127.0.0.1', port: 1, user: 'mha', password}
   const binlog = fixturePath('master', 'mysql-bin.000002')
 
-  it('names the server in a one-line message, never shows the password, and removes its temporary files', async () => {
+  // The server refuses the connection before the login is used: that the password never shows in an error
+  // is tested where it is used, against a real server (test/integration/apply-secret.test.ts).
+  it('names an unreachable server in a one-line message and removes its temporary files', async () => {
     const temp = mkdtempSync(join(work, 'apply-'))
     const error = await applyBinlogs([binlog], endpoint, {timeoutMs: 5000, tempDir: temp}).then(
       () => null,
@@ -54,7 +56,6 @@ describe('applyBinlogs failures', () => {
     expect(error).toBeInstanceOf(Error)
     expect(error!.message).toMatch(/^dbx \(127\.0\.0\.1:1\): applying mysql-bin\.000002 failed: /)
     expect(error!.message).not.toContain('\n')
-    expect(error!.message).not.toContain(password.reveal())
     expect(readdirSync(temp)).toEqual([])
   })
 

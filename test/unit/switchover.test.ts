@@ -1,0 +1,115 @@
+import {readFileSync} from 'node:fs'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {describe, expect, it} from 'vitest'
+import {parseClusterConfig} from '../../src/config/load.js'
+import type {Snapshot, SqlFacts} from '../../src/inspect/types.js'
+import {planSwitchover} from '../../src/plan/switchover.js'
+import {planProblems} from '../../src/plan/validate.js'
+
+// The recorded healthy GTID sandbox (db1 master, db2 candidate_master and db3 replicas, both caught up),
+// changed in the one way each refusal is about.
+const dir = join(dirname(fileURLToPath(import.meta.url)), '../golden/mariadb-gtid-switchover')
+const header = {tool: 'mha test', createdAt: '2026-01-01T00:00:00.000Z', configFile: 'cluster.yaml'}
+
+function scenario(extraYaml = '') {
+  const file = join(dir, 'cluster.yaml')
+  const cluster = parseClusterConfig(readFileSync(file, 'utf8') + extraYaml, file, {})
+  const snapshot = JSON.parse(readFileSync(join(dir, 'snapshot.json'), 'utf8')) as Snapshot
+  const sql = (server: string) => snapshot.servers.find((s) => s.name === server)!.sql as SqlFacts
+  const plan = (to?: string) => planSwitchover(cluster, snapshot, header, to)
+  const refusal = (to?: string): string => {
+    try {
+      plan(to)
+    } catch (error) {
+      return (error as Error).message
+    }
+    throw new Error('expected the switchover to be refused')
+  }
+  return {cluster, sql, plan, refusal}
+}
+
+describe('switchover refusals', () => {
+  it('plans a switch of the recorded healthy cluster, to a named replica and to the best one', () => {
+    const s = scenario()
+    const named = s.plan('db3')
+    expect(named.decision).toMatchObject({oldMaster: 'db1', deadMaster: null, newMaster: 'db3'})
+    expect(named.decision.candidates.map((c) => [c.server, c.chosen, c.reason])).toEqual([
+      ['db2', false, 'eligible, not chosen: db3 is named with --to'],
+      ['db3', true, 'chosen: named with --to'],
+    ])
+    expect(planProblems(named, s.cluster)).toEqual([])
+    expect(s.plan().decision.newMaster).toBe('db2')
+  })
+
+  it('refuses when a replica holds transactions the master lacks, the target or another one', () => {
+    // A local write on db2 after it replicated 0-1-2: MariaDB shows it in gtid_binlog_state.
+    const s = scenario()
+    s.sql('db2').gtid.binlogState = '0-1-2,0-2-3'
+    s.sql('db2').gtid.binlogPos = '0-2-3'
+    expect(s.refusal('db3')).toBe('switchover refused: db2 has errant transactions (0-2-3) that db1 lacks')
+    expect(s.refusal('db2')).toBe('switchover refused: db2 has errant transactions (0-2-3) that db1 lacks')
+    const clean = scenario()
+    clean.sql('db3').gtid.binlogState = '0-1-2'
+    expect(clean.plan('db3').decision.newMaster).toBe('db3')
+  })
+
+  it('lets the target lag exactly switchover.max_lag_seconds, and refuses one second more or an unknown lag', () => {
+    const s = scenario('switchover: {max_lag_seconds: 5}\n')
+    s.sql('db3').replica!.secondsBehind = 5
+    expect(s.plan('db3').decision.newMaster).toBe('db3')
+    s.sql('db3').replica!.secondsBehind = 6
+    expect(s.refusal('db3')).toBe('switchover refused: db3 lags 6 s behind db1 (limit switchover.max_lag_seconds=5)')
+    s.sql('db3').replica!.secondsBehind = null
+    expect(s.refusal('db3')).toBe('switchover refused: db3 lags an unknown time behind db1 (limit switchover.max_lag_seconds=5)')
+  })
+
+  it('judges the lag of the target only: another replica may lag', () => {
+    const s = scenario()
+    s.sql('db2').replica!.secondsBehind = 30
+    expect(s.plan('db3').decision.newMaster).toBe('db3')
+  })
+
+  it('refuses when a replica\'s IO or SQL thread is not running, or has an error', () => {
+    const io = scenario()
+    io.sql('db2').replica!.ioThread = 'stopped'
+    expect(io.refusal('db3')).toBe('switchover refused: db2\'s replication is not healthy (io=stopped sql=running)')
+    const connecting = scenario()
+    connecting.sql('db3').replica!.ioThread = 'connecting'
+    expect(connecting.refusal('db2')).toBe('switchover refused: db3\'s replication is not healthy (io=connecting sql=running)')
+    const sqlThread = scenario()
+    sqlThread.sql('db2').replica!.sqlThread = 'stopped'
+    expect(sqlThread.refusal('db3')).toBe('switchover refused: db2\'s replication is not healthy (io=running sql=stopped)')
+    const ioError = scenario()
+    Object.assign(ioError.sql('db3').replica!, {lastIoErrno: 2003, lastIoError: "error reconnecting to master 'repl@127.0.0.11:3306'"})
+    expect(ioError.refusal('db2')).toBe("switchover refused: db3's replication is not healthy (io=running sql=running: error reconnecting to master 'repl@127.0.0.11:3306')")
+  })
+
+  const query = (seconds: number, statement: string) => ({id: 42, user: 'app', seconds, statement})
+
+  it('is not blocked by long reads on the master, however long', () => {
+    const s = scenario('switchover: {running_updates_limit: 10}\n')
+    s.sql('db1').longQueries = [query(3600, 'SELECT SLEEP(3600)'), query(900, '  select count(*) from big'), query(600, 'WITH t AS (SELECT 1) SELECT * FROM t'), query(60, 'SHOW PROCESSLIST')]
+    expect(s.plan('db3').decision.newMaster).toBe('db3')
+  })
+
+  it('is blocked by a write that has run running_updates_limit seconds, not by a younger one', () => {
+    const s = scenario('switchover: {running_updates_limit: 10}\n')
+    s.sql('db1').longQueries = [query(9, 'UPDATE t SET x = x + 1')]
+    expect(s.plan('db3').decision.newMaster).toBe('db3')
+    s.sql('db1').longQueries = [query(10, 'UPDATE t SET x = x + 1')]
+    expect(s.refusal('db3')).toBe('switchover refused: db1 has an update running for 10 s (thread 42, app: UPDATE t SET x = x + 1); limit running_updates_limit=10')
+    s.sql('db1').longQueries = [query(3600, 'SELECT SLEEP(3600)'), query(11, 'INSERT INTO t SELECT * FROM u')]
+    expect(s.refusal('db3')).toMatch(/^switchover refused: db1 has an update running for 11 s \(thread 42, app: INSERT INTO t SELECT/)
+  })
+
+  it('states every reason at once', () => {
+    const s = scenario()
+    s.sql('db2').replica!.ioThread = 'stopped'
+    s.sql('db3').replica!.secondsBehind = 9
+    s.sql('db1').longQueries = [query(5, 'DELETE FROM t')]
+    expect(s.refusal('db3')).toBe(
+      "switchover refused: db2's replication is not healthy (io=stopped sql=running); db1 has an update running for 5 s (thread 42, app: DELETE FROM t); limit running_updates_limit=1; db3 lags 9 s behind db1 (limit switchover.max_lag_seconds=1)",
+    )
+  })
+})
