@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import {execute} from '@oclif/core'
+import {runMain} from '../dist/src/cli/main.js'
 
-await execute({dir: import.meta.url})
+await runMain(import.meta.url)

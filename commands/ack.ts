@@ -1,22 +1,27 @@
-import {Flags} from '@oclif/core'
 import {BaseCommand} from '../src/cli/base-command.js'
-import {UserError} from '../src/util/errors.js'
+import {clusterFlags, jsonFlag, plansDirFlag} from '../src/cli/flags.js'
+import {clusterFile, clusterNameOf} from '../src/config/load.js'
+import {UsageError, UserError} from '../src/util/errors.js'
 import {readWatchState, writeWatchState} from '../src/watch/state.js'
 
 export default class Ack extends BaseCommand<typeof Ack> {
   static override summary = "Acknowledge a cluster's last failover, so that watch may fail it over again automatically."
-  static override flags = {'plans-dir': Flags.string({description: 'Where watch keeps its state.', default: 'plans'})}
+  static override description =
+    "A failover (by watch or by mha apply) blocks the next automatic failover of the cluster for monitor.last_failover_minute (MHA's anti-flapping), until it is acknowledged here. Reads and writes only <plans-dir>/<cluster>/watch-state.json; no server is contacted, and the cluster file's secrets are not needed."
+  static override examples = ['<%= config.bin %> ack --cluster app1', '<%= config.bin %> ack --config /etc/mha/app1.yaml --plans-dir /var/lib/mha/plans --json']
+  static override flags = {...clusterFlags, ...plansDirFlag('Where watch and apply keep the cluster state.'), ...jsonFlag('{cluster, lastFailover, acknowledged, alreadyAcknowledged} (schemas/ack.schema.json)')}
 
   // eslint-disable-next-line @typescript-eslint/require-await
   async run(): Promise<void> {
-    const name = this.flags.cluster
-    if (!name) throw new UserError('name the cluster: mha ack --cluster NAME')
-    const state = readWatchState(this.flags['plans-dir'], name)
-    if (!state.lastFailover) throw new UserError(`cluster ${name} has no failover to acknowledge in ${this.flags['plans-dir']}`)
-    if (state.acknowledged) this.say(`the last failover of ${name} (${state.lastFailover.at}) was already acknowledged`)
-    else {
-      writeWatchState(this.flags['plans-dir'], name, {...state, acknowledged: true})
-      this.say(`acknowledged the failover of ${name} at ${state.lastFailover.at} (${state.lastFailover.plan}); automatic failover is allowed again`)
-    }
+    const name = this.flags.config ? clusterNameOf(clusterFile({config: this.flags.config})) : this.flags.cluster
+    if (!name) throw new UsageError('name the cluster: mha ack --cluster NAME (or --config FILE)')
+    const plansDir = this.flags['plans-dir']
+    const state = readWatchState(plansDir, name)
+    if (!state.lastFailover) throw new UserError(`cluster ${name} has no failover to acknowledge in ${plansDir}`)
+    const already = state.acknowledged
+    if (!already) writeWatchState(plansDir, name, {...state, acknowledged: true})
+    if (this.flags.json) return this.print({cluster: name, lastFailover: state.lastFailover, acknowledged: true, alreadyAcknowledged: already})
+    if (already) this.say(`the last failover of ${name} (${state.lastFailover.at}) was already acknowledged`)
+    else this.say(`acknowledged the failover of ${name} at ${state.lastFailover.at} (${state.lastFailover.plan}); automatic failover is allowed again`)
   }
 }

@@ -4,6 +4,8 @@ import {applyPlan} from '../src/apply/executor.js'
 import {lockCluster} from '../src/apply/lock.js'
 import {describeNewMaster, lineReporter, listrReporter} from '../src/cli/apply-reporter.js'
 import {BaseCommand} from '../src/cli/base-command.js'
+import {ExitCode} from '../src/cli/exit-codes.js'
+import {clusterFlags, jsonFlag} from '../src/cli/flags.js'
 import {clusterFile, loadClusterFile} from '../src/config/load.js'
 import {readPlan} from '../src/plan/plan-file.js'
 import {oneLine, UserError} from '../src/util/errors.js'
@@ -12,11 +14,12 @@ import {recordManualApply} from '../src/watch/record-apply.js'
 export default class Apply extends BaseCommand<typeof Apply> {
   static override summary = 'Execute a plan: idempotent, resumable, verified.'
   static override description =
-    'Re-inspects the cluster and refuses a stale plan; takes a per-cluster lock; runs each step (check, act, verify), journaling it beside the plan, so that running apply again resumes after a crash or does nothing. Exit 0: applied (or nothing left to do); 10: the new master takes writes but some replicas were left out (each named, with how to retry); 1: refused, or failed with no new master taking writes, with what to do next.'
+    'Re-inspects the cluster and refuses a stale plan; takes a per-cluster lock; runs each step (check, act, verify), journaling it beside the plan, so that running apply again resumes after a crash or does nothing. When a step fails it says what was done, what was not, and what to do next.'
   static override examples = ['<%= config.bin %> apply plans/app1/20261123T213000Z-failover.json']
   static override args = {file: Args.string({description: 'The plan file written by mha plan.', required: true})}
   static override flags = {
-    json: Flags.boolean({description: 'Print the apply report as JSON (schemas/apply-report.schema.json).', default: false}),
+    ...clusterFlags,
+    ...jsonFlag('the apply report (schemas/apply-report.schema.json)'),
     'expect-digest': Flags.string({description: 'Apply only if the plan is exactly the approved one: its sha256 digest, as mha plan and mha show print it.'}),
   }
 
@@ -54,8 +57,8 @@ export default class Apply extends BaseCommand<typeof Apply> {
     }
     if (report.status === 'failed' || report.status === 'refused' || report.status === 'partial') process.stderr.write(`mha: ${report.message}\n`)
     if (report.nextAction) process.stderr.write(`mha: next: ${report.nextAction}\n`)
-    if (report.status === 'failed' || report.status === 'refused') this.exit(1)
+    if (report.status === 'failed' || report.status === 'refused') this.exit(ExitCode.error)
     // MHA's code for "master promoted, some replicas failed".
-    if (report.status === 'partial') this.exit(10)
+    if (report.status === 'partial') this.exit(ExitCode.partial)
   }
 }

@@ -1,17 +1,19 @@
-import {Flags} from '@oclif/core'
 import {checkCluster} from '../src/analysis/check.js'
 import {BaseCommand} from '../src/cli/base-command.js'
+import {ExitCode} from '../src/cli/exit-codes.js'
+import {clusterFlags, jsonFlag, plansDirFlag} from '../src/cli/flags.js'
 import {renderCheck} from '../src/cli/render-check.js'
 import {inspectCluster} from '../src/inspect/inspect.js'
 import {readWatchState} from '../src/watch/state.js'
 
 export default class Check extends BaseCommand<typeof Check> {
   static override summary = "Verify that a failover is possible right now (MHA's check_repl and check_ssh)."
-  static override description = 'Reads every server over SQL and every host over SSH; changes nothing. Exit 0 when a failover is possible now, 2 otherwise, 1 on an error.'
+  static override description = 'Reads every server over SQL and every host over SSH; changes nothing.'
   static override examples = ['<%= config.bin %> check --cluster app1', '<%= config.bin %> check --cluster app1 --json']
   static override flags = {
-    json: Flags.boolean({description: 'Print the report as JSON (schemas/check-report.schema.json).', default: false}),
-    'plans-dir': Flags.string({description: 'Where watch and apply keep the cluster state (servers a failover took out of service).', default: 'plans'}),
+    ...clusterFlags,
+    ...jsonFlag('the report (schemas/check-report.schema.json)'),
+    ...plansDirFlag('Where watch and apply keep the cluster state (servers a failover took out of service).'),
   }
 
   async run(): Promise<void> {
@@ -19,6 +21,6 @@ export default class Check extends BaseCommand<typeof Check> {
     const report = checkCluster(cluster, await inspectCluster(cluster), {outOfService: readWatchState(this.flags['plans-dir'], cluster.name).outOfService ?? []})
     if (this.flags.json) this.print(report)
     else this.say(renderCheck(report))
-    if (!report.failoverPossible) this.exit(2)
+    if (!report.failoverPossible) this.exit(ExitCode.attention)
   }
 }

@@ -1,9 +1,11 @@
 import {writeFileSync} from 'node:fs'
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../src/cli/base-command.js'
+import {ExitCode} from '../src/cli/exit-codes.js'
+import {clusterFlags, plansDirFlag} from '../src/cli/flags.js'
 import {renderPlan} from '../src/cli/render-plan.js'
 import {inspectCluster, readSnapshot} from '../src/inspect/inspect.js'
-import {defaultPlanPath, planDigest, serializePlan, toolVersion, writePlan} from '../src/plan/plan-file.js'
+import {defaultPlanPath, planDigest, serializePlan, toolVersion, validatePlan, writePlan} from '../src/plan/plan-file.js'
 import {planFor} from '../src/plan/planner.js'
 import {planRejoin} from '../src/plan/rejoin.js'
 import {rejoinInput} from '../src/plan/rejoin-inputs.js'
@@ -14,21 +16,29 @@ import {outOfService} from '../src/watch/state.js'
 export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
   static override summary = 'Inspect the live cluster and write a reviewable plan (failover when the master is dead).'
   static override description =
-    'Reads every server over SQL and every host over SSH (changes nothing), decides, and writes the plan to plans/<cluster>/<UTC time>-<kind>.json. Exit 0: no changes; 2: a plan with changes; 1: error.'
-  static override examples = ['<%= config.bin %> plan --cluster app1', '<%= config.bin %> plan --cluster app1 -o plans/app1-failover.json --json']
+    'Reads every server over SQL and every host over SSH (changes nothing), decides, and writes a plan with changes to plans/<cluster>/<UTC time>-<kind>.json (or -o FILE). A plan without changes (noop) is printed, not archived, unless -o FILE or --archive-noop asks for it. -o - writes the plan JSON to stdout and the summary to stderr.'
+  static override examples = [
+    '<%= config.bin %> plan --cluster app1',
+    '<%= config.bin %> plan --cluster app1 -o plans/app1-failover.json --json',
+    '<%= config.bin %> plan --cluster app1 --switchover --to db2',
+    '<%= config.bin %> plan --config /etc/mha/app1.yaml -o - | jq .decision',
+  ]
   static override flags = {
-    output: Flags.string({char: 'o', description: 'Write the plan here instead of plans/<cluster>/<time>-<kind>.json.'}),
-    'plans-dir': Flags.string({description: 'Folder for plans.', default: 'plans'}),
-    json: Flags.boolean({description: 'Print the plan JSON instead of the summary.', default: false}),
+    ...clusterFlags,
+    output: Flags.string({char: 'o', description: 'Write the plan here instead of plans/<cluster>/<time>-<kind>.json (a noop plan too); "-": the plan JSON on stdout, the summary on stderr.'}),
+    'archive-noop': Flags.boolean({description: 'Also archive a plan without changes under <plans-dir>/<cluster>/ (by default it is only printed).'}),
+    ...plansDirFlag('Where plans are archived, and where watch and apply keep the cluster state (servers out of service).'),
+    json: Flags.boolean({description: 'Print the plan JSON instead of the summary; errors too, as {"error": {code, message, kind}} (schemas/error.schema.json).', default: false}),
     'from-snapshot': Flags.string({description: 'Plan from a snapshot recorded with --save-snapshot instead of the live cluster.'}),
     'save-snapshot': Flags.string({description: 'Also write what was observed (plain data, no secrets) to this file.'}),
-    switchover: Flags.boolean({description: 'Plan an online switch of the live master (MHA masterha_master_switch --master_state=alive).', default: false}),
+    // No default: --to depends on it, and oclif counts a defaulted flag as given.
+    switchover: Flags.boolean({description: 'Plan an online switch of the live master (MHA masterha_master_switch --master_state=alive).'}),
     to: Flags.string({description: 'With --switchover: the new master; default: the best candidate by the failover rules.', dependsOn: ['switchover']}),
-    rejoin: Flags.string({description: 'Plan putting this former master (taken out by a failover) back as a replica of the master; refused if it has transactions the master lacks, unless --flashback.', exclusive: ['switchover', 'force-dead']}),
+    rejoin: Flags.string({description: 'Plan putting this former master (taken out by a failover) back as a replica of the master; refused if it has transactions the master lacks, unless --flashback.', exclusive: ['switchover', 'rebuild', 'remove', 'force-dead']}),
     flashback: Flags.boolean({description: 'With --rejoin: save the former master\'s extra transactions beside the plan and rewind them (mariadb-binlog --flashback) before re-pointing it.', dependsOn: ['rejoin']}),
-    rebuild: Flags.string({description: 'Plan the rebuild of this server (empty, new or diverged) from a physical copy of a healthy replica (MariaDB, mariadb-backup).', exclusive: ['switchover', 'remove', 'force-dead']}),
-    remove: Flags.string({description: 'Plan taking this server out of the active topology (not the master, nothing replicating from it).', exclusive: ['switchover', 'rebuild', 'force-dead']}),
-    'force-dead': Flags.string({description: 'Plan a failover although replicas still replicate from the unreachable master; the reason is recorded in the plan (and apply then skips the same check).'}),
+    rebuild: Flags.string({description: 'Plan the rebuild of this server (empty, new or diverged) from a physical copy of a healthy replica (MariaDB, mariadb-backup).', exclusive: ['switchover', 'rejoin', 'remove', 'force-dead']}),
+    remove: Flags.string({description: 'Plan taking this server out of the active topology (not the master, nothing replicating from it).', exclusive: ['switchover', 'rejoin', 'rebuild', 'force-dead']}),
+    'force-dead': Flags.string({description: 'Plan a failover although replicas still replicate from the unreachable master; the reason is recorded in the plan (and apply then skips the same check).', exclusive: ['switchover', 'rejoin', 'rebuild', 'remove']}),
   }
 
   async run(): Promise<void> {
@@ -45,10 +55,17 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
           : this.flags.switchover
             ? planSwitchover(cluster, snapshot, header, this.flags.to)
             : planFor(cluster, snapshot, header, {outOfService: outOfService(this.flags['plans-dir'], cluster.name), ...(this.flags['force-dead'] ? {forceDead: this.flags['force-dead']} : {})})
-    const file = this.flags.output ?? defaultPlanPath(plan, this.flags['plans-dir'])
-    writePlan(plan, file)
-    if (this.flags.json) process.stdout.write(serializePlan(plan))
-    else this.say(`${renderPlan(plan)}\n\nPlan written to ${file}${plan.kind === 'noop' ? '' : `\nDigest: ${planDigest(plan)}\nReview it ("mha show ${file}" shows what apply will run), then: mha apply ${file} --expect-digest ${planDigest(plan)}`}`)
-    if (plan.kind !== 'noop') this.exit(2)
+    const output = this.flags.output
+    const toStdout = output === '-'
+    // A noop is news, not a record: archived only when asked (-o FILE, --archive-noop).
+    const file = toStdout ? undefined : output ?? (plan.kind !== 'noop' || this.flags['archive-noop'] ? defaultPlanPath(plan, this.flags['plans-dir']) : undefined)
+    if (file) writePlan(plan, file)
+    else validatePlan(plan, 'the plan')
+    const digest = planDigest(plan)
+    const where = file ? `Plan written to ${file}` : toStdout ? 'Plan written to stdout' : 'No changes: the plan is not archived (-o FILE or --archive-noop keeps it)'
+    const next = plan.kind === 'noop' ? '' : `\nDigest: ${digest}${file ? `\nReview it ("mha show ${file}" shows what apply will run), then: mha apply ${file} --expect-digest ${digest}` : ''}`
+    if (this.flags.json || toStdout) process.stdout.write(serializePlan(plan))
+    if (!this.flags.json) (toStdout ? process.stderr : process.stdout).write(`${renderPlan(plan)}\n\n${where}${next}\n`)
+    if (plan.kind !== 'noop') this.exit(ExitCode.attention)
   }
 }

@@ -1,6 +1,8 @@
 import {existsSync} from 'node:fs'
-import {Args, Flags} from '@oclif/core'
+import {Args} from '@oclif/core'
 import {BaseCommand} from '../src/cli/base-command.js'
+import {ExitCode} from '../src/cli/exit-codes.js'
+import {clusterFlags, jsonFlag} from '../src/cli/flags.js'
 import {renderPlan} from '../src/cli/render-plan.js'
 import {clusterFile, loadClusterFile} from '../src/config/load.js'
 import {effectOf} from '../src/plan/effects.js'
@@ -11,10 +13,10 @@ import {UserError} from '../src/util/errors.js'
 export default class Show extends BaseCommand<typeof Show> {
   static override summary = 'Show a plan file the way apply will execute it.'
   static override description =
-    'Reads a plan and its cluster file (no server is contacted) and prints, per step, what apply will run: hosts and ports from the cluster file, the statements, the hook commands; then the plan digest that `mha apply --expect-digest` checks. A plan whose parameters disagree with the cluster file is listed with each disagreement. Exit 0: the plan is consistent; 1: it is not, or cannot be read.'
+    'Reads a plan and its cluster file (no server is contacted) and prints, per step, what apply will run: hosts and ports from the cluster file, the statements, the hook commands; then the plan digest that `mha apply --expect-digest` checks. A plan whose parameters disagree with the cluster file is listed with each disagreement.'
   static override examples = ['<%= config.bin %> show plans/app1/20261123T213000Z-failover.json', '<%= config.bin %> show plans/app1/20261123T213000Z-failover.json --json']
   static override args = {file: Args.string({description: 'The plan file written by mha plan.', required: true})}
-  static override flags = {json: Flags.boolean({description: 'Print {digest, problems, steps: [{id, group, effect}]} as JSON.', default: false})}
+  static override flags = {...clusterFlags, ...jsonFlag('{file, digest, problems, steps: [{id, group, after, effect}]}')}
 
   run(): Promise<void> {
     const file = this.args.file
@@ -37,7 +39,7 @@ export default class Show extends BaseCommand<typeof Show> {
       lines.push('', `Digest: ${digest}`, `Approve exactly this plan with: mha apply ${file} --expect-digest ${digest}`)
       this.say(lines.join('\n'))
     }
-    if (problems.length > 0) this.exit(1)
+    if (problems.length > 0) this.exit(ExitCode.error)
     return Promise.resolve()
   }
 }

@@ -1,22 +1,22 @@
-import {Flags} from '@oclif/core'
 import {checkCluster} from '../src/analysis/check.js'
 import {BaseCommand} from '../src/cli/base-command.js'
+import {clusterFlags, jsonFlag, plansDirFlag} from '../src/cli/flags.js'
 import {renderTable} from '../src/cli/table.js'
 import {inspectCluster} from '../src/inspect/inspect.js'
-import {loadClusters} from '../src/watch/load-clusters.js'
+import {selectClusters} from '../src/watch/load-clusters.js'
 import {watchViewOf} from '../src/watch/presence.js'
 import {failoverBlocked, readWatchState} from '../src/watch/state.js'
 import {automaticFailoverCell, automaticFailoverOf, watchLine} from '../src/watch/status-text.js'
 
 export default class Status extends BaseCommand<typeof Status> {
   static override summary = 'Per cluster: master, replicas, health, the last failover, and whether automatic failover is blocked.'
-  static override flags = {
-    'plans-dir': Flags.string({description: 'Where watch keeps its state.', default: 'plans'}),
-    json: Flags.boolean({description: 'Print JSON.', default: false}),
-  }
+  static override description =
+    "Looks at the servers itself (SQL and SSH, changing nothing) and reads what watch and apply recorded under <plans-dir>: the last failover, whether anti-flapping blocks the next one until mha ack, servers out of service or fenced. When a mha watch runs for the cluster (its presence file, same pid and start time) it says what that watch sees, from its /status when it listens. Every cluster of --config-dir, or the one named by --cluster or --config."
+  static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --cluster app1 --json', '<%= config.bin %> status --config /etc/mha/app1.yaml --plans-dir /var/lib/mha/plans']
+  static override flags = {...clusterFlags, ...plansDirFlag('Where watch and apply keep the cluster state.'), ...jsonFlag('one object per cluster')}
 
   async run(): Promise<void> {
-    const clusters = loadClusters(this.flags['config-dir'], this.flags.cluster ? [this.flags.cluster] : [])
+    const clusters = selectClusters({config: this.flags.config, configDir: this.flags['config-dir'], names: this.flags.cluster ? [this.flags.cluster] : []})
     const rows = await Promise.all(
       clusters.map(async (cluster) => {
         const report = checkCluster(cluster, await inspectCluster(cluster, {relayLookups: false}), {outOfService: readWatchState(this.flags['plans-dir'], cluster.name).outOfService ?? []})

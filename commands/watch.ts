@@ -1,10 +1,12 @@
 import {Flags} from '@oclif/core'
 import {processStartTime} from '../src/apply/lock.js'
 import {BaseCommand} from '../src/cli/base-command.js'
+import {ExitCode} from '../src/cli/exit-codes.js'
+import {clusterFlags, plansDirFlag} from '../src/cli/flags.js'
 import {toolVersion} from '../src/plan/plan-file.js'
 import {StatusServer} from '../src/watch/http.js'
 import {formatListenAddress, parseListenAddress} from '../src/watch/listen-address.js'
-import {loadClusters} from '../src/watch/load-clusters.js'
+import {selectClusters} from '../src/watch/load-clusters.js'
 import {makeLogger} from '../src/watch/log.js'
 import {removePresence, writePresence} from '../src/watch/presence.js'
 import {ClusterWatcher} from '../src/watch/watcher.js'
@@ -13,12 +15,13 @@ export default class Watch extends BaseCommand<typeof Watch> {
   static override summary = 'Monitor clusters; when a master is dead (and its replicas agree), plan, apply and archive a failover.'
   static override description =
     `Pings every master each ping_interval. After failures_before_dead failed pings it asks the replicas and, when they still show an IO thread, the other routes (each replica's host over SSH, the secondary_check hook): the master is dead only when they lost it too (access denied and too many connections mean alive). Then the same plan and apply as the commands, archived under <plans-dir>/<cluster>/, and monitoring goes on with the topology, which it follows (external switchovers included). A second automatic failover within last_failover_minute waits for "mha ack". A server that comes back writable and replicating from nobody while replicas follow the master (an old master restarted after a failover) is set read only at once. A cluster that cannot be monitored is said at once and again; none at all: exit 1.`
-  static override examples = ['<%= config.bin %> watch --config-dir clusters/', '<%= config.bin %> watch --cluster app1 --git --log-format json', '<%= config.bin %> watch --listen 127.0.0.1:9104']
+  static override examples = ['<%= config.bin %> watch --config-dir clusters/', '<%= config.bin %> watch --cluster app1 --git --log-format json', '<%= config.bin %> watch --listen 127.0.0.1:9104', '<%= config.bin %> watch --config /etc/mha/app1.yaml']
   static override flags = {
-    'plans-dir': Flags.string({description: 'Where plans, reports and watch state are kept.', default: 'plans'}),
+    ...clusterFlags,
+    ...plansDirFlag('Where plans, reports and watch state are kept.'),
     git: Flags.boolean({description: 'Commit each archived plan and report to the git repository of the plans folder.', default: false}),
     'log-format': Flags.option({options: ['text', 'json'] as const, default: 'text', description: 'Log format.'})(),
-    only: Flags.string({description: 'Watch only these clusters of the folder (repeatable).', multiple: true}),
+    only: Flags.string({description: 'Watch only these clusters of the folder (repeatable).', multiple: true, exclusive: ['config']}),
     'auto-rejoin': Flags.boolean({description: 'Rejoin a server taken out by a failover as a replica as soon as it answers again (never one with transactions the master lacks). Off by default.', default: false}),
     heartbeat: Flags.integer({description: 'Seconds between two "heartbeat" lines summing up every cluster (0: none).', default: 60, min: 0}),
     listen: Flags.string({description: 'Serve GET /metrics (Prometheus) and GET /status (JSON) on ADDR:PORT, for example 127.0.0.1:9104. Off by default.'}),
@@ -27,7 +30,7 @@ export default class Watch extends BaseCommand<typeof Watch> {
   async run(): Promise<void> {
     const names = [...(this.flags.only ?? []), ...(this.flags.cluster ? [this.flags.cluster] : [])]
     const listen = this.flags.listen === undefined ? undefined : parseListenAddress(this.flags.listen)
-    const clusters = loadClusters(this.flags['config-dir'], names)
+    const clusters = selectClusters({config: this.flags.config, configDir: this.flags['config-dir'], names})
     const plansDir = this.flags['plans-dir']
     const log = makeLogger(this.flags['log-format'], (line) => this.say(line))
     const watchers = clusters.map((cluster) => new ClusterWatcher(cluster, {plansDir, git: this.flags.git, log, autoRejoin: this.flags['auto-rejoin']}))
@@ -42,7 +45,7 @@ export default class Watch extends BaseCommand<typeof Watch> {
     if (watchers.every((w) => w.unmonitored !== null)) {
       log('*', 'error', `no cluster can be monitored: ${watchers.map((w) => `${w.cluster.name}: ${w.unmonitored}`).join('; ')}`)
       await Promise.all(watchers.map((w) => w.stop()))
-      this.exit(1)
+      this.exit(ExitCode.error)
     }
     const heartbeat =
       this.flags.heartbeat > 0

@@ -2,21 +2,24 @@ import {chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync} from 'nod
 import {basename, dirname, join, resolve} from 'node:path'
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../../src/cli/base-command.js'
+import {jsonFlag} from '../../src/cli/flags.js'
 import {importMhaConfig} from '../../src/config/import-mha.js'
-import {parseClusterConfig} from '../../src/config/load.js'
+import {defaultConfigDir, parseClusterConfig} from '../../src/config/load.js'
 import {UserError} from '../../src/util/errors.js'
 
 export default class ConfigImportMha extends BaseCommand<typeof ConfigImportMha> {
   static override summary = "Convert MHA's app1.cnf (and masterha_default.cnf) into a cluster YAML file."
   static override description =
     'Follows MHA 0.58 precedence ([serverN] over the app [server default] over the global file). Passwords go to 0600 files beside the YAML, never into it. Lists every parameter it could not carry over.'
-  static override examples = ['<%= config.bin %> config import-mha /etc/masterha/app1.cnf --global /etc/masterha_default.cnf']
+  static override examples = ['<%= config.bin %> config import-mha /etc/masterha/app1.cnf --global /etc/masterha_default.cnf', '<%= config.bin %> config import-mha app1.cnf -o /etc/mha/app1.yaml --json']
   static override args = {file: Args.string({description: "MHA's application config, e.g. app1.cnf", required: true})}
   static override flags = {
     global: Flags.string({description: "MHA's global config (masterha_default.cnf)."}),
     name: Flags.string({description: 'Cluster name; default: the file name without .cnf.'}),
     output: Flags.string({char: 'o', description: 'YAML to write; default: <config-dir>/<name>.yaml.'}),
     force: Flags.boolean({description: 'Overwrite an existing YAML and secret files.', default: false}),
+    'config-dir': Flags.string({description: 'Folder for the YAML when --output is not given.', default: defaultConfigDir, exclusive: ['output']}),
+    ...jsonFlag('{file, secretFiles, notCarried: [{where, param, reason}]} (schemas/import-mha.schema.json)'),
   }
 
   // oclif requires run() to return a promise; this command has nothing to await.
@@ -49,7 +52,9 @@ export default class ConfigImportMha extends BaseCommand<typeof ConfigImportMha>
     // What we write must load: validate before saying it is done.
     parseClusterConfig(result.yaml, output)
     writeFileSync(output, result.yaml)
-    this.say(`wrote ${output}${result.secrets.length ? ` and ${result.secrets.map((s) => join(secretsDir, s.field)).join(', ')} (mode 0600)` : ''}`)
+    const secretFiles = result.secrets.map((s) => join(secretsDir, s.field))
+    if (this.flags.json) return this.print({file: output, secretFiles, notCarried: result.notCarried})
+    this.say(`wrote ${output}${secretFiles.length ? ` and ${secretFiles.join(', ')} (mode 0600)` : ''}`)
     if (result.notCarried.length === 0) this.say('every parameter was carried over')
     else {
       this.say(`${result.notCarried.length} parameter${result.notCarried.length === 1 ? ' was' : 's were'} not carried over:`)

@@ -1,21 +1,24 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../src/cli/base-command.js'
+import {ExitCode} from '../../src/cli/exit-codes.js'
+import {sandboxFlags} from '../../src/cli/flags.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
-import {defaultSandboxRoot, requireState} from '../../src/sandbox/sandbox.js'
+import {requireState} from '../../src/sandbox/sandbox.js'
 import {UserError} from '../../src/util/errors.js'
 
 export default class SandboxLoad extends BaseCommand<typeof SandboxLoad> {
   static override summary = 'Write numbered rows to the sandbox for a while, following the writable master, then count lost acknowledged writes.'
+  static override examples = ['<%= config.bin %> sandbox load --cluster app1 --seconds 12 --interval 20']
   static override description =
     'As a DML-only user (no READ ONLY ADMIN), one INSERT every --interval ms into mhatest.acked; when the master fails it looks for the server with read_only=0. At the end it checks every acknowledged id on the current master.'
   static override flags = {
-    dir: Flags.string({description: 'Root folder for sandbox data.', default: defaultSandboxRoot}),
+    ...sandboxFlags,
     seconds: Flags.integer({description: 'How long to write.', default: 10, min: 1, max: 3600}),
     interval: Flags.integer({description: 'Milliseconds between inserts.', default: 20, min: 1}),
   }
 
   async run(): Promise<void> {
-    const cluster = this.flags.cluster ?? 'app1'
+    const cluster = this.flags.cluster
     const state = requireState(this.flags.dir, cluster)
     const load = new WriteLoad(state, this.flags.interval)
     const master = await load.currentMaster()
@@ -28,6 +31,6 @@ export default class SandboxLoad extends BaseCommand<typeof SandboxLoad> {
     if (!now) throw new UserError(`after ${this.flags.seconds} s no server is writable; ${load.acked.length} writes were acknowledged`)
     const missing = await load.missingOn(now)
     this.say(`load: ${load.acked.length} writes acknowledged, ${load.errors} failed or unacknowledged; master now ${now}; acknowledged writes missing on ${now}: ${missing.length}`)
-    if (missing.length > 0) this.exit(3)
+    if (missing.length > 0) this.exit(ExitCode.attention)
   }
 }

@@ -1,6 +1,9 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../src/cli/base-command.js'
-import {defaultSandboxRoot, sandboxUp} from '../../src/sandbox/sandbox.js'
+import {sandboxFlags} from '../../src/cli/flags.js'
+import {defaultConfigDir} from '../../src/config/load.js'
+import {UsageError} from '../../src/util/errors.js'
+import {sandboxUp} from '../../src/sandbox/sandbox.js'
 
 export default class SandboxUp extends BaseCommand<typeof SandboxUp> {
   static override summary = 'Start a real local MariaDB replication cluster (one master, N replicas) with one sshd per host.'
@@ -11,17 +14,18 @@ export default class SandboxUp extends BaseCommand<typeof SandboxUp> {
     replicas: Flags.integer({description: 'Number of replicas.', default: 2, min: 1, max: 8}),
     gtid: Flags.boolean({description: 'Replicas use GTID (MASTER_USE_GTID=slave_pos) instead of binlog file/position.', default: false, allowNo: true}),
     semisync: Flags.boolean({description: 'Enable semi-synchronous replication.', default: false}),
-    dir: Flags.string({description: 'Root folder for sandbox data.', default: defaultSandboxRoot}),
+    ...sandboxFlags,
+    'config-dir': Flags.string({description: 'Where to write the cluster file <cluster>.yaml.', default: defaultConfigDir}),
     'first-address': Flags.string({description: 'Address of host 1; the others follow.', default: '127.0.0.11'}),
   }
 
   async run(): Promise<void> {
     const started = Date.now()
     const firstOctet = Number(/^127\.0\.0\.(\d{1,3})$/.exec(this.flags['first-address'])?.[1] ?? NaN)
-    if (!(firstOctet >= 2 && firstOctet + this.flags.replicas <= 254)) this.error('--first-address must be 127.0.0.N with room for every host', {exit: 1})
+    if (!(firstOctet >= 2 && firstOctet + this.flags.replicas <= 254)) throw new UsageError(`--first-address ${this.flags['first-address']}: must be 127.0.0.N with room for ${this.flags.replicas + 1} hosts below 127.0.0.255`)
     const state = await sandboxUp(
       {
-        cluster: this.flags.cluster ?? 'app1',
+        cluster: this.flags.cluster,
         replicas: this.flags.replicas,
         gtid: this.flags.gtid,
         semisync: this.flags.semisync,

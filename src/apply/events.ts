@@ -3,7 +3,8 @@ import type {Step} from '../plan/types.js'
 /** What the executor tells its reporters; it never prints. */
 export type ApplyEvent =
   | {kind: 'refused'; reason: string}
-  | {kind: 'resume'; done: number; total: number}
+  /** doneSteps: the ids an earlier run finished; they get no other event in this run. */
+  | {kind: 'resume'; done: number; total: number; doneSteps: string[]}
   | {kind: 'begin'; step: Step}
   | {kind: 'skip'; step: Step; reason: string}
   | {kind: 'end'; step: Step; outputs: Record<string, unknown>}

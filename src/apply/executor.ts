@@ -101,6 +101,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
   const settled = (id: string) => ['done', 'skipped'].includes(records.get(id)?.state ?? '')
   if (plan.steps.length > 0 && plan.steps.every((s) => settled(s.id))) {
     for (const s of plan.steps) status.set(s.id, {status: 'skipped', reason: 'done in an earlier run (journal)'})
+    listener({kind: 'resume', done: plan.steps.length, total: plan.steps.length, doneSteps: plan.steps.map((s) => s.id)})
     return finished(report('already_applied', `plan already applied (${journal.file}); nothing to do`, null))
   }
   // The plan is data: before any change, it must be the approved one and agree with the cluster file.
@@ -148,7 +149,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
         )
       journal.write({step: '(plan)', event: 'plan', message: digest})
     }
-    if (resuming) listener({kind: 'resume', done: done.size, total: plan.steps.length})
+    if (resuming) listener({kind: 'resume', done: done.size, total: plan.steps.length, doneSteps: [...done]})
     for (const [id, record] of records) if (record.state === 'done' || record.state === 'skipped') ctx.outputs.set(id, record.outputs)
     for (const [id, record] of records) if (record.state === 'begun' || record.state === 'failed') ctx.unfinished.add(id)
     mkdirSync(ctx.workDir, {recursive: true})

@@ -1,5 +1,5 @@
 import {Document, isMap} from 'yaml'
-import {UserError} from '../util/errors.js'
+import {ConfigError} from '../util/errors.js'
 
 /** Converts an MHA 0.58 app config (plus its optional global config) into our cluster YAML. */
 export interface MhaImportInput {
@@ -49,17 +49,17 @@ const text: Convert<string | undefined> = (v) => v || undefined
 const port: Convert<number | undefined> = (v, s) => {
   if (v === '') return undefined
   const n = Number(v)
-  if (!/^\d+$/.test(v) || n < 1 || n > 65535) throw new UserError(`${at(s)}: ${s.key} "${v}" is not a port from 1 to 65535; fix it`)
+  if (!/^\d+$/.test(v) || n < 1 || n > 65535) throw new ConfigError(`${at(s)}: ${s.key} "${v}" is not a port from 1 to 65535; fix it`)
   return n
 }
 // MHA's check_positive_int.
 const seconds: Convert<number> = (v, s) => {
-  if (!/^\d+$/.test(v) || Number(v) < 1) throw new UserError(`${at(s)}: ${s.key} "${v}" must be a positive whole number of seconds; fix it`)
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new ConfigError(`${at(s)}: ${s.key} "${v}" must be a positive whole number of seconds; fix it`)
   return Number(v)
 }
 const pingType: Convert<string> = (v, s) => {
   const type = v.toLowerCase()
-  if (!['connect', 'select', 'insert'].includes(type)) throw new UserError(`${at(s)}: ping_type "${v}" must be CONNECT, SELECT or INSERT; fix it`)
+  if (!['connect', 'select', 'insert'].includes(type)) throw new ConfigError(`${at(s)}: ping_type "${v}" must be CONNECT, SELECT or INSERT; fix it`)
   return type
 }
 // MHA strips all whitespace from master_binlog_dir; an empty value means its default.
@@ -138,7 +138,7 @@ function parseIni(source: string, file: string): Block[] {
     }
     const pair = /^\s*([^=]+?)\s*=\s*(.*?)\s*$/.exec(content)
     // The line itself is left out of the message: it may hold a password.
-    if (!pair) throw new UserError(`${file}:${line}: not a [block] header, key=value or comment line; fix or comment it out`)
+    if (!pair) throw new ConfigError(`${file}:${line}: not a [block] header, key=value or comment line; fix or comment it out`)
     current ??= blockAt('', line)
     const key = pair[1] ?? ''
     current.values.set(key, {key, value: unquote(pair[2] ?? ''), file, line})
@@ -160,7 +160,7 @@ function mhaOrder(servers: Block[]): Block[] {
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
 
 export function importMhaConfig(input: MhaImportInput): MhaImport {
-  if (!NAME.test(input.clusterName)) throw new UserError(`cluster name "${input.clusterName}": use letters, digits, "_", "." and "-", starting with a letter or digit`)
+  if (!NAME.test(input.clusterName)) throw new ConfigError(`cluster name "${input.clusterName}": use letters, digits, "_", "." and "-", starting with a letter or digit`)
   const notCarried: NotCarried[] = []
   const note = (param: string, where: string, reason: string) => notCarried.push({param, where, reason})
   const noteSettings = (block: Block, isDefault: boolean) => {
@@ -188,11 +188,11 @@ export function importMhaConfig(input: MhaImportInput): MhaImport {
     else if (/^binlog\S+/.test(block.name)) {
       note(`[${block.name}]`, at(block), 'binlog servers are not supported by mha yet')
       continue
-    } else if (block.name === '') throw new UserError(`${at(block)}: key=value before the first block; move it into [server default] or a [serverN] block`)
-    else throw new UserError(`${at(block)}: block [${block.name}] is neither [server default], [server...] nor [binlog...]; rename or remove it`)
+    } else if (block.name === '') throw new ConfigError(`${at(block)}: key=value before the first block; move it into [server default] or a [serverN] block`)
+    else throw new ConfigError(`${at(block)}: block [${block.name}] is neither [server default], [server...] nor [binlog...]; rename or remove it`)
     noteSettings(block, block === appDefault)
   }
-  if (found.length === 0) throw new UserError(`${input.appFile}: no [server...] block; add one per MySQL server`)
+  if (found.length === 0) throw new ConfigError(`${input.appFile}: no [server...] block; add one per MySQL server`)
   const servers = mhaOrder(found)
 
   // [serverN] value, else app [server default], else global [server default]; undefined means our default.
@@ -228,13 +228,13 @@ export function importMhaConfig(input: MhaImportInput): MhaImport {
   const seen = new Map<string, string>()
   const serverList = servers.map((server, i) => {
     const hostname = read(pick(server, 'hostname'), text)
-    if (hostname === undefined) throw new UserError(`${at(server)}: [${server.name}] has no hostname; add hostname=HOST`)
-    if (!NAME.test(server.name)) throw new UserError(`${at(server)}: [${server.name}] cannot be a server name in mha (letters, digits, "_", "." and "-"); rename the block`)
+    if (hostname === undefined) throw new ConfigError(`${at(server)}: [${server.name}] has no hostname; add hostname=HOST`)
+    if (!NAME.test(server.name)) throw new ConfigError(`${at(server)}: [${server.name}] cannot be a server name in mha (letters, digits, "_", "." and "-"); rename the block`)
     const ip = read(pick(server, 'ip'), text)
     // MHA compares resolved addresses; without DNS the configured ones are the best we have.
     const address = `${ip ?? hostname}:${read(pick(server, 'port'), port) ?? 3306}`
     const other = seen.get(address)
-    if (other) throw new UserError(`${at(server)}: [${server.name}] has the same ip:port ${address} as [${other}]; each server needs its own`)
+    if (other) throw new ConfigError(`${at(server)}: [${server.name}] has the same ip:port ${address} as [${other}]; each server needs its own`)
     seen.set(address, server.name)
     const flag = (key: string) => read(pick(server, key), bool) || undefined
     const entry: Record<string, unknown> = {

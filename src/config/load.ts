@@ -2,7 +2,7 @@ import {existsSync, readFileSync} from 'node:fs'
 import {homedir, userInfo} from 'node:os'
 import {dirname, isAbsolute, join, resolve} from 'node:path'
 import {LineCounter, parseDocument, isMap, isNode, isScalar, type Document} from 'yaml'
-import {UserError} from '../util/errors.js'
+import {ConfigError, UsageError} from '../util/errors.js'
 import {Secret} from '../util/secret.js'
 import {resolveHookCommand} from '../hooks/command.js'
 import {formatPath, problemsOf, validator} from '../schema/validator.js'
@@ -13,13 +13,25 @@ export const defaultConfigDir = 'clusters'
 /** clusters/<name>.yaml unless a file is given. */
 export function clusterFile(opts: {cluster?: string | undefined; config?: string | undefined; configDir?: string | undefined}): string {
   if (opts.config) return resolve(opts.config)
-  if (!opts.cluster) throw new UserError('name a cluster with --cluster NAME or a file with --config FILE')
+  if (!opts.cluster) throw new UsageError('name a cluster with --cluster NAME or a file with --config FILE')
   return resolve(opts.configDir ?? defaultConfigDir, `${opts.cluster}.yaml`)
 }
 
 export function loadClusterFile(file: string, env: NodeJS.ProcessEnv = process.env): ClusterConfig {
-  if (!existsSync(file)) throw new UserError(`${file}: no such cluster file; create it (see schemas/cluster.schema.json) or run "mha sandbox up"`)
+  if (!existsSync(file)) throw new ConfigError(`${file}: no such cluster file; create it (see schemas/cluster.schema.json) or run "mha sandbox up"`)
   return parseClusterConfig(readFileSync(file, 'utf8'), file, env)
+}
+
+/**
+ * The cluster's name alone, for commands that touch only mha's own state (ack): its secrets are not
+ * resolved, so they need not be at hand.
+ */
+export function clusterNameOf(file: string): string {
+  if (!existsSync(file)) throw new ConfigError(`${file}: no such cluster file`)
+  const doc = parseDocument(readFileSync(file, 'utf8'))
+  const name: unknown = doc.errors.length > 0 ? undefined : doc.get('name')
+  if (typeof name !== 'string' || name === '') throw new ConfigError(`${file}: no cluster name (a "name:" field) in this file; fix it or give --cluster NAME`)
+  return name
 }
 
 /** Problems as "file:line:col path: message", all at once, one per line. */
@@ -31,16 +43,16 @@ export function parseClusterConfig(text: string, file: string, env: NodeJS.Proce
       const pos = lineCounter.linePos(e.pos[0])
       return `${file}:${pos.line}:${pos.col} YAML syntax error: ${e.message.split('\n')[0] ?? e.code}`
     })
-    throw new UserError(lines.join('\n'))
+    throw new ConfigError(lines.join('\n'))
   }
   const raw: unknown = doc.toJS()
   const data: unknown = structuredClone(raw)
   const validate = validator('cluster.schema.json')
   if (!validate(data)) {
     const lines = problemsOf(validate.errors).map((p) => `${file}:${where(doc, lineCounter, p.path)} ${formatPath(p.path)}: ${p.message}`)
-    throw new UserError(lines.join('\n'))
+    throw new ConfigError(lines.join('\n'))
   }
-  const at = (path: (string | number)[], message: string) => new UserError(`${file}:${where(doc, lineCounter, path)} ${formatPath(path)}: ${message}`)
+  const at = (path: (string | number)[], message: string) => new ConfigError(`${file}:${where(doc, lineCounter, path)} ${formatPath(path)}: ${message}`)
   return resolveConfig(data as RawCluster, file, env, at)
 }
 
@@ -109,7 +121,7 @@ interface RawCluster {
   servers: RawServer[]
 }
 
-type At = (path: (string | number)[], message: string) => UserError
+type At = (path: (string | number)[], message: string) => ConfigError
 
 function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at: At): ClusterConfig {
   const base = dirname(file)

@@ -42,7 +42,7 @@ export function validatePlan(plan: unknown, file: string): asserts plan is Plan 
   const validate = validator('plan.schema.json')
   if (!validate(plan)) {
     const problems = problemsOf(validate.errors)
-    throw new UserError(`${file}: not a valid mha plan: ${problems.map((p) => `${formatPath(p.path)} ${p.message}`).join('; ')}; make a new one with "mha plan"`)
+    throw new UserError(`${file}: not a valid mha plan: ${problems.map((p) => `${formatPath(p.path)} ${p.message}`).join('; ')}; make a new one with "mha plan"`, 'plan')
   }
 }
 
@@ -57,13 +57,13 @@ export function readPlan(file: string): Plan {
   try {
     text = readFileSync(file, 'utf8')
   } catch {
-    throw new UserError(`${file}: cannot read the plan file`)
+    throw new UserError(`${file}: cannot read the plan file`, 'plan')
   }
   let data: unknown
   try {
     data = JSON.parse(text)
   } catch (error) {
-    throw new UserError(`${file}: not JSON (${error instanceof Error ? error.message : String(error)}); make a new plan with "mha plan"`)
+    throw new UserError(`${file}: not JSON (${error instanceof Error ? error.message : String(error)}); make a new plan with "mha plan"`, 'plan')
   }
   validatePlan(data, file)
   return data

@@ -1,4 +1,4 @@
-import {mkdtempSync, readFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -37,11 +37,15 @@ describe('mha plan on a real sandbox', () => {
     await sandbox?.down()
   })
 
-  it('writes a noop plan for a healthy cluster, exit 0', async () => {
+  it('prints a noop plan for a healthy cluster without archiving it, exit 0; --archive-noop keeps it', async () => {
     const result = await runMha(['plan', '--config', sandbox.configFile, '--plans-dir', plansDir])
     expect(result.code).toBe(0)
     expect(result.stdout).toMatch(/No changes for cluster itplan/)
-    const file = /Plan written to (\S+)/.exec(result.stdout)![1]!
+    expect(result.stdout).toMatch(/not archived/)
+    expect(existsSync(join(plansDir, 'itplan'))).toBe(false)
+    const archived = await runMha(['plan', '--config', sandbox.configFile, '--plans-dir', plansDir, '--archive-noop'])
+    expect(archived.code).toBe(0)
+    const file = /Plan written to (\S+)/.exec(archived.stdout)![1]!
     expect(file).toMatch(new RegExp(`${plansDir}/itplan/\\d{8}T\\d{6}Z-noop\\.json$`))
     const p = readPlan(file)
     expect(p.kind).toBe('noop')

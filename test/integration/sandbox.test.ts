@@ -3,14 +3,15 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 import {readState, sandboxDir} from '../../src/sandbox/sandbox.js'
+import {validator} from '../../src/schema/validator.js'
 import {isOurProcess} from '../../src/sandbox/processes.js'
 import {runMha} from './harness.js'
 
 describe('mha sandbox', () => {
   it('starts a cluster, kills its master, and stops only what it started', async () => {
     const work = mkdtempSync(join(tmpdir(), 'mha-it-sandbox-'))
-    const common = ['--cluster', 'itsandbox', '--dir', join(work, 'data'), '--config-dir', join(work, 'clusters')]
-    const up = await runMha(['sandbox', 'up', ...common, '--replicas', '1', '--gtid', '--first-address', '127.0.0.31'])
+    const common = ['--cluster', 'itsandbox', '--dir', join(work, 'data')]
+    const up = await runMha(['sandbox', 'up', ...common, '--config-dir', join(work, 'clusters'), '--replicas', '1', '--gtid', '--first-address', '127.0.0.31'])
     expect(up.code, up.stderr).toBe(0)
     expect(up.stdout).toMatch(/sandbox itsandbox is up in [\d.]+ s \(GTID replication\)/)
     expect(existsSync(join(work, 'clusters', 'itsandbox.yaml'))).toBe(true)
@@ -18,13 +19,20 @@ describe('mha sandbox', () => {
     const pids = state.hosts.flatMap((h) => [h.mariadbdPid!, h.sshdPid!])
     expect(pids.every((pid) => isOurProcess(pid, state.dir))).toBe(true)
 
-    const again = await runMha(['sandbox', 'up', ...common, '--replicas', '1', '--first-address', '127.0.0.31'])
+    const again = await runMha(['sandbox', 'up', ...common, '--config-dir', join(work, 'clusters'), '--replicas', '1', '--first-address', '127.0.0.31'])
     expect(again.code).toBe(1)
     expect(again.stderr).toMatch(/already running/)
 
     const status = await runMha(['sandbox', 'status', ...common])
     expect(status.stdout).toMatch(/db1\s+127\.0\.0\.31\s+pid \d+\s+pid \d+\s+master/)
     expect(status.stdout).toMatch(/db2\s+127\.0\.0\.32\s+pid \d+\s+pid \d+\s+replica\s+127\.0\.0\.31:3306/)
+    const statusJson = await runMha(['sandbox', 'status', ...common, '--json'])
+    const doc = JSON.parse(statusJson.stdout) as {hosts: {name: string; role: string; source: string | null; mariadbd: {running: boolean; pid: number | null}}[]}
+    expect(validator('sandbox-status.schema.json')(doc)).toBe(true)
+    expect(doc.hosts.map((h) => [h.name, h.role, h.source, h.mariadbd.running])).toEqual([
+      ['db1', 'master', null, true],
+      ['db2', 'replica', '127.0.0.31:3306', true],
+    ])
 
     const kill = await runMha(['sandbox', 'kill-master', ...common])
     expect(kill.stdout).toMatch(/killed mariadbd of db1/)
