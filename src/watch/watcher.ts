@@ -286,7 +286,7 @@ export class ClusterWatcher {
   async #sshReachable(master: ServerConfig): Promise<boolean> {
     try {
       // Does the host answer SSH soon: a live host does in well under a second; a host gone never does.
-      const session = await SshSession.open({...sshTargetOf(this.cluster, master), connectTimeoutMs: Math.min(this.cluster.ssh.connectTimeoutMs, 1500)})
+      const session = await SshSession.open({...sshTargetOf(this.cluster, master), connectTimeoutMs: Math.min(master.ssh.connectTimeoutMs, 1500)})
       session.close()
       return true
     } catch {

@@ -148,11 +148,11 @@ describe('importMhaConfig', () => {
 
   it('lists unknown parameters, binlog servers and values the schema keeps cluster-wide', () => {
     const r = fromText(
-      '[server default]\npassword=s3cret\nping_intervall=2\n[server1]\nhostname=a\n[server2]\nhostname=b\nuser=other\npassword=other-s3cret\nssh_options=-o X=1\n[binlog1]\nhostname=c\n',
+      '[server default]\npassword=s3cret\nping_intervall=2\n[server1]\nhostname=a\n[server2]\nhostname=b\nuser=other\npassword=other-s3cret\nmanager_log=/var/log/mha.log\n[binlog1]\nhostname=c\n',
     )
     expect(r.notCarried.map((n) => [n.param, n.where])).toEqual([
       ['ping_intervall', 'app.cnf:3'],
-      ['ssh_options', 'app.cnf:10'],
+      ['manager_log', 'app.cnf:10'],
       ['[binlog1]', 'app.cnf:11'],
       ['user', 'app.cnf:8'],
       ['password', 'app.cnf:9'],
