@@ -91,7 +91,7 @@ type Setter = <K extends keyof SshOptionSettings>(option: string, key: K, value:
 
 /** One `-o Keyword=value` (or `Keyword value`); keywords are case-insensitive as in ssh_config. */
 function configOption(option: string, text: string, set: Setter): void {
-  const match = /^\s*([A-Za-z]+)\s*(?:=\s*|\s+)(.*?)\s*$/s.exec(text)
+  const match = /^\s*([A-Za-z][A-Za-z0-9]*)\s*(?:=\s*|\s+)(.*?)\s*$/s.exec(text)
   if (!match) throw new SshOptionError(option, 'is not Keyword=value; fix it')
   const keyword = match[1]!.toLowerCase()
   const value = match[2]!
