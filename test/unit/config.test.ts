@@ -113,6 +113,9 @@ describe('cluster config: ssh', () => {
     // A server's own ssh_options beat its fields.
     const own = parseClusterConfig(withSsh('  port: 2200', '    ssh_port: 2300\n    ssh_options: -p 2400\n'), '/etc/mha/app1.yaml', {MHA_PW: 'pw'})
     expect(own.servers.map((s) => s.sshPort)).toEqual([2200, 2400])
+    // A server's own field beats the cluster's ssh_options.
+    const field = parseClusterConfig(withSsh('  ssh_options: -p 2222', '    ssh_port: 2300\n'), '/etc/mha/app1.yaml', {MHA_PW: 'pw'})
+    expect(field.servers.map((s) => s.sshPort)).toEqual([2222, 2300])
   })
 
   it('refuses an option it cannot honour in one line naming the place, the server and the option', () => {
