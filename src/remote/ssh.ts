@@ -1,6 +1,6 @@
 import {existsSync, readFileSync} from 'node:fs'
 import {PassThrough, type Readable} from 'node:stream'
-import {Client, utils, type ConnectConfig, type ServerHostKeyAlgorithm} from 'ssh2'
+import {Client, type ConnectConfig, type ServerHostKeyAlgorithm} from 'ssh2'
 import type {SshSettings} from '../config/types.js'
 import {entriesFor, knownHostsName, KnownHostsFileError, preferredHostKeyAlgorithms, readKnownHosts, verifyHostKey, type HostKeyVerdict, type KnownHostEntry} from './known-hosts.js'
 
@@ -68,6 +68,22 @@ export class SshSession {
     }
     const hostKeyAlgorithms = target.hostKeyAlgorithms ?? preferredHostKeyAlgorithms(mine)
     let verdict: HostKeyVerdict | undefined
+    const connectConfig: ConnectConfig = {
+      host: target.host,
+      port: target.port,
+      username: target.user,
+      ...auth.config,
+      readyTimeout: target.connectTimeoutMs,
+      ...(target.localAddress ? {localAddress: target.localAddress} : {}),
+      ...(hostKeyAlgorithms ? {algorithms: {serverHostKey: hostKeyAlgorithms as ServerHostKeyAlgorithm[]}} : {}),
+      hostVerifier: (key: Buffer) => {
+        verdict = verifyHostKey(mine, key)
+        return verdict.kind === 'match'
+      },
+      // A host gone without a TCP reset is noticed in about 6 s, not after the kernel's minutes.
+      keepaliveInterval: 2000,
+      keepaliveCountMax: 3,
+    }
     const client = new Client()
     return await new Promise<SshSession>((resolve, reject) => {
       let settled = false
@@ -93,22 +109,12 @@ export class SshSession {
         fail(new SshError('unreachable', `${where}: cannot connect over SSH (${error.code ?? error.message})`))
       })
       client.on('close', () => fail(new SshError('unreachable', `${where}: connection closed before SSH was ready`)))
-      client.connect({
-        host: target.host,
-        port: target.port,
-        username: target.user,
-        ...auth.config,
-        readyTimeout: target.connectTimeoutMs,
-        ...(target.localAddress ? {localAddress: target.localAddress} : {}),
-        ...(hostKeyAlgorithms ? {algorithms: {serverHostKey: hostKeyAlgorithms as ServerHostKeyAlgorithm[]}} : {}),
-        hostVerifier: (key: Buffer) => {
-          verdict = verifyHostKey(mine, key)
-          return verdict.kind === 'match'
-        },
-        // A host gone without a TCP reset is noticed in about 6 s, not after the kernel's minutes.
-        keepaliveInterval: 2000,
-        keepaliveCountMax: 3,
-      })
+      // ssh2 reads (and decrypts) the key in connect(), before any socket: a bad key throws here.
+      try {
+        client.connect(connectConfig)
+      } catch (error) {
+        fail(keyRefusal(error as Error, target, where))
+      }
     })
   }
 
@@ -280,7 +286,7 @@ function hostKeyRefusal(verdict: HostKeyVerdict, target: SshTarget): string | un
   }
 }
 
-/** The key (decrypted now, so a wrong passphrase is named before any connection) and the agent, for ssh2. */
+/** The key file's bytes and the agent, for ssh2; what was tried, for messages. */
 function authOf(target: SshTarget, where: string): {config: Pick<ConnectConfig, 'privateKey' | 'passphrase' | 'agent'>; tried: string} {
   const config: Pick<ConnectConfig, 'privateKey' | 'passphrase' | 'agent'> = {}
   const tried: string[] = []
@@ -292,17 +298,8 @@ function authOf(target: SshTarget, where: string): {config: Pick<ConnectConfig, 
     } catch {
       throw new SshError('auth', `${where}: cannot read SSH key ${file}; set ssh.private_key_file in the cluster file`)
     }
-    const passphrase = target.privateKeyPassphrase
-    const parsed = utils.parseKey(privateKey, passphrase?.reveal())
-    if (parsed instanceof Error) {
-      // ssh2's messages never contain the passphrase; ours name where it came from, not what it is.
-      if (/no passphrase given/i.test(parsed.message))
-        throw new SshError('auth', `${where}: SSH key ${file} is encrypted; set ssh.private_key_passphrase ({env: NAME} or {file: PATH}) in the cluster file`)
-      if (/bad passphrase/i.test(parsed.message)) throw new SshError('auth', `${where}: SSH key ${file} does not open with the passphrase from ${passphrase?.source}; fix ssh.private_key_passphrase`)
-      throw new SshError('auth', `${where}: SSH key ${file} cannot be used (${parsed.message}); set ssh.private_key_file to an OpenSSH private key`)
-    }
     config.privateKey = privateKey
-    if (passphrase) config.passphrase = passphrase.reveal()
+    if (target.privateKeyPassphrase) config.passphrase = target.privateKeyPassphrase.reveal()
     tried.push(file)
   }
   if (target.agent !== undefined) {
@@ -312,4 +309,14 @@ function authOf(target: SshTarget, where: string): {config: Pick<ConnectConfig, 
   }
   if (tried.length === 0) throw new SshError('auth', `${where}: no SSH key file and no ssh-agent; set ssh.private_key_file or ssh.agent`)
   return {config, tried: tried.join(' and ')}
+}
+
+/** ssh2's refusal of the key as one line naming the file and the field to set; its messages never hold the passphrase. */
+function keyRefusal(error: Error, target: SshTarget, where: string): SshError {
+  const file = target.privateKeyFile
+  if (/no passphrase given/i.test(error.message))
+    return new SshError('auth', `${where}: SSH key ${file} is encrypted; set ssh.private_key_passphrase ({env: NAME} or {file: PATH}) in the cluster file`)
+  if (/bad passphrase/i.test(error.message)) return new SshError('auth', `${where}: SSH key ${file} does not open with the passphrase from ${target.privateKeyPassphrase?.source}; fix ssh.private_key_passphrase`)
+  if (/privateKey/.test(error.message)) return new SshError('auth', `${where}: SSH key ${file} cannot be used (${error.message}); set ssh.private_key_file to an OpenSSH private key`)
+  return new SshError('unreachable', `${where}: cannot start SSH (${error.message})`)
 }
