@@ -80,10 +80,19 @@ async function check(change: (doc: {ssh: Record<string, unknown>; servers: Recor
   return {code: result.code, ssh, message, stderr: result.stderr, stdout: result.stdout}
 }
 
-/** db1's SSH to the given sshd, checked against the given known_hosts file. */
-const db1Via = (sshd: ExtraSshd, knownHosts: string) => (doc: {servers: Record<string, unknown>[]}) => {
-  doc.servers[0]!.ssh_host = sshd.ip
-  doc.servers[0]!.ssh_options = `-p ${sshd.port} -o UserKnownHostsFile=${knownHosts} -o StrictHostKeyChecking=yes`
+/**
+ * db1's SSH goes to the given sshd, every host checked against one known_hosts file: `knownHosts` (the lines the
+ * test is about) after the sandbox's own line for db2; returns that file.
+ */
+function db1Via(sshd: ExtraSshd, knownHosts: string, hashed = false) {
+  const file = writeFileIn(readFileSync(join(sandbox.state.dir, 'known_hosts'), 'utf8').split('\n').filter((l) => l.startsWith('127.0.0.202 ')).join('\n') + '\n' + knownHosts)
+  if (hashed) execFileSync('ssh-keygen', ['-H', '-f', file], {stdio: 'pipe'})
+  const change = (doc: {ssh: Record<string, unknown>; servers: Record<string, unknown>[]}) => {
+    doc.ssh.known_hosts_file = file
+    doc.servers[0]!.ssh_host = sshd.ip
+    if (sshd.port !== 22) doc.servers[0]!.ssh_port = sshd.port
+  }
+  return {file, change}
 }
 
 describe('SSH as operators have it, on real sshd', () => {
@@ -99,8 +108,7 @@ describe('SSH as operators have it, on real sshd', () => {
   })
 
   it('connects when known_hosts holds only the RSA key of a host that also offers ed25519, as OpenSSH does', async () => {
-    const knownHosts = writeFileIn(`127.0.0.203 ${publicKey(twoKeys.keys.rsa)}\n`)
-    const r = await check(db1Via(twoKeys, knownHosts))
+    const r = await check(db1Via(twoKeys, `127.0.0.203 ${publicKey(twoKeys.keys.rsa)}\n`).change)
     expect(r.message('db1')).toBe('')
     expect(r.ssh).toEqual({db1: 'ok', db2: 'ok'})
     expect(r.code).toBe(0)
@@ -109,8 +117,8 @@ describe('SSH as operators have it, on real sshd', () => {
   it('refuses a truly wrong RSA key with one line naming the host and the known_hosts file', async () => {
     const other = join(work, 'other_rsa')
     keygen('-t', 'rsa', '-b', '2048', '-N', '', '-f', other)
-    const knownHosts = writeFileIn(`127.0.0.203 ${publicKey(other)}\n`)
-    const r = await check(db1Via(twoKeys, knownHosts))
+    const {file: knownHosts, change} = db1Via(twoKeys, `127.0.0.203 ${publicKey(other)}\n`)
+    const r = await check(change)
     expect(r.ssh.db1).toBe('failed')
     expect(r.message('db1')).toBe(
       `db1 (root@127.0.0.203:22): host key (ssh-rsa) of 127.0.0.203 does not match ${knownHosts}, which holds ssh-rsa for it; if the host was rebuilt, replace its entry after checking the new key`,
@@ -120,37 +128,43 @@ describe('SSH as operators have it, on real sshd', () => {
 
   it('names a missing known_hosts file as missing, not as "host not in it"', async () => {
     const missing = join(work, 'no-such-known_hosts')
-    const r = await check(db1Via(twoKeys, missing))
+    const r = await check((doc) => {
+      doc.ssh.known_hosts_file = missing
+    })
     expect(r.message('db1')).toBe(
-      `db1 (root@127.0.0.203:22): known_hosts file ${missing} does not exist: create it with ssh-keyscan HOST >> ${missing} (and check the keys it printed) or set ssh.known_hosts_file`,
+      `db1 (root@127.0.0.201:22): known_hosts file ${missing} does not exist: create it with ssh-keyscan HOST >> ${missing} (and check the keys it printed) or set ssh.known_hosts_file`,
     )
   })
 
   it('reads known_hosts hashed by the real ssh-keygen -H, for port 22 and [host]:port', async () => {
     const onOtherPort = await startExtraSshd('127.0.0.204', 2222)
-    const plain = `127.0.0.203 ${publicKey(twoKeys.keys.ed25519)}\n[127.0.0.204]:2222 ${publicKey(onOtherPort.keys.rsa)}\n`
-    const hashed = writeFileIn(plain)
-    execFileSync('ssh-keygen', ['-H', '-f', hashed], {stdio: 'pipe'})
+    const {file: hashed, change} = db1Via(twoKeys, `127.0.0.203 ${publicKey(twoKeys.keys.ed25519)}\n[127.0.0.204]:2222 ${publicKey(onOtherPort.keys.rsa)}\n`, true)
     const text = readFileSync(hashed, 'utf8')
     expect(text).not.toContain('127.0.0.')
-    expect(text.match(/^\|1\|/gm)).toHaveLength(2)
-    expect((await check(db1Via(twoKeys, hashed))).ssh.db1).toBe('ok')
-    expect((await check(db1Via(onOtherPort, hashed))).ssh.db1).toBe('ok')
+    expect(text.match(/^\|1\|/gm)).toHaveLength(3)
+    expect((await check(change)).ssh).toEqual({db1: 'ok', db2: 'ok'})
+    expect((await check(db1Via(onOtherPort, '', false).change)).ssh.db1).toBe('failed')
+    // The same file given through MHA's ssh_options, the port too.
+    const viaOptions = await check((doc) => {
+      doc.servers[0]!.ssh_host = onOtherPort.ip
+      doc.servers[0]!.ssh_options = `-p 2222 -o UserKnownHostsFile=${hashed} -o StrictHostKeyChecking=yes -o ConnectTimeout=4`
+    })
+    expect(viaOptions.ssh).toEqual({db1: 'ok', db2: 'ok'})
   })
 
   it('matches wildcard patterns and honours negation', async () => {
     const key = publicKey(twoKeys.keys.rsa)
-    expect((await check(db1Via(twoKeys, writeFileIn(`127.0.0.20? ${key}\n`)))).ssh.db1).toBe('ok')
-    const negated = writeFileIn(`127.0.0.*,!127.0.0.203 ${key}\n`)
-    expect((await check(db1Via(twoKeys, negated))).message('db1')).toBe(
+    expect((await check(db1Via(twoKeys, `127.0.0.20? ${key}\n`).change)).ssh.db1).toBe('ok')
+    const {file: negated, change} = db1Via(twoKeys, `127.0.0.*,!127.0.0.203 ${key}\n`)
+    expect((await check(change)).message('db1')).toBe(
       `db1 (root@127.0.0.203:22): host 127.0.0.203 is not in ${negated}; add its key (ssh-keyscan) after checking it`,
     )
   })
 
   it('refuses a key marked @revoked, even when another line trusts it', async () => {
     const key = publicKey(twoKeys.keys.ed25519)
-    const knownHosts = writeFileIn(`127.0.0.203 ${key}\n@revoked * ${key}\n`)
-    const r = await check(db1Via(twoKeys, knownHosts))
+    const {file: knownHosts, change} = db1Via(twoKeys, `127.0.0.203 ${key}\n@revoked * ${key}\n`)
+    const r = await check(change)
     expect(r.message('db1')).toBe(`db1 (root@127.0.0.203:22): host key (ssh-ed25519) of 127.0.0.203 is marked @revoked in ${knownHosts}; refusing to connect`)
   })
 
@@ -161,14 +175,14 @@ describe('SSH as operators have it, on real sshd', () => {
       keygen('-s', ca, '-I', 'db1-host', '-h', '-n', '127.0.0.205', `${edKey}.pub`)
       return `${edKey}-cert.pub`
     })
-    const knownHosts = writeFileIn(`@cert-authority 127.0.0.* ${publicKey(ca)}\n`)
+    const {file: knownHosts, change} = db1Via(withCert, `@cert-authority 127.0.0.* ${publicKey(ca)}\n`)
     // The setup is sound: the OpenSSH client accepts the host by its certificate.
     const openssh = spawnSync('ssh', ['-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${knownHosts}`, '-i', join(sandbox.state.dir, 'id_ed25519'), 'root@127.0.0.205', 'true'], {
       encoding: 'utf8',
       timeout: 20_000,
     })
     expect(openssh.status, openssh.stderr).toBe(0)
-    const r = await check(db1Via(withCert, knownHosts))
+    const r = await check(change)
     expect(r.ssh.db1).toBe('failed')
     expect(r.message('db1')).toBe(
       `db1 (root@127.0.0.205:22): ${knownHosts} trusts only a @cert-authority for 127.0.0.205, and mha's SSH client (ssh2) cannot negotiate host certificates; add the host's own key (ssh-keyscan) to ${knownHosts} after checking it`,
