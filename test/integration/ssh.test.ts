@@ -1,5 +1,5 @@
 import {execFileSync, spawnSync} from 'node:child_process'
-import {appendFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -105,6 +105,8 @@ describe('SSH as operators have it, on real sshd', () => {
   afterAll(async () => {
     for (const {pid, marker} of started) await stopOurProcess(pid, marker)
     await sandbox?.down()
+    // Keys, a passphrase file and known_hosts files: nothing is left behind.
+    if (work) rmSync(work, {recursive: true, force: true})
   })
 
   it('connects when known_hosts holds only the RSA key of a host that also offers ed25519, as OpenSSH does', async () => {
