@@ -1,5 +1,6 @@
 import {Document, isMap} from 'yaml'
-import {ConfigError} from '../util/errors.js'
+import {ConfigError, UserError} from '../util/errors.js'
+import {parseSshOptions, SshOptionError} from './ssh-options.js'
 
 /** Converts an MHA 0.58 app config (plus its optional global config) into our cluster YAML. */
 export interface MhaImportInput {
@@ -27,6 +28,8 @@ export interface MhaImport {
 }
 
 interface Setting {
+  /** The block it was read from, for messages. */
+  block: string
   key: string
   value: string
   file: string
@@ -68,6 +71,17 @@ const dirs: Convert<string | string[] | undefined> = (v) => {
   return list.length > 1 ? list : list[0]
 }
 
+// Carried as written once mha's own parser accepts it; what it cannot honour stops the import here, named.
+const sshOptions: Convert<string | undefined> = (v, s) => {
+  try {
+    parseSshOptions(v)
+  } catch (error) {
+    if (error instanceof SshOptionError) throw new UserError(`${at(s)}: [${s.block}] ssh_options: ${error.message}`)
+    throw error
+  }
+  return v || undefined
+}
+
 // Every parameter of MHA 0.58 (Config.pm @PARAM_ARRAY), by where it lands here.
 /** Cluster-wide in our schema, per server in MHA: servers disagreeing is reported. */
 const CLUSTER_WIDE: Record<string, [section: string, field: string, convert: Convert]> = {
@@ -94,6 +108,7 @@ const WITH_DEFAULT: Record<string, [section: string, field: string, convert: Con
   master_binlog_dir: ['server_defaults', 'master_binlog_dir', dirs],
   remote_workdir: ['server_defaults', 'remote_workdir', text],
   client_bindir: ['server_defaults', 'client_bindir', text],
+  ssh_options: ['ssh', 'ssh_options', sshOptions],
 }
 const ACCOUNTS = ['user', 'password', 'repl_user', 'repl_password']
 /** MHA never inherits these from [server default]. */
@@ -102,7 +117,6 @@ const NO_EQUIVALENT: Record<string, string> = {
   manager_workdir: 'mha keeps its state in plan folders, not a manager work directory',
   manager_log: 'mha writes to stdout/stderr; redirect it where you want',
   log_level: 'mha has no log level setting',
-  ssh_options: 'mha uses its own SSH client: set ssh.port, ssh.private_key_file and ssh.known_hosts_file instead',
   node_label: 'cosmetic only; servers are named after their block',
   client_libdir: 'mha sets no library path for the client tools',
   handle_raw_binlog: 'mha has one way of handling binlogs, no legacy text mode',
@@ -141,7 +155,7 @@ function parseIni(source: string, file: string): Block[] {
     if (!pair) throw new ConfigError(`${file}:${line}: not a [block] header, key=value or comment line; fix or comment it out`)
     current ??= blockAt('', line)
     const key = pair[1] ?? ''
-    current.values.set(key, {key, value: unquote(pair[2] ?? ''), file, line})
+    current.values.set(key, {block: current.name, key, value: unquote(pair[2] ?? ''), file, line})
   })
   return [...blocks.values()]
 }
@@ -251,6 +265,7 @@ export function importMhaConfig(input: MhaImportInput): MhaImport {
       master_binlog_dir: overrides.master_binlog_dir?.[i],
       remote_workdir: overrides.remote_workdir?.[i],
       client_bindir: overrides.client_bindir?.[i],
+      ssh_options: overrides.ssh_options?.[i],
     }
     return Object.fromEntries(Object.entries(entry).filter(([, v]) => v !== undefined))
   })

@@ -6,7 +6,8 @@ import {ConfigError, UsageError} from '../util/errors.js'
 import {Secret} from '../util/secret.js'
 import {resolveHookCommand} from '../hooks/command.js'
 import {formatPath, problemsOf, validator} from '../schema/validator.js'
-import type {ClusterConfig, GtidUse, PingType, ServerConfig} from './types.js'
+import {parseSshOptions, SshOptionError, type SshOptionSettings} from './ssh-options.js'
+import type {ClusterConfig, GtidUse, PingType, ServerConfig, SshSettings} from './types.js'
 
 export const defaultConfigDir = 'clusters'
 
@@ -92,6 +93,7 @@ interface RawServer {
   master_binlog_dir?: string | string[]
   remote_workdir?: string
   client_bindir?: string
+  ssh_options?: string
   rebuild?: {datadir?: string; stop_command?: string; start_command?: string}
 }
 /** The document after schema validation with defaults filled in. */
@@ -103,7 +105,16 @@ interface RawCluster {
   repl_password?: RawSecret
   replication: {gtid: GtidUse}
   source_address?: string
-  ssh: {user?: string; port: number; private_key_file?: string; known_hosts_file: string; connect_timeout: number}
+  ssh: {
+    user?: string
+    port: number
+    private_key_file?: string
+    private_key_passphrase?: RawSecret
+    known_hosts_file: string
+    connect_timeout: number
+    agent?: boolean | string
+    ssh_options?: string
+  }
   server_defaults: {port: number; master_binlog_dir: string | string[]; remote_workdir: string; client_bindir?: string}
   monitor: {ping_interval: number; ping_type: PingType; connect_timeout: number; failures_before_dead: number; last_failover_minute: number; keep_ssh_open: boolean}
   failover: {
@@ -145,31 +156,43 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
   const hook = (line: string) => resolveHookCommand(line, base)
   const dirs = (value: string | string[]) => (Array.isArray(value) ? value : value.split(',').map((d) => d.trim()).filter(Boolean))
 
-  const sshUser = raw.ssh.user ?? userInfo().username
-  const servers: ServerConfig[] = raw.servers.map((s) => ({
-    name: s.name,
-    hostname: s.hostname,
-    ip: s.ip ?? s.hostname,
-    port: s.port ?? raw.server_defaults.port,
-    sshHost: s.ssh_host ?? s.ip ?? s.hostname,
-    sshPort: s.ssh_port ?? raw.ssh.port,
-    sshUser: s.ssh_user ?? sshUser,
-    candidateMaster: s.candidate_master,
-    noMaster: s.no_master,
-    ignoreFail: s.ignore_fail,
-    masterBinlogDirs: dirs(s.master_binlog_dir ?? raw.server_defaults.master_binlog_dir),
-    remoteWorkdir: s.remote_workdir ?? raw.server_defaults.remote_workdir,
-    clientBindir: s.client_bindir ?? raw.server_defaults.client_bindir,
-    ...(s.rebuild
-      ? {rebuild: {...(s.rebuild.datadir ? {datadir: s.rebuild.datadir} : {}), ...(s.rebuild.stop_command ? {stopCommand: s.rebuild.stop_command} : {}), ...(s.rebuild.start_command ? {startCommand: s.rebuild.start_command} : {})}}
-      : {}),
-  }))
+  const sshOptions = (text: string | undefined, path: (string | number)[], who: string): SshOptionSettings => {
+    try {
+      return text === undefined ? {} : parseSshOptions(text)
+    } catch (error) {
+      if (error instanceof SshOptionError) throw at(path, `${who}: ${error.message}`)
+      throw error
+    }
+  }
+  const clusterOptions = sshOptions(raw.ssh.ssh_options, ['ssh', 'ssh_options'], 'every server')
+  const clusterSsh = sshSettings(raw.ssh, clusterOptions, {expand, secret, env, at})
+  const servers: ServerConfig[] = raw.servers.map((s, i) => {
+    // A server's ssh_options replace the cluster's, as a [serverN] value replaced [server default] in MHA.
+    const options = s.ssh_options === undefined ? clusterOptions : sshOptions(s.ssh_options, ['servers', i, 'ssh_options'], `server ${s.name}`)
+    const own = s.ssh_options === undefined ? {} : options
+    return {
+      name: s.name,
+      hostname: s.hostname,
+      ip: s.ip ?? s.hostname,
+      port: s.port ?? raw.server_defaults.port,
+      sshHost: s.ssh_host ?? s.ip ?? s.hostname,
+      // The server's ssh_options beat its own fields, which beat the cluster's ssh_options, which beat the ssh section.
+      sshPort: own.port ?? s.ssh_port ?? options.port ?? raw.ssh.port,
+      sshUser: own.user ?? s.ssh_user ?? options.user ?? raw.ssh.user ?? userInfo().username,
+      ssh: s.ssh_options === undefined ? clusterSsh : sshSettings(raw.ssh, options, {expand, secret, env, at}),
+      candidateMaster: s.candidate_master,
+      noMaster: s.no_master,
+      ignoreFail: s.ignore_fail,
+      masterBinlogDirs: dirs(s.master_binlog_dir ?? raw.server_defaults.master_binlog_dir),
+      remoteWorkdir: s.remote_workdir ?? raw.server_defaults.remote_workdir,
+      clientBindir: s.client_bindir ?? raw.server_defaults.client_bindir,
+      ...(s.rebuild
+        ? {rebuild: {...(s.rebuild.datadir ? {datadir: s.rebuild.datadir} : {}), ...(s.rebuild.stop_command ? {stopCommand: s.rebuild.stop_command} : {}), ...(s.rebuild.start_command ? {startCommand: s.rebuild.start_command} : {})}}
+        : {}),
+    }
+  })
   checkUnique(servers, (s) => s.name, ['name'], at)
   checkUnique(servers, (s) => `${s.ip}:${s.port}`, [], at, (key) => `${key} is used by two servers`)
-
-  const keyFile = raw.ssh.private_key_file
-    ? expand(raw.ssh.private_key_file)
-    : (['id_ed25519', 'id_rsa'].map((k) => join(homedir(), '.ssh', k)).find((k) => existsSync(k)) ?? join(homedir(), '.ssh', 'id_ed25519'))
 
   return {
     name: raw.name,
@@ -180,7 +203,7 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
     replPassword: raw.repl_password === undefined ? undefined : secret(raw.repl_password, ['repl_password']),
     gtid: raw.replication.gtid,
     sourceAddress: raw.source_address,
-    ssh: {privateKeyFile: keyFile, knownHostsFile: expand(raw.ssh.known_hosts_file), connectTimeoutMs: raw.ssh.connect_timeout * 1000},
+    ssh: clusterSsh,
     monitor: {
       pingIntervalMs: raw.monitor.ping_interval * 1000,
       pingType: raw.monitor.ping_type,
@@ -214,6 +237,38 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
     },
     servers,
   }
+}
+
+interface Resolvers {
+  expand: (path: string) => string
+  secret: (value: RawSecret, path: string[]) => Secret
+  env: NodeJS.ProcessEnv
+  at: At
+}
+
+/** The ssh section with ssh_options (already merged: server over cluster) applied on top. */
+function sshSettings(ssh: RawCluster['ssh'], options: SshOptionSettings, {expand, secret, env, at}: Resolvers): SshSettings {
+  const agent = agentSocket(ssh.agent, options.identityAgent, env, at)
+  const configuredKey = options.identityFile ?? ssh.private_key_file
+  const defaultKey = ['id_ed25519', 'id_rsa'].map((k) => join(homedir(), '.ssh', k)).find((k) => existsSync(k))
+  return {
+    // With an agent and no key file anywhere, the agent alone authenticates; without one the missing default is reported at connect.
+    privateKeyFile: configuredKey ? expand(configuredKey) : (defaultKey ?? (agent ? undefined : join(homedir(), '.ssh', 'id_ed25519'))),
+    privateKeyPassphrase: ssh.private_key_passphrase === undefined ? undefined : secret(ssh.private_key_passphrase, ['ssh', 'private_key_passphrase']),
+    knownHostsFile: expand(options.knownHostsFile ?? ssh.known_hosts_file),
+    connectTimeoutMs: (options.connectTimeoutSeconds ?? ssh.connect_timeout) * 1000,
+    hostKeyAlgorithms: options.hostKeyAlgorithms,
+    agent: agent === undefined ? undefined : expand(agent),
+  }
+}
+
+/** As OpenSSH: the agent of SSH_AUTH_SOCK when there is one, unless switched off; IdentityAgent overrides. */
+function agentSocket(setting: boolean | string | undefined, identityAgent: string | undefined, env: NodeJS.ProcessEnv, at: At): string | undefined {
+  const fromEnv = env.SSH_AUTH_SOCK || undefined
+  if (identityAgent !== undefined) return identityAgent === 'none' ? undefined : identityAgent === 'SSH_AUTH_SOCK' ? fromEnv : identityAgent
+  if (setting === false) return undefined
+  if (setting === true && fromEnv === undefined) throw at(['ssh', 'agent'], 'is true but SSH_AUTH_SOCK is not set; start ssh-agent (eval $(ssh-agent)) or give the socket path')
+  return typeof setting === 'string' ? setting : fromEnv
 }
 
 function checkUnique<T>(items: T[], key: (item: T) => string, field: string[], at: At, message = (k: string) => `"${k}" is used by two servers`): void {

@@ -19,8 +19,22 @@ export interface ServerConfig {
   masterBinlogDirs: string[]
   remoteWorkdir: string
   clientBindir: string | undefined
+  /** How mha reaches this host over SSH: the cluster's ssh section with this server's ssh_options applied. */
+  ssh: SshSettings
   /** How mha plan --rebuild reaches this server's data: its datadir and the commands that stop and start its mariadbd over SSH. */
   rebuild?: {datadir?: string; stopCommand?: string; startCommand?: string}
+}
+
+export interface SshSettings {
+  /** Undefined only when no key file is configured or found and an ssh-agent is used instead. */
+  privateKeyFile: string | undefined
+  privateKeyPassphrase: Secret | undefined
+  knownHostsFile: string
+  connectTimeoutMs: number
+  /** The only host key algorithms to offer (ssh_options HostKeyAlgorithms); undefined: ordered by known_hosts. */
+  hostKeyAlgorithms: string[] | undefined
+  /** The ssh-agent socket to authenticate through, if any. */
+  agent: string | undefined
 }
 
 export interface HookConfig {
@@ -45,7 +59,8 @@ export interface ClusterConfig {
   gtid: GtidUse
   /** Local address mha's connections leave from, if set. */
   sourceAddress: string | undefined
-  ssh: {privateKeyFile: string; knownHostsFile: string; connectTimeoutMs: number}
+  /** The ssh section with its ssh_options applied; each server has its own resolved copy. */
+  ssh: SshSettings
   monitor: {pingIntervalMs: number; pingType: PingType; connectTimeoutMs: number; failuresBeforeDead: number; lastFailoverMinute: number; keepSshOpen: boolean}
   failover: {
     checkReplDelay: boolean

@@ -1,7 +1,7 @@
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import {dialectFor, parseServerVersion} from '../dialect/index.js'
 import {freshSsh, type SshRunner} from '../remote/session-pool.js'
-import {shellQuote, SshError} from '../remote/ssh.js'
+import {shellQuote, SshError, type SshTarget} from '../remote/ssh.js'
 import {oneLine, UserError} from '../util/errors.js'
 import {readFileSync} from 'node:fs'
 import {SqlError, withConnection, type Endpoint, type ServerConnection} from './mysql.js'
@@ -16,17 +16,8 @@ export function endpointOf(cluster: ClusterConfig, server: ServerConfig): Endpoi
   return {name: server.name, host: server.ip, port: server.port, user: cluster.user, password: cluster.password, localAddress: cluster.sourceAddress}
 }
 
-export function sshTargetOf(cluster: ClusterConfig, server: ServerConfig) {
-  return {
-    name: server.name,
-    host: server.sshHost,
-    port: server.sshPort,
-    user: server.sshUser,
-    privateKeyFile: cluster.ssh.privateKeyFile,
-    knownHostsFile: cluster.ssh.knownHostsFile,
-    connectTimeoutMs: cluster.ssh.connectTimeoutMs,
-    localAddress: cluster.sourceAddress,
-  }
+export function sshTargetOf(cluster: ClusterConfig, server: ServerConfig): SshTarget {
+  return {...server.ssh, name: server.name, host: server.sshHost, port: server.sshPort, user: server.sshUser, localAddress: cluster.sourceAddress}
 }
 
 export interface InspectOptions {
@@ -174,7 +165,7 @@ async function inspectSsh(cluster: ClusterConfig, server: ServerConfig, currentB
     'true',
   ].join('\n')
   try {
-    const result = await ssh(sshTargetOf(cluster, server), (session) => session.exec(script, cluster.ssh.connectTimeoutMs * 2))
+    const result = await ssh(sshTargetOf(cluster, server), (session) => session.exec(script, server.ssh.connectTimeoutMs * 2))
     const pairs = result.stdout
       .split('\n')
       .filter((l) => l.includes('='))

@@ -6,7 +6,8 @@ export type SshRunner = <T>(target: SshTarget, fn: (session: SshSession) => Prom
 /** One connection per call, closed after it: what a command run once needs. */
 export const freshSsh: SshRunner = withSsh
 
-const keyOf = (t: SshTarget) => `${t.user}@${t.host}:${t.port}/${t.localAddress ?? ''}/${t.privateKeyFile}`
+// Sessions are shared only between uses that would authenticate and verify the host the same way.
+const keyOf = (t: SshTarget) => JSON.stringify([t.user, t.host, t.port, t.localAddress ?? '', t.privateKeyFile ?? '', t.agent ?? '', t.knownHostsFile, t.hostKeyAlgorithms ?? []])
 
 /**
  * SSH sessions kept open per host between uses, so that the inspection at a master's death and the steps

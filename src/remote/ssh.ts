@@ -1,17 +1,15 @@
-import {readFileSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 import {PassThrough, type Readable} from 'node:stream'
-import {Client} from 'ssh2'
-import {knownHostsName, readKnownHosts, verifyHostKey, type HostKeyVerdict} from './known-hosts.js'
+import {Client, type ConnectConfig, type ServerHostKeyAlgorithm} from 'ssh2'
+import type {SshSettings} from '../config/types.js'
+import {entriesFor, knownHostsName, KnownHostsFileError, preferredHostKeyAlgorithms, readKnownHosts, verifyHostKey, type HostKeyVerdict, type KnownHostEntry} from './known-hosts.js'
 
-export interface SshTarget {
+export interface SshTarget extends SshSettings {
   /** Server name, for messages. */
   name: string
   host: string
   port: number
   user: string
-  privateKeyFile: string
-  knownHostsFile: string
-  connectTimeoutMs: number
   /** Local address to connect from. */
   localAddress?: string | undefined
 }
@@ -60,14 +58,32 @@ export class SshSession {
 
   static async open(target: SshTarget): Promise<SshSession> {
     const where = `${target.name} (${target.user}@${target.host}:${target.port})`
-    let privateKey: Buffer
+    const auth = authOf(target, where)
+    let mine: KnownHostEntry[]
     try {
-      privateKey = readFileSync(target.privateKeyFile)
-    } catch {
-      throw new SshError('auth', `${where}: cannot read SSH key ${target.privateKeyFile}; set ssh.private_key_file in the cluster file`)
+      mine = entriesFor(readKnownHosts(target.knownHostsFile), target.host, target.port)
+    } catch (error) {
+      if (error instanceof KnownHostsFileError) throw new SshError('host_key', `${where}: ${error.message}`)
+      throw error
     }
-    const entries = readKnownHosts(target.knownHostsFile)
-    let verdict: HostKeyVerdict = 'unknown'
+    const hostKeyAlgorithms = target.hostKeyAlgorithms ?? preferredHostKeyAlgorithms(mine)
+    let verdict: HostKeyVerdict | undefined
+    const connectConfig: ConnectConfig = {
+      host: target.host,
+      port: target.port,
+      username: target.user,
+      ...auth.config,
+      readyTimeout: target.connectTimeoutMs,
+      ...(target.localAddress ? {localAddress: target.localAddress} : {}),
+      ...(hostKeyAlgorithms ? {algorithms: {serverHostKey: hostKeyAlgorithms as ServerHostKeyAlgorithm[]}} : {}),
+      hostVerifier: (key: Buffer) => {
+        verdict = verifyHostKey(mine, key)
+        return verdict.kind === 'match'
+      },
+      // A host gone without a TCP reset is noticed in about 6 s, not after the kernel's minutes.
+      keepaliveInterval: 2000,
+      keepaliveCountMax: 3,
+    }
     const client = new Client()
     return await new Promise<SshSession>((resolve, reject) => {
       let settled = false
@@ -84,31 +100,21 @@ export class SshSession {
         resolve(new SshSession(target, client))
       })
       client.on('error', (error: Error & {level?: string; code?: string}) => {
-        if (verdict === 'mismatch')
-          return fail(new SshError('host_key', `${where}: host key does not match ${target.knownHostsFile}; if the host was rebuilt, replace its entry`))
-        if (verdict === 'unknown' && error.level === 'client-authentication') return fail(new SshError('auth', `${where}: key authentication refused`))
-        if (verdict === 'unknown' && /verification failed/i.test(error.message))
-          return fail(new SshError('host_key', `${where}: host ${knownHostsName(target.host, target.port)} is not in ${target.knownHostsFile}; add its key (ssh-keyscan) after checking it`))
-        if (error.level === 'client-authentication') return fail(new SshError('auth', `${where}: key authentication refused`))
+        const refused = verdict && hostKeyRefusal(verdict, target)
+        if (refused) return fail(new SshError('host_key', `${where}: ${refused}`))
+        if (error.level === 'client-authentication') return fail(new SshError('auth', `${where}: key authentication refused (tried ${auth.tried})`))
+        if (/no matching host key/i.test(error.message))
+          return fail(new SshError('host_key', `${where}: the host offers none of the host key algorithms ${(hostKeyAlgorithms ?? []).join(', ')}; fix HostKeyAlgorithms in ssh_options`))
         if (error.level === 'client-timeout' || /timed out/i.test(error.message)) return fail(new SshError('timeout', `${where}: SSH handshake timed out`))
         fail(new SshError('unreachable', `${where}: cannot connect over SSH (${error.code ?? error.message})`))
       })
       client.on('close', () => fail(new SshError('unreachable', `${where}: connection closed before SSH was ready`)))
-      client.connect({
-        host: target.host,
-        port: target.port,
-        username: target.user,
-        privateKey,
-        readyTimeout: target.connectTimeoutMs,
-        ...(target.localAddress ? {localAddress: target.localAddress} : {}),
-        hostVerifier: (key: Buffer) => {
-          verdict = verifyHostKey(entries, target.host, target.port, key)
-          return verdict === 'match'
-        },
-        // A host gone without a TCP reset is noticed in about 6 s, not after the kernel's minutes.
-        keepaliveInterval: 2000,
-        keepaliveCountMax: 3,
-      })
+      // ssh2 reads (and decrypts) the key in connect(), before any socket: a bad key throws here.
+      try {
+        client.connect(connectConfig)
+      } catch (error) {
+        fail(keyRefusal(error as Error, target, where))
+      }
     })
   }
 
@@ -260,4 +266,57 @@ export async function withSsh<T>(target: SshTarget, fn: (session: SshSession) =>
   } finally {
     session.close()
   }
+}
+
+/** Why a host key verdict refuses the host, as one sentence; undefined for a match. */
+function hostKeyRefusal(verdict: HostKeyVerdict, target: SshTarget): string | undefined {
+  const name = knownHostsName(target.host, target.port)
+  const file = target.knownHostsFile
+  switch (verdict.kind) {
+    case 'match':
+      return undefined
+    case 'unknown':
+      return `host ${name} is not in ${file}; add its key (ssh-keyscan) after checking it`
+    case 'mismatch':
+      return `host key (${verdict.offeredType}) of ${name} does not match ${file}, which holds ${verdict.known.join(', ')} for it; if the host was rebuilt, replace its entry after checking the new key`
+    case 'revoked':
+      return `host key (${verdict.offeredType}) of ${name} is marked @revoked in ${file}; refusing to connect`
+    case 'ca_only':
+      return `${file} trusts only a @cert-authority for ${name}, and mha's SSH client (ssh2) cannot negotiate host certificates; add the host's own key (ssh-keyscan) to ${file} after checking it`
+  }
+}
+
+/** The key file's bytes and the agent, for ssh2; what was tried, for messages. */
+function authOf(target: SshTarget, where: string): {config: Pick<ConnectConfig, 'privateKey' | 'passphrase' | 'agent'>; tried: string} {
+  const config: Pick<ConnectConfig, 'privateKey' | 'passphrase' | 'agent'> = {}
+  const tried: string[] = []
+  if (target.privateKeyFile !== undefined) {
+    const file = target.privateKeyFile
+    let privateKey: Buffer
+    try {
+      privateKey = readFileSync(file)
+    } catch {
+      throw new SshError('auth', `${where}: cannot read SSH key ${file}; set ssh.private_key_file in the cluster file`)
+    }
+    config.privateKey = privateKey
+    if (target.privateKeyPassphrase) config.passphrase = target.privateKeyPassphrase.reveal()
+    tried.push(file)
+  }
+  if (target.agent !== undefined) {
+    if (!existsSync(target.agent)) throw new SshError('auth', `${where}: ssh-agent socket ${target.agent} does not exist; start the agent, or fix ssh.agent (false: no agent) or SSH_AUTH_SOCK`)
+    config.agent = target.agent
+    tried.push(`the ssh-agent at ${target.agent}`)
+  }
+  if (tried.length === 0) throw new SshError('auth', `${where}: no SSH key file and no ssh-agent; set ssh.private_key_file or ssh.agent`)
+  return {config, tried: tried.join(' and ')}
+}
+
+/** ssh2's refusal of the key as one line naming the file and the field to set; its messages never hold the passphrase. */
+function keyRefusal(error: Error, target: SshTarget, where: string): SshError {
+  const file = target.privateKeyFile
+  if (/no passphrase given/i.test(error.message))
+    return new SshError('auth', `${where}: SSH key ${file} is encrypted; set ssh.private_key_passphrase ({env: NAME} or {file: PATH}) in the cluster file`)
+  if (/bad passphrase/i.test(error.message)) return new SshError('auth', `${where}: SSH key ${file} does not open with the passphrase from ${target.privateKeyPassphrase?.source}; fix ssh.private_key_passphrase`)
+  if (/privateKey/.test(error.message)) return new SshError('auth', `${where}: SSH key ${file} cannot be used (${error.message}); set ssh.private_key_file to an OpenSSH private key`)
+  return new SshError('unreachable', `${where}: cannot start SSH (${error.message})`)
 }

@@ -32,7 +32,7 @@ export async function secondOpinion(cluster: ClusterConfig, master: ServerConfig
     Promise.all(
       routes.map(async (via): Promise<Route> => {
         try {
-          const result = await ssh({...sshTargetOf(cluster, via), connectTimeoutMs: Math.min(cluster.ssh.connectTimeoutMs, timeoutMs * 2)}, (session) => session.exec(probe, timeoutMs * 2 + 1000))
+          const result = await ssh({...sshTargetOf(cluster, via), connectTimeoutMs: Math.min(via.ssh.connectTimeoutMs, timeoutMs * 2)}, (session) => session.exec(probe, timeoutMs * 2 + 1000))
           const code = /tcp=(\d+)/.exec(result.stdout)?.[1]
           if (code === '0') return {via: via.name, verdict: 'reachable', detail: `${via.name} connects to ${master.ip}:${master.port}`}
           if (code === undefined) return {via: via.name, verdict: 'route_down', detail: `${via.name}: the probe gave no answer (${oneLine(result.stderr) || `exit ${result.code}`})`}

@@ -351,7 +351,7 @@ export class ClusterWatcher {
   async #sshReachable(master: ServerConfig): Promise<boolean> {
     // Does the host answer SSH soon: a live host does in well under a second; a host gone never does. The kept
     // session is the one the failover will use; a host that does not answer on it loses it.
-    const target = {...sshTargetOf(this.cluster, master), connectTimeoutMs: Math.min(this.cluster.ssh.connectTimeoutMs, 1500)}
+    const target = {...sshTargetOf(this.cluster, master), connectTimeoutMs: Math.min(master.ssh.connectTimeoutMs, 1500)}
     try {
       const result = await this.#pool.run(target, (session) => session.exec('true', 1500))
       return result.code === 0

@@ -135,3 +135,69 @@ describe('cluster config', () => {
     expect(timed.sort()).toEqual(durations.map((d) => d.path).sort())
   })
 })
+
+describe('cluster config: ssh', () => {
+  const withSsh = (ssh: string, db2 = '') => good.replace('server_defaults:', `ssh:\n${ssh}\nserver_defaults:`).replace('    candidate_master: true\n', `    candidate_master: true\n${db2}`)
+
+  it('applies ssh_options: the cluster-wide string, then a server string that replaces it; a server field beats only the cluster string', () => {
+    const c = parseClusterConfig(
+      withSsh(
+        '  port: 2200\n  private_key_file: /keys/a\n  ssh_options: "-p 2222 -l ops -o ConnectTimeout=7 -o UserKnownHostsFile=/etc/mha/kh"',
+        '    ssh_port: 2300\n    ssh_options: -i /keys/db2 -o HostKeyAlgorithms=rsa-sha2-512\n',
+      ),
+      '/etc/mha/app1.yaml',
+      {MHA_PW: 'pw'},
+    )
+    const [db1, db2] = c.servers
+    expect([db1!.sshPort, db1!.sshUser, db1!.ssh.privateKeyFile, db1!.ssh.connectTimeoutMs, db1!.ssh.knownHostsFile, db1!.ssh.hostKeyAlgorithms]).toEqual([2222, 'ops', '/keys/a', 7000, '/etc/mha/kh', undefined])
+    // db2's own ssh_options replace the cluster's entirely (as in MHA); its ssh_port beats the ssh section.
+    expect([db2!.sshPort, db2!.ssh.privateKeyFile, db2!.ssh.connectTimeoutMs, db2!.ssh.knownHostsFile, db2!.ssh.hostKeyAlgorithms]).toEqual([2300, '/keys/db2', 5000, expect.stringMatching(/\/\.ssh\/known_hosts$/), ['rsa-sha2-512']])
+    expect(db2!.sshUser).not.toBe('ops')
+    // A server's own ssh_options beat its fields.
+    const own = parseClusterConfig(withSsh('  port: 2200', '    ssh_port: 2300\n    ssh_options: -p 2400\n'), '/etc/mha/app1.yaml', {MHA_PW: 'pw'})
+    expect(own.servers.map((s) => s.sshPort)).toEqual([2200, 2400])
+    // A server's own field beats the cluster's ssh_options.
+    const field = parseClusterConfig(withSsh('  ssh_options: -p 2222', '    ssh_port: 2300\n'), '/etc/mha/app1.yaml', {MHA_PW: 'pw'})
+    expect(field.servers.map((s) => s.sshPort)).toEqual([2222, 2300])
+  })
+
+  it('refuses an option it cannot honour in one line naming the place, the server and the option', () => {
+    expect(problems(withSsh('  port: 22', '    ssh_options: -o StrictHostKeyChecking=no -p 22\n'))).toEqual([
+      expect.stringMatching(/^clusters\/app1\.yaml:18:5 servers\[1\]\.ssh_options: server db2: "-o StrictHostKeyChecking=no" would let mha talk to a host whose key it has not verified/),
+    ])
+    expect(problems(withSsh('  ssh_options: -o ForwardAgent=yes'))).toEqual([
+      expect.stringMatching(/^clusters\/app1\.yaml:7:3 ssh\.ssh_options: every server: "-o ForwardAgent=yes" is not an ssh option mha can honour/),
+    ])
+  })
+
+  it('uses the agent of SSH_AUTH_SOCK unless told otherwise, as OpenSSH does', () => {
+    const agentOf = (ssh: string, env: NodeJS.ProcessEnv, db2 = '') => parseClusterConfig(withSsh(ssh, db2), '/etc/mha/app1.yaml', {MHA_PW: 'pw', ...env}).servers.map((s) => s.ssh.agent)
+    expect(agentOf('  port: 22', {SSH_AUTH_SOCK: '/tmp/a.sock'})).toEqual(['/tmp/a.sock', '/tmp/a.sock'])
+    expect(agentOf('  port: 22', {})).toEqual([undefined, undefined])
+    expect(agentOf('  agent: false', {SSH_AUTH_SOCK: '/tmp/a.sock'})).toEqual([undefined, undefined])
+    expect(agentOf('  agent: agent.sock', {}, '    ssh_options: -o IdentityAgent=none\n')).toEqual(['/etc/mha/agent.sock', undefined])
+    expect(agentOf('  agent: false', {SSH_AUTH_SOCK: '/tmp/a.sock'}, '    ssh_options: -o IdentityAgent=$SSH_AUTH_SOCK\n')).toEqual([undefined, '/tmp/a.sock'])
+    expect(problems(withSsh('  agent: true'))).toEqual(['clusters/app1.yaml:7:3 ssh.agent: is true but SSH_AUTH_SOCK is not set; start ssh-agent (eval $(ssh-agent)) or give the socket path'])
+  })
+
+  it('with an agent and no key file configured or found, the agent alone authenticates', () => {
+    const home = process.env.HOME
+    process.env.HOME = mkdtempSync(join(tmpdir(), 'mha-home-'))
+    try {
+      const keyOf = (env: NodeJS.ProcessEnv) => parseClusterConfig(withSsh('  port: 22'), '/etc/mha/app1.yaml', {MHA_PW: 'pw', ...env}).ssh.privateKeyFile
+      expect(keyOf({SSH_AUTH_SOCK: '/tmp/a.sock'})).toBeUndefined()
+      expect(keyOf({})).toBe(join(process.env.HOME, '.ssh', 'id_ed25519'))
+    } finally {
+      process.env.HOME = home
+    }
+  })
+
+  it('reads the key passphrase like any secret and never shows it', () => {
+    const c = parseClusterConfig(withSsh('  private_key_passphrase: {env: KEY_PASS}'), '/etc/mha/app1.yaml', {MHA_PW: 'pw', KEY_PASS: 'horse battery'})
+    expect(c.servers[0]!.ssh.privateKeyPassphrase!.reveal()).toBe('horse battery')
+    expect(JSON.stringify(c) + inspect(c, {depth: 8})).not.toContain('horse battery')
+    expect(problems(withSsh('  private_key_passphrase: {env: KEY_PASS}'))).toEqual([
+      'clusters/app1.yaml:7:3 ssh.private_key_passphrase: environment variable KEY_PASS is not set; export it or use {file: PATH}',
+    ])
+  })
+})

@@ -148,11 +148,11 @@ describe('importMhaConfig', () => {
 
   it('lists unknown parameters, binlog servers and values the schema keeps cluster-wide', () => {
     const r = fromText(
-      '[server default]\npassword=s3cret\nping_intervall=2\n[server1]\nhostname=a\n[server2]\nhostname=b\nuser=other\npassword=other-s3cret\nssh_options=-o X=1\n[binlog1]\nhostname=c\n',
+      '[server default]\npassword=s3cret\nping_intervall=2\n[server1]\nhostname=a\n[server2]\nhostname=b\nuser=other\npassword=other-s3cret\nmanager_log=/var/log/mha.log\n[binlog1]\nhostname=c\n',
     )
     expect(r.notCarried.map((n) => [n.param, n.where])).toEqual([
       ['ping_intervall', 'app.cnf:3'],
-      ['ssh_options', 'app.cnf:10'],
+      ['manager_log', 'app.cnf:10'],
       ['[binlog1]', 'app.cnf:11'],
       ['user', 'app.cnf:8'],
       ['password', 'app.cnf:9'],
@@ -207,5 +207,25 @@ describe('importMhaConfig', () => {
       'app.cnf: no [server...] block; add one per MySQL server',
     ])
     for (const e of errors) expect(e).not.toMatch(/\n|s3cret/)
+  })
+  it('carries ssh_options into the cluster file where mha honours them, and they load into SSH settings', () => {
+    const r = fromText(
+      '[server default]\npassword=x\nrepl_user=repl\nssh_options=-o ConnectTimeout=3 -i /etc/mha/id_rsa\n[server1]\nhostname=10.0.0.1\n[server2]\nhostname=10.0.0.2\nssh_options="-p 2222 -o UserKnownHostsFile=/etc/mha/kh2"\n',
+    )
+    expect(data(r).ssh).toEqual({ssh_options: '-o ConnectTimeout=3 -i /etc/mha/id_rsa'})
+    expect((data(r).servers as Record<string, unknown>[]).map((s) => s.ssh_options)).toEqual([undefined, '-p 2222 -o UserKnownHostsFile=/etc/mha/kh2'])
+    expect(r.notCarried.map((n) => n.param)).not.toContain('ssh_options')
+    const c = load(r, 'app')
+    expect(c.servers.map((s) => [s.sshPort, s.ssh.privateKeyFile, s.ssh.connectTimeoutMs, s.ssh.knownHostsFile])).toEqual([
+      [22, '/etc/mha/id_rsa', 3000, expect.stringMatching(/\/\.ssh\/known_hosts$/)],
+      [2222, expect.not.stringMatching(/^\/etc\/mha\/id_rsa$/), 5000, '/etc/mha/kh2'],
+    ])
+  })
+
+  it('stops at an ssh_options option mha cannot honour, naming file:line, the block and the option', () => {
+    expect(failure('[server1]\nhostname=a\n[server2]\nhostname=b\nssh_options=-o StrictHostKeyChecking=no -o ForwardX11=no\n')).toMatch(
+      /^app\.cnf:5: \[server2\] ssh_options: "-o StrictHostKeyChecking=no" would let mha talk to a host whose key it has not verified; .*ssh-keyscan/,
+    )
+    expect(failure('[server default]\nssh_options=-o ForwardX11=no\n[server1]\nhostname=a\n')).toMatch(/^app\.cnf:2: \[server default\] ssh_options: "-o ForwardX11=no" is not an ssh option mha can honour/)
   })
 })
