@@ -1,5 +1,5 @@
 import {execFileSync} from 'node:child_process'
-import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
@@ -139,6 +139,8 @@ describe('noop plans', () => {
   })
 
   it('-o - writes the plan JSON to stdout and the summary to stderr, and no file named "-"', async () => {
+    // A file left by an older build would hide the fault: only this run may be judged.
+    rmSync(join(root, '-'), {force: true})
     const result = await runMha([...healthy, '-o', '-', '--plans-dir', join(work, 'stdout-plans')])
     expect(result.code).toBe(0)
     expect((JSON.parse(result.stdout) as {kind: string}).kind).toBe('noop')
