@@ -6,6 +6,7 @@ import ConfigImportMha from './config/import-mha.js'
 import PlanCommand from './plan.js'
 import Show from './show.js'
 import Status from './status.js'
+import Switchover from './switchover.js'
 import Watch from './watch.js'
 import SandboxAddHost from './sandbox/add-host.js'
 import SandboxDown from './sandbox/down.js'
@@ -20,6 +21,7 @@ export const commands = {
   plan: PlanCommand,
   show: Show,
   apply: Apply,
+  switchover: Switchover,
   watch: Watch,
   ack: Ack,
   status: Status,

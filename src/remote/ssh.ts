@@ -123,17 +123,29 @@ export class SshSession {
     const where = `${this.target.name} (${this.target.host})`
     if (this.#lost) throw this.#lost
     return await new Promise<ExecResult>((resolve, reject) => {
+      // The bound covers opening the channel too: on a kept connection to a host gone silent, no answer ever comes.
+      let timedOut = false
+      let opened: {signal(name: string): unknown; close(): unknown} | undefined
+      const timer = setTimeout(() => {
+        timedOut = true
+        opened?.signal('KILL')
+        opened?.close()
+        reject(new SshError('timeout', `${where}: command did not finish within ${timeoutMs} ms`))
+      }, timeoutMs)
       this.#client.exec(command, (error, channel) => {
-        if (error) return reject(new SshError('exec', `${where}: cannot run a command: ${error.message}`))
+        if (error) {
+          clearTimeout(timer)
+          return reject(new SshError('exec', `${where}: cannot run a command: ${error.message}`))
+        }
+        opened = channel
+        if (timedOut) {
+          channel.close()
+          return
+        }
         const out: Buffer[] = []
         const err: Buffer[] = []
         let code: number | null = null
         let signal: string | undefined
-        const timer = setTimeout(() => {
-          channel.signal('KILL')
-          channel.close()
-          reject(new SshError('timeout', `${where}: command did not finish within ${timeoutMs} ms`))
-        }, timeoutMs)
         channel.on('data', (chunk: Buffer) => out.push(chunk))
         channel.stderr.on('data', (chunk: Buffer) => err.push(chunk))
         channel.on('exit', (c: number | null, s?: string) => {
@@ -215,7 +227,16 @@ export class SshSession {
     if (this.#lost) throw this.#lost
     const where = `${this.target.name} (${this.target.host})`
     return await new Promise<ExecResult>((resolve, reject) => {
+      // Opening the channel is bounded too: a kept connection to a host gone silent never answers.
+      let late = false
+      const opening = setTimeout(() => {
+        late = true
+        input.destroy()
+        reject(new SshError('timeout', `${where}: no channel for "${command}" within ${idleTimeoutMs} ms`))
+      }, idleTimeoutMs)
       this.#client.exec(command, (error, channel) => {
+        clearTimeout(opening)
+        if (late) return void channel?.close()
         if (error) return reject(new SshError('exec', `${where}: cannot run a command: ${error.message}`))
         const out: Buffer[] = []
         const err: Buffer[] = []

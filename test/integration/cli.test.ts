@@ -79,11 +79,10 @@ describe('exit codes and usage errors', () => {
   })
 
   it('an unknown command exits 64 at once without a TTY, naming the nearest command', async () => {
-    const started = Date.now()
+    // Without a TTY nothing may wait for an answer: a prompt would hang here until the test's timeout.
     const typo = await runMha(['aply', 'plans/x.json'])
     expect(typo.code).toBe(64)
     expect(typo.stderr).toMatch(/^mha: aply is not a mha command; did you mean "mha apply"\?/m)
-    expect(Date.now() - started).toBeLessThan(10_000)
     expect((await runMha(['sandbox', 'stat'])).stderr).toMatch(/did you mean "mha sandbox status"/)
   })
 

@@ -130,3 +130,23 @@ export function freePort(): Promise<number> {
     })
   })
 }
+
+/** Every acknowledged write everywhere, the same data on every server, and the expected roles. */
+export async function expectRoles(s: TestSandbox, master: string, acked: number[]): Promise<void> {
+  const ip = (name: string) => s.state.hosts.find((h) => h.name === name)!.ip
+  expect(Number((await s.sql(master, (c) => c.queryOne('SELECT @@global.read_only+0 AS ro')))!.ro)).toBe(0)
+  for (const name of s.state.hosts.map((h) => h.name).filter((n) => n !== master)) {
+    await waitFor(`${name} to replicate from ${master}`, 20_000, async () => {
+      const r = await s.sql(name, (c) => c.queryOne('SHOW SLAVE STATUS'))
+      return r?.Master_Host === ip(master) && r.Slave_IO_Running === 'Yes' && r.Slave_SQL_Running === 'Yes'
+    })
+  }
+  const marker = 900_000 + Math.floor(Math.random() * 1000)
+  await s.sql(master, (c) => c.execute(`INSERT INTO mhatest.acked (id) VALUES (${marker})`))
+  for (const name of s.state.hosts.map((h) => h.name))
+    await waitFor(`${name} to have the marker row`, 20_000, async () => Number((await s.sql(name, (c) => c.queryOne(`SELECT COUNT(*) AS n FROM mhatest.acked WHERE id = ${marker}`)))!.n) === 1)
+  const sums = await Promise.all(s.state.hosts.map((h) => h.name).map((n) => s.sql(n, async (c) => String((await c.queryOne('CHECKSUM TABLE mhatest.acked'))!.Checksum))))
+  expect(new Set(sums).size).toBe(1)
+  const present = new Set(await s.sql(master, async (c) => (await c.query('SELECT id FROM mhatest.acked')).map((r) => Number(r.id))))
+  expect(acked.filter((id) => !present.has(id))).toEqual([])
+}

@@ -7,7 +7,7 @@ import type {ApplyReport} from '../../src/apply/events.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {secretsOf} from '../../src/sandbox/sandbox.js'
-import {runMha, startSandbox, type TestSandbox} from './harness.js'
+import {expectRoles, runMha, startSandbox, type TestSandbox} from './harness.js'
 
 let sandbox: TestSandbox | undefined
 const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-switch-'))
@@ -29,26 +29,6 @@ async function switchTo(s: TestSandbox, to: string, name: string): Promise<Apply
   const again = await runMha(['apply', file, '--config', s.configFile, '--json'])
   expect((JSON.parse(again.stdout) as ApplyReport).status).toBe('already_applied')
   return report
-}
-
-/** Every acknowledged write everywhere, the same data on every server, and the expected roles. */
-async function expectRoles(s: TestSandbox, master: string, acked: number[]): Promise<void> {
-  const ip = (name: string) => s.state.hosts.find((h) => h.name === name)!.ip
-  expect(Number((await s.sql(master, (c) => c.queryOne('SELECT @@global.read_only+0 AS ro')))!.ro)).toBe(0)
-  for (const name of names(s).filter((n) => n !== master)) {
-    await waitFor(`${name} to replicate from ${master}`, 20_000, async () => {
-      const r = await s.sql(name, (c) => c.queryOne('SHOW SLAVE STATUS'))
-      return r?.Master_Host === ip(master) && r.Slave_IO_Running === 'Yes' && r.Slave_SQL_Running === 'Yes'
-    })
-  }
-  const marker = 900_000 + Math.floor(Math.random() * 1000)
-  await s.sql(master, (c) => c.execute(`INSERT INTO mhatest.acked (id) VALUES (${marker})`))
-  for (const name of names(s))
-    await waitFor(`${name} to have the marker row`, 20_000, async () => Number((await s.sql(name, (c) => c.queryOne(`SELECT COUNT(*) AS n FROM mhatest.acked WHERE id = ${marker}`)))!.n) === 1)
-  const sums = await Promise.all(names(s).map((n) => s.sql(n, async (c) => String((await c.queryOne('CHECKSUM TABLE mhatest.acked'))!.Checksum))))
-  expect(new Set(sums).size).toBe(1)
-  const present = new Set(await s.sql(master, async (c) => (await c.query('SELECT id FROM mhatest.acked')).map((r) => Number(r.id))))
-  expect(acked.filter((id) => !present.has(id))).toEqual([])
 }
 
 describe.each([
