@@ -47,6 +47,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
   })
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+/** The first and last lines of a command's output, for a one-line failure report. */
+const excerpt = (output: string) => {
+  const lines = output.trim().split('\n')
+  return (lines.length > 6 ? [...lines.slice(0, 2), '...', ...lines.slice(-4)] : lines).join(' | ')
+}
 
 interface Scenario {
   key: string
@@ -314,14 +319,14 @@ async function runOnce(scenario: Scenario, tool: Tool, run: number): Promise<Run
         const {code, at} = await Promise.race([switched.exited, sleep(120_000).then(() => ({code: -1, at: NaN}))])
         cleanups.delete(switched.stop)
         await switched.stop()
-        if (code !== 0) throw new Error(`masterha_master_switch exited ${code}: ${readFileSync(join(work, 'switch.log'), 'utf8').trim().split('\n').slice(-6).join(' | ')}`)
+        if (code !== 0) throw new Error(`masterha_master_switch exited ${code}: ${excerpt(readFileSync(join(work, 'switch.log'), 'utf8'))}`)
         done = at - t0
       } else {
         const plan = join(work, 'switch.json')
         const planned = await mhaCli(['plan', '--config', state.configFile, '--switchover', '--to', 'db2', '-o', plan])
-        if (planned.code !== 2) throw new Error(`mha plan --switchover exited ${planned.code}: ${planned.stdout.trim().split('\n').slice(-6).join(' | ')}`)
+        if (planned.code !== 2) throw new Error(`mha plan --switchover exited ${planned.code}: ${excerpt(planned.stdout)}`)
         const applied = await mhaCli(['apply', plan, '--config', state.configFile])
-        if (applied.code !== 0) throw new Error(`mha apply exited ${applied.code}: ${applied.stdout.trim().split('\n').slice(-6).join(' | ')}`)
+        if (applied.code !== 0) throw new Error(`mha apply exited ${applied.code}: ${excerpt(applied.stdout)}`)
         done = performance.now() - t0
       }
     } else {
