@@ -97,7 +97,7 @@ export interface WatchLine {
 }
 
 /** `mha watch` spawned from the built CLI with JSON logs; its lines as they arrive, and a stop by pid. */
-export function startWatch(configDir: string, plansDir: string): {lines: WatchLine[]; pid: number; stop: () => Promise<void>} {
+export function startWatch(configDir: string, plansDir: string): {lines: WatchLine[]; pid: number; stderr: () => string; stop: () => Promise<void>} {
   const child = spawn(process.execPath, [join(root, 'bin/run.js'), 'watch', '--config-dir', configDir, '--plans-dir', plansDir, '--log-format', 'json'], {env: {...process.env, NODE_ENV: 'production'}})
   const lines: WatchLine[] = []
   let buffer = ''
@@ -108,8 +108,9 @@ export function startWatch(configDir: string, plansDir: string): {lines: WatchLi
       buffer = buffer.slice(i + 1)
     }
   })
-  child.stderr.resume()
-  return {lines, pid: child.pid!, stop: () => new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : (child.once('exit', () => resolve()), child.kill('SIGTERM'))))}
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)))
+  return {lines, pid: child.pid!, stderr: () => `${child.exitCode !== null ? `exited ${child.exitCode}: ` : ''}${stderr.trim()}`, stop: () => new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : (child.once('exit', () => resolve()), child.kill('SIGTERM'))))}
 }
 
 export async function until(what: string, timeoutMs: number, probe: () => boolean | Promise<boolean>): Promise<void> {

@@ -294,7 +294,9 @@ async function runOnce(scenario: Scenario, tool: Tool, run: number): Promise<Run
         cleanups.delete(watch!.stop)
         await watch!.stop()
       })
-      await until('mha watch to see db1 healthy', 30_000, () => watch!.lines.some((l) => l.event === 'healthy'))
+      await until('mha watch to see db1 healthy', 30_000, () => watch!.lines.some((l) => l.event === 'healthy')).catch((error: Error) => {
+        throw new Error(`${error.message}; its last lines: ${watch!.lines.slice(-3).map((l) => `${l.event}: ${l.message}`).join(' | ') || 'none'}; stderr: ${excerpt(watch!.stderr()) || 'none'}`)
+      })
     }
 
     const load = new WriteLoad(state, 20)
