@@ -438,3 +438,5 @@ console.log(`\n=== mha and MHA 0.58 side by side: medians of ${runs} runs per to
 console.log(`Both tools ping every ${pingIntervalS} s (MHA ping_interval=${pingIntervalS}, ping_type=SELECT; the sandbox cluster file's monitor.ping_interval: ${pingIntervalS}). "MHA 0.58" is Debian's 0.58-1.1 with only the MariaDB compatibility patches; "MHA 0.58 patched" also has Parallel::ForkManager's 1 s child polling removed (a local patch, not upstream).`)
 console.log('Longest gap: between two acknowledgements of the 50 transactions/s client (switchover: of a flat-out single-row writer). Lost/twice: acknowledged writes missing on, or applied twice to, the new master, per run.')
 for (const line of report) console.log(line)
+// A client library may still hold an idle socket; everything the bench started is stopped by now.
+process.exit(0)
