@@ -1,83 +1,13 @@
 // Failover timing on real sandboxes under write load: medians of several runs.
 // Run: npm run bench:failover [-- --runs 5]   (builds first; uses 127.0.0.71-73)
-import {execFile} from 'node:child_process'
-import {existsSync, mkdtempSync} from 'node:fs'
+import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import mysql from 'mysql2/promise'
 import {WriteLoad} from '../src/sandbox/load.js'
-import {secretsOf, sandboxDown, sandboxUp, type SandboxState} from '../src/sandbox/sandbox.js'
+import {sandboxDown, sandboxUp, type SandboxState} from '../src/sandbox/sandbox.js'
+import {lostAndDuplicated, median, mhaCli, numberFlag, s, sql, watchWritable} from './common.js'
 
-const runs = Number(process.argv[process.argv.indexOf('--runs') + 1] || 3) || 3
-// bench/ when run from source, dist/bench/ when built.
-const root = [join(import.meta.dirname, '..'), join(import.meta.dirname, '../..')].find((d) => existsSync(join(d, 'bin/run.js')))!
-
-function mha(args: string[]): Promise<{code: number; ms: number; stdout: string}> {
-  const started = performance.now()
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(root, 'bin/run.js'), ...args], {cwd: root, env: {...process.env, NODE_ENV: 'production'}}, (error, stdout, stderr) => {
-      resolve({code: error ? (typeof error.code === "number" ? error.code : 1) : 0, ms: performance.now() - started, stdout: stdout + stderr})
-    })
-  })
-}
-
-/** Milliseconds from `since` until some survivor answers read_only=0, polled every 5 ms (reconnecting on errors). */
-async function watchWritable(state: SandboxState, since: number, stop: AbortSignal): Promise<number | null> {
-  const open = (ip: string) => mysql.createConnection({host: ip, port: 3306, user: 'mha', password: secretsOf(state.dir).admin.reveal(), connectTimeout: 1000})
-  const hosts = state.hosts.slice(1)
-  const conns = new Map<string, mysql.Connection>()
-  try {
-    while (!stop.aborted) {
-      for (const host of hosts) {
-        try {
-          let conn = conns.get(host.ip)
-          if (!conn) {
-            conn = await open(host.ip)
-            conn.on('error', () => undefined)
-            conns.set(host.ip, conn)
-          }
-          const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT @@global.read_only+0 AS ro')
-          if (Number(rows[0]?.ro) === 0) return performance.now() - since
-        } catch {
-          conns.get(host.ip)?.destroy()
-          conns.delete(host.ip)
-        }
-      }
-      await new Promise((r) => setTimeout(r, 5))
-    }
-    return null
-  } finally {
-    for (const conn of conns.values()) conn.destroy()
-  }
-}
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
-
-/** Acknowledged ids missing on the new master, and ids present more than once (in the table without a unique key). */
-async function lostAndDuplicated(state: SandboxState, load: WriteLoad, server: string): Promise<{lost: number; duplicated: number}> {
-  const host = state.hosts.find((h) => h.name === server)!
-  const conn = await mysql.createConnection({host: host.ip, port: 3306, user: 'mha', password: secretsOf(state.dir).admin.reveal()})
-  try {
-    const [twice] = await conn.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM (SELECT id FROM mhatest.acked_log GROUP BY id HAVING COUNT(*) > 1) t')
-    return {lost: (await load.missingOn(server)).length, duplicated: Number(twice[0]?.n)}
-  } finally {
-    await conn.end()
-  }
-}
-
-async function sql(state: SandboxState, server: string, statements: string[]): Promise<void> {
-  const host = state.hosts.find((h) => h.name === server)!
-  const conn = await mysql.createConnection({host: host.ip, port: 3306, user: 'mha', password: secretsOf(state.dir).admin.reveal()})
-  try {
-    for (const statement of statements) await conn.query(statement)
-  } finally {
-    await conn.end()
-  }
-}
+const runs = numberFlag('runs', 3)
 
 interface Scenario {
   name: string
@@ -148,9 +78,9 @@ async function runOnce(scenario: Scenario, run: number): Promise<Run> {
     process.kill(state.hosts[0]!.mariadbdPid!, 'SIGKILL')
     const writable = watchWritable(state, killedAt, stop.signal)
     const planFile = join(work, 'failover.json')
-    const plan = await mha(['plan', '--config', state.configFile, '-o', planFile])
+    const plan = await mhaCli(['plan', '--config', state.configFile, '-o', planFile])
     if (plan.code !== 2) throw new Error(`${scenario.name}, run ${run}: plan exited ${plan.code}: ${plan.stdout}`)
-    const apply = await mha(['apply', planFile, '--config', state.configFile])
+    const apply = await mhaCli(['apply', planFile, '--config', state.configFile])
     if (apply.code !== 0) throw new Error(`${scenario.name}, run ${run}: apply exited ${apply.code}: ${apply.stdout}`)
     if (process.env.SHOW) console.log(apply.stdout)
     const total = performance.now() - killedAt
@@ -167,7 +97,6 @@ async function runOnce(scenario: Scenario, run: number): Promise<Run> {
   }
 }
 
-const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined
 const table: string[] = []
 for (const scenario of scenarios.filter((x) => !only || x.name.startsWith(only))) {

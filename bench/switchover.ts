@@ -1,50 +1,15 @@
 // The write-block window of an online switchover, as a client sees it: the longest time between two
 // acknowledged writes while the master moves, medians of several runs, there and back.
 // Run: npm run bench:switchover [-- --runs 5]   (uses 127.0.0.141-143)
-import {execFile} from 'node:child_process'
-import {existsSync, mkdtempSync} from 'node:fs'
+import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import mysql from 'mysql2/promise'
-import {sandboxDown, sandboxUp, secretsOf, type SandboxState} from '../src/sandbox/sandbox.js'
+import {sandboxDown, sandboxUp, secretsOf} from '../src/sandbox/sandbox.js'
+import {fastWriter, longestGap, median, mhaCli, numberFlag} from './common.js'
 
-const runs = Number(process.argv[process.argv.indexOf('--runs') + 1] || 5) || 5
-const root = [join(import.meta.dirname, '..'), join(import.meta.dirname, '../..')].find((d) => existsSync(join(d, 'bin/run.js')))!
-const mha = (args: string[]) =>
-  new Promise<number>((resolve) => execFile(process.execPath, [join(root, 'bin/run.js'), ...args], {env: {...process.env, NODE_ENV: 'production'}}, (e) => resolve(e ? (typeof e.code === 'number' ? e.code : 1) : 0)))
-
-/** A client writing as fast as it can (one insert at a time), recording when each write was acknowledged. */
-async function writer(state: SandboxState, stop: AbortSignal, firstId: number): Promise<number[]> {
-  const acks: number[] = []
-  let conn: mysql.Connection | undefined
-  let id = firstId
-  while (!stop.aborted) {
-    try {
-      if (!conn) {
-        for (const h of state.hosts) {
-          const c = await mysql.createConnection({host: h.ip, user: 'app', password: secretsOf(state.dir).app.reveal(), database: 'mhatest', connectTimeout: 500})
-          c.on('error', () => undefined)
-          const [r] = await c.query<mysql.RowDataPacket[]>('SELECT @@global.read_only+0 AS ro')
-          if (Number(r[0]?.ro) === 0) {
-            conn = c
-            break
-          }
-          await c.end()
-        }
-        if (!conn) continue
-      }
-      await conn.query({sql: 'INSERT INTO w (id) VALUES (?)', values: [id++], timeout: 2000})
-      acks.push(performance.now())
-    } catch {
-      conn?.destroy()
-      conn = undefined
-    }
-  }
-  conn?.destroy()
-  return acks
-}
-
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!
+const runs = numberFlag('runs', 5)
+const mha = async (args: string[]) => (await mhaCli(args)).code
 const work = mkdtempSync(join(tmpdir(), 'mha-bench-switch-'))
 const state = await sandboxUp({cluster: 'benchs', replicas: 2, gtid: false, semisync: false, dir: join(work, 'data'), configDir: join(work, 'clusters'), firstOctet: 141})
 const windows: number[] = []
@@ -57,7 +22,7 @@ try {
     const plan = join(work, `switch-${run}.json`)
     if ((await mha(['plan', '--config', state.configFile, '--switchover', '--to', to, '-o', plan])) !== 2) throw new Error(`run ${run}: plan failed`)
     const stop = new AbortController()
-    const acks = writer(state, stop.signal, run * 1_000_000)
+    const acks = fastWriter(state, stop.signal, run * 1_000_000)
     await new Promise((r) => setTimeout(r, 1000))
     const started = performance.now()
     if ((await mha(['apply', plan, '--config', state.configFile])) !== 0) throw new Error(`run ${run}: apply failed`)
@@ -65,8 +30,7 @@ try {
     stop.abort()
     const times = (await acks).filter((t) => t > started - 200)
     if (times.length < 100) throw new Error(`run ${run}: only ${times.length} writes acknowledged around the switchover`)
-    let gap = 0
-    for (let i = 1; i < times.length; i++) gap = Math.max(gap, times[i]! - times[i - 1]!)
+    const gap = longestGap(times)
     windows.push(gap)
     console.log(`run ${run} (to ${to}): writes blocked for ${(gap / 1000).toFixed(3)} s`)
   }

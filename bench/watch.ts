@@ -2,49 +2,19 @@
 // medians of several runs under write load; (2) CPU and memory while monitoring 100 and 1000 clusters.
 // Run: npm run bench:failover (part 1, after the plan/apply figures) and npm run bench:watch (part 2),
 // or node dist/bench/watch.js [--part failover|scale] [--runs 3] [--seconds 30]   (uses 127.0.0.121-123)
-import {spawn} from 'node:child_process'
-import {existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import mysql from 'mysql2/promise'
 import {WriteLoad} from '../src/sandbox/load.js'
 import {sandboxDown, sandboxUp, secretsOf, type SandboxState} from '../src/sandbox/sandbox.js'
+import {median, numberFlag, s, startWatch, until} from './common.js'
 
-const arg = (name: string, fallback: number) => Number(process.argv[process.argv.indexOf(`--${name}`) + 1] || fallback) || fallback
-const runs = arg('runs', 3)
-const seconds = arg('seconds', 30)
-const root = [join(import.meta.dirname, '..'), join(import.meta.dirname, '../..')].find((d) => existsSync(join(d, 'bin/run.js')))!
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
-const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
+const runs = numberFlag('runs', 3)
+const seconds = numberFlag('seconds', 30)
 
 async function up(work: string): Promise<SandboxState> {
   return await sandboxUp({cluster: 'benchw', replicas: 2, gtid: false, semisync: false, dir: join(work, 'data'), configDir: join(work, 'clusters'), firstOctet: 121})
-}
-
-function startWatch(configDir: string, plansDir: string): {lines: {at: string; event: string; message: string}[]; pid: number; stop: () => Promise<void>} {
-  const child = spawn(process.execPath, [join(root, 'bin/run.js'), 'watch', '--config-dir', configDir, '--plans-dir', plansDir, '--log-format', 'json'], {env: {...process.env, NODE_ENV: 'production'}})
-  const lines: {at: string; event: string; message: string}[] = []
-  let buffer = ''
-  child.stdout.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString()
-    for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
-      lines.push(JSON.parse(buffer.slice(0, i)) as {at: string; event: string; message: string})
-      buffer = buffer.slice(i + 1)
-    }
-  })
-  return {lines, pid: child.pid!, stop: () => new Promise((resolve) => (child.exitCode !== null ? resolve() : (child.once('exit', () => resolve()), child.kill('SIGTERM'))))}
-}
-
-async function until(what: string, timeoutMs: number, probe: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 5))
-  }
 }
 
 async function failoverRuns(): Promise<void> {

@@ -8,6 +8,8 @@ import {secretsOf} from './sandbox.js'
  */
 export class WriteLoad {
   readonly acked: number[] = []
+  /** performance.now() of each acknowledgement, in the order of `acked`: the gaps a client saw. */
+  readonly ackedAt: number[] = []
   errors = 0
   #stopped = false
   #loop: Promise<void> | undefined
@@ -90,6 +92,7 @@ export class WriteLoad {
         await conn.query({sql: 'INSERT INTO acked_log (id) VALUES (?)', values: [next], timeout: 2000})
         await conn.query({sql: 'COMMIT', timeout: 2000})
         this.acked.push(next)
+        this.ackedAt.push(performance.now())
         next++
       } catch {
         this.errors++

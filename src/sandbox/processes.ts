@@ -1,11 +1,13 @@
 import {spawn, spawnSync} from 'node:child_process'
-import {openSync, readFileSync} from 'node:fs'
+import {closeSync, openSync, readFileSync} from 'node:fs'
 import {connect} from 'node:net'
 
 /** Start a long-running program detached from us, its output to a log file; returns its pid. */
 export function startDetached(program: string, args: string[], logFile: string): number {
   const log = openSync(logFile, 'a')
   const child = spawn(program, args, {detached: true, stdio: ['ignore', log, log]})
+  // The child has its own copy; ours would leak one descriptor per start (a bench starts hundreds).
+  closeSync(log)
   child.unref()
   if (child.pid === undefined) throw new Error(`could not start ${program}`)
   return child.pid

@@ -1,0 +1,160 @@
+// What the benches share: running the built CLI, watching for a writable survivor, counting lost and
+// twice-applied writes, a flat-out writer, medians.
+import {execFile, spawn} from 'node:child_process'
+import {existsSync} from 'node:fs'
+import {join} from 'node:path'
+import mysql from 'mysql2/promise'
+import type {WriteLoad} from '../src/sandbox/load.js'
+import {secretsOf, type SandboxState} from '../src/sandbox/sandbox.js'
+
+/** The project root: bench/ when run from source, dist/bench/ when built. */
+export const root = [join(import.meta.dirname, '..'), join(import.meta.dirname, '../..')].find((d) => existsSync(join(d, 'bin/run.js')))!
+
+export const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+export const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`
+
+/** A numeric flag (--name N), or the fallback. */
+export const numberFlag = (name: string, fallback: number): number => Number(process.argv[process.argv.indexOf(`--${name}`) + 1] || fallback) || fallback
+
+/** Run the built CLI as a user would; exit code, wall time and output. */
+export function mhaCli(args: string[]): Promise<{code: number; ms: number; stdout: string}> {
+  const started = performance.now()
+  return new Promise((resolve) => {
+    execFile(process.execPath, [join(root, 'bin/run.js'), ...args], {cwd: root, env: {...process.env, NODE_ENV: 'production'}}, (error, stdout, stderr) => {
+      resolve({code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, ms: performance.now() - started, stdout: stdout + stderr})
+    })
+  })
+}
+
+const adminConnection = (state: SandboxState, ip: string, connectTimeout?: number) =>
+  mysql.createConnection({host: ip, port: 3306, user: 'mha', password: secretsOf(state.dir).admin.reveal(), ...(connectTimeout ? {connectTimeout} : {})})
+
+/** Milliseconds from `since` until some survivor (not host 1) answers read_only=0, polled every 5 ms (reconnecting on errors). */
+export async function watchWritable(state: SandboxState, since: number, stop: AbortSignal): Promise<number | null> {
+  const hosts = state.hosts.slice(1)
+  const conns = new Map<string, mysql.Connection>()
+  try {
+    while (!stop.aborted) {
+      for (const host of hosts) {
+        try {
+          let conn = conns.get(host.ip)
+          if (!conn) {
+            conn = await adminConnection(state, host.ip, 1000)
+            conn.on('error', () => undefined)
+            conns.set(host.ip, conn)
+          }
+          const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT @@global.read_only+0 AS ro')
+          if (Number(rows[0]?.ro) === 0) return performance.now() - since
+        } catch {
+          conns.get(host.ip)?.destroy()
+          conns.delete(host.ip)
+        }
+      }
+      await new Promise((r) => setTimeout(r, 5))
+    }
+    return null
+  } finally {
+    for (const conn of conns.values()) conn.destroy()
+  }
+}
+
+/** Acknowledged ids missing on the new master, and ids present more than once (in the table without a unique key). */
+export async function lostAndDuplicated(state: SandboxState, load: WriteLoad, server: string): Promise<{lost: number; duplicated: number}> {
+  const host = state.hosts.find((h) => h.name === server)!
+  const conn = await adminConnection(state, host.ip)
+  try {
+    const [twice] = await conn.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM (SELECT id FROM mhatest.acked_log GROUP BY id HAVING COUNT(*) > 1) t')
+    return {lost: (await load.missingOn(server)).length, duplicated: Number(twice[0]?.n)}
+  } finally {
+    await conn.end()
+  }
+}
+
+/** Run statements as the admin user on one sandbox host. */
+export async function sql(state: SandboxState, server: string, statements: string[]): Promise<mysql.RowDataPacket[]> {
+  const host = state.hosts.find((h) => h.name === server)!
+  const conn = await adminConnection(state, host.ip)
+  try {
+    let last: mysql.RowDataPacket[] = []
+    for (const statement of statements) [last] = await conn.query<mysql.RowDataPacket[]>(statement)
+    return last
+  } finally {
+    await conn.end()
+  }
+}
+
+export interface WatchLine {
+  at: string
+  event: string
+  message: string
+  /** performance.now() when the line reached us. */
+  seenAt: number
+}
+
+/** `mha watch` spawned from the built CLI with JSON logs; its lines as they arrive, and a stop by pid. */
+export function startWatch(configDir: string, plansDir: string): {lines: WatchLine[]; pid: number; stderr: () => string; stop: () => Promise<void>} {
+  const child = spawn(process.execPath, [join(root, 'bin/run.js'), 'watch', '--config-dir', configDir, '--plans-dir', plansDir, '--log-format', 'json'], {env: {...process.env, NODE_ENV: 'production'}})
+  const lines: WatchLine[] = []
+  let buffer = ''
+  child.stdout.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString()
+    for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
+      lines.push({...(JSON.parse(buffer.slice(0, i)) as Omit<WatchLine, 'seenAt'>), seenAt: performance.now()})
+      buffer = buffer.slice(i + 1)
+    }
+  })
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)))
+  return {lines, pid: child.pid!, stderr: () => `${child.exitCode !== null ? `exited ${child.exitCode}: ` : ''}${stderr.trim()}`, stop: () => new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : (child.once('exit', () => resolve()), child.kill('SIGTERM'))))}
+}
+
+export async function until(what: string, timeoutMs: number, probe: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+/** A client writing as fast as it can (one insert at a time into mhatest.w), recording when each write was acknowledged. */
+export async function fastWriter(state: SandboxState, stop: AbortSignal, firstId: number): Promise<number[]> {
+  const acks: number[] = []
+  let conn: mysql.Connection | undefined
+  let id = firstId
+  while (!stop.aborted) {
+    try {
+      if (!conn) {
+        for (const h of state.hosts) {
+          const c = await mysql.createConnection({host: h.ip, user: 'app', password: secretsOf(state.dir).app.reveal(), database: 'mhatest', connectTimeout: 500})
+          c.on('error', () => undefined)
+          const [r] = await c.query<mysql.RowDataPacket[]>('SELECT @@global.read_only+0 AS ro')
+          if (Number(r[0]?.ro) === 0) {
+            conn = c
+            break
+          }
+          await c.end()
+        }
+        if (!conn) continue
+      }
+      await conn.query({sql: 'INSERT INTO w (id) VALUES (?)', values: [id++], timeout: 2000})
+      acks.push(performance.now())
+    } catch {
+      conn?.destroy()
+      conn = undefined
+    }
+  }
+  conn?.destroy()
+  return acks
+}
+
+/** The longest time between two consecutive acknowledgements. */
+export function longestGap(times: number[]): number {
+  let gap = 0
+  for (let i = 1; i < times.length; i++) gap = Math.max(gap, times[i]! - times[i - 1]!)
+  return gap
+}
