@@ -324,11 +324,9 @@ async function runOnce(scenario: Scenario, tool: Tool, run: number): Promise<Run
         if (code !== 0) throw new Error(`masterha_master_switch exited ${code}: ${excerpt(readFileSync(join(work, 'switch.log'), 'utf8'))}`)
         done = at - t0
       } else {
-        const plan = join(work, 'switch.json')
-        const planned = await mhaCli(['plan', '--config', state.configFile, '--switchover', '--to', 'db2', '-o', plan])
-        if (planned.code !== 2) throw new Error(`mha plan --switchover exited ${planned.code}: ${excerpt(planned.stdout)}`)
-        const applied = await mhaCli(['apply', plan, '--config', state.configFile])
-        if (applied.code !== 0) throw new Error(`mha apply exited ${applied.code}: ${excerpt(applied.stdout)}`)
+        // One process that shows the plan, archives it and applies it, as masterha_master_switch --interactive=0 does.
+        const switched = await mhaCli(['switchover', '--config', state.configFile, '--plans-dir', join(work, 'plans'), '--to', 'db2', '--auto-approve'])
+        if (switched.code !== 0) throw new Error(`mha switchover exited ${switched.code}: ${excerpt(switched.stdout)}`)
         done = performance.now() - t0
       }
     } else {

@@ -19,7 +19,8 @@ export default class Switchover extends BaseCommand<typeof Switchover> {
     ...plansDirFlag('Where the plan is archived (with its journal and report), and where watch and apply keep the cluster state.'),
     to: Flags.string({description: 'The new master; default: the best candidate by the failover rules.'}),
     'auto-approve': Flags.boolean({description: 'Apply without asking (required without a terminal).'}),
-    json: Flags.boolean({description: 'Print the apply report as JSON on stdout (requires --auto-approve); errors too, as {"error": {code, message, kind}}.', default: false, dependsOn: ['auto-approve']}),
+    // No default: oclif counts a defaulted flag as given, and this one depends on --auto-approve.
+    json: Flags.boolean({description: 'Print the apply report as JSON on stdout (requires --auto-approve); errors too, as {"error": {code, message, kind}}.', dependsOn: ['auto-approve']}),
   }
 
   async run(): Promise<void> {
@@ -34,7 +35,7 @@ export default class Switchover extends BaseCommand<typeof Switchover> {
     show(`${renderPlan(plan)}\n\nPlan written to ${planFile}\nDigest: ${planDigest(plan)}`)
     if (!approved && !(await confirm(`Apply this switchover now? [y/N] `))) throw new UserError(`not applied; the plan stays in ${planFile} ("mha apply ${planFile}" applies it while it is not stale)`)
     // Approved at once: the inspection is a moment old, so apply checks the plan against it instead of a second one.
-    const {report, exitCode} = await applyFromCommand({planFile, plan, cluster, json: this.flags.json, say: (line) => this.say(line), ...(approved ? {snapshot} : {})})
+    const {report, exitCode} = await applyFromCommand({planFile, plan, cluster, json: this.flags.json === true, say: (line) => this.say(line), ...(approved ? {snapshot} : {})})
     if (this.flags.json) this.print(report)
     if (exitCode !== 0) this.exit(exitCode)
   }

@@ -20,9 +20,11 @@ describe('the command registry (commands/index.ts)', () => {
   })
 
   // oclif counts a defaulted flag as given: "--to" depending on a "--switchover" that defaults to false was never refused.
-  it.each(registry)('%s: a flag that others depend on has no default, and every related flag exists', (_id, command) => {
+  it.each(registry)('%s: no flag on either side of a dependency has a default, and every related flag exists', (_id, command) => {
     const flags = command.flags ?? {}
     for (const [name, flag] of Object.entries(flags)) {
+      // A defaulted flag that depends on another is always "given", so it always demands the other.
+      if (flag.dependsOn?.length) expect(flag.default, `--${name} has a default and depends on ${flag.dependsOn.join(', ')}`).toBeUndefined()
       for (const other of flag.dependsOn ?? []) {
         expect(flags[other], `--${name} depends on unknown --${other}`).toBeDefined()
         expect(flags[other]!.default, `--${name} depends on --${other}, which has a default`).toBeUndefined()
