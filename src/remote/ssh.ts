@@ -95,6 +95,9 @@ export class SshSession {
       }
       client.on('ready', () => {
         settled = true
+        // Each command is a few small request/reply packets: with Nagle and the peer's delayed ACK, each would
+        // wait about 40 ms for the previous one's acknowledgement.
+        client.setNoDelay(true)
         client.removeAllListeners('error')
         client.on('error', () => undefined)
         resolve(new SshSession(target, client))

@@ -386,7 +386,12 @@ function myCnf(host: SandboxHost, options: Pick<SandboxOptions, 'semisync'>, isM
 }
 
 function sshdConfig(host: SandboxHost, dir: string): string {
+  // Each simulated host has a home of its own: a session's shell then reads that home's (absent) .bashrc, not the
+  // manager's, whose start-up (version managers and the like) would cost every SSH command here 100 ms or more.
+  const home = join(host.dir, 'home')
+  mkdirSync(home, {recursive: true})
   return [
+    `SetEnv HOME=${home}`,
     `ListenAddress ${host.ip}:22`,
     `HostKey ${join(host.dir, 'ssh_host_ed25519_key')}`,
     `PidFile ${join(host.dir, 'sshd.pid')}`,
