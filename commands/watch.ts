@@ -4,7 +4,6 @@ import {BaseCommand} from '../src/cli/base-command.js'
 import {ExitCode} from '../src/cli/exit-codes.js'
 import {clusterFlags, plansDirFlag} from '../src/cli/flags.js'
 import {toolVersion} from '../src/plan/plan-file.js'
-import {StatusServer} from '../src/watch/http.js'
 import {formatListenAddress, parseListenAddress} from '../src/watch/listen-address.js'
 import {selectClusters} from '../src/watch/load-clusters.js'
 import {makeLogger} from '../src/watch/log.js'
@@ -35,7 +34,8 @@ export default class Watch extends BaseCommand<typeof Watch> {
     const log = makeLogger(this.flags['log-format'], (line) => this.say(line))
     const watchers = clusters.map((cluster) => new ClusterWatcher(cluster, {plansDir, git: this.flags.git, log, autoRejoin: this.flags['auto-rejoin']}))
     const startedAt = new Date().toISOString()
-    const server = listen ? new StatusServer({watchers, plansDir, address: listen, version: toolVersion(), startedAt}) : undefined
+    // prom-client and the HTTP server load only for --listen: every command starts faster without them.
+    const server = listen ? new (await import('../src/watch/http.js')).StatusServer({watchers, plansDir, address: listen, version: toolVersion(), startedAt}) : undefined
     const bound = server ? formatListenAddress(await server.start()) : null
     writePresence(plansDir, {pid: process.pid, started: processStartTime(process.pid), startedAt, clusters: clusters.map((c) => c.name), listen: bound})
     log('*', 'watch', `watching ${clusters.map((c) => c.name).join(', ')}${bound ? `; /metrics and /status on http://${bound}` : ''}`, {pid: process.pid, ...(bound ? {listen: bound} : {})})

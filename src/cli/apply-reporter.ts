@@ -1,4 +1,3 @@
-import {Listr} from 'listr2'
 import type {ApplyEvent, ApplyListener, ApplyReport} from '../apply/events.js'
 import type {Plan} from '../plan/types.js'
 
@@ -78,7 +77,9 @@ export function rendererFor(columns: number | undefined): 'default' | 'simple' {
 }
 
 /** On a TTY: a listr2 tree of the plan's steps that follows the executor's events; it decides nothing. */
-export function listrReporter(plan: Plan, columns: number | undefined = process.stdout.columns): {listener: ApplyListener; run: Promise<void>; stop(): void} {
+/** listr2 loads only when a terminal shows the progress: a command without one starts faster. */
+export async function listrReporter(plan: Plan, columns: number | undefined = process.stdout.columns): Promise<{listener: ApplyListener; run: Promise<void>; stop(): void}> {
+  const {Listr} = await import('listr2')
   const waits = new Map(plan.steps.map((s) => [s.id, deferred()]))
   const timer = stepTimer()
   const list = new Listr(

@@ -16,7 +16,7 @@ export async function applyFromCommand(options: Omit<ApplyOptions, 'listener'> &
   const {plan, planFile, cluster, json, say} = options
   const unlock = lockCluster(cluster.name, `mha apply ${planFile}`)
   const tty = process.stdout.isTTY && !json
-  const listr = tty ? listrReporter(plan) : undefined
+  const listr = tty ? await listrReporter(plan) : undefined
   const listener = json ? () => undefined : (listr?.listener ?? lineReporter(say))
   let report: ApplyReport
   try {

@@ -136,11 +136,14 @@ export class ServerConnection {
 
   async close(): Promise<void> {
     this.#closing = true
+    // A peer that does not answer the goodbye gets a second; the timer must not keep a finished command alive.
+    let timer: NodeJS.Timeout | undefined
     try {
-      await Promise.race([this.#conn.end(), new Promise((resolve) => setTimeout(resolve, 1000))])
+      await Promise.race([this.#conn.end(), new Promise((resolve) => (timer = setTimeout(resolve, 1000)))])
     } catch {
       // The peer may already be gone.
     } finally {
+      clearTimeout(timer)
       this.#conn.destroy()
     }
   }

@@ -1,8 +1,9 @@
-import {readFileSync} from 'node:fs'
+import {createHash} from 'node:crypto'
+import {existsSync, readFileSync} from 'node:fs'
+import {createRequire} from 'node:module'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {Ajv2020, type ErrorObject, type ValidateFunction} from 'ajv/dist/2020.js'
-import addFormats from 'ajv-formats'
+import type {Ajv2020, ErrorObject, ValidateFunction} from 'ajv/dist/2020.js'
 
 /** schemas/ at the package root, from src/schema or dist/src/schema. */
 export const schemasDir: string = (() => {
@@ -23,22 +24,54 @@ export function loadSchema(name: string): Record<string, unknown> {
   return JSON.parse(readFileSync(join(schemasDir, name), 'utf8')) as Record<string, unknown>
 }
 
-function makeAjv(useDefaults: boolean): Ajv2020 {
-  const ajv = new Ajv2020({allErrors: true, strict: true, useDefaults, coerceTypes: false, discriminator: true})
-  addFormats.default(ajv, ['date-time', 'hostname', 'ipv4'])
+const require = createRequire(import.meta.url)
+
+/** Options shared by the runtime compiler and the build's precompiled validators (scripts/compile-schemas.ts). */
+export const ajvOptions = {allErrors: true, strict: true, coerceTypes: false, discriminator: true} as const
+
+/** Config validation fills in the defaults written in the schema, on a copy of the document. */
+export const fillsDefaults = (schemaFile: string) => schemaFile === 'cluster.schema.json'
+
+// ajv and its compilation cost a command about 0.2 s at start: loaded only when no precompiled validator fits.
+export function makeAjv(useDefaults: boolean, standalone = false): Ajv2020 {
+  const {Ajv2020: Ajv} = require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js')
+  const addFormats = require('ajv-formats') as typeof import('ajv-formats').default
+  const ajv = new Ajv({...ajvOptions, useDefaults, ...(standalone ? {code: {source: true}} : {})})
+  addFormats(ajv, ['date-time', 'hostname', 'ipv4'])
   return ajv
 }
 
-// Config validation fills in the defaults written in the schema, on a copy of the document.
-const configAjv = makeAjv(true)
-const outputAjv = makeAjv(false)
+const ajvs = new Map<boolean, Ajv2020>()
 const compiled = new Map<string, ValidateFunction>()
+
+/** The sha256 of a schema file's text: a precompiled validator is used only for the schema it was built from. */
+export function schemaHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex')
+}
+
+/** Where the build puts a schema's precompiled validator (dist/schemas/<name>.validate.cjs). */
+export function precompiledPath(schemaFile: string): string {
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'schemas', schemaFile.replace(/\.schema\.json$/, '.validate.cjs'))
+}
+
+function precompiled(schemaFile: string, text: string): ValidateFunction | undefined {
+  const file = precompiledPath(schemaFile)
+  if (!existsSync(file)) return undefined
+  const module = require(file) as {schemaHash: string; validate: ValidateFunction}
+  return module.schemaHash === schemaHash(text) ? module.validate : undefined
+}
 
 export function validator(schemaFile: string): ValidateFunction {
   let fn = compiled.get(schemaFile)
   if (!fn) {
-    const ajv = schemaFile === 'cluster.schema.json' ? configAjv : outputAjv
-    fn = ajv.compile(loadSchema(schemaFile))
+    const text = readFileSync(join(schemasDir, schemaFile), 'utf8')
+    fn = precompiled(schemaFile, text)
+    if (!fn) {
+      const useDefaults = fillsDefaults(schemaFile)
+      let ajv = ajvs.get(useDefaults)
+      if (!ajv) ajvs.set(useDefaults, (ajv = makeAjv(useDefaults)))
+      fn = ajv.compile(JSON.parse(text) as Record<string, unknown>)
+    }
     compiled.set(schemaFile, fn)
   }
   return fn
