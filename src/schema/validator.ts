@@ -3,7 +3,9 @@ import {existsSync, readFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import type * as AjvModule from 'ajv/dist/2020.js'
 import type {Ajv2020, ErrorObject, ValidateFunction} from 'ajv/dist/2020.js'
+import type AddFormats from 'ajv-formats'
 
 /** schemas/ at the package root, from src/schema or dist/src/schema. */
 export const schemasDir: string = (() => {
@@ -34,8 +36,8 @@ export const fillsDefaults = (schemaFile: string) => schemaFile === 'cluster.sch
 
 // ajv and its compilation cost a command about 0.2 s at start: loaded only when no precompiled validator fits.
 export function makeAjv(useDefaults: boolean, standalone = false): Ajv2020 {
-  const {Ajv2020: Ajv} = require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js')
-  const addFormats = require('ajv-formats') as typeof import('ajv-formats').default
+  const {Ajv2020: Ajv} = require('ajv/dist/2020.js') as typeof AjvModule
+  const addFormats = require('ajv-formats') as typeof AddFormats.default
   const ajv = new Ajv({...ajvOptions, useDefaults, ...(standalone ? {code: {source: true}} : {})})
   addFormats(ajv, ['date-time', 'hostname', 'ipv4'])
   return ajv
@@ -49,9 +51,12 @@ export function schemaHash(text: string): string {
   return createHash('sha256').update(text).digest('hex')
 }
 
-/** Where the build puts a schema's precompiled validator (dist/schemas/<name>.validate.cjs). */
-export function precompiledPath(schemaFile: string): string {
-  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'schemas', schemaFile.replace(/\.schema\.json$/, '.validate.cjs'))
+/** The file name of a schema's precompiled validator, which the build puts in dist/schemas/. */
+export const precompiledName = (schemaFile: string) => schemaFile.replace(/\.schema\.json$/, '.validate.cjs')
+
+/** dist/schemas/ when running the build (dist/src/schema/ -> dist/schemas/); from source, a folder that has none. */
+function precompiledPath(schemaFile: string): string {
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'schemas', precompiledName(schemaFile))
 }
 
 function precompiled(schemaFile: string, text: string): ValidateFunction | undefined {
