@@ -77,7 +77,11 @@ async function scale(): Promise<void> {
       const dir = join(work, `clusters-${count}`)
       mkdirSync(dir)
       const template = readFileSync(state.configFile, 'utf8')
-      for (let i = 0; i < count; i++) writeFileSync(join(dir, `c${i}.yaml`), template.replace(/^name: benchw$/m, `name: c${i}`))
+      // Every cluster here points at the same three hosts: kept SSH sessions would mean 3 x count sshd children on
+      // them, which no real deployment has (a host belongs to one cluster). Real fleets of this size set it too.
+      const noKeptSsh = template.replace(/^monitor:\n/m, 'monitor:\n  keep_ssh_open: false\n')
+      if (noKeptSsh === template) throw new Error('the sandbox cluster file has no monitor section to add keep_ssh_open to')
+      for (let i = 0; i < count; i++) writeFileSync(join(dir, `c${i}.yaml`), noKeptSsh.replace(/^name: benchw$/m, `name: c${i}`))
       const watch = startWatch(dir, join(work, `plans-${count}`))
       await until(`${count} clusters healthy`, 120_000, () => watch.lines.filter((l) => l.event === 'healthy').length >= count)
       const before = cpuAndMemory(watch.pid)
@@ -85,7 +89,7 @@ async function scale(): Promise<void> {
       await new Promise((r) => setTimeout(r, seconds * 1000))
       const after = cpuAndMemory(watch.pid)
       const cpu = ((after.cpuMs - before.cpuMs) / (Date.now() - startedAt)) * 100
-      console.log(`watch monitoring ${count} clusters (ping_interval 1 s, ${seconds} s): CPU ${cpu.toFixed(1)} % of one core, RSS ${after.rssMb.toFixed(0)} MB`)
+      console.log(`watch monitoring ${count} clusters (ping_interval 1 s, keep_ssh_open false, ${seconds} s): CPU ${cpu.toFixed(1)} % of one core, RSS ${after.rssMb.toFixed(0)} MB`)
       await watch.stop()
     }
   } finally {

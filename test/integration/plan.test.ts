@@ -58,6 +58,12 @@ describe('mha plan on a real sandbox', () => {
     await sandbox.sql('db1', async (c) => {
       for (let i = 0; i < 10; i++) await c.execute("INSERT INTO mhatest.t (v) SELECT REPEAT('x', 2000) FROM mhatest.seq_1_to_1000")
     })
+    // db2 has read all of db1's binlog first: this case is about the relay diff alone, with no tail to save.
+    const end = (await sandbox.sql('db1', (c) => c.queryOne('SHOW MASTER STATUS')))!
+    await waitFor("db2 to read db1's binlog to its end", 20_000, async () => {
+      const r = (await sandbox.sql('db2', (c) => c.queryOne('SHOW SLAVE STATUS')))!
+      return r.Master_Log_File === end.File && Number(r.Read_Master_Log_Pos) === Number(end.Position)
+    })
     await sandbox.sql('db3', (c) => c.execute('START SLAVE IO_THREAD'))
     process.kill(sandbox.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
     // Events in flight still arrive until each IO thread sees the connection drop.
