@@ -130,6 +130,12 @@ export class ServerConnection {
     inner?.stream?.on?.('close', fire)
   }
 
+  /** Drop the connection at once, without the goodbye: for one that just failed (a silent peer never answers it). */
+  destroy(): void {
+    this.#closing = true
+    this.#conn.destroy()
+  }
+
   get threadId(): number {
     return this.#conn.threadId
   }

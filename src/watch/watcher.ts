@@ -316,7 +316,8 @@ export class ClusterWatcher {
       }
       return {ok: true}
     } catch (error) {
-      await this.#conn?.close()
+      // A failed connection is dropped, not closed politely: a silent master would hold the goodbye for a second.
+      this.#conn?.destroy()
       this.#conn = undefined
       const e = error instanceof SqlError ? error : new SqlError('sql', 'UNKNOWN', oneLine(error))
       this.#lastPingMs = Date.now() - started
