@@ -73,7 +73,7 @@ async function scale(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'mha-benchw-scale-'))
   const state = await up(work)
   try {
-    for (const count of [100, 1000]) {
+    for (const count of (process.env.COUNTS ?? "100,1000").split(",").map(Number)) {
       const dir = join(work, `clusters-${count}`)
       mkdirSync(dir)
       const template = readFileSync(state.configFile, 'utf8')

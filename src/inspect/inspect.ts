@@ -30,6 +30,8 @@ export interface InspectOptions {
   knownDown?: {server: string; sql?: SqlFailure; ssh?: SshFailure}[]
   /** How SSH sessions are had: fresh per call by default; mha watch keeps them open (a warm inspection). */
   sshRunner?: SshRunner
+  /** Also log in as the replication user on every server (what a failover's CHANGE MASTER will need); default true. */
+  replLogin?: boolean
 }
 
 /** Read every server over SQL and every host over SSH, all at once. Changes nothing. */
@@ -38,7 +40,7 @@ export async function inspectCluster(cluster: ClusterConfig, options: InspectOpt
   const sql = await Promise.all(
     cluster.servers.map((server): Promise<SqlFacts | SqlFailure> => {
       const down = known(server)?.sql
-      return down ? Promise.resolve(down) : inspectSql(cluster, server)
+      return down ? Promise.resolve(down) : inspectSql(cluster, server, options.replLogin !== false)
     }),
   )
   const servers = await Promise.all(
@@ -82,10 +84,10 @@ function binlogHint(cluster: ClusterConfig, server: ServerConfig, sql: (SqlFacts
   return read.sort((a, b) => binlogSequence(b) - binlogSequence(a))[0] ?? null
 }
 
-async function inspectSql(cluster: ClusterConfig, server: ServerConfig): Promise<SqlFacts | SqlFailure> {
+async function inspectSql(cluster: ClusterConfig, server: ServerConfig, tryReplLogin: boolean): Promise<SqlFacts | SqlFailure> {
   try {
     const facts = await withConnection(endpointOf(cluster, server), cluster.monitor.connectTimeoutMs * 2, (conn) => readSqlFacts(conn, cluster.replUser))
-    return cluster.replPassword ? {...facts, replLogin: await replicationLogin(cluster, server)} : facts
+    return cluster.replPassword && tryReplLogin ? {...facts, replLogin: await replicationLogin(cluster, server)} : facts
   } catch (error) {
     if (error instanceof SqlError) return {reachable: false, kind: error.kind, message: error.message}
     return {reachable: false, kind: 'sql', message: `${server.name}: ${oneLine(error)}`}

@@ -249,7 +249,8 @@ export class ClusterWatcher {
 
   async #discover(): Promise<void> {
     this.#lastDiscovery = Date.now()
-    const snapshot = await inspectCluster(this.cluster, {relayLookups: false, ssh: false})
+    // The topology only: the replication login is tried by the inspection a failover makes.
+    const snapshot = await inspectCluster(this.cluster, {relayLookups: false, ssh: false, replLogin: false})
     const master = topologyOf(this.cluster, snapshot).master
     if (master && master.name !== this.master?.name) {
       this.#say('master', `monitoring ${master.name} (${master.ip}:${master.port})${this.master ? `, which replaced ${this.master.name}` : ''}`)
@@ -372,7 +373,8 @@ export class ClusterWatcher {
     this.#lastRejoinLook = Date.now()
     const out = this.#outOfService()
     if (out.length === 0) return
-    const snapshot = await inspectCluster(this.cluster, {relayLookups: false, ssh: false})
+    // The topology only: the replication login is tried by the inspection a failover makes.
+    const snapshot = await inspectCluster(this.cluster, {relayLookups: false, ssh: false, replLogin: false})
     for (const name of out) {
       if (!snapshot.servers.find((s) => s.name === name)?.sql.reachable) continue
       let unlock: (() => void) | undefined
