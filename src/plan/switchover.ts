@@ -116,7 +116,8 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
   const repointed: string[] = []
   // Re-pointing comes after the promotion: a failure before it leaves every other server as it was (nothing to
   // re-point back), and one after it leaves a writable new master that has everything, with the rest to resume.
-  const repoint = (server: ReplicaView['server'], ready: string, formerMaster: boolean, version = sqlFacts(byName.get(server.name)!)!.version) => {
+  const repoint = (server: ReplicaView['server'], ready: string[], formerMaster: boolean) => {
+    const version = sqlFacts(byName.get(server.name)!)!.version
     const id = `repoint_replica:${server.name}`
     const targetParams = {host: nm.hostname, port: nm.port, user: cluster.replUser}
     const preview = changePreview(cluster, version, targetParams, gtid, detach)
@@ -125,7 +126,7 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
       type: 'repoint_replica',
       server: server.name,
       params: {source: nm.name, ...targetParams, gtid, coordinates: gtid ? null : {fromStep: detach, output: 'binlog'}, preview, ...(formerMaster ? {formerMaster: true} : {})},
-      after: [ready, writable],
+      after: [...ready, writable],
       reason: formerMaster ? `${server.name}, the old master, replicates from ${nm.name} (orig_master_is_new_slave)` : `${server.name} replicates from ${nm.name}`,
     })
     repointed.push(id)
@@ -134,9 +135,12 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
     if (r === target) continue
     const wait = `wait_caught_up:${r.server.name}`
     add({id: wait, type: 'wait_caught_up', server: r.server.name, params: {source: master.name, position, gtid}, after: [block], reason: `${r.server.name} executes everything ${master.name} wrote, so it matches ${nm.name}`})
-    repoint(r.server, wait, false)
+    repoint(r.server, [wait], false)
   }
-  if (cluster.switchover.origMasterIsNewSlave) repoint(master, release, true)
+  // The old master replicates from the new one only after every other replica is re-pointed: until then they still
+  // read its binlog, and it would relay the new master's first writes to them, which the new master then sends again
+  // (file/position coordinates do not know they were already applied).
+  if (cluster.switchover.origMasterIsNewSlave) repoint(master, [release, ...repointed], true)
   let done = writable
   if (hook) {
     add({id: 'run_hook:online_change_start', type: 'run_hook', server: nm.name, params: {hook: 'master_ip_online_change', command: 'start', path: hook}, after: [writable], reason: `the online-change hook gives the writer address to ${nm.name}`})

@@ -112,6 +112,7 @@ describe('a failover always ends with a writable master', () => {
     const file = await planFailover(s, name)
     const journal = journalFileOf(file)
     const lines = () => (existsSync(journal) ? readFileSync(journal, 'utf8').split('\n').filter((l) => l.trim() !== '').length : 0)
+    const steps = readPlan(file).steps.length
     const moments: string[] = []
     let finished = false
     for (let attempt = 0; attempt < 18 && !finished; attempt++) {
@@ -119,11 +120,15 @@ describe('a failover always ends with a writable master', () => {
       const child = spawn(process.execPath, [join(root, 'bin/run.js'), 'apply', file, '--config', s.configFile], {cwd: root, env: {...process.env, NODE_ENV: 'production'}, stdio: 'ignore'})
       let exit: number | null | undefined
       const exited = new Promise<void>((resolve) => child.on('close', (code) => ((exit = code), resolve())))
-      // A random moment of the run, in a window that widens run after run: the first kills land in the checks and
-      // the first steps, later ones (each run resumes where the last died) further on, until a run finishes.
+      // A random moment of the run, chosen by its progress rather than by the clock (however fast apply gets): after
+      // k more journal records (each step begins and ends), k drawn over what is left plus a little, then a few
+      // random milliseconds more. k = 0 lands in start-up and the staleness check; the largest k let a run finish.
       const start = lines()
-      const delay = Math.floor((0.3 + 0.7 * Math.random()) * (600 + 120 * attempt))
-      await waitFor('the moment to kill', 60_000, () => exit !== undefined || Date.now() - runStarted >= delay)
+      const left = 2 * steps - Math.max(0, start - 1)
+      // Drawn towards the near end, so that each run gets a little further and many moments are tried.
+      const k = Math.floor(Math.random() ** 2 * (left + 3))
+      await waitFor('the moment to kill', 60_000, () => exit !== undefined || lines() - start >= k, 2)
+      await sleep(Math.floor(Math.random() * 15))
       if (exit === undefined) {
         child.kill('SIGKILL')
         await exited

@@ -113,3 +113,13 @@ describe('switchover refusals', () => {
     )
   })
 })
+
+describe('switchover step order', () => {
+  it('re-points the old master only after every other replica: until then they read its binlog, which would relay the new master\'s first writes', () => {
+    const plan = scenario().plan('db2')
+    const oldMaster = plan.steps.find((s) => s.id === 'repoint_replica:db1')!
+    expect(oldMaster.after).toEqual(expect.arrayContaining(['repoint_replica:db3', 'release_write_block:db1', 'enable_writes:db2']))
+    // And the other replica does not wait for the old master.
+    expect(plan.steps.find((s) => s.id === 'repoint_replica:db3')!.after).not.toContain('repoint_replica:db1')
+  })
+})
