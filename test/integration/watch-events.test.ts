@@ -6,7 +6,12 @@ import {afterEach, describe, expect, it} from 'vitest'
 import {parse, stringify} from 'yaml'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
-import {expectConsistent, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
+import {loadClusterFile} from '../../src/config/load.js'
+import {inspectCluster, sshTargetOf} from '../../src/inspect/inspect.js'
+import {readPlan} from '../../src/plan/plan-file.js'
+import {planFor} from '../../src/plan/planner.js'
+import {SshPool} from '../../src/remote/session-pool.js'
+import {expectConsistent, killMasterAndWait, runMha, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
 
 let sandbox: TestSandbox | undefined
 let watch: ChildProcess | undefined
@@ -65,5 +70,37 @@ describe('mha watch reacts to the crash, not to the next ping', () => {
     await waitFor('watch to see db1', 30_000, () => running.lines.some((l) => l.event === 'healthy'))
     await new Promise((r) => setTimeout(r, 2000))
     expect(sshConnectionsOf(watch.pid!, sandbox)).toEqual([])
+  })
+
+  it('plans from kept SSH sessions exactly what "mha plan" plans from a fresh inspection (a lagging replica, a dead master)', async () => {
+    sandbox = await startSandbox('itevents3', 241)
+    const s = sandbox
+    await WriteLoad.prepare(s.state, 'db1')
+    // db3 misses some writes, so the plan has a relay diff and the dead master's binlog to read.
+    await s.sql('db3', (c) => c.execute('STOP SLAVE IO_THREAD'))
+    const load = new WriteLoad(s.state)
+    load.start()
+    await new Promise((r) => setTimeout(r, 800))
+    await load.stop()
+    const cluster = loadClusterFile(s.configFile)
+    const pool = new SshPool()
+    try {
+      for (const server of cluster.servers) pool.warm(sshTargetOf(cluster, server))
+      await killMasterAndWait(s)
+      const header = {tool: 'mha test', createdAt: '2026-12-01T00:00:00.000Z', configFile: cluster.file}
+      const warm = planFor(cluster, await inspectCluster(cluster, {sshRunner: pool.run}), header)
+      expect(pool.size).toBe(3)
+      const file = join(mkdtempSync(join(tmpdir(), 'mha-it-events-plan-')), 'fresh.json')
+      const fresh = await runMha(['plan', '--config', s.configFile, '-o', file])
+      expect(fresh.code, fresh.stderr).toBe(2)
+      const cli = readPlan(file)
+      expect(warm.kind).toBe('failover')
+      expect(warm.steps.map((step) => step.id)).toContain('save_relay_diff:db3')
+      expect(warm.decision).toEqual(cli.decision)
+      expect(warm.steps).toEqual(cli.steps)
+      expect(warm.observed).toEqual(cli.observed)
+    } finally {
+      await pool.close()
+    }
   })
 })
