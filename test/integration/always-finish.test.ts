@@ -99,6 +99,9 @@ function credentialFiles(s: TestSandbox): string[] {
   return found
 }
 
+/** Kills per scenario before a run is let to finish. */
+const killsPerRun = 6
+
 describe('a failover always ends with a writable master', () => {
   let totalKills = 0
 
@@ -131,13 +134,16 @@ describe('a failover always ends with a writable master', () => {
       let exit: number | null | undefined
       const exited = new Promise<void>((resolve) => child.on('close', (code) => ((exit = code), resolve())))
       // A random moment of the run, chosen by its progress rather than by the clock (however fast apply gets): after
-      // k more journal records (each step left begins and ends), k drawn towards the near end so that each run gets
-      // a little further; k = 0 is a moment of start-up and the staleness check; the largest k let a run finish.
+      // k more journal records, k drawn towards the near end and within the first half of what is left (a skipped
+      // step writes one record, not two), so that each run gets a little further; k = 0 is a moment of start-up or
+      // the staleness check. After killsPerRun kills the next run is left to finish.
       const start = lines()
-      const k = Math.floor(Math.random() ** 2 * (2 * (steps - settled()) + 2))
-      if (k === 0) await waitFor('the moment to kill', 60_000, () => exit !== undefined || Date.now() - runStarted >= 50 + Math.random() * 650, 2)
+      const k = Math.floor(Math.random() ** 2 * (steps - settled()))
+      const killing = moments.length < killsPerRun
+      if (!killing) await exited
+      else if (k === 0) await waitFor('the moment to kill', 60_000, () => exit !== undefined || Date.now() - runStarted >= 50 + Math.random() * 650, 2)
       else await waitFor('the moment to kill', 60_000, () => exit !== undefined || lines() - start >= k, 2)
-      await sleep(Math.floor(Math.random() * 15))
+      if (killing) await sleep(Math.floor(Math.random() * 15))
       if (exit === undefined) {
         child.kill('SIGKILL')
         await exited
@@ -166,9 +172,10 @@ describe('a failover always ends with a writable master', () => {
     expect(filler[0]).toBe(filler[1])
   })
 
-  it('killed apply 20 times or more in all', () => {
+  it('killed apply 16 times or more in all', () => {
+    // killsPerRun in each of the four scenarios, less a run that finished before its moment came.
     console.log(`kills in all: ${totalKills}`)
-    expect(totalKills).toBeGreaterThanOrEqual(20)
+    expect(totalKills).toBeGreaterThanOrEqual(16)
   })
 
   it("a replica's relay-diff copy fails (its source's SSH stops): the master is promoted, the replica is left out and named, exit 10", async () => {
