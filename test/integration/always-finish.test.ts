@@ -114,18 +114,13 @@ describe('a failover always ends with a writable master', () => {
     const {s, load} = await laggingCluster(name, gtid)
     const file = await planFailover(s, name)
     const journal = journalFileOf(file)
-    const lines = () => (existsSync(journal) ? readFileSync(journal, 'utf8').split('\n').filter((l) => l.trim() !== '').length : 0)
+    const journalLines = () => (existsSync(journal) ? readFileSync(journal, 'utf8') : '').split('\n').filter((l) => l.trim() !== '')
+    // Counted, not parsed, while apply writes: the last line may be half written.
+    const lines = () => journalLines().length
+    const records = () => journalLines().map((l) => JSON.parse(l) as {step: string; event: string})
     const steps = readPlan(file).steps.length
     // Steps the journal has ended or skipped: what is left for the next run.
-    const settled = () =>
-      new Set(
-        (existsSync(journal) ? readFileSync(journal, 'utf8') : '')
-          .split('\n')
-          .filter((l) => l.trim() !== '')
-          .map((l) => JSON.parse(l) as {step: string; event: string})
-          .filter((r) => r.event === 'end' || r.event === 'skip')
-          .map((r) => r.step),
-      ).size
+    const settled = () => new Set(records().filter((r) => r.event === 'end' || r.event === 'skip').map((r) => r.step)).size
     const moments: string[] = []
     let finished = false
     for (let attempt = 0; attempt < 18 && !finished; attempt++) {
@@ -147,11 +142,11 @@ describe('a failover always ends with a writable master', () => {
       if (exit === undefined) {
         child.kill('SIGKILL')
         await exited
-        const records = (existsSync(journal) ? readFileSync(journal, 'utf8') : '').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as {step: string; event: string})
+        const written = records()
         // What this run had begun and not ended when it died.
-        const last = new Map(records.slice(start).map((r) => [r.step, r.event]))
+        const last = new Map(written.slice(start).map((r) => [r.step, r.event]))
         const open = [...last].filter(([, event]) => event === 'begin').map(([step]) => step)
-        moments.push(`kill ${moments.length + 1}: ${Date.now() - runStarted} ms into run ${attempt + 1}, during ${open.join(', ') || (records.length === start ? 'the staleness check' : 'the checks between steps')}`)
+        moments.push(`kill ${moments.length + 1}: ${Date.now() - runStarted} ms into run ${attempt + 1}, during ${open.join(', ') || (written.length === start ? 'the staleness check' : 'the checks between steps')}`)
         totalKills++
         // Nothing with a password is left behind, not even by a killed apply.
         expect(credentialFiles(s)).toEqual([])
