@@ -1,6 +1,6 @@
 import {existsSync, readFileSync} from 'node:fs'
 import {PassThrough, type Readable} from 'node:stream'
-import {Client, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm} from 'ssh2'
+import {Client, type ConnectConfig, type ServerHostKeyAlgorithm} from 'ssh2'
 import type {SshSettings} from '../config/types.js'
 import {entriesFor, knownHostsName, KnownHostsFileError, preferredHostKeyAlgorithms, readKnownHosts, verifyHostKey, type HostKeyVerdict, type KnownHostEntry} from './known-hosts.js'
 
@@ -121,58 +121,55 @@ export class SshSession {
     })
   }
 
-  /**
-   * A channel running `command`. Opening it is bounded: on a kept connection to a host gone silent no answer
-   * ever comes. A channel that opens after the bound is closed at once.
-   */
-  async #open(command: string, timeoutMs: number, onTimeout: () => SshError): Promise<ClientChannel> {
-    const where = `${this.target.name} (${this.target.host})`
-    if (this.#lost) throw this.#lost
-    return await new Promise<ClientChannel>((resolve, reject) => {
-      let late = false
-      const timer = setTimeout(() => {
-        late = true
-        reject(onTimeout())
-      }, timeoutMs)
-      this.#client.exec(command, (error, channel) => {
-        clearTimeout(timer)
-        if (late) return void channel?.close()
-        if (error) return reject(new SshError('exec', `${where}: cannot run a command: ${error.message}`))
-        resolve(channel)
-      })
-    })
-  }
-
-  /** Run one shell command line; the caller quotes arguments with shellQuote. The bound covers opening the channel. */
+  /** Run one shell command line; the caller quotes arguments with shellQuote. */
   async exec(command: string, timeoutMs = 30_000): Promise<ExecResult> {
     const where = `${this.target.name} (${this.target.host})`
-    const deadline = Date.now() + timeoutMs
-    const timedOut = () => new SshError('timeout', `${where}: command did not finish within ${timeoutMs} ms`)
-    const channel = await this.#open(command, timeoutMs, timedOut)
+    if (this.#lost) throw this.#lost
     return await new Promise<ExecResult>((resolve, reject) => {
-      const result = collectOutput(channel)
-      const timer = setTimeout(
-        () => {
-          channel.signal('KILL')
+      // The bound covers opening the channel too: on a kept connection to a host gone silent, no answer ever comes.
+      let timedOut = false
+      let opened: {signal(name: string): unknown; close(): unknown} | undefined
+      const timer = setTimeout(() => {
+        timedOut = true
+        opened?.signal('KILL')
+        opened?.close()
+        reject(new SshError('timeout', `${where}: command did not finish within ${timeoutMs} ms`))
+      }, timeoutMs)
+      this.#client.exec(command, (error, channel) => {
+        if (error) {
+          clearTimeout(timer)
+          return reject(new SshError('exec', `${where}: cannot run a command: ${error.message}`))
+        }
+        opened = channel
+        if (timedOut) {
           channel.close()
-          reject(timedOut())
-        },
-        Math.max(0, deadline - Date.now()),
-      )
-      // 'close' always comes, 'exit' may not.
-      channel.on('close', () => {
-        clearTimeout(timer)
-        resolve(result())
+          return
+        }
+        const out: Buffer[] = []
+        const err: Buffer[] = []
+        let code: number | null = null
+        let signal: string | undefined
+        channel.on('data', (chunk: Buffer) => out.push(chunk))
+        channel.stderr.on('data', (chunk: Buffer) => err.push(chunk))
+        channel.on('exit', (c: number | null, s?: string) => {
+          code = c
+          signal = s
+        })
+        // 'close' always comes, 'exit' may not.
+        channel.on('close', () => {
+          clearTimeout(timer)
+          resolve({code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8')})
+        })
+        channel.end()
       })
-      channel.end()
     })
   }
 
   /**
-   * The stdout of a command as a stream, for reading large files (binlogs) without buffering them. Destroying the
-   * stream closes the channel; a non-zero exit fails it with stderr; so does no byte for idleTimeoutMs while the
-   * reader wants more (a host gone).
+   * The stdout of a command as a stream, for reading large files (binlogs) without buffering them.
+   * Destroying the stream closes the channel. A non-zero exit fails the stream with stderr.
    */
+  /** The command's stdout; fails when no byte arrives for idleTimeoutMs while the reader wants more (a host gone). */
   readStream(command: string, idleTimeoutMs = 10_000, stdin?: string): Readable {
     const out = new PassThrough()
     // A stream abandoned by its reader must not crash the process when it fails later.
@@ -230,39 +227,53 @@ export class SshSession {
    * ends. Fails when the input fails, or no byte moves for idleTimeoutMs.
    */
   async pipeInto(command: string, input: Readable, idleTimeoutMs = 60_000): Promise<ExecResult> {
+    if (this.#lost) throw this.#lost
     const where = `${this.target.name} (${this.target.host})`
-    let channel: ClientChannel
-    try {
-      channel = await this.#open(command, idleTimeoutMs, () => new SshError('timeout', `${where}: no channel for "${command}" within ${idleTimeoutMs} ms`))
-    } catch (error) {
-      // Nothing will read it: the relay from the source host stops too.
-      if (error instanceof SshError && error.kind === 'timeout') input.destroy()
-      throw error
-    }
     return await new Promise<ExecResult>((resolve, reject) => {
-      const result = collectOutput(channel)
-      let failed: Error | undefined
-      let timer: NodeJS.Timeout | undefined
-      const fail = (e: Error) => {
-        if (failed) return
-        failed = e
-        clearTimeout(timer)
+      // Opening the channel is bounded too: a kept connection to a host gone silent never answers.
+      let late = false
+      const opening = setTimeout(() => {
+        late = true
         input.destroy()
-        channel.signal('KILL')
-        channel.close()
-      }
-      const arm = () => {
-        clearTimeout(timer)
-        timer = setTimeout(() => fail(new SshError('timeout', `${where}: no data moved for ${idleTimeoutMs} ms into "${command}"`)), idleTimeoutMs)
-      }
-      arm()
-      input.on('data', arm)
-      input.on('error', (e: Error) => fail(e))
-      input.pipe(channel)
-      channel.on('close', () => {
-        clearTimeout(timer)
-        if (failed) return reject(failed)
-        resolve(result())
+        reject(new SshError('timeout', `${where}: no channel for "${command}" within ${idleTimeoutMs} ms`))
+      }, idleTimeoutMs)
+      this.#client.exec(command, (error, channel) => {
+        clearTimeout(opening)
+        if (late) return void channel?.close()
+        if (error) return reject(new SshError('exec', `${where}: cannot run a command: ${error.message}`))
+        const out: Buffer[] = []
+        const err: Buffer[] = []
+        let code: number | null = null
+        let signal: string | undefined
+        let failed: Error | undefined
+        let timer: NodeJS.Timeout | undefined
+        const fail = (e: Error) => {
+          if (failed) return
+          failed = e
+          clearTimeout(timer)
+          input.destroy()
+          channel.signal('KILL')
+          channel.close()
+        }
+        const arm = () => {
+          clearTimeout(timer)
+          timer = setTimeout(() => fail(new SshError('timeout', `${where}: no data moved for ${idleTimeoutMs} ms into "${command}"`)), idleTimeoutMs)
+        }
+        arm()
+        input.on('data', arm)
+        input.on('error', (e: Error) => fail(e))
+        input.pipe(channel)
+        channel.on('data', (chunk: Buffer) => out.push(chunk))
+        channel.stderr.on('data', (chunk: Buffer) => err.push(chunk))
+        channel.on('exit', (c: number | null, s?: string) => {
+          code = c
+          signal = s
+        })
+        channel.on('close', () => {
+          clearTimeout(timer)
+          if (failed) return reject(failed)
+          resolve({code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8')})
+        })
       })
     })
   }
@@ -332,19 +343,4 @@ function keyRefusal(error: Error, target: SshTarget, where: string): SshError {
   if (/bad passphrase/i.test(error.message)) return new SshError('auth', `${where}: SSH key ${file} does not open with the passphrase from ${target.privateKeyPassphrase?.source}; fix ssh.private_key_passphrase`)
   if (/privateKey/.test(error.message)) return new SshError('auth', `${where}: SSH key ${file} cannot be used (${error.message}); set ssh.private_key_file to an OpenSSH private key`)
   return new SshError('unreachable', `${where}: cannot start SSH (${error.message})`)
-}
-
-/** Gathers a channel's stdout, stderr and exit status; the result is read once it has closed. */
-function collectOutput(channel: ClientChannel): () => ExecResult {
-  const out: Buffer[] = []
-  const err: Buffer[] = []
-  let code: number | null = null
-  let signal: string | undefined
-  channel.on('data', (chunk: Buffer) => out.push(chunk))
-  channel.stderr.on('data', (chunk: Buffer) => err.push(chunk))
-  channel.on('exit', (c: number | null, s?: string) => {
-    code = c
-    signal = s
-  })
-  return () => ({code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8')})
 }
