@@ -54,15 +54,12 @@ export const blockWrites: StepHandler<Of<'block_writes'>> = {
     const lock = (await readOnlyState(ctx, step.server)).superReadOnly === null
     try {
       const holder = lock ? await lockAgainstEveryone(step.server, ctx, deadline) : undefined
-      // FTWRL waits for commits under way and then lets no session commit: the position it leaves is final.
-      // (release_write_block checks again that nothing was written past it.)
-      if (holder !== undefined) return await binaryLogPosition(ctx, step.server)
-      const ours = [conn.threadId]
+      const ours = [conn.threadId, ...(holder ? [holder] : [])]
       for (;;) {
         const clients = await clientThreads(conn, ours)
-        // Without the lock any statement may still write: the position counts once two reads agree and no client runs one.
-        const writers = clients.filter((t) => t.command !== 'Sleep')
-        for (const t of clients) await conn.execute(`KILL ${t.id}`).catch(() => undefined)
+        // Under the lock a client can only wait (it is killed before the lock goes); without it, any statement may write.
+        const writers = lock ? [] : clients.filter((t) => t.command !== 'Sleep')
+        for (const t of lock ? [] : clients) await conn.execute(`KILL ${t.id}`).catch(() => undefined)
         const first = await binaryLogPosition(ctx, step.server)
         await sleep(100)
         const second = await binaryLogPosition(ctx, step.server)
