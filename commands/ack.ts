@@ -1,25 +1,42 @@
 import {BaseCommand} from '../src/cli/base-command.js'
-import {clusterFlags, jsonFlag, plansDirFlag} from '../src/cli/flags.js'
+import {clusterFlags, etcdFlags, jsonFlag, plansDirFlag} from '../src/cli/flags.js'
+import {etcdSettings} from '../src/coord/settings.js'
 import {clusterFile, clusterNameOf} from '../src/config/load.js'
 import {UsageError, UserError} from '../src/util/errors.js'
-import {readWatchState, writeWatchState} from '../src/watch/state.js'
+import {readWatchState, writeWatchState, type WatchState} from '../src/watch/state.js'
 
 export default class Ack extends BaseCommand<typeof Ack> {
   static override summary = "Acknowledge a cluster's last failover, so that watch may fail it over again automatically."
   static override description =
     "A failover (by watch or by mha apply) blocks the next automatic failover of the cluster for monitor.last_failover_minute (MHA's anti-flapping), until it is acknowledged here. Reads and writes only <plans-dir>/<cluster>/watch-state.json; no server is contacted, and the cluster file's secrets are not needed."
   static override examples = ['<%= config.bin %> ack --cluster app1', '<%= config.bin %> ack --config /etc/mha/app1.yaml --plans-dir /var/lib/mha/plans --json']
-  static override flags = {...clusterFlags, ...plansDirFlag('Where watch and apply keep the cluster state.'), ...jsonFlag('{cluster, lastFailover, acknowledged, alreadyAcknowledged} (schemas/ack.schema.json)')}
+  static override flags = {...clusterFlags, ...plansDirFlag('Where watch and apply keep the cluster state.'), ...jsonFlag('{cluster, lastFailover, acknowledged, alreadyAcknowledged} (schemas/ack.schema.json)'), ...etcdFlags}
 
-  // eslint-disable-next-line @typescript-eslint/require-await
   async run(): Promise<void> {
     const name = this.flags.config ? clusterNameOf(clusterFile({config: this.flags.config})) : this.flags.cluster
     if (!name) throw new UsageError('name the cluster: mha ack --cluster NAME (or --config FILE)')
     const plansDir = this.flags['plans-dir']
-    const state = readWatchState(plansDir, name)
-    if (!state.lastFailover) throw new UserError(`cluster ${name} has no failover to acknowledge in ${plansDir}`)
-    const already = state.acknowledged
-    if (!already) writeWatchState(plansDir, name, {...state, acknowledged: true})
+    const settings = etcdSettings(this.flags)
+    // With etcd the managers read the state there: the acknowledgement goes there (and to this host's copy).
+    const coord = settings ? new (await import('../src/coord/coordinator.js')).Coordinator(settings) : undefined
+    try {
+      await coord?.start()
+      if (coord && !coord.session.valid()) throw new UserError(`etcd (${settings!.endpoints.join(', ')}): ${coord.session.problem ?? 'no lease'}; nothing was acknowledged`)
+      const state = (await coord?.readState(name)) ?? readWatchState(plansDir, name)
+      if (!state.lastFailover) throw new UserError(`cluster ${name} has no failover to acknowledge in ${coord ? `etcd or ${plansDir}` : plansDir}`)
+      const already = state.acknowledged
+      if (!already) {
+        writeWatchState(plansDir, name, {...state, acknowledged: true})
+        await coord?.writeState(name, {...state, acknowledged: true})
+      }
+      this.#said(name, state, already)
+    } finally {
+      await coord?.stop()
+    }
+  }
+
+  #said(name: string, state: WatchState, already: boolean): void {
+    if (!state.lastFailover) return
     if (this.flags.json) return this.print({cluster: name, lastFailover: state.lastFailover, acknowledged: true, alreadyAcknowledged: already})
     if (already) this.say(`the last failover of ${name} (${state.lastFailover.at}) was already acknowledged`)
     else this.say(`acknowledged the failover of ${name} at ${state.lastFailover.at} (${state.lastFailover.plan}); automatic failover is allowed again`)

@@ -2,7 +2,8 @@ import {existsSync} from 'node:fs'
 import {Args, Flags} from '@oclif/core'
 import {applyFromCommand} from '../src/cli/apply-run.js'
 import {BaseCommand} from '../src/cli/base-command.js'
-import {clusterFlags, jsonFlag} from '../src/cli/flags.js'
+import {clusterFlags, etcdFlags, jsonFlag} from '../src/cli/flags.js'
+import {etcdSettings} from '../src/coord/settings.js'
 import {clusterFile, loadClusterFile} from '../src/config/load.js'
 import {readPlan} from '../src/plan/plan-file.js'
 import {UserError} from '../src/util/errors.js'
@@ -17,6 +18,7 @@ export default class Apply extends BaseCommand<typeof Apply> {
     ...clusterFlags,
     ...jsonFlag('the apply report (schemas/apply-report.schema.json)'),
     'expect-digest': Flags.string({description: 'Apply only if the plan is exactly the approved one: its sha256 digest, as mha plan and mha show print it.'}),
+    ...etcdFlags,
   }
 
   async run(): Promise<void> {
@@ -26,7 +28,7 @@ export default class Apply extends BaseCommand<typeof Apply> {
     if (!existsSync(configFile)) throw new UserError(`${planFile}: the plan is for cluster ${plan.cluster}, but ${configFile} does not exist; give its cluster file with --config`)
     const cluster = loadClusterFile(configFile)
     if (cluster.name !== plan.cluster) throw new UserError(`${planFile}: the plan is for cluster ${plan.cluster}, but ${configFile} describes ${cluster.name}`)
-    const {report, exitCode} = await applyFromCommand({planFile, plan, cluster, json: this.flags.json, say: (line) => this.say(line), ...(this.flags['expect-digest'] ? {expectDigest: this.flags['expect-digest']} : {})})
+    const {report, exitCode} = await applyFromCommand({planFile, plan, cluster, json: this.flags.json, etcd: etcdSettings(this.flags), say: (line) => this.say(line), ...(this.flags['expect-digest'] ? {expectDigest: this.flags['expect-digest']} : {})})
     if (this.flags.json) this.print(report)
     if (exitCode !== 0) this.exit(exitCode)
   }

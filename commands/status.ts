@@ -1,8 +1,11 @@
 import {checkCluster} from '../src/analysis/check.js'
 import {BaseCommand} from '../src/cli/base-command.js'
-import {clusterFlags, jsonFlag, plansDirFlag} from '../src/cli/flags.js'
+import {clusterFlags, etcdFlags, jsonFlag, plansDirFlag} from '../src/cli/flags.js'
+import {etcdSettings} from '../src/coord/settings.js'
+import type {WatchState} from '../src/watch/state.js'
 import {renderTable} from '../src/cli/table.js'
 import {inspectCluster} from '../src/inspect/inspect.js'
+import {oneLine} from '../src/util/errors.js'
 import {selectClusters} from '../src/watch/load-clusters.js'
 import {watchViewOf} from '../src/watch/presence.js'
 import {failoverBlocked, readWatchState} from '../src/watch/state.js'
@@ -13,14 +16,16 @@ export default class Status extends BaseCommand<typeof Status> {
   static override description =
     "Looks at the servers itself (SQL and SSH, changing nothing) and reads what watch and apply recorded under <plans-dir>: the last failover, whether anti-flapping blocks the next one until mha ack, servers out of service or fenced. When a mha watch runs for the cluster (its presence file, same pid and start time) it says what that watch sees, from its /status when it listens. Every cluster of --config-dir, or the one named by --cluster or --config."
   static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --cluster app1 --json', '<%= config.bin %> status --config /etc/mha/app1.yaml --plans-dir /var/lib/mha/plans']
-  static override flags = {...clusterFlags, ...plansDirFlag('Where watch and apply keep the cluster state.'), ...jsonFlag('one object per cluster')}
+  static override flags = {...clusterFlags, ...plansDirFlag('Where watch and apply keep the cluster state.'), ...jsonFlag('one object per cluster'), ...etcdFlags}
 
   async run(): Promise<void> {
     const clusters = selectClusters({config: this.flags.config, configDir: this.flags['config-dir'], names: this.flags.cluster ? [this.flags.cluster] : []})
+    const shared = await this.#fromEtcd(clusters.map((c) => c.name))
     const rows = await Promise.all(
       clusters.map(async (cluster) => {
-        const report = checkCluster(cluster, await inspectCluster(cluster, {relayLookups: false}), {outOfService: readWatchState(this.flags['plans-dir'], cluster.name).outOfService ?? []})
-        const state = readWatchState(this.flags['plans-dir'], cluster.name)
+        // With etcd, the shared state wins over this host's copy: another manager may have failed the cluster over.
+        const state = shared?.states.get(cluster.name) ?? readWatchState(this.flags['plans-dir'], cluster.name)
+        const report = checkCluster(cluster, await inspectCluster(cluster, {relayLookups: false}), {outOfService: state.outOfService ?? []})
         const blocked = failoverBlocked(state, cluster.monitor.lastFailoverMinute)
         const watch = await watchViewOf(this.flags['plans-dir'], cluster.name)
         return {
@@ -35,6 +40,7 @@ export default class Status extends BaseCommand<typeof Status> {
           automaticFailover: automaticFailoverOf(watch, blocked !== null),
           watch,
           fenced: state.fenced ?? [],
+          ...(shared ? {leader: shared.leaders.get(cluster.name) ?? null, etcd: shared.problem ?? 'up'} : {}),
         }
       }),
     )
@@ -51,5 +57,32 @@ export default class Status extends BaseCommand<typeof Status> {
       for (const f of r.fenced) this.say(`${r.cluster}: ${f.server}: returned writable while ${f.master} is the master, set read_only by watch at ${f.at}`)
     }
     for (const r of rows) this.say(watchLine(r.cluster, r.watch))
+    if (shared) {
+      this.say(`etcd: ${shared.problem ?? 'up'}; managers: ${shared.managers.join(', ') || 'none'}`)
+      for (const r of rows) this.say(`${r.cluster}: led by ${r.leader ?? 'no manager (no automatic failover)'}`)
+    }
+  }
+
+  /** Leaders, managers and shared state from etcd; an etcd that cannot answer is said, not fatal. */
+  async #fromEtcd(names: string[]): Promise<{leaders: Map<string, string>; managers: string[]; states: Map<string, WatchState>; problem: string | null} | undefined> {
+    const settings = etcdSettings(this.flags)
+    if (!settings) return undefined
+    const {Coordinator} = await import('../src/coord/coordinator.js')
+    const coord = new Coordinator(settings)
+    await coord.start()
+    try {
+      const leaders = await coord.leadersNow()
+      const managers = (await coord.managersNow()).filter((m) => m.id !== settings.id).map((m) => `${m.id} (${m.clusters} cluster(s))`)
+      const states = new Map<string, WatchState>()
+      for (const name of names) {
+        const state = await coord.readState(name)
+        if (state) states.set(name, state)
+      }
+      return {leaders, managers, states, problem: null}
+    } catch (error) {
+      return {leaders: new Map(), managers: [], states: new Map(), problem: `DOWN (${oneLine(error)})`}
+    } finally {
+      await coord.stop()
+    }
   }
 }

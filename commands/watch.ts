@@ -2,7 +2,8 @@ import {Flags} from '@oclif/core'
 import {processStartTime} from '../src/apply/lock.js'
 import {BaseCommand} from '../src/cli/base-command.js'
 import {ExitCode} from '../src/cli/exit-codes.js'
-import {clusterFlags, plansDirFlag} from '../src/cli/flags.js'
+import {clusterFlags, etcdFlags, plansDirFlag} from '../src/cli/flags.js'
+import {etcdSettings} from '../src/coord/settings.js'
 import {toolVersion} from '../src/plan/plan-file.js'
 import {formatListenAddress, parseListenAddress} from '../src/watch/listen-address.js'
 import {selectClusters} from '../src/watch/load-clusters.js'
@@ -24,6 +25,7 @@ export default class Watch extends BaseCommand<typeof Watch> {
     'auto-rejoin': Flags.boolean({description: 'Rejoin a server taken out by a failover as a replica as soon as it answers again (never one with transactions the master lacks). Off by default.', default: false}),
     heartbeat: Flags.integer({description: 'Seconds between two "heartbeat" lines summing up every cluster (0: none).', default: 60, min: 0}),
     listen: Flags.string({description: 'Serve GET /metrics (Prometheus) and GET /status (JSON) on ADDR:PORT, for example 127.0.0.1:9104. Off by default.'}),
+    ...etcdFlags,
   }
 
   async run(): Promise<void> {
@@ -32,13 +34,41 @@ export default class Watch extends BaseCommand<typeof Watch> {
     const clusters = selectClusters({config: this.flags.config, configDir: this.flags['config-dir'], names})
     const plansDir = this.flags['plans-dir']
     const log = makeLogger(this.flags['log-format'], (line) => this.say(line))
-    const watchers = clusters.map((cluster) => new ClusterWatcher(cluster, {plansDir, git: this.flags.git, log, autoRejoin: this.flags['auto-rejoin']}))
+    const etcd = etcdSettings(this.flags)
+    // etcd3 (and gRPC) load only when etcd is used.
+    const coord = etcd ? new (await import('../src/coord/coordinator.js')).Coordinator(etcd, clusters.map((c) => c.name)) : undefined
+    const watchers = clusters.map((cluster) => new ClusterWatcher(cluster, {plansDir, git: this.flags.git, log, autoRejoin: this.flags['auto-rejoin'], ...(coord ? {coord} : {})}))
+    if (coord) {
+      coord.log = (event, message) => log('*', event, message)
+      // Leadership moves to the manager it belongs to only while nothing is under way there.
+      coord.canHandOver = (name) => watchers.some((w) => w.cluster.name === name && !w.failingOver && w.verdict.state === 'healthy')
+      coord.onFailoverRecord = (name, record) => watchers.find((w) => w.cluster.name === name)?.leaderActed(record)
+      await coord.start()
+      if (!coord.session.valid()) log('*', 'etcd down', `etcd (${etcd!.endpoints.join(', ')}) cannot be used: ${coord.session.problem}; no cluster is watched by this manager until it answers`)
+    }
     const startedAt = new Date().toISOString()
     // prom-client and the HTTP server load only for --listen: every command starts faster without them.
     const server = listen ? new (await import('../src/watch/http.js')).StatusServer({watchers, plansDir, address: listen, version: toolVersion(), startedAt}) : undefined
     const bound = server ? formatListenAddress(await server.start()) : null
     writePresence(plansDir, {pid: process.pid, started: processStartTime(process.pid), startedAt, clusters: clusters.map((c) => c.name), listen: bound})
-    log('*', 'watch', `watching ${clusters.map((c) => c.name).join(', ')}${bound ? `; /metrics and /status on http://${bound}` : ''}`, {pid: process.pid, ...(bound ? {listen: bound} : {})})
+    log('*', 'watch', `watching ${clusters.map((c) => c.name).join(', ')}${bound ? `; /metrics and /status on http://${bound}` : ''}${etcd ? `; with etcd ${etcd.endpoints.join(',')} as ${etcd.id}` : ''}`, {pid: process.pid, ...(bound ? {listen: bound} : {})})
+    // etcd away is said at once (by the session) and again with a growing pause while it lasts: never silent.
+    let etcdDownSince = 0
+    let nextEtcdLog = 0
+    const etcdAlarm = coord
+      ? setInterval(() => {
+          const now = Date.now()
+          if (coord.session.valid()) {
+            if (etcdDownSince) log('*', 'etcd up', `etcd answers again after ${Math.round((now - etcdDownSince) / 1000)} s: automatic failover is back`)
+            etcdDownSince = 0
+            return
+          }
+          if (!etcdDownSince) etcdDownSince = nextEtcdLog = now
+          if (now < nextEtcdLog) return
+          nextEtcdLog = now + Math.min(300_000, Math.max(5_000, (now - etcdDownSince) * 2))
+          log('*', 'etcd down', `etcd unreachable or without quorum for ${Math.round((now - etcdDownSince) / 1000)} s (${coord.session.problem ?? '?'}): no automatic failover for any cluster of this manager`)
+        }, 500)
+      : undefined
     for (const w of watchers) w.start()
     // Loud at start: a cluster that cannot be monitored is said at once (by its watcher); none at all is fatal.
     await Promise.all(watchers.map((w) => w.firstLook))
@@ -53,7 +83,8 @@ export default class Watch extends BaseCommand<typeof Watch> {
             const by = (test: (w: ClusterWatcher) => boolean) => watchers.filter(test).map((w) => w.cluster.name)
             const unmonitored = by((w) => w.unmonitored !== null)
             const troubled = by((w) => w.unmonitored === null && w.verdict.state !== 'healthy')
-            log('*', 'heartbeat', `${watchers.length} cluster(s): ${watchers.length - unmonitored.length - troubled.length} healthy${troubled.length ? `; not healthy: ${troubled.join(', ')}` : ''}${unmonitored.length ? `; cannot be monitored: ${unmonitored.join(', ')}` : ''}`)
+            const leading = coord ? `; leading ${by((w) => w.health.role === 'leader').length}, following ${by((w) => w.health.role === 'follower').length}${coord.session.valid() ? '' : '; etcd DOWN: no automatic failover'}` : ''
+            log('*', 'heartbeat', `${watchers.length} cluster(s): ${watchers.length - unmonitored.length - troubled.length} healthy${troubled.length ? `; not healthy: ${troubled.join(', ')}` : ''}${unmonitored.length ? `; cannot be monitored: ${unmonitored.join(', ')}` : ''}${leading}`)
           }, this.flags.heartbeat * 1000)
         : undefined
     await new Promise<void>((resolve) => {
@@ -65,6 +96,9 @@ export default class Watch extends BaseCommand<typeof Watch> {
       process.once('SIGINT', () => stop('SIGINT'))
     })
     clearInterval(heartbeat)
+    clearInterval(etcdAlarm)
+    // The lease is revoked: the other managers take this one's clusters at once, not after the TTL.
+    await coord?.stop()
     removePresence(plansDir)
     log('*', 'stopped', 'every cluster loop has stopped')
   }

@@ -28,9 +28,12 @@ export class RunContext implements StepContext {
   readonly #held = new Map<string, ServerConnection>()
 
   readonly #pool: SshPool | undefined
+  /** Throws when this process may no longer act (mha with etcd): every statement and SSH use asks it first. */
+  readonly #guard: () => void
 
-  constructor(cluster: ClusterConfig, plan: Plan, workDir: string, pool?: SshPool) {
+  constructor(cluster: ClusterConfig, plan: Plan, workDir: string, pool?: SshPool, guard: () => void = () => undefined) {
     this.#pool = pool
+    this.#guard = guard
     this.cluster = cluster
     this.plan = plan
     this.workDir = workDir
@@ -44,14 +47,22 @@ export class RunContext implements StepContext {
   }
 
   sql(name: string): Promise<ServerConnection> {
-    return cached(this.#sql, name, () => ServerConnection.open(endpointOf(this.cluster, this.server(name)), this.cluster.monitor.connectTimeoutMs * 2))
+    this.#guard()
+    return cached(this.#sql, name, () => this.#open(name))
+  }
+
+  async #open(name: string): Promise<ServerConnection> {
+    const conn = await ServerConnection.open(endpointOf(this.cluster, this.server(name)), this.cluster.monitor.connectTimeoutMs * 2)
+    conn.guard = this.#guard
+    return conn
   }
 
   async holdSession(name: string, purpose: string): Promise<ServerConnection> {
     const key = `${name}\0${purpose}`
     const held = this.#held.get(key)
     if (held) return held
-    const conn = await ServerConnection.open(endpointOf(this.cluster, this.server(name)), this.cluster.monitor.connectTimeoutMs * 2)
+    this.#guard()
+    const conn = await this.#open(name)
     this.#held.set(key, conn)
     return conn
   }
@@ -75,6 +86,7 @@ export class RunContext implements StepContext {
   }
 
   async ssh(name: string): Promise<SshSession> {
+    this.#guard()
     if (this.#pool) return await this.#pool.session(sshTargetOf(this.cluster, this.server(name)))
     const session = await cached(this.#ssh, name, () => SshSession.open(sshTargetOf(this.cluster, this.server(name))))
     if (!session.lost) return session

@@ -15,8 +15,9 @@ import {oneLine} from '../util/errors.js'
 import {redact} from '../util/secret.js'
 import {RunContext} from './context.js'
 import type {ApplyListener, ApplyReport, StepStatus} from './events.js'
-import {Journal} from './journal.js'
+import {Journal, type JournalStore} from './journal.js'
 import type {SshPool} from '../remote/session-pool.js'
+import {FencedError} from '../coord/session.js'
 
 export interface ApplyOptions {
   planFile: string
@@ -29,6 +30,12 @@ export interface ApplyOptions {
   snapshot?: Snapshot
   /** SSH sessions the caller keeps open (mha watch): used instead of new ones, and left open. */
   sshPool?: SshPool
+  /** Where the journal lives when not in the file beside the plan (etcd, shared by several managers). */
+  journal?: JournalStore
+  /** Throws when this process may no longer act (its etcd lease or lock is gone): checked before every effect. */
+  guard?: () => void
+  /** Work files kept beside the journal (etcd): restored before a resume, saved after each step. */
+  artifacts?: {save: (dir: string) => Promise<void>; restore: (dir: string) => Promise<void>}
 }
 
 /** The new master's coordinates recorded when it was detached, and how the old master would follow it from there. */
@@ -73,8 +80,8 @@ export function journalFileOf(planFile: string): string {
 export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
   const started = Date.now()
   const {plan, cluster, planFile, listener} = options
-  const journal = new Journal(journalFileOf(planFile))
-  const records = journal.read()
+  const journal = options.journal ?? new Journal(journalFileOf(planFile))
+  const {records, digest: journalDigest} = await journal.read()
   const digest = planDigest(plan)
   const status = new Map<string, {status: StepStatus; reason: string | null}>(plan.steps.map((s) => [s.id, {status: 'not_run', reason: null}]))
   const report = (overall: ApplyReport['status'], message: string, nextAction: string | null, notes: string[] = []): ApplyReport => ({
@@ -92,7 +99,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     nextAction,
     durationMs: Date.now() - started,
   })
-  const ctx = new RunContext(cluster, plan, planFile.replace(/\.json$/, '') + '.work', options.sshPool)
+  const ctx = new RunContext(cluster, plan, planFile.replace(/\.json$/, '') + '.work', options.sshPool, options.guard)
   const finished = (r: ApplyReport) => {
     listener({kind: 'finish', report: r})
     return r
@@ -102,7 +109,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
   if (plan.steps.length > 0 && plan.steps.every((s) => settled(s.id))) {
     for (const s of plan.steps) status.set(s.id, {status: 'skipped', reason: 'done in an earlier run (journal)'})
     listener({kind: 'resume', done: plan.steps.length, total: plan.steps.length, doneSteps: plan.steps.map((s) => s.id)})
-    return finished(report('already_applied', `plan already applied (${journal.file}); nothing to do`, null))
+    return finished(report('already_applied', `plan already applied (${journal.where}); nothing to do`, null))
   }
   // The plan is data: before any change, it must be the approved one and agree with the cluster file.
   const refuse = (message: string, next: string) => {
@@ -111,8 +118,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
   }
   if (options.expectDigest !== undefined && options.expectDigest.toLowerCase() !== digest)
     return refuse(`the plan's digest is ${digest}, not the approved ${options.expectDigest}: this is not the plan that was reviewed`, `review ${planFile} ("mha show ${planFile}") and approve its digest, or apply the approved file`)
-  if (journal.digest !== undefined && journal.digest !== digest)
-    return refuse(`${planFile} changed since apply began (digest ${digest}, the journal's ${journal.digest})`, `restore the plan that was being applied, or make a new plan with "mha plan --cluster ${plan.cluster}"`)
+  if (journalDigest !== undefined && journalDigest !== digest)
+    return refuse(`${planFile} changed since apply began (digest ${digest}, the journal's ${journalDigest})`, `restore the plan that was being applied, or make a new plan with "mha plan --cluster ${plan.cluster}"`)
   const problems = planProblems(plan, cluster)
   if (problems.length > 0) return refuse(`${planFile}: the plan disagrees with ${cluster.file}: ${problems.join('; ')}`, `make a new plan with "mha plan --cluster ${plan.cluster}" and review it ("mha show FILE")`)
   if (plan.kind === 'noop') return finished(report('already_applied', 'a noop plan: nothing to do', null))
@@ -147,12 +154,14 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
           `${plan.decision.deadMaster} is not dead for its replicas: ${streaming.join(', ')} still replicate${streaming.length === 1 ? 's' : ''} from it (IO thread running); a network problem between mha and ${plan.decision.deadMaster}, no failover`,
           `find out why mha cannot reach ${plan.decision.deadMaster}; to fail over anyway, plan again with --force-dead "<why>"`,
         )
-      journal.write({step: '(plan)', event: 'plan', message: digest})
+      await journal.write({step: '(plan)', event: 'plan', message: digest})
     }
     if (resuming) listener({kind: 'resume', done: done.size, total: plan.steps.length, doneSteps: [...done]})
     for (const [id, record] of records) if (record.state === 'done' || record.state === 'skipped') ctx.outputs.set(id, record.outputs)
     for (const [id, record] of records) if (record.state === 'begun' || record.state === 'failed') ctx.unfinished.add(id)
     mkdirSync(ctx.workDir, {recursive: true})
+    // Another manager's saved files, when this one resumes its failover.
+    if (resuming) await options.artifacts?.restore(ctx.workDir)
 
     const failures: {step: Step; message: string}[] = []
     const running = new Map<string, Promise<void>>()
@@ -166,37 +175,51 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     // only stops the steps that depend on it (a replica left out never keeps the new master from taking writes).
     const stopAtFirstFailure = plan.rollback !== undefined
 
+    // Set when this process lost its right to act (etcd lease or lock): nothing more is started or written.
+    const stopped: {fenced: string | null} = {fenced: null}
+    const guard = options.guard ?? (() => undefined)
     const runStep = async (step: Step): Promise<void> => {
       const handler = handlerFor(step)
       listener({kind: 'begin', step})
       try {
+        guard()
         const checked = await handler.check(step, ctx)
         if (checked.done) {
           const outputs = checked.outputs ?? {}
           ctx.outputs.set(step.id, outputs)
-          journal.write({step: step.id, event: 'skip', outputs, message: checked.reason})
+          await journal.write({step: step.id, event: 'skip', outputs, message: checked.reason})
           status.set(step.id, {status: 'skipped', reason: checked.reason})
           listener({kind: 'skip', step, reason: checked.reason})
           return
         }
-        journal.write({step: step.id, event: 'begin'})
+        await journal.write({step: step.id, event: 'begin'})
+        guard()
         const outputs = (await handler.act(step, ctx)) ?? {}
         ctx.outputs.set(step.id, outputs)
+        guard()
         await handler.verify(step, ctx, outputs)
-        journal.write({step: step.id, event: 'end', outputs})
+        // The files a step saved go where the journal goes before it says the step is done.
+        await options.artifacts?.save(ctx.workDir)
+        await journal.write({step: step.id, event: 'end', outputs})
         status.set(step.id, {status: 'applied', reason: null})
         listener({kind: 'end', step, outputs})
       } catch (error) {
         const message = redact(oneLine(error), secrets)
-        journal.write({step: step.id, event: 'fail', message})
         status.set(step.id, {status: 'failed', reason: message})
         listener({kind: 'fail', step, message})
+        if (error instanceof FencedError) {
+          stopped.fenced ??= message
+          return
+        }
+        await journal.write({step: step.id, event: 'fail', message}).catch((e: unknown) => {
+          stopped.fenced ??= redact(oneLine(e), secrets)
+        })
         failures.push({step, message})
       }
     }
 
     while (pending.length > 0 || running.size > 0) {
-      if (!(stopAtFirstFailure && failures.length > 0)) {
+      if (!(stopAtFirstFailure && failures.length > 0) && stopped.fenced === null) {
         for (const step of [...pending]) {
           const broken = step.after.find(failedOrBlocked)
           if (broken) {
@@ -217,12 +240,16 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
       }
       if (running.size === 0) {
         // Blocking may have made more steps decidable: go round again until nothing changes.
-        if (pending.some((step) => step.after.some(failedOrBlocked)) && !(stopAtFirstFailure && failures.length > 0)) continue
+        if (pending.some((step) => step.after.some(failedOrBlocked)) && !(stopAtFirstFailure && failures.length > 0) && stopped.fenced === null) continue
         break
       }
       await Promise.race(running.values())
     }
 
+    if (stopped.fenced !== null) {
+      // Another manager holds the cluster now and finishes from the shared journal: this one stops here.
+      return finished(report('failed', `stopped: ${stopped.fenced}`, `nothing to do here: the manager that holds the cluster's lock now finishes this ${plan.kind} from the shared journal`, ctx.notes))
+    }
     // An optional step (the dead master's binlog) that failed was done without; the loss is in the report.
     const counted = failures.filter((f) => f.step.group !== 'optional')
     const failure = counted[0]
@@ -241,16 +268,16 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
         try {
           const checked = await handler.check(step, ctx)
           if (!checked.done) {
-            journal.write({step: id, event: 'begin'})
+            await journal.write({step: id, event: 'begin'})
             const outputs = (await handler.act(step, ctx)) ?? {}
             await handler.verify(step, ctx, outputs)
           }
-          journal.write({step: id, event: checked.done ? 'skip' : 'end'})
+          await journal.write({step: id, event: checked.done ? 'skip' : 'end'})
           listener(checked.done ? {kind: 'skip', step: {...step, id}, reason: checked.reason} : {kind: 'end', step: {...step, id}, outputs: {}})
           undone.push(step.id)
         } catch (error) {
           const message = redact(oneLine(error), secrets)
-          journal.write({step: id, event: 'fail', message})
+          await journal.write({step: id, event: 'fail', message})
           listener({kind: 'fail', step: {...step, id}, message})
           rolledBack = `; the rollback failed at ${step.id}: ${message}`
           break

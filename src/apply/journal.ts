@@ -8,6 +8,8 @@ export interface JournalEntry {
   event: 'begin' | 'end' | 'skip' | 'fail' | 'plan'
   outputs?: Record<string, unknown>
   message?: string
+  /** The manager that wrote the line (etcd journals, where several may take turns). */
+  by?: string
 }
 
 export interface StepRecord {
@@ -16,44 +18,68 @@ export interface StepRecord {
   message: string | undefined
 }
 
-export class Journal {
-  readonly file: string
-  #digest: string | undefined
+/** What a journal read gives: the last state of every step, and the digest of the plan it was started for. */
+export interface JournalRecords {
+  records: Map<string, StepRecord>
+  digest: string | undefined
+}
 
-  /** The digest of the plan the journal was started for (after read()). */
-  get digest(): string | undefined {
-    return this.#digest
+/**
+ * Where a plan's journal lives: a file beside the plan (one manager), or etcd (several, one acting at a time).
+ * A write is durable before it returns: the next effect starts only after it.
+ */
+export interface JournalStore {
+  readonly where: string
+  read(): Promise<JournalRecords>
+  write(entry: Omit<JournalEntry, 'at'>): Promise<void>
+}
+
+/** The last state of every step from journal lines in order; a torn line (crash mid-write) is ignored. */
+export function parseJournalLines(lines: readonly string[]): JournalRecords {
+  const records = new Map<string, StepRecord>()
+  let digest: string | undefined
+  for (const line of lines) {
+    if (line.trim() === '') continue
+    let entry: JournalEntry
+    try {
+      entry = JSON.parse(line) as JournalEntry
+    } catch {
+      continue
+    }
+    if (entry.event === 'plan') {
+      digest ??= entry.message
+      continue
+    }
+    const before = records.get(entry.step)
+    const state = entry.event === 'begin' ? 'begun' : entry.event === 'end' ? 'done' : entry.event === 'skip' ? 'skipped' : 'failed'
+    records.set(entry.step, {state, outputs: entry.outputs ?? before?.outputs ?? {}, message: entry.message})
   }
+  return {records, digest}
+}
+
+/** The journal as a file beside the plan. */
+export class Journal implements JournalStore {
+  readonly file: string
 
   constructor(file: string) {
     this.file = file
   }
 
-  /** The last state of every step, as the journal says; a torn last line (crash mid-write) is ignored. */
-  read(): Map<string, StepRecord> {
-    const records = new Map<string, StepRecord>()
-    if (!existsSync(this.file)) return records
-    for (const line of readFileSync(this.file, 'utf8').split('\n')) {
-      if (line.trim() === '') continue
-      let entry: JournalEntry
-      try {
-        entry = JSON.parse(line) as JournalEntry
-      } catch {
-        continue
-      }
-      if (entry.event === 'plan') {
-        this.#digest ??= entry.message
-        continue
-      }
-      const before = records.get(entry.step)
-      const state = entry.event === 'begin' ? 'begun' : entry.event === 'end' ? 'done' : entry.event === 'skip' ? 'skipped' : 'failed'
-      records.set(entry.step, {state, outputs: entry.outputs ?? before?.outputs ?? {}, message: entry.message})
-    }
-    return records
+  get where(): string {
+    return this.file
   }
 
-  write(entry: Omit<JournalEntry, 'at'>): void {
+  read(): Promise<JournalRecords> {
+    return Promise.resolve(this.readNow())
+  }
+
+  readNow(): JournalRecords {
+    return existsSync(this.file) ? parseJournalLines(readFileSync(this.file, 'utf8').split('\n')) : {records: new Map(), digest: undefined}
+  }
+
+  write(entry: Omit<JournalEntry, 'at'>): Promise<void> {
     // appendFileSync: each line is on disk before the next effect starts.
     appendFileSync(this.file, JSON.stringify({at: new Date().toISOString(), ...entry}) + '\n')
+    return Promise.resolve()
   }
 }

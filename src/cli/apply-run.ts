@@ -1,8 +1,11 @@
 import type {ApplyReport} from '../apply/events.js'
 import {applyPlan, type ApplyOptions} from '../apply/executor.js'
 import {lockCluster} from '../apply/lock.js'
+import type {EtcdSettings} from '../coord/settings.js'
+import {readWatchState} from '../watch/state.js'
+import {plansDirOf} from '../watch/record-apply.js'
 import type {Plan} from '../plan/types.js'
-import {oneLine} from '../util/errors.js'
+import {oneLine, UserError} from '../util/errors.js'
 import {recordManualApply} from '../watch/record-apply.js'
 import {describeNewMaster, lineReporter, listrReporter} from './apply-reporter.js'
 import {ExitCode} from './exit-codes.js'
@@ -12,21 +15,27 @@ import {ExitCode} from './exit-codes.js'
  * listr2 progress on a terminal (lines elsewhere, nothing with --json), recorded for watch and status.
  * Returns the report and the exit code the command ends with.
  */
-export async function applyFromCommand(options: Omit<ApplyOptions, 'listener'> & {json: boolean; say: (line: string) => void}): Promise<{report: ApplyReport; exitCode: number}> {
+export async function applyFromCommand(options: Omit<ApplyOptions, 'listener'> & {json: boolean; say: (line: string) => void; etcd?: EtcdSettings | undefined}): Promise<{report: ApplyReport; exitCode: number}> {
   const {plan, planFile, cluster, json, say} = options
-  const unlock = lockCluster(cluster.name, `mha apply ${planFile}`)
+  // With etcd the lock is the one every manager takes: a watcher on another host and this apply exclude each other.
+  const shared = options.etcd ? await etcdLock(options.etcd, cluster.name, `mha apply ${planFile}`) : undefined
+  const unlock = shared ? () => undefined : lockCluster(cluster.name, `mha apply ${planFile}`)
   const tty = process.stdout.isTTY && !json
   const listr = tty ? await listrReporter(plan) : undefined
   const listener = json ? () => undefined : (listr?.listener ?? lineReporter(say))
   let report: ApplyReport
   try {
-    report = await applyPlan({...options, listener})
+    report = await applyPlan({...options, listener, ...(shared ? {guard: shared.lock.guard} : {})})
+    record(planFile, plan, report)
+    // The managers' anti-flapping reads the state from etcd.
+    if (shared) await shared.coord.writeState(cluster.name, readWatchState(plansDirOf(planFile, plan.cluster), cluster.name), shared.lock).catch((error: unknown) => process.stderr.write(`mha: could not record this ${plan.kind} in etcd: ${oneLine(error)}\n`))
   } finally {
     listr?.stop()
     await listr?.run
     unlock()
+    await shared?.lock.release()
+    await shared?.coord.stop()
   }
-  record(planFile, plan, report)
   if (!json && tty) {
     say(`${report.status}: ${report.message}`)
     if (report.dataLoss) say(`data loss: ${report.dataLoss}`)
@@ -46,5 +55,19 @@ function record(planFile: string, plan: Plan, report: ApplyReport): void {
     recordManualApply(planFile, plan, report)
   } catch (error) {
     process.stderr.write(`mha: could not record this ${plan.kind} in the watch state: ${oneLine(error)}\n`)
+  }
+}
+
+/** A short-lived etcd session for one command: the cluster lock under its own lease, or one clear refusal. */
+async function etcdLock(settings: EtcdSettings, cluster: string, purpose: string) {
+  const {Coordinator} = await import('../coord/coordinator.js')
+  const coord = new Coordinator(settings)
+  await coord.start()
+  try {
+    if (!coord.session.valid()) throw new UserError(`etcd (${settings.endpoints.join(', ')}): ${coord.session.problem ?? 'no lease'}; nothing was changed`)
+    return {coord, lock: await coord.lock(cluster, purpose)}
+  } catch (error) {
+    await coord.stop()
+    throw error
   }
 }

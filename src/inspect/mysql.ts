@@ -50,6 +50,8 @@ export class ServerConnection {
   readonly #conn: Connection
   readonly #timeoutMs: number
   #closing = false
+  /** Asked before every statement: throws when the process may no longer act (a lost etcd lease). */
+  guard: () => void = () => undefined
 
   private constructor(endpoint: Endpoint, conn: Connection, timeoutMs: number) {
     this.endpoint = endpoint
@@ -91,6 +93,7 @@ export class ServerConnection {
   }
 
   async query(sql: string, params: unknown[] = [], timeoutMs = this.#timeoutMs): Promise<Record<string, unknown>[]> {
+    this.guard()
     try {
       const [rows] = await this.#conn.query<RowDataPacket[]>({sql, timeout: timeoutMs, values: params})
       return rows
@@ -105,6 +108,7 @@ export class ServerConnection {
 
   /** A statement whose text holds a secret: errors never echo the SQL. */
   async execute(sql: string, timeoutMs = this.#timeoutMs): Promise<void> {
+    this.guard()
     try {
       await this.#conn.query({sql, timeout: timeoutMs})
     } catch (error) {

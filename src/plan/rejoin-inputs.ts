@@ -58,7 +58,7 @@ export function findFailoverRecord(plansDir: string, cluster: string, server: st
       continue
     }
     if (plan.kind !== 'failover' || plan.decision.deadMaster !== server || !plan.decision.newMaster) continue
-    const records = new Journal(journalFileOf(path)).read()
+    const records = new Journal(journalFileOf(path)).readNow().records
     const save = plan.steps.find((s) => s.type === 'save_master_binlog' && s.server === server)
     const savedEnd = save ? records.get(save.id)?.outputs.end : undefined
     // Applied to the new master only when apply_logs of the new master ran with the tail.

@@ -1,7 +1,12 @@
 import {execFileSync} from 'node:child_process'
 import {writeFileSync} from 'node:fs'
-import {dirname, resolve} from 'node:path'
-import {applyPlan} from '../apply/executor.js'
+import {basename, dirname, join, resolve} from 'node:path'
+import {applyPlan, journalFileOf} from '../apply/executor.js'
+import type {ApplyReport} from '../apply/events.js'
+import type {ClusterLock, Coordinator, FailoverRecord} from '../coord/coordinator.js'
+import {FencedError} from '../coord/session.js'
+import type {Plan} from '../plan/types.js'
+import {planDigest, readPlan} from '../plan/plan-file.js'
 import {lockCluster} from '../apply/lock.js'
 import {topologyOf} from '../analysis/topology.js'
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
@@ -35,6 +40,9 @@ export interface WatchHealth {
   notMonitored: string | null
   /** Failovers this process ran to the end of apply, oldest first. */
   failovers: {at: string; status: string; durationMs: number}[]
+  /** With etcd: this manager's role for the cluster and the manager that leads it. */
+  role: Role
+  leader: string | null
 }
 
 export interface WatchOptions {
@@ -43,7 +51,12 @@ export interface WatchOptions {
   log: Logger
   /** Rejoin a server taken out by a failover as soon as it answers again (never one with extra transactions). */
   autoRejoin?: boolean
+  /** Several managers through etcd: only the cluster's leader pings, plans and applies. */
+  coord?: Coordinator
 }
+
+/** With etcd: leads the cluster, follows another manager, or led it when etcd went away (pings, never fails over). */
+export type Role = 'single' | 'leader' | 'follower' | 'cut-off'
 
 /** A route's TCP connect to the master: on a LAN a live port answers far sooner; a blackholed one never does. */
 const probeTimeoutMs = 1000
@@ -77,7 +90,10 @@ export class ClusterWatcher {
   master: ServerConfig | undefined
   verdict: Verdict = {state: 'healthy'}
   failures = 0
-  readonly health: WatchHealth = {lastPingAt: null, lastPingOk: null, lastSuccessfulPingAt: null, notMonitored: null, failovers: []}
+  readonly health: WatchHealth = {lastPingAt: null, lastPingOk: null, lastSuccessfulPingAt: null, notMonitored: null, failovers: [], role: 'single', leader: null}
+  /** A failover (or its takeover) is under way in this process. */
+  failingOver = false
+  #leaderSaid: string | null = null
   #conn: ServerConnection | undefined
   #stopping = false
   #timer: NodeJS.Timeout | undefined
@@ -175,6 +191,7 @@ export class ClusterWatcher {
 
   async tick(): Promise<void> {
     try {
+      if (this.options.coord && !(await this.#leadership(this.options.coord))) return
       // The topology is followed, not assumed: looked at again every few seconds while healthy, and at once
       // when the master stops being one (an external switchover sets it read only).
       if (!this.master || (this.failures === 0 && Date.now() - this.#lastDiscovery >= rediscoverEveryMs)) {
@@ -219,6 +236,84 @@ export class ClusterWatcher {
       if (!this.master) this.health.notMonitored = `cannot find the master: ${oneLine(error)}`
       this.#say('error', oneLine(error))
     }
+  }
+
+  /**
+   * With etcd, only the cluster's leader pings it, plans and applies; the others follow lightly (nothing but
+   * this look) and are ready to take over. A manager that becomes leader first finishes a failover that the
+   * previous leader left unfinished. Returns whether this manager watches the cluster now.
+   */
+  async #leadership(coord: Coordinator): Promise<boolean> {
+    const name = this.cluster.name
+    const role: Role = coord.leads(name) ? 'leader' : coord.cutOff(name) ? 'cut-off' : 'follower'
+    const was = this.health.role
+    this.health.role = role
+    this.health.leader = coord.leaderOf(name)
+    if (role === 'leader' && was !== 'leader') {
+      this.#say('leading', `this manager (${coord.settings.id}) leads ${name} now`)
+      // The topology and the state are looked at afresh: another manager may have changed both.
+      this.master = undefined
+      this.failures = 0
+      await this.#pullState(coord)
+      await this.#finishUnfinished(coord)
+    } else if (role === 'cut-off' && was !== 'cut-off') {
+      this.#say('etcd down', `${coord.session.problem ?? 'etcd unreachable'}: still pinging ${this.master?.name ?? 'the master'}, but no automatic failover until etcd answers again`)
+    } else if (role === 'follower' && was !== 'follower') {
+      const old = this.#conn
+      this.#conn = undefined
+      void old?.close().catch(() => undefined)
+      this.master = undefined
+      this.failures = 0
+      this.verdict = {state: 'healthy'}
+      this.#lastReport = ''
+      this.#forgetProbes()
+    }
+    if (role === 'follower' && this.health.leader !== null && this.health.leader !== this.#leaderSaid) this.#say('following', `${this.health.leader} leads ${name}; this manager (${coord.settings.id}) is ready to take over`)
+    this.#leaderSaid = role === 'follower' ? this.health.leader : null
+    if (role === 'follower') this.#firstLookDone()
+    return role !== 'follower'
+  }
+
+  async #pullState(coord: Coordinator): Promise<void> {
+    const state = await coord.readState(this.cluster.name)
+    if (state) writeWatchState(this.options.plansDir, this.cluster.name, state)
+  }
+
+  /** The previous leader died or lost etcd in the middle of a failover: finish it from the shared journal. */
+  async #finishUnfinished(coord: Coordinator): Promise<void> {
+    const record = await coord.failoverRecord(this.cluster.name)
+    if (!record || record.finished) return
+    let lock: ClusterLock
+    try {
+      lock = await coord.lock(this.cluster.name, `mha watch takeover (${coord.settings.id})`)
+    } catch (error) {
+      this.#say('locked', `a failover started by ${record.by} is unfinished, but: ${oneLine(error)}`)
+      return
+    }
+    this.failingOver = true
+    const started = Date.now()
+    try {
+      this.#say('takeover', `finishing the failover ${record.by} started at ${record.startedAt} (${record.planName}) from the journal in etcd`)
+      // The plan is data: written to this manager's plans folder and read back through the same validation as any plan file.
+      const planFile = join(this.options.plansDir, this.cluster.name, basename(record.planName))
+      writeFileSync(planFile, JSON.stringify(record.plan, null, 2) + '\n')
+      const plan = readPlan(planFile)
+      if (planDigest(plan) !== record.digest) throw new Error(`the plan in etcd does not match its digest ${record.digest}; finish it by hand`)
+      const report = await this.#apply(plan, planFile, {coord, lock})
+      await this.#finished(plan, planFile, report, started, {coord, lock, record})
+    } catch (error) {
+      this.#say(error instanceof FencedError ? 'fenced' : 'error', oneLine(error))
+    } finally {
+      this.failingOver = false
+      await lock.release()
+    }
+  }
+
+  /** Told of a failover record another manager wrote: followers say that the leader acted. */
+  leaderActed(record: FailoverRecord): void {
+    const me = this.options.coord?.settings.id
+    if (record.finished && record.finishedBy !== me) this.#say('leader acted', `${record.finishedBy ?? record.by} finished a failover of ${this.cluster.name} (${record.planName}): ${record.status ?? ''}: ${record.message ?? ''}`)
+    else if (!record.finished && record.by !== me) this.#say('leader acting', `${record.by} started a failover of ${this.cluster.name} (${record.planName})`)
   }
 
   #forgetProbes(): void {
@@ -427,6 +522,8 @@ export class ClusterWatcher {
     for (const f of outcome.fenced) {
       this.#say('fenced returning master', `${f.reason}: set it read only; rejoin it as a replica of ${f.master} or rebuild it`, {server: f.server})
       recordFenced(this.options.plansDir, this.cluster.name, f)
+      // With etcd the state is shared: the next leader knows what this one fenced.
+      void this.options.coord?.writeState(this.cluster.name, readWatchState(this.options.plansDir, this.cluster.name)).catch((error: unknown) => this.#say('etcd', `could not share the fence record: ${oneLine(error)}`))
     }
     // A problem that lasts is said once, not at every round.
     const problem = [...outcome.failed.map((f) => `could not set ${f.server} read only: ${f.message}; trying again`), ...(outcome.skipped ? [`${suspects.join(', ')} writable and replicating from nobody, left alone: ${outcome.skipped}`] : [])].join('; ')
@@ -438,7 +535,15 @@ export class ClusterWatcher {
   async #failover(reason: string, observation: Observation): Promise<void> {
     // A fencing look under way finishes (bounded by the monitor timeouts) before the topology changes.
     await this.#returningCheck
-    const {plansDir, git} = this.options
+    const coord = this.options.coord
+    if (coord && !coord.leads(this.cluster.name)) {
+      // etcd lost: nobody may start a failover that another manager could start too.
+      if (this.#lastReport !== 'blocked') this.#say('blocked', `${this.master?.name ?? 'the master'} is dead but no automatic failover: ${coord.session.problem ?? 'this manager no longer leads the cluster'}; it starts once etcd answers again`)
+      this.#lastReport = 'blocked'
+      return
+    }
+    const {plansDir} = this.options
+    if (coord) await this.#pullState(coord)
     const state = readWatchState(plansDir, this.cluster.name)
     const blocked = failoverBlocked(state, this.cluster.monitor.lastFailoverMinute)
     if (blocked) {
@@ -447,13 +552,22 @@ export class ClusterWatcher {
       this.#lastReport = 'blocked'
       return
     }
-    let unlock: () => void
+    let unlock: () => Promise<void>
+    let lock: ClusterLock | undefined
     try {
-      unlock = lockCluster(this.cluster.name, `mha watch (pid ${process.pid})`)
+      if (coord) {
+        const held = await coord.lock(this.cluster.name, `mha watch (${coord.settings.id})`)
+        lock = held
+        unlock = () => held.release()
+      } else {
+        const release = lockCluster(this.cluster.name, `mha watch (pid ${process.pid})`)
+        unlock = () => Promise.resolve(release())
+      }
     } catch (error) {
       this.#say('locked', oneLine(error))
       return
     }
+    this.failingOver = true
     const started = Date.now()
     try {
       this.#say('failover', `starting: ${reason}`)
@@ -483,39 +597,73 @@ export class ClusterWatcher {
       const planFile = defaultPlanPath(plan, plansDir)
       writePlan(plan, planFile)
       this.#say('plan', `${plan.decision.summary}; data loss: ${plan.decision.dataLoss.statement}`, {plan: planFile})
-      const report = await applyPlan({
-        planFile,
-        plan,
-        cluster: this.cluster,
-        // Taken a moment ago: apply does not inspect again (and wait again for the dead master's timeouts).
-        snapshot,
-        sshPool: this.#pool,
-        listener: (event) => {
-          if (event.kind === 'end' || event.kind === 'skip' || event.kind === 'fail') this.#say(`step ${event.kind}`, `${event.step.id}${event.kind === 'skip' ? `: ${event.reason}` : event.kind === 'fail' ? `: ${event.message}` : ''}`)
-        },
-      })
-      const reportFile = planFile.replace(/\.json$/, '.report.json')
-      writeFileSync(reportFile, JSON.stringify(report, null, 2) + '\n')
-      const before = readWatchState(plansDir, this.cluster.name)
-      const promoted = report.status === 'applied' || report.status === 'partial'
-      writeWatchState(plansDir, this.cluster.name, {
-        ...before,
-        lastFailover: {at: new Date().toISOString(), plan: planFile, report: reportFile, status: report.status, deadMaster: plan.decision.deadMaster, newMaster: plan.decision.newMaster},
-        acknowledged: false,
-        // The dead master leaves the active topology until it is rejoined: the next failover does not wait for it.
-        ...(promoted && plan.decision.deadMaster
-          ? {outOfService: withOutOfService(before, {server: plan.decision.deadMaster, since: new Date().toISOString(), reason: `failed over to ${plan.decision.newMaster}`, plan: planFile})}
-          : {}),
-      })
-      this.health.failovers.push({at: new Date().toISOString(), status: report.status, durationMs: Date.now() - started})
-      const outcome = report.status === 'applied' ? 'failover done' : report.status === 'partial' ? 'failover done, replicas left out' : 'failover failed'
-      this.#say(outcome, report.message + (report.dataLoss ? `; data loss: ${report.dataLoss}` : '') + (report.nextAction ? `; next: ${report.nextAction}` : ''), {plan: planFile, report: reportFile})
-      if (git) this.#commit(planFile, reportFile, `mha watch: ${plan.cluster} ${report.status}: ${plan.decision.summary}`)
-      this.master = undefined
-      this.failures = 0
+      const record: FailoverRecord | undefined = coord ? {digest: planDigest(plan), planName: basename(planFile), plan, by: coord.settings.id, startedAt: new Date().toISOString(), finished: false} : undefined
+      // Before the first effect, the plan is in etcd: whoever leads next can finish it.
+      if (coord && lock && record) await coord.writeFailoverRecord(lock, record)
+      // Taken a moment ago: apply does not inspect again (and wait again for the dead master's timeouts).
+      const report = await this.#apply(plan, planFile, coord && lock ? {coord, lock} : undefined, snapshot)
+      await this.#finished(plan, planFile, report, started, coord && lock && record ? {coord, lock, record} : undefined)
+    } catch (error) {
+      if (!(error instanceof FencedError)) throw error
+      this.#say('fenced', oneLine(error))
     } finally {
-      unlock()
+      this.failingOver = false
+      await unlock()
     }
+  }
+
+  /** Apply through the same executor as the command; with etcd, journaled there, under the lock's guard. */
+  #apply(plan: Plan, planFile: string, shared: {coord: Coordinator; lock: ClusterLock} | undefined, snapshot?: Snapshot): Promise<ApplyReport> {
+    const digest = planDigest(plan)
+    return applyPlan({
+      planFile,
+      plan,
+      cluster: this.cluster,
+      ...(snapshot ? {snapshot} : {}),
+      sshPool: this.#pool,
+      ...(shared ? {journal: shared.coord.journal(shared.lock, digest, journalFileOf(planFile)), guard: shared.lock.guard, artifacts: shared.coord.artifacts(shared.lock, digest)} : {}),
+      listener: (event) => {
+        if (event.kind === 'end' || event.kind === 'skip' || event.kind === 'fail') this.#say(`step ${event.kind}`, `${event.step.id}${event.kind === 'skip' ? `: ${event.reason}` : event.kind === 'fail' ? `: ${event.message}` : ''}`)
+      },
+    })
+  }
+
+  /** After apply: the report beside the plan, the state (anti-flapping, out of service), the log line, git. */
+  async #finished(plan: Plan, planFile: string, report: ApplyReport, started: number, shared: {coord: Coordinator; lock: ClusterLock; record: FailoverRecord} | undefined): Promise<void> {
+    const {plansDir, git} = this.options
+    const reportFile = planFile.replace(/\.json$/, '.report.json')
+    writeFileSync(reportFile, JSON.stringify(report, null, 2) + '\n')
+    if (shared) {
+      try {
+        shared.lock.guard()
+      } catch (error) {
+        // Another manager holds the cluster now and finishes the failover: nothing here is recorded as done.
+        this.#say('fenced', `${report.message}; ${oneLine(error)}`, {plan: planFile})
+        return
+      }
+    }
+    const before = readWatchState(plansDir, this.cluster.name)
+    const promoted = report.status === 'applied' || report.status === 'partial'
+    const state = {
+      ...before,
+      lastFailover: {at: new Date().toISOString(), plan: planFile, report: reportFile, status: report.status, deadMaster: plan.decision.deadMaster, newMaster: plan.decision.newMaster},
+      acknowledged: false,
+      // The dead master leaves the active topology until it is rejoined: the next failover does not wait for it.
+      ...(promoted && plan.decision.deadMaster
+        ? {outOfService: withOutOfService(before, {server: plan.decision.deadMaster, since: new Date().toISOString(), reason: `failed over to ${plan.decision.newMaster}`, plan: planFile})}
+        : {}),
+    }
+    writeWatchState(plansDir, this.cluster.name, state)
+    if (shared) {
+      await shared.coord.writeState(this.cluster.name, state, shared.lock)
+      await shared.coord.writeFailoverRecord(shared.lock, {...shared.record, finished: true, finishedBy: shared.coord.settings.id, status: report.status, message: report.message})
+    }
+    this.health.failovers.push({at: new Date().toISOString(), status: report.status, durationMs: Date.now() - started})
+    const outcome = report.status === 'applied' ? 'failover done' : report.status === 'partial' ? 'failover done, replicas left out' : 'failover failed'
+    this.#say(outcome, report.message + (report.dataLoss ? `; data loss: ${report.dataLoss}` : '') + (report.nextAction ? `; next: ${report.nextAction}` : ''), {plan: planFile, report: reportFile})
+    if (git) this.#commit(planFile, reportFile, `mha watch: ${plan.cluster} ${report.status}: ${plan.decision.summary}`)
+    this.master = undefined
+    this.failures = 0
   }
 
   #commit(planFile: string, reportFile: string, message: string): void {

@@ -1,0 +1,160 @@
+import {readFileSync} from 'node:fs'
+import {performance} from 'node:perf_hooks'
+import {Etcd3, EtcdLeaseInvalidError, type Lease} from 'etcd3'
+import {oneLine} from '../util/errors.js'
+import type {EtcdSettings} from './settings.js'
+
+/** A unary etcd call that takes longer has no quorum behind it (or no network): it fails instead of hanging. */
+export const etcdCallTimeoutMs = 2000
+
+export function etcdClient(settings: EtcdSettings): Etcd3 {
+  const tls = settings.tls
+  return new Etcd3({
+    hosts: settings.endpoints,
+    ...(tls
+      ? {
+          credentials: {
+            rootCertificate: tls.caFile ? readFileSync(tls.caFile) : (undefined as unknown as Buffer),
+            ...(tls.certFile && tls.keyFile ? {certChain: readFileSync(tls.certFile), privateKey: readFileSync(tls.keyFile)} : {}),
+          },
+        }
+      : {}),
+    ...(settings.auth ? {auth: {username: settings.auth.user, password: settings.auth.password.reveal(), callOptions: {deadline: Date.now() + etcdCallTimeoutMs}}} : {}),
+    dialTimeout: etcdCallTimeoutMs,
+    defaultCallOptions: (context) => (context.isStream ? {} : {deadline: Date.now() + etcdCallTimeoutMs}),
+  })
+}
+
+/** Any promise bounded in time: etcd without quorum accepts a call and never answers it. */
+export async function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`etcd: ${what} timed out after ${ms} ms`)), ms)))])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+export interface SessionEvents {
+  /** A lease was granted: keys may be written under it. */
+  up: (leaseId: string) => void
+  /** The lease is no longer known valid (etcd unreachable past its TTL, or expired there): nothing may act on it. */
+  lost: (why: string) => void
+}
+
+/**
+ * One manager's lease in etcd, kept alive by hand so that its validity is known locally: a lease is valid
+ * until the TTL runs out after the last keepalive etcd answered, counted from when that keepalive was sent.
+ * A process frozen past that moment (SIGSTOP, a long GC pause, a VM migration) finds its lease invalid
+ * before it does anything, even if nobody told it.
+ */
+export class EtcdSession {
+  readonly client: Etcd3
+  readonly settings: EtcdSettings
+  #lease: Lease | undefined
+  #leaseId: string | undefined
+  #validUntil = 0
+  #stopped = false
+  #loop: Promise<void> | undefined
+  #lastProblem = ''
+  readonly #listeners: {up: SessionEvents['up'][]; lost: SessionEvents['lost'][]} = {up: [], lost: []}
+  /** Why etcd cannot be used now, for logs, status and metrics; null while the lease is valid. */
+  problem: string | null = 'not connected yet'
+
+  constructor(settings: EtcdSettings) {
+    this.settings = settings
+    this.client = etcdClient(settings)
+  }
+
+  on<E extends keyof SessionEvents>(event: E, listener: SessionEvents[E]): void {
+    ;(this.#listeners[event] as SessionEvents[E][]).push(listener)
+  }
+
+  get leaseId(): string | undefined {
+    return this.valid() ? this.#leaseId : undefined
+  }
+
+  /** True while the lease is certainly alive in etcd. */
+  valid(): boolean {
+    return this.#leaseId !== undefined && performance.now() < this.#validUntil
+  }
+
+  /** Throws unless the lease is valid: called before every effect a leader or lock holder makes. */
+  assertValid(what: string): void {
+    if (!this.valid()) throw new FencedError(`${what}: this manager's etcd lease is no longer valid (${this.problem ?? 'expired'}); another manager may act now, so this one does nothing more`)
+  }
+
+  /** Starts keeping a lease; resolves once the first one is granted (or the first attempt failed). */
+  async start(): Promise<void> {
+    let first: () => void = () => undefined
+    const granted = new Promise<void>((resolve) => (first = resolve))
+    this.#loop = this.#keep(first)
+    await granted
+  }
+
+  async #keep(firstAttempt: () => void): Promise<void> {
+    const ttlMs = this.settings.leaseTtlSeconds * 1000
+    while (!this.#stopped) {
+      const sentAt = performance.now()
+      try {
+        if (!this.#lease) {
+          const lease = this.client.lease(this.settings.leaseTtlSeconds, {autoKeepAlive: false})
+          lease.on('lost', () => undefined)
+          const id = await bounded(lease.grant(), etcdCallTimeoutMs, 'lease grant')
+          this.#lease = lease
+          this.#leaseId = id
+          this.#validUntil = sentAt + ttlMs
+          this.problem = null
+          this.#lastProblem = ''
+          for (const l of this.#listeners.up) l(id)
+        } else {
+          const answer = await bounded(this.#lease.keepaliveOnce(), etcdCallTimeoutMs, 'lease keepalive')
+          const ttl = Number(answer.TTL)
+          if (!(ttl > 0)) throw new EtcdLeaseInvalidError(String(this.#leaseId))
+          this.#validUntil = sentAt + ttl * 1000
+          this.problem = null
+        }
+      } catch (error) {
+        const expired = error instanceof EtcdLeaseInvalidError
+        const message = expired ? 'the lease expired in etcd' : `etcd unreachable or without quorum (${oneLine(error)})`
+        this.problem = message
+        if (expired || performance.now() >= this.#validUntil) this.#drop(message)
+      }
+      firstAttempt()
+      await sleep(this.valid() ? ttlMs / 4 : 250)
+    }
+  }
+
+  #drop(why: string): void {
+    const had = this.#leaseId !== undefined
+    this.#lease?.release()
+    this.#lease = undefined
+    this.#leaseId = undefined
+    this.#validUntil = 0
+    if (had || why !== this.#lastProblem) for (const l of this.#listeners.lost) l(why)
+    this.#lastProblem = why
+  }
+
+  /** Ends the lease at once (its keys vanish now, not after the TTL) and closes the client. */
+  async stop(): Promise<void> {
+    this.#stopped = true
+    const lease = this.#lease
+    this.#lease = undefined
+    this.#leaseId = undefined
+    await bounded(lease?.revoke() ?? Promise.resolve(), etcdCallTimeoutMs, 'lease revoke').catch(() => undefined)
+    await this.#loop?.catch(() => undefined)
+    this.client.close()
+  }
+}
+
+/** An effect refused because this process no longer holds the lease or lock it acted under. */
+export class FencedError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'FencedError'
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
