@@ -10,6 +10,9 @@ import Switchover from './switchover.js'
 import Watch from './watch.js'
 import SandboxAddHost from './sandbox/add-host.js'
 import SandboxDown from './sandbox/down.js'
+import SandboxEtcdDown from './sandbox/etcd/down.js'
+import SandboxEtcdStatus from './sandbox/etcd/status.js'
+import SandboxEtcdUp from './sandbox/etcd/up.js'
 import SandboxKillMaster from './sandbox/kill-master.js'
 import SandboxLoad from './sandbox/load.js'
 import SandboxStartHost from './sandbox/start-host.js'
@@ -33,4 +36,7 @@ export const commands = {
   'sandbox:start-host': SandboxStartHost,
   'sandbox:load': SandboxLoad,
   'sandbox:add-host': SandboxAddHost,
+  'sandbox:etcd:up': SandboxEtcdUp,
+  'sandbox:etcd:down': SandboxEtcdDown,
+  'sandbox:etcd:status': SandboxEtcdStatus,
 }

@@ -14,6 +14,10 @@ command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
 # The watch --listen integration test scrapes mha with a real Prometheus server; promtool lints the metrics.
 [ -x /usr/bin/prometheus ] || missing+=(prometheus)
+# mha sandbox etcd starts a local etcd cluster for the multi-manager mode. Debian's etcd-server may start a system
+# etcd on 127.0.0.1:2379; the sandbox never uses it, its members listen on other loopback addresses.
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: ${missing[*]} missing; run as root or: apt-get install -y ${missing[*]}" >&2

@@ -44,6 +44,9 @@ export const commandExitCodes: Record<string, Partial<Record<ExitCodeValue, stri
   'sandbox:start-host': {0: "the host's mariadbd answers SQL"},
   'sandbox:load': {0: 'every acknowledged write is on the current master', 2: 'acknowledged writes are missing on the current master'},
   'sandbox:add-host': {0: 'the host was added'},
+  'sandbox:etcd:up': {0: 'every etcd member is healthy'},
+  'sandbox:etcd:down': {0: 'stopped and removed, or nothing to do'},
+  'sandbox:etcd:status': {0: 'status shown (whatever the health of the members)'},
 }
 
 /** The codes a command can return, with their meaning for that command (general meaning where it has none of its own). */

@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
 import {defaultConfigDir} from '../config/load.js'
+import {defaultEtcdDir} from '../sandbox/etcd.js'
 import {defaultSandboxRoot} from '../sandbox/sandbox.js'
 
 /**
@@ -18,6 +19,11 @@ export const clusterFlags = {
 export const sandboxFlags = {
   cluster: Flags.string({char: 'c', description: 'Sandbox (and cluster) name.', default: 'app1'}),
   dir: Flags.string({description: 'Root folder for sandbox data.', default: defaultSandboxRoot}),
+}
+
+/** The etcd sandbox commands: where its state, data and logs live. */
+export const etcdSandboxFlags = {
+  dir: Flags.string({description: 'Folder of the etcd sandbox (its state file etcd.json, data and logs); up wants it new or empty.', default: defaultEtcdDir}),
 }
 
 export const jsonFlag = (what: string) => ({json: Flags.boolean({description: `Print ${what} as JSON on stdout; errors too, as {"error": {code, message, kind}} (schemas/error.schema.json).`, default: false})})
