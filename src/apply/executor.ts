@@ -29,6 +29,8 @@ export interface ApplyOptions {
   snapshot?: Snapshot
   /** SSH sessions the caller keeps open (mha watch): used instead of new ones, and left open. */
   sshPool?: SshPool
+  /** How often a long step (a rebuild's copy) reports its progress; 10 s unless given. */
+  progressIntervalMs?: number
 }
 
 /** The new master's coordinates recorded when it was detached, and how the old master would follow it from there. */
@@ -92,7 +94,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     nextAction,
     durationMs: Date.now() - started,
   })
-  const ctx = new RunContext(cluster, plan, planFile.replace(/\.json$/, '') + '.work', options.sshPool)
+  const ctx = new RunContext(cluster, plan, planFile.replace(/\.json$/, '') + '.work', options.sshPool, options.progressIntervalMs)
+  ctx.reportProgress = (step, message) => listener({kind: 'progress', step, message})
   const finished = (r: ApplyReport) => {
     listener({kind: 'finish', report: r})
     return r

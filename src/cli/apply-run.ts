@@ -2,7 +2,7 @@ import type {ApplyReport} from '../apply/events.js'
 import {applyPlan, type ApplyOptions} from '../apply/executor.js'
 import {lockCluster} from '../apply/lock.js'
 import type {Plan} from '../plan/types.js'
-import {oneLine} from '../util/errors.js'
+import {oneLine, UserError} from '../util/errors.js'
 import {recordManualApply} from '../watch/record-apply.js'
 import {describeNewMaster, lineReporter, listrReporter} from './apply-reporter.js'
 import {ExitCode} from './exit-codes.js'
@@ -14,13 +14,14 @@ import {ExitCode} from './exit-codes.js'
  */
 export async function applyFromCommand(options: Omit<ApplyOptions, 'listener'> & {json: boolean; say: (line: string) => void}): Promise<{report: ApplyReport; exitCode: number}> {
   const {plan, planFile, cluster, json, say} = options
+  const interval = options.progressIntervalMs ?? progressIntervalMs()
   const unlock = lockCluster(cluster.name, `mha apply ${planFile}`)
   const tty = process.stdout.isTTY && !json
   const listr = tty ? await listrReporter(plan) : undefined
   const listener = json ? () => undefined : (listr?.listener ?? lineReporter(say))
   let report: ApplyReport
   try {
-    report = await applyPlan({...options, listener})
+    report = await applyPlan({...options, progressIntervalMs: interval, listener})
   } finally {
     listr?.stop()
     await listr?.run
@@ -38,6 +39,14 @@ export async function applyFromCommand(options: Omit<ApplyOptions, 'listener'> &
   // MHA's code for "master promoted, some replicas failed".
   const exitCode = report.status === 'failed' || report.status === 'refused' ? ExitCode.error : report.status === 'partial' ? ExitCode.partial : ExitCode.ok
   return {report, exitCode}
+}
+
+/** MHA_PROGRESS_INTERVAL_MS: how often a long step (a rebuild's copy) reports its progress; 10 s unless set. */
+export function progressIntervalMs(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env.MHA_PROGRESS_INTERVAL_MS
+  if (text === undefined || text === '') return 10_000
+  if (!/^\d+$/.test(text) || Number(text) < 100) throw new UserError(`MHA_PROGRESS_INTERVAL_MS=${text}: give a whole number of milliseconds, 100 or more`)
+  return Number(text)
 }
 
 /** Anti-flapping and mha status see a failover applied by hand as they see watch's own. */
