@@ -3,7 +3,7 @@ import {dialectFor, parseServerVersion} from '../dialect/index.js'
 import type {Dialect} from '../dialect/types.js'
 import {endpointOf, sshTargetOf} from '../inspect/inspect.js'
 import {ServerConnection} from '../inspect/mysql.js'
-import type {Plan} from '../plan/types.js'
+import type {Plan, Step} from '../plan/types.js'
 import type {SshPool} from '../remote/session-pool.js'
 import {SshSession} from '../remote/ssh.js'
 import type {StepContext} from '../steps/types.js'
@@ -20,6 +20,9 @@ export class RunContext implements StepContext {
   readonly unfinished = new Set<string>()
   /** Set by the executor: how a step ended, in this run or an earlier one. */
   outcomeOf: (stepId: string) => 'done' | 'failed' | 'pending' = () => 'pending'
+  /** Set by the executor: where a step's progress goes (its listener). */
+  reportProgress: (step: Step, message: string) => void = () => undefined
+  readonly progressIntervalMs: number
   /** The failover's data loss when apply found it larger than the plan said (a binlog that could not be saved). */
   lostAtApply: string | null = null
   readonly #sql = new Map<string, Promise<ServerConnection>>()
@@ -31,9 +34,10 @@ export class RunContext implements StepContext {
   /** Throws when this process may no longer act (mha with etcd): every statement and SSH use asks it first. */
   readonly #guard: () => void
 
-  constructor(cluster: ClusterConfig, plan: Plan, workDir: string, pool?: SshPool, guard: () => void = () => undefined) {
+  constructor(cluster: ClusterConfig, plan: Plan, workDir: string, pool?: SshPool, guard: () => void = () => undefined, progressIntervalMs = 10_000) {
     this.#pool = pool
     this.#guard = guard
+    this.progressIntervalMs = progressIntervalMs
     this.cluster = cluster
     this.plan = plan
     this.workDir = workDir
@@ -115,6 +119,10 @@ export class RunContext implements StepContext {
 
   note(message: string): void {
     this.notes.push(message)
+  }
+
+  progress(step: Step, message: string): void {
+    this.reportProgress(step, message)
   }
 
   /** Drop a server's connection (after it broke, or to reconnect fresh). */

@@ -8,6 +8,8 @@ export type ApplyEvent =
   | {kind: 'begin'; step: Step}
   | {kind: 'skip'; step: Step; reason: string}
   | {kind: 'end'; step: Step; outputs: Record<string, unknown>}
+  /** A running step's account of its work so far (bytes copied): shown while it runs, not kept in the report. */
+  | {kind: 'progress'; step: Step; message: string}
   | {kind: 'fail'; step: Step; message: string}
   | {kind: 'finish'; report: ApplyReport}
 

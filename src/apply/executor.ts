@@ -36,6 +36,8 @@ export interface ApplyOptions {
   guard?: () => void
   /** Work files kept beside the journal (etcd): restored before a resume, saved after each step. */
   artifacts?: {save: (dir: string) => Promise<void>; restore: (dir: string) => Promise<void>}
+  /** How often a long step (a rebuild's copy) reports its progress; 10 s unless given. */
+  progressIntervalMs?: number
 }
 
 /** The new master's coordinates recorded when it was detached, and how the old master would follow it from there. */
@@ -99,7 +101,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     nextAction,
     durationMs: Date.now() - started,
   })
-  const ctx = new RunContext(cluster, plan, planFile.replace(/\.json$/, '') + '.work', options.sshPool, options.guard)
+  const ctx = new RunContext(cluster, plan, planFile.replace(/\.json$/, '') + '.work', options.sshPool, options.guard, options.progressIntervalMs)
+  ctx.reportProgress = (step, message) => listener({kind: 'progress', step, message})
   const finished = (r: ApplyReport) => {
     listener({kind: 'finish', report: r})
     return r

@@ -25,6 +25,8 @@ function describe(event: ApplyEvent, took: (id: string) => string): string {
       return `begin ${event.step.id}: ${event.step.reason}`
     case 'skip':
       return `skip  ${event.step.id}${took(event.step.id)}: ${event.reason}`
+    case 'progress':
+      return `...   ${event.step.id}${took(event.step.id)}: ${event.message}`
     case 'end':
       return `done  ${event.step.id}${took(event.step.id)}${Object.keys(event.outputs).length ? ` ${JSON.stringify(event.outputs)}` : ''}`
     case 'fail':
@@ -76,16 +78,25 @@ export function rendererFor(columns: number | undefined): 'default' | 'simple' {
   return columns !== undefined && columns > 0 ? 'default' : 'simple'
 }
 
+/** What the reporter uses of a listr2 task. */
+interface TaskView {
+  skip(message?: string): void
+  title: string
+  output: string
+}
+
 /** On a TTY: a listr2 tree of the plan's steps that follows the executor's events; it decides nothing. */
 /** listr2 loads only when a terminal shows the progress: a command without one starts faster. */
 export async function listrReporter(plan: Plan, columns: number | undefined = process.stdout.columns): Promise<{listener: ApplyListener; run: Promise<void>; stop(): void}> {
   const {Listr} = await import('listr2')
   const waits = new Map(plan.steps.map((s) => [s.id, deferred()]))
+  const tasks = new Map<string, TaskView>()
   const timer = stepTimer()
   const list = new Listr(
     plan.steps.map((step) => ({
       title: `${step.id}  ${step.reason}`,
-      task: async (_ctx: unknown, task: {skip(message?: string): void; title: string}) => {
+      task: async (_ctx: unknown, task: TaskView) => {
+        tasks.set(step.id, task)
         const outcome = await waits.get(step.id)!.promise
         // A step whose effect is already there succeeded: shown done, with why, never as a warning.
         if (outcome.state === 'done') task.title = `${step.id}${outcome.note}`
@@ -112,7 +123,11 @@ export async function listrReporter(plan: Plan, columns: number | undefined = pr
     timer.observe(event)
     if (event.kind === 'resume') for (const id of event.doneSteps) waits.get(id)?.resolve({state: 'done', note: ': done in an earlier run'})
     else if (event.kind === 'skip') waits.get(event.step.id)?.resolve({state: 'done', note: `${timer.took(event.step.id)}: already done: ${event.reason}`})
-    else if (event.kind === 'end') waits.get(event.step.id)?.resolve({state: 'done', note: timer.took(event.step.id)})
+    // Shown under the running step (its output line), one line each with the simple renderer.
+    else if (event.kind === 'progress') {
+      const task = tasks.get(event.step.id)
+      if (task) task.output = `${event.message}${timer.took(event.step.id)}`
+    } else if (event.kind === 'end') waits.get(event.step.id)?.resolve({state: 'done', note: timer.took(event.step.id)})
     else if (event.kind === 'fail') waits.get(event.step.id)?.reject(new Error(`${event.message}${timer.took(event.step.id)}`))
     else if (event.kind === 'finish' || event.kind === 'refused') stop()
   }

@@ -17,6 +17,7 @@ import {ExitCode} from './exit-codes.js'
  */
 export async function applyFromCommand(options: Omit<ApplyOptions, 'listener'> & {json: boolean; say: (line: string) => void; etcd?: EtcdSettings | undefined}): Promise<{report: ApplyReport; exitCode: number}> {
   const {plan, planFile, cluster, json, say} = options
+  const interval = options.progressIntervalMs ?? progressIntervalMs()
   // With etcd the lock is the one every manager takes: a watcher on another host and this apply exclude each other.
   const shared = options.etcd ? await etcdLock(options.etcd, cluster.name, `mha apply ${planFile}`) : undefined
   const unlock = shared ? () => undefined : lockCluster(cluster.name, `mha apply ${planFile}`)
@@ -25,7 +26,7 @@ export async function applyFromCommand(options: Omit<ApplyOptions, 'listener'> &
   const listener = json ? () => undefined : (listr?.listener ?? lineReporter(say))
   let report: ApplyReport
   try {
-    report = await applyPlan({...options, listener, ...(shared ? {guard: shared.lock.guard} : {})})
+    report = await applyPlan({...options, progressIntervalMs: interval, listener, ...(shared ? {guard: shared.lock.guard} : {})})
     record(planFile, plan, report)
     // The managers' anti-flapping reads the state from etcd.
     if (shared) await shared.coord.writeState(cluster.name, readWatchState(plansDirOf(planFile, plan.cluster), cluster.name), shared.lock).catch((error: unknown) => process.stderr.write(`mha: could not record this ${plan.kind} in etcd: ${oneLine(error)}\n`))
@@ -47,6 +48,14 @@ export async function applyFromCommand(options: Omit<ApplyOptions, 'listener'> &
   // MHA's code for "master promoted, some replicas failed".
   const exitCode = report.status === 'failed' || report.status === 'refused' ? ExitCode.error : report.status === 'partial' ? ExitCode.partial : ExitCode.ok
   return {report, exitCode}
+}
+
+/** MHA_PROGRESS_INTERVAL_MS: how often a long step (a rebuild's copy) reports its progress; 10 s unless set. */
+export function progressIntervalMs(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env.MHA_PROGRESS_INTERVAL_MS
+  if (text === undefined || text === '') return 10_000
+  if (!/^\d+$/.test(text) || Number(text) < 100) throw new UserError(`MHA_PROGRESS_INTERVAL_MS=${text}: give a whole number of milliseconds, 100 or more`)
+  return Number(text)
 }
 
 /** Anti-flapping and mha status see a failover applied by hand as they see watch's own. */

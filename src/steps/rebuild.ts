@@ -73,21 +73,28 @@ export const copyBackup: StepHandler<Of<'copy_backup'>> = {
     await run(ctx, source, `mkdir -p ${sh(src.remoteWorkdir)}`, `creating ${src.remoteWorkdir}`)
     const stream = (await ctx.ssh(source)).readStream(backup, 120_000, login)
     let bytes = 0
-    let lastNote = Date.now()
     const started = Date.now()
+    const seconds = () => Math.round((Date.now() - started) / 1000)
     const counter = new PassThrough()
     stream.on('error', (error) => counter.destroy(error))
     stream.on('data', (chunk: Buffer) => {
       bytes += chunk.length
-      if (Date.now() - lastNote >= 10_000) {
-        lastNote = Date.now()
-        ctx.note(`${step.id}: ${mib(bytes)} copied from ${source} to ${step.server} so far (${Math.round((Date.now() - started) / 1000)} s)`)
-      }
     })
     stream.pipe(counter)
-    const result = await (await ctx.ssh(step.server)).pipeInto(`mbstream -x -C ${sh(dir)}`, counter, 120_000)
+    ctx.progress(step, `streaming a copy of ${source} (mariadb-backup --backup) into ${dir} on ${step.server}`)
+    // On a timer, not on data: a copy that stalls still says so.
+    const ticker = setInterval(() => ctx.progress(step, `${mib(bytes)} copied from ${source} to ${step.server} so far (${seconds()} s)`), ctx.progressIntervalMs)
+    ticker.unref()
+    let result
+    try {
+      result = await (await ctx.ssh(step.server)).pipeInto(`mbstream -x -C ${sh(dir)}`, counter, 120_000)
+    } finally {
+      clearInterval(ticker)
+    }
     if (result.code !== 0) throw new Error(`${step.server}: mbstream -x into ${dir} failed (exit ${result.code ?? result.signal}): ${oneLine(result.stderr.trim())}`)
-    ctx.note(`${step.id}: ${mib(bytes)} copied from ${source} to ${step.server} in ${Math.round((Date.now() - started) / 1000)} s`)
+    const copied = `${mib(bytes)} copied from ${source} to ${step.server} in ${seconds()} s`
+    ctx.note(`${step.id}: ${copied}`)
+    ctx.progress(step, `${copied}; preparing the copy (mariadb-backup --prepare)`)
     await run(ctx, step.server, `mariadb-backup --prepare --target-dir=${sh(dir)} >${sh(`${dir}.prepare.log`)} 2>&1 || { tail -3 ${sh(`${dir}.prepare.log`)} >&2; exit 1; }`, `mariadb-backup --prepare in ${dir}`, 3_600_000)
     return {copy: await readPosition(ctx, step.server, dir, source)}
   },

@@ -32,6 +32,10 @@ export interface StepContext {
   /** The data loss is larger than the plan stated: this replaces the plan's statement in the report. */
   declareLoss(statement: string): void
   note(message: string): void
+  /** Work under way in a long step (a copy's bytes so far), told to the reporters at once; not kept in the report. */
+  progress(step: Step, message: string): void
+  /** How often a long step reports its progress. */
+  progressIntervalMs: number
 }
 
 /** Every effect is a check (already done?), an action, and a verification. */

@@ -1,3 +1,4 @@
+import {spawn} from 'node:child_process'
 import {mkdtempSync, readFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -6,7 +7,7 @@ import type {ApplyReport} from '../../src/apply/events.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {sandboxAddHost, secretsOf} from '../../src/sandbox/sandbox.js'
-import {runMha, startSandbox, type TestSandbox} from './harness.js'
+import {root, runMha, startSandbox, type TestSandbox} from './harness.js'
 
 // Octet 181 only: 127.0.0.181-184 (the fourth host is added by the test).
 let sandbox: TestSandbox | undefined
@@ -18,7 +19,25 @@ afterEach(async () => {
 const hosts = (s: TestSandbox) => s.state.hosts.map((h) => h.name)
 const status = (s: TestSandbox, host: string) => s.sql(host, (c) => c.queryOne('SHOW SLAVE STATUS'))
 
-async function rebuildUnderLoad(s: TestSandbox, plansDir: string): Promise<void> {
+/** `mha apply` without a TTY, each stdout line with the moment it arrived: what a person watching the terminal sees, when. */
+function applyWatchingLines(file: string, configFile: string, env: NodeJS.ProcessEnv): Promise<{code: number | null; lines: {text: string; at: number}[]; exitedAt: number; stderr: string}> {
+  const child = spawn(process.execPath, [join(root, 'bin/run.js'), 'apply', file, '--config', configFile], {cwd: root, env: {...process.env, NODE_ENV: 'production', ...env}})
+  const lines: {text: string; at: number}[] = []
+  let buffer = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString()
+    for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
+      lines.push({text: buffer.slice(0, i), at: performance.now()})
+      buffer = buffer.slice(i + 1)
+    }
+  })
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  return new Promise((resolve) => child.on('close', (code) => resolve({code, lines, exitedAt: performance.now(), stderr})))
+}
+
+/** Applied with line output (progress shown while the copy runs), or with --json (the report's notes). */
+async function rebuildUnderLoad(s: TestSandbox, plansDir: string, output: 'lines' | 'json'): Promise<void> {
   await WriteLoad.prepare(s.state, 'db1')
   const load = new WriteLoad(s.state)
   load.start()
@@ -31,12 +50,29 @@ async function rebuildUnderLoad(s: TestSandbox, plansDir: string): Promise<void>
   expect(plan.stdout).toMatch(/rebuild db4 from a copy of db2, then replicate from db1/)
   const text = readFileSync(file, 'utf8')
   for (const secret of Object.values(secretsOf(s.state.dir))) expect(text).not.toContain(secret.reveal())
-  const applied = await runMha(['apply', file, '--config', s.configFile, '--json'])
-  const report = JSON.parse(applied.stdout) as ApplyReport
-  expect(report.status, report.message + applied.stderr).toBe('applied')
-  expect(applied.code).toBe(0)
-  expect(report.notes.join('\n')).toMatch(/copy_backup:db4: [\d.]+ MiB copied from db2 to db4/)
-  for (const secret of Object.values(secretsOf(s.state.dir))) expect(applied.stdout + applied.stderr).not.toContain(secret.reveal())
+  if (output === 'json') {
+    const applied = await runMha(['apply', file, '--config', s.configFile, '--json'])
+    const report = JSON.parse(applied.stdout) as ApplyReport
+    expect(report.status, report.message + applied.stderr).toBe('applied')
+    expect(applied.code).toBe(0)
+    expect(report.notes.join('\n')).toMatch(/copy_backup:db4: [\d.]+ MiB copied from db2 to db4/)
+    for (const secret of Object.values(secretsOf(s.state.dir))) expect(applied.stdout + applied.stderr).not.toContain(secret.reveal())
+  } else {
+    // Progress every 100 ms: the sandbox's copy takes a second or two, not the 10 s of the default interval.
+    const applied = await applyWatchingLines(file, s.configFile, {MHA_PROGRESS_INTERVAL_MS: '100'})
+    const all = applied.lines.map((l) => l.text).join('\n')
+    expect(applied.code, all + applied.stderr).toBe(0)
+    expect(all).toMatch(/ applied: rebuild applied/)
+    for (const secret of Object.values(secretsOf(s.state.dir))) expect(all + applied.stderr).not.toContain(secret.reveal())
+    const done = applied.lines.find((l) => /^\S+ done +copy_backup:db4 /.test(l.text))
+    expect(done, all).toBeDefined()
+    const soFar = applied.lines.filter((l) => /^\S+ \.\.\. +copy_backup:db4 \(\d+\.\d\d s\): [\d.]+ MiB copied from db2 to db4 so far \(\d+ s\)$/.test(l.text))
+    expect(soFar.length, all).toBeGreaterThan(0)
+    // Shown while the copy runs: each arrived before the step ended, well before the apply did.
+    for (const line of soFar) expect(line.at, line.text).toBeLessThan(done!.at)
+    expect(applied.exitedAt - soFar[0]!.at).toBeGreaterThan(100)
+    expect(all).toMatch(/\.\.\. +copy_backup:db4 .*: [\d.]+ MiB copied from db2 to db4 in \d+ s; preparing the copy/)
+  }
   await new Promise((r) => setTimeout(r, 1500))
   await load.stop()
   expect(load.acked.length).toBeGreaterThan(20)
@@ -70,7 +106,7 @@ describe('rebuild and remove on a real sandbox (octet 181)', () => {
   it('file/position: rebuilds an empty fourth host under write load, then removes db3 and refuses to remove the master', async () => {
     sandbox = await startSandbox('itrebuild', 181)
     const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-rebuild-'))
-    await rebuildUnderLoad(sandbox, plansDir)
+    await rebuildUnderLoad(sandbox, plansDir, 'lines')
 
     // The master is refused: exit 1, one line, nothing written, nothing changed.
     const refused = await runMha(['plan', '--config', sandbox.configFile, '--remove', 'db1', '-o', join(plansDir, 'itrebuild', 'remove-db1.json')])
@@ -96,7 +132,7 @@ describe('rebuild and remove on a real sandbox (octet 181)', () => {
 
   it('GTID: rebuilds an empty fourth host under write load from gtid_slave_pos', async () => {
     sandbox = await startSandbox('itrebuildg', 181, {gtid: true})
-    await rebuildUnderLoad(sandbox, mkdtempSync(join(tmpdir(), 'mha-it-rebuild-')))
+    await rebuildUnderLoad(sandbox, mkdtempSync(join(tmpdir(), 'mha-it-rebuild-')), 'json')
     const replica = (await status(sandbox, 'db4'))!
     expect(replica.Using_Gtid).toBe('Slave_Pos')
   }, 240_000)

@@ -124,6 +124,17 @@ describe('mha plan --remove', () => {
     expect(() => planRemove(cluster, snapshot, header, 'db1')).toThrow(/^db1 is the master and cannot be removed; switch over first/)
   })
 
+  it('refuses a server another replicates from, with one line naming it; its replica itself can go', () => {
+    const {cluster, snapshot} = fixture()
+    // db3 replicates from db2 (an intermediate master), not from db1.
+    const db3 = snapshot.servers.find((s) => s.name === 'db3')!.sql as {replica: {sourceHost: string}}
+    db3.replica.sourceHost = '127.0.0.12'
+    expect(() => planRemove(cluster, snapshot, header, 'db2')).toThrow(/^db2 cannot be removed: db3 replicates from it; re-point it first$/)
+    const leaf = planRemove(cluster, snapshot, header, 'db3')
+    accepted(leaf, cluster)
+    expect(leaf.steps.map((s) => s.id)).toEqual(['detach_replication:db3', 'mark_out_of_service:db3'])
+  })
+
   it('a remove plan that acts on the master is refused at apply', () => {
     const {cluster, snapshot} = fixture()
     const plan = structuredClone(planRemove(cluster, snapshot, header, 'db3'))
