@@ -74,6 +74,7 @@ export class Coordinator {
   #timer: NodeJS.Timeout | undefined
   #round: Promise<void> = Promise.resolve()
   #stopped = false
+  #rounds = 0
   #watchers: {cancel: () => Promise<void>}[] = []
   /** May this cluster's leadership be handed to the preferred manager now? (watch: when idle and healthy) */
   canHandOver: (cluster: string) => boolean = () => true
@@ -193,6 +194,8 @@ export class Coordinator {
     this.#leaders = new Map(leaders.kvs.map((kv) => [kv.key.toString().slice(prefix.length), {id: (JSON.parse(text(kv)) as {id: string}).id, createRevision: kv.create_revision}]))
     // A leadership etcd no longer shows as ours (it expired with an old lease) is not ours.
     for (const [cluster, revision] of this.#mine) if (this.#leaders.get(cluster)?.createRevision !== revision) this.#mine.delete(cluster)
+    // The first round only learns who is there: a manager that starts a moment before the others does not take every cluster.
+    if (this.#rounds++ === 0) return
     const alive = [...seen.keys()]
     const settled = (id: string) => now - (seen.get(id)?.seenSince ?? now) > 2 * this.#roundMs()
     const campaigns: Promise<void>[] = []
@@ -249,7 +252,8 @@ export class Coordinator {
     return {
       cluster,
       token,
-      guard: () => session.assertValid(`cluster ${cluster}'s lock`),
+      // The lock lives under this lease only: a new lease granted after a freeze holds nothing.
+      guard: () => session.assertValid(`cluster ${cluster}'s lock`, lease),
       release: async () => {
         await bounded(client.if(key, 'Create', '==', token).then(client.delete().key(key)).commit(), etcdCallTimeoutMs, 'unlock').catch(() => undefined)
       },

@@ -80,8 +80,8 @@ export class EtcdSession {
   }
 
   /** Throws unless the lease is valid: called before every effect a leader or lock holder makes. */
-  assertValid(what: string): void {
-    if (!this.valid()) throw new FencedError(`${what}: this manager's etcd lease is no longer valid (${this.problem ?? 'expired'}); another manager may act now, so this one does nothing more`)
+  assertValid(what: string, lease?: string): void {
+    if (!this.valid() || (lease !== undefined && lease !== this.#leaseId)) throw new FencedError(`${what}: this manager's etcd lease is no longer valid (${this.problem ?? 'expired'}); another manager may act now, so this one does nothing more`)
   }
 
   /** Starts keeping a lease; resolves once the first one is granted (or the first attempt failed). */

@@ -1,0 +1,266 @@
+import {mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {Etcd3} from 'etcd3'
+import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
+import type {ApplyReport} from '../../src/apply/events.js'
+import {ServerConnection} from '../../src/inspect/mysql.js'
+import {WriteLoad} from '../../src/sandbox/load.js'
+import {waitFor} from '../../src/sandbox/processes.js'
+import {adminEndpoint, hostNamed} from '../../src/sandbox/sandbox.js'
+import {etcdEndpoints, startEtcdCluster, startEtcdMember, stopEtcdCluster, stopEtcdMember} from '../../src/sandbox/etcd.js'
+import {expectConsistent, runMha, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
+
+/**
+ * Several managers on etcd, with real parts only: a 3-member etcd on loopback (127.0.0.84-86), a MariaDB
+ * sandbox (127.0.0.81-83) and three mha watch processes, each with its own cluster file copy bound to its
+ * own source address (127.0.0.87-89), its own plans folder and its own name, as on three manager hosts.
+ */
+const etcdAddresses = ['127.0.0.84', '127.0.0.85', '127.0.0.86']
+const watcherAddresses = ['127.0.0.87', '127.0.0.88', '127.0.0.89']
+const ttl = 3
+const etcdDir = mkdtempSync(join(tmpdir(), 'mha-it-etcd-'))
+let endpoints = ''
+let client: Etcd3 | undefined
+let sandbox: TestSandbox | undefined
+
+interface Manager {
+  id: string
+  plansDir: string
+  child: ReturnType<typeof spawnWatch>['child']
+  lines: WatchLogLine[]
+}
+let managers: Manager[] = []
+
+beforeAll(async () => {
+  await startEtcdCluster({dir: etcdDir, addresses: etcdAddresses})
+  endpoints = etcdEndpoints(etcdDir)
+  client = new Etcd3({hosts: endpoints.split(',')})
+}, 60_000)
+
+afterEach(async () => {
+  for (const m of managers) {
+    if (m.child.exitCode !== null || m.child.signalCode !== null) continue
+    m.child.kill('SIGCONT')
+    m.child.kill('SIGKILL')
+  }
+  managers = []
+  await sandbox?.down()
+  sandbox = undefined
+})
+
+afterAll(async () => {
+  client?.close()
+  await stopEtcdCluster(etcdDir)
+})
+
+function startManagers(s: TestSandbox, prefix: string): Manager[] {
+  const name = s.state.cluster
+  return watcherAddresses.map((address, i) => {
+    const home = mkdtempSync(join(tmpdir(), `mha-it-etcd-w${i + 1}-`))
+    mkdirSync(join(home, 'clusters'))
+    writeFileSync(join(home, 'clusters', `${name}.yaml`), readFileSync(s.configFile, 'utf8') + `source_address: ${address}\n`)
+    const id = `w${i + 1}`
+    const running = spawnWatch(['--config-dir', join(home, 'clusters'), '--plans-dir', join(home, 'plans'), '--etcd', endpoints, '--etcd-prefix', prefix, '--etcd-lease-ttl', String(ttl), '--watcher-id', id, '--heartbeat', '0'])
+    return {id, plansDir: join(home, 'plans'), child: running.child, lines: running.lines}
+  })
+}
+
+const said = (m: Manager, event: string) => m.lines.filter((l) => l.event === event)
+const anyone = (event: string) => managers.flatMap((m) => said(m, event).map((line) => ({m, line})))
+const waitForEvent = (event: string, timeoutMs = 60_000) =>
+  waitFor(`a manager to log "${event}" (seen: ${managers.map((m) => `${m.id}: ${m.lines.map((l) => l.event).join(',')}`).join(' | ')})`, timeoutMs, () => anyone(event).length > 0).then(() => anyone(event)[0]!)
+const plansOf = (m: Manager, cluster: string) => {
+  try {
+    return readdirSync(join(m.plansDir, cluster)).filter((f) => /-failover\.json$/.test(f))
+  } catch {
+    return []
+  }
+}
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** The manager whose last word on the cluster was that it leads it, if exactly one, with the others following it. */
+function currentLeader(cluster: string): Manager | undefined {
+  const last = (m: Manager) => m.lines.filter((l) => l.event === 'leading' || l.event === 'following').at(-1)
+  const leaders = managers.filter((m) => last(m)?.event === 'leading')
+  if (leaders.length !== 1) return undefined
+  const leader = leaders[0]!
+  const othersFollow = managers.filter((m) => m !== leader).every((m) => last(m)?.message.startsWith(`${leader.id} leads ${cluster}`))
+  const healthy = leader.lines.slice(leader.lines.lastIndexOf(last(leader)!)).some((l) => l.event === 'healthy')
+  return othersFollow && healthy ? leader : undefined
+}
+
+/** Everybody settled: one manager leads the cluster and pings it, the two others follow it, for a few seconds on end. */
+async function settled(cluster: string): Promise<Manager> {
+  let since = 0
+  let leader: Manager | undefined
+  await waitFor(`one manager to lead ${cluster} and the others to follow it (seen: ${managers.map((m) => `${m.id}: ${m.lines.map((l) => l.event).join(',')}`).join(' | ')})`, 60_000, () => {
+    const now = currentLeader(cluster)
+    if (now !== leader) since = Date.now()
+    leader = now
+    return leader !== undefined && Date.now() - since >= 3000
+  }, 100)
+  return leader!
+}
+
+/**
+ * db3's SQL thread held on a row lock (a backup or a long report would do the same): after the master's
+ * death the failover's wait for db3's relay log cannot end until the lock goes, so a manager can be killed
+ * or frozen in the middle of its apply, at a step known in advance.
+ */
+async function holdReplica(s: TestSandbox, replica: string): Promise<ServerConnection> {
+  await s.sql('db1', async (c) => {
+    await c.execute('CREATE TABLE IF NOT EXISTS mhatest.hold (id INT PRIMARY KEY, v INT) ENGINE=InnoDB')
+    await c.execute('REPLACE INTO mhatest.hold VALUES (1, 0)')
+  })
+  await waitFor(`${replica} to have the hold row`, 20_000, async () => Number((await s.sql(replica, (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.hold')))!.n) === 1)
+  const holder = await ServerConnection.open(adminEndpoint(s.state, hostNamed(s.state, replica)), 5000)
+  await holder.execute('SET SESSION innodb_lock_wait_timeout = 300')
+  await holder.execute('BEGIN')
+  await holder.query('SELECT * FROM mhatest.hold WHERE id = 1 FOR UPDATE')
+  await s.sql('db1', (c) => c.execute('UPDATE mhatest.hold SET v = v + 1 WHERE id = 1'))
+  await waitFor(`${replica}'s SQL thread to wait for the row lock`, 20_000, async () => {
+    const rows = await s.sql(replica, (c) => c.query("SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'"))
+    return Number(rows[0]!.n) > 0
+  })
+  return holder
+}
+
+/** The manager that began a step in the cluster's etcd journal, once it did. */
+async function beganBy(prefix: string, cluster: string, step: string): Promise<string> {
+  let by = ''
+  await waitFor(`a manager to begin ${step}`, 60_000, async () => {
+    const lines = Object.values(await client!.getAll().prefix(`${prefix}/journal/${cluster}/`).strings()).map((l) => JSON.parse(l) as {step: string; event: string; by: string})
+    by = lines.find((l) => l.step === step && l.event === 'begin')?.by ?? ''
+    return by !== ''
+  }, 5)
+  return by
+}
+
+async function journalOf(prefix: string, cluster: string): Promise<{step: string; event: string; by: string; at: string}[]> {
+  return Object.values(await client!.getAll().prefix(`${prefix}/journal/${cluster}/`).sort('Create', 'Ascend').strings()).map((l) => JSON.parse(l) as {step: string; event: string; by: string; at: string})
+}
+
+describe('several mha watch managers on a real 3-member etcd', () => {
+  it('master killed under write load: exactly one manager fails over, the others say the leader acted', async () => {
+    sandbox = await startSandbox('itetcd1', 81)
+    await WriteLoad.prepare(sandbox.state, 'db1')
+    const load = new WriteLoad(sandbox.state)
+    load.start()
+    managers = startManagers(sandbox, '/it1')
+    const leader = await settled('itetcd1')
+    await sleep(1000)
+    process.kill(sandbox.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
+    const done = await waitForEvent('failover done')
+    await waitFor('the two others to say that the leader acted', 20_000, () => managers.filter((m) => m !== done.m && said(m, 'leader acted').length > 0).length === 2)
+    // Long enough for a second manager to act, if one would.
+    await sleep(2 * ttl * 1000)
+    expect(done.m).toBe(leader)
+    expect(anyone('failover').length).toBe(1)
+    expect(managers.map((m) => plansOf(m, 'itetcd1').length)).toEqual(managers.map((m) => (m === leader ? 1 : 0)))
+    const report = JSON.parse(readFileSync(done.line.report!, 'utf8')) as ApplyReport
+    expect(report.status).toBe('applied')
+    await load.stop()
+    await expectConsistent(sandbox, report.newMaster!.server, load.acked)
+    const status = await runMha(['status', '--config', sandbox.configFile, '--etcd', endpoints, '--etcd-prefix', '/it1'])
+    await waitFor('the managers to settle again', 30_000, () => currentLeader('itetcd1') !== undefined)
+    expect(status.stdout).toMatch(/etcd: up; managers: w1 \(1 cluster\(s\)\), w2 \(1 cluster\(s\)\), w3 \(1 cluster\(s\)\)/)
+    expect(status.stdout).toMatch(new RegExp(`itetcd1: led by ${currentLeader('itetcd1')!.id}`))
+  }, 240_000)
+
+  it('the leader SIGKILLed in the middle of the apply: another manager takes over and finishes from the journal in etcd', async () => {
+    sandbox = await startSandbox('itetcd2', 81)
+    await WriteLoad.prepare(sandbox.state, 'db1')
+    const load = new WriteLoad(sandbox.state)
+    load.start()
+    managers = startManagers(sandbox, '/it2')
+    await settled('itetcd2')
+    const holder = await holdReplica(sandbox, 'db3')
+    await sleep(500)
+    process.kill(sandbox.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
+    const by = await beganBy('/it2', 'itetcd2', 'wait_relay_log_applied:db3')
+    const victim = managers.find((m) => m.id === by)!
+    victim.child.kill('SIGKILL')
+    const killedAt = Date.now()
+    await holder.execute('ROLLBACK')
+    await holder.close()
+    const takeover = await waitForEvent('takeover')
+    console.log(`takeover by ${takeover.m.id} ${((Date.parse(takeover.line.at) - killedAt) / 1000).toFixed(2)} s after ${victim.id} was killed (lease TTL ${ttl} s)`)
+    expect(takeover.m).not.toBe(victim)
+    await waitFor(`${takeover.m.id} to finish the failover`, 90_000, () => said(takeover.m, 'failover done').length > 0)
+    const report = JSON.parse(readFileSync(said(takeover.m, 'failover done')[0]!.report!, 'utf8')) as ApplyReport
+    expect(report.status).toBe('applied')
+    // The steps the victim finished were not run again; the ones it had not were run by the new leader.
+    const journal = await journalOf('/it2', 'itetcd2')
+    expect(journal.filter((e) => e.by === victim.id).length).toBeGreaterThan(0)
+    expect(journal.filter((e) => e.by === takeover.m.id && e.step === 'wait_relay_log_applied:db3').map((e) => e.event)).toContain('end')
+    for (const step of new Set(journal.filter((e) => e.by === victim.id && e.event === 'end').map((e) => e.step))) expect(journal.filter((e) => e.step === step && e.event === 'end').length).toBe(1)
+    await load.stop()
+    await expectConsistent(sandbox, report.newMaster?.server ?? 'db2', load.acked)
+  }, 240_000)
+
+  it('one etcd member down: nothing changes; two down: no automatic failover, said loudly; back: the failover happens', async () => {
+    sandbox = await startSandbox('itetcd3', 81)
+    await WriteLoad.prepare(sandbox.state, 'db1')
+    const load = new WriteLoad(sandbox.state)
+    load.start()
+    managers = startManagers(sandbox, '/it3')
+    const leader = await settled('itetcd3')
+    await stopEtcdMember(etcdDir, 'm3', 'SIGKILL')
+    await sleep(3 * ttl * 1000)
+    expect(anyone('etcd down')).toEqual([])
+    expect(anyone('following').length + said(leader, 'leading').length).toBeGreaterThanOrEqual(3)
+    await stopEtcdMember(etcdDir, 'm2', 'SIGKILL')
+    await waitFor('every manager to say that etcd is down', 30_000, () => managers.every((m) => said(m, 'etcd down').length > 0))
+    process.kill(sandbox.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
+    const blocked = await waitForEvent('blocked')
+    expect(blocked.m).toBe(leader)
+    expect(blocked.line.message).toMatch(/no automatic failover: etcd unreachable or without quorum/)
+    await sleep(2 * ttl * 1000)
+    expect(anyone('failover')).toEqual([])
+    expect(anyone('plan')).toEqual([])
+    // Back with a quorum (m3 still down): the failover that waited happens, once.
+    await startEtcdMember(etcdDir, 'm2')
+    await waitForEvent('etcd up')
+    const done = await waitForEvent('failover done', 90_000)
+    await sleep(2 * ttl * 1000)
+    expect(anyone('failover').length).toBe(1)
+    const report = JSON.parse(readFileSync(done.line.report!, 'utf8')) as ApplyReport
+    expect(report.status).toBe('applied')
+    await load.stop()
+    await expectConsistent(sandbox, report.newMaster!.server, load.acked)
+    await startEtcdMember(etcdDir, 'm3')
+  }, 300_000)
+
+  it('a leader frozen (SIGSTOP) past its lease in the middle of a step does nothing more once it runs again', async () => {
+    sandbox = await startSandbox('itetcd4', 81)
+    await WriteLoad.prepare(sandbox.state, 'db1')
+    const load = new WriteLoad(sandbox.state)
+    load.start()
+    managers = startManagers(sandbox, '/it4')
+    await settled('itetcd4')
+    const holder = await holdReplica(sandbox, 'db3')
+    await sleep(500)
+    process.kill(sandbox.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
+    const by = await beganBy('/it4', 'itetcd4', 'wait_relay_log_applied:db3')
+    const frozen = managers.find((m) => m.id === by)!
+    frozen.child.kill('SIGSTOP')
+    const takeover = await waitForEvent('takeover')
+    expect(takeover.m).not.toBe(frozen)
+    await holder.execute('ROLLBACK')
+    await holder.close()
+    await waitFor(`${takeover.m.id} to finish the failover`, 90_000, () => said(takeover.m, 'failover done').length > 0)
+    const finishedAt = (await journalOf('/it4', 'itetcd4')).length
+    frozen.child.kill('SIGCONT')
+    await waitFor(`${frozen.id} to say it was fenced`, 30_000, () => said(frozen, 'fenced').length > 0)
+    await sleep(2 * ttl * 1000)
+    const journal = await journalOf('/it4', 'itetcd4')
+    // Nothing written by the frozen manager once it ran again, and it never said it finished.
+    expect(journal.length).toBe(finishedAt)
+    expect(said(frozen, 'failover done')).toEqual([])
+    const report = JSON.parse(readFileSync(said(takeover.m, 'failover done')[0]!.report!, 'utf8')) as ApplyReport
+    expect(report.status).toBe('applied')
+    await load.stop()
+    await expectConsistent(sandbox, report.newMaster?.server ?? 'db2', load.acked)
+  }, 240_000)
+})
