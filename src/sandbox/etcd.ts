@@ -182,6 +182,14 @@ export async function startEtcdMember(dir: string, name: string, options: {wait?
   return member
 }
 
+/**
+ * Wait until every running member is healthy. After the leader stops, requests time out until the others
+ * have elected a new one (about an election timeout): wait for this before counting on the quorum.
+ */
+export async function waitEtcdHealthy(dir: string): Promise<void> {
+  await waitHealthy(requireEtcdState(dir).members.filter((m) => isOurProcess(m.pid, marker(m))))
+}
+
 export interface EtcdMemberStatus {
   member: EtcdMember
   running: boolean
