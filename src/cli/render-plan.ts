@@ -45,7 +45,7 @@ function describeStep(step: Step): string {
     case 'detach_replication':
       return `${step.server}: STOP SLAVE${step.params.resetSlaveAll ? ', RESET SLAVE ALL' : ''}, record binlog coordinates`
     case 'run_hook':
-      return `${step.server}: run ${step.params.hook} hook --command=${step.params.command}`
+      return `${step.server}: run ${step.params.hook} hook --command=${step.params.command}${step.params.newMaster !== undefined || step.params.origMaster !== undefined ? ` (new_master ${step.params.newMaster ?? '-'}, orig_master ${step.params.origMaster ?? '-'})` : ''}`
     case 'enable_writes':
       return `${step.server}: SET GLOBAL read_only=0`
     case 'set_read_only':

@@ -68,7 +68,11 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
       ])
     case 'run_hook': {
       const passwords = stepHookPasswords(step.params.hook)
-      return [`run ${hookPath(cluster.hooks, step.params.hook) ?? `(no ${step.params.hook} hook in ${cluster.file})`} --command=${step.params.command} with MHA's arguments${passwords.length ? describePasswords(cluster, passwords) : ''}`]
+      // The online change names both masters; a rollback's call names them reversed, so they are shown.
+      const orig = server(step.params.origMaster ?? plan.decision.oldMaster ?? '')
+      const neu = server(step.params.newMaster ?? plan.decision.newMaster ?? '')
+      const masters = step.params.hook === 'master_ip_online_change' ? ` --orig_master_host=${orig?.hostname ?? '?'} --new_master_host=${neu?.hostname ?? '?'}` : ''
+      return [`run ${hookPath(cluster.hooks, step.params.hook) ?? `(no ${step.params.hook} hook in ${cluster.file})`} --command=${step.params.command}${masters} with MHA's arguments${passwords.length ? describePasswords(cluster, passwords) : ''}`]
     }
     case 'repoint_replica': {
       const source = server(step.params.source)
