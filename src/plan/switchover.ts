@@ -255,7 +255,7 @@ export function switchoverRollback(
       return {
         rank: 2,
         undo: {
-          id: `run_hook:online_change_start:${oldMaster}`,
+          id: `run_hook:online_change_start_${oldMaster}`,
           type: 'run_hook',
           server: oldMaster,
           params: {hook: 'master_ip_online_change', command: 'start', path: step.params.path, origMaster: newMaster, newMaster: oldMaster},

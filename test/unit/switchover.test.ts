@@ -6,6 +6,7 @@ import {renderPlan} from '../../src/cli/render-plan.js'
 import {parseClusterConfig} from '../../src/config/load.js'
 import type {Snapshot, SqlFacts} from '../../src/inspect/types.js'
 import {effectOf} from '../../src/plan/effects.js'
+import {validatePlan} from '../../src/plan/plan-file.js'
 import {planSwitchover} from '../../src/plan/switchover.js'
 import type {Plan} from '../../src/plan/types.js'
 import {planProblems} from '../../src/plan/validate.js'
@@ -135,7 +136,7 @@ describe('switchover rollback: every step before the promotion has its undo', ()
     const s = scenario(online)
     const plan = s.plan('db2')
     expect(plan.steps.find((st) => st.id === 'run_hook:online_change_stop')).toMatchObject({server: 'db1', params: {command: 'stop'}})
-    const undo = plan.rollback!.steps.find((st) => st.id === 'run_hook:online_change_start:db1')!
+    const undo = plan.rollback!.steps.find((st) => st.id === 'run_hook:online_change_start_db1')!
     expect(undo).toMatchObject({
       type: 'run_hook',
       server: 'db1',
@@ -143,8 +144,9 @@ describe('switchover rollback: every step before the promotion has its undo', ()
       after: ['run_hook:online_change_stop'],
     })
     expect(plan.rollback!.ifFailedBefore).toBe('enable_writes:db2')
-    expect(rollbackOf(plan).map((r) => r.id)).toEqual(['repoint_replica:db2', 'unblock_writes:db1', 'run_hook:online_change_start:db1'])
+    expect(rollbackOf(plan).map((r) => r.id)).toEqual(['repoint_replica:db2', 'unblock_writes:db1', 'run_hook:online_change_start_db1'])
     expect(planProblems(plan, s.cluster)).toEqual([])
+    validatePlan(plan, 'with-hook.json')
     // The forward start (after the promotion) is not undone, and keeps the decision's servers.
     expect(plan.steps.find((st) => st.id === 'run_hook:online_change_start')!.params).toEqual({hook: 'master_ip_online_change', command: 'start', path: '/etc/mha/online_change'})
     // Review reads it: the plan's summary and mha show.
@@ -169,13 +171,13 @@ describe('switchover rollback: every step before the promotion has its undo', ()
       change(copy)
       return planProblems(copy, s.cluster)
     }
-    expect(edited((p) => p.rollback!.steps.pop())).toEqual(['rollback.steps[2]: the plan has nothing, undoing the steps before the promotion gives run_hook:online_change_start:db1 ({"hook":"master_ip_online_change","command":"start","path":"/etc/mha/online_change","origMaster":"db2","newMaster":"db1"}, after run_hook:online_change_stop)'])
+    expect(edited((p) => p.rollback!.steps.pop())).toEqual(['rollback.steps[2]: the plan has nothing, undoing the steps before the promotion gives run_hook:online_change_start_db1 ({"hook":"master_ip_online_change","command":"start","path":"/etc/mha/online_change","origMaster":"db2","newMaster":"db1"}, after run_hook:online_change_stop)'])
     expect(
       edited((p) => {
         const hook = p.rollback!.steps[2]!
         if (hook.type === 'run_hook') hook.params.newMaster = 'db2'
       }),
-    ).toEqual([expect.stringMatching(/^rollback\.steps\[2\]: the plan has run_hook:online_change_start:db1 with other fields, undoing/)])
+    ).toEqual([expect.stringMatching(/^rollback\.steps\[2\]: the plan has run_hook:online_change_start_db1 with other fields, undoing/)])
     expect(
       edited((p) => {
         const hook = p.steps.find((st) => st.id === 'run_hook:online_change_start')!
@@ -186,7 +188,7 @@ describe('switchover rollback: every step before the promotion has its undo', ()
       'rollback.steps[3]: the plan has enable_writes:db3, undoing the steps before the promotion gives nothing',
     ])
     expect(edited((p) => (p.rollback!.ifFailedBefore = 'check_switchover:db1'))).toEqual(['rollback.ifFailedBefore: the plan says check_switchover:db1, the promotion is enable_writes:db2'])
-    expect(edited((p) => delete p.rollback)).toEqual([expect.stringMatching(/^the plan has no rollback; it must undo repoint_replica:db2, unblock_writes:db1, run_hook:online_change_start:db1 if a step fails before enable_writes:db2$/)])
+    expect(edited((p) => delete p.rollback)).toEqual([expect.stringMatching(/^the plan has no rollback; it must undo repoint_replica:db2, unblock_writes:db1, run_hook:online_change_start_db1 if a step fails before enable_writes:db2$/)])
     // A step with an effect before the promotion that no undo exists for.
     expect(
       edited((p) => p.steps.splice(1, 0, {id: 'set_read_only:db3', type: 'set_read_only', server: 'db3', params: {}, after: ['check_switchover:db1'], outputs: [], reason: 'x'})),
