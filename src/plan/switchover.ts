@@ -174,7 +174,7 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
       candidates,
       dataLoss: {none: true, statement: `none: ${master.name} stops taking writes and ${nm.name} executes everything it wrote before taking over`, lostAfter: null, lostGtids: null, abandoned: []},
       notes: [
-        `if a step fails before ${writable}, the rollback steps run, each only if the step it undoes had run: ${master.name} takes writes again`,
+        `if a step fails before ${writable} or in it, the rollback steps run, each only if the step it undoes began (done, or failed part way): ${master.name} takes writes again, ${nm.name} replicates from it, and is read_only again if ${writable} began`,
         `the other servers are re-pointed only after ${writable}: a failure then leaves ${nm.name} writable with every write ${master.name} took, and "mha apply" again re-points the rest`,
       ],
     },
@@ -196,7 +196,7 @@ const effectFree: ReadonlySet<Step['type']> = new Set(['check_switchover', 'wait
 /**
  * A switchover's rollback, derived from its own steps: the undo of every step that can run before the promotion
  * (each step that does not wait for the new master's enable_writes, that step included), each undo run after a
- * failure only if the step it undoes ran. The planner writes it, and apply's validation derives it again from the
+ * failure only if the step it undoes began: done, or failed part way (its undo's check finds what is left to undo). The planner writes it, and apply's validation derives it again from the
  * plan's steps and the cluster file, so a plan whose rollback leaves a step undone is refused. Steps with an effect
  * and no undo here are named in withoutUndo.
  */
@@ -224,11 +224,27 @@ export function switchoverRollback(
   }
   const block = plan.steps.find((s) => s.type === 'block_writes' && s.server === oldMaster)?.id ?? `block_writes:${oldMaster}`
   const gtid = replicationMode === 'gtid'
+  // Ranked so that a failure stops the rollback where it is safest: the target read_only before the old master takes
+  // writes again (never two writable servers), the old master writable before its address comes back, and the
+  // target's re-point, which every later write reaches anyway (it starts at the final position), last.
   const undoOf = (step: Step): {rank: number; undo: Step} | null => {
     const after = [step.id]
-    if (step.type === 'detach_replication' && step.server === newMaster)
+    if (step.type === 'enable_writes' && step === writable)
       return {
         rank: 0,
+        undo: {
+          id: `set_read_only:${newMaster}`,
+          type: 'set_read_only',
+          server: newMaster,
+          params: {},
+          after,
+          outputs: [],
+          reason: `undo: ${newMaster} is read_only again (${step.id} failed, perhaps after it took effect) before ${oldMaster} takes writes again`,
+        },
+      }
+    if (step.type === 'detach_replication' && step.server === newMaster)
+      return {
+        rank: 3,
         undo: {
           id: `repoint_replica:${newMaster}`,
           type: 'repoint_replica',
@@ -272,7 +288,7 @@ export function switchoverRollback(
     if (step !== writable && waitsForPromotion(step)) continue
     const found = undoOf(step)
     if (found) undos.push(found)
-    else if (step !== writable && !effectFree.has(step.type)) withoutUndo.push(step.id)
+    else if (!effectFree.has(step.type)) withoutUndo.push(step.id)
   }
   return {rollback: {ifFailedBefore: writable.id, steps: undos.sort((a, b) => a.rank - b.rank).map((u) => u.undo)}, withoutUndo}
 }

@@ -162,7 +162,7 @@ function rollbackProblems(plan: Plan, cluster: ClusterConfig): string[] {
   const {rollback, withoutUndo} = switchoverRollback(plan, cluster)
   const problems = withoutUndo.map((id) => `step ${id} can run before the promotion, and a switchover has no undo for it`)
   if (!rollback) return problems
-  if (!plan.rollback) return [...problems, `the plan has no rollback; it must undo ${rollback.steps.map((s) => s.id).join(', ')} if a step fails before ${rollback.ifFailedBefore}`]
+  if (!plan.rollback) return [...problems, `the plan has no rollback; it must list the undos ${rollback.steps.map((s) => s.id).join(', ')}, run if a step fails before ${rollback.ifFailedBefore}`]
   if (plan.rollback.ifFailedBefore !== rollback.ifFailedBefore) problems.push(`rollback.ifFailedBefore: the plan says ${plan.rollback.ifFailedBefore}, the promotion is ${rollback.ifFailedBefore}`)
   const count = Math.max(plan.rollback.steps.length, rollback.steps.length)
   for (let i = 0; i < count; i++) {
