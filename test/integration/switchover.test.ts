@@ -69,6 +69,13 @@ describe('online switchover rollback', () => {
     const file = join(plansDir, 'rollback.json')
     const planned = await runMha(['plan', '--config', s.configFile, '--switchover', '--to', 'db2', '-o', file])
     expect(planned.code, planned.stderr + planned.stdout).toBe(2)
+    // mha show renders the undo as apply will run it: the switch reversed.
+    const [db1ip, db2ip] = [s.state.hosts[0]!.ip, s.state.hosts[1]!.ip]
+    const shown = await runMha(['show', file, '--config', s.configFile])
+    expect(shown.code, shown.stderr).toBe(0)
+    expect(shown.stdout).toContain(
+      `      run_hook:online_change_start_db1 (undoes run_hook:online_change_stop)\n        run ${hookDir}/online --command=start --orig_master_host=${db2ip} --new_master_host=${db1ip} with MHA's arguments`,
+    )
 
     // A transaction on db2 holds the row, so db2's SQL thread cannot apply db1's next update in time.
     const db2 = s.state.hosts[1]!
@@ -86,7 +93,6 @@ describe('online switchover rollback', () => {
     expect(Number((await s.sql('db1', (c) => c.queryOne('SELECT @@global.read_only+0 AS ro')))!.ro)).toBe(0)
     // MHA's arguments: stop with db1 as orig_master, then the undo, start with the switch reversed (db1 the new_master);
     // the forward start (after the promotion) never ran.
-    const [db1ip, db2ip] = [s.state.hosts[0]!.ip, s.state.hosts[1]!.ip]
     const masters = (orig: string, neu: string) =>
       `--orig_master_host=${orig} --orig_master_ip=${orig} --orig_master_port=3306 --orig_master_user=mha --new_master_host=${neu} --new_master_ip=${neu} --new_master_port=3306 --new_master_user=mha --orig_master_ssh_user=root --new_master_ssh_user=root --orig_master_is_new_slave`
     expect(readFileSync(hookLog, 'utf8').trim().split('\n')).toEqual([`online --command=stop ${masters(db1ip, db2ip)}`, `online --command=start ${masters(db2ip, db1ip)}`])
