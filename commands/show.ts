@@ -33,7 +33,7 @@ export default class Show extends BaseCommand<typeof Show> {
       const lines = [renderPlan(plan), '', `What apply will run (hosts, statements and hooks from ${cluster.file}):`]
       steps.forEach((step, i) => lines.push(`  ${String(i + 1).padStart(2)}. ${step.id}${step.group ? ` [${step.group}]` : ''}${step.after.length ? ` (after ${step.after.join(', ')})` : ''}`, ...step.effect.map((e) => `        ${e}`)))
       if (rollback) {
-        lines.push(`  Rollback, if a step fails before ${rollback.ifFailedBefore}, each undo only if the step it names began:`)
+        lines.push(`  Rollback, if the plan fails before ${rollback.ifFailedBefore} is done, each undo only if the step it names began:`)
         for (const step of rollback.steps) lines.push(`      ${step.id} (undoes ${step.after.join(', ')})`, ...step.effect.map((e) => `        ${e}`))
       }
       if (problems.length > 0) lines.push('', `The plan disagrees with ${cluster.file}; apply will refuse it:`, ...problems.map((p) => `  - ${p}`))

@@ -58,7 +58,7 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
       return sql(step.server, [d?.stopReplica ?? 'STOP SLAVE', ...(step.params.resetSlaveAll ? [d?.resetReplicaAll ?? 'RESET SLAVE ALL'] : []), `${d?.showBinaryLogStatus ?? 'SHOW MASTER STATUS'} (recorded)`])
     case 'enable_writes':
     case 'unblock_writes':
-      return sql(step.server, d?.setReadOnly(false) ?? ['SET GLOBAL read_only = OFF'])
+      return sql(step.server, [...(step.type === 'unblock_writes' ? ["UNLOCK TABLES (on mha's own connection, if it holds the write block's lock)"] : []), ...(d?.setReadOnly(false) ?? ['SET GLOBAL read_only = OFF'])])
     case 'block_writes':
       return sql(step.server, [
         ...(d?.setReadOnly(true) ?? ['SET GLOBAL read_only = ON']),
