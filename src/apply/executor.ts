@@ -177,6 +177,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     // A plan with rollback steps (a switchover) stops at its first failure and is undone; otherwise a failure
     // only stops the steps that depend on it (a replica left out never keeps the new master from taking writes).
     const stopAtFirstFailure = plan.rollback !== undefined
+    /** Steps whose act began in this run: whether they then failed or not, they may have changed something. */
+    const acted = new Set<string>()
 
     // Set when this process lost its right to act (etcd lease or lock): nothing more is started or written.
     const stopped: {fenced: string | null} = {fenced: null}
@@ -196,6 +198,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
           return
         }
         await journal.write({step: step.id, event: 'begin'})
+        acted.add(step.id)
         guard()
         const outputs = (await handler.act(step, ctx)) ?? {}
         ctx.outputs.set(step.id, outputs)
@@ -261,10 +264,14 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     if (failure && rollback && !['applied', 'skipped'].includes(status.get(rollback.ifFailedBefore)?.status ?? 'not_run')) {
       // Before the promotion a failure is undone, in the plan's own visible steps.
       const undone: string[] = []
-      const ran = (id: string) => ['applied', 'skipped'].includes(status.get(id)?.status ?? '')
+      // Done, or begun (in this run or an earlier one) and perhaps failed part way: a detach that stopped replication
+      // and then failed, a promotion whose read_only=OFF took effect before it failed, a hook that died half-way.
+      const began = (id: string) => ['applied', 'skipped'].includes(status.get(id)?.status ?? '') || acted.has(id) || ctx.unfinished.has(id)
       for (const step of rollback.steps) {
-        // A rollback step undoes the main steps it names; it runs only if they ran.
-        if (!step.after.every(ran)) continue
+        // A rollback step undoes the main steps it names; it runs only if they began. Its check finds nothing to
+        // undo where the step failed before any effect. The first undo that fails stops the rollback: the plan
+        // lists them so that what follows needs what came before (the target read_only before the old master writes).
+        if (!step.after.every(began)) continue
         const handler = handlerFor(step)
         const id = `rollback/${step.id}`
         listener({kind: 'begin', step: {...step, id}})

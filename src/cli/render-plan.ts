@@ -20,7 +20,7 @@ export function renderPlan(plan: Plan): string {
   if (plan.steps.some((s) => s.group)) lines.push('  [master] steps are required for the new master; a failed [replica:NAME] step leaves only that replica out; [optional]: recovery goes on without it, the loss stated')
   plan.steps.forEach((step, i) => lines.push(`  ${String(i + 1).padStart(2)}. ${step.group ? `[${step.group}] ` : ''}${describeStep(step)}`, `      ${step.reason}`))
   if (plan.rollback) {
-    lines.push('', `Rollback, if a step fails before ${plan.rollback.ifFailedBefore}:`)
+    lines.push('', `Rollback, if the plan fails before ${plan.rollback.ifFailedBefore} is done (each undo only if the step it undoes began):`)
     plan.rollback.steps.forEach((step, i) => lines.push(`  ${String(i + 1).padStart(2)}. ${describeStep(step)}`, `      ${step.reason}`))
   }
   return lines.join('\n')
@@ -45,7 +45,7 @@ function describeStep(step: Step): string {
     case 'detach_replication':
       return `${step.server}: STOP SLAVE${step.params.resetSlaveAll ? ', RESET SLAVE ALL' : ''}, record binlog coordinates`
     case 'run_hook':
-      return `${step.server}: run ${step.params.hook} hook --command=${step.params.command}`
+      return `${step.server}: run ${step.params.hook} hook --command=${step.params.command}${step.params.newMaster !== undefined || step.params.origMaster !== undefined ? ` (new_master ${step.params.newMaster ?? '-'}, orig_master ${step.params.origMaster ?? '-'})` : ''}`
     case 'enable_writes':
       return `${step.server}: SET GLOBAL read_only=0`
     case 'set_read_only':

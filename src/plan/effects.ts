@@ -58,7 +58,7 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
       return sql(step.server, [d?.stopReplica ?? 'STOP SLAVE', ...(step.params.resetSlaveAll ? [d?.resetReplicaAll ?? 'RESET SLAVE ALL'] : []), `${d?.showBinaryLogStatus ?? 'SHOW MASTER STATUS'} (recorded)`])
     case 'enable_writes':
     case 'unblock_writes':
-      return sql(step.server, d?.setReadOnly(false) ?? ['SET GLOBAL read_only = OFF'])
+      return sql(step.server, [...(step.type === 'unblock_writes' ? ["UNLOCK TABLES (on mha's own connection, if it holds the write block's lock)"] : []), ...(d?.setReadOnly(false) ?? ['SET GLOBAL read_only = OFF'])])
     case 'block_writes':
       return sql(step.server, [
         ...(d?.setReadOnly(true) ?? ['SET GLOBAL read_only = ON']),
@@ -68,7 +68,11 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
       ])
     case 'run_hook': {
       const passwords = stepHookPasswords(step.params.hook)
-      return [`run ${hookPath(cluster.hooks, step.params.hook) ?? `(no ${step.params.hook} hook in ${cluster.file})`} --command=${step.params.command} with MHA's arguments${passwords.length ? describePasswords(cluster, passwords) : ''}`]
+      // The online change names both masters; a rollback's call names them reversed, so they are shown.
+      const orig = server(step.params.origMaster ?? plan.decision.oldMaster ?? '')
+      const neu = server(step.params.newMaster ?? plan.decision.newMaster ?? '')
+      const masters = step.params.hook === 'master_ip_online_change' ? ` --orig_master_host=${orig?.hostname ?? '?'} --new_master_host=${neu?.hostname ?? '?'}` : ''
+      return [`run ${hookPath(cluster.hooks, step.params.hook) ?? `(no ${step.params.hook} hook in ${cluster.file})`} --command=${step.params.command}${masters} with MHA's arguments${passwords.length ? describePasswords(cluster, passwords) : ''}`]
     }
     case 'repoint_replica': {
       const source = server(step.params.source)

@@ -23,7 +23,7 @@ export function planBody(plan: Plan): Omit<Plan, 'header'> {
 }
 
 /** Keys sorted at every level: the same plan gives the same text however its file was laid out. */
-function canonical(value: unknown): unknown {
+export function canonical(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(canonical)
   if (value !== null && typeof value === 'object') return Object.fromEntries(Object.keys(value).sort().map((k) => [k, canonical((value as Record<string, unknown>)[k])]))
   return value

@@ -155,26 +155,6 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
     reason: `${nm.name} is writable and every other server replicates from it`,
   })
 
-  const rollbackSteps: Step[] = [
-    {
-      id: `repoint_replica:${nm.name}`,
-      type: 'repoint_replica',
-      server: nm.name,
-      params: {
-        source: master.name,
-        host: master.hostname,
-        port: master.port,
-        user: cluster.replUser,
-        gtid,
-        coordinates: gtid ? null : {fromStep: block, output: 'binlog'},
-        preview: `${nm.name} replicates from ${master.name} again, from ${master.name}'s final position`,
-      },
-      after: [detach],
-      outputs: [],
-      reason: `undo: ${nm.name} goes back to replicating from ${master.name}`,
-    },
-    {id: `unblock_writes:${master.name}`, type: 'unblock_writes', server: master.name, params: {}, after: [block], outputs: [], reason: `undo: mha's lock goes and ${master.name} takes writes again`},
-  ]
   const reasonOfTarget = candidates.find((c) => c.chosen)?.reason.replace(/^chosen: /, '') ?? 'named with --to'
   return {
     format: 1,
@@ -194,11 +174,121 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
       candidates,
       dataLoss: {none: true, statement: `none: ${master.name} stops taking writes and ${nm.name} executes everything it wrote before taking over`, lostAfter: null, lostGtids: null, abandoned: []},
       notes: [
-        `if a step fails before ${writable}, the rollback steps run, each only if the step it undoes had run: ${master.name} takes writes again`,
+        `if a step fails before ${writable} or in it, the rollback steps run, each only if the step it undoes began (done, or failed part way): ${master.name} takes writes again, ${nm.name} replicates from it, and is read_only again if ${writable} began`,
         `the other servers are re-pointed only after ${writable}: a failure then leaves ${nm.name} writable with every write ${master.name} took, and "mha apply" again re-points the rest`,
       ],
     },
     steps,
-    rollback: {ifFailedBefore: writable, steps: rollbackSteps},
+    rollback: rollbackOf({steps, decision: {oldMaster: master.name, newMaster: nm.name, replicationMode: gtid ? 'gtid' : 'file'}}, cluster),
   }
+}
+
+/** The planner's own rollback: every step before the promotion has its undo, or the planner is wrong. */
+function rollbackOf(plan: Parameters<typeof switchoverRollback>[0], cluster: ClusterConfig): NonNullable<Plan['rollback']> {
+  const {rollback, withoutUndo} = switchoverRollback(plan, cluster)
+  if (!rollback || withoutUndo.length > 0) throw new Error(`switchover planner: no undo for ${withoutUndo.join(', ') || 'its promotion'}`)
+  return rollback
+}
+
+/** Steps that read and wait only: nothing to undo. */
+const effectFree: ReadonlySet<Step['type']> = new Set(['check_switchover', 'wait_caught_up'])
+
+/**
+ * A switchover's rollback, derived from its own steps: the undo of every step that can run before the promotion
+ * (each step that does not wait for the new master's enable_writes, that step included), each undo run after a
+ * failure only if the step it undoes began: done, or failed part way (its undo's check finds what is left to undo). The planner writes it, and apply's validation derives it again from the
+ * plan's steps and the cluster file, so a plan whose rollback leaves a step undone is refused. Steps with an effect
+ * and no undo here are named in withoutUndo.
+ */
+export function switchoverRollback(
+  plan: {steps: Step[]; decision: Pick<Plan['decision'], 'oldMaster' | 'newMaster' | 'replicationMode'>},
+  cluster: ClusterConfig,
+): {rollback: NonNullable<Plan['rollback']> | undefined; withoutUndo: string[]} {
+  const {oldMaster, newMaster, replicationMode} = plan.decision
+  const writable = plan.steps.find((s) => s.type === 'enable_writes' && s.server === newMaster)
+  const old = cluster.servers.find((s) => s.name === oldMaster)
+  if (!writable || !oldMaster || !newMaster || !old) return {rollback: undefined, withoutUndo: []}
+  const byId = new Map(plan.steps.map((s) => [s.id, s]))
+  const waitsForPromotion = (step: Step): boolean => {
+    const seen = new Set<string>()
+    const stack = [...step.after, ...(step.settledAfter ?? [])]
+    while (stack.length > 0) {
+      const id = stack.pop()!
+      if (id === writable.id) return true
+      if (seen.has(id)) continue
+      seen.add(id)
+      const s = byId.get(id)
+      if (s) stack.push(...s.after, ...(s.settledAfter ?? []))
+    }
+    return false
+  }
+  const block = plan.steps.find((s) => s.type === 'block_writes' && s.server === oldMaster)?.id ?? `block_writes:${oldMaster}`
+  const gtid = replicationMode === 'gtid'
+  // Ranked so that a failure stops the rollback where it is safest: the target read_only before the old master takes
+  // writes again (never two writable servers), the old master writable before its address comes back, and the
+  // target's re-point, which every later write reaches anyway (it starts at the final position), last.
+  const undoOf = (step: Step): {rank: number; undo: Step} | null => {
+    const after = [step.id]
+    if (step.type === 'enable_writes' && step === writable)
+      return {
+        rank: 0,
+        undo: {
+          id: `set_read_only:${newMaster}`,
+          type: 'set_read_only',
+          server: newMaster,
+          params: {},
+          after,
+          outputs: [],
+          reason: `undo: ${newMaster} is read_only again (${step.id} failed, perhaps after it took effect) before ${oldMaster} takes writes again`,
+        },
+      }
+    if (step.type === 'detach_replication' && step.server === newMaster)
+      return {
+        rank: 3,
+        undo: {
+          id: `repoint_replica:${newMaster}`,
+          type: 'repoint_replica',
+          server: newMaster,
+          params: {
+            source: oldMaster,
+            host: old.hostname,
+            port: old.port,
+            user: cluster.replUser,
+            gtid,
+            coordinates: gtid ? null : {fromStep: block, output: 'binlog'},
+            preview: `${newMaster} replicates from ${oldMaster} again, from ${oldMaster}'s final position`,
+          },
+          after,
+          outputs: [],
+          reason: `undo: ${newMaster} goes back to replicating from ${oldMaster}`,
+        },
+      }
+    if (step.type === 'block_writes' && step.server === oldMaster)
+      return {rank: 1, undo: {id: `unblock_writes:${oldMaster}`, type: 'unblock_writes', server: oldMaster, params: {}, after, outputs: [], reason: `undo: mha's lock goes and ${oldMaster} takes writes again`}}
+    // MHA 0.58 has no rollback: the inverse of --command=stop is the call that gives the address to a master,
+    // --command=start, here with the old master as its new_master (the switch reversed).
+    if (step.type === 'run_hook' && step.params.hook === 'master_ip_online_change' && step.params.command === 'stop' && step.params.origMaster === undefined && step.params.newMaster === undefined)
+      return {
+        rank: 2,
+        undo: {
+          id: `run_hook:online_change_start_${oldMaster}`,
+          type: 'run_hook',
+          server: oldMaster,
+          params: {hook: 'master_ip_online_change', command: 'start', path: step.params.path, origMaster: newMaster, newMaster: oldMaster},
+          after,
+          outputs: [],
+          reason: `undo: the online-change hook gives the writer address back to ${oldMaster} (--command=start with ${oldMaster} as MHA's new_master, ${newMaster} as its orig_master)`,
+        },
+      }
+    return null
+  }
+  const undos: {rank: number; undo: Step}[] = []
+  const withoutUndo: string[] = []
+  for (const step of plan.steps) {
+    if (step !== writable && waitsForPromotion(step)) continue
+    const found = undoOf(step)
+    if (found) undos.push(found)
+    else if (!effectFree.has(step.type)) withoutUndo.push(step.id)
+  }
+  return {rollback: {ifFailedBefore: writable.id, steps: undos.sort((a, b) => a.rank - b.rank).map((u) => u.undo)}, withoutUndo}
 }

@@ -38,7 +38,17 @@ export type Step =
       }
     >
   | StepBase<'detach_replication', {resetSlaveAll: boolean}>
-  | StepBase<'run_hook', {hook: 'master_ip_failover' | 'master_ip_online_change' | 'report'; command: string; path: string}>
+  | StepBase<
+      'run_hook',
+      {
+        hook: 'master_ip_failover' | 'master_ip_online_change' | 'report'
+        command: string
+        path: string
+        /** MHA's orig_master and new_master for this call, where they are not the decision's: a switchover's rollback gives the address back to the old master. */
+        origMaster?: string
+        newMaster?: string
+      }
+    >
   | StepBase<'check_switchover', {target: string; maxLagSeconds: number; runningUpdatesLimit: number}>
   | StepBase<'block_writes', Record<string, never>>
   | StepBase<'unblock_writes', Record<string, never>>

@@ -4,7 +4,9 @@ import {dialectFor} from '../dialect/index.js'
 import {parseServerVersion} from '../dialect/version.js'
 import type {ServerSnapshot} from '../inspect/types.js'
 import {changePreview, failoverWarnings} from './planner.js'
+import {canonical} from './plan-file.js'
 import {rebuildDir} from './service.js'
+import {switchoverRollback} from './switchover.js'
 import type {OutputRef, Plan, Step} from './types.js'
 
 /**
@@ -66,6 +68,9 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
       case 'run_hook': {
         const configured = hookPath(hooks, step.params.hook)
         if (step.params.path !== configured) problems.push(`${where(step, 'params.path')}: the plan says ${show(step.params.path)}, the cluster file's ${step.params.hook} hook is ${show(configured)}`)
+        // Only a rollback reverses a switch; a forward call takes its servers from the decision (the rollback is checked whole below).
+        for (const field of ['origMaster', 'newMaster'] as const)
+          if (step.params[field] !== undefined && !(plan.rollback?.steps.includes(step) ?? false)) problems.push(`${where(step, `params.${field}`)}: ${step.params[field]}; a hook call among the plan's steps takes its servers from the decision`)
         break
       }
       case 'repoint_replica': {
@@ -144,7 +149,30 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
         break
     }
   }
-  problems.push(...shapeProblems(plan))
+  problems.push(...shapeProblems(plan), ...rollbackProblems(plan, cluster))
+  return problems
+}
+
+/**
+ * A switchover's rollback is derived again from its steps and the cluster file: the undo of every step that can run
+ * before the promotion, no more and no less. Only a switchover has one.
+ */
+function rollbackProblems(plan: Plan, cluster: ClusterConfig): string[] {
+  if (plan.kind !== 'switchover') return plan.rollback ? [`a ${plan.kind} plan has no rollback; this one lists ${plan.rollback.steps.map((s) => s.id).join(', ') || 'no step'}`] : []
+  const {rollback, withoutUndo} = switchoverRollback(plan, cluster)
+  const problems = withoutUndo.map((id) => `step ${id} can run before the promotion, and a switchover has no undo for it`)
+  if (!rollback) return problems
+  if (!plan.rollback) return [...problems, `the plan has no rollback; it must list the undos ${rollback.steps.map((s) => s.id).join(', ')}, run if a step fails before ${rollback.ifFailedBefore}`]
+  if (plan.rollback.ifFailedBefore !== rollback.ifFailedBefore) problems.push(`rollback.ifFailedBefore: the plan says ${plan.rollback.ifFailedBefore}, the promotion is ${rollback.ifFailedBefore}`)
+  const count = Math.max(plan.rollback.steps.length, rollback.steps.length)
+  for (let i = 0; i < count; i++) {
+    const shown = plan.rollback.steps[i]
+    const expected = rollback.steps[i]
+    if (JSON.stringify(canonical(shown)) === JSON.stringify(canonical(expected))) continue
+    problems.push(
+      `rollback.steps[${i}]: the plan has ${shown ? shown.id : 'nothing'}${shown && expected && shown.id === expected.id ? ' with other fields' : ''}, undoing the steps before the promotion gives ${expected ? `${expected.id} (${JSON.stringify(expected.params)}, after ${expected.after.join(', ')})` : 'nothing'}`,
+    )
+  }
   return problems
 }
 
@@ -290,6 +318,11 @@ function namedServers(step: Step): Array<[string, string]> {
       return [['params.target', step.params.target]]
     case 'wait_caught_up':
       return [['params.source', step.params.source]]
+    case 'run_hook':
+      return [
+        ...(step.params.origMaster !== undefined ? [['params.origMaster', step.params.origMaster] as [string, string]] : []),
+        ...(step.params.newMaster !== undefined ? [['params.newMaster', step.params.newMaster] as [string, string]] : []),
+      ]
     case 'verify_replication':
       return [['params.master', step.params.master], ...step.params.replicas.map((r): [string, string] => ['params.replicas', r])]
     case 'stop_replica_io':
@@ -298,7 +331,6 @@ function namedServers(step: Step): Array<[string, string]> {
     case 'wait_relay_log_applied':
     case 'apply_logs':
     case 'detach_replication':
-    case 'run_hook':
     case 'block_writes':
     case 'unblock_writes':
     case 'enable_writes':

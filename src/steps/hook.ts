@@ -13,10 +13,14 @@ export const runHookStep: StepHandler<Hook> = {
   },
   async act(step, ctx) {
     const plan = ctx.plan
-    // MHA's orig_master: a switchover's live old master or a failover's dead one.
-    const origName = plan.decision.oldMaster ?? plan.decision.deadMaster
+    // MHA's orig_master: a switchover's live old master or a failover's dead one. A switchover's rollback reverses
+    // the switch: the old master is the new_master of its --command=start, and the target, which goes back to
+    // replicating from it, the orig_master (so orig_master_is_new_slave holds).
+    const reversed = step.params.origMaster !== undefined || step.params.newMaster !== undefined
+    const origName = step.params.origMaster ?? plan.decision.oldMaster ?? plan.decision.deadMaster
+    const newName = step.params.newMaster ?? plan.decision.newMaster
     const orig = origName ? ctx.server(origName) : undefined
-    const neu = plan.decision.newMaster ? ctx.server(plan.decision.newMaster) : undefined
+    const neu = newName ? ctx.server(newName) : undefined
     const args =
       step.params.hook === 'master_ip_online_change'
         ? {
@@ -31,7 +35,7 @@ export const runHookStep: StepHandler<Hook> = {
             new_master_user: ctx.cluster.user,
             orig_master_ssh_user: orig?.sshUser,
             new_master_ssh_user: neu?.sshUser,
-            orig_master_is_new_slave: ctx.cluster.switchover.origMasterIsNewSlave,
+            orig_master_is_new_slave: reversed || ctx.cluster.switchover.origMasterIsNewSlave,
           }
         : step.params.hook === 'master_ip_failover'
         ? {

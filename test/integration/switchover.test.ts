@@ -53,17 +53,29 @@ describe.each([
 })
 
 describe('online switchover rollback', () => {
-  it('undoes the write block when the target cannot catch up before the promotion', async () => {
+  it("undoes the write block and the online-change hook's stop when the target cannot catch up before the promotion", async () => {
     sandbox = await startSandbox('itswitchr', 131)
     const s = sandbox
-    writeFileSync(s.configFile, readFileSync(s.configFile, 'utf8') + 'failover: {wait_timeout: 2}\n')
+    // An MHA-style master_ip_online_change script that records how it is called.
+    const hookDir = mkdtempSync(join(tmpdir(), 'mha-it-online-'))
+    const hookLog = join(hookDir, 'calls.log')
+    writeFileSync(join(hookDir, 'online'), `#!/bin/sh\necho "online $*" >> ${hookLog}\nexit 0\n`, {mode: 0o755})
+    writeFileSync(s.configFile, readFileSync(s.configFile, 'utf8') + `failover: {wait_timeout: 2}\nhooks:\n  master_ip_online_change: ${hookDir}/online\n`)
     await s.sql('db1', async (c) => {
       await c.execute('CREATE TABLE mhatest.t (id INT PRIMARY KEY, v INT)')
       await c.execute('INSERT INTO mhatest.t VALUES (1, 1)')
     })
     await waitFor('db2 to have the row', 10_000, async () => Number((await s.sql('db2', (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.t')))!.n) === 1)
     const file = join(plansDir, 'rollback.json')
-    expect((await runMha(['plan', '--config', s.configFile, '--switchover', '--to', 'db2', '-o', file])).code).toBe(2)
+    const planned = await runMha(['plan', '--config', s.configFile, '--switchover', '--to', 'db2', '-o', file])
+    expect(planned.code, planned.stderr + planned.stdout).toBe(2)
+    // mha show renders the undo as apply will run it: the switch reversed.
+    const [db1ip, db2ip] = [s.state.hosts[0]!.ip, s.state.hosts[1]!.ip]
+    const shown = await runMha(['show', file, '--config', s.configFile])
+    expect(shown.code, shown.stderr).toBe(0)
+    expect(shown.stdout).toContain(
+      `      run_hook:online_change_start_db1 (undoes run_hook:online_change_stop)\n        run ${hookDir}/online --command=start --orig_master_host=${db2ip} --new_master_host=${db1ip} with MHA's arguments`,
+    )
 
     // A transaction on db2 holds the row, so db2's SQL thread cannot apply db1's next update in time.
     const db2 = s.state.hosts[1]!
@@ -77,8 +89,13 @@ describe('online switchover rollback', () => {
     const report = JSON.parse(applied.stdout) as ApplyReport
     expect(applied.code).toBe(1)
     expect(report.status).toBe('failed')
-    expect(report.message).toMatch(/^wait_caught_up:db2 failed: db2 did not reach mysql-bin\.000001:\d+ within 2 s\..*; rolled back \(unblock_writes:db1\): db1 takes writes again$/)
+    expect(report.message).toMatch(/^wait_caught_up:db2 failed: db2 did not reach mysql-bin\.000001:\d+ within 2 s\..*; rolled back \(unblock_writes:db1, run_hook:online_change_start_db1\): db1 takes writes again$/)
     expect(Number((await s.sql('db1', (c) => c.queryOne('SELECT @@global.read_only+0 AS ro')))!.ro)).toBe(0)
+    // MHA's arguments: stop with db1 as orig_master, then the undo, start with the switch reversed (db1 the new_master);
+    // the forward start (after the promotion) never ran.
+    const masters = (orig: string, neu: string) =>
+      `--orig_master_host=${orig} --orig_master_ip=${orig} --orig_master_port=3306 --orig_master_user=mha --new_master_host=${neu} --new_master_ip=${neu} --new_master_port=3306 --new_master_user=mha --orig_master_ssh_user=root --new_master_ssh_user=root --orig_master_is_new_slave`
+    expect(readFileSync(hookLog, 'utf8').trim().split('\n')).toEqual([`online --command=stop ${masters(db1ip, db2ip)}`, `online --command=start ${masters(db2ip, db1ip)}`])
     await waitFor('db2 to catch up with db1 again', 20_000, async () => {
       const r = (await s.sql('db2', (c) => c.queryOne('SHOW SLAVE STATUS')))!
       return r.Master_Host === s.state.hosts[0]!.ip && r.Slave_SQL_Running === 'Yes' && Number((await s.sql('db2', (c) => c.queryOne('SELECT v FROM mhatest.t WHERE id = 1')))!.v) === 2

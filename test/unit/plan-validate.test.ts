@@ -45,6 +45,11 @@ describe('a plan is checked against its cluster file before apply changes anythi
     ['no steps', {...structuredClone(plan), steps: []}, /a failover plan without steps/],
     ['steps reordered', {...structuredClone(plan), steps: [...plan.steps].reverse()}, /depends on .*, which is listed after it \(steps reordered\?\)/],
     ['no promotion', {...structuredClone(plan), steps: plan.steps.filter((s) => s.type !== 'enable_writes' && s.type !== 'verify_replication')}, /must make exactly one server writable, its new master db2; this one has no enable_writes step/],
+    [
+      'a rollback in a failover',
+      {...structuredClone(plan), rollback: {ifFailedBefore: 'enable_writes:db2', steps: [{id: 'unblock_writes:db2', type: 'unblock_writes', server: 'db2', params: {}, after: ['fence_master:db1'], outputs: [], reason: 'x'}]}},
+      /^a failover plan has no rollback; this one lists unblock_writes:db2$/m,
+    ],
   ]
   it.each(cases)('refuses %s, naming the step and field', (_what, tampered, expected) => {
     const problems = planProblems(tampered, cluster)

@@ -2,9 +2,13 @@ import {readFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {describe, expect, it} from 'vitest'
+import {renderPlan} from '../../src/cli/render-plan.js'
 import {parseClusterConfig} from '../../src/config/load.js'
 import type {Snapshot, SqlFacts} from '../../src/inspect/types.js'
+import {effectOf} from '../../src/plan/effects.js'
+import {validatePlan} from '../../src/plan/plan-file.js'
 import {planSwitchover} from '../../src/plan/switchover.js'
+import type {Plan} from '../../src/plan/types.js'
 import {planProblems} from '../../src/plan/validate.js'
 
 // The recorded healthy GTID sandbox (db1 master, db2 candidate_master and db3 replicas, both caught up),
@@ -121,5 +125,87 @@ describe('switchover step order', () => {
     expect(oldMaster.after).toEqual(expect.arrayContaining(['repoint_replica:db3', 'release_write_block:db1', 'enable_writes:db2']))
     // And the other replica does not wait for the old master.
     expect(plan.steps.find((s) => s.id === 'repoint_replica:db3')!.after).not.toContain('repoint_replica:db1')
+  })
+})
+
+describe('switchover rollback: every step before the promotion has its undo', () => {
+  const online = 'hooks:\n  master_ip_online_change: /etc/mha/online_change\n'
+  const rollbackOf = (plan: Plan) => plan.rollback!.steps.map((s) => ({id: s.id, server: s.server, after: s.after}))
+
+  it('gives the writer address back to the old master: the online-change hook with --command=start, the old master as its new_master, only if the stop hook ran', () => {
+    const s = scenario(online)
+    const plan = s.plan('db2')
+    expect(plan.steps.find((st) => st.id === 'run_hook:online_change_stop')).toMatchObject({server: 'db1', params: {command: 'stop'}})
+    const undo = plan.rollback!.steps.find((st) => st.id === 'run_hook:online_change_start_db1')!
+    expect(undo).toMatchObject({
+      type: 'run_hook',
+      server: 'db1',
+      params: {hook: 'master_ip_online_change', command: 'start', path: '/etc/mha/online_change', origMaster: 'db2', newMaster: 'db1'},
+      after: ['run_hook:online_change_stop'],
+    })
+    expect(plan.rollback!.ifFailedBefore).toBe('enable_writes:db2')
+    expect(rollbackOf(plan).map((r) => r.id)).toEqual(['set_read_only:db2', 'unblock_writes:db1', 'run_hook:online_change_start_db1', 'repoint_replica:db2'])
+    expect(planProblems(plan, s.cluster)).toEqual([])
+    validatePlan(plan, 'with-hook.json')
+    // The forward start (after the promotion) is not undone, and keeps the decision's servers.
+    expect(plan.steps.find((st) => st.id === 'run_hook:online_change_start')!.params).toEqual({hook: 'master_ip_online_change', command: 'start', path: '/etc/mha/online_change'})
+    // Review reads it: the plan's summary and mha show.
+    expect(renderPlan(plan)).toContain('db1: run master_ip_online_change hook --command=start (new_master db1, orig_master db2)')
+    expect(effectOf(undo, plan, s.cluster)).toEqual(["run /etc/mha/online_change --command=start --orig_master_host=127.0.0.12 --new_master_host=127.0.0.11 with MHA's arguments; the password in MHA_ORIG_MASTER_PASSWORD and MHA_NEW_MASTER_PASSWORD"])
+    expect(effectOf(plan.steps.find((st) => st.id === 'run_hook:online_change_stop')!, plan, s.cluster)[0]).toContain('--command=stop --orig_master_host=127.0.0.11 --new_master_host=127.0.0.12')
+  })
+
+  it('undoes each step before the promotion that has an effect, the promotion included, the target read_only first; without the hook, no hook undo', () => {
+    const plan = scenario().plan('db2')
+    // Before the promotion: check (reads), block, waits (read), detach, and the promotion itself.
+    expect(plan.steps.slice(0, plan.steps.findIndex((st) => st.id === 'enable_writes:db2') + 1).map((st) => st.id)).toEqual([
+      'check_switchover:db1',
+      'block_writes:db1',
+      'wait_caught_up:db2',
+      'detach_replication:db2',
+      'enable_writes:db2',
+    ])
+    expect(rollbackOf(plan)).toEqual([
+      {id: 'set_read_only:db2', server: 'db2', after: ['enable_writes:db2']},
+      {id: 'unblock_writes:db1', server: 'db1', after: ['block_writes:db1']},
+      {id: 'repoint_replica:db2', server: 'db2', after: ['detach_replication:db2']},
+    ])
+  })
+
+  it('refuses a plan whose rollback leaves a step undone, reverses a forward hook call, or adds an undo', () => {
+    const s = scenario(online)
+    const plan = s.plan('db2')
+    const edited = (change: (p: Plan) => void) => {
+      const copy = structuredClone(plan)
+      change(copy)
+      return planProblems(copy, s.cluster)
+    }
+    expect(edited((p) => p.rollback!.steps.splice(2, 1))).toEqual([
+      'rollback.steps[2]: the plan has repoint_replica:db2, undoing the steps before the promotion gives run_hook:online_change_start_db1 ({"hook":"master_ip_online_change","command":"start","path":"/etc/mha/online_change","origMaster":"db2","newMaster":"db1"}, after run_hook:online_change_stop)',
+      'rollback.steps[3]: the plan has nothing, undoing the steps before the promotion gives repoint_replica:db2 ({"source":"db1","host":"127.0.0.11","port":3306,"user":"repl","gtid":true,"coordinates":null,"preview":"db2 replicates from db1 again, from db1\'s final position"}, after detach_replication:db2)',
+    ])
+    expect(
+      edited((p) => {
+        const hook = p.rollback!.steps[2]!
+        if (hook.type === 'run_hook') hook.params.newMaster = 'db2'
+      }),
+    ).toEqual([expect.stringMatching(/^rollback\.steps\[2\]: the plan has run_hook:online_change_start_db1 with other fields, undoing/)])
+    // The undos in another order: the target's read_only would no longer come first.
+    expect(edited((p) => p.rollback!.steps.reverse())).toHaveLength(4)
+    expect(
+      edited((p) => {
+        const hook = p.steps.find((st) => st.id === 'run_hook:online_change_start')!
+        if (hook.type === 'run_hook') hook.params.newMaster = 'db1'
+      }),
+    ).toEqual(['step run_hook:online_change_start params.newMaster: db1; a hook call among the plan\'s steps takes its servers from the decision'])
+    expect(edited((p) => p.rollback!.steps.push({id: 'enable_writes:db3', type: 'enable_writes', server: 'db3', params: {}, after: ['check_switchover:db1'], outputs: [], reason: 'x'}))).toEqual([
+      'rollback.steps[4]: the plan has enable_writes:db3, undoing the steps before the promotion gives nothing',
+    ])
+    expect(edited((p) => (p.rollback!.ifFailedBefore = 'check_switchover:db1'))).toEqual(['rollback.ifFailedBefore: the plan says check_switchover:db1, the promotion is enable_writes:db2'])
+    expect(edited((p) => delete p.rollback)).toEqual(['the plan has no rollback; it must list the undos set_read_only:db2, unblock_writes:db1, run_hook:online_change_start_db1, repoint_replica:db2, run if a step fails before enable_writes:db2'])
+    // A step with an effect before the promotion that no undo exists for.
+    expect(
+      edited((p) => p.steps.splice(1, 0, {id: 'set_read_only:db3', type: 'set_read_only', server: 'db3', params: {}, after: ['check_switchover:db1'], outputs: [], reason: 'x'})),
+    ).toEqual(['step set_read_only:db3 can run before the promotion, and a switchover has no undo for it'])
   })
 })

@@ -1,0 +1,83 @@
+import {mkdtempSync, readFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {beforeEach, describe, expect, it, vi} from 'vitest'
+import type {ApplyEvent} from '../../src/apply/events.js'
+import {applyPlan} from '../../src/apply/executor.js'
+import {parseClusterConfig} from '../../src/config/load.js'
+import type {Snapshot} from '../../src/inspect/types.js'
+import {planSwitchover} from '../../src/plan/switchover.js'
+import type {Step} from '../../src/plan/types.js'
+import type {StepHandler} from '../../src/steps/types.js'
+
+// The executor with step handlers that touch nothing: each acts or fails as a test says, so that which undo runs
+// after which failure is seen exactly (the real steps are tried on a sandbox in test/integration/switchover.test.ts).
+type Fate = 'fails in check' | 'fails in act'
+const fates = new Map<string, Fate>()
+const acts: string[] = []
+
+vi.mock('../../src/steps/index.js', () => ({
+  handlerFor: (step: Step): StepHandler => ({
+    check: (s) => (fates.get(s.id) === 'fails in check' ? Promise.reject(new Error(`${s.id}: connection refused`)) : Promise.resolve({done: false})),
+    act: (s) => {
+      acts.push(s.id)
+      return fates.get(s.id) === 'fails in act' ? Promise.reject(new Error(`${s.id} failed part way`)) : Promise.resolve(step.outputs.length ? {binlog: {file: 'mysql-bin.000001', pos: 4}, gtid: '0-1-1'} : undefined)
+    },
+    verify: () => Promise.resolve(),
+  }),
+}))
+
+const dir = join(dirname(fileURLToPath(import.meta.url)), '../golden/mariadb-gtid-switchover')
+const file = join(dir, 'cluster.yaml')
+const cluster = parseClusterConfig(readFileSync(file, 'utf8') + 'hooks:\n  master_ip_online_change: /etc/mha/online_change\n', file, {})
+const snapshot = JSON.parse(readFileSync(join(dir, 'snapshot.json'), 'utf8')) as Snapshot
+const plan = planSwitchover(cluster, snapshot, {tool: 'mha test', createdAt: '2026-01-01T00:00:00.000Z', configFile: file}, 'db2')
+
+async function applyWith(failures: Record<string, Fate>) {
+  fates.clear()
+  for (const [id, fate] of Object.entries(failures)) fates.set(id, fate)
+  acts.length = 0
+  const events: ApplyEvent[] = []
+  const report = await applyPlan({planFile: join(mkdtempSync(join(tmpdir(), 'mha-rollback-')), 'plan.json'), plan, cluster, snapshot, listener: (e) => events.push(e)})
+  const undone = acts.filter((id) => plan.rollback!.steps.some((s) => s.id === id) && events.some((e) => e.kind === 'begin' && e.step.id === `rollback/${id}`))
+  return {report, undone}
+}
+
+describe('a switchover rollback undoes every step that began, in the plan\'s order', () => {
+  beforeEach(() => fates.clear())
+
+  it('a detach that failed part way: the target is re-pointed, the write block and the hook\'s stop undone; the promotion never began', async () => {
+    const {report, undone} = await applyWith({'detach_replication:db2': 'fails in act'})
+    expect(undone).toEqual(['unblock_writes:db1', 'run_hook:online_change_start_db1', 'repoint_replica:db2'])
+    expect(report.status).toBe('failed')
+    expect(report.message).toMatch(/; rolled back \(unblock_writes:db1, run_hook:online_change_start_db1, repoint_replica:db2\): db1 takes writes again$/)
+  })
+
+  it('a detach that failed before acting (its check): nothing of it to undo', async () => {
+    const {undone} = await applyWith({'detach_replication:db2': 'fails in check'})
+    expect(undone).toEqual(['unblock_writes:db1', 'run_hook:online_change_start_db1'])
+  })
+
+  it('a promotion that failed part way: the target is read_only again first, then the rest', async () => {
+    const {undone} = await applyWith({'enable_writes:db2': 'fails in act'})
+    expect(undone).toEqual(['set_read_only:db2', 'unblock_writes:db1', 'run_hook:online_change_start_db1', 'repoint_replica:db2'])
+  })
+
+  it('stops when the target cannot be made read_only again: the old master is not given writes beside a target that may take them', async () => {
+    const {report, undone} = await applyWith({'enable_writes:db2': 'fails in act', 'set_read_only:db2': 'fails in act'})
+    expect(undone).toEqual(['set_read_only:db2'])
+    expect(report.message).toMatch(/; the rollback failed at set_read_only:db2: set_read_only:db2 failed part way$/)
+  })
+
+  it("a stop hook that failed part way is undone by the start for the old master; nothing else had begun", async () => {
+    const {undone} = await applyWith({'run_hook:online_change_stop': 'fails in act'})
+    expect(undone).toEqual(['run_hook:online_change_start_db1'])
+  })
+
+  it('a failure before any effect rolls nothing back', async () => {
+    const {report, undone} = await applyWith({'check_switchover:db1': 'fails in act'})
+    expect(undone).toEqual([])
+    expect(report.message).toMatch(/; nothing had changed, so nothing was rolled back$/)
+  })
+})
