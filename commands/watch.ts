@@ -48,7 +48,8 @@ export default class Watch extends BaseCommand<typeof Watch> {
     }
     const startedAt = new Date().toISOString()
     // prom-client and the HTTP server load only for --listen: every command starts faster without them.
-    const server = listen ? new (await import('../src/watch/http.js')).StatusServer({watchers, plansDir, address: listen, version: toolVersion(), startedAt}) : undefined
+    const etcdView = coord ? () => ({id: coord.settings.id, up: coord.session.valid(), problem: coord.session.problem}) : undefined
+    const server = listen ? new (await import('../src/watch/http.js')).StatusServer({watchers, plansDir, address: listen, version: toolVersion(), startedAt, ...(etcdView ? {etcd: etcdView} : {})}) : undefined
     const bound = server ? formatListenAddress(await server.start()) : null
     writePresence(plansDir, {pid: process.pid, started: processStartTime(process.pid), startedAt, clusters: clusters.map((c) => c.name), listen: bound})
     log('*', 'watch', `watching ${clusters.map((c) => c.name).join(', ')}${bound ? `; /metrics and /status on http://${bound}` : ''}${etcd ? `; with etcd ${etcd.endpoints.join(',')} as ${etcd.id}` : ''}`, {pid: process.pid, ...(bound ? {listen: bound} : {})})

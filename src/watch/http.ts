@@ -12,6 +12,8 @@ export interface StatusServerOptions {
   address: ListenAddress
   version: string
   startedAt: string
+  /** With --etcd: this manager's name and lease state, asked at each request. */
+  etcd?: () => NonNullable<WatchStatus['etcd']>
 }
 
 /** `mha watch --listen`: GET /metrics (Prometheus text format) and GET /status (JSON), on the given address only. */
@@ -38,6 +40,7 @@ export class StatusServer {
       format: 1,
       watch: {pid: process.pid, startedAt: this.options.startedAt, listen: formatListenAddress(this.address), version: this.options.version},
       generatedAt: new Date(now).toISOString(),
+      ...(this.options.etcd ? {etcd: this.options.etcd()} : {}),
       clusters: this.options.watchers.map((w) => clusterStatus(w.cluster, w, this.monitors.get(w), this.options.plansDir, now)),
     }
   }

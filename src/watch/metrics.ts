@@ -22,9 +22,13 @@ export class WatchMetrics {
   readonly #lastDuration: Gauge<'cluster'>
   readonly #lastFailoverTime: Gauge<'cluster'>
   readonly #blocked: Gauge<'cluster'>
+  readonly #etcdUp: Gauge
+  readonly #leader: Gauge<'cluster'>
 
   constructor() {
     const registers = [this.registry]
+    this.#etcdUp = new Gauge({name: 'mha_etcd_up', help: 'With --etcd: 1 while this manager holds a valid etcd lease, 0 when etcd is unreachable or without quorum (no automatic failover then).', registers})
+    this.#leader = new Gauge({name: 'mha_cluster_leader', help: 'With --etcd: 1 when this manager leads the cluster (pings, plans, applies), 0 when it follows another.', labelNames: ['cluster'], registers})
     this.#watcherUp = new Gauge({name: 'mha_watcher_up', help: 'Always 1 while this mha watch process serves metrics.', registers})
     this.#monitored = new Gauge({
       name: 'mha_cluster_monitored',
@@ -84,10 +88,11 @@ export class WatchMetrics {
 
   /** The text exposition for one scrape, from one status document. */
   async render(status: WatchStatus, now = Date.now()): Promise<string> {
-    const gauges = [this.#monitored, this.#masterUp, this.#replicasUp, this.#replicasConfigured, this.#lag, this.#sincePing, this.#lastDuration, this.#lastFailoverTime, this.#blocked]
+    const gauges = [this.#etcdUp, this.#leader, this.#monitored, this.#masterUp, this.#replicasUp, this.#replicasConfigured, this.#lag, this.#sincePing, this.#lastDuration, this.#lastFailoverTime, this.#blocked]
     for (const g of gauges) g.reset()
     this.#failovers.reset()
     this.#watcherUp.set(1)
+    if (status.etcd) this.#etcdUp.set(status.etcd.up ? 1 : 0)
     for (const c of status.clusters) {
       const cluster = c.name
       this.#monitored.set({cluster}, c.monitored ? 1 : 0)
@@ -102,6 +107,7 @@ export class WatchMetrics {
       if (c.lastFailoverDurationSeconds !== null) this.#lastDuration.set({cluster}, c.lastFailoverDurationSeconds)
       if (c.lastFailover) this.#lastFailoverTime.set({cluster}, Date.parse(c.lastFailover.at) / 1000)
       this.#blocked.set({cluster}, c.failoverBlocked ? 1 : 0)
+      if (c.leadership) this.#leader.set({cluster}, c.leadership.role === 'leader' ? 1 : 0)
     }
     return await this.registry.metrics()
   }

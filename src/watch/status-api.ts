@@ -26,12 +26,16 @@ export interface ClusterStatus {
   /** Failovers this watch process ran, by apply status, and how long the last one took (detection to report). */
   failoversByThisWatch: {applied: number; partial: number; failed: number}
   lastFailoverDurationSeconds: number | null
+  /** With etcd: this manager's role for the cluster and the manager that leads it. */
+  leadership?: {role: 'leader' | 'follower' | 'cut-off'; leader: string | null}
 }
 
 export interface WatchStatus {
   format: 1
   watch: {pid: number; startedAt: string; listen: string; version: string}
   generatedAt: string
+  /** With etcd: this manager's name and whether its lease is valid (false: no automatic failover). */
+  etcd?: {id: string; up: boolean; problem: string | null}
   clusters: ClusterStatus[]
 }
 
@@ -119,6 +123,7 @@ export function clusterStatus(cluster: ClusterConfig, watcher: ClusterWatcher, m
   const blocked = failoverBlocked(state, cluster.monitor.lastFailoverMinute, now)?.replace('<name>', cluster.name) ?? null
   const v = watcher.verdict
   let notMonitored = h.notMonitored ?? stateProblem
+  if (!notMonitored && h.role === 'follower') notMonitored = `${h.leader ?? 'no manager yet'} leads this cluster; this manager follows, ready to take over`
   if (!notMonitored && v.state === 'refusing') notMonitored = `the master refuses mha's connections (${v.reason.replace(/: it answers, so it is alive$/, '')}): mha cannot check it`
   if (!notMonitored && h.lastPingAt === null) notMonitored = 'starting: the master was not pinged yet'
   const own = h.failovers
@@ -140,5 +145,6 @@ export function clusterStatus(cluster: ClusterConfig, watcher: ClusterWatcher, m
     lastFailover,
     failoversByThisWatch: {applied: own.filter((f) => f.status === 'applied').length, partial: own.filter((f) => f.status === 'partial').length, failed: own.filter((f) => f.status !== 'applied' && f.status !== 'partial').length},
     lastFailoverDurationSeconds: last && lastFailover?.at !== undefined && Date.parse(last.at) >= Date.parse(lastFailover.at) ? last.durationMs / 1000 : lastFailover ? reportDurationSeconds(lastFailover.report) : null,
+    ...(h.role === 'single' ? {} : {leadership: {role: h.role, leader: h.leader}}),
   }
 }
