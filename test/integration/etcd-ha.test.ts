@@ -263,4 +263,28 @@ describe('several mha watch managers on a real 3-member etcd', () => {
     await load.stop()
     await expectConsistent(sandbox, report.newMaster?.server ?? 'db2', load.acked)
   }, 240_000)
+
+  it('mha apply --etcd takes the managers\' lock: refused while it is held or etcd cannot be reached, nothing changed; applied and recorded in etcd once free', async () => {
+    sandbox = await startSandbox('itetcd5', 81)
+    const plan = join(mkdtempSync(join(tmpdir(), 'mha-it-etcd-apply-')), 'itetcd5', 'switchover.json')
+    expect((await runMha(['plan', '--config', sandbox.configFile, '--switchover', '--to', 'db2', '-o', plan])).code).toBe(2)
+    const master = () => sandbox!.sql('db1', async (c) => Number((await c.queryOne('SELECT @@global.read_only AS ro'))!.ro))
+    // Held by a manager elsewhere (its key, as a watcher's failover writes it).
+    await client!.put('/it5/locks/itetcd5').value(JSON.stringify({id: 'w9', purpose: 'mha watch (w9)', since: '2026-12-01T00:00:00Z'})).exec()
+    const held = await runMha(['apply', plan, '--config', sandbox.configFile, '--etcd', endpoints, '--etcd-prefix', '/it5'])
+    expect(held.code).toBe(1)
+    expect(held.stderr).toMatch(/cluster itetcd5 is locked in etcd by w9 \(mha watch \(w9\), since 2026-12-01T00:00:00Z\); wait for it to finish/)
+    expect(await master()).toBe(0)
+    const away = await runMha(['apply', plan, '--config', sandbox.configFile, '--etcd', 'http://127.0.0.80:2379', '--etcd-prefix', '/it5'])
+    expect(away.code).toBe(1)
+    expect(away.stderr).toMatch(/etcd \(http:\/\/127\.0\.0\.80:2379\): etcd unreachable or without quorum .*; nothing was changed/)
+    expect(await master()).toBe(0)
+    await client!.delete().key('/it5/locks/itetcd5').exec()
+    const applied = await runMha(['apply', plan, '--config', sandbox.configFile, '--etcd', endpoints, '--etcd-prefix', '/it5'])
+    expect(applied.code, applied.stderr).toBe(0)
+    expect(await master()).toBe(1)
+    const state = JSON.parse((await client!.get('/it5/state/itetcd5').string())!) as {lastFailover: {kind: string; newMaster: string; by: string}}
+    expect(state.lastFailover).toMatchObject({kind: 'switchover', newMaster: 'db2', by: 'apply'})
+    expect(await client!.get('/it5/locks/itetcd5').string()).toBeNull()
+  }, 120_000)
 })
