@@ -15,7 +15,8 @@ import {rejoinInput} from '../plan/rejoin-inputs.js'
 import {recordManualApply} from './record-apply.js'
 import {SshPool} from '../remote/session-pool.js'
 import {oneLine} from '../util/errors.js'
-import {judge, type Observation, type Verdict} from './judge.js'
+import {ContactClock} from './contact.js'
+import {judge, silent, type Observation, type ReplicaObservation, type Verdict} from './judge.js'
 import type {Logger} from './log.js'
 import {closeLooks, fenceReturningMasters, lookAt} from './returning-master.js'
 import {secondOpinion, type SecondOpinion} from './second-opinion.js'
@@ -101,6 +102,8 @@ export class ClusterWatcher {
   /** Asked at the first failure, beside the next pings: the other routes to the master, and its host's SSH. */
   #routesProbe: Promise<SecondOpinion> | undefined
   #sshProbe: Promise<boolean> | undefined
+  /** How long each replica has heard nothing from the master, from the looks taken while it fails. */
+  readonly #contact = new ContactClock()
   /** SSH sessions to the cluster's hosts, kept open while watching: a failover spends no handshake. */
   readonly #pool = new SshPool()
   #ticking = false
@@ -198,13 +201,15 @@ export class ClusterWatcher {
       else if (this.failures > 0 && !this.#routesProbe) {
         this.#routesProbe = secondOpinion(this.cluster, master, this.#routes(master), probeTimeoutMs, this.#pool.run)
         this.#sshProbe = this.#sshReachable(master)
+        // A first look at the replicas' heartbeat counts and positions: their silence is dated from it.
+        void this.#askReplicas(master)
       }
       if (!observation.master.ok && this.failures >= this.cluster.monitor.failuresBeforeDead) {
         observation.replicas = await this.#askReplicas(master)
         observation.sshReachable = (await this.#sshProbe) ?? null
         // The other routes decide only when a replica still streams from the master (a host gone without a
         // reset), and the user's secondary_check hook always has its say: otherwise they are not waited for.
-        const streaming = observation.replicas.some((r) => r.reachable && r.ioThread === 'running')
+        const streaming = observation.replicas.some((r) => r.reachable && r.ioThread === 'running' && !silent(r))
         if (streaming || this.cluster.hooks.secondaryCheck) observation.secondOpinion = (await this.#routesProbe) ?? null
         // A stale answer is not reused for the next judgement.
         this.#forgetProbes()
@@ -255,6 +260,7 @@ export class ClusterWatcher {
     if (master && master.name !== this.master?.name) {
       this.#say('master', `monitoring ${master.name} (${master.ip}:${master.port})${this.master ? `, which replaced ${this.master.name}` : ''}`)
       this.#followers.clear()
+      this.#contact.clear()
       this.#rounds = 0
       // The kept connection is to the old master: pinging it would say nothing of the new one.
       const old = this.#conn
@@ -326,20 +332,33 @@ export class ClusterWatcher {
     }
   }
 
-  async #askReplicas(master: ServerConfig): Promise<Observation['replicas']> {
+  async #askReplicas(master: ServerConfig): Promise<ReplicaObservation[]> {
     const gone = this.#outOfService()
     const others = this.cluster.servers.filter((s) => s !== master && !gone.includes(s.name))
+    const timeout = this.cluster.monitor.connectTimeoutMs
     return await Promise.all(
-      others.map(async (server) => {
+      others.map(async (server): Promise<ReplicaObservation> => {
         try {
-          const conn = await ServerConnection.open(endpointOf(this.cluster, server), this.cluster.monitor.connectTimeoutMs)
+          const conn = await ServerConnection.open(endpointOf(this.cluster, server), timeout)
           try {
-            const row = await conn.queryOne('SELECT @@version AS v, @@version_comment AS c')
+            const row = await conn.queryOne('SELECT @@version AS v, @@version_comment AS c', [], timeout)
             const dialect = dialectFor(parseServerVersion(String(row?.v), typeof row?.c === 'string' ? row.c : ''))
-            const status = await conn.queryOne(dialect.showReplicaStatus)
+            const status = await conn.queryOne(dialect.showReplicaStatus, [], timeout)
             const parsed = status ? dialect.parseReplicaStatus(status) : null
             const fromMaster = parsed && (parsed.sourceHost === master.hostname || parsed.sourceHost === master.ip) && parsed.sourcePort === master.port
-            return {name: server.name, reachable: true, ioThread: fromMaster ? parsed.ioThread : null, lastIoError: fromMaster ? parsed.lastIoError : ''}
+            if (!fromMaster) return {name: server.name, reachable: true, ioThread: null, lastIoError: ''}
+            // What moves while the master talks to it: an IO thread that says Yes over a silent master does not.
+            const heartbeat = await conn
+              .query(dialect.replicaHeartbeatQuery, [], timeout)
+              .then((rows) => dialect.parseReplicaHeartbeat(rows))
+              .catch(() => null)
+            const ages = [heartbeat?.lastHeartbeatAgeSeconds, heartbeat?.lastEventAgeSeconds].filter((a): a is number => typeof a === 'number')
+            const silentForS = this.#contact.observe(
+              server.name,
+              {source: `${parsed.sourceHost}:${parsed.sourcePort}`, read: `${parsed.read.file}:${parsed.read.pos}`, heartbeats: heartbeat?.received ?? null, serverAgeS: ages.length > 0 ? Math.min(...ages) : null},
+              Date.now(),
+            )
+            return {name: server.name, reachable: true, ioThread: parsed.ioThread, lastIoError: parsed.lastIoError, heartbeatPeriodS: heartbeat?.periodSeconds ?? null, silentForS}
           } finally {
             await conn.close()
           }
@@ -470,7 +489,7 @@ export class ClusterWatcher {
             },
           ]
       const snapshot = await inspectCluster(this.cluster, {knownDown: known, sshRunner: this.#pool.run})
-      // When replicas still showed an IO thread, death was judged on the other routes: the plan records that.
+      // When replicas still showed an IO thread, death was judged on the other routes or on their silence: the plan records that.
       const streaming = observation.replicas.some((r) => r.ioThread === 'running')
       const plan = planFor(this.cluster, snapshot, {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: this.cluster.file}, {
         outOfService: this.#outOfService(),
