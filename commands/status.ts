@@ -16,9 +16,10 @@ export default class Status extends BaseCommand<typeof Status> {
   static override flags = {...clusterFlags, ...plansDirFlag('Where watch and apply keep the cluster state.'), ...jsonFlag('one object per cluster')}
 
   async run(): Promise<void> {
-    const clusters = selectClusters({config: this.flags.config, configDir: this.flags['config-dir'], names: this.flags.cluster ? [this.flags.cluster] : []})
-    const rows = await Promise.all(
-      clusters.map(async (cluster) => {
+    const {clusters, unloadable} = selectClusters({config: this.flags.config, configDir: this.flags['config-dir'], names: this.flags.cluster ? [this.flags.cluster] : []})
+    const plansDir = this.flags['plans-dir']
+    const rows = await Promise.all([
+      ...clusters.map(async (cluster) => {
         const report = checkCluster(cluster, await inspectCluster(cluster, {relayLookups: false}), {outOfService: readWatchState(this.flags['plans-dir'], cluster.name).outOfService ?? []})
         const state = readWatchState(this.flags['plans-dir'], cluster.name)
         const blocked = failoverBlocked(state, cluster.monitor.lastFailoverMinute)
@@ -37,7 +38,24 @@ export default class Status extends BaseCommand<typeof Status> {
           fenced: state.fenced ?? [],
         }
       }),
-    )
+      // A file that does not load is a cluster nobody can look at: said as its one problem, beside the others.
+      ...unloadable.map(async (u) => {
+        const watch = await watchViewOf(plansDir, u.name)
+        return {
+          cluster: u.name,
+          master: null,
+          replicas: [],
+          healthy: false,
+          problems: [`cannot load ${u.file}: ${u.problem}`],
+          outOfService: [],
+          lastFailover: readWatchState(plansDir, u.name).lastFailover,
+          failoverBlocked: null,
+          automaticFailover: automaticFailoverOf(watch, false),
+          watch,
+          fenced: [],
+        }
+      }),
+    ])
     if (this.flags.json) return this.print(rows)
     this.say(
       renderTable(

@@ -19,6 +19,7 @@ import {ContactClock} from './contact.js'
 import {judge, silent, type Observation, type ReplicaObservation, type Verdict} from './judge.js'
 import type {Logger} from './log.js'
 import {closeLooks, fenceReturningMasters, lookAt} from './returning-master.js'
+import {complaintPauseMs} from './complaints.js'
 import {secondOpinion, type SecondOpinion} from './second-opinion.js'
 import {failoverBlocked, outOfService, readWatchState, recordFenced, withOutOfService, writeWatchState} from './state.js'
 import type {Snapshot} from '../inspect/types.js'
@@ -113,6 +114,10 @@ export class ClusterWatcher {
   constructor(cluster: ClusterConfig, options: WatchOptions) {
     this.cluster = cluster
     this.options = options
+  }
+
+  get name(): string {
+    return this.cluster.name
   }
 
   start(): void {
@@ -289,7 +294,7 @@ export class ClusterWatcher {
     }
     this.unmonitored = reason
     if (now < this.#nextUnmonitoredLog) return
-    const pause = Math.min(300_000, Math.max(5_000, (now - this.#unmonitoredSince) * 2))
+    const pause = complaintPauseMs(this.#unmonitoredSince, now)
     this.#nextUnmonitoredLog = now + pause
     this.#say('unmonitored', `${this.cluster.name} cannot be monitored: ${reason}; no automatic failover until this is fixed (trying again every ${Math.round(this.cluster.monitor.pingIntervalMs / 1000)} s, said again in ${Math.round(pause / 1000)} s)`)
   }
