@@ -3,7 +3,7 @@ import {writeFileSync} from 'node:fs'
 import {dirname, resolve} from 'node:path'
 import {applyPlan} from '../apply/executor.js'
 import {lockCluster} from '../apply/lock.js'
-import {topologyOf} from '../analysis/topology.js'
+import {sourceServer, topologyOf} from '../analysis/topology.js'
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import {dialectFor, parseServerVersion} from '../dialect/index.js'
 import {endpointOf, inspectCluster, sshTargetOf} from '../inspect/inspect.js'
@@ -88,6 +88,10 @@ export class ClusterWatcher {
   #returningCheck: Promise<void> | undefined
   /** Servers seen replicating from the master (IO thread connected) at the last look. */
   #followers = new Set<string>()
+  /** Each server's source at its last look (a configured server's name, host:port, or null for nobody). */
+  readonly #sources = new Map<string, string | null>()
+  /** A change was seen: the next tick looks at the topology again, whatever the master's state. */
+  #rediscover = false
   #rounds = 0
   #lastFenceProblem = ''
   /** Why the cluster cannot be monitored (no master, logins refused), or null while it is. */
@@ -185,7 +189,8 @@ export class ClusterWatcher {
     try {
       // The topology is followed, not assumed: looked at again every few seconds while healthy, and at once
       // when the master stops being one (an external switchover sets it read only).
-      if (!this.master || (this.failures === 0 && Date.now() - this.#lastDiscovery >= rediscoverEveryMs)) {
+      if (!this.master || this.#rediscover || (this.failures === 0 && Date.now() - this.#lastDiscovery >= rediscoverEveryMs)) {
+        this.#rediscover = false
         await this.#discover()
         if (!this.master) return
       }
@@ -266,6 +271,8 @@ export class ClusterWatcher {
       this.#say('master', `monitoring ${master.name} (${master.ip}:${master.port})${this.master ? `, which replaced ${this.master.name}` : ''}`)
       this.#followers.clear()
       this.#contact.clear()
+      // What the other routes say of the old master says nothing of the new one.
+      this.#forgetProbes()
       this.#rounds = 0
       // The kept connection is to the old master: pinging it would say nothing of the new one.
       const old = this.#conn
@@ -341,7 +348,8 @@ export class ClusterWatcher {
     const gone = this.#outOfService()
     const others = this.cluster.servers.filter((s) => s !== master && !gone.includes(s.name))
     const timeout = this.cluster.monitor.connectTimeoutMs
-    return await Promise.all(
+    const sources: {name: string; source: string | null}[] = []
+    const asked = await Promise.all(
       others.map(async (server): Promise<ReplicaObservation> => {
         try {
           const conn = await ServerConnection.open(endpointOf(this.cluster, server), timeout)
@@ -350,6 +358,7 @@ export class ClusterWatcher {
             const dialect = dialectFor(parseServerVersion(String(row?.v), typeof row?.c === 'string' ? row.c : ''))
             const status = await conn.queryOne(dialect.showReplicaStatus, [], timeout)
             const parsed = status ? dialect.parseReplicaStatus(status) : null
+            sources.push({name: server.name, source: parsed ? (sourceServer(this.cluster, parsed)?.name ?? `${parsed.sourceHost}:${parsed.sourcePort}`) : null})
             const fromMaster = parsed && (parsed.sourceHost === master.hostname || parsed.sourceHost === master.ip) && parsed.sourcePort === master.port
             if (!fromMaster) return {name: server.name, reachable: true, ioThread: null, lastIoError: ''}
             // What moves while the master talks to it: an IO thread that says Yes over a silent master does not.
@@ -371,7 +380,10 @@ export class ClusterWatcher {
           return {name: server.name, reachable: false, ioThread: null, lastIoError: ''}
         }
       }),
-    ).then((rows) => rows.filter((r) => !r.reachable || r.ioThread !== null))
+    )
+    // Replicas re-pointed elsewhere while the master fails (a failover by hand): the topology is looked at again.
+    this.#followSources(master, sources)
+    return asked.filter((r) => !r.reachable || r.ioThread !== null)
   }
 
   async #sshReachable(master: ServerConfig): Promise<boolean> {
@@ -445,6 +457,10 @@ export class ClusterWatcher {
     await closeLooks(looks)
     for (const s of targets) this.#followers.delete(s.name)
     for (const l of looks) if (l.view.source === master.name && l.view.connected) this.#followers.add(l.server.name)
+    this.#followSources(
+      master,
+      looks.map((l) => ({name: l.server.name, source: l.view.source})),
+    )
     const suspects = looks.filter((l) => l.view.source === null && l.view.writable).map((l) => l.server.name)
     if (suspects.length === 0 || this.master !== master || this.#stopping) return
     const outcome = await fenceReturningMasters(this.cluster, master)
@@ -456,6 +472,25 @@ export class ClusterWatcher {
     const problem = [...outcome.failed.map((f) => `could not set ${f.server} read only: ${f.message}; trying again`), ...(outcome.skipped ? [`${suspects.join(', ')} writable and replicating from nobody, left alone: ${outcome.skipped}`] : [])].join('; ')
     if (problem && problem !== this.#lastFenceProblem) this.#say(outcome.failed.length > 0 ? 'fence failed' : 'not fenced', problem)
     this.#lastFenceProblem = problem
+  }
+
+  /**
+   * A server whose source changed to another than the master (a failover or switchover done by hand, a
+   * replica re-pointed, a new tier) changes the topology: it is looked at again at once, even while the master
+   * fails (a dead master failed over by hand is then left for the new one). Seen by the looks at the servers
+   * while the master answers, and by the questions to the replicas while it fails.
+   */
+  #followSources(master: ServerConfig, seen: readonly {name: string; source: string | null}[]): void {
+    const moved: string[] = []
+    for (const {name, source} of seen) {
+      const before = this.#sources.get(name)
+      this.#sources.set(name, source)
+      if (before !== undefined && source !== before && source !== master.name) moved.push(`${name} now replicates from ${source ?? 'nobody'} (it replicated from ${before ?? 'nobody'})`)
+    }
+    if (moved.length === 0 || this.master !== master || this.#stopping) return
+    this.#say('topology', `${moved.join('; ')}: looking at the topology again`)
+    this.#rediscover = true
+    this.#wake()
   }
 
   /** No third code path: the same plan and apply as the commands, archived beside each other. */

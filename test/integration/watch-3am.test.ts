@@ -153,6 +153,37 @@ describe('mha watch at 3 a.m.', () => {
     expect(load.acked.filter((id) => !present.has(id))).toEqual([])
   })
 
+  it('follows a failover done by hand while its own is blocked: the replicas\' new source is seen while the old master fails, and the new master is watched', async () => {
+    sandbox = await startSandbox('it3am4', OCTET)
+    const s = sandbox
+    const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-3am-plans-'))
+    // An earlier failover not yet acknowledged: anti-flapping blocks the next automatic one.
+    mkdirSync(join(plansDir, 'it3am4'))
+    const earlier = {at: new Date().toISOString(), plan: 'earlier.json', report: 'earlier.report.json', status: 'applied', deadMaster: 'db0', newMaster: 'db1'}
+    writeFileSync(join(plansDir, 'it3am4', 'watch-state.json'), JSON.stringify({lastFailover: earlier, acknowledged: false}))
+    const {lines} = startWatch(join(s.configFile, '..'), plansDir)
+    await waitForLine(lines, 'healthy', (l) => l.event === 'healthy')
+    process.kill(s.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
+    await waitForLine(lines, 'the failover blocked', (l) => l.event === 'blocked')
+
+    // Someone fails over by hand, with mha itself.
+    const plan = join(plansDir, 'it3am4', 'by-hand-failover.json')
+    expect((await runMha(['plan', '--config', s.configFile, '-o', plan])).code).toBe(2)
+    const applied = await runMha(['apply', plan, '--config', s.configFile])
+    expect(applied.code, applied.stderr).toBe(0)
+    const newMaster = (JSON.parse(readFileSync(plan, 'utf8')) as {decision: {newMaster: string}}).decision.newMaster
+    const other = newMaster === 'db2' ? 'db3' : 'db2'
+
+    // Watch, still judging the dead db1, sees the replica's new source and follows the new master.
+    const seen = await waitForLine(lines, 'the new source seen', (l) => l.event === 'topology' && l.message.includes(`${other} now replicates from ${newMaster} (it replicated from db1)`), 20_000)
+    expect(seen.message).toMatch(/: looking at the topology again$/)
+    const followed = await waitForLine(lines, 'the new master followed', (l) => l.event === 'master' && l.message.startsWith(`monitoring ${newMaster} `), 20_000)
+    expect(followed.message).toMatch(/, which replaced db1$/)
+    await waitForLine(lines, 'the new master healthy', (l) => lines.indexOf(l) > lines.indexOf(followed) && l.event === 'healthy', 10_000)
+    // No failover of its own, and no error.
+    expect(lines.filter((l) => l.event === 'error' || l.event.startsWith('failover'))).toEqual([])
+  })
+
   it('finds a master host gone without a TCP reset (every packet dropped) on the other routes, before the replicas notice, and fails over with nothing lost', async () => {
     sandbox = await startSandbox('it3am3', OCTET)
     const s = sandbox
