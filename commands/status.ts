@@ -19,12 +19,13 @@ export default class Status extends BaseCommand<typeof Status> {
   static override flags = {...clusterFlags, ...plansDirFlag('Where watch and apply keep the cluster state.'), ...jsonFlag('one object per cluster'), ...etcdFlags}
 
   async run(): Promise<void> {
-    const clusters = selectClusters({config: this.flags.config, configDir: this.flags['config-dir'], names: this.flags.cluster ? [this.flags.cluster] : []})
+    const {clusters, unloadable} = selectClusters({config: this.flags.config, configDir: this.flags['config-dir'], names: this.flags.cluster ? [this.flags.cluster] : []})
+    const plansDir = this.flags['plans-dir']
     const shared = await this.#fromEtcd(clusters.map((c) => c.name))
-    const rows = await Promise.all(
-      clusters.map(async (cluster) => {
+    const rows = await Promise.all([
+      ...clusters.map(async (cluster) => {
         // With etcd, the shared state wins over this host's copy: another manager may have failed the cluster over.
-        const state = shared?.states.get(cluster.name) ?? readWatchState(this.flags['plans-dir'], cluster.name)
+        const state = shared?.states.get(cluster.name) ?? readWatchState(plansDir, cluster.name)
         const report = checkCluster(cluster, await inspectCluster(cluster, {relayLookups: false}), {outOfService: state.outOfService ?? []})
         const blocked = failoverBlocked(state, cluster.monitor.lastFailoverMinute)
         const watch = await watchViewOf(this.flags['plans-dir'], cluster.name)
@@ -43,7 +44,24 @@ export default class Status extends BaseCommand<typeof Status> {
           ...(shared ? {leader: shared.leaders.get(cluster.name) ?? null, etcd: shared.problem ?? 'up'} : {}),
         }
       }),
-    )
+      // A file that does not load is a cluster nobody can look at: said as its one problem, beside the others.
+      ...unloadable.map(async (u) => {
+        const watch = await watchViewOf(plansDir, u.name)
+        return {
+          cluster: u.name,
+          master: null,
+          replicas: [],
+          healthy: false,
+          problems: [`cannot load ${u.file}: ${u.problem}`],
+          outOfService: [],
+          lastFailover: readWatchState(plansDir, u.name).lastFailover,
+          failoverBlocked: null,
+          automaticFailover: automaticFailoverOf(watch, false),
+          watch,
+          fenced: [],
+        }
+      }),
+    ])
     if (this.flags.json) return this.print(rows)
     this.say(
       renderTable(
@@ -59,7 +77,7 @@ export default class Status extends BaseCommand<typeof Status> {
     for (const r of rows) this.say(watchLine(r.cluster, r.watch))
     if (shared) {
       this.say(`etcd: ${shared.problem ?? 'up'}; managers: ${shared.managers.join(', ') || 'none'}`)
-      for (const r of rows) this.say(`${r.cluster}: led by ${r.leader ?? 'no manager (no automatic failover)'}`)
+      for (const r of rows) this.say(`${r.cluster}: led by ${('leader' in r ? r.leader : null) ?? 'no manager (no automatic failover)'}`)
     }
   }
 

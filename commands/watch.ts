@@ -9,12 +9,13 @@ import {formatListenAddress, parseListenAddress} from '../src/watch/listen-addre
 import {selectClusters} from '../src/watch/load-clusters.js'
 import {makeLogger} from '../src/watch/log.js'
 import {removePresence, writePresence} from '../src/watch/presence.js'
+import {UnloadedCluster, type WatchedCluster} from '../src/watch/unloaded.js'
 import {ClusterWatcher} from '../src/watch/watcher.js'
 
 export default class Watch extends BaseCommand<typeof Watch> {
   static override summary = 'Monitor clusters; when a master is dead (and its replicas agree), plan, apply and archive a failover.'
   static override description =
-    `Pings every master each ping_interval. After failures_before_dead failed pings it asks the replicas and, when they still show an IO thread, the other routes (each replica's host over SSH, the secondary_check hook): the master is dead only when they lost it too (access denied and too many connections mean alive). Then the same plan and apply as the commands, archived under <plans-dir>/<cluster>/, and monitoring goes on with the topology, which it follows (external switchovers included). A second automatic failover within last_failover_minute waits for "mha ack". A server that comes back writable and replicating from nobody while replicas follow the master (an old master restarted after a failover) is set read only at once. A cluster that cannot be monitored is said at once and again; none at all: exit 1.`
+    `Pings every master each ping_interval. After failures_before_dead failed pings it asks the replicas and, when they still show an IO thread, the other routes (each replica's host over SSH, the secondary_check hook): the master is dead only when they lost it too (access denied and too many connections mean alive). Then the same plan and apply as the commands, archived under <plans-dir>/<cluster>/, and monitoring goes on with the topology, which it follows (external switchovers included). A second automatic failover within last_failover_minute waits for "mha ack". A server that comes back writable and replicating from nobody while replicas follow the master (an old master restarted after a failover) is set read only at once. A cluster that cannot be monitored (its file does not load, logins refused, no master) is said at once and again, and shown by /status and the metrics; none at all: exit 1.`
   static override examples = ['<%= config.bin %> watch --config-dir clusters/', '<%= config.bin %> watch --cluster app1 --git --log-format json', '<%= config.bin %> watch --listen 127.0.0.1:9104', '<%= config.bin %> watch --config /etc/mha/app1.yaml']
   static override flags = {
     ...clusterFlags,
@@ -31,18 +32,24 @@ export default class Watch extends BaseCommand<typeof Watch> {
   async run(): Promise<void> {
     const names = [...(this.flags.only ?? []), ...(this.flags.cluster ? [this.flags.cluster] : [])]
     const listen = this.flags.listen === undefined ? undefined : parseListenAddress(this.flags.listen)
-    const clusters = selectClusters({config: this.flags.config, configDir: this.flags['config-dir'], names})
+    const {clusters, unloadable} = selectClusters({config: this.flags.config, configDir: this.flags['config-dir'], names})
     const plansDir = this.flags['plans-dir']
     const log = makeLogger(this.flags['log-format'], (line) => this.say(line))
     const etcd = etcdSettings(this.flags)
-    // etcd3 (and gRPC) load only when etcd is used.
-    const coord = etcd ? new (await import('../src/coord/coordinator.js')).Coordinator(etcd, clusters.map((c) => c.name)) : undefined
-    const watchers = clusters.map((cluster) => new ClusterWatcher(cluster, {plansDir, git: this.flags.git, log, autoRejoin: this.flags['auto-rejoin'], ...(coord ? {coord} : {})}))
+    // etcd3 (and gRPC) load only when etcd is used. A file that does not load yet has its leader too, for when it does.
+    const coord = etcd ? new (await import('../src/coord/coordinator.js')).Coordinator(etcd, [...clusters.map((c) => c.name), ...unloadable.map((u) => u.name)]) : undefined
+    const options = {plansDir, git: this.flags.git, log, autoRejoin: this.flags['auto-rejoin'], ...(coord ? {coord} : {})}
+    // A file that does not load is a cluster that cannot be monitored, said as such; the others are watched.
+    const watchers: WatchedCluster[] = [...clusters.map((cluster) => new ClusterWatcher(cluster, options)), ...unloadable.map((u) => new UnloadedCluster(u, options))]
+    const loaded = (name: string) => watchers.map((w) => (w instanceof ClusterWatcher ? w : w.watcher)).find((w) => w?.cluster.name === name)
     if (coord) {
       coord.log = (event, message) => log('*', event, message)
       // Leadership moves to the manager it belongs to only while nothing is under way there.
-      coord.canHandOver = (name) => watchers.some((w) => w.cluster.name === name && !w.failingOver && w.verdict.state === 'healthy')
-      coord.onFailoverRecord = (name, record) => watchers.find((w) => w.cluster.name === name)?.leaderActed(record)
+      coord.canHandOver = (name) => {
+        const w = loaded(name)
+        return w === undefined || (!w.failingOver && w.verdict.state === 'healthy')
+      }
+      coord.onFailoverRecord = (name, record) => loaded(name)?.leaderActed(record)
       await coord.start()
       if (!coord.session.valid()) log('*', 'etcd down', `etcd (${etcd!.endpoints.join(', ')}) cannot be used: ${coord.session.problem}; no cluster is watched by this manager until it answers`)
     }
@@ -51,8 +58,8 @@ export default class Watch extends BaseCommand<typeof Watch> {
     const etcdView = coord ? () => ({id: coord.settings.id, up: coord.session.valid(), problem: coord.session.problem}) : undefined
     const server = listen ? new (await import('../src/watch/http.js')).StatusServer({watchers, plansDir, address: listen, version: toolVersion(), startedAt, ...(etcdView ? {etcd: etcdView} : {})}) : undefined
     const bound = server ? formatListenAddress(await server.start()) : null
-    writePresence(plansDir, {pid: process.pid, started: processStartTime(process.pid), startedAt, clusters: clusters.map((c) => c.name), listen: bound})
-    log('*', 'watch', `watching ${clusters.map((c) => c.name).join(', ')}${bound ? `; /metrics and /status on http://${bound}` : ''}${etcd ? `; with etcd ${etcd.endpoints.join(',')} as ${etcd.id}` : ''}`, {pid: process.pid, ...(bound ? {listen: bound} : {})})
+    writePresence(plansDir, {pid: process.pid, started: processStartTime(process.pid), startedAt, clusters: watchers.map((w) => w.name), listen: bound})
+    log('*', 'watch', `watching ${watchers.map((w) => w.name).join(', ')}${bound ? `; /metrics and /status on http://${bound}` : ''}${etcd ? `; with etcd ${etcd.endpoints.join(',')} as ${etcd.id}` : ''}`, {pid: process.pid, ...(bound ? {listen: bound} : {})})
     // etcd away is said at once (by the session) and again with a growing pause while it lasts: never silent.
     let etcdDownSince = 0
     let nextEtcdLog = 0
@@ -74,17 +81,18 @@ export default class Watch extends BaseCommand<typeof Watch> {
     // Loud at start: a cluster that cannot be monitored is said at once (by its watcher); none at all is fatal.
     await Promise.all(watchers.map((w) => w.firstLook))
     if (watchers.every((w) => w.unmonitored !== null)) {
-      log('*', 'error', `no cluster can be monitored: ${watchers.map((w) => `${w.cluster.name}: ${w.unmonitored}`).join('; ')}`)
+      log('*', 'error', `no cluster can be monitored: ${watchers.map((w) => `${w.name}: ${w.unmonitored}`).join('; ')}`)
       await Promise.all(watchers.map((w) => w.stop()))
       this.exit(ExitCode.error)
     }
     const heartbeat =
       this.flags.heartbeat > 0
         ? setInterval(() => {
-            const by = (test: (w: ClusterWatcher) => boolean) => watchers.filter(test).map((w) => w.cluster.name)
+            const by = (test: (w: WatchedCluster) => boolean) => watchers.filter(test).map((w) => w.name)
             const unmonitored = by((w) => w.unmonitored !== null)
             const troubled = by((w) => w.unmonitored === null && w.verdict.state !== 'healthy')
-            const leading = coord ? `; leading ${by((w) => w.health.role === 'leader').length}, following ${by((w) => w.health.role === 'follower').length}${coord.session.valid() ? '' : '; etcd DOWN: no automatic failover'}` : ''
+            const role = (w: WatchedCluster) => loaded(w.name)?.health.role
+            const leading = coord ? `; leading ${by((w) => role(w) === 'leader').length}, following ${by((w) => role(w) === 'follower').length}${coord.session.valid() ? '' : '; etcd DOWN: no automatic failover'}` : ''
             log('*', 'heartbeat', `${watchers.length} cluster(s): ${watchers.length - unmonitored.length - troubled.length} healthy${troubled.length ? `; not healthy: ${troubled.join(', ')}` : ''}${unmonitored.length ? `; cannot be monitored: ${unmonitored.join(', ')}` : ''}${leading}`)
           }, this.flags.heartbeat * 1000)
         : undefined

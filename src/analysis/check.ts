@@ -1,4 +1,5 @@
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
+import {dialectFor} from '../dialect/index.js'
 import type {ReplicationFilters} from '../dialect/types.js'
 import type {ServerSnapshot, Snapshot, SqlFacts} from '../inspect/types.js'
 import {returningMasters, roleViewsOf, sourceServer, sqlFacts, topologyOf} from './topology.js'
@@ -119,6 +120,8 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot, options
       add(soft, 'replica_lagging', server.name, `${server.name} is ${r.secondsBehind} s behind the master (limit ${cluster.failover.maxSecondsBehindMaster} s)`)
     if (f.slaveNetTimeout !== undefined && f.slaveNetTimeout > 30)
       add('warning', 'slow_detection', server.name, `${server.name}: slave_net_timeout=${f.slaveNetTimeout} s: its IO thread notices a master gone without a reset only after that long, so mha watch must rely on the other routes (SSH to the replicas' hosts) for such a death; SET GLOBAL slave_net_timeout=10 (and MASTER_HEARTBEAT_PERIOD below it) to let the replicas confirm it themselves`)
+    const heartbeat = slowHeartbeat(server.name, f)
+    if (heartbeat) add('warning', 'slow_heartbeat', server.name, heartbeat)
     if (!f.readOnly) add('error', 'replica_writable', server.name, `${server.name} is a replica but read_only=0, so clients can write to it; SET GLOBAL read_only=1`)
     if (!f.logBin) add('warning', 'log_bin_off', server.name, `${server.name}: log_bin is off, so it can never become the master`)
     else if (!f.logSlaveUpdates) add('warning', 'log_slave_updates_off', server.name, `${server.name}: log_slave_updates is off; after promotion the other replicas could not be re-pointed by GTID`)
@@ -190,6 +193,29 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot, options
     servers: cluster.servers.map((s) => serverRow(s, snap.get(s.name)!, master, topology.replicas.includes(s))),
     findings,
   }
+}
+
+/** Heartbeat periods above this make watch wait more than 3 × this on a replica whose IO thread still says Yes. */
+export const slowHeartbeatPeriodS = 5
+
+/**
+ * A live master sends a heartbeat each period it has no event to send; mha watch counts a replica whose IO thread
+ * still says Yes as having lost the master after 3 periods without either (at least 2 s). A long period, or none,
+ * leaves a master gone without a TCP reset to the other routes; one not below slave_net_timeout makes an idle
+ * master's connection time out before a heartbeat is due.
+ */
+function slowHeartbeat(name: string, f: SqlFacts): string | null {
+  const period = f.heartbeatPeriod
+  if (period === undefined || period === null) return null
+  const d = dialectFor(f.version)
+  const fix = `${d.stopReplica}; ${d.setHeartbeatPeriod(1)}; ${d.startReplica}`
+  const timeout = f.slaveNetTimeout
+  if (period === 0) return `${name}: heartbeats are off (heartbeat period 0): on a quiet master neither its IO thread nor mha watch can tell a master gone without a TCP reset from one with nothing to send; run ${fix}`
+  if (timeout !== undefined && period >= timeout)
+    return `${name}: heartbeat period ${period} s is not below slave_net_timeout=${timeout} s: a quiet master's connection times out and reconnects before a heartbeat is due, and a silent master is seen only after ${timeout} s; run ${fix}`
+  if (period > slowHeartbeatPeriodS)
+    return `${name}: heartbeat period ${period} s: mha watch counts this replica as having lost a master gone without a TCP reset only after ${3 * period} s of silence (3 periods), so it must rely on the other routes (SSH to the replicas' hosts); run ${fix}`
+  return null
 }
 
 type Add = (severity: Severity, code: string, server: string | null, message: string) => void

@@ -1,4 +1,4 @@
-import {parseBinaryLogStatus, parseMariadbGtidState, parseMysqlGtidState, parseReplicaStatus} from './rows.js'
+import {parseBinaryLogStatus, parseMariadbGtidState, parseMariadbHeartbeat, parseMysqlGtidState, parseMysqlHeartbeat, parseReplicaStatus} from './rows.js'
 import type {ChangeSourceOptions, Dialect, ServerVersion} from './types.js'
 import {atLeast} from './version.js'
 
@@ -51,6 +51,27 @@ function changeSource(syntax: ChangeSyntax, options: ChangeSourceOptions): {sql:
   }
 }
 
+/** MASTER_HEARTBEAT_PERIOD takes seconds with a millisecond resolution, up to 4294967 (about 49 days). */
+function heartbeatPeriod(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0 || seconds > 4_294_967) throw new Error(`heartbeat period must be between 0 and 4294967 seconds, got ${seconds}`)
+  return String(Math.round(seconds * 1000) / 1000)
+}
+
+/**
+ * MySQL's heartbeat facts from performance_schema, ages computed by the server against its own clock (the
+ * timestamps are in the session time zone, as NOW() is). A zero timestamp means none yet. 5.7 has no
+ * LAST_QUEUED_TRANSACTION columns.
+ */
+function mysqlHeartbeatQuery(lastQueued: boolean): string {
+  const age = (column: string) => `IF(UNIX_TIMESTAMP(s.${column}) > 0, TIMESTAMPDIFF(MICROSECOND, s.${column}, NOW(6)), NULL)`
+  return (
+    'SELECT c.HEARTBEAT_INTERVAL AS heartbeat_period, s.COUNT_RECEIVED_HEARTBEATS AS received_heartbeats, ' +
+    `${age('LAST_HEARTBEAT_TIMESTAMP')} AS last_heartbeat_age_us, ${lastQueued ? age('LAST_QUEUED_TRANSACTION_END_QUEUE_TIMESTAMP') : 'NULL'} AS last_event_age_us ` +
+    'FROM performance_schema.replication_connection_configuration c JOIN performance_schema.replication_connection_status s ON s.CHANNEL_NAME = c.CHANNEL_NAME ' +
+    "WHERE c.CHANNEL_NAME = ''"
+  )
+}
+
 const SLAVE_CAUGHT_UP = 'Slave has read all relay log; waiting for more updates'
 
 function mariadb(version: ServerVersion): Dialect {
@@ -60,6 +81,10 @@ function mariadb(version: ServerVersion): Dialect {
     version,
     showReplicaStatus: 'SHOW SLAVE STATUS',
     parseReplicaStatus,
+    // SHOW SLAVE STATUS lacks the heartbeat columns; the ALL form has them, one row per connection.
+    replicaHeartbeatQuery: 'SHOW ALL SLAVES STATUS',
+    parseReplicaHeartbeat: parseMariadbHeartbeat,
+    setHeartbeatPeriod: (s) => `CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = ${heartbeatPeriod(s)}`,
     showBinaryLogStatus: 'SHOW MASTER STATUS',
     parseBinaryLogStatus,
     showBinaryLogs: 'SHOW BINARY LOGS',
@@ -97,6 +122,9 @@ function mysql(version: ServerVersion): Dialect {
     version,
     showReplicaStatus: `SHOW ${keyword} STATUS`,
     parseReplicaStatus,
+    replicaHeartbeatQuery: mysqlHeartbeatQuery(atLeast(version, 8, 0, 2)),
+    parseReplicaHeartbeat: parseMysqlHeartbeat,
+    setHeartbeatPeriod: (s) => `${syntax.statement} ${syntax.prefix}_HEARTBEAT_PERIOD = ${heartbeatPeriod(s)}`,
     showBinaryLogStatus: atLeast(version, 8, 2) ? 'SHOW BINARY LOG STATUS' : 'SHOW MASTER STATUS',
     parseBinaryLogStatus,
     showBinaryLogs: 'SHOW BINARY LOGS',

@@ -1,4 +1,4 @@
-import type {BinaryLogStatus, GtidState, ReplicaStatus} from './types.js'
+import type {BinaryLogStatus, GtidState, ReplicaHeartbeat, ReplicaStatus} from './types.js'
 
 type Row = Record<string, unknown>
 
@@ -23,8 +23,15 @@ function columns(row: Row) {
     if (!Number.isSafeInteger(n)) throw new Error(`column ${names[0]} holds ${JSON.stringify(v)}, not an integer`)
     return n
   }
+  const decimal = (names: readonly string[]): number => {
+    const v = value(names, true)
+    const n = typeof v === 'string' || typeof v === 'number' ? Number(v) : NaN
+    if (v === '' || !Number.isFinite(n)) throw new Error(`column ${names[0]} holds ${JSON.stringify(v)}, not a number`)
+    return n
+  }
   return {
     text: (...names: string[]) => text(names, true),
+    decimal: (...names: string[]) => decimal(names),
     optionalText: (...names: string[]) => text(names, false),
     int: (...names: string[]) => {
       const n = integer(names, true)
@@ -88,6 +95,29 @@ export function parseReplicaStatus(row: Row): ReplicaStatus {
     retrievedGtid: gtidSet(mariadb ? col.text('Gtid_IO_Pos') : col.optionalText('Retrieved_Gtid_Set')),
     executedGtid: mariadb ? '' : gtidSet(col.optionalText('Executed_Gtid_Set')),
     sqlThreadState: col.optionalText('Slave_SQL_Running_State', 'Replica_SQL_Running_State'),
+  }
+}
+
+/** SHOW ALL SLAVES STATUS: the default connection (Connection_name ''), the one mha manages. */
+export function parseMariadbHeartbeat(rows: readonly Row[]): ReplicaHeartbeat | null {
+  const row = rows.find((r) => r.Connection_name === '')
+  if (!row) return null
+  const col = columns(row)
+  // MariaDB 10.11 gives no time of the last heartbeat or event: mha watch measures it from the count and the position.
+  return {periodSeconds: col.decimal('Slave_heartbeat_period'), received: col.int('Slave_received_heartbeats'), lastHeartbeatAgeSeconds: null, lastEventAgeSeconds: null}
+}
+
+/** The row of the MySQL heartbeat query in index.ts (performance_schema; no row when it is off). */
+export function parseMysqlHeartbeat(rows: readonly Row[]): ReplicaHeartbeat | null {
+  const row = rows[0]
+  if (!row) return null
+  const col = columns(row)
+  const seconds = (micro: number | null) => (micro === null ? null : micro / 1e6)
+  return {
+    periodSeconds: col.decimal('heartbeat_period'),
+    received: col.optionalInt('received_heartbeats'),
+    lastHeartbeatAgeSeconds: seconds(col.optionalInt('last_heartbeat_age_us')),
+    lastEventAgeSeconds: seconds(col.optionalInt('last_event_age_us')),
   }
 }
 

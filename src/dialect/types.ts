@@ -59,6 +59,22 @@ export interface ReplicaStatus {
   sqlThreadState: string
 }
 
+/**
+ * The heartbeat of the default replication connection: how a replica (and mha watch) can tell a silent master from
+ * a quiet one. A master sends a heartbeat when it has sent no event for the period, so on a live connection the
+ * read position or the received-heartbeat count moves at least once a period.
+ */
+export interface ReplicaHeartbeat {
+  /** MASTER_HEARTBEAT_PERIOD / SOURCE_HEARTBEAT_PERIOD in seconds; 0 means heartbeats are off. */
+  periodSeconds: number
+  /** Heartbeats received on this connection; null where the server does not say. */
+  received: number | null
+  /** Seconds since the last heartbeat by the server's clock (MySQL); null where the server does not say or none came. */
+  lastHeartbeatAgeSeconds: number | null
+  /** Seconds since the last transaction was fully queued (MySQL 8.0); null where the server does not say or none came. */
+  lastEventAgeSeconds: number | null
+}
+
 /** SHOW MASTER STATUS / SHOW BINARY LOG STATUS, normalised. */
 export interface BinaryLogStatus {
   file: string
@@ -86,6 +102,12 @@ export interface Dialect {
   version: ServerVersion
   showReplicaStatus: string
   parseReplicaStatus(row: Record<string, unknown>): ReplicaStatus
+  /** Rows (one per replication connection or channel) that parseReplicaHeartbeat reads. */
+  replicaHeartbeatQuery: string
+  /** The default connection's heartbeat, or null when it has none (not a replica, performance_schema off). */
+  parseReplicaHeartbeat(rows: readonly Record<string, unknown>[]): ReplicaHeartbeat | null
+  /** The statement that sets the heartbeat period of a stopped replica, keeping its other settings. */
+  setHeartbeatPeriod(seconds: number): string
   showBinaryLogStatus: string
   parseBinaryLogStatus(row: Record<string, unknown>): BinaryLogStatus
   showBinaryLogs: string

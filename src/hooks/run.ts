@@ -7,6 +7,8 @@ export interface HookResult {
   code: number | null
   stdout: string
   stderr: string
+  /** It did not finish in time and was killed, with every process it started (code is then null). */
+  timedOut?: boolean
 }
 
 /** Where MHA hands a hook a password: the argument MHA puts on its command line, and mha's environment variable. */
@@ -62,19 +64,44 @@ export function runHook(
   }
   const hide = (text: string) => redact(text, [passwords?.secret])
   return new Promise((resolve) => {
-    const child = spawn('sh', ['-c', `${command} ${argv.join(' ')}`], {stdio: ['ignore', 'pipe', 'pipe'], env})
+    // Its own process group: a timeout kills what the hook started too (a script's sleep, ssh or curl would
+    // otherwise hold its output open, and the caller, long after the hook itself was killed).
+    const child = spawn('sh', ['-c', `${command} ${argv.join(' ')}`], {stdio: ['ignore', 'pipe', 'pipe'], env, detached: true})
     const out: Buffer[] = []
     const err: Buffer[] = []
     child.stdout.on('data', (c: Buffer) => out.push(c))
     child.stderr.on('data', (c: Buffer) => err.push(c))
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-    child.on('close', (code) => {
+    let timedOut = false
+    let done = false
+    let grace: NodeJS.Timeout | undefined
+    const finish = (code: number | null) => {
+      if (done) return
+      done = true
       clearTimeout(timer)
-      resolve({code, stdout: hide(Buffer.concat(out).toString('utf8')), stderr: hide(Buffer.concat(err).toString('utf8'))})
+      clearTimeout(grace)
+      resolve({code, stdout: hide(Buffer.concat(out).toString('utf8')), stderr: hide(Buffer.concat(err).toString('utf8')), ...(timedOut ? {timedOut} : {})})
+    }
+    const timer = setTimeout(() => {
+      timedOut = true
+      try {
+        process.kill(-child.pid!, 'SIGKILL')
+      } catch {
+        child.kill('SIGKILL')
+      }
+    }, timeoutMs)
+    child.on('close', (code) => finish(timedOut ? null : code))
+    // The hook is over when its shell exits, as for MHA's system(): something it left running in the background
+    // (or in a session of its own, out of reach of the kill) may hold the output open; what came by then is kept.
+    child.on('exit', (code) => {
+      grace = setTimeout(() => {
+        child.stdout.destroy()
+        child.stderr.destroy()
+        finish(timedOut ? null : code)
+      }, 200)
     })
     child.on('error', (error) => {
-      clearTimeout(timer)
-      resolve({code: 127, stdout: '', stderr: hide(error.message)})
+      err.push(Buffer.from(error.message))
+      finish(127)
     })
   })
 }

@@ -117,6 +117,8 @@ export async function readSqlFacts(conn: ServerConnection, replUser: string): Pr
   const readOnly = (await conn.queryOne(dialect.readOnlyQuery))!
   const gtid = dialect.parseGtidState((await conn.queryOne(dialect.gtidStateQuery))!)
   const replicaRow = await conn.queryOne(dialect.showReplicaStatus)
+  // A replica's heartbeat period (mha check warns when it makes silence slow to see); unknown rather than an error.
+  const heartbeat = replicaRow ? await conn.query(dialect.replicaHeartbeatQuery).then((rows) => dialect.parseReplicaHeartbeat(rows), () => null) : null
   const logBin = bool(vars.log_bin)
   const binaryLogRow = logBin ? await conn.queryOne(dialect.showBinaryLogStatus) : undefined
   const binaryLogs = logBin
@@ -137,6 +139,7 @@ export async function readSqlFacts(conn: ServerConnection, replUser: string): Pr
     logSlaveUpdates: bool(vars.log_slave_updates),
     relayLogPurge: bool(vars.relay_log_purge),
     slaveNetTimeout: Number(vars.slave_net_timeout),
+    ...(replicaRow ? {heartbeatPeriod: heartbeat?.periodSeconds ?? null} : {}),
     binlogFormat: String(vars.binlog_format),
     binlogChecksum: String(vars.binlog_checksum),
     gtid,

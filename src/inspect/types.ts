@@ -27,6 +27,8 @@ export interface SqlFacts {
   relayLogIndex: string | null
   /** How long a replica waits on a silent master before its IO thread gives up (slave_net_timeout, seconds). */
   slaveNetTimeout?: number
+  /** Its MASTER_HEARTBEAT_PERIOD in seconds (0: off); null when it does not say (performance_schema off); absent when not read. */
+  heartbeatPeriod?: number | null
   /** A login as the replication user with the configured repl_password: ok, or why not; absent when not tried. */
   replLogin?: {ok: true} | {ok: false; kind: string; message: string}
 }

@@ -3,11 +3,12 @@ import type {AddressInfo} from 'node:net'
 import {oneLine, UserError} from '../util/errors.js'
 import {formatListenAddress, type ListenAddress} from './listen-address.js'
 import {WatchMetrics} from './metrics.js'
-import {clusterStatus, ReplicaMonitor, type WatchStatus} from './status-api.js'
+import {clusterStatus, ReplicaMonitor, unloadedStatus, type WatchStatus} from './status-api.js'
+import {UnloadedCluster, type WatchedCluster} from './unloaded.js'
 import type {ClusterWatcher} from './watcher.js'
 
 export interface StatusServerOptions {
-  watchers: readonly ClusterWatcher[]
+  watchers: readonly WatchedCluster[]
   plansDir: string
   address: ListenAddress
   version: string
@@ -20,13 +21,25 @@ export interface StatusServerOptions {
 export class StatusServer {
   readonly options: StatusServerOptions
   readonly metrics = new WatchMetrics()
-  readonly monitors: Map<ClusterWatcher, ReplicaMonitor>
+  readonly monitors = new Map<ClusterWatcher, ReplicaMonitor>()
   #server: Server | undefined
   #bound: ListenAddress | undefined
+  #stopping = false
 
   constructor(options: StatusServerOptions) {
     this.options = options
-    this.monitors = new Map(options.watchers.map((w) => [w, new ReplicaMonitor(w)]))
+  }
+
+  /** The replicas' look of a watcher, started with the server (or at once for a cluster whose file loaded later). */
+  #monitor(watcher: ClusterWatcher): ReplicaMonitor | undefined {
+    if (this.#stopping) return this.monitors.get(watcher)
+    let monitor = this.monitors.get(watcher)
+    if (!monitor) {
+      monitor = new ReplicaMonitor(watcher)
+      this.monitors.set(watcher, monitor)
+      if (this.#server) monitor.start()
+    }
+    return monitor
   }
 
   /** The address really bound (port 0 becomes the port the system chose). */
@@ -41,7 +54,10 @@ export class StatusServer {
       watch: {pid: process.pid, startedAt: this.options.startedAt, listen: formatListenAddress(this.address), version: this.options.version},
       generatedAt: new Date(now).toISOString(),
       ...(this.options.etcd ? {etcd: this.options.etcd()} : {}),
-      clusters: this.options.watchers.map((w) => clusterStatus(w.cluster, w, this.monitors.get(w), this.options.plansDir, now)),
+      clusters: this.options.watchers.map((entry) => {
+        const w = entry instanceof UnloadedCluster ? entry.watcher : entry
+        return w ? clusterStatus(w.cluster, w, this.#monitor(w), this.options.plansDir, now) : unloadedStatus(entry.name, entry.unmonitored ?? '', this.options.plansDir)
+      }),
     }
   }
 
@@ -57,11 +73,17 @@ export class StatusServer {
     const bound = server.address() as AddressInfo
     this.#server = server
     this.#bound = {host, port: bound.port}
+    // Those made by a status() before the server listened start now; the others start as they are made.
     for (const m of this.monitors.values()) m.start()
+    for (const entry of this.options.watchers) {
+      const w = entry instanceof UnloadedCluster ? entry.watcher : entry
+      if (w) this.#monitor(w)
+    }
     return this.#bound
   }
 
   async stop(): Promise<void> {
+    this.#stopping = true
     await Promise.all([...this.monitors.values()].map((m) => m.stop()))
     const server = this.#server
     if (!server) return

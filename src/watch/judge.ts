@@ -5,11 +5,47 @@ import type {SecondOpinion} from './second-opinion.js'
 export interface Observation {
   master: {ok: true} | {ok: false; kind: SqlErrorKind; message: string}
   /** Asked only while the master fails: does each replica still hold a connection to it? */
-  replicas: {name: string; reachable: boolean; ioThread: 'running' | 'stopped' | 'connecting' | null; lastIoError: string}[]
+  replicas: ReplicaObservation[]
   /** SSH to the master's host, when it was tried. */
   sshReachable: boolean | null
   /** Other routes to the master (the replicas' hosts, the secondary_check hook), when they were asked. */
   secondOpinion?: SecondOpinion | null
+}
+
+export interface ReplicaObservation {
+  name: string
+  reachable: boolean
+  ioThread: 'running' | 'stopped' | 'connecting' | null
+  lastIoError: string
+  /** Its MASTER_HEARTBEAT_PERIOD in seconds (0: off); null or absent when not known. */
+  heartbeatPeriodS?: number | null
+  /** For how long neither its read position nor its received heartbeats have moved (see ContactClock). */
+  silentForS?: number | null
+}
+
+/** Silence shorter than this is never taken for a lost master, whatever the heartbeat period. */
+export const minSilenceS = 2
+
+/**
+ * How long a replica whose IO thread says Yes may hear nothing from its master before it counts as having lost it:
+ * three heartbeat periods (a live master sends one each period it has no event to send), and at least
+ * minSilenceS. Null when heartbeats are off or their period is not known: silence then says nothing.
+ */
+export function silenceBoundS(heartbeatPeriodS: number | null | undefined): number | null {
+  return heartbeatPeriodS ? Math.max(3 * heartbeatPeriodS, minSilenceS) : null
+}
+
+/** An IO thread that says Yes but has heard nothing for longer than the bound: as lost as one reconnecting. */
+export function silent(r: ReplicaObservation): boolean {
+  const bound = silenceBoundS(r.heartbeatPeriodS)
+  return r.ioThread === 'running' && bound !== null && (r.silentForS ?? 0) > bound
+}
+
+const seconds = (s: number) => `${Math.round(s * 10) / 10} s`
+
+function lost(r: ReplicaObservation): string {
+  if (!silent(r)) return `${r.name} (IO thread ${r.ioThread ?? 'none'})`
+  return `${r.name} (IO thread running, but nothing from the master for ${seconds(r.silentForS!)}, over ${seconds(silenceBoundS(r.heartbeatPeriodS)!)}: 3 heartbeat periods of ${seconds(r.heartbeatPeriodS!)})`
 }
 
 export type Verdict =
@@ -30,7 +66,8 @@ export function judge(observation: Observation, failures: number, failuresBefore
   if (m.kind === 'auth' || m.kind === 'too_many_connections') return {state: 'refusing', reason: `${m.message}: it answers, so it is alive`}
   if (failures < failuresBeforeDead) return {state: 'suspect', failures, reason: m.message}
   const reachable = observation.replicas.filter((r) => r.reachable)
-  const streaming = reachable.filter((r) => r.ioThread === 'running')
+  // An IO thread that still says Yes but has heard neither event nor heartbeat for three periods lost the master too.
+  const streaming = reachable.filter((r) => r.ioThread === 'running' && !silent(r))
   if (reachable.length === 0) return {state: 'network', reason: `${m.message}, and no replica answers either: mha may be cut off; no failover without a replica to confirm`}
   const second = observation.secondOpinion ?? null
   const hook = second?.hook ?? null
@@ -50,6 +87,6 @@ export function judge(observation: Observation, failures: number, failuresBefore
   }
   return {
     state: 'dead',
-    reason: `${m.message} after ${failures} tries, and ${reachable.map((r) => `${r.name} (IO thread ${r.ioThread ?? 'none'})`).join(', ')} lost it too${ssh}${hook ? `; ${hook.detail}` : ''}`,
+    reason: `${m.message} after ${failures} tries, and ${reachable.map(lost).join(', ')} lost it too${ssh}${hook ? `; ${hook.detail}` : ''}`,
   }
 }

@@ -56,5 +56,6 @@ async function runSecondaryCheck(cluster: ClusterConfig, master: ServerConfig, t
     passwordsFor(cluster, hookPasswords.secondaryCheck),
   )
   const verdict: HookVerdict = result.code === 0 ? 'down' : result.code === 3 ? 'reachable' : result.code === 2 ? 'route_down' : 'error'
-  return {verdict, detail: `secondary_check exited ${result.code}${result.stderr.trim() ? `: ${oneLine(result.stderr)}` : ''}`}
+  const how = result.timedOut ? `did not finish within ${timeoutMs} ms and was killed` : `exited ${result.code}`
+  return {verdict, detail: `secondary_check ${how}${result.stderr.trim() ? `: ${oneLine(result.stderr)}` : ''}`}
 }

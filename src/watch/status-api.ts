@@ -110,6 +110,34 @@ function reportDurationSeconds(file: string): number | null {
   return reportDurations.get(file)!
 }
 
+/** A cluster whose file does not load: not monitored, and why; what the watch state file records of it. */
+export function unloadedStatus(name: string, reason: string, plansDir: string): ClusterStatus {
+  let lastFailover: ClusterStatus['lastFailover'] = null
+  try {
+    lastFailover = lastFailoverOf(readWatchState(plansDir, name))
+  } catch {
+    // Not monitored already says what matters.
+  }
+  return {
+    name,
+    monitored: false,
+    notMonitoredReason: reason,
+    master: null,
+    replicas: null,
+    replicasCheckedAt: null,
+    verdict: {state: 'healthy', reason: null},
+    lastPingAt: null,
+    lastPingOk: null,
+    lastSuccessfulPingAt: null,
+    // Anti-flapping needs the cluster's last_failover_minute, in the file that does not load: no automatic failover anyway.
+    failoverBlocked: false,
+    failoverBlockedReason: null,
+    lastFailover,
+    failoversByThisWatch: {applied: 0, partial: 0, failed: 0},
+    lastFailoverDurationSeconds: lastFailover ? reportDurationSeconds(lastFailover.report) : null,
+  }
+}
+
 export function clusterStatus(cluster: ClusterConfig, watcher: ClusterWatcher, monitor: ReplicaMonitor | undefined, plansDir: string, now = Date.now()): ClusterStatus {
   const h = watcher.health
   let state: WatchState

@@ -8,7 +8,7 @@ import {FencedError} from '../coord/session.js'
 import type {Plan} from '../plan/types.js'
 import {planDigest, readPlan} from '../plan/plan-file.js'
 import {lockCluster} from '../apply/lock.js'
-import {topologyOf} from '../analysis/topology.js'
+import {sourceServer, topologyOf} from '../analysis/topology.js'
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import {dialectFor, parseServerVersion} from '../dialect/index.js'
 import {endpointOf, inspectCluster, sshTargetOf} from '../inspect/inspect.js'
@@ -20,9 +20,11 @@ import {rejoinInput} from '../plan/rejoin-inputs.js'
 import {recordManualApply} from './record-apply.js'
 import {SshPool} from '../remote/session-pool.js'
 import {oneLine} from '../util/errors.js'
-import {judge, type Observation, type Verdict} from './judge.js'
+import {ContactClock} from './contact.js'
+import {judge, silent, type Observation, type ReplicaObservation, type Verdict} from './judge.js'
 import type {Logger} from './log.js'
 import {closeLooks, fenceReturningMasters, lookAt} from './returning-master.js'
+import {complaintPauseMs} from './complaints.js'
 import {secondOpinion, type SecondOpinion} from './second-opinion.js'
 import {failoverBlocked, outOfService, readWatchState, recordFenced, withOutOfService, writeWatchState} from './state.js'
 import type {Snapshot} from '../inspect/types.js'
@@ -102,6 +104,10 @@ export class ClusterWatcher {
   #returningCheck: Promise<void> | undefined
   /** Servers seen replicating from the master (IO thread connected) at the last look. */
   #followers = new Set<string>()
+  /** Each server's source at its last look (a configured server's name, host:port, or null for nobody). */
+  readonly #sources = new Map<string, string | null>()
+  /** A change was seen: the next tick looks at the topology again, whatever the master's state. */
+  #rediscover = false
   #rounds = 0
   #lastFenceProblem = ''
   /** Why the cluster cannot be monitored (no master, logins refused), or null while it is. */
@@ -117,6 +123,8 @@ export class ClusterWatcher {
   /** Asked at the first failure, beside the next pings: the other routes to the master, and its host's SSH. */
   #routesProbe: Promise<SecondOpinion> | undefined
   #sshProbe: Promise<boolean> | undefined
+  /** How long each replica has heard nothing from the master, from the looks taken while it fails. */
+  readonly #contact = new ContactClock()
   /** SSH sessions to the cluster's hosts, kept open while watching: a failover spends no handshake. */
   readonly #pool = new SshPool()
   #ticking = false
@@ -126,6 +134,10 @@ export class ClusterWatcher {
   constructor(cluster: ClusterConfig, options: WatchOptions) {
     this.cluster = cluster
     this.options = options
+  }
+
+  get name(): string {
+    return this.cluster.name
   }
 
   start(): void {
@@ -194,7 +206,8 @@ export class ClusterWatcher {
       if (this.options.coord && !(await this.#leadership(this.options.coord))) return
       // The topology is followed, not assumed: looked at again every few seconds while healthy, and at once
       // when the master stops being one (an external switchover sets it read only).
-      if (!this.master || (this.failures === 0 && Date.now() - this.#lastDiscovery >= rediscoverEveryMs)) {
+      if (!this.master || this.#rediscover || (this.failures === 0 && Date.now() - this.#lastDiscovery >= rediscoverEveryMs)) {
+        this.#rediscover = false
         await this.#discover()
         if (!this.master) return
       }
@@ -215,13 +228,15 @@ export class ClusterWatcher {
       else if (this.failures > 0 && !this.#routesProbe) {
         this.#routesProbe = secondOpinion(this.cluster, master, this.#routes(master), probeTimeoutMs, this.#pool.run)
         this.#sshProbe = this.#sshReachable(master)
+        // A first look at the replicas' heartbeat counts and positions: their silence is dated from it.
+        void this.#askReplicas(master)
       }
       if (!observation.master.ok && this.failures >= this.cluster.monitor.failuresBeforeDead) {
         observation.replicas = await this.#askReplicas(master)
         observation.sshReachable = (await this.#sshProbe) ?? null
         // The other routes decide only when a replica still streams from the master (a host gone without a
         // reset), and the user's secondary_check hook always has its say: otherwise they are not waited for.
-        const streaming = observation.replicas.some((r) => r.reachable && r.ioThread === 'running')
+        const streaming = observation.replicas.some((r) => r.reachable && r.ioThread === 'running' && !silent(r))
         if (streaming || this.cluster.hooks.secondaryCheck) observation.secondOpinion = (await this.#routesProbe) ?? null
         // A stale answer is not reused for the next judgement.
         this.#forgetProbes()
@@ -350,6 +365,9 @@ export class ClusterWatcher {
     if (master && master.name !== this.master?.name) {
       this.#say('master', `monitoring ${master.name} (${master.ip}:${master.port})${this.master ? `, which replaced ${this.master.name}` : ''}`)
       this.#followers.clear()
+      this.#contact.clear()
+      // What the other routes say of the old master says nothing of the new one.
+      this.#forgetProbes()
       this.#rounds = 0
       // The kept connection is to the old master: pinging it would say nothing of the new one.
       const old = this.#conn
@@ -378,7 +396,7 @@ export class ClusterWatcher {
     }
     this.unmonitored = reason
     if (now < this.#nextUnmonitoredLog) return
-    const pause = Math.min(300_000, Math.max(5_000, (now - this.#unmonitoredSince) * 2))
+    const pause = complaintPauseMs(this.#unmonitoredSince, now)
     this.#nextUnmonitoredLog = now + pause
     this.#say('unmonitored', `${this.cluster.name} cannot be monitored: ${reason}; no automatic failover until this is fixed (trying again every ${Math.round(this.cluster.monitor.pingIntervalMs / 1000)} s, said again in ${Math.round(pause / 1000)} s)`)
   }
@@ -421,20 +439,35 @@ export class ClusterWatcher {
     }
   }
 
-  async #askReplicas(master: ServerConfig): Promise<Observation['replicas']> {
+  async #askReplicas(master: ServerConfig): Promise<ReplicaObservation[]> {
     const gone = this.#outOfService()
     const others = this.cluster.servers.filter((s) => s !== master && !gone.includes(s.name))
-    return await Promise.all(
-      others.map(async (server) => {
+    const timeout = this.cluster.monitor.connectTimeoutMs
+    const sources: {name: string; source: string | null}[] = []
+    const asked = await Promise.all(
+      others.map(async (server): Promise<ReplicaObservation> => {
         try {
-          const conn = await ServerConnection.open(endpointOf(this.cluster, server), this.cluster.monitor.connectTimeoutMs)
+          const conn = await ServerConnection.open(endpointOf(this.cluster, server), timeout)
           try {
-            const row = await conn.queryOne('SELECT @@version AS v, @@version_comment AS c')
+            const row = await conn.queryOne('SELECT @@version AS v, @@version_comment AS c', [], timeout)
             const dialect = dialectFor(parseServerVersion(String(row?.v), typeof row?.c === 'string' ? row.c : ''))
-            const status = await conn.queryOne(dialect.showReplicaStatus)
+            const status = await conn.queryOne(dialect.showReplicaStatus, [], timeout)
             const parsed = status ? dialect.parseReplicaStatus(status) : null
+            sources.push({name: server.name, source: parsed ? (sourceServer(this.cluster, parsed)?.name ?? `${parsed.sourceHost}:${parsed.sourcePort}`) : null})
             const fromMaster = parsed && (parsed.sourceHost === master.hostname || parsed.sourceHost === master.ip) && parsed.sourcePort === master.port
-            return {name: server.name, reachable: true, ioThread: fromMaster ? parsed.ioThread : null, lastIoError: fromMaster ? parsed.lastIoError : ''}
+            if (!fromMaster) return {name: server.name, reachable: true, ioThread: null, lastIoError: ''}
+            // What moves while the master talks to it: an IO thread that says Yes over a silent master does not.
+            const heartbeat = await conn
+              .query(dialect.replicaHeartbeatQuery, [], timeout)
+              .then((rows) => dialect.parseReplicaHeartbeat(rows))
+              .catch(() => null)
+            const ages = [heartbeat?.lastHeartbeatAgeSeconds, heartbeat?.lastEventAgeSeconds].filter((a): a is number => typeof a === 'number')
+            const silentForS = this.#contact.observe(
+              server.name,
+              {source: `${parsed.sourceHost}:${parsed.sourcePort}`, read: `${parsed.read.file}:${parsed.read.pos}`, heartbeats: heartbeat?.received ?? null, serverAgeS: ages.length > 0 ? Math.min(...ages) : null},
+              Date.now(),
+            )
+            return {name: server.name, reachable: true, ioThread: parsed.ioThread, lastIoError: parsed.lastIoError, heartbeatPeriodS: heartbeat?.periodSeconds ?? null, silentForS}
           } finally {
             await conn.close()
           }
@@ -442,7 +475,10 @@ export class ClusterWatcher {
           return {name: server.name, reachable: false, ioThread: null, lastIoError: ''}
         }
       }),
-    ).then((rows) => rows.filter((r) => !r.reachable || r.ioThread !== null))
+    )
+    // Replicas re-pointed elsewhere while the master fails (a failover by hand): the topology is looked at again.
+    this.#followSources(master, sources)
+    return asked.filter((r) => !r.reachable || r.ioThread !== null)
   }
 
   async #sshReachable(master: ServerConfig): Promise<boolean> {
@@ -516,6 +552,10 @@ export class ClusterWatcher {
     await closeLooks(looks)
     for (const s of targets) this.#followers.delete(s.name)
     for (const l of looks) if (l.view.source === master.name && l.view.connected) this.#followers.add(l.server.name)
+    this.#followSources(
+      master,
+      looks.map((l) => ({name: l.server.name, source: l.view.source})),
+    )
     const suspects = looks.filter((l) => l.view.source === null && l.view.writable).map((l) => l.server.name)
     if (suspects.length === 0 || this.master !== master || this.#stopping) return
     const outcome = await fenceReturningMasters(this.cluster, master)
@@ -529,6 +569,25 @@ export class ClusterWatcher {
     const problem = [...outcome.failed.map((f) => `could not set ${f.server} read only: ${f.message}; trying again`), ...(outcome.skipped ? [`${suspects.join(', ')} writable and replicating from nobody, left alone: ${outcome.skipped}`] : [])].join('; ')
     if (problem && problem !== this.#lastFenceProblem) this.#say(outcome.failed.length > 0 ? 'fence failed' : 'not fenced', problem)
     this.#lastFenceProblem = problem
+  }
+
+  /**
+   * A server whose source changed to another than the master (a failover or switchover done by hand, a
+   * replica re-pointed, a new tier) changes the topology: it is looked at again at once, even while the master
+   * fails (a dead master failed over by hand is then left for the new one). Seen by the looks at the servers
+   * while the master answers, and by the questions to the replicas while it fails.
+   */
+  #followSources(master: ServerConfig, seen: readonly {name: string; source: string | null}[]): void {
+    const moved: string[] = []
+    for (const {name, source} of seen) {
+      const before = this.#sources.get(name)
+      this.#sources.set(name, source)
+      if (before !== undefined && source !== before && source !== master.name) moved.push(`${name} now replicates from ${source ?? 'nobody'} (it replicated from ${before ?? 'nobody'})`)
+    }
+    if (moved.length === 0 || this.master !== master || this.#stopping) return
+    this.#say('topology', `${moved.join('; ')}: looking at the topology again`)
+    this.#rediscover = true
+    this.#wake()
   }
 
   /** No third code path: the same plan and apply as the commands, archived beside each other. */
@@ -584,7 +643,7 @@ export class ClusterWatcher {
             },
           ]
       const snapshot = await inspectCluster(this.cluster, {knownDown: known, sshRunner: this.#pool.run})
-      // When replicas still showed an IO thread, death was judged on the other routes: the plan records that.
+      // When replicas still showed an IO thread, death was judged on the other routes or on their silence: the plan records that.
       const streaming = observation.replicas.some((r) => r.ioThread === 'running')
       const plan = planFor(this.cluster, snapshot, {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: this.cluster.file}, {
         outOfService: this.#outOfService(),

@@ -46,6 +46,8 @@ describe('mha watch and a network partition', () => {
 
     await waitFor(`watch to report a network problem (got ${lines.map((l) => l.event).join(', ')})`, 40_000, () => lines.some((l) => l.event === 'network'))
     expect(lines.find((l) => l.event === 'network')!.message).toMatch(/db1 \(127\.0\.0\.111:3306\): .*but db2, db3 still replicate from it: a network problem between mha and the master, not a dead master/)
+    // The other routes were asked, and said so: from each replica's host the master's port still answers.
+    expect(lines.find((l) => l.event === 'network')!.message).toMatch(/not a dead master; db2 connects to 127\.0\.0\.111:3306; db3 connects to 127\.0\.0\.111:3306$/)
     await new Promise((r) => setTimeout(r, 3000))
     expect(lines.some((l) => ['dead', 'failover', 'failover done'].includes(l.event))).toBe(false)
     // No plan was written (the plans folder holds at most watch's presence file).

@@ -5,6 +5,8 @@ import {join} from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
+import {validator} from '../../src/schema/validator.js'
+import type {WatchStatus} from '../../src/watch/status-api.js'
 import {expectConsistent, freePort, runMha, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
 
 // mha watch unattended: loud when it cannot see, following the topology others change, failing over again
@@ -42,7 +44,7 @@ const waitForLine = (lines: LogLine[], what: string, test: (l: LogLine) => boole
 const readOnly = async (s: TestSandbox, host: string) => Number((await s.sql(host, (c) => c.queryOne('SELECT @@global.read_only+0 AS ro')))!.ro)
 
 describe('mha watch at 3 a.m.', () => {
-  it('says at once, and again later, that a cluster cannot be monitored (a wrong password), and exits 1 when no cluster can be', async () => {
+  it('says at once, and again later, that a cluster cannot be monitored (a wrong password, a file that does not load) while it watches the others, and exits 1 when no cluster can be', async () => {
     sandbox = await startSandbox('it3am1', OCTET)
     const dir = mkdtempSync(join(tmpdir(), 'mha-it-3am-'))
     const good = readFileSync(sandbox.configFile, 'utf8')
@@ -50,9 +52,12 @@ describe('mha watch at 3 a.m.', () => {
     mkdirSync(join(dir, 'both'))
     writeFileSync(join(dir, 'both', 'it3am1.yaml'), good)
     writeFileSync(join(dir, 'both', 'rotated.yaml'), wrong)
+    // A cluster file broken by a bad edit: that cluster is not monitored, the others are.
+    const broken = 'name: broken\nservers:\n  - name: db1\n    hostname: [unclosed\n'
+    writeFileSync(join(dir, 'both', 'broken.yaml'), broken)
     const started = Date.now()
     const port = await freePort()
-    const {lines} = startWatch(join(dir, 'both'), join(dir, 'plans'), ['--listen', `127.0.0.1:${port}`])
+    const {lines} = startWatch(join(dir, 'both'), join(dir, 'plans'), ['--listen', `127.0.0.1:${port}`, '--heartbeat', '1'])
     const first = await waitForLine(lines, 'the first complaint', (l) => l.cluster === 'rotated' && l.event === 'unmonitored', 10_000)
     console.log(`unmonitored cluster reported ${((Date.parse(first.at) - started) / 1000).toFixed(2)} s after watch started`)
     expect(first.message).toMatch(/^rotated cannot be monitored: every server refuses the login of mha .*; fix user\/password in .*rotated\.yaml; no automatic failover until this is fixed/)
@@ -62,18 +67,44 @@ describe('mha watch at 3 a.m.', () => {
     await waitFor('the second complaint', 15_000, () => lines.filter((l) => l.cluster === 'rotated' && l.event === 'unmonitored').length >= 2)
     const complaints = lines.filter((l) => l.cluster === 'rotated' && l.event === 'unmonitored')
     expect(Date.parse(complaints[1]!.at) - Date.parse(complaints[0]!.at)).toBeGreaterThanOrEqual(4000)
+    // The broken file: said at once and again with a pause, like any cluster that cannot be monitored.
+    const unloaded = lines.filter((l) => l.cluster === 'broken' && l.event === 'unmonitored')
+    expect(unloaded.length).toBeGreaterThanOrEqual(2)
+    expect(unloaded[0]!.message).toMatch(/^broken cannot be monitored: cannot load .*broken\.yaml: .*broken\.yaml:\d+:\d+ YAML syntax error.*; no automatic failover until this is fixed/)
+    expect(Date.parse(unloaded[0]!.at) - started).toBeLessThan(5000)
+    expect(Date.parse(unloaded[1]!.at) - Date.parse(unloaded[0]!.at)).toBeGreaterThanOrEqual(4000)
+    // --heartbeat 1: a line every second summing up every cluster.
+    const beats = lines.filter((l) => l.event === 'heartbeat')
+    expect(beats.length).toBeGreaterThanOrEqual(3)
+    expect(beats.at(-1)!.message).toMatch(/^3 cluster\(s\): 1 healthy; cannot be monitored: (rotated, broken|broken, rotated)$/)
+    // /status (valid against its schema) and the metrics say it too.
+    const doc = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as WatchStatus
+    expect(validator('watch-status.schema.json')(doc)).toBe(true)
+    expect(doc.clusters.map((c) => [c.name, c.monitored]).sort()).toEqual([['broken', false], ['it3am1', true], ['rotated', false]])
+    expect(doc.clusters.find((c) => c.name === 'broken')!.notMonitoredReason).toMatch(/^cannot load .*broken\.yaml: .*YAML syntax error/)
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+    for (const [name, value] of [['broken', 0], ['rotated', 0], ['it3am1', 1]]) expect(metrics).toContain(`mha_cluster_monitored{cluster="${name}"} ${value}\n`)
     // mha status, asking the running watch, says which cluster it cannot see and why.
     const status = await runMha(['status', '--config-dir', join(dir, 'both'), '--plans-dir', join(dir, 'plans')])
     expect(status.stdout).toMatch(/rotated: .*cannot monitor it: every server refuses the login of mha .*automatic failover is OFF/)
     expect(status.stdout).not.toContain('NotTheRightOne')
+    expect(status.stdout).toMatch(/broken: cannot load .*broken\.yaml: /)
+    expect(status.stdout).toMatch(/broken: .*cannot monitor it: cannot load .*broken\.yaml: .*automatic failover is OFF/)
+    // Fixed: read again within seconds, and watched from then on.
+    writeFileSync(join(dir, 'both', 'broken.yaml'), good.replace('name: it3am1', 'name: broken'))
+    await waitForLine(lines, 'the fixed file to load', (l) => l.cluster === 'broken' && l.event === 'monitored', 15_000)
+    await waitForLine(lines, 'the fixed cluster healthy', (l) => l.cluster === 'broken' && l.event === 'healthy', 10_000)
+    const fixed = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as WatchStatus
+    expect(fixed.clusters.find((c) => c.name === 'broken')).toMatchObject({monitored: true, master: 'db1'})
     watch!.kill('SIGTERM')
 
     // Only clusters that cannot be monitored: watch says so and exits non-zero.
     mkdirSync(join(dir, 'bad'))
     writeFileSync(join(dir, 'bad', 'rotated.yaml'), wrong)
+    writeFileSync(join(dir, 'bad', 'broken.yaml'), broken)
     const alone = startWatch(join(dir, 'bad'), join(dir, 'plans'))
     expect(await alone.exited).toBe(1)
-    expect(alone.lines.some((l) => l.event === 'error' && /no cluster can be monitored: rotated: /.test(l.message))).toBe(true)
+    expect(alone.lines.some((l) => l.event === 'error' && /no cluster can be monitored: rotated: .*; broken: cannot load /.test(l.message))).toBe(true)
   })
 
   it('follows an external switchover, then fails over the new master; after an acknowledged failover it fails over again without waiting for the first dead server', async () => {
@@ -120,6 +151,37 @@ describe('mha watch at 3 a.m.', () => {
     const last = (await Promise.all(['db1', 'db3', 'db4'].filter((h) => h !== newMaster).map(async (h) => [h, await readOnly(s, h)] as const))).find(([, ro]) => ro === 0)![0]
     const present = new Set((await s.sql(last, (c) => c.query('SELECT id FROM mhatest.acked'))).map((r) => Number(r.id)))
     expect(load.acked.filter((id) => !present.has(id))).toEqual([])
+  })
+
+  it('follows a failover done by hand while its own is blocked: the replicas\' new source is seen while the old master fails, and the new master is watched', async () => {
+    sandbox = await startSandbox('it3am4', OCTET)
+    const s = sandbox
+    const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-3am-plans-'))
+    // An earlier failover not yet acknowledged: anti-flapping blocks the next automatic one.
+    mkdirSync(join(plansDir, 'it3am4'))
+    const earlier = {at: new Date().toISOString(), plan: 'earlier.json', report: 'earlier.report.json', status: 'applied', deadMaster: 'db0', newMaster: 'db1'}
+    writeFileSync(join(plansDir, 'it3am4', 'watch-state.json'), JSON.stringify({lastFailover: earlier, acknowledged: false}))
+    const {lines} = startWatch(join(s.configFile, '..'), plansDir)
+    await waitForLine(lines, 'healthy', (l) => l.event === 'healthy')
+    process.kill(s.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
+    await waitForLine(lines, 'the failover blocked', (l) => l.event === 'blocked')
+
+    // Someone fails over by hand, with mha itself.
+    const plan = join(plansDir, 'it3am4', 'by-hand-failover.json')
+    expect((await runMha(['plan', '--config', s.configFile, '-o', plan])).code).toBe(2)
+    const applied = await runMha(['apply', plan, '--config', s.configFile])
+    expect(applied.code, applied.stderr).toBe(0)
+    const newMaster = (JSON.parse(readFileSync(plan, 'utf8')) as {decision: {newMaster: string}}).decision.newMaster
+    const other = newMaster === 'db2' ? 'db3' : 'db2'
+
+    // Watch, still judging the dead db1, sees the replica's new source and follows the new master.
+    const seen = await waitForLine(lines, 'the new source seen', (l) => l.event === 'topology' && l.message.includes(`${other} now replicates from ${newMaster} (it replicated from db1)`), 20_000)
+    expect(seen.message).toMatch(/: looking at the topology again$/)
+    const followed = await waitForLine(lines, 'the new master followed', (l) => l.event === 'master' && l.message.startsWith(`monitoring ${newMaster} `), 20_000)
+    expect(followed.message).toMatch(/, which replaced db1$/)
+    await waitForLine(lines, 'the new master healthy', (l) => lines.indexOf(l) > lines.indexOf(followed) && l.event === 'healthy', 10_000)
+    // No failover of its own, and no error.
+    expect(lines.filter((l) => l.event === 'error' || l.event.startsWith('failover'))).toEqual([])
   })
 
   it('finds a master host gone without a TCP reset (every packet dropped) on the other routes, before the replicas notice, and fails over with nothing lost', async () => {

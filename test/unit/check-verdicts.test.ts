@@ -69,4 +69,29 @@ describe('mha check verdicts that fit the moment', () => {
     expect(slow.map((f) => f.server)).toEqual(['db2'])
     expect(slow[0]!.severity).toBe('warning')
   })
+
+  it('warns when the heartbeat period makes a silent master slow to see: off, long, or not below slave_net_timeout', () => {
+    const {cluster, snapshot, sql} = scenario('mariadb-healthy')
+    for (const name of ['db2', 'db3']) sql(name).slaveNetTimeout = 10
+    const heartbeat = () => checkCluster(cluster, snapshot).findings.filter((f) => f.code === 'slow_heartbeat')
+    // Not read (a snapshot recorded before), or not known (performance_schema off): nothing to say.
+    expect(heartbeat()).toEqual([])
+    sql('db2').heartbeatPeriod = null
+    sql('db3').heartbeatPeriod = 1
+    expect(heartbeat()).toEqual([])
+    sql('db2').heartbeatPeriod = 0
+    sql('db3').heartbeatPeriod = 30
+    expect(heartbeat().map((f) => [f.server, f.severity])).toEqual([
+      ['db2', 'warning'],
+      ['db3', 'warning'],
+    ])
+    expect(heartbeat()[0]!.message).toMatch(/^db2: heartbeats are off .*; run STOP SLAVE; CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = 1; START SLAVE$/)
+    expect(heartbeat()[1]!.message).toMatch(/^db3: heartbeat period 30 s is not below slave_net_timeout=10 s/)
+    sql('db3').slaveNetTimeout = 60
+    expect(heartbeat()[1]!.message).toMatch(/^db3: heartbeat period 30 s: mha watch counts this replica as having lost a master gone without a TCP reset only after 90 s/)
+    sql('db3').heartbeatPeriod = 5
+    expect(heartbeat().map((f) => f.server)).toEqual(['db2'])
+    // Warnings only: a failover is still possible.
+    expect(checkCluster(cluster, snapshot).failoverPossible).toBe(true)
+  })
 })

@@ -43,6 +43,8 @@ function allSql(d: Dialect): string[] {
     ...d.setReadOnly(false),
     d.readOnlyQuery,
     d.gtidStateQuery,
+    d.replicaHeartbeatQuery,
+    d.setHeartbeatPeriod(1),
   ]
 }
 
@@ -426,5 +428,58 @@ describe('parseGtidState', () => {
     expect(dialectOf(mysql8021).parseGtidState(mysql8021.gtidState)).toMatchObject({enabled: false, strict: false, binlogPos: ''})
     const permissive = {...mysql57.gtidState, gtid_mode: 'ON_PERMISSIVE', enforce_gtid_consistency: 'WARN'}
     expect(dialectOf(mysql57).parseGtidState(permissive)).toMatchObject({enabled: false, strict: false})
+  })
+})
+
+describe('replica heartbeat', () => {
+  const recorded = JSON.parse(readFileSync(new URL('../fixtures/dialect/mariadb-10.11-heartbeat.json', import.meta.url), 'utf8')) as {version: string; versionComment: string; heartbeatDefault: Row; silentBefore: Row; silentAfter: Row}
+  const maria = dialectFor(parseServerVersion(recorded.version, recorded.versionComment))
+
+  it('MariaDB 10.11, recorded: SHOW ALL SLAVES STATUS gives the period and the count, no time (SHOW SLAVE STATUS has neither)', () => {
+    expect(maria.replicaHeartbeatQuery).toBe('SHOW ALL SLAVES STATUS')
+    expect(maria.parseReplicaHeartbeat([recorded.heartbeatDefault])).toEqual({periodSeconds: 30, received: 1, lastHeartbeatAgeSeconds: null, lastEventAgeSeconds: null})
+    expect(mariadb1011.replicaStatus).not.toHaveProperty('Slave_heartbeat_period')
+    // The row SHOW ALL SLAVES STATUS gives is a SHOW SLAVE STATUS row too.
+    expect(maria.parseReplicaStatus(recorded.heartbeatDefault)).toMatchObject({sourceHost: '127.0.0.45', ioThread: 'running'})
+  })
+
+  it('MariaDB 10.11, recorded: a master blackholed for 5 s leaves the IO thread at Yes, the count and the position standing still', () => {
+    const [before, after] = [recorded.silentBefore, recorded.silentAfter].map((r) => ({status: maria.parseReplicaStatus(r), heartbeat: maria.parseReplicaHeartbeat([r])}))
+    expect(before!.heartbeat).toMatchObject({periodSeconds: 1, received: 112})
+    expect(after!.heartbeat).toEqual(before!.heartbeat)
+    expect([after!.status.ioThread, after!.status.read]).toEqual(['running', before!.status.read])
+  })
+
+  it('MariaDB: only the default connection counts; none, or a server that replicates from nobody, gives null', () => {
+    const named = {...recorded.heartbeatDefault, Connection_name: 'other', Slave_heartbeat_period: '5.000', Slave_received_heartbeats: 9}
+    expect(maria.parseReplicaHeartbeat([named, recorded.silentAfter])).toMatchObject({periodSeconds: 1, received: 112})
+    expect(maria.parseReplicaHeartbeat([named])).toBeNull()
+    expect(maria.parseReplicaHeartbeat([])).toBeNull()
+  })
+
+  it('MySQL reads performance_schema, ages by the server clock; 5.7 has no queued-transaction times', () => {
+    const d8 = dialectOf(mysql8036)
+    expect(d8.replicaHeartbeatQuery).toMatch(/FROM performance_schema\.replication_connection_configuration c JOIN performance_schema\.replication_connection_status s/)
+    expect(d8.replicaHeartbeatQuery).toContain('TIMESTAMPDIFF(MICROSECOND, s.LAST_QUEUED_TRANSACTION_END_QUEUE_TIMESTAMP, NOW(6))')
+    expect(d8.replicaHeartbeatQuery).toContain("WHERE c.CHANNEL_NAME = ''")
+    expect(dialectOf(mysql57).replicaHeartbeatQuery).not.toContain('LAST_QUEUED')
+    expect(dialectOf(mysql57).replicaHeartbeatQuery).toContain('LAST_HEARTBEAT_TIMESTAMP')
+    // Rows as mysql2 returns them (DECIMAL and BIGINT as strings), written by hand: MySQL is not installable here.
+    expect(d8.parseReplicaHeartbeat([{heartbeat_period: '30.000', received_heartbeats: '17', last_heartbeat_age_us: '2500000', last_event_age_us: '812345'}])).toEqual({
+      periodSeconds: 30,
+      received: 17,
+      lastHeartbeatAgeSeconds: 2.5,
+      lastEventAgeSeconds: 0.812345,
+    })
+    expect(d8.parseReplicaHeartbeat([{heartbeat_period: '0.000', received_heartbeats: '0', last_heartbeat_age_us: null, last_event_age_us: null}])).toEqual({periodSeconds: 0, received: 0, lastHeartbeatAgeSeconds: null, lastEventAgeSeconds: null})
+    // performance_schema off: the tables are empty.
+    expect(d8.parseReplicaHeartbeat([])).toBeNull()
+  })
+
+  it('sets the period in the syntax of each version', () => {
+    expect(maria.setHeartbeatPeriod(1)).toBe('CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = 1')
+    expect(dialectOf(mysql57).setHeartbeatPeriod(2.5)).toBe('CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = 2.5')
+    expect(dialectOf(mysql84).setHeartbeatPeriod(1)).toBe('CHANGE REPLICATION SOURCE TO SOURCE_HEARTBEAT_PERIOD = 1')
+    expect(() => maria.setHeartbeatPeriod(-1)).toThrow(/heartbeat period/)
   })
 })

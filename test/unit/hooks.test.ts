@@ -169,3 +169,32 @@ describe('passwords to hooks, as MHA does, opt-in', () => {
     expect(readFileSync(`${check}.env`, 'utf8')).toContain(`MHA_MASTER_PASSWORD=${secret}`)
   })
 })
+
+describe('hooks are bounded in time', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mha-hooks-time-'))
+  const gone = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'Z'
+    } catch {
+      return true
+    }
+  }
+
+  it('at its timeout a hook is killed with what it started (a child holding its output would keep the caller waiting)', async () => {
+    const pidFile = join(dir, 'sleep.pid')
+    const hung = script(dir, 'hung', `sleep 30 & echo $! > ${pidFile}; echo started; wait`)
+    const result = await runHook(hung, {}, 300)
+    expect(result).toMatchObject({code: null, timedOut: true, stdout: 'started\n'})
+    const pid = Number(readFileSync(pidFile, 'utf8'))
+    for (let i = 0; i < 50 && !gone(pid); i++) await new Promise((r) => setTimeout(r, 20))
+    expect(gone(pid)).toBe(true)
+  })
+
+  it('a hook that exits leaving something in the background is over when it exits, as for MHA', async () => {
+    const pidFile = join(dir, 'background.pid')
+    const starter = script(dir, 'starter', `sleep 30 & echo $! > ${pidFile}; echo done; exit 0`)
+    const result = await runHook(starter, {}, 20_000)
+    expect(result).toEqual({code: 0, stdout: 'done\n', stderr: ''})
+    process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL')
+  })
+})

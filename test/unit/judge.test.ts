@@ -1,5 +1,6 @@
 import {describe, expect, it} from 'vitest'
-import {judge, type Observation} from '../../src/watch/judge.js'
+import {ContactClock} from '../../src/watch/contact.js'
+import {judge, silenceBoundS, type Observation} from '../../src/watch/judge.js'
 
 const down = {ok: false as const, kind: 'unreachable' as const, message: 'db1 (10.0.0.1:3306): cannot connect (ECONNREFUSED)'}
 const replica = (name: string, ioThread: 'running' | 'connecting' | 'stopped' | null, reachable = true) => ({name, reachable, ioThread, lastIoError: ioThread === 'connecting' ? "error reconnecting to master 'repl@10.0.0.1:3306'" : ''})
@@ -53,5 +54,61 @@ describe('judge: when is a master dead', () => {
     for (const verdict of ['reachable', 'route_down', 'error'] as const)
       expect(judge(look({replicas: lost, secondOpinion: {routes: [], hook: {verdict, detail: 'secondary_check exited 3'}}}), 2, 2)).toMatchObject({state: 'network'})
     expect(judge(look({replicas: lost, secondOpinion: {routes: [], hook: {verdict: 'down', detail: 'secondary_check exited 0'}}}), 2, 2)).toMatchObject({state: 'dead'})
+  })
+
+  const quiet = (name: string, heartbeatPeriodS: number | null, silentForS: number | null) => ({...replica(name, 'running'), heartbeatPeriodS, silentForS})
+
+  it('an IO thread that says Yes but heard nothing for 3 heartbeat periods lost the master: dead without asking the routes', () => {
+    const v = judge(look({master: timeout, replicas: [quiet('db2', 1, 3.5), quiet('db3', 1, 4)]}), 2, 2)
+    expect(v.state).toBe('dead')
+    expect(v.state === 'dead' && v.reason).toMatch(/and db2 \(IO thread running, but nothing from the master for 3\.5 s, over 3 s: 3 heartbeat periods of 1 s\), db3 \(.* for 4 s, .*\) lost it too$/)
+  })
+
+  it('silence within the bound, heartbeats off or an unknown period, is no sign: the replica still streams', () => {
+    for (const r of [quiet('db2', 1, 2.9), quiet('db2', 0, 600), quiet('db2', null, 600), quiet('db2', 30, 89), replica('db2', 'running')])
+      expect(judge(look({master: timeout, replicas: [r]}), 2, 2).state).toBe('network')
+    // One replica silent, another still streaming: the other routes decide, as before.
+    expect(judge(look({master: timeout, replicas: [quiet('db2', 1, 10), quiet('db3', 1, 0.5)]}), 2, 2)).toMatchObject({state: 'network', reason: expect.stringMatching(/db3 still replicates from it/) as unknown})
+    expect(judge(look({master: timeout, replicas: [quiet('db2', 1, 10), quiet('db3', 1, 0.5)], secondOpinion: {routes: [route('db3', 'unreachable')], hook: null}}), 2, 2).state).toBe('dead')
+  })
+
+  it('the bound: 3 heartbeat periods, never under 2 s; none without heartbeats', () => {
+    expect([silenceBoundS(1), silenceBoundS(0.25), silenceBoundS(30), silenceBoundS(0), silenceBoundS(null), silenceBoundS(undefined)]).toEqual([3, 2, 90, null, null, null])
+  })
+
+  it("the user's secondary_check still has the last word over silent replicas", () => {
+    expect(judge(look({master: timeout, replicas: [quiet('db2', 1, 10)], secondOpinion: {routes: [], hook: {verdict: 'reachable', detail: 'secondary_check exited 3'}}}), 2, 2).state).toBe('network')
+  })
+})
+
+describe('ContactClock: how long a replica has heard nothing from its master', () => {
+  const sample = (read: string, heartbeats: number | null, serverAgeS: number | null = null) => ({source: '10.0.0.1:3306', read, heartbeats, serverAgeS})
+
+  it('counts from the look that first saw the current position and heartbeat count (a lower bound)', () => {
+    const clock = new ContactClock()
+    expect(clock.observe('db2', sample('mysql-bin.000001:328', 112), 10_000)).toBe(0)
+    expect(clock.observe('db2', sample('mysql-bin.000001:328', 112), 12_500)).toBe(2.5)
+    // A heartbeat arrived: contact again.
+    expect(clock.observe('db2', sample('mysql-bin.000001:328', 113), 13_000)).toBe(0)
+    expect(clock.observe('db2', sample('mysql-bin.000001:328', 113), 17_000)).toBe(4)
+    // An event arrived (the count of heartbeats stays: a master with events to send sends none).
+    expect(clock.observe('db2', sample('mysql-bin.000001:900', 113), 18_000)).toBe(0)
+    // Each replica has its own clock.
+    expect(clock.observe('db3', sample('mysql-bin.000001:900', 7), 18_000)).toBe(0)
+  })
+
+  it("the replica's own age of its last heartbeat or event dates the first look (MySQL); a later change is dated at the look", () => {
+    const clock = new ContactClock()
+    expect(clock.observe('db2', sample('binlog.000003:4000', 50, 2.5), 10_000)).toBe(2.5)
+    expect(clock.observe('db2', sample('binlog.000003:4000', 50, 3.5), 11_000)).toBe(3.5)
+    expect(clock.observe('db2', sample('binlog.000003:4100', 50, 0), 12_000)).toBe(0)
+  })
+
+  it('another master, or a cleared clock, starts again', () => {
+    const clock = new ContactClock()
+    clock.observe('db2', sample('mysql-bin.000001:328', 112), 0)
+    expect(clock.observe('db2', {...sample('mysql-bin.000001:328', 112), source: '10.0.0.3:3306'}, 5_000)).toBe(0)
+    clock.clear()
+    expect(clock.observe('db2', sample('mysql-bin.000001:328', 112), 9_000)).toBe(0)
   })
 })
