@@ -275,6 +275,21 @@ export class Coordinator {
 
   async writeFailoverRecord(lock: ClusterLock, record: FailoverRecord): Promise<void> {
     await this.#guardedPut(lock, this.#key('failovers', lock.cluster), JSON.stringify(record))
+    // A new failover replaces the last one in etcd: its journal and files live on in the plans folders only.
+    if (!record.finished) await this.#prune(lock, record.digest)
+  }
+
+  async #prune(lock: ClusterLock, keep: string): Promise<void> {
+    const client = this.session.client
+    for (const area of ['journal', 'work']) {
+      const prefix = this.#key(area, lock.cluster, '')
+      const keys = await bounded(client.getAll().prefix(prefix).keys(), etcdCallTimeoutMs, 'list old journals')
+      const digests = new Set(keys.map((k) => k.slice(prefix.length).split('/')[0]!).filter((d) => d !== keep))
+      for (const digest of digests) {
+        lock.guard()
+        await bounded(client.delete().prefix(`${prefix}${digest}/`).exec(), etcdCallTimeoutMs, 'delete an old journal')
+      }
+    }
   }
 
   async readState(cluster: string): Promise<WatchState | null> {

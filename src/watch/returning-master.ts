@@ -47,6 +47,16 @@ export interface Fenced {
   reason: string
 }
 
+/** Takes the cluster lock (this host's file, or etcd's with several managers); resolves to its release. */
+export type TakeLock = (purpose: string) => Promise<() => Promise<void>>
+
+export function localLock(cluster: string): TakeLock {
+  return (purpose) => {
+    const release = lockCluster(cluster, purpose)
+    return Promise.resolve(() => Promise.resolve(release()))
+  }
+}
+
 export type FenceOutcome = {fenced: Fenced[]; failed: {server: string; message: string}[]; skipped: string | null}
 
 /**
@@ -55,10 +65,10 @@ export type FenceOutcome = {fenced: Fenced[]; failed: {server: string; message: 
  * every server but the master: an apply (a switchover promotes a server that briefly looks just like this)
  * holds the lock, so it is never interfered with. Never touches `master`.
  */
-export async function fenceReturningMasters(cluster: ClusterConfig, master: ServerConfig): Promise<FenceOutcome> {
-  let unlock: () => void
+export async function fenceReturningMasters(cluster: ClusterConfig, master: ServerConfig, takeLock: TakeLock = localLock(cluster.name)): Promise<FenceOutcome> {
+  let unlock: () => Promise<void>
   try {
-    unlock = lockCluster(cluster.name, `mha watch (pid ${process.pid}): fencing a returning master`)
+    unlock = await takeLock(`mha watch (pid ${process.pid}): fencing a returning master`)
   } catch (error) {
     return {fenced: [], failed: [], skipped: oneLine(error)}
   }
@@ -87,6 +97,6 @@ export async function fenceReturningMasters(cluster: ClusterConfig, master: Serv
     return outcome
   } finally {
     await closeLooks(looks)
-    unlock()
+    await unlock()
   }
 }

@@ -57,6 +57,12 @@ export interface WatchOptions {
   coord?: Coordinator
 }
 
+/** A cluster lock taken by watch, and with etcd the lock itself (its guard fences every effect made under it). */
+interface Held {
+  release: () => Promise<void>
+  shared?: {coord: Coordinator; lock: ClusterLock}
+}
+
 /** With etcd: leads the cluster, follows another manager, or led it when etcd went away (pings, never fails over). */
 export type Role = 'single' | 'leader' | 'follower' | 'cut-off'
 
@@ -508,23 +514,24 @@ export class ClusterWatcher {
     const snapshot = await inspectCluster(this.cluster, {relayLookups: false, ssh: false, replLogin: false})
     for (const name of out) {
       if (!snapshot.servers.find((s) => s.name === name)?.sql.reachable) continue
-      let unlock: (() => void) | undefined
+      let held: Held | undefined
       try {
-        unlock = lockCluster(this.cluster.name, `mha watch --auto-rejoin (pid ${process.pid})`)
+        held = await this.#lock(`mha watch --auto-rejoin (pid ${process.pid})`)
         const full = await inspectCluster(this.cluster, {relayLookups: false})
         const plan = planRejoin(this.cluster, full, {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: this.cluster.file}, await rejoinInput(this.cluster, full, this.options.plansDir, name, false))
         const planFile = defaultPlanPath(plan, this.options.plansDir)
         writePlan(plan, planFile)
         this.#say('rejoin', `${name} answers again: ${plan.decision.summary}`, {plan: planFile})
-        const report = await applyPlan({planFile, plan, cluster: this.cluster, listener: () => undefined})
+        const report = await applyPlan({planFile, plan, cluster: this.cluster, listener: () => undefined, ...(held.shared ? {guard: held.shared.lock.guard} : {})})
         recordManualApply(planFile, plan, report)
+        if (held.shared) await held.shared.coord.writeState(this.cluster.name, readWatchState(this.options.plansDir, this.cluster.name), held.shared.lock)
         this.#say(report.status === 'applied' ? 'rejoined' : 'rejoin failed', report.message, {plan: planFile})
       } catch (error) {
         const message = `${name} answers again but is not rejoined automatically: ${oneLine(error)}`
         if (message !== this.#lastRejoinProblem) this.#say('rejoin refused', message)
         this.#lastRejoinProblem = message
       } finally {
-        unlock?.()
+        await held?.release()
       }
     }
   }
@@ -558,7 +565,7 @@ export class ClusterWatcher {
     )
     const suspects = looks.filter((l) => l.view.source === null && l.view.writable).map((l) => l.server.name)
     if (suspects.length === 0 || this.master !== master || this.#stopping) return
-    const outcome = await fenceReturningMasters(this.cluster, master)
+    const outcome = await fenceReturningMasters(this.cluster, master, async (purpose) => (await this.#lock(purpose)).release)
     for (const f of outcome.fenced) {
       this.#say('fenced returning master', `${f.reason}: set it read only; rejoin it as a replica of ${f.master} or rebuild it`, {server: f.server})
       recordFenced(this.options.plansDir, this.cluster.name, f)
@@ -590,6 +597,17 @@ export class ClusterWatcher {
     this.#wake()
   }
 
+  /** The cluster lock: this host's file alone, or with several managers the one in etcd that mha apply takes too. */
+  async #lock(purpose: string): Promise<Held> {
+    const coord = this.options.coord
+    if (!coord) {
+      const release = lockCluster(this.cluster.name, purpose)
+      return {release: () => Promise.resolve(release())}
+    }
+    const lock = await coord.lock(this.cluster.name, purpose)
+    return {release: () => lock.release(), shared: {coord, lock}}
+  }
+
   /** No third code path: the same plan and apply as the commands, archived beside each other. */
   async #failover(reason: string, observation: Observation): Promise<void> {
     // A fencing look under way finishes (bounded by the monitor timeouts) before the topology changes.
@@ -614,14 +632,9 @@ export class ClusterWatcher {
     let unlock: () => Promise<void>
     let lock: ClusterLock | undefined
     try {
-      if (coord) {
-        const held = await coord.lock(this.cluster.name, `mha watch (${coord.settings.id})`)
-        lock = held
-        unlock = () => held.release()
-      } else {
-        const release = lockCluster(this.cluster.name, `mha watch (pid ${process.pid})`)
-        unlock = () => Promise.resolve(release())
-      }
+      const held = await this.#lock(`mha watch (${coord ? coord.settings.id : `pid ${process.pid}`})`)
+      lock = held.shared?.lock
+      unlock = held.release
     } catch (error) {
       this.#say('locked', oneLine(error))
       return

@@ -90,6 +90,11 @@ function currentLeader(cluster: string): Manager | undefined {
   return othersFollow && healthy ? leader : undefined
 }
 
+/** Whether the manager's last word on leadership is that it leads. */
+function currentLeaderAmong(m: Manager): boolean {
+  return m.lines.filter((l) => l.event === 'leading' || l.event === 'following').at(-1)?.event === 'leading'
+}
+
 /** Everybody settled: one manager leads the cluster and pings it, the two others follow it, for a few seconds on end. */
 async function settled(cluster: string): Promise<Manager> {
   let since = 0
@@ -166,6 +171,15 @@ describe('several mha watch managers on a real 3-member etcd', () => {
     await waitFor('the managers to settle again', 30_000, () => currentLeader('itetcd1') !== undefined)
     expect(status.stdout).toMatch(/etcd: up; managers: w1 \(1 cluster\(s\)\), w2 \(1 cluster\(s\)\), w3 \(1 cluster\(s\)\)/)
     expect(status.stdout).toMatch(new RegExp(`itetcd1: led by ${currentLeader('itetcd1')!.id}`))
+    // Stopped politely, a manager revokes its lease: its keys are gone when it exits, not a TTL later.
+    const stopping = currentLeader('itetcd1')!
+    const exited = new Promise((resolve) => stopping.child.once('exit', resolve))
+    stopping.child.kill('SIGTERM')
+    await exited
+    expect(await client!.get(`/it1/watchers/${stopping.id}`).string()).toBeNull()
+    const leaderNow = await client!.get('/it1/leaders/itetcd1').string()
+    expect(leaderNow === null || !leaderNow.includes(`"${stopping.id}"`)).toBe(true)
+    await waitFor('another manager to lead itetcd1', 30_000, () => managers.some((m) => m !== stopping && said(m, 'leading').length > 0 && currentLeaderAmong(m)))
   }, 240_000)
 
   it('the leader SIGKILLed in the middle of the apply: another manager takes over and finishes from the journal in etcd', async () => {
