@@ -125,6 +125,7 @@ async function killRound(name: string, gtid: boolean, quota: number): Promise<st
   const settled = () => new Set(records().filter((r) => r.event === 'end' || r.event === 'skip').map((r) => r.step)).size
   const moments: string[] = []
   let finished = false
+  let startUpDrawn = false
   for (let attempt = 0; attempt < quota + 12 && !finished; attempt++) {
     const runStarted = Date.now()
     const child = spawn(process.execPath, [join(root, 'bin/run.js'), 'apply', file, '--config', s.configFile], {cwd: root, env: {...process.env, NODE_ENV: 'production'}, stdio: 'ignore'})
@@ -133,9 +134,12 @@ async function killRound(name: string, gtid: boolean, quota: number): Promise<st
     // A random moment of the run, chosen by its progress rather than by the clock (however fast apply gets): after
     // k more journal records, k drawn towards the near end and within the first half of what is left (a skipped
     // step writes one record, not two), so that each run gets a little further; k = 0 is a moment of start-up or
-    // the staleness check. After `quota` kills the next run is left to finish.
+    // the staleness check, drawn once a round at most (drawn towards the near end, k = 0 would otherwise take many
+    // of the kills), so that the others fall among the steps. After `quota` kills the next run is left to finish.
     const start = lines()
-    const k = Math.floor(Math.random() ** 2 * (steps - settled()))
+    const left = steps - settled()
+    const k = Math.max(startUpDrawn && left > 0 ? 1 : 0, Math.floor(Math.random() ** 2 * left))
+    if (k === 0) startUpDrawn = true
     const killing = moments.length < quota
     if (!killing) await exited
     else if (k === 0) await waitFor('the moment to kill', 60_000, () => exit !== undefined || Date.now() - runStarted >= 50 + Math.random() * 650, 2)
