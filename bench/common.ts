@@ -75,6 +75,31 @@ export async function lostAndDuplicated(state: SandboxState, load: WriteLoad, se
   }
 }
 
+/** One run's count of acknowledged writes lost and applied twice, under the name the bench prints it with. */
+export interface WriteCount {
+  label: string
+  lost: number
+  duplicated: number
+  acked: number
+}
+
+/**
+ * The runs that lost or duplicated an acknowledged write, one line each. A bench prints its figures whatever
+ * they are, and exits non-zero when this is not empty: a failover that loses or repeats a write is a failure,
+ * not a figure.
+ */
+export function writeProblems(runs: WriteCount[]): string[] {
+  return runs.filter((r) => r.lost > 0 || r.duplicated > 0).map((r) => `${r.label}: ${r.lost} of ${r.acked} acknowledged writes lost, ${r.duplicated} applied twice`)
+}
+
+/** After the figures are printed: names the runs that lost or duplicated a write and makes the process exit 1. */
+export function failOnWriteProblems(runs: WriteCount[]): void {
+  const problems = writeProblems(runs)
+  if (problems.length === 0) return
+  console.error(`\nFAILED: ${problems.length} run(s) lost or duplicated acknowledged writes:\n  ${problems.join('\n  ')}`)
+  process.exitCode = 1
+}
+
 /** Run statements as the admin user on one sandbox host. */
 export async function sql(state: SandboxState, server: string, statements: string[]): Promise<mysql.RowDataPacket[]> {
   const host = state.hosts.find((h) => h.name === server)!

@@ -8,7 +8,7 @@ import {dirname, join} from 'node:path'
 import mysql from 'mysql2/promise'
 import {WriteLoad} from '../src/sandbox/load.js'
 import {sandboxDown, sandboxUp, secretsOf, type SandboxState} from '../src/sandbox/sandbox.js'
-import {median, numberFlag, s, startWatch, until} from './common.js'
+import {failOnWriteProblems, lostAndDuplicated, median, numberFlag, s, startWatch, until, type WriteCount} from './common.js'
 
 const runs = numberFlag('runs', 3)
 const seconds = numberFlag('seconds', 30)
@@ -19,6 +19,7 @@ async function up(work: string): Promise<SandboxState> {
 
 async function failoverRuns(): Promise<void> {
   const rows: {detect: number; writable: number; repointed: number; lost: string}[] = []
+  const counts: WriteCount[] = []
   for (let run = 1; run <= runs; run++) {
     const work = mkdtempSync(join(tmpdir(), 'mha-benchw-'))
     const state = await up(work)
@@ -45,11 +46,12 @@ async function failoverRuns(): Promise<void> {
       const at = (event: string, match = '') => Date.parse(watch.lines.filter((l) => l.event === event && l.message.includes(match)).at(-1)!.at) - killedAt
       await new Promise((r) => setTimeout(r, 500))
       await load.stop()
-      const lost = (await load.missingOn('db2')).length
+      const {lost, duplicated} = await lostAndDuplicated(state, load, 'db2')
+      counts.push({label: `watch failover, run ${run}`, lost, duplicated, acked: load.acked.length})
       // SHOW=1: where the time goes, line by line after the kill.
       if (process.env.SHOW) for (const l of watch.lines) console.log(`  ${((Date.parse(l.at) - killedAt) / 1000).toFixed(3)} ${l.event}: ${l.message.slice(0, 140)}`)
       rows.push({detect: at('dead'), writable, repointed: at('step end', 'repoint_replica'), lost: `${lost}/${load.acked.length}`})
-      console.log(`run ${run}: detected ${s(rows.at(-1)!.detect)}, writable ${s(writable)}, replicas re-pointed ${s(rows.at(-1)!.repointed)}, lost ${rows.at(-1)!.lost}`)
+      console.log(`run ${run}: detected ${s(rows.at(-1)!.detect)}, writable ${s(writable)}, replicas re-pointed ${s(rows.at(-1)!.repointed)}, lost ${rows.at(-1)!.lost}, twice ${duplicated}`)
     } finally {
       await watch.stop()
       await sandboxDown(state.dir)
@@ -60,6 +62,9 @@ async function failoverRuns(): Promise<void> {
   console.log(`  new master writable      ${s(median(rows.map((r) => r.writable)))}   (MHA 0.58 here: 7.50 s, 4.69 s patched)`)
   console.log(`  all replicas re-pointed  ${s(median(rows.map((r) => r.repointed)))}   (MHA 0.58 here: 8.48 s, 4.74 s patched; published total 10-30 s)`)
   console.log(`  acknowledged writes lost ${rows.map((r) => r.lost).join(', ')}`)
+  console.log(`  applied twice            ${counts.map((c) => c.duplicated).join(', ')}`)
+  // Any write lost or applied twice fails the bench (the figures above are still printed).
+  failOnWriteProblems(counts)
 }
 
 function cpuAndMemory(pid: number): {cpuMs: number; rssMb: number} {

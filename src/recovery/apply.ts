@@ -9,7 +9,7 @@ import {oneLine, UserError} from '../util/errors.js'
 import {redact} from '../util/secret.js'
 import {findExecutable} from '../util/executables.js'
 import {concatSyntheticBinlogs} from './concat.js'
-import {appliedPrefix, mariadbExecuted, mysqlExecuted, streamLayout, writeStreamFrom, type ExecutedTest} from './exactly-once.js'
+import {appliedPrefix, mariadbExecuted, markedExecuted, mysqlExecuted, PROGRESS_TABLE, PROGRESS_TABLE_DDL, ProgressMarker, streamLayout, writeStreamFrom, type ExecutedTest} from './exactly-once.js'
 
 export interface ApplyOptions {
   /** mysqlbinlog to use; default the first of mariadb-binlog, mysqlbinlog on PATH. */
@@ -22,8 +22,9 @@ export interface ApplyOptions {
    */
   timeoutMs: number
   /**
-   * An earlier attempt may have committed part of the stream. Where the target records GTIDs the part it has is
-   * skipped anyway; where it cannot tell, a retry is refused rather than applying anything twice.
+   * An earlier attempt may have committed part of the stream. Where the target records GTIDs (or mha's progress
+   * marks, on MariaDB without a binlog) the part it has is skipped anyway; where it cannot tell, a retry is
+   * refused rather than applying anything twice.
    */
   retry?: boolean
   /** Where the credentials file and a concatenation go (a private directory is made inside); default the OS temp dir. */
@@ -69,8 +70,12 @@ interface ServerSettings {
  * (read_only stays on; the admin user writes through it); both are restored, also on failure.
  *
  * Exactly once: the stream's transactions that the target has committed already (an earlier run interrupted
- * part-way) are skipped, judged by the GTIDs the target records; a target that records none is applied to
- * once only (a retry is refused). The caller makes sure the target's SQL thread has stopped.
+ * part-way) are skipped, judged by the GTIDs the target records. A MariaDB target with log_bin off records none
+ * itself: each XID transaction of the stream then also writes its GTID to ${PROGRESS_TABLE} and commits it with
+ * the rest (ProgressMarker), and a retry reads that; it is refused only where the transaction after the last
+ * mark is not an XID one (DDL, a non-transactional engine: it may have committed unmarked). A target that
+ * records nothing (MySQL with gtid_mode OFF) is applied to once only (a retry is refused). The caller makes sure
+ * the target's SQL thread has stopped.
  */
 export async function applyBinlogs(files: readonly string[], endpoint: Endpoint, options: ApplyOptions): Promise<ApplyResult> {
   const where = `${endpoint.name} (${endpoint.host}:${endpoint.port})`
@@ -105,9 +110,14 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
     // A client left running by an earlier, killed apply may still be committing: end it before counting.
     await endEarlierStream(conn, remaining())
     const layout = await streamLayout(input)
-    const prefix = appliedPrefix(layout, await executedOn(conn))
+    const executed = await executedOn(conn)
+    const prefix = appliedPrefix(layout, executed.test, executed.marked)
     if (!prefix.known && options.retry)
-      throw fail(`an earlier attempt may have committed part of this stream and ${endpoint.name} records no GTIDs that tell which part (log_bin off, or no GTIDs in the stream); it is not applied twice: rebuild ${endpoint.name} from the new master`)
+      throw fail(
+        executed.marked && executed.test
+          ? `an earlier attempt may have committed part of this stream; ${endpoint.name} (log_bin off) has mha's progress marks for ${prefix.count} of its ${layout.transactions.length} transactions, and the next one is not transactional (DDL, a non-transactional engine or XA), so whether it committed is unknown; it is not applied twice: rebuild ${endpoint.name} from the new master`
+          : `an earlier attempt may have committed part of this stream and ${endpoint.name} records no GTIDs that tell which part (log_bin off, or no GTIDs in the stream); it is not applied twice: rebuild ${endpoint.name} from the new master`,
+      )
     const result = {transactions: layout.transactions.length, alreadyApplied: prefix.count, tracked: prefix.known}
     // An unfinished last transaction alone would only be rolled back at the end of the stream.
     if (prefix.count === layout.transactions.length && (prefix.count > 0 || layout.unfinishedFrom === null)) return {statements: 0, ...result}
@@ -145,6 +155,7 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
       ],
       remaining(),
       credentials,
+      executed.marked ? new ProgressMarker() : undefined,
     )
     if (outcome.timedOut) throw fail(`made no progress for ${options.timeoutMs} ms; mysqlbinlog and the client were killed`)
     if (outcome.clientFailure) throw fail(`${basename(client)}: ${outcome.clientFailure}`)
@@ -198,16 +209,22 @@ async function endEarlierStream(conn: ServerConnection, timeoutMs: number): Prom
   }
 }
 
-/** What the target can say about the transactions it has committed (see exactly-once.ts). */
-async function executedOn(conn: ServerConnection): Promise<ExecutedTest> {
+/**
+ * What the target can say about the transactions it has committed (see exactly-once.ts); `marked`: from mha's
+ * progress marks (MariaDB, log_bin off), which this stream then writes too (the table is made if missing).
+ */
+async function executedOn(conn: ServerConnection): Promise<{test: ExecutedTest; marked: boolean}> {
   const text = (row: Record<string, unknown> | undefined, column: string): string => (typeof row?.[column] === 'string' ? row[column] : '')
   const version = text(await conn.queryOne('SELECT @@version AS v'), 'v')
   if (/mariadb/i.test(version)) {
     const row = await conn.queryOne('SELECT @@global.log_bin AS log_bin, @@global.gtid_binlog_state AS state, @@global.gtid_slave_pos AS slave_pos')
-    return mariadbExecuted({logBin: Number(row?.log_bin) === 1, binlogState: text(row, 'state'), slavePos: text(row, 'slave_pos')})
+    if (Number(row?.log_bin) === 1) return {test: mariadbExecuted({logBin: true, binlogState: text(row, 'state'), slavePos: text(row, 'slave_pos')}), marked: false}
+    await conn.execute(PROGRESS_TABLE_DDL)
+    const marks = await conn.query(`SELECT CONCAT(domain_id, '-', server_id, '-', seq_no) AS gtid FROM ${PROGRESS_TABLE}`)
+    return {test: markedExecuted({marks: marks.map((m) => String(m.gtid)).join(','), slavePos: text(row, 'slave_pos')}), marked: true}
   }
   const row = await conn.queryOne('SELECT @@global.gtid_mode AS gtid_mode, @@global.gtid_executed AS executed')
-  return mysqlExecuted({gtidMode: text(row, 'gtid_mode') || 'OFF', executed: text(row, 'executed')})
+  return {test: mysqlExecuted({gtidMode: text(row, 'gtid_mode') || 'OFF', executed: text(row, 'executed')}), marked: false}
 }
 
 /** Puts max_allowed_packet and super_read_only back, on a new connection if the first one died meanwhile. */
@@ -275,6 +292,8 @@ export async function runBinlogPipeline(
   timeoutMs: number,
   /** Handed to the client as its file descriptor 3 (read as --defaults-file=/dev/fd/3). */
   clientFd3?: number,
+  /** Rewrites the statements on their way to the client (ProgressMarker); its failure ends the stream uncommitted. */
+  rewrite?: Transform,
 ): Promise<PipelineOutcome> {
   const binlog = spawn(binlogProgram, binlogArgs, {stdio: ['ignore', 'pipe', 'pipe']})
   const client = spawn(clientProgram, clientArgs, {stdio: ['pipe', 'ignore', 'pipe', clientFd3 ?? 'ignore']})
@@ -307,7 +326,14 @@ export async function runBinlogPipeline(
   const clientStdin = client.stdin!
   clientStdin.on('error', () => undefined)
   counter.on('error', () => undefined)
-  binlog.stdout.pipe(counter).pipe(clientStdin)
+  const rewriting: {failure: string | null} = {failure: null}
+  // A failed rewrite kills the client before its input ends: an open transaction is rolled back, not committed.
+  rewrite?.on('error', (error) => {
+    rewriting.failure ??= error.message
+    client.kill('SIGKILL')
+    binlog.kill('SIGKILL')
+  })
+  ;(rewrite ? binlog.stdout.pipe(counter).pipe(rewrite) : binlog.stdout.pipe(counter)).pipe(clientStdin)
   // Once the client is gone nothing reads mysqlbinlog's output: let it flow away, or mysqlbinlog's stdout
   // never ends and its 'close' never comes (not even after a kill).
   client.once('exit', () => {
@@ -330,7 +356,7 @@ export async function runBinlogPipeline(
     const binlogStillRunning = binlog.exitCode === null && binlog.signalCode === null
     if (binlogStillRunning && clientEnd.code !== 0) binlog.kill('SIGTERM')
     const binlogEnd = await binlogDone
-    const clientFailure = clientEnd.error ? clientEnd.error.message : describeExit(clientEnd.code, clientEnd.signal, clientStderr())
+    const clientFailure = rewriting.failure !== null ? `the stream was stopped: ${rewriting.failure}` : clientEnd.error ? clientEnd.error.message : describeExit(clientEnd.code, clientEnd.signal, clientStderr())
     const binlogFailure = binlogEnd.error
       ? binlogEnd.error.message
       : binlogStillRunning && clientEnd.code !== 0

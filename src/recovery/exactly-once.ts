@@ -1,4 +1,5 @@
 import {open} from 'node:fs/promises'
+import {Transform, type TransformCallback} from 'node:stream'
 import {EventType} from '../binlog/constants.js'
 import {parseMariadbGtid, type FormatDescription} from '../binlog/events.js'
 import {TransactionBoundaries} from '../binlog/tail.js'
@@ -16,6 +17,11 @@ export interface StreamTransaction {
   start: number
   end: number
   gtid: StreamGtid | null
+  /**
+   * Ends with an XID event: an InnoDB-style transaction that mysqlbinlog closes with `COMMIT/*!*\/;`, where a
+   * progress marker can join it and commit with it. DDL, non-transactional and XA transactions end otherwise.
+   */
+  xid: boolean
 }
 
 export interface StreamLayout {
@@ -60,7 +66,7 @@ export async function streamLayout(file: string): Promise<StreamLayout> {
     else if (pending.open === null && (event.type === EventType.QUERY || event.type === EventType.MARIADB_QUERY_COMPRESSED)) pending.open = {start: offset, gtid: null}
     boundaries.observe(event, format)
     if (boundaries.lastBoundary === before) return
-    if (pending.open) transactions.push({start: pending.open.start, end: boundaries.lastBoundary, gtid: pending.open.gtid})
+    if (pending.open) transactions.push({start: pending.open.start, end: boundaries.lastBoundary, gtid: pending.open.gtid, xid: event.type === EventType.XID})
     pending.open = null
   })
   return {transactions, formats, unfinishedFrom: pending.open?.start ?? null}
@@ -84,13 +90,88 @@ export type ExecutedTest = ((gtid: StreamGtid) => boolean) | null
  */
 export function mariadbExecuted(state: {logBin: boolean; binlogState: string; slavePos: string}): ExecutedTest {
   if (!state.logBin) return null
-  const byServer = new Map(parseMariadbGtidPos(state.binlogState).map((g) => [`${g.domain}-${g.serverId}`, g.seq]))
-  const byDomain = new Map(parseMariadbGtidPos(state.slavePos).map((g) => [g.domain, g.seq]))
+  return recordedPerServer(state.binlogState, state.slavePos)
+}
+
+/**
+ * A MariaDB target with log_bin off records nothing of a client session's transactions; mha then records them
+ * itself: each XID transaction of the stream also writes its GTID to PROGRESS_TABLE (one last seq per domain
+ * and server, as gtid_binlog_state keeps them), committed with it. `marks` is that table's content in the same
+ * text form (domain-server-seq, comma-separated); gtid_slave_pos counts as for mariadbExecuted.
+ */
+export function markedExecuted(state: {marks: string; slavePos: string}): ExecutedTest {
+  return recordedPerServer(state.marks, state.slavePos)
+}
+
+function recordedPerServer(perServer: string, slavePos: string): NonNullable<ExecutedTest> {
+  const byServer = new Map(parseMariadbGtidPos(perServer).map((g) => [`${g.domain}-${g.serverId}`, g.seq]))
+  const byDomain = new Map(parseMariadbGtidPos(slavePos).map((g) => [g.domain, g.seq]))
   return (gtid) => {
     if (gtid.flavor !== 'mariadb') return false
     const own = byServer.get(`${gtid.domain}-${gtid.serverId}`)
     const replicated = byDomain.get(gtid.domain)
     return (own !== undefined && own >= gtid.seq) || (replicated !== undefined && replicated >= gtid.seq)
+  }
+}
+
+/** Where a MariaDB target without a binlog keeps, per domain and server, the last GTID mha applied to it. */
+export const PROGRESS_TABLE = 'mysql.mha_applied_gtid'
+export const PROGRESS_TABLE_DDL = `CREATE TABLE IF NOT EXISTS ${PROGRESS_TABLE} (domain_id INT UNSIGNED NOT NULL, server_id INT UNSIGNED NOT NULL, seq_no BIGINT UNSIGNED NOT NULL, PRIMARY KEY (domain_id, server_id)) ENGINE=InnoDB`
+
+const GTID_PART = /^\/\*M?!\d+ SET @@session\.(gtid_domain_id|server_id|gtid_seq_no)=(\d+)\*\/\/\*!\*\/;$/
+const XID_COMMIT = 'COMMIT/*!*/;'
+
+/**
+ * Rewrites mysqlbinlog's output on its way to the client: before each `COMMIT/*!*\/;` (the commit of an XID
+ * transaction) it adds the statement that records the transaction's GTID in PROGRESS_TABLE, so the mark commits
+ * with the transaction or not at all. The GTID is the one mysqlbinlog set for the session (it prints the domain
+ * and server only when they change, the seq for every transaction). A commit with no GTID set since the last
+ * one fails the stream: a transaction must never commit unmarked.
+ */
+export class ProgressMarker extends Transform {
+  /** Marks written so far. */
+  marks = 0
+  #carry = ''
+  #domain: string | null = null
+  #server: string | null = null
+  #seq: string | null = null
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    // latin1 keeps every byte as it is (binary-mode statements may hold any byte).
+    const text = this.#carry + chunk.toString('latin1')
+    const last = text.lastIndexOf('\n')
+    this.#carry = text.slice(last + 1)
+    if (last < 0) return done()
+    try {
+      done(null, Buffer.from(this.#rewrite(text.slice(0, last + 1)), 'latin1'))
+    } catch (error) {
+      done(error as Error)
+    }
+  }
+
+  override _flush(done: TransformCallback): void {
+    done(null, this.#carry === '' ? null : Buffer.from(this.#carry, 'latin1'))
+  }
+
+  #rewrite(lines: string): string {
+    // Most chunks hold neither a GTID nor a commit: pass them on untouched.
+    if (!lines.includes('@@session.') && !lines.includes(XID_COMMIT)) return lines
+    const out: string[] = []
+    for (const line of lines.split('\n')) {
+      if (line === XID_COMMIT) {
+        if (this.#domain === null || this.#server === null || this.#seq === null) throw new Error(`a commit with no GTID set before it (after ${this.marks} marked transactions)`)
+        out.push(`INSERT INTO ${PROGRESS_TABLE} (domain_id, server_id, seq_no) VALUES (${this.#domain}, ${this.#server}, ${this.#seq}) ON DUPLICATE KEY UPDATE seq_no = GREATEST(seq_no, VALUES(seq_no))`, '/*!*/;')
+        this.#seq = null
+        this.marks++
+      } else {
+        const part = GTID_PART.exec(line)
+        if (part?.[1] === 'gtid_domain_id') this.#domain = part[2]!
+        else if (part?.[1] === 'server_id') this.#server = part[2]!
+        else if (part?.[1] === 'gtid_seq_no') this.#seq = part[2]!
+      }
+      out.push(line)
+    }
+    return out.join('\n')
   }
 }
 
@@ -116,15 +197,18 @@ export interface AppliedPrefix {
  * A stream is applied in order by one client session, so what a target committed of it is a prefix: the
  * transactions up to the last one the target has. Counting to the last (not the first missing) one keeps
  * a stream whose first transactions were already there for another reason from being applied twice.
+ * `marksXidOnly`: the target's record holds XID transactions only (markedExecuted); whether the transaction
+ * right after the prefix committed is then known only if it is one of those.
  */
-export function appliedPrefix(layout: StreamLayout, executed: ExecutedTest): AppliedPrefix {
+export function appliedPrefix(layout: StreamLayout, executed: ExecutedTest, marksXidOnly = false): AppliedPrefix {
   if (layout.transactions.length === 0) return {count: 0, known: true}
   if (!executed || layout.transactions.some((t) => t.gtid === null)) return {count: 0, known: false}
   let count = 0
   layout.transactions.forEach((t, i) => {
     if (executed(t.gtid!)) count = i + 1
   })
-  return {count, known: true}
+  const next = layout.transactions[count]
+  return {count, known: !marksXidOnly || next === undefined || next.xid}
 }
 
 /**

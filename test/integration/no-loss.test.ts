@@ -11,6 +11,7 @@ import type {Plan} from '../../src/plan/types.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {secretsOf, stopSshd} from '../../src/sandbox/sandbox.js'
+import type {ServerConnection} from '../../src/inspect/mysql.js'
 import {expectConsistent, killMasterAndWait, root, runMha, startSandbox, survivors, type TestSandbox} from './harness.js'
 
 // Each test: a real sandbox under write load (each write a two-row transaction, one row in a table without
@@ -45,8 +46,21 @@ async function replicaStatus(s: TestSandbox, host: string): Promise<Record<strin
 }
 
 describe('no acknowledged write lost, none applied twice', () => {
-  it('waits for parallel replication workers held by a table lock on the candidate, then promotes it with everything', async () => {
-    sandbox = await startSandbox('itnoloss1', OCTET)
+  /** The plan said no loss, and so does the apply report: what the tests then check against the servers. */
+  function expectNoLossStated(plan: Plan, report: ApplyReport): void {
+    expect(plan.decision.dataLoss.none, plan.decision.dataLoss.statement).toBe(true)
+    expect(plan.decision.dataLoss.statement).toMatch(/^none: /)
+    expect(plan.decision.dataLoss.lostAfter).toBeNull()
+    expect(report.dataLoss).toBe(plan.decision.dataLoss.statement)
+  }
+
+  /**
+   * The candidate replicates with 4 optimistic parallel threads; a client holds a lock on it across the master's
+   * kill (`hold` takes it on its own connection and resolves once it is held), so its workers wait while its
+   * coordinator says it has read everything. Apply must wait for them, then promote it with everything.
+   */
+  async function parallelCase(name: string, hold: (c: ServerConnection) => Promise<void>, release: (c: ServerConnection) => Promise<void>, waiting: (s: TestSandbox) => Promise<boolean>): Promise<void> {
+    sandbox = await startSandbox(name, OCTET)
     const s = sandbox
     for (const host of survivors(s))
       await s.sql(host, async (c) => {
@@ -59,27 +73,60 @@ describe('no acknowledged write lost, none applied twice', () => {
     const load = new WriteLoad(s.state)
     load.start()
     await sleep(1000)
-    // A backup-style read lock on the candidate, held across the kill: its workers wait, its coordinator
-    // says it has read everything.
-    let release: () => void = () => undefined
+    let let_go: () => void = () => undefined
+    let taken: () => void = () => undefined
+    const isHeld = new Promise<void>((resolve) => (taken = resolve))
     const held = s.sql('db2', async (c) => {
-      await c.execute('LOCK TABLES mhatest.acked READ')
-      await new Promise<void>((resolve) => (release = resolve))
-      await c.execute('UNLOCK TABLES')
+      await hold(c)
+      taken()
+      await new Promise<void>((resolve) => (let_go = resolve))
+      await release(c)
     })
+    await isHeld
     await sleep(1000)
     await killMasterAndWait(s)
-    const {file, plan} = await planFailover(s, 'parallel')
+    // The fault is in place at the kill: db2 has received more than it has executed, its workers wait on the lock.
+    const db2 = await replicaStatus(s, 'db2')
+    const behind = db2.Relay_Master_Log_File !== db2.Master_Log_File || Number(db2.Exec_Master_Log_Pos) < Number(db2.Read_Master_Log_Pos)
+    expect(behind, `db2 executed ${String(db2.Relay_Master_Log_File)}:${String(db2.Exec_Master_Log_Pos)}, read ${String(db2.Master_Log_File)}:${String(db2.Read_Master_Log_Pos)}`).toBe(true)
+    expect(await waiting(s), 'a replication worker waits for the lock').toBe(true)
+    const {file, plan} = await planFailover(s, name)
     expect(plan.decision.newMaster).toBe('db2')
     const applying = apply(s, file)
     await sleep(2500)
-    release()
+    let_go()
     await held
     const result = await applying
     expect(result.report.status, result.report.message).toBe('applied')
+    expectNoLossStated(plan, result.report)
     await load.stop()
     expect(load.acked.length).toBeGreaterThan(50)
     await expectConsistent(s, 'db2', load.acked)
+  }
+
+  it('waits for parallel replication workers held by a table lock on the candidate, then promotes it with everything', async () => {
+    // A backup-style read lock on the candidate.
+    await parallelCase(
+      'itnoloss1',
+      (c) => c.execute('LOCK TABLES mhatest.acked READ'),
+      (c) => c.execute('UNLOCK TABLES'),
+      async (s) => (await s.sql('db2', (c) => c.query("SELECT id FROM information_schema.PROCESSLIST WHERE USER = 'system user' AND STATE LIKE 'Waiting for table%lock'"))).length > 0,
+    )
+  })
+
+  it('waits for parallel replication workers held by a row lock on the candidate, then promotes it with everything', async () => {
+    // A client's open transaction holds, FOR UPDATE, the rows the next replicated writes insert (every id above
+    // those db2 has: a next-key lock on the end of the index), so the worker applying the next write waits on it.
+    await parallelCase(
+      'itnoloss6',
+      async (c) => {
+        await c.execute('BEGIN')
+        const top = Number((await c.queryOne('SELECT COALESCE(MAX(id), 0) AS top FROM mhatest.acked'))!.top)
+        await c.query('SELECT id FROM mhatest.acked WHERE id > ? FOR UPDATE', [top])
+      },
+      (c) => c.execute('ROLLBACK'),
+      async (s) => (await s.sql('db2', (c) => c.query("SELECT trx_id FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'"))).length > 0,
+    )
   })
 
   it('GTID mode: a lagging candidate gets a 150,000-row transaction that the latest replica holds only in part', async () => {
@@ -155,6 +202,8 @@ describe('no acknowledged write lost, none applied twice', () => {
     expect(first.report.leftOut.map((l) => l.server)).toEqual(['db3'])
     expect(first.report.leftOut[0]!.reason).toMatch(/Duplicate entry/)
     expect(first.report.leftOut[0]!.retry).toContain(`mha apply ${file}`)
+    // Nothing acknowledged is lost (the master has it all; db3 is named as left out): the plan's "none" stands.
+    expectNoLossStated(plan, first.report)
     expect(Number((await s.sql('db2', (c) => c.queryOne('SELECT @@global.read_only+0 AS ro')))!.ro)).toBe(0)
     const partial = Number((await s.sql('db3', (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.filler')))!.n)
     expect(partial, 'the stream committed its first transactions before the conflict').toBeGreaterThan(0)
@@ -166,6 +215,7 @@ describe('no acknowledged write lost, none applied twice', () => {
     const second = await apply(s, file)
     expect(second.report.status, second.report.message).toBe('applied')
     expect(second.report.notes.join('\n')).toMatch(/db3 had \d+ of the \d+ transactions already/)
+    expectNoLossStated(plan, second.report)
     await load.stop()
     await expectConsistent(s, 'db2', load.acked)
     const filler = await Promise.all(survivors(s).map((h) => s.sql(h, async (c) => String((await c.queryOne('CHECKSUM TABLE mhatest.filler'))!.Checksum))))
@@ -174,7 +224,7 @@ describe('no acknowledged write lost, none applied twice', () => {
 
   it('apply SIGKILLed while apply_logs streams into a replica, then applied again: every transaction once', async () => {
     const {s, load} = await laggingReplica('itnoloss4', 3000)
-    const {file} = await planFailover(s, 'killed')
+    const {file, plan} = await planFailover(s, 'killed')
     const journal = journalFileOf(file)
     const child = spawn(process.execPath, [join(root, 'bin/run.js'), 'apply', file, '--config', s.configFile], {cwd: root, env: {...process.env, NODE_ENV: 'production'}, stdio: 'ignore'})
     const exited = new Promise((resolve) => child.on('close', resolve))
@@ -189,6 +239,7 @@ describe('no acknowledged write lost, none applied twice', () => {
 
     const resumed = await apply(s, file)
     expect(resumed.report.status, resumed.report.message).toBe('applied')
+    expectNoLossStated(plan, resumed.report)
     await load.stop()
     await expectConsistent(s, 'db2', load.acked)
     expect(await filler()).toBe(Number((await s.sql('db2', (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.filler')))!.n))

@@ -1,4 +1,4 @@
-import {mkdirSync, mkdtempSync, readdirSync, rmSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, posix} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -11,6 +11,7 @@ import {remoteSource} from '../../src/inspect/relay-lookup.js'
 import {withSsh} from '../../src/remote/ssh.js'
 import {applyBinlogs, copyRelayDiff, listRemoteBinlogs, listRemoteRelayLogs, saveBinlogTail} from '../../src/recovery/index.js'
 import {portOpen, waitFor} from '../../src/sandbox/processes.js'
+import {hostNamed, startHost} from '../../src/sandbox/sandbox.js'
 import {startSandbox, type TestSandbox} from './harness.js'
 
 let sandbox: TestSandbox
@@ -185,5 +186,56 @@ describe('recovering lagging replicas from a dead master: binlog tail and relay-
     expect(await maxAllowedPacket('db2')).toBe(packetBefore)
     expect(readdirSync(applyTemp)).toEqual([])
     expect((await contents('db2')).rows).toEqual(committed)
+  })
+
+  it('a target without a binlog (MariaDB, log_bin off): a stream failing part-way, fixed, applied again, applies only the rest', async () => {
+    // db3 comes back with log_bin off: it records no GTID of what a client session applies.
+    const db3 = hostNamed(sandbox.state, 'db3')
+    process.kill(db3.mariadbdPid!, 'SIGTERM')
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0)
+        return true
+      } catch {
+        return false
+      }
+    }
+    await waitFor('db3 mariadbd to stop', 60_000, () => !alive(db3.mariadbdPid!))
+    const cnf = join(db3.dir, 'my.cnf')
+    writeFileSync(cnf, readFileSync(cnf, 'utf8').replace('log-bin=mysql-bin\n', 'skip-log-bin\n').replace('log-slave-updates=1\n', ''))
+    await startHost(sandbox.state, 'db3')
+    expect(Number((await sandbox.sql('db3', (c) => c.queryOne('SELECT @@global.log_bin AS b')))!.b)).toBe(0)
+    await sandbox.sql('db3', (c) => c.execute('STOP SLAVE'))
+
+    // db3 lacks batch b again (db1's tail), and holds a row that conflicts with one in the middle of it.
+    const bIds = await sandbox.sql('db2', async (c) => (await c.query("SELECT id FROM mhatest.r WHERE batch = 'b' ORDER BY id")).map((r) => Number(r.id)))
+    const conflicting = bIds[20]!
+    await sandbox.sql('db3', async (c) => {
+      await c.execute("DELETE FROM mhatest.r WHERE batch = 'b'")
+      await c.query("INSERT INTO mhatest.r (id, batch, n, pad) VALUES (?, 'x', 0, 'in the way')", [conflicting])
+    })
+    const endpoint = endpointOf(cluster, server('db3'))
+    await expect(applyBinlogs([tailFile], endpoint, {timeoutMs: 60_000, tempDir: applyTemp})).rejects.toThrow(/Duplicate entry/)
+    const partial = (await contents('db3')).rows.filter((r) => r.batch === 'b').length
+    expect(partial, 'the stream committed its first transactions before the conflict').toBeGreaterThan(0)
+    expect(partial).toBeLessThan(bIds.length)
+    // Each committed transaction left its mark, committed with it: the last one is the last committed.
+    const marks = await sandbox.sql('db3', (c) => c.query('SELECT domain_id, server_id, seq_no FROM mysql.mha_applied_gtid'))
+    expect(marks).toHaveLength(1)
+
+    await sandbox.sql('db3', (c) => c.query('DELETE FROM mhatest.r WHERE id = ?', [conflicting]))
+    const retried = await applyBinlogs([tailFile], endpoint, {timeoutMs: 60_000, tempDir: applyTemp, retry: true})
+    expect(retried.tracked).toBe(true)
+    expect(retried.alreadyApplied).toBeGreaterThan(0)
+    expect(retried.alreadyApplied).toBeLessThan(retried.transactions)
+    // Every row once, in db1's order; the same data as db2.
+    const [onDb2, onDb3] = [await contents('db2'), await contents('db3')]
+    expect(onDb3.rows).toEqual(committed)
+    expect(onDb3.checksum).toBe(onDb2.checksum)
+    // Once more: everything is there, nothing is applied.
+    const third = await applyBinlogs([tailFile], endpoint, {timeoutMs: 60_000, tempDir: applyTemp, retry: true})
+    expect(third).toMatchObject({statements: 0, alreadyApplied: third.transactions, tracked: true})
+    expect((await contents('db3')).rows).toEqual(committed)
+    expect(readdirSync(applyTemp)).toEqual([])
   })
 })

@@ -3,7 +3,7 @@ import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
-import {appliedPrefix, formatStreamGtid, mariadbExecuted, mysqlExecuted, streamLayout, writeStreamFrom} from '../../src/recovery/exactly-once.js'
+import {appliedPrefix, formatStreamGtid, mariadbExecuted, markedExecuted, mysqlExecuted, PROGRESS_TABLE, ProgressMarker, streamLayout, writeStreamFrom} from '../../src/recovery/exactly-once.js'
 import {fixtureNames, fixturePath, hasMariadbBinlog, mariadbBinlog} from '../fixtures/binlog/fixtures.js'
 
 /** The GTIDs mariadb-binlog itself prints for a file, in order, and the offset of each GTID event: the reference. */
@@ -59,13 +59,81 @@ describe.skipIf(!hasMariadbBinlog)('exactly-once application of a synthetic binl
   it('judges MySQL GTIDs by gtid_executed, and not at all with gtid_mode OFF', () => {
     const uuid = '3e11fa47-71ca-11e1-9e33-c80aa9429562'
     const layout = {
-      transactions: [1n, 2n, 3n].map((gno, i) => ({start: 100 * i, end: 100 * i + 100, gtid: {flavor: 'mysql' as const, uuid, gno}})),
+      transactions: [1n, 2n, 3n].map((gno, i) => ({start: 100 * i, end: 100 * i + 100, gtid: {flavor: 'mysql' as const, uuid, gno}, xid: true})),
       formats: [],
       unfinishedFrom: null,
     }
     expect(appliedPrefix(layout, mysqlExecuted({gtidMode: 'ON', executed: `${uuid.toUpperCase()}:1-2`}))).toEqual({count: 2, known: true})
     expect(appliedPrefix(layout, mysqlExecuted({gtidMode: 'ON', executed: `${uuid}:1-5`}))).toEqual({count: 3, known: true})
     expect(appliedPrefix(layout, mysqlExecuted({gtidMode: 'OFF', executed: ''}))).toEqual({count: 0, known: false})
-    expect(appliedPrefix({...layout, transactions: [{start: 0, end: 10, gtid: null}]}, mysqlExecuted({gtidMode: 'ON', executed: ''}))).toEqual({count: 0, known: false})
+    expect(appliedPrefix({...layout, transactions: [{start: 0, end: 10, gtid: null, xid: true}]}, mysqlExecuted({gtidMode: 'ON', executed: ''}))).toEqual({count: 0, known: false})
+  })
+
+  /** Each transaction's GTID as mariadb-binlog prints it, and whether it ends with an XID commit (`COMMIT/*!*\/;`). */
+  function referenceCommits(file: string): Array<{gtid: string; xid: boolean}> {
+    const text = execFileSync(mariadbBinlog, ['--no-defaults', file], {encoding: 'utf8'})
+    return text
+      .split(/\n#[^\n]*\tGTID /)
+      .slice(1)
+      .map((chunk) => ({gtid: /^\d+-\d+-\d+/.exec(chunk)![0], xid: chunk.split('\n').includes('COMMIT/*!*/;')}))
+  }
+
+  /** mariadb-binlog's output for a file, through a ProgressMarker fed in chunks of `size` bytes. */
+  async function marked(file: string, size: number): Promise<{text: string; marker: ProgressMarker}> {
+    const input = execFileSync(mariadbBinlog, ['--no-defaults', file])
+    const marker = new ProgressMarker()
+    const out: Buffer[] = []
+    marker.on('data', (b: Buffer) => out.push(b))
+    const ended = new Promise((resolve, reject) => (marker.on('end', resolve), marker.on('error', reject)))
+    for (let at = 0; at < input.length; at += size) marker.write(input.subarray(at, at + size))
+    marker.end()
+    await ended
+    return {text: Buffer.concat(out).toString('latin1'), marker}
+  }
+
+  it("knows which transactions end with an XID commit (where a progress mark can commit with them), as mariadb-binlog's output shows", async () => {
+    const layout = await streamLayout(masterFile)
+    const reference = referenceCommits(masterFile)
+    expect(layout.transactions.map((t) => ({gtid: formatStreamGtid(t.gtid!), xid: t.xid}))).toEqual(reference)
+    // The fixture has both kinds: InnoDB transactions, and DDL and MyISAM ones.
+    expect(new Set(reference.map((r) => r.xid))).toEqual(new Set([true, false]))
+  })
+
+  it('adds, inside each XID transaction and before its commit, the mark of its GTID; changes nothing else', async () => {
+    const reference = referenceCommits(masterFile)
+    const original = execFileSync(mariadbBinlog, ['--no-defaults', masterFile]).toString('latin1')
+    // Chunks of every size cut lines anywhere: the output is the same.
+    for (const size of [1, 7, 100, 4096, 1 << 20]) {
+      const {text, marker} = await marked(masterFile, size)
+      const marks = [...text.matchAll(/^INSERT INTO mysql\.mha_applied_gtid \(domain_id, server_id, seq_no\) VALUES \((\d+), (\d+), (\d+)\) ON DUPLICATE KEY UPDATE seq_no = GREATEST\(seq_no, VALUES\(seq_no\)\)\n\/\*!\*\/;\nCOMMIT\/\*!\*\/;$/gm)].map((m) => `${m[1]}-${m[2]}-${m[3]}`)
+      expect(marks).toEqual(reference.filter((r) => r.xid).map((r) => r.gtid))
+      expect(marker.marks).toBe(marks.length)
+      expect(text.replace(/^INSERT INTO mysql\.mha_applied_gtid [^\n]*\n\/\*!\*\/;\n/gm, '')).toBe(original)
+    }
+    expect(PROGRESS_TABLE).toBe('mysql.mha_applied_gtid')
+  })
+
+  it('fails the stream on a commit that no GTID came before, rather than letting it commit unmarked', async () => {
+    const marker = new ProgressMarker()
+    const failed = new Promise<Error>((resolve) => marker.on('error', resolve))
+    marker.resume()
+    marker.write('START TRANSACTION\n/*!*/;\nCOMMIT/*!*/;\n')
+    expect((await failed).message).toMatch(/a commit with no GTID set before it/)
+  })
+
+  it('counts from the progress marks of a target without a binlog, and does not guess past a transaction that could not be marked', async () => {
+    const layout = await streamLayout(masterFile)
+    const gtids = layout.transactions.map((t) => formatStreamGtid(t.gtid!))
+    // The last XID transaction followed by one that is not: whether that one committed is unknown.
+    const beforeUnmarked = layout.transactions.findIndex((t, i) => t.xid && layout.transactions[i + 1]?.xid === false)
+    const beforeMarked = layout.transactions.findIndex((t, i) => t.xid && layout.transactions[i + 1]?.xid === true)
+    expect(beforeUnmarked).toBeGreaterThanOrEqual(0)
+    expect(beforeMarked).toBeGreaterThanOrEqual(0)
+    expect(appliedPrefix(layout, markedExecuted({marks: gtids[beforeMarked]!, slavePos: ''}), true)).toEqual({count: beforeMarked + 1, known: true})
+    expect(appliedPrefix(layout, markedExecuted({marks: gtids[beforeUnmarked]!, slavePos: ''}), true)).toEqual({count: beforeUnmarked + 1, known: false})
+    // Every transaction there: nothing after it to wonder about.
+    expect(appliedPrefix(layout, markedExecuted({marks: gtids.at(-1)!, slavePos: ''}), true)).toEqual({count: gtids.length, known: true})
+    // No marks: known only if the stream begins with an XID transaction.
+    expect(appliedPrefix(layout, markedExecuted({marks: '', slavePos: ''}), true)).toEqual({count: 0, known: layout.transactions[0]!.xid})
   })
 })

@@ -81,6 +81,18 @@ describe('runBinlogPipeline (mysqlbinlog | client)', () => {
     expect(Date.now() - started).toBeLessThan(5000)
   })
 
+  // The timeout bounds lack of progress, not the total time: a large recovery that keeps moving is never cut short.
+  it('lets a stream that keeps moving run well past the timeout', async () => {
+    // 30 statements 100 ms apart: three times the timeout in all, never more than a tenth of it without a byte.
+    const outcome = await runBinlogPipeline('sh', ['-c', 'for i in $(seq 1 30); do echo "x /*!*/;"; sleep 0.1; done'], 'cat', [], 1000)
+    expect(outcome).toEqual({statements: 30, timedOut: false, clientFailure: null, binlogFailure: null})
+  })
+
+  it('kills a stream that stops moving once the timeout passes without a byte', async () => {
+    const outcome = await runBinlogPipeline('sh', ['-c', 'echo "x /*!*/;"; echo "y /*!*/;"; exec sleep 60'], 'cat', [], 1000)
+    expect(outcome).toMatchObject({statements: 2, timedOut: true})
+  })
+
   it('counts the statements that went through, and reports a decoder failure', async () => {
     const ok = await runBinlogPipeline('printf', ['a\n/*!*/;\nb\n/*!*/;\n'], 'cat', [], 5000)
     expect(ok).toEqual({statements: 2, timedOut: false, clientFailure: null, binlogFailure: null})
