@@ -7,7 +7,7 @@ import {Transform} from 'node:stream'
 import {ServerConnection, type Endpoint} from '../inspect/mysql.js'
 import {oneLine, UserError} from '../util/errors.js'
 import {redact} from '../util/secret.js'
-import {findExecutable} from '../util/executables.js'
+import {bindAddressOption, findExecutable} from '../util/executables.js'
 import {concatSyntheticBinlogs} from './concat.js'
 import {appliedPrefix, mariadbExecuted, markedExecuted, mysqlExecuted, PROGRESS_TABLE, PROGRESS_TABLE_DDL, ProgressMarker, streamLayout, writeStreamFrom, type ExecutedTest} from './exactly-once.js'
 
@@ -145,7 +145,7 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
         // Held for the session's life: a later attempt finds (and ends) a client this process left behind.
         `--init-command=SELECT GET_LOCK('${STREAM_LOCK}', 10)`,
         '--protocol=TCP',
-        ...(endpoint.localAddress ? [`--bind-address=${endpoint.localAddress}`] : []),
+        ...bindAddressOption(client, endpoint.localAddress),
         `--host=${endpoint.host}`,
         `--port=${endpoint.port}`,
         `--connect-timeout=${Math.max(1, Math.ceil(Math.min(remaining(), 30_000) / 1000))}`,

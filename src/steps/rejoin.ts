@@ -1,3 +1,4 @@
+import {bindAddressOption} from '../util/executables.js'
 import {existsSync, renameSync, writeFileSync, closeSync} from 'node:fs'
 import {basename} from 'node:path'
 import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
@@ -65,7 +66,7 @@ export const flashbackBinlog: StepHandler<Of<'flashback_binlog'>> = {
           // Not logged: the rewind must not reach the binlog as new transactions of this server.
           '--init-command=SET SESSION sql_log_bin=0',
           '--protocol=TCP',
-          ...(endpoint.localAddress ? [`--bind-address=${endpoint.localAddress}`] : []),
+          ...bindAddressOption(client, endpoint.localAddress),
           `--host=${endpoint.host}`,
           `--port=${endpoint.port}`,
           '--batch',

@@ -1,3 +1,4 @@
+import {spawnSync} from 'node:child_process'
 import {accessSync, constants as fsConstants} from 'node:fs'
 import {delimiter, isAbsolute, join} from 'node:path'
 
@@ -21,4 +22,19 @@ function isExecutable(file: string): boolean {
   } catch {
     return false
   }
+}
+
+const bindSupport = new Map<string, boolean>()
+
+/**
+ * The client's option that binds its connection to the cluster's source_address, when it has one: MySQL's
+ * client has --bind-address, MariaDB's (10.x, 11.x) has none and refuses it. Asked once per client binary.
+ */
+export function bindAddressOption(client: string, address: string | undefined): string[] {
+  if (!address) return []
+  if (!bindSupport.has(client)) {
+    const help = spawnSync(client, ['--no-defaults', '--help', '--verbose'], {encoding: 'utf8', timeout: 5000})
+    bindSupport.set(client, /^\s*--bind-address\b/m.test(help.stdout ?? ''))
+  }
+  return bindSupport.get(client) ? [`--bind-address=${address}`] : []
 }
