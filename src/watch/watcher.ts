@@ -1,5 +1,5 @@
 import {execFileSync} from 'node:child_process'
-import {writeFileSync} from 'node:fs'
+import {mkdirSync, writeFileSync} from 'node:fs'
 import {basename, dirname, join, resolve} from 'node:path'
 import {applyPlan, journalFileOf} from '../apply/executor.js'
 import type {ApplyReport} from '../apply/events.js'
@@ -102,6 +102,7 @@ export class ClusterWatcher {
   /** A failover (or its takeover) is under way in this process. */
   failingOver = false
   #leaderSaid: string | null = null
+  #lastUnfinishedProblem = ''
   #conn: ServerConnection | undefined
   #stopping = false
   #timer: NodeJS.Timeout | undefined
@@ -317,13 +318,20 @@ export class ClusterWatcher {
       this.#say('takeover', `finishing the failover ${record.by} started at ${record.startedAt} (${record.planName}) from the journal in etcd`)
       // The plan is data: written to this manager's plans folder and read back through the same validation as any plan file.
       const planFile = join(this.options.plansDir, this.cluster.name, basename(record.planName))
+      mkdirSync(dirname(planFile), {recursive: true})
       writeFileSync(planFile, JSON.stringify(record.plan, null, 2) + '\n')
       const plan = readPlan(planFile)
       if (planDigest(plan) !== record.digest) throw new Error(`the plan in etcd does not match its digest ${record.digest}; finish it by hand`)
       const report = await this.#apply(plan, planFile, {coord, lock})
       await this.#finished(plan, planFile, report, started, {coord, lock, record})
     } catch (error) {
-      this.#say(error instanceof FencedError ? 'fenced' : 'error', oneLine(error))
+      if (error instanceof FencedError) this.#say('fenced', oneLine(error))
+      else {
+        // Said once per cause, not at every try.
+        const message = `cannot finish the failover ${record.by} started (${record.planName}): ${oneLine(error)}; no other failover of ${this.cluster.name} starts until it is finished (tried again at each look, or by hand with "mha apply" of that plan and --etcd)`
+        if (message !== this.#lastUnfinishedProblem) this.#say('error', message)
+        this.#lastUnfinishedProblem = message
+      }
     } finally {
       this.failingOver = false
       await lock.release()
@@ -620,7 +628,16 @@ export class ClusterWatcher {
       return
     }
     const {plansDir} = this.options
-    if (coord) await this.#pullState(coord)
+    if (coord) {
+      // A failover another manager left unfinished is finished, never planned over: a new plan would ignore
+      // what it already changed (a new master detached but not yet writable, for one).
+      const unfinished = await coord.failoverRecord(this.cluster.name)
+      if (unfinished && !unfinished.finished) {
+        await this.#finishUnfinished(coord)
+        return
+      }
+      await this.#pullState(coord)
+    }
     const state = readWatchState(plansDir, this.cluster.name)
     const blocked = failoverBlocked(state, this.cluster.monitor.lastFailoverMinute)
     if (blocked) {

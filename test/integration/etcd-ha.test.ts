@@ -1,6 +1,6 @@
 import {mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {basename, join} from 'node:path'
 import {Etcd3} from 'etcd3'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 import type {ApplyReport} from '../../src/apply/events.js'
@@ -38,7 +38,9 @@ beforeAll(async () => {
   client = new Etcd3({hosts: endpoints.split(',')})
 }, 60_000)
 
-afterEach(async () => {
+afterEach(async (context) => {
+  // A failed test leaves every manager's log behind, to read what each one did.
+  if (context.task.result?.state === 'fail') for (const m of managers) writeFileSync(join(tmpdir(), `mha-it-etcd-${m.id}.log`), m.lines.map((l) => JSON.stringify(l)).join('\n') + '\n')
   for (const m of managers) {
     if (m.child.exitCode !== null || m.child.signalCode !== null) continue
     m.child.kill('SIGCONT')
@@ -190,9 +192,13 @@ describe('several mha watch managers on a real 3-member etcd', () => {
     managers = startManagers(sandbox, '/it2')
     await settled('itetcd2')
     const holder = await holdReplica(sandbox, 'db3')
+    // db3 also stops reading a moment before the crash: what it lacks is copied from db2's relay log by the
+    // leader, to its own disk and to etcd, and applied by whoever finishes.
+    await sandbox.sql('db3', (c) => c.execute('STOP SLAVE IO_THREAD'))
     await sleep(500)
     process.kill(sandbox.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
     const by = await beganBy('/it2', 'itetcd2', 'wait_relay_log_applied:db3')
+    await waitFor('the relay diff for db3 to be saved', 30_000, async () => (await journalOf('/it2', 'itetcd2')).some((e) => e.step.startsWith('save_relay_diff:') && e.step.endsWith('db3') && e.event === 'end'))
     const victim = managers.find((m) => m.id === by)!
     victim.child.kill('SIGKILL')
     const killedAt = Date.now()
@@ -201,14 +207,25 @@ describe('several mha watch managers on a real 3-member etcd', () => {
     const takeover = await waitForEvent('takeover')
     console.log(`takeover by ${takeover.m.id} ${((Date.parse(takeover.line.at) - killedAt) / 1000).toFixed(2)} s after ${victim.id} was killed (lease TTL ${ttl} s)`)
     expect(takeover.m).not.toBe(victim)
-    await waitFor(`${takeover.m.id} to finish the failover`, 90_000, () => said(takeover.m, 'failover done').length > 0)
+    await waitFor(`${takeover.m.id} to finish the failover`, 90_000, () => said(takeover.m, 'failover done').length > 0).catch((error: unknown) => {
+      throw new Error(`${String(error)}; ${takeover.m.id} said: ${takeover.m.lines.slice(-12).map((l) => `${l.event}: ${l.message}`).join(' | ')}`)
+    })
     const report = JSON.parse(readFileSync(said(takeover.m, 'failover done')[0]!.report!, 'utf8')) as ApplyReport
     expect(report.status).toBe('applied')
+    // The victim's plan was finished, and no other was made: a new plan would ignore what the first one changed.
+    expect(anyone('failover').map((f) => f.m.id)).toEqual([victim.id])
+    expect(basename(said(takeover.m, 'failover done')[0]!.plan!)).toBe(basename(said(victim, 'plan')[0]!.plan!))
     // The steps the victim finished were not run again; the ones it had not were run by the new leader.
     const journal = await journalOf('/it2', 'itetcd2')
     expect(journal.filter((e) => e.by === victim.id).length).toBeGreaterThan(0)
     expect(journal.filter((e) => e.by === takeover.m.id && e.step === 'wait_relay_log_applied:db3').map((e) => e.event)).toContain('end')
     for (const step of new Set(journal.filter((e) => e.by === victim.id && e.event === 'end').map((e) => e.step))) expect(journal.filter((e) => e.step === step && e.event === 'end').length).toBe(1)
+    // The diff the victim saved came to the new leader through etcd, and db3 got it applied.
+    const diffs = (await client!.getAll().prefix('/it2/work/itetcd2/').keys()).filter((k) => /relay-diff-db2-for-db3\.binlog\/index$/.test(k))
+    expect(diffs.length).toBe(1)
+    expect(journal.filter((e) => e.by === takeover.m.id && e.step === 'apply_logs:db3').map((e) => e.event)).toContain('end')
+    const restored = readdirSync(join(takeover.m.plansDir, 'itetcd2'), {recursive: true}).map(String).filter((f) => f.endsWith('relay-diff-db2-for-db3.binlog'))
+    expect(restored.length).toBe(1)
     await load.stop()
     await expectConsistent(sandbox, report.newMaster?.server ?? 'db2', load.acked)
   }, 240_000)
@@ -272,6 +289,8 @@ describe('several mha watch managers on a real 3-member etcd', () => {
     // Nothing written by the frozen manager once it ran again, and it never said it finished.
     expect(journal.length).toBe(finishedAt)
     expect(said(frozen, 'failover done')).toEqual([])
+    expect(anyone('failover').map((f) => f.m.id)).toEqual([frozen.id])
+    expect(basename(said(takeover.m, 'failover done')[0]!.plan!)).toBe(basename(said(frozen, 'plan')[0]!.plan!))
     const report = JSON.parse(readFileSync(said(takeover.m, 'failover done')[0]!.report!, 'utf8')) as ApplyReport
     expect(report.status).toBe('applied')
     await load.stop()
