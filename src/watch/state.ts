@@ -67,3 +67,32 @@ export function failoverBlocked(state: WatchState, windowMinutes: number, now = 
   if (ageMinutes >= windowMinutes) return null
   return `the last failover (${last.deadMaster ?? '?'} -> ${last.newMaster ?? '?'} at ${last.at}, ${last.plan}) is ${Math.floor(ageMinutes)} min old, within last_failover_minute=${windowMinutes}; review it, then run "mha ack --cluster <name>" to allow another`
 }
+
+/** The failover watch started, kept beside the plans until it is finished, so that a restarted watch finishes it. */
+export interface LocalFailoverRecord {
+  digest: string
+  planName: string
+  plan: unknown
+  by: string
+  startedAt: string
+  finished: boolean
+  finishedBy?: string
+  status?: string
+  message?: string
+}
+
+function recordFile(plansDir: string, cluster: string): string {
+  return join(plansDir, cluster, 'failover-record.json')
+}
+
+export function readLocalFailoverRecord(plansDir: string, cluster: string): LocalFailoverRecord | null {
+  const file = recordFile(plansDir, cluster)
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as LocalFailoverRecord) : null
+}
+
+export function writeLocalFailoverRecord(plansDir: string, cluster: string, record: LocalFailoverRecord): void {
+  const file = recordFile(plansDir, cluster)
+  mkdirSync(dirname(file), {recursive: true})
+  writeFileSync(file + '.tmp', JSON.stringify(record) + '\n')
+  renameSync(file + '.tmp', file)
+}

@@ -1,5 +1,5 @@
 import {execFileSync} from 'node:child_process'
-import {mkdirSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, writeFileSync} from 'node:fs'
 import {basename, dirname, join, resolve} from 'node:path'
 import {applyPlan, journalFileOf} from '../apply/executor.js'
 import type {ApplyReport} from '../apply/events.js'
@@ -26,7 +26,7 @@ import type {Logger} from './log.js'
 import {closeLooks, fenceReturningMasters, lookAt} from './returning-master.js'
 import {complaintPauseMs} from './complaints.js'
 import {secondOpinion, type SecondOpinion} from './second-opinion.js'
-import {failoverBlocked, outOfService, readWatchState, recordFenced, withOutOfService, writeWatchState} from './state.js'
+import {failoverBlocked, outOfService, readLocalFailoverRecord, readWatchState, recordFenced, withOutOfService, writeLocalFailoverRecord, writeWatchState} from './state.js'
 import type {Snapshot} from '../inspect/types.js'
 
 /** Servers last seen connected to the master are looked at again only every this many rounds. */
@@ -103,6 +103,7 @@ export class ClusterWatcher {
   failingOver = false
   #leaderSaid: string | null = null
   #lastUnfinishedProblem = ''
+  #resumeChecked = false
   #conn: ServerConnection | undefined
   #stopping = false
   #timer: NodeJS.Timeout | undefined
@@ -211,6 +212,11 @@ export class ClusterWatcher {
   async tick(): Promise<void> {
     try {
       if (this.options.coord && !(await this.#leadership(this.options.coord))) return
+      // Alone, a watch started again first finishes the failover it was killed in the middle of.
+      if (!this.options.coord && !this.#resumeChecked) {
+        this.#resumeChecked = true
+        await this.#finishUnfinished()
+      }
       // The topology is followed, not assumed: looked at again every few seconds while healthy, and at once
       // when the master stops being one (an external switchover sets it read only).
       if (!this.master || this.#rediscover || (this.failures === 0 && Date.now() - this.#lastDiscovery >= rediscoverEveryMs)) {
@@ -277,7 +283,7 @@ export class ClusterWatcher {
       this.master = undefined
       this.failures = 0
       await this.#pullState(coord)
-      await this.#finishUnfinished(coord)
+      await this.#finishUnfinished()
     } else if (role === 'cut-off' && was !== 'cut-off') {
       this.#say('etcd down', `${coord.session.problem ?? 'etcd unreachable'}: still pinging ${this.master?.name ?? 'the master'}, but no automatic failover until etcd answers again`)
     } else if (role === 'follower' && was !== 'follower') {
@@ -301,13 +307,28 @@ export class ClusterWatcher {
     if (state) writeWatchState(this.options.plansDir, this.cluster.name, state)
   }
 
-  /** The previous leader died or lost etcd in the middle of a failover: finish it from the shared journal. */
-  async #finishUnfinished(coord: Coordinator): Promise<void> {
-    const record = await coord.failoverRecord(this.cluster.name)
+  /** The failover in flight: in etcd with several managers, else beside the plans. */
+  async #readRecord(): Promise<FailoverRecord | null> {
+    const coord = this.options.coord
+    return coord ? await coord.failoverRecord(this.cluster.name) : readLocalFailoverRecord(this.options.plansDir, this.cluster.name)
+  }
+
+  async #writeRecord(record: FailoverRecord, held: Held): Promise<void> {
+    if (held.shared) await held.shared.coord.writeFailoverRecord(held.shared.lock, record)
+    else writeLocalFailoverRecord(this.options.plansDir, this.cluster.name, record)
+  }
+
+  /**
+   * A failover started and not finished (the previous leader died or lost etcd; or this host's watch was
+   * killed and started again): finish it from its journal, never plan another over it.
+   */
+  async #finishUnfinished(): Promise<void> {
+    const record = await this.#readRecord()
     if (!record || record.finished) return
-    let lock: ClusterLock
+    const coord = this.options.coord
+    let held: Held
     try {
-      lock = await coord.lock(this.cluster.name, `mha watch takeover (${coord.settings.id})`)
+      held = await this.#lock(`mha watch finishing ${record.planName} (${coord ? coord.settings.id : `pid ${process.pid}`})`)
     } catch (error) {
       this.#say('locked', `a failover started by ${record.by} is unfinished, but: ${oneLine(error)}`)
       return
@@ -315,26 +336,28 @@ export class ClusterWatcher {
     this.failingOver = true
     const started = Date.now()
     try {
-      this.#say('takeover', `finishing the failover ${record.by} started at ${record.startedAt} (${record.planName}) from the journal in etcd`)
-      // The plan is data: written to this manager's plans folder and read back through the same validation as any plan file.
+      this.#say(coord ? 'takeover' : 'resume', `finishing the failover ${record.by} started at ${record.startedAt} (${record.planName}) from its journal${coord ? ' in etcd' : ''}`)
+      // The plan is data: (re)written to this manager's plans folder and read back through the same validation as any plan file.
       const planFile = join(this.options.plansDir, this.cluster.name, basename(record.planName))
-      mkdirSync(dirname(planFile), {recursive: true})
-      writeFileSync(planFile, JSON.stringify(record.plan, null, 2) + '\n')
+      if (!existsSync(planFile)) {
+        mkdirSync(dirname(planFile), {recursive: true})
+        writeFileSync(planFile, JSON.stringify(record.plan, null, 2) + '\n')
+      }
       const plan = readPlan(planFile)
-      if (planDigest(plan) !== record.digest) throw new Error(`the plan in etcd does not match its digest ${record.digest}; finish it by hand`)
-      const report = await this.#apply(plan, planFile, {coord, lock})
-      await this.#finished(plan, planFile, report, started, {coord, lock, record})
+      if (planDigest(plan) !== record.digest) throw new Error(`${planFile} does not match the digest ${record.digest} of the failover under way; finish it by hand`)
+      const report = await this.#apply(plan, planFile, held.shared)
+      await this.#finished(plan, planFile, report, started, held, record)
     } catch (error) {
       if (error instanceof FencedError) this.#say('fenced', oneLine(error))
       else {
         // Said once per cause, not at every try.
-        const message = `cannot finish the failover ${record.by} started (${record.planName}): ${oneLine(error)}; no other failover of ${this.cluster.name} starts until it is finished (tried again at each look, or by hand with "mha apply" of that plan and --etcd)`
+        const message = `cannot finish the failover ${record.by} started (${record.planName}): ${oneLine(error)}; no other failover of ${this.cluster.name} starts until it is finished (tried again at each look, or by hand with "mha apply" of that plan${coord ? ' and --etcd' : ''})`
         if (message !== this.#lastUnfinishedProblem) this.#say('error', message)
         this.#lastUnfinishedProblem = message
       }
     } finally {
       this.failingOver = false
-      await lock.release()
+      await held.release()
     }
   }
 
@@ -628,16 +651,14 @@ export class ClusterWatcher {
       return
     }
     const {plansDir} = this.options
-    if (coord) {
-      // A failover another manager left unfinished is finished, never planned over: a new plan would ignore
-      // what it already changed (a new master detached but not yet writable, for one).
-      const unfinished = await coord.failoverRecord(this.cluster.name)
-      if (unfinished && !unfinished.finished) {
-        await this.#finishUnfinished(coord)
-        return
-      }
-      await this.#pullState(coord)
+    // A failover left unfinished (by another manager, or by this host's watch before a restart) is finished,
+    // never planned over: a new plan would ignore what it already changed (a new master detached, not yet writable).
+    const unfinished = await this.#readRecord()
+    if (unfinished && !unfinished.finished) {
+      await this.#finishUnfinished()
+      return
     }
+    if (coord) await this.#pullState(coord)
     const state = readWatchState(plansDir, this.cluster.name)
     const blocked = failoverBlocked(state, this.cluster.monitor.lastFailoverMinute)
     if (blocked) {
@@ -646,12 +667,9 @@ export class ClusterWatcher {
       this.#lastReport = 'blocked'
       return
     }
-    let unlock: () => Promise<void>
-    let lock: ClusterLock | undefined
+    let held: Held
     try {
-      const held = await this.#lock(`mha watch (${coord ? coord.settings.id : `pid ${process.pid}`})`)
-      lock = held.shared?.lock
-      unlock = held.release
+      held = await this.#lock(`mha watch (${coord ? coord.settings.id : `pid ${process.pid}`})`)
     } catch (error) {
       this.#say('locked', oneLine(error))
       return
@@ -686,18 +704,18 @@ export class ClusterWatcher {
       const planFile = defaultPlanPath(plan, plansDir)
       writePlan(plan, planFile)
       this.#say('plan', `${plan.decision.summary}; data loss: ${plan.decision.dataLoss.statement}`, {plan: planFile})
-      const record: FailoverRecord | undefined = coord ? {digest: planDigest(plan), planName: basename(planFile), plan, by: coord.settings.id, startedAt: new Date().toISOString(), finished: false} : undefined
-      // Before the first effect, the plan is in etcd: whoever leads next can finish it.
-      if (coord && lock && record) await coord.writeFailoverRecord(lock, record)
+      const record: FailoverRecord = {digest: planDigest(plan), planName: basename(planFile), plan, by: coord ? coord.settings.id : `mha watch pid ${process.pid}`, startedAt: new Date().toISOString(), finished: false}
+      // Before the first effect the failover is recorded (in etcd with several managers): whoever watches next finishes it.
+      await this.#writeRecord(record, held)
       // Taken a moment ago: apply does not inspect again (and wait again for the dead master's timeouts).
-      const report = await this.#apply(plan, planFile, coord && lock ? {coord, lock} : undefined, snapshot)
-      await this.#finished(plan, planFile, report, started, coord && lock && record ? {coord, lock, record} : undefined)
+      const report = await this.#apply(plan, planFile, held.shared, snapshot)
+      await this.#finished(plan, planFile, report, started, held, record)
     } catch (error) {
       if (!(error instanceof FencedError)) throw error
       this.#say('fenced', oneLine(error))
     } finally {
       this.failingOver = false
-      await unlock()
+      await held.release()
     }
   }
 
@@ -718,7 +736,8 @@ export class ClusterWatcher {
   }
 
   /** After apply: the report beside the plan, the state (anti-flapping, out of service), the log line, git. */
-  async #finished(plan: Plan, planFile: string, report: ApplyReport, started: number, shared: {coord: Coordinator; lock: ClusterLock; record: FailoverRecord} | undefined): Promise<void> {
+  async #finished(plan: Plan, planFile: string, report: ApplyReport, started: number, held: Held, record: FailoverRecord): Promise<void> {
+    const shared = held.shared
     const {plansDir, git} = this.options
     const reportFile = planFile.replace(/\.json$/, '.report.json')
     writeFileSync(reportFile, JSON.stringify(report, null, 2) + '\n')
@@ -743,10 +762,9 @@ export class ClusterWatcher {
         : {}),
     }
     writeWatchState(plansDir, this.cluster.name, state)
-    if (shared) {
-      await shared.coord.writeState(this.cluster.name, state, shared.lock)
-      await shared.coord.writeFailoverRecord(shared.lock, {...shared.record, finished: true, finishedBy: shared.coord.settings.id, status: report.status, message: report.message})
-    }
+    if (shared) await shared.coord.writeState(this.cluster.name, state, shared.lock)
+    // A failed apply is finished too: what to do next is in its report, and a new failover may be planned.
+    await this.#writeRecord({...record, finished: true, finishedBy: shared ? shared.coord.settings.id : `mha watch pid ${process.pid}`, status: report.status, message: report.message}, held)
     this.health.failovers.push({at: new Date().toISOString(), status: report.status, durationMs: Date.now() - started})
     const outcome = report.status === 'applied' ? 'failover done' : report.status === 'partial' ? 'failover done, replicas left out' : 'failover failed'
     this.#say(outcome, report.message + (report.dataLoss ? `; data loss: ${report.dataLoss}` : '') + (report.nextAction ? `; next: ${report.nextAction}` : ''), {plan: planFile, report: reportFile})

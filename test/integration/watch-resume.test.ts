@@ -1,0 +1,79 @@
+import {mkdtempSync, readdirSync, readFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {basename, dirname, join} from 'node:path'
+import {afterAll, describe, expect, it} from 'vitest'
+import type {ApplyReport} from '../../src/apply/events.js'
+import {ServerConnection} from '../../src/inspect/mysql.js'
+import {WriteLoad} from '../../src/sandbox/load.js'
+import {waitFor} from '../../src/sandbox/processes.js'
+import {adminEndpoint, hostNamed} from '../../src/sandbox/sandbox.js'
+import {expectConsistent, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
+
+/** One mha watch (no etcd) killed in the middle of its failover and started again: it finishes that failover. */
+let sandbox: TestSandbox | undefined
+const children: ReturnType<typeof spawnWatch>['child'][] = []
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+  await sandbox?.down()
+})
+
+const journalLines = (plansDir: string, cluster: string) => {
+  try {
+    const dir = join(plansDir, cluster)
+    return readdirSync(dir)
+      .filter((f) => f.endsWith('.journal.ndjson'))
+      .flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').filter((l) => l.trim() !== ''))
+      .map((l) => JSON.parse(l) as {step: string; event: string})
+  } catch {
+    return []
+  }
+}
+
+describe('mha watch alone, killed in the middle of a failover', () => {
+  it('finishes that failover when started again, and plans no other over it', async () => {
+    sandbox = await startSandbox('itresume', 45)
+    await WriteLoad.prepare(sandbox.state, 'db1')
+    const load = new WriteLoad(sandbox.state)
+    load.start()
+    const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-resume-plans-'))
+    const first = spawnWatch(['--config-dir', dirname(sandbox.configFile), '--plans-dir', plansDir, '--heartbeat', '0'])
+    children.push(first.child)
+    await waitFor('watch to see db1 healthy', 30_000, () => first.lines.some((l) => l.event === 'healthy'))
+
+    // db3's SQL thread waits on a row lock, so the failover's wait for db3 cannot end before the kill.
+    await sandbox.sql('db1', async (c) => {
+      await c.execute('CREATE TABLE mhatest.hold (id INT PRIMARY KEY, v INT) ENGINE=InnoDB')
+      await c.execute('INSERT INTO mhatest.hold VALUES (1, 0)')
+    })
+    await waitFor('db3 to have the hold row', 20_000, async () => Number((await sandbox!.sql('db3', (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.hold')))!.n) === 1)
+    const holder = await ServerConnection.open(adminEndpoint(sandbox.state, hostNamed(sandbox.state, 'db3')), 5000)
+    await holder.execute('SET SESSION innodb_lock_wait_timeout = 300')
+    await holder.execute('BEGIN')
+    await holder.query('SELECT * FROM mhatest.hold WHERE id = 1 FOR UPDATE')
+    await sandbox.sql('db1', (c) => c.execute('UPDATE mhatest.hold SET v = 1 WHERE id = 1'))
+    await waitFor("db3's SQL thread to wait on the lock", 20_000, async () => Number((await sandbox!.sql('db3', (c) => c.queryOne("SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'")))!.n) > 0)
+
+    process.kill(sandbox.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
+    await waitFor('the failover to begin its wait for db3', 60_000, () => journalLines(plansDir, 'itresume').some((e) => e.step === 'wait_relay_log_applied:db3' && e.event === 'begin'), 5)
+    first.child.kill('SIGKILL')
+    await holder.execute('ROLLBACK')
+    await holder.close()
+    const planned = first.lines.filter((l) => l.event === 'plan')
+    expect(planned.length).toBe(1)
+
+    const second = spawnWatch(['--config-dir', dirname(sandbox.configFile), '--plans-dir', plansDir, '--heartbeat', '0'])
+    children.push(second.child)
+    const said = (event: string) => second.lines.filter((l: WatchLogLine) => l.event === event)
+    await waitFor(`the second watch to finish the failover (said: ${second.lines.map((l) => `${l.event}: ${l.message}`).join(' | ')})`, 90_000, () => said('failover done').length > 0)
+    expect(said('resume')[0]?.message).toMatch(new RegExp(`finishing the failover mha watch pid ${first.child.pid} started at .* \\(${basename(planned[0]!.plan!)}\\) from its journal`))
+    expect(said('failover')).toEqual([])
+    expect(said('plan')).toEqual([])
+    expect(basename(said('failover done')[0]!.plan!)).toBe(basename(planned[0]!.plan!))
+    const report = JSON.parse(readFileSync(said('failover done')[0]!.report!, 'utf8')) as ApplyReport
+    expect(report.status).toBe('applied')
+    await waitFor('the second watch to monitor the new master', 20_000, () => said('master').some((l) => l.message.startsWith(`monitoring ${report.newMaster!.server}`)))
+    await load.stop()
+    await expectConsistent(sandbox, report.newMaster!.server, load.acked)
+  }, 240_000)
+})
