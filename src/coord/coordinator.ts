@@ -7,7 +7,9 @@ import type {IKeyValue} from 'etcd3'
 import type {JournalEntry, JournalStore} from '../apply/journal.js'
 import {parseJournalLines} from '../apply/journal.js'
 import {oneLine, UserError} from '../util/errors.js'
-import type {WatchState} from '../watch/state.js'
+import type {FailoverRecord, WatchState} from '../watch/state.js'
+
+export type {FailoverRecord}
 import {campaignDelayMs, rendezvousOrder} from './ranking.js'
 import {bounded, etcdCallTimeoutMs, EtcdSession, FencedError} from './session.js'
 import type {EtcdSettings} from './settings.js'
@@ -19,20 +21,6 @@ export interface ManagerInfo {
   pid: number
   startedAt: string
   clusters: number
-}
-
-/** The failover a leader started, kept until it is finished so that another manager can finish it. */
-export interface FailoverRecord {
-  digest: string
-  /** The plan file's name (kept in each manager's own plans folder). */
-  planName: string
-  plan: unknown
-  by: string
-  startedAt: string
-  finished: boolean
-  finishedBy?: string
-  status?: string
-  message?: string
 }
 
 /** The cluster lock taken by a manager (watch) or an operator (mha apply): its fencing token is the key's create revision. */

@@ -68,8 +68,11 @@ export function failoverBlocked(state: WatchState, windowMinutes: number, now = 
   return `the last failover (${last.deadMaster ?? '?'} -> ${last.newMaster ?? '?'} at ${last.at}, ${last.plan}) is ${Math.floor(ageMinutes)} min old, within last_failover_minute=${windowMinutes}; review it, then run "mha ack --cluster <name>" to allow another`
 }
 
-/** The failover watch started, kept beside the plans until it is finished, so that a restarted watch finishes it. */
-export interface LocalFailoverRecord {
+/**
+ * The failover watch started, kept until it is finished (beside the plans, or in etcd with several managers)
+ * so that a restarted watch or the next leader finishes it. The plan is kept whole: another host may not have it.
+ */
+export interface FailoverRecord {
   digest: string
   planName: string
   plan: unknown
@@ -85,12 +88,12 @@ function recordFile(plansDir: string, cluster: string): string {
   return join(plansDir, cluster, 'failover-record.json')
 }
 
-export function readLocalFailoverRecord(plansDir: string, cluster: string): LocalFailoverRecord | null {
+export function readFailoverRecord(plansDir: string, cluster: string): FailoverRecord | null {
   const file = recordFile(plansDir, cluster)
-  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as LocalFailoverRecord) : null
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as FailoverRecord) : null
 }
 
-export function writeLocalFailoverRecord(plansDir: string, cluster: string, record: LocalFailoverRecord): void {
+export function writeFailoverRecord(plansDir: string, cluster: string, record: FailoverRecord): void {
   const file = recordFile(plansDir, cluster)
   mkdirSync(dirname(file), {recursive: true})
   writeFileSync(file + '.tmp', JSON.stringify(record) + '\n')

@@ -26,7 +26,7 @@ import type {Logger} from './log.js'
 import {closeLooks, fenceReturningMasters, lookAt} from './returning-master.js'
 import {complaintPauseMs} from './complaints.js'
 import {secondOpinion, type SecondOpinion} from './second-opinion.js'
-import {failoverBlocked, outOfService, readLocalFailoverRecord, readWatchState, recordFenced, withOutOfService, writeLocalFailoverRecord, writeWatchState} from './state.js'
+import {failoverBlocked, outOfService, readFailoverRecord, readWatchState, recordFenced, withOutOfService, writeFailoverRecord, writeWatchState} from './state.js'
 import type {Snapshot} from '../inspect/types.js'
 
 /** Servers last seen connected to the master are looked at again only every this many rounds. */
@@ -310,12 +310,12 @@ export class ClusterWatcher {
   /** The failover in flight: in etcd with several managers, else beside the plans. */
   async #readRecord(): Promise<FailoverRecord | null> {
     const coord = this.options.coord
-    return coord ? await coord.failoverRecord(this.cluster.name) : readLocalFailoverRecord(this.options.plansDir, this.cluster.name)
+    return coord ? await coord.failoverRecord(this.cluster.name) : readFailoverRecord(this.options.plansDir, this.cluster.name)
   }
 
   async #writeRecord(record: FailoverRecord, held: Held): Promise<void> {
     if (held.shared) await held.shared.coord.writeFailoverRecord(held.shared.lock, record)
-    else writeLocalFailoverRecord(this.options.plansDir, this.cluster.name, record)
+    else writeFailoverRecord(this.options.plansDir, this.cluster.name, record)
   }
 
   /**

@@ -4,12 +4,10 @@ import {basename, join} from 'node:path'
 import {Etcd3} from 'etcd3'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 import type {ApplyReport} from '../../src/apply/events.js'
-import {ServerConnection} from '../../src/inspect/mysql.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
-import {adminEndpoint, hostNamed} from '../../src/sandbox/sandbox.js'
 import {etcdEndpoints, startEtcdCluster, startEtcdMember, stopEtcdCluster, stopEtcdMember} from '../../src/sandbox/etcd.js'
-import {expectConsistent, runMha, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
+import {expectConsistent, holdReplica, runMha, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
 
 /**
  * Several managers on etcd, with real parts only: a 3-member etcd on loopback (127.0.0.84-86), a MariaDB
@@ -108,29 +106,6 @@ async function settled(cluster: string): Promise<Manager> {
     return leader !== undefined && Date.now() - since >= 3000
   }, 100)
   return leader!
-}
-
-/**
- * db3's SQL thread held on a row lock (a backup or a long report would do the same): after the master's
- * death the failover's wait for db3's relay log cannot end until the lock goes, so a manager can be killed
- * or frozen in the middle of its apply, at a step known in advance.
- */
-async function holdReplica(s: TestSandbox, replica: string): Promise<ServerConnection> {
-  await s.sql('db1', async (c) => {
-    await c.execute('CREATE TABLE IF NOT EXISTS mhatest.hold (id INT PRIMARY KEY, v INT) ENGINE=InnoDB')
-    await c.execute('REPLACE INTO mhatest.hold VALUES (1, 0)')
-  })
-  await waitFor(`${replica} to have the hold row`, 20_000, async () => Number((await s.sql(replica, (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.hold')))!.n) === 1)
-  const holder = await ServerConnection.open(adminEndpoint(s.state, hostNamed(s.state, replica)), 5000)
-  await holder.execute('SET SESSION innodb_lock_wait_timeout = 300')
-  await holder.execute('BEGIN')
-  await holder.query('SELECT * FROM mhatest.hold WHERE id = 1 FOR UPDATE')
-  await s.sql('db1', (c) => c.execute('UPDATE mhatest.hold SET v = v + 1 WHERE id = 1'))
-  await waitFor(`${replica}'s SQL thread to wait for the row lock`, 20_000, async () => {
-    const rows = await s.sql(replica, (c) => c.query("SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'"))
-    return Number(rows[0]!.n) > 0
-  })
-  return holder
 }
 
 /** The manager that began a step in the cluster's etcd journal, once it did. */

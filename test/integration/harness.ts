@@ -5,7 +5,7 @@ import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {expect} from 'vitest'
-import {withConnection, type ServerConnection} from '../../src/inspect/mysql.js'
+import {ServerConnection, withConnection} from '../../src/inspect/mysql.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {adminEndpoint, hostNamed, sandboxDown, sandboxUp, type SandboxState} from '../../src/sandbox/sandbox.js'
 
@@ -149,4 +149,27 @@ export async function expectRoles(s: TestSandbox, master: string, acked: number[
   expect(new Set(sums).size).toBe(1)
   const present = new Set(await s.sql(master, async (c) => (await c.query('SELECT id FROM mhatest.acked')).map((r) => Number(r.id))))
   expect(acked.filter((id) => !present.has(id))).toEqual([])
+}
+
+/**
+ * A replica's SQL thread held on a row lock (a backup or a long report would do the same): after the master's
+ * death the failover's wait for its relay log cannot end until the lock goes, so a manager can be killed or
+ * frozen in the middle of its apply, at a step known in advance.
+ */
+export async function holdReplica(s: TestSandbox, replica: string): Promise<ServerConnection> {
+  await s.sql('db1', async (c) => {
+    await c.execute('CREATE TABLE IF NOT EXISTS mhatest.hold (id INT PRIMARY KEY, v INT) ENGINE=InnoDB')
+    await c.execute('REPLACE INTO mhatest.hold VALUES (1, 0)')
+  })
+  await waitFor(`${replica} to have the hold row`, 20_000, async () => Number((await s.sql(replica, (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.hold')))!.n) === 1)
+  const holder = await ServerConnection.open(adminEndpoint(s.state, hostNamed(s.state, replica)), 5000)
+  await holder.execute('SET SESSION innodb_lock_wait_timeout = 300')
+  await holder.execute('BEGIN')
+  await holder.query('SELECT * FROM mhatest.hold WHERE id = 1 FOR UPDATE')
+  await s.sql('db1', (c) => c.execute('UPDATE mhatest.hold SET v = v + 1 WHERE id = 1'))
+  await waitFor(`${replica}'s SQL thread to wait for the row lock`, 20_000, async () => {
+    const rows = await s.sql(replica, (c) => c.query("SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'"))
+    return Number(rows[0]!.n) > 0
+  })
+  return holder
 }

@@ -3,11 +3,9 @@ import {tmpdir} from 'node:os'
 import {basename, dirname, join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 import type {ApplyReport} from '../../src/apply/events.js'
-import {ServerConnection} from '../../src/inspect/mysql.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
-import {adminEndpoint, hostNamed} from '../../src/sandbox/sandbox.js'
-import {expectConsistent, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
+import {expectConsistent, holdReplica, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
 
 /** One mha watch (no etcd) killed in the middle of its failover and started again: it finishes that failover. */
 let sandbox: TestSandbox | undefined
@@ -42,18 +40,7 @@ describe('mha watch alone, killed in the middle of a failover', () => {
     await waitFor('watch to see db1 healthy', 30_000, () => first.lines.some((l) => l.event === 'healthy'))
 
     // db3's SQL thread waits on a row lock, so the failover's wait for db3 cannot end before the kill.
-    await sandbox.sql('db1', async (c) => {
-      await c.execute('CREATE TABLE mhatest.hold (id INT PRIMARY KEY, v INT) ENGINE=InnoDB')
-      await c.execute('INSERT INTO mhatest.hold VALUES (1, 0)')
-    })
-    await waitFor('db3 to have the hold row', 20_000, async () => Number((await sandbox!.sql('db3', (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.hold')))!.n) === 1)
-    const holder = await ServerConnection.open(adminEndpoint(sandbox.state, hostNamed(sandbox.state, 'db3')), 5000)
-    await holder.execute('SET SESSION innodb_lock_wait_timeout = 300')
-    await holder.execute('BEGIN')
-    await holder.query('SELECT * FROM mhatest.hold WHERE id = 1 FOR UPDATE')
-    await sandbox.sql('db1', (c) => c.execute('UPDATE mhatest.hold SET v = 1 WHERE id = 1'))
-    await waitFor("db3's SQL thread to wait on the lock", 20_000, async () => Number((await sandbox!.sql('db3', (c) => c.queryOne("SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'")))!.n) > 0)
-
+    const holder = await holdReplica(sandbox, 'db3')
     process.kill(sandbox.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
     await waitFor('the failover to begin its wait for db3', 60_000, () => journalLines(plansDir, 'itresume').some((e) => e.step === 'wait_relay_log_applied:db3' && e.event === 'begin'), 5)
     first.child.kill('SIGKILL')
