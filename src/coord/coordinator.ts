@@ -61,6 +61,9 @@ export class Coordinator {
   #managers = new Map<string, {info: ManagerInfo; seenSince: number}>()
   #timer: NodeJS.Timeout | undefined
   #round: Promise<void> = Promise.resolve()
+  /** A round is under way: a kick then asks for one more right after it (never a second loop of rounds). */
+  #inRound = false
+  #kicked = false
   #stopped = false
   #rounds = 0
   #watchers: {cancel: () => Promise<void>}[] = []
@@ -109,7 +112,7 @@ export class Coordinator {
     })
     failovers?.on('error', () => undefined)
     for (const w of [watcher, failovers]) if (w) this.#watchers.push(w)
-    this.#schedule(0)
+    this.#kick()
   }
 
   async stop(): Promise<void> {
@@ -140,18 +143,27 @@ export class Coordinator {
     return [...this.#managers.values()].map((m) => m.info)
   }
 
+  /** A round now, or right after the one under way: one loop of rounds only, however many events come. */
   #kick(): void {
     if (this.#stopped || this.#clusters.length === 0) return
-    clearTimeout(this.#timer)
-    this.#schedule(0)
+    if (this.#inRound) this.#kicked = true
+    else this.#schedule(0)
   }
 
   #schedule(ms: number): void {
     if (this.#stopped) return
+    // The pending round is replaced, never doubled: a second timer would start a second loop for good.
+    clearTimeout(this.#timer)
     this.#timer = setTimeout(() => {
+      this.#inRound = true
       this.#round = this.#leadershipRound()
         .catch((error: unknown) => this.log('etcd', `leadership round failed: ${oneLine(error)}`))
-        .finally(() => this.#schedule(this.#roundMs()))
+        .finally(() => {
+          this.#inRound = false
+          const again = this.#kicked
+          this.#kicked = false
+          this.#schedule(again ? 0 : this.#roundMs())
+        })
     }, ms)
   }
 

@@ -1,0 +1,66 @@
+import {afterEach, describe, expect, it} from 'vitest'
+import {Coordinator} from '../../src/coord/coordinator.js'
+
+/**
+ * The leadership rounds of a Coordinator, with its etcd client stubbed: every deletion under leaders/ asks for
+ * a round, and however many come (a burst of hand-overs, a dead manager's keys expiring), one loop of rounds
+ * runs. Before, a deletion seen while a round was under way started a second loop for good, and the loops
+ * multiplied (found by bench:etcd: dozens per watcher, each reading every leader key every round).
+ */
+const clusters = Array.from({length: 20}, (_, i) => `c${i}`)
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+let coord: Coordinator | undefined
+
+afterEach(async () => {
+  await coord?.stop()
+  coord = undefined
+})
+
+function stubbed(): {coord: Coordinator; reads: () => number; deleted: () => void} {
+  const c = new Coordinator({endpoints: ['http://127.0.0.1:9'], prefix: '/t', leaseTtlSeconds: 2, tls: undefined, auth: undefined, id: 'me'}, clusters)
+  let reads = 0
+  const onDelete: (() => void)[] = []
+  const kv = (key: string, value: unknown) => ({key: Buffer.from(key), value: Buffer.from(JSON.stringify(value)), create_revision: '7', lease: '1'})
+  const client = {
+    // Every read takes 30 ms, so that deletions arrive while a round is under way; another manager leads everything.
+    getAll: () => ({
+      prefix: (p: string) => ({
+        exec: async () => {
+          reads++
+          await sleep(30)
+          return {kvs: p.endsWith('/watchers/') ? [kv('/t/watchers/me', {id: 'me'}), kv('/t/watchers/other', {id: 'other'})] : clusters.map((name) => kv(`/t/leaders/${name}`, {id: 'other'}))}
+        },
+      }),
+    }),
+    watch: () => ({
+      prefix: (p: string) => ({
+        create: () => Promise.resolve({on: (event: string, listener: () => void) => (event === 'delete' && p.endsWith('/leaders/') ? onDelete.push(listener) : undefined), cancel: () => Promise.resolve()}),
+      }),
+    }),
+    close: () => undefined,
+  }
+  const session = c.session as unknown as Record<string, unknown>
+  Object.defineProperty(c.session, 'client', {value: client})
+  Object.defineProperty(c.session, 'leaseId', {get: () => '1'})
+  session.start = () => Promise.resolve()
+  session.stop = () => Promise.resolve()
+  return {coord: c, reads: () => reads, deleted: () => onDelete.forEach((l) => l())}
+}
+
+describe('Coordinator leadership rounds', () => {
+  it('run in one loop, however many deletions ask for a round meanwhile', async () => {
+    const s = stubbed()
+    coord = s.coord
+    await coord.start()
+    await sleep(1000)
+    for (let i = 0; i < 100; i++) {
+      s.deleted()
+      await sleep(5)
+    }
+    const before = s.reads()
+    await sleep(2000)
+    // One loop: a round (two reads of 30 ms) every 400 ms, so about 10 reads in 2 s; two loops would make 20.
+    expect(s.reads() - before).toBeLessThanOrEqual(14)
+    expect(s.reads() - before).toBeGreaterThanOrEqual(6)
+  })
+})
