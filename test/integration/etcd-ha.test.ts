@@ -148,6 +148,11 @@ describe('several mha watch managers on a real 3-member etcd', () => {
     await waitFor('the managers to settle again', 30_000, () => currentLeader('itetcd1') !== undefined)
     expect(status.stdout).toMatch(/etcd: up; managers: w1 \(1 cluster\(s\)\), w2 \(1 cluster\(s\)\), w3 \(1 cluster\(s\)\)/)
     expect(status.stdout).toMatch(new RegExp(`itetcd1: led by ${currentLeader('itetcd1')!.id}`))
+    // The acknowledgement goes where the managers read the state: etcd.
+    expect(JSON.parse((await client!.get('/it1/state/itetcd1').string())!)).toMatchObject({acknowledged: false, lastFailover: {newMaster: report.newMaster!.server}})
+    const ack = await runMha(['ack', '--config', sandbox.configFile, '--plans-dir', mkdtempSync(join(tmpdir(), 'mha-it-etcd-ack-')), '--etcd', endpoints, '--etcd-prefix', '/it1'])
+    expect(ack.code, ack.stderr).toBe(0)
+    expect(JSON.parse((await client!.get('/it1/state/itetcd1').string())!)).toMatchObject({acknowledged: true})
     // Stopped politely, a manager revokes its lease: its keys are gone when it exits, not a TTL later.
     const stopping = currentLeader('itetcd1')!
     const exited = new Promise((resolve) => stopping.child.once('exit', resolve))
