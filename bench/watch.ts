@@ -8,7 +8,7 @@ import {dirname, join} from 'node:path'
 import mysql from 'mysql2/promise'
 import {WriteLoad} from '../src/sandbox/load.js'
 import {sandboxDown, sandboxUp, secretsOf, type SandboxState} from '../src/sandbox/sandbox.js'
-import {median, numberFlag, s, startWatch, until} from './common.js'
+import {cpuAndMemory, median, numberFlag, s, startWatch, until} from './common.js'
 
 const runs = numberFlag('runs', 3)
 const seconds = numberFlag('seconds', 30)
@@ -60,13 +60,6 @@ async function failoverRuns(): Promise<void> {
   console.log(`  new master writable      ${s(median(rows.map((r) => r.writable)))}   (MHA 0.58 here: 7.50 s, 4.69 s patched)`)
   console.log(`  all replicas re-pointed  ${s(median(rows.map((r) => r.repointed)))}   (MHA 0.58 here: 8.48 s, 4.74 s patched; published total 10-30 s)`)
   console.log(`  acknowledged writes lost ${rows.map((r) => r.lost).join(', ')}`)
-}
-
-function cpuAndMemory(pid: number): {cpuMs: number; rssMb: number} {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  const ticks = Number(stat[11]) + Number(stat[12])
-  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024
-  return {cpuMs: (ticks * 1000) / 100, rssMb: rss}
 }
 
 async function scale(): Promise<void> {
