@@ -1,7 +1,7 @@
 // What the benches share: running the built CLI, watching for a writable survivor, counting lost and
 // twice-applied writes, a flat-out writer, medians.
 import {execFile, spawn} from 'node:child_process'
-import {existsSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import mysql from 'mysql2/promise'
 import type {WriteLoad} from '../src/sandbox/load.js'
@@ -182,4 +182,12 @@ export function longestGap(times: number[]): number {
   let gap = 0
   for (let i = 1; i < times.length; i++) gap = Math.max(gap, times[i]! - times[i - 1]!)
   return gap
+}
+
+/** CPU time used so far (user + system, from /proc/<pid>/stat at 100 ticks a second) and resident memory now. */
+export function cpuAndMemory(pid: number): {cpuMs: number; rssMb: number} {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  const ticks = Number(stat[11]) + Number(stat[12])
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024
+  return {cpuMs: (ticks * 1000) / 100, rssMb: rss}
 }

@@ -8,7 +8,7 @@ import {dirname, join} from 'node:path'
 import mysql from 'mysql2/promise'
 import {WriteLoad} from '../src/sandbox/load.js'
 import {sandboxDown, sandboxUp, secretsOf, type SandboxState} from '../src/sandbox/sandbox.js'
-import {failOnWriteProblems, lostAndDuplicated, median, numberFlag, s, startWatch, until, type WriteCount} from './common.js'
+import {cpuAndMemory, failOnWriteProblems, lostAndDuplicated, median, numberFlag, s, startWatch, until, type WriteCount} from './common.js'
 
 const runs = numberFlag('runs', 3)
 const seconds = numberFlag('seconds', 30)
@@ -65,13 +65,6 @@ async function failoverRuns(): Promise<void> {
   console.log(`  applied twice            ${counts.map((c) => c.duplicated).join(', ')}`)
   // Any write lost or applied twice fails the bench (the figures above are still printed).
   failOnWriteProblems(counts)
-}
-
-function cpuAndMemory(pid: number): {cpuMs: number; rssMb: number} {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  const ticks = Number(stat[11]) + Number(stat[12])
-  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024
-  return {cpuMs: (ticks * 1000) / 100, rssMb: rss}
 }
 
 async function scale(): Promise<void> {

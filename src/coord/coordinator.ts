@@ -194,6 +194,13 @@ export class Coordinator {
     this.#leaders = new Map(leaders.kvs.map((kv) => [kv.key.toString().slice(prefix.length), {id: (JSON.parse(text(kv)) as {id: string}).id, createRevision: kv.create_revision}]))
     // A leadership etcd no longer shows as ours (it expired with an old lease) is not ours.
     for (const [cluster, revision] of this.#mine) if (this.#leaders.get(cluster)?.createRevision !== revision) this.#mine.delete(cluster)
+    // A leadership etcd shows under this manager's current lease is its own, even when the campaign's answer was
+    // lost (its deadline passed while etcd committed it): else the cluster stays led by a manager that follows it.
+    if (this.session.leaseId === lease)
+      for (const kv of leaders.kvs) {
+        const cluster = kv.key.toString().slice(prefix.length)
+        if (kv.lease === lease && this.#leaders.get(cluster)?.id === this.settings.id && !this.#mine.has(cluster)) this.#mine.set(cluster, kv.create_revision)
+      }
     // The first round only learns who is there: a manager that starts a moment before the others does not take every cluster.
     if (this.#rounds++ === 0) return
     const alive = [...seen.keys()]
