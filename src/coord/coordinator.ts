@@ -32,6 +32,13 @@ export interface ClusterLock {
   release: () => Promise<void>
 }
 
+/** Campaigns (and hand-overs) in flight at once: a thousand at once time out on a loaded host. */
+const campaignBatch = 50
+
+async function inBatches(tasks: readonly (() => Promise<void>)[], size: number): Promise<void> {
+  for (let i = 0; i < tasks.length; i += size) await Promise.all(tasks.slice(i, i + size).map((t) => t()))
+}
+
 const artifactChunkBytes = 1024 * 1024
 /** Work files larger than this stay local: etcd is not a file store. A takeover then redoes the step that made them. */
 const artifactLimitBytes = 64 * 1024 * 1024
@@ -133,10 +140,12 @@ export class Coordinator {
     return this.#cutOff.has(cluster)
   }
 
-  /** The leadership token (the leader key's create revision), for guards on the leader's own writes. */
+  /** The manager that leads the cluster, as this one last saw; null when none (or only its own lost lease). */
   leaderOf(cluster: string): string | null {
     if (this.#mine.has(cluster) && this.session.valid()) return this.settings.id
-    return this.#leaders.get(cluster)?.id ?? null
+    // A key naming this manager that it does not hold (a lease lost since) is nobody's any more.
+    const leader = this.#leaders.get(cluster)?.id ?? null
+    return leader === this.settings.id ? null : leader
   }
 
   managers(): ManagerInfo[] {
@@ -205,7 +214,7 @@ export class Coordinator {
     if (this.#rounds++ === 0) return
     const alive = [...seen.keys()]
     const settled = (id: string) => now - (seen.get(id)?.seenSince ?? now) > 2 * this.#roundMs()
-    const campaigns: Promise<void>[] = []
+    const campaigns: (() => Promise<void>)[] = []
     for (const cluster of this.#clusters) {
       const order = rendezvousOrder(cluster, alive)
       const leader = this.#leaders.get(cluster)
@@ -213,14 +222,14 @@ export class Coordinator {
         this.#vacantSince.delete(cluster)
         // Spread the work: a manager leading a cluster another prefers hands it over while nothing is under way.
         const preferred = order[0]!
-        if (leader.id === this.settings.id && preferred !== this.settings.id && settled(preferred) && this.canHandOver(cluster)) campaigns.push(this.#resign(cluster, leader.createRevision))
+        if (leader.id === this.settings.id && preferred !== this.settings.id && settled(preferred) && this.canHandOver(cluster)) campaigns.push(() => this.#resign(cluster, leader.createRevision))
         continue
       }
       const since = this.#vacantSince.get(cluster) ?? now
       this.#vacantSince.set(cluster, since)
-      if (now - since >= campaignDelayMs(order.indexOf(this.settings.id), this.#roundMs())) campaigns.push(this.#campaign(cluster, lease))
+      if (now - since >= campaignDelayMs(order.indexOf(this.settings.id), this.#roundMs())) campaigns.push(() => this.#campaign(cluster, lease))
     }
-    await Promise.all(campaigns)
+    await inBatches(campaigns, campaignBatch)
   }
 
   async #campaign(cluster: string, lease: string): Promise<void> {

@@ -1,6 +1,6 @@
 import {readFileSync} from 'node:fs'
 import {performance} from 'node:perf_hooks'
-import {Etcd3, EtcdLeaseInvalidError, type Lease} from 'etcd3'
+import {Etcd3, EtcdLeaseInvalidError} from 'etcd3'
 import {oneLine} from '../util/errors.js'
 import type {EtcdSettings} from './settings.js'
 
@@ -50,8 +50,14 @@ export interface SessionEvents {
  */
 export class EtcdSession {
   readonly client: Etcd3
+  /**
+   * The lease's own clients, one per member, tried in turn: a keepalive (a stream, which the client library
+   * neither retries nor steers away from a dead member) goes to the next member when one fails, and never
+   * waits behind other calls' retries or breakers (a burst of campaigns timing out on a loaded host).
+   */
+  readonly #leaseClients: Etcd3[]
+  #member = 0
   readonly settings: EtcdSettings
-  #lease: Lease | undefined
   #leaseId: string | undefined
   #validUntil = 0
   #stopped = false
@@ -64,6 +70,7 @@ export class EtcdSession {
   constructor(settings: EtcdSettings) {
     this.settings = settings
     this.client = etcdClient(settings)
+    this.#leaseClients = settings.endpoints.map((endpoint) => etcdClient({...settings, endpoints: [endpoint]}))
   }
 
   on<E extends keyof SessionEvents>(event: E, listener: SessionEvents[E]): void {
@@ -96,21 +103,18 @@ export class EtcdSession {
     const ttlMs = this.settings.leaseTtlSeconds * 1000
     while (!this.#stopped) {
       const sentAt = performance.now()
+      const client = this.#leaseClients[this.#member]!
       try {
-        if (!this.#lease) {
-          const lease = this.client.lease(this.settings.leaseTtlSeconds, {autoKeepAlive: false})
-          lease.on('lost', () => undefined)
-          const id = await bounded(lease.grant(), etcdCallTimeoutMs, 'lease grant')
-          this.#lease = lease
-          this.#leaseId = id
-          this.#validUntil = sentAt + ttlMs
+        if (this.#leaseId === undefined) {
+          const granted = await bounded(client.leaseClient.leaseGrant({TTL: this.settings.leaseTtlSeconds}), etcdCallTimeoutMs, 'lease grant')
+          this.#leaseId = granted.ID
+          this.#validUntil = sentAt + Number(granted.TTL) * 1000
           this.problem = null
           this.#lastProblem = ''
-          for (const l of this.#listeners.up) l(id)
+          for (const l of this.#listeners.up) l(granted.ID)
         } else {
-          const answer = await bounded(this.#lease.keepaliveOnce(), etcdCallTimeoutMs, 'lease keepalive')
-          const ttl = Number(answer.TTL)
-          if (!(ttl > 0)) throw new EtcdLeaseInvalidError(String(this.#leaseId))
+          const ttl = await keepAliveOnce(client, this.#leaseId)
+          if (!(ttl > 0)) throw new EtcdLeaseInvalidError(this.#leaseId)
           this.#validUntil = sentAt + ttl * 1000
           this.problem = null
         }
@@ -118,32 +122,50 @@ export class EtcdSession {
         const expired = error instanceof EtcdLeaseInvalidError
         const message = expired ? 'the lease expired in etcd' : `etcd unreachable or without quorum (${oneLine(error)})`
         this.problem = message
+        // The next try goes to the next member: the lease is the cluster's, any member can keep it.
+        this.#member = (this.#member + 1) % this.#leaseClients.length
         if (expired || performance.now() >= this.#validUntil) this.#drop(message)
       }
       firstAttempt()
-      await sleep(this.valid() ? ttlMs / 4 : 250)
+      await sleep(this.valid() ? Math.min(ttlMs / 4, Math.max(100, this.#validUntil - performance.now() - ttlMs / 2)) : 250)
     }
   }
 
   #drop(why: string): void {
     const had = this.#leaseId !== undefined
-    this.#lease?.release()
-    this.#lease = undefined
     this.#leaseId = undefined
     this.#validUntil = 0
     if (had || why !== this.#lastProblem) for (const l of this.#listeners.lost) l(why)
     this.#lastProblem = why
   }
 
-  /** Ends the lease at once (its keys vanish now, not after the TTL) and closes the client. */
+  /** Ends the lease at once (its keys vanish now, not after the TTL) and closes the clients. */
   async stop(): Promise<void> {
     this.#stopped = true
-    const lease = this.#lease
-    this.#lease = undefined
+    const id = this.#leaseId
     this.#leaseId = undefined
-    await bounded(lease?.revoke() ?? Promise.resolve(), etcdCallTimeoutMs, 'lease revoke').catch(() => undefined)
+    if (id !== undefined) await bounded(this.client.leaseClient.leaseRevoke({ID: id}), etcdCallTimeoutMs, 'lease revoke').catch(() => undefined)
     await this.#loop?.catch(() => undefined)
     this.client.close()
+    for (const c of this.#leaseClients) c.close()
+  }
+}
+
+/** One keepalive on its own stream: the TTL etcd answers (0 when the lease is gone). */
+async function keepAliveOnce(client: Etcd3, id: string): Promise<number> {
+  const stream = await client.leaseClient.leaseKeepAlive()
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`etcd: lease keepalive timed out after ${etcdCallTimeoutMs} ms`)), etcdCallTimeoutMs)
+      stream.on('data', (answer: {TTL: string}) => resolve(Number(answer.TTL)))
+      stream.on('error', (error: unknown) => reject(error instanceof Error ? error : new Error(String(error))))
+      stream.write({ID: id})
+    })
+  } finally {
+    // Ended in every case, an unanswered one too: no stream outlives its keepalive.
+    clearTimeout(timer)
+    stream.end()
   }
 }
 

@@ -295,6 +295,9 @@ export class ClusterWatcher {
       this.verdict = {state: 'healthy'}
       this.#lastReport = ''
       this.#forgetProbes()
+      // What this manager could not monitor is the leader's business now.
+      this.unmonitored = null
+      this.health.notMonitored = null
     }
     if (role === 'follower' && this.health.leader !== null && this.health.leader !== this.#leaderSaid) this.#say('following', `${this.health.leader} leads ${name}; this manager (${coord.settings.id}) is ready to take over`)
     this.#leaderSaid = role === 'follower' ? this.health.leader : null
