@@ -227,7 +227,9 @@ export class Coordinator {
       }
       const since = this.#vacantSince.get(cluster) ?? now
       this.#vacantSince.set(cluster, since)
-      if (now - since >= campaignDelayMs(order.indexOf(this.settings.id), this.#roundMs())) campaigns.push(() => this.#campaign(cluster, lease))
+      // The preferred manager campaigns at once; another only after a lease TTL per rank of vacancy (the preferred one
+      // is slow, not gone: a gone one's registration expires with its leaderships, and the next in order is then first).
+      if (now - since >= campaignDelayMs(order.indexOf(this.settings.id), this.settings.leaseTtlSeconds * 1000)) campaigns.push(() => this.#campaign(cluster, lease))
     }
     await inBatches(campaigns, campaignBatch)
   }
