@@ -86,17 +86,20 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
   const {records, digest: journalDigest} = await journal.read()
   const digest = planDigest(plan)
   const status = new Map<string, {status: StepStatus; reason: string | null}>(plan.steps.map((s) => [s.id, {status: 'not_run', reason: null}]))
+  // What a step handed on: from this run, else from an earlier one that finished it (a step an earlier run only
+  // began has no outputs of its own to shadow this run's).
+  const outputsOf = (id: string): Record<string, unknown> => ctx.outputs.get(id) ?? (['done', 'skipped'].includes(records.get(id)?.state ?? '') ? records.get(id)!.outputs : {})
   const report = (overall: ApplyReport['status'], message: string, nextAction: string | null, notes: string[] = []): ApplyReport => ({
     planFile,
     cluster: plan.cluster,
     kind: plan.kind,
     status: overall,
     message,
-    steps: plan.steps.map((s) => ({id: s.id, type: s.type, server: s.server, status: status.get(s.id)!.status, reason: status.get(s.id)!.reason, outputs: records.get(s.id)?.outputs ?? ctx.outputs.get(s.id) ?? {}})),
+    steps: plan.steps.map((s) => ({id: s.id, type: s.type, server: s.server, status: status.get(s.id)!.status, reason: status.get(s.id)!.reason, outputs: outputsOf(s.id)})),
     notes,
     digest,
     leftOut: [],
-    newMaster: promotionPoint(plan, cluster, records.get(`detach_replication:${plan.decision.newMaster ?? ''}`)?.outputs ?? ctx.outputs.get(`detach_replication:${plan.decision.newMaster ?? ''}`)),
+    newMaster: promotionPoint(plan, cluster, outputsOf(`detach_replication:${plan.decision.newMaster ?? ''}`)),
     dataLoss: plan.kind === 'failover' ? (ctx.lostAtApply ?? plan.decision.dataLoss.statement) : null,
     nextAction,
     durationMs: Date.now() - started,

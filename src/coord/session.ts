@@ -19,7 +19,8 @@ export function etcdClient(settings: EtcdSettings): Etcd3 {
           },
         }
       : {}),
-    ...(settings.auth ? {auth: {username: settings.auth.user, password: settings.auth.password.reveal(), callOptions: {deadline: Date.now() + etcdCallTimeoutMs}}} : {}),
+    // The token exchange is bounded by each call's own deadline (a fixed deadline here would be long past later).
+    ...(settings.auth ? {auth: {username: settings.auth.user, password: settings.auth.password.reveal()}} : {}),
     dialTimeout: etcdCallTimeoutMs,
     defaultCallOptions: (context) => (context.isStream ? {} : {deadline: Date.now() + etcdCallTimeoutMs}),
   })
@@ -120,7 +121,13 @@ export class EtcdSession {
         }
       } catch (error) {
         const expired = error instanceof EtcdLeaseInvalidError
-        const message = expired ? 'the lease expired in etcd' : `etcd unreachable or without quorum (${oneLine(error)})`
+        const text = oneLine(error)
+        const refused = /authentication failed|invalid auth|permission denied|user name is empty/i.test(text)
+        const message = expired
+          ? 'the lease expired in etcd'
+          : refused
+            ? `etcd refused the login of ${this.settings.auth?.user ?? 'this manager'} (${text}); fix the etcd user or its password file`
+            : `etcd unreachable or without quorum (${text})`
         this.problem = message
         // The next try goes to the next member: the lease is the cluster's, any member can keep it.
         this.#member = (this.#member + 1) % this.#leaseClients.length

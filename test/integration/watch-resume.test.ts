@@ -59,6 +59,7 @@ describe('mha watch alone, killed in the middle of a failover', () => {
     expect(basename(said('failover done')[0]!.plan!)).toBe(basename(planned[0]!.plan!))
     const report = JSON.parse(readFileSync(said('failover done')[0]!.report!, 'utf8')) as ApplyReport
     expect(report.status).toBe('applied')
+    expect(report.newMaster, JSON.stringify(report)).not.toBeNull()
     await waitFor('the second watch to monitor the new master', 20_000, () => said('master').some((l) => l.message.startsWith(`monitoring ${report.newMaster!.server}`)))
     await load.stop()
     await expectConsistent(sandbox, report.newMaster!.server, load.acked)
