@@ -12,6 +12,8 @@ export interface EtcdMember {
   name: string
   address: string
   clientUrl: string
+  /** More client URLs on other ports (tests cut one manager from etcd by port, packets dropped, no reset). */
+  extraClientUrls?: string[]
   peerUrl: string
   dataDir: string
   logFile: string
@@ -30,6 +32,8 @@ export interface EtcdSandboxOptions {
   dir: string
   addresses: string[]
   clientPort?: number
+  /** Each member also serves clients on these ports. */
+  extraClientPorts?: number[]
   peerPort?: number
   heartbeatMs?: number
   electionMs?: number
@@ -87,7 +91,7 @@ function launch(state: EtcdSandbox, member: EtcdMember, clusterState: 'new' | 'e
   const args = [
     `--name=${member.name}`,
     marker(member),
-    `--listen-client-urls=${member.clientUrl}`,
+    `--listen-client-urls=${[member.clientUrl, ...(member.extraClientUrls ?? [])].join(',')}`,
     `--advertise-client-urls=${member.clientUrl}`,
     `--listen-peer-urls=${member.peerUrl}`,
     `--initial-advertise-peer-urls=${member.peerUrl}`,
@@ -132,8 +136,9 @@ export async function startEtcdCluster(options: EtcdSandboxOptions): Promise<Etc
   if (!existing && existsSync(dir) && readdirSync(dir).length > 0) throw new UserError(`${dir} is not empty and holds no etcd sandbox; choose a new or empty --dir`)
   const clientPort = options.clientPort ?? 2379
   const peerPort = options.peerPort ?? 2380
+  const extraClientPorts = options.extraClientPorts ?? []
   for (const address of addresses)
-    for (const port of [clientPort, peerPort])
+    for (const port of [clientPort, peerPort, ...extraClientPorts])
       if (await portOpen(address, port, 200)) throw new UserError(`${address}:${port} is already in use (a system etcd on 0.0.0.0?); stop it or choose other --addresses`)
 
   rmSync(dir, {recursive: true, force: true})
@@ -149,6 +154,7 @@ export async function startEtcdCluster(options: EtcdSandboxOptions): Promise<Etc
       name: `m${i + 1}`,
       address,
       clientUrl: `http://${address}:${clientPort}`,
+      ...(extraClientPorts.length > 0 ? {extraClientUrls: extraClientPorts.map((port) => `http://${address}:${port}`)} : {}),
       peerUrl: `http://${address}:${peerPort}`,
       dataDir: join(dir, `m${i + 1}.etcd`),
       logFile: join(dir, `m${i + 1}.log`),

@@ -1,3 +1,4 @@
+import {execFileSync} from 'node:child_process'
 import {mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {basename, join} from 'node:path'
@@ -13,10 +14,15 @@ import {expectConsistent, holdReplica, runMha, spawnWatch, startSandbox, type Te
  * Several managers on etcd, with real parts only: a 3-member etcd on loopback (127.0.0.84-86), a MariaDB
  * sandbox (127.0.0.81-83) and three mha watch processes, each with its own cluster file copy bound to its
  * own source address (127.0.0.87-89), its own plans folder and its own name, as on three manager hosts.
+ * Each manager reaches etcd on ports of its own (2379 + its number, on every member), so that a test can cut
+ * one manager from etcd alone: the etcd client cannot bind a source address.
  */
 const etcdAddresses = ['127.0.0.84', '127.0.0.85', '127.0.0.86']
 const watcherAddresses = ['127.0.0.87', '127.0.0.88', '127.0.0.89']
 const ttl = 3
+const managerPorts = [23791, 23792, 23793]
+/** The nftables table of a cut between a manager and etcd, while one is in place. */
+let etcdCut: string | undefined
 const etcdDir = mkdtempSync(join(tmpdir(), 'mha-it-etcd-'))
 let endpoints = ''
 let client: Etcd3 | undefined
@@ -31,7 +37,7 @@ interface Manager {
 let managers: Manager[] = []
 
 beforeAll(async () => {
-  await startEtcdCluster({dir: etcdDir, addresses: etcdAddresses})
+  await startEtcdCluster({dir: etcdDir, addresses: etcdAddresses, extraClientPorts: managerPorts})
   endpoints = etcdEndpoints(etcdDir)
   client = new Etcd3({hosts: endpoints.split(',')})
 }, 60_000)
@@ -45,11 +51,13 @@ afterEach(async (context) => {
     m.child.kill('SIGKILL')
   }
   managers = []
+  healEtcdCut()
   await sandbox?.down()
   sandbox = undefined
 })
 
 afterAll(async () => {
+  healEtcdCut()
   client?.close()
   await stopEtcdCluster(etcdDir)
 })
@@ -61,9 +69,24 @@ function startManagers(s: TestSandbox, prefix: string): Manager[] {
     mkdirSync(join(home, 'clusters'))
     writeFileSync(join(home, 'clusters', `${name}.yaml`), readFileSync(s.configFile, 'utf8') + `source_address: ${address}\n`)
     const id = `w${i + 1}`
-    const running = spawnWatch(['--config-dir', join(home, 'clusters'), '--plans-dir', join(home, 'plans'), '--etcd', endpoints, '--etcd-prefix', prefix, '--etcd-lease-ttl', String(ttl), '--watcher-id', id, '--heartbeat', '0'])
+    const own = etcdAddresses.map((a) => `http://${a}:${managerPorts[i]!}`).join(',')
+    const running = spawnWatch(['--config-dir', join(home, 'clusters'), '--plans-dir', join(home, 'plans'), '--etcd', own, '--etcd-prefix', prefix, '--etcd-lease-ttl', String(ttl), '--watcher-id', id, '--heartbeat', '0'])
     return {id, plansDir: join(home, 'plans'), child: running.child, lines: running.lines}
   })
+}
+
+/** Every packet between the manager and etcd dropped, both ways, no reset: a cable cut, as the manager sees it. */
+function cutFromEtcd(m: Manager): void {
+  const port = String(managerPorts[Number(m.id.slice(1)) - 1]!)
+  etcdCut = 'mhaitetcdcut'
+  execFileSync('nft', ['add', 'table', 'inet', etcdCut])
+  execFileSync('nft', ['add', 'chain', 'inet', etcdCut, 'out', '{ type filter hook output priority 0 ; }'])
+  for (const way of ['dport', 'sport']) execFileSync('nft', ['add', 'rule', 'inet', etcdCut, 'out', 'tcp', way, port, 'drop'])
+}
+
+function healEtcdCut(): void {
+  if (etcdCut) execFileSync('nft', ['delete', 'table', 'inet', etcdCut])
+  etcdCut = undefined
 }
 
 const said = (m: Manager, event: string) => m.lines.filter((l) => l.event === event)
@@ -117,6 +140,24 @@ async function beganBy(prefix: string, cluster: string, step: string): Promise<s
     return by !== ''
   }, 5)
   return by
+}
+
+/**
+ * A cluster under write load watched by the three managers, its master killed while db3 is held by a row lock:
+ * the failover's leader is inside wait_relay_log_applied:db3 when this returns, until the holder lets go.
+ */
+async function failoverHeldAtDb3(cluster: string, prefix: string): Promise<{load: WriteLoad; holder: Awaited<ReturnType<typeof holdReplica>>; leader: Manager}> {
+  sandbox = await startSandbox(cluster, 81)
+  await WriteLoad.prepare(sandbox.state, 'db1')
+  const load = new WriteLoad(sandbox.state)
+  load.start()
+  managers = startManagers(sandbox, prefix)
+  await settled(cluster)
+  const holder = await holdReplica(sandbox, 'db3')
+  await sleep(500)
+  process.kill(sandbox.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
+  const by = await beganBy(prefix, cluster, 'wait_relay_log_applied:db3')
+  return {load, holder, leader: managers.find((m) => m.id === by)!}
 }
 
 async function journalOf(prefix: string, cluster: string): Promise<{step: string; event: string; by: string; at: string}[]> {
@@ -244,17 +285,7 @@ describe('several mha watch managers on a real 3-member etcd', () => {
   }, 300_000)
 
   it('a leader frozen (SIGSTOP) past its lease in the middle of a step does nothing more once it runs again', async () => {
-    sandbox = await startSandbox('itetcd4', 81)
-    await WriteLoad.prepare(sandbox.state, 'db1')
-    const load = new WriteLoad(sandbox.state)
-    load.start()
-    managers = startManagers(sandbox, '/it4')
-    await settled('itetcd4')
-    const holder = await holdReplica(sandbox, 'db3')
-    await sleep(500)
-    process.kill(sandbox.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
-    const by = await beganBy('/it4', 'itetcd4', 'wait_relay_log_applied:db3')
-    const frozen = managers.find((m) => m.id === by)!
+    const {load, holder, leader: frozen} = await failoverHeldAtDb3('itetcd4', '/it4')
     frozen.child.kill('SIGSTOP')
     const takeover = await waitForEvent('takeover')
     expect(takeover.m).not.toBe(frozen)
@@ -274,7 +305,34 @@ describe('several mha watch managers on a real 3-member etcd', () => {
     const report = JSON.parse(readFileSync(said(takeover.m, 'failover done')[0]!.report!, 'utf8')) as ApplyReport
     expect(report.status).toBe('applied')
     await load.stop()
-    await expectConsistent(sandbox, report.newMaster?.server ?? 'db2', load.acked)
+    await expectConsistent(sandbox!, report.newMaster?.server ?? 'db2', load.acked)
+  }, 240_000)
+
+  it('a leader cut from etcd (packets dropped, no reset) in the middle of a step stops acting while it runs on; healed, it follows', async () => {
+    const {load, holder, leader: cut} = await failoverHeldAtDb3('itetcd6', '/it6')
+    cutFromEtcd(cut)
+    const takeover = await waitForEvent('takeover')
+    expect(takeover.m).not.toBe(cut)
+    // db3 catches up only now: the cut manager, still running, would go on with the failover if nothing stopped it.
+    await holder.execute('ROLLBACK')
+    await holder.close()
+    await waitFor(`${takeover.m.id} to finish the failover`, 90_000, () => said(takeover.m, 'failover done').length > 0)
+    await waitFor(`${cut.id} to say that etcd is down and that it was fenced`, 30_000, () => said(cut, 'etcd down').length > 0 && said(cut, 'fenced').length > 0)
+    expect(said(cut, 'failover done')).toEqual([])
+    expect(anyone('failover').map((f) => f.m.id)).toEqual([cut.id])
+    expect(basename(said(takeover.m, 'failover done')[0]!.plan!)).toBe(basename(said(cut, 'plan')[0]!.plan!))
+    const report = JSON.parse(readFileSync(said(takeover.m, 'failover done')[0]!.report!, 'utf8')) as ApplyReport
+    expect(report.status).toBe('applied')
+    // Healed: the cut manager gets a lease again and follows the one that finished; nothing fails over again.
+    const upBefore = said(cut, 'etcd up').length
+    healEtcdCut()
+    await waitFor(`${cut.id} to get a lease again`, 30_000, () => said(cut, 'etcd up').length > upBefore)
+    await waitFor('the managers to settle again', 60_000, () => currentLeader('itetcd6') !== undefined)
+    await sleep(2 * ttl * 1000)
+    expect(anyone('failover').map((f) => f.m.id)).toEqual([cut.id])
+    expect(said(cut, 'failover done')).toEqual([])
+    await load.stop()
+    await expectConsistent(sandbox!, report.newMaster?.server ?? 'db2', load.acked)
   }, 240_000)
 
   it('mha apply --etcd takes the managers\' lock: refused while it is held or etcd cannot be reached, nothing changed; applied and recorded in etcd once free', async () => {
