@@ -8,6 +8,8 @@ mha() { node bin/run.js "$@"; }
 step() { echo; echo "\$ mha $*"; }
 
 mha sandbox down --cluster app1 >/dev/null
+# A new cluster: what an earlier run recorded of app1 (its failover, db1 out of service) is not about this one.
+rm -rf plans/app1
 step sandbox up --cluster app1
 mha sandbox up --cluster app1 --replicas 2
 
@@ -27,7 +29,6 @@ mha sandbox kill-master --cluster app1
 sleep 1
 
 plan=plans/app1/demo-failover.json
-rm -f "$plan" "${plan%.json}".journal.ndjson
 step plan --cluster app1 -o $plan
 mha plan --cluster app1 -o "$plan" || [ $? -eq 2 ]
 

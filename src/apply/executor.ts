@@ -36,6 +36,8 @@ export interface ApplyOptions {
   guard?: () => void
   /** Work files kept beside the journal (etcd): restored before a resume, saved after each step. */
   artifacts?: {save: (dir: string) => Promise<void>; restore: (dir: string) => Promise<void>}
+  /** Called once nothing refused the plan, before the journal's first line and the first step. */
+  beforeFirstEffect?: () => Promise<void>
   /** How often a long step (a rebuild's copy) reports its progress; 10 s unless given. */
   progressIntervalMs?: number
 }
@@ -160,8 +162,10 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
           `${plan.decision.deadMaster} is not dead for its replicas: ${streaming.join(', ')} still replicate${streaming.length === 1 ? 's' : ''} from it (IO thread running); a network problem between mha and ${plan.decision.deadMaster}, no failover`,
           `find out why mha cannot reach ${plan.decision.deadMaster}; to fail over anyway, plan again with --force-dead "<why>"`,
         )
-      await journal.write({step: '(plan)', event: 'plan', message: digest})
     }
+    // Nothing refused the plan: the caller records the failover under way (mha apply, as watch does) before the first write.
+    await options.beforeFirstEffect?.()
+    if (!resuming) await journal.write({step: '(plan)', event: 'plan', message: digest})
     if (resuming) listener({kind: 'resume', done: done.size, total: plan.steps.length, doneSteps: [...done]})
     for (const [id, record] of records) if (record.state === 'done' || record.state === 'skipped') ctx.outputs.set(id, record.outputs)
     for (const [id, record] of records) if (record.state === 'begun' || record.state === 'failed') ctx.unfinished.add(id)

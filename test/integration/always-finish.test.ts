@@ -9,6 +9,7 @@ import {readPlan} from '../../src/plan/plan-file.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {secretsOf, stopSshd} from '../../src/sandbox/sandbox.js'
+import {readFailoverRecord} from '../../src/watch/state.js'
 import {expectConsistent, killMasterAndWait, root, runMha, startSandbox, survivors, type TestSandbox} from './harness.js'
 
 // A failover always ends with a writable master: apply killed at any moment and run again, a replica's
@@ -283,6 +284,8 @@ describe('a failover always ends with a writable master', () => {
     expect(result.code).toBe(1)
     expect(result.report.status).toBe('refused')
     expect(result.report.message).toMatch(/^the plan is stale for the steps left to run: db3 source: now db2; the plan assumed db1/)
+    // Refused, the failover is over: its record (written by the killed apply) no longer keeps a new plan out.
+    expect(readFailoverRecord(join(root, 'plans'), 'itfinish7')).toMatchObject({finished: true, status: 'refused', planName: 'resumed-stale.json'})
     const after = await Promise.all(survivors(s).map((h) => s.sql(h, async (c) => JSON.stringify([await c.queryOne('SELECT @@global.read_only+0 AS ro, @@global.gtid_binlog_state AS g'), (await c.queryOne('SHOW SLAVE STATUS'))?.Master_Host]))))
     expect(after).toEqual(before)
   })

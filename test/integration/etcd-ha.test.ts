@@ -1,4 +1,4 @@
-import {execFileSync} from 'node:child_process'
+import {execFileSync, spawn} from 'node:child_process'
 import {mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {basename, join} from 'node:path'
@@ -8,7 +8,7 @@ import type {ApplyReport} from '../../src/apply/events.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {etcdEndpoints, startEtcdCluster, startEtcdMember, stopEtcdCluster, stopEtcdMember} from '../../src/sandbox/etcd.js'
-import {expectConsistent, holdReplica, runMha, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
+import {deadMasterWithHeldReplica, expectConsistent, holdReplica, root, runMha, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
 
 /**
  * Several managers on etcd, with real parts only: a 3-member etcd on loopback (127.0.0.84-86), a MariaDB
@@ -333,6 +333,52 @@ describe('several mha watch managers on a real 3-member etcd', () => {
     expect(said(cut, 'failover done')).toEqual([])
     await load.stop()
     await expectConsistent(sandbox!, report.newMaster?.server ?? 'db2', load.acked)
+  }, 240_000)
+
+  it('mha apply --etcd of a failover SIGKILLed in the middle: no other plan is applied over it, and the leading manager finishes it from the journal in etcd', async () => {
+    const {s, load, holder} = await deadMasterWithHeldReplica('itetcd7', 81)
+    sandbox = s
+    const dir = mkdtempSync(join(tmpdir(), 'mha-it-etcd-manual-'))
+    const plan = join(dir, 'itetcd7', 'failover.json')
+    expect((await runMha(['plan', '--config', s.configFile, '-o', plan])).code).toBe(2)
+    const etcdFlags = ['--etcd', endpoints, '--etcd-prefix', '/it7', '--etcd-lease-ttl', String(ttl)]
+    const child = spawn(process.execPath, [join(root, 'bin/run.js'), 'apply', plan, '--config', s.configFile, ...etcdFlags], {cwd: root, env: {...process.env, NODE_ENV: 'production'}, stdio: 'ignore'})
+    const exited = new Promise((resolve) => child.on('close', resolve))
+    // db3 is held: the apply is inside wait_relay_log_applied:db3, its master steps done or under way.
+    const by = await beganBy('/it7', 'itetcd7', 'wait_relay_log_applied:db3')
+    child.kill('SIGKILL')
+    await exited
+    const record = JSON.parse((await client!.get('/it7/failovers/itetcd7').string())!) as {by: string; finished: boolean; planName: string}
+    expect(record).toMatchObject({finished: false, planName: 'failover.json'})
+    expect(record.by).toMatch(/^mha apply \(/)
+    // Another plan, made now, is not applied over the half-done one (once the dead apply's lease, and its lock, are gone).
+    const other = join(dir, 'itetcd7', 'other.json')
+    await runMha(['plan', '--config', s.configFile, '-o', other])
+    const state = () => Promise.all(['db2', 'db3'].map((h) => s.sql(h, async (c) => JSON.stringify([await c.queryOne('SELECT @@global.read_only+0 AS ro'), (await c.queryOne('SHOW SLAVE STATUS'))?.Master_Host ?? null]))))
+    await sleep((ttl + 1) * 1000)
+    const before = await state()
+    const refused = await runMha(['apply', other, '--config', s.configFile, ...etcdFlags])
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toMatch(/cluster itetcd7: the failover mha apply \(.*\) started at .* \(failover\.json, digest [0-9a-f]+\) is unfinished, and this plan would be applied over it; .*nothing was changed/)
+    expect(await state()).toEqual(before)
+    // The managers start: the one that leads finishes that plan, from the steps the apply left.
+    managers = startManagers(s, '/it7')
+    const takeover = await waitForEvent('takeover')
+    expect(takeover.line.message).toMatch(/finishing the failover mha apply \(.*\) started at .* \(failover\.json\) from its journal in etcd/)
+    await holder.execute('ROLLBACK')
+    await holder.close()
+    await waitFor(`${takeover.m.id} to finish the failover`, 90_000, () => said(takeover.m, 'failover done').length > 0)
+    expect(anyone('plan')).toEqual([])
+    expect(anyone('failover')).toEqual([])
+    const journal = await journalOf('/it7', 'itetcd7')
+    expect(journal.filter((e) => e.by === by).length).toBeGreaterThan(0)
+    for (const step of new Set(journal.filter((e) => e.by === by && e.event === 'end').map((e) => e.step))) expect(journal.filter((e) => e.step === step && e.event === 'end').length).toBe(1)
+    expect(journal.filter((e) => e.by === takeover.m.id && e.step === 'wait_relay_log_applied:db3').map((e) => e.event)).toContain('end')
+    const report = JSON.parse(readFileSync(said(takeover.m, 'failover done')[0]!.report!, 'utf8')) as ApplyReport
+    expect(report.status).toBe('applied')
+    expect(JSON.parse((await client!.get('/it7/failovers/itetcd7').string())!)).toMatchObject({finished: true, finishedBy: takeover.m.id, planName: 'failover.json'})
+    await load.stop()
+    await expectConsistent(s, report.newMaster?.server ?? 'db2', load.acked)
   }, 240_000)
 
   it('mha apply --etcd takes the managers\' lock: refused while it is held or etcd cannot be reached, nothing changed; applied and recorded in etcd once free', async () => {

@@ -1,11 +1,12 @@
 import {execFile, spawn, type ChildProcess} from 'node:child_process'
-import {mkdtempSync} from 'node:fs'
+import {mkdtempSync, rmSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {expect} from 'vitest'
 import {ServerConnection, withConnection} from '../../src/inspect/mysql.js'
+import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {adminEndpoint, hostNamed, sandboxDown, sandboxUp, type SandboxState} from '../../src/sandbox/sandbox.js'
 
@@ -37,6 +38,9 @@ export interface TestSandbox {
 /** A real sandbox on its own addresses (127.0.0.firstOctet...), so test files never share servers. */
 export async function startSandbox(name: string, firstOctet: number, options: {replicas?: number; gtid?: boolean; semisync?: boolean} = {}): Promise<TestSandbox> {
   const work = mkdtempSync(join(tmpdir(), `mha-it-${name}-`))
+  // A new cluster: what an earlier run left in the default plans folder (a failover record, servers out of
+  // service) is not about this one, and a plan file outside a <cluster> folder records there.
+  rmSync(join(root, 'plans', name), {recursive: true, force: true})
   const state = await sandboxUp({
     cluster: name,
     replicas: options.replicas ?? 2,
@@ -161,7 +165,8 @@ export async function holdReplica(s: TestSandbox, replica: string): Promise<Serv
     await c.execute('CREATE TABLE IF NOT EXISTS mhatest.hold (id INT PRIMARY KEY, v INT) ENGINE=InnoDB')
     await c.execute('REPLACE INTO mhatest.hold VALUES (1, 0)')
   })
-  await waitFor(`${replica} to have the hold row`, 20_000, async () => Number((await s.sql(replica, (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.hold')))!.n) === 1)
+  // The table itself may not have reached the replica yet.
+  await waitFor(`${replica} to have the hold row`, 20_000, async () => Number((await s.sql(replica, (c) => c.queryOne("SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'mhatest' AND TABLE_NAME = 'hold'")))!.n) === 1 && Number((await s.sql(replica, (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.hold')))!.n) === 1)
   const holder = await ServerConnection.open(adminEndpoint(s.state, hostNamed(s.state, replica)), 5000)
   await holder.execute('SET SESSION innodb_lock_wait_timeout = 300')
   await holder.execute('BEGIN')
@@ -172,4 +177,18 @@ export async function holdReplica(s: TestSandbox, replica: string): Promise<Serv
     return Number(rows[0]!.n) > 0
   })
   return holder
+}
+
+/**
+ * A new cluster under write load whose master was killed while db3's SQL thread is held (holdReplica), before
+ * any failover: whoever fails it over waits for db3 until the holder lets go.
+ */
+export async function deadMasterWithHeldReplica(name: string, firstOctet: number): Promise<{s: TestSandbox; load: WriteLoad; holder: ServerConnection}> {
+  const s = await startSandbox(name, firstOctet)
+  await WriteLoad.prepare(s.state, 'db1')
+  const load = new WriteLoad(s.state)
+  load.start()
+  const holder = await holdReplica(s, 'db3')
+  await killMasterAndWait(s)
+  return {s, load, holder}
 }

@@ -1,19 +1,23 @@
+import {spawn} from 'node:child_process'
 import {mkdtempSync, readdirSync, readFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {basename, dirname, join} from 'node:path'
-import {afterAll, describe, expect, it} from 'vitest'
+import {afterEach, describe, expect, it} from 'vitest'
 import type {ApplyReport} from '../../src/apply/events.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
-import {expectConsistent, holdReplica, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
+import {readFailoverRecord} from '../../src/watch/state.js'
+import {deadMasterWithHeldReplica, expectConsistent, holdReplica, root, runMha, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
 
-/** One mha watch (no etcd) killed in the middle of its failover and started again: it finishes that failover. */
+/** One mha watch (no etcd) started after a failover was killed in the middle (its own, or mha apply's): it finishes that failover. */
 let sandbox: TestSandbox | undefined
 const children: ReturnType<typeof spawnWatch>['child'][] = []
 
-afterAll(async () => {
+afterEach(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+  children.length = 0
   await sandbox?.down()
+  sandbox = undefined
 })
 
 const journalLines = (plansDir: string, cluster: string) => {
@@ -63,5 +67,35 @@ describe('mha watch alone, killed in the middle of a failover', () => {
     await waitFor('the second watch to monitor the new master', 20_000, () => said('master').some((l) => l.message.startsWith(`monitoring ${report.newMaster!.server}`)))
     await load.stop()
     await expectConsistent(sandbox, report.newMaster!.server, load.acked)
+  }, 240_000)
+
+  it('finishes a failover mha apply was killed in the middle of (same plans folder), and plans no other over it', async () => {
+    const {s, load, holder} = await deadMasterWithHeldReplica('itresume2', 45)
+    sandbox = s
+    const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-resume-plans-'))
+    const plan = join(plansDir, 'itresume2', 'failover.json')
+    expect((await runMha(['plan', '--config', s.configFile, '-o', plan])).code).toBe(2)
+    const apply = spawn(process.execPath, [join(root, 'bin/run.js'), 'apply', plan, '--config', s.configFile], {cwd: root, env: {...process.env, NODE_ENV: 'production'}, stdio: 'ignore'})
+    const exited = new Promise((resolve) => apply.on('close', resolve))
+    await waitFor('the apply to begin its wait for db3', 60_000, () => journalLines(plansDir, 'itresume2').some((e) => e.step === 'wait_relay_log_applied:db3' && e.event === 'begin'), 5)
+    apply.kill('SIGKILL')
+    await exited
+    expect(readFailoverRecord(plansDir, 'itresume2')).toMatchObject({finished: false, planName: 'failover.json', by: expect.stringMatching(new RegExp(`^mha apply \\(.* pid ${apply.pid}\\)$`)) as unknown})
+
+    const watch = spawnWatch(['--config-dir', dirname(s.configFile), '--plans-dir', plansDir, '--heartbeat', '0'])
+    children.push(watch.child)
+    await holder.execute('ROLLBACK')
+    await holder.close()
+    const said = (event: string) => watch.lines.filter((l: WatchLogLine) => l.event === event)
+    await waitFor(`watch to finish the failover (said: ${watch.lines.map((l) => `${l.event}: ${l.message}`).join(' | ')})`, 90_000, () => said('failover done').length > 0)
+    expect(said('resume')[0]?.message).toMatch(/finishing the failover mha apply \(.*\) started at .* \(failover\.json\) from its journal/)
+    expect(said('failover')).toEqual([])
+    expect(said('plan')).toEqual([])
+    expect(said('failover done')[0]!.plan).toBe(plan)
+    const report = JSON.parse(readFileSync(said('failover done')[0]!.report!, 'utf8')) as ApplyReport
+    expect(report.status).toBe('applied')
+    expect(readFailoverRecord(plansDir, 'itresume2')).toMatchObject({finished: true, planName: 'failover.json'})
+    await load.stop()
+    await expectConsistent(s, report.newMaster!.server, load.acked)
   }, 240_000)
 })
