@@ -4,7 +4,12 @@ import type {ServerSnapshot, Snapshot, SqlFacts} from '../inspect/types.js'
 
 /** The configured server a replica's Master_Host:Master_Port names, matched by hostname or ip. */
 export function sourceServer(cluster: ClusterConfig, replica: ReplicaStatus): ServerConfig | undefined {
-  return cluster.servers.find((s) => (s.hostname === replica.sourceHost || s.ip === replica.sourceHost) && s.port === replica.sourcePort)
+  return cluster.servers.find((s) => replicatesFrom(replica, s))
+}
+
+/** Does the replica's Master_Host:Master_Port name this server (by hostname or ip)? */
+export function replicatesFrom(replica: Pick<ReplicaStatus, 'sourceHost' | 'sourcePort'>, server: Pick<ServerConfig, 'hostname' | 'ip' | 'port'>): boolean {
+  return (replica.sourceHost === server.hostname || replica.sourceHost === server.ip) && replica.sourcePort === server.port
 }
 
 export function sqlFacts(server: ServerSnapshot): SqlFacts | undefined {

@@ -10,6 +10,7 @@ import {findMasterFileSizes, findRelayLookups} from './relay-lookup.js'
 import {configuredHooks, locateHookCommand} from '../hooks/command.js'
 import {findExecutable} from '../util/executables.js'
 import {binlogBaseName, binlogSequence} from '../binlog/coordinates.js'
+import {replicatesFrom} from '../analysis/topology.js'
 import {dirname, posix} from 'node:path'
 
 export function endpointOf(cluster: ClusterConfig, server: ServerConfig): Endpoint {
@@ -79,7 +80,7 @@ function binlogHint(cluster: ClusterConfig, server: ServerConfig, sql: (SqlFacts
   const own = sql[cluster.servers.indexOf(server)]
   if (own?.reachable) return own.binaryLog?.file ?? null
   const read = sql
-    .map((f) => (f.reachable && f.replica && (f.replica.sourceHost === server.hostname || f.replica.sourceHost === server.ip) && f.replica.sourcePort === server.port ? f.replica.read.file : null))
+    .map((f) => (f.reachable && f.replica && replicatesFrom(f.replica, server) ? f.replica.read.file : null))
     .filter((f): f is string => f !== null && f !== '')
   return read.sort((a, b) => binlogSequence(b) - binlogSequence(a))[0] ?? null
 }

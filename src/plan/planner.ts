@@ -1,6 +1,6 @@
 import {checkCluster} from '../analysis/check.js'
 import {missingHookWarnings} from '../analysis/hooks.js'
-import {sqlFacts, topologyOf} from '../analysis/topology.js'
+import {replicatesFrom, sqlFacts, topologyOf} from '../analysis/topology.js'
 import {binlogSequence, compareCoordinates, extremeCoordinates, formatCoordinates, siblingBinlogName} from '../binlog/coordinates.js'
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import type {ServerSnapshot, Snapshot} from '../inspect/types.js'
@@ -60,7 +60,7 @@ export function planFor(cluster: ClusterConfig, snapshot: Snapshot, header: Plan
   // The same judgement as mha watch: a master its replicas still stream from is alive; mha is cut off from it.
   const streaming = cluster.servers.filter((server) => {
     const replica = server !== master ? sqlFacts(byName.get(server.name)!)?.replica : undefined
-    return replica && (replica.sourceHost === master.hostname || replica.sourceHost === master.ip) && replica.sourcePort === master.port && replica.ioThread === 'running'
+    return replica && replicatesFrom(replica, master) && replica.ioThread === 'running'
   })
   if (streaming.length > 0 && !options.forceDead)
     throw new UserError(
@@ -94,7 +94,7 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
       continue
     }
     const r = facts.replica
-    if (!r || !(r.sourceHost === dead.hostname || r.sourceHost === dead.ip) || r.sourcePort !== dead.port) {
+    if (!r || !replicatesFrom(r, dead)) {
       notes.push(`${server.name} does not replicate from ${dead.name}: it is left alone`)
       continue
     }

@@ -1,4 +1,4 @@
-import {sqlFacts, topologyOf} from '../analysis/topology.js'
+import {replicatesFrom, sqlFacts, topologyOf} from '../analysis/topology.js'
 import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
 import type {ClusterConfig} from '../config/types.js'
 import type {BinlogCoordinates} from '../dialect/types.js'
@@ -164,7 +164,7 @@ export function planRejoin(cluster: ClusterConfig, snapshot: Snapshot, header: P
   const masterFacts = master ? sqlFacts(byName.get(master.name)!) : undefined
   if (!master || !masterFacts) throw new UserError(`${cluster.name}: no live master besides ${name} to rejoin it to; run "mha check" for details`)
   if (masterFacts.readOnly) throw new UserError(`${master.name}, the master, is read_only; rejoin ${name} once ${master.name} takes writes`)
-  if (facts.replica && (facts.replica.sourceHost === master.hostname || facts.replica.sourceHost === master.ip) && facts.replica.sourcePort === master.port && facts.replica.ioThread === 'running' && facts.replica.sqlThread === 'running')
+  if (facts.replica && replicatesFrom(facts.replica, master) && facts.replica.ioThread === 'running' && facts.replica.sqlThread === 'running')
     throw new UserError(`${name} already replicates from ${master.name} with both threads running: nothing to rejoin`)
   if (!facts.logBin || !facts.binaryLog) throw new UserError(`${name} has log_bin off: its history cannot be compared with ${master.name}'s; rebuild it from ${master.name}`)
 

@@ -1,4 +1,4 @@
-import {sqlFacts, topologyOf} from '../analysis/topology.js'
+import {replicatesFrom, sqlFacts, topologyOf} from '../analysis/topology.js'
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import type {Snapshot} from '../inspect/types.js'
 import {UserError} from '../util/errors.js'
@@ -21,7 +21,7 @@ function serviceTopology(cluster: ClusterConfig, snapshot: Snapshot, name: strin
   // Who replicates from the target: a server others depend on is never taken away from them.
   const downstream = cluster.servers.filter((s) => {
     const r = sqlFacts(byName.get(s.name)!)?.replica
-    return s !== target && r && (r.sourceHost === target.hostname || r.sourceHost === target.ip) && r.sourcePort === target.port
+    return s !== target && r && replicatesFrom(r, target)
   })
   return {target, master, masterFacts, byName, downstream}
 }
@@ -39,7 +39,7 @@ export function planRebuild(cluster: ClusterConfig, snapshot: Snapshot, header: 
   const targetSnap = byName.get(name)!
   const targetFacts = sqlFacts(targetSnap)
   const r = targetFacts?.replica
-  if (r && (r.sourceHost === master.hostname || r.sourceHost === master.ip) && r.sourcePort === master.port && r.ioThread === 'running' && r.sqlThread === 'running' && !r.lastIoErrno && !r.lastSqlErrno)
+  if (r && replicatesFrom(r, master) && r.ioThread === 'running' && r.sqlThread === 'running' && !r.lastIoErrno && !r.lastSqlErrno)
     throw new UserError(`${name} replicates from ${master.name} with both threads running; rebuild is for an empty, new or broken server (stop its replication first if it has diverged)`)
   const where = `${cluster.file} servers[${name}].rebuild`
   const datadir = target.rebuild?.datadir
@@ -56,7 +56,7 @@ export function planRebuild(cluster: ClusterConfig, snapshot: Snapshot, header: 
     const snap = byName.get(s.name)!
     const rep = sqlFacts(snap)?.replica
     if (!rep || !snap.ssh.reachable) return []
-    if (!((rep.sourceHost === master.hostname || rep.sourceHost === master.ip) && rep.sourcePort === master.port)) return []
+    if (!replicatesFrom(rep, master)) return []
     if (rep.ioThread !== 'running' || rep.sqlThread !== 'running' || rep.lastIoErrno || rep.lastSqlErrno) return []
     return [{server: s, lag: rep.secondsBehind ?? Number.MAX_SAFE_INTEGER}]
   })

@@ -1,3 +1,4 @@
+import {replicatesFrom} from '../analysis/topology.js'
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import {dialectFor, parseServerVersion} from '../dialect/index.js'
 import {endpointOf} from '../inspect/inspect.js'
@@ -36,7 +37,7 @@ export async function probeReplicas(cluster: ClusterConfig, master: ServerConfig
           const raw = await conn.queryOne(dialect.showReplicaStatus, [], timeout)
           const status = raw ? dialect.parseReplicaStatus(raw) : null
           if (!status) return {name: server.name, up: false, reachable: true, ioThread: null, sqlThread: null, lagSeconds: null, problem: 'is not a replica'}
-          const fromMaster = (status.sourceHost === master.hostname || status.sourceHost === master.ip) && status.sourcePort === master.port
+          const fromMaster = replicatesFrom(status, master)
           if (!fromMaster) return {name: server.name, up: false, reachable: true, ioThread: null, sqlThread: null, lagSeconds: null, problem: `replicates from ${status.sourceHost}:${status.sourcePort}, not from ${master.name}`}
           const up = status.ioThread === 'running' && status.sqlThread === 'running'
           const problem = up ? null : `IO thread ${status.ioThread}, SQL thread ${status.sqlThread}${status.lastIoError ? `: ${status.lastIoError}` : status.lastSqlError ? `: ${status.lastSqlError}` : ''}`

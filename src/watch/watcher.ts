@@ -8,7 +8,7 @@ import {FencedError} from '../coord/session.js'
 import type {Plan} from '../plan/types.js'
 import {planDigest, readPlan} from '../plan/plan-file.js'
 import {lockCluster} from '../apply/lock.js'
-import {sourceServer, topologyOf} from '../analysis/topology.js'
+import {replicatesFrom, sourceServer, topologyOf} from '../analysis/topology.js'
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import {dialectFor, parseServerVersion} from '../dialect/index.js'
 import {endpointOf, inspectCluster, sshTargetOf} from '../inspect/inspect.js'
@@ -494,7 +494,7 @@ export class ClusterWatcher {
             const status = await conn.queryOne(dialect.showReplicaStatus, [], timeout)
             const parsed = status ? dialect.parseReplicaStatus(status) : null
             sources.push({name: server.name, source: parsed ? (sourceServer(this.cluster, parsed)?.name ?? `${parsed.sourceHost}:${parsed.sourcePort}`) : null})
-            const fromMaster = parsed && (parsed.sourceHost === master.hostname || parsed.sourceHost === master.ip) && parsed.sourcePort === master.port
+            const fromMaster = parsed && replicatesFrom(parsed, master)
             if (!fromMaster) return {name: server.name, reachable: true, ioThread: null, lastIoError: ''}
             // What moves while the master talks to it: an IO thread that says Yes over a silent master does not.
             const heartbeat = await conn
