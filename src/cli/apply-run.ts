@@ -1,11 +1,10 @@
 import {hostname} from 'node:os'
-import {basename} from 'node:path'
 import type {ApplyReport} from '../apply/events.js'
 import {applyPlan, journalFileOf, type ApplyOptions} from '../apply/executor.js'
 import {lockCluster} from '../apply/lock.js'
 import type {EtcdSettings} from '../coord/settings.js'
 import {planDigest} from '../plan/plan-file.js'
-import {readFailoverRecord, readWatchState, writeFailoverRecord, type FailoverRecord} from '../watch/state.js'
+import {endedRecord, failoverRecordIn, readWatchState, recordFailover, startedRecord, type FailoverRecord} from '../watch/state.js'
 import {plansDirOf} from '../watch/record-apply.js'
 import type {Plan} from '../plan/types.js'
 import {oneLine, UserError} from '../util/errors.js'
@@ -30,18 +29,19 @@ export async function applyFromCommand(options: Omit<ApplyOptions, 'listener'> &
   let report: ApplyReport
   try {
     const digest = planDigest(plan)
-    const records = plan.kind === 'failover' ? failoverRecords(planFile, plan, shared) : undefined
-    const earlier = records ? await unfinishedRecord(records, plan, digest) : null
+    const plansDir = plansDirOf(planFile, plan.cluster)
+    const recorded = plan.kind === 'failover'
+    const earlier = recorded ? unfinishedRecord(await failoverRecordIn(plansDir, plan.cluster, shared?.coord), plan, digest) : null
     let started: FailoverRecord | undefined
     report = await applyPlan({
       ...options,
       progressIntervalMs: interval,
       listener,
-      ...(records
+      ...(recorded
         ? {
             beforeFirstEffect: async () => {
-              started = earlier ?? {digest, planName: basename(planFile), plan, by: thisApply(), startedAt: new Date().toISOString(), finished: false}
-              if (!earlier) await records.write(started)
+              started = earlier ?? startedRecord(plan, planFile, thisApply())
+              if (!earlier) await recordFailover(plansDir, plan.cluster, shared, started)
             },
           }
         : {}),
@@ -50,10 +50,10 @@ export async function applyFromCommand(options: Omit<ApplyOptions, 'listener'> &
     })
     // Ended whatever the outcome, as watch ends its own: a plan refused now (the cluster changed) is over too.
     const ended = started ?? earlier
-    if (records && ended) await records.write({...ended, finished: true, finishedBy: thisApply(), status: report.status, message: report.message})
+    if (ended) await recordFailover(plansDir, plan.cluster, shared, endedRecord(ended, thisApply(), report))
     record(planFile, plan, report)
     // The managers' anti-flapping reads the state from etcd.
-    if (shared) await shared.coord.writeState(cluster.name, readWatchState(plansDirOf(planFile, plan.cluster), cluster.name), shared.lock).catch((error: unknown) => process.stderr.write(`mha: could not record this ${plan.kind} in etcd: ${oneLine(error)}\n`))
+    if (shared) await shared.coord.writeState(cluster.name, readWatchState(plansDir, cluster.name), shared.lock).catch((error: unknown) => process.stderr.write(`mha: could not record this ${plan.kind} in etcd: ${oneLine(error)}\n`))
   } finally {
     listr?.stop()
     await listr?.run
@@ -93,28 +93,13 @@ function record(planFile: string, plan: Plan, report: ApplyReport): void {
 
 const thisApply = () => `mha apply (${hostname()} pid ${process.pid})`
 
-type SharedLock = Awaited<ReturnType<typeof etcdLock>>
-
-interface FailoverRecords {
-  read: () => Promise<FailoverRecord | null>
-  write: (record: FailoverRecord) => Promise<void>
-}
-
-/** Where a failover under way is recorded: in etcd with several managers, else beside the plans, as watch keeps its own. */
-function failoverRecords(planFile: string, plan: Plan, shared: SharedLock | undefined): FailoverRecords {
-  if (shared) return {read: () => shared.coord.failoverRecord(plan.cluster), write: (r) => shared.coord.writeFailoverRecord(shared.lock, r)}
-  const plansDir = plansDirOf(planFile, plan.cluster)
-  return {read: () => Promise.resolve(readFailoverRecord(plansDir, plan.cluster)), write: (r) => Promise.resolve(writeFailoverRecord(plansDir, plan.cluster, r))}
-}
-
 /**
  * A failover applied by hand is recorded before its first step, as watch records its own: if this process
  * dies, a watch (on any manager, with etcd) finishes this plan instead of planning another over it. Another
  * unfinished failover is never planned over from here either: it is finished (or refused as stale) first.
  * Returns the record of this plan when an earlier run of it left one.
  */
-async function unfinishedRecord(records: FailoverRecords, plan: Plan, digest: string): Promise<FailoverRecord | null> {
-  const earlier = await records.read()
+function unfinishedRecord(earlier: FailoverRecord | null, plan: Plan, digest: string): FailoverRecord | null {
   if (!earlier || earlier.finished) return null
   if (earlier.digest === digest) return earlier
   throw new UserError(

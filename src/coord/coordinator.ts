@@ -8,8 +8,6 @@ import type {JournalEntry, JournalStore} from '../apply/journal.js'
 import {parseJournalLines} from '../apply/journal.js'
 import {oneLine, UserError} from '../util/errors.js'
 import type {FailoverRecord, WatchState} from '../watch/state.js'
-
-export type {FailoverRecord}
 import {campaignDelayMs, rendezvousOrder} from './ranking.js'
 import {bounded, etcdCallTimeoutMs, EtcdSession, FencedError} from './session.js'
 import type {EtcdSettings} from './settings.js'

@@ -1,5 +1,9 @@
 import {existsSync, mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
-import {dirname, join} from 'node:path'
+import {basename, dirname, join} from 'node:path'
+import type {ApplyReport} from '../apply/events.js'
+import type {ClusterLock, Coordinator} from '../coord/coordinator.js'
+import {planDigest} from '../plan/plan-file.js'
+import type {Plan} from '../plan/types.js'
 
 /** What watch remembers per cluster across restarts: the last failover and whether it was acknowledged. */
 export interface WatchState {
@@ -69,8 +73,9 @@ export function failoverBlocked(state: WatchState, windowMinutes: number, now = 
 }
 
 /**
- * The failover watch started, kept until it is finished (beside the plans, or in etcd with several managers)
- * so that a restarted watch or the next leader finishes it. The plan is kept whole: another host may not have it.
+ * A failover under way (started by watch or by mha apply), kept until it is finished (beside the plans, or in
+ * etcd with several managers) so that a restarted watch or the next leader finishes it. The plan is kept whole:
+ * another host may not have it.
  */
 export interface FailoverRecord {
   digest: string
@@ -98,4 +103,24 @@ export function writeFailoverRecord(plansDir: string, cluster: string, record: F
   mkdirSync(dirname(file), {recursive: true})
   writeFileSync(file + '.tmp', JSON.stringify(record) + '\n')
   renameSync(file + '.tmp', file)
+}
+
+/** The record of a failover about to take its first step. */
+export function startedRecord(plan: Plan, planFile: string, by: string): FailoverRecord {
+  return {digest: planDigest(plan), planName: basename(planFile), plan, by, startedAt: new Date().toISOString(), finished: false}
+}
+
+/** The same record once its apply returned, whatever the outcome: what to do next is in the report. */
+export function endedRecord(record: FailoverRecord, by: string, report: Pick<ApplyReport, 'status' | 'message'>): FailoverRecord {
+  return {...record, finished: true, finishedBy: by, status: report.status, message: report.message}
+}
+
+/** Where the failover under way is recorded: in etcd (written only under the cluster lock) with several managers, else beside the plans. */
+export function failoverRecordIn(plansDir: string, cluster: string, coord: Coordinator | undefined): Promise<FailoverRecord | null> {
+  return coord ? coord.failoverRecord(cluster) : Promise.resolve(readFailoverRecord(plansDir, cluster))
+}
+
+export async function recordFailover(plansDir: string, cluster: string, shared: {coord: Coordinator; lock: ClusterLock} | undefined, record: FailoverRecord): Promise<void> {
+  if (shared) await shared.coord.writeFailoverRecord(shared.lock, record)
+  else writeFailoverRecord(plansDir, cluster, record)
 }

@@ -3,7 +3,7 @@ import {existsSync, mkdirSync, writeFileSync} from 'node:fs'
 import {basename, dirname, join, resolve} from 'node:path'
 import {applyPlan, journalFileOf} from '../apply/executor.js'
 import type {ApplyReport} from '../apply/events.js'
-import type {ClusterLock, Coordinator, FailoverRecord} from '../coord/coordinator.js'
+import type {ClusterLock, Coordinator} from '../coord/coordinator.js'
 import {FencedError} from '../coord/session.js'
 import type {Plan} from '../plan/types.js'
 import {planDigest, readPlan} from '../plan/plan-file.js'
@@ -26,7 +26,7 @@ import type {Logger} from './log.js'
 import {closeLooks, fenceReturningMasters, lookAt} from './returning-master.js'
 import {complaintPauseMs} from './complaints.js'
 import {secondOpinion, type SecondOpinion} from './second-opinion.js'
-import {failoverBlocked, outOfService, readFailoverRecord, readWatchState, recordFenced, withOutOfService, writeFailoverRecord, writeWatchState} from './state.js'
+import {endedRecord, failoverBlocked, failoverRecordIn, outOfService, readWatchState, recordFailover, recordFenced, startedRecord, withOutOfService, writeWatchState, type FailoverRecord} from './state.js'
 import type {Snapshot} from '../inspect/types.js'
 
 /** Servers last seen connected to the master are looked at again only every this many rounds. */
@@ -311,14 +311,12 @@ export class ClusterWatcher {
   }
 
   /** The failover in flight: in etcd with several managers, else beside the plans. */
-  async #readRecord(): Promise<FailoverRecord | null> {
-    const coord = this.options.coord
-    return coord ? await coord.failoverRecord(this.cluster.name) : readFailoverRecord(this.options.plansDir, this.cluster.name)
+  #readRecord(): Promise<FailoverRecord | null> {
+    return failoverRecordIn(this.options.plansDir, this.cluster.name, this.options.coord)
   }
 
-  async #writeRecord(record: FailoverRecord, held: Held): Promise<void> {
-    if (held.shared) await held.shared.coord.writeFailoverRecord(held.shared.lock, record)
-    else writeFailoverRecord(this.options.plansDir, this.cluster.name, record)
+  #writeRecord(record: FailoverRecord, held: Held): Promise<void> {
+    return recordFailover(this.options.plansDir, this.cluster.name, held.shared, record)
   }
 
   /**
@@ -707,7 +705,7 @@ export class ClusterWatcher {
       const planFile = defaultPlanPath(plan, plansDir)
       writePlan(plan, planFile)
       this.#say('plan', `${plan.decision.summary}; data loss: ${plan.decision.dataLoss.statement}`, {plan: planFile})
-      const record: FailoverRecord = {digest: planDigest(plan), planName: basename(planFile), plan, by: coord ? coord.settings.id : `mha watch pid ${process.pid}`, startedAt: new Date().toISOString(), finished: false}
+      const record = startedRecord(plan, planFile, coord ? coord.settings.id : `mha watch pid ${process.pid}`)
       // Before the first effect the failover is recorded (in etcd with several managers): whoever watches next finishes it.
       await this.#writeRecord(record, held)
       // Taken a moment ago: apply does not inspect again (and wait again for the dead master's timeouts).
@@ -767,7 +765,7 @@ export class ClusterWatcher {
     writeWatchState(plansDir, this.cluster.name, state)
     if (shared) await shared.coord.writeState(this.cluster.name, state, shared.lock)
     // A failed apply is finished too: what to do next is in its report, and a new failover may be planned.
-    await this.#writeRecord({...record, finished: true, finishedBy: shared ? shared.coord.settings.id : `mha watch pid ${process.pid}`, status: report.status, message: report.message}, held)
+    await this.#writeRecord(endedRecord(record, shared ? shared.coord.settings.id : `mha watch pid ${process.pid}`, report), held)
     this.health.failovers.push({at: new Date().toISOString(), status: report.status, durationMs: Date.now() - started})
     const outcome = report.status === 'applied' ? 'failover done' : report.status === 'partial' ? 'failover done, replicas left out' : 'failover failed'
     this.#say(outcome, report.message + (report.dataLoss ? `; data loss: ${report.dataLoss}` : '') + (report.nextAction ? `; next: ${report.nextAction}` : ''), {plan: planFile, report: reportFile})
