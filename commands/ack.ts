@@ -18,10 +18,8 @@ export default class Ack extends BaseCommand<typeof Ack> {
     const plansDir = this.flags['plans-dir']
     const settings = etcdSettings(this.flags)
     // With etcd the managers read the state there: the acknowledgement goes there (and to this host's copy).
-    const coord = settings ? new (await import('../src/coord/coordinator.js')).Coordinator(settings) : undefined
+    const coord = settings ? await (await import('../src/coord/coordinator.js')).commandCoordinator(settings, 'nothing was acknowledged') : undefined
     try {
-      await coord?.start()
-      if (coord && !coord.session.valid()) throw new UserError(`etcd (${settings!.endpoints.join(', ')}): ${coord.session.problem ?? 'no lease'}; nothing was acknowledged`)
       const state = (await coord?.readState(name)) ?? readWatchState(plansDir, name)
       if (!state.lastFailover) throw new UserError(`cluster ${name} has no failover to acknowledge in ${coord ? `etcd or ${plansDir}` : plansDir}`)
       const already = state.acknowledged

@@ -92,10 +92,12 @@ export default class Status extends BaseCommand<typeof Status> {
       const leaders = await coord.leadersNow()
       const managers = (await coord.managersNow()).filter((m) => m.id !== settings.id).map((m) => `${m.id} (${m.clusters} cluster(s))`)
       const states = new Map<string, WatchState>()
-      for (const name of names) {
-        const state = await coord.readState(name)
-        if (state) states.set(name, state)
-      }
+      await Promise.all(
+        names.map(async (name) => {
+          const state = await coord.readState(name)
+          if (state) states.set(name, state)
+        }),
+      )
       return {leaders, managers, states, problem: null}
     } catch (error) {
       return {leaders: new Map(), managers: [], states: new Map(), problem: `DOWN (${oneLine(error)})`}

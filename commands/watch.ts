@@ -6,6 +6,7 @@ import {clusterFlags, etcdFlags, plansDirFlag} from '../src/cli/flags.js'
 import {etcdSettings} from '../src/coord/settings.js'
 import {toolVersion} from '../src/plan/plan-file.js'
 import {formatListenAddress, parseListenAddress} from '../src/watch/listen-address.js'
+import {sayEtcdHealth} from '../src/watch/etcd-health.js'
 import {selectClusters} from '../src/watch/load-clusters.js'
 import {makeLogger} from '../src/watch/log.js'
 import {removePresence, writePresence} from '../src/watch/presence.js'
@@ -60,23 +61,8 @@ export default class Watch extends BaseCommand<typeof Watch> {
     const bound = server ? formatListenAddress(await server.start()) : null
     writePresence(plansDir, {pid: process.pid, started: processStartTime(process.pid), startedAt, clusters: watchers.map((w) => w.name), listen: bound})
     log('*', 'watch', `watching ${watchers.map((w) => w.name).join(', ')}${bound ? `; /metrics and /status on http://${bound}` : ''}${etcd ? `; with etcd ${etcd.endpoints.join(',')} as ${etcd.id}` : ''}`, {pid: process.pid, ...(bound ? {listen: bound} : {})})
-    // etcd away is said at once (by the session) and again with a growing pause while it lasts: never silent.
-    let etcdDownSince = 0
-    let nextEtcdLog = 0
-    const etcdAlarm = coord
-      ? setInterval(() => {
-          const now = Date.now()
-          if (coord.session.valid()) {
-            if (etcdDownSince) log('*', 'etcd up', `etcd answers again after ${Math.round((now - etcdDownSince) / 1000)} s: automatic failover is back`)
-            etcdDownSince = 0
-            return
-          }
-          if (!etcdDownSince) etcdDownSince = nextEtcdLog = now
-          if (now < nextEtcdLog) return
-          nextEtcdLog = now + Math.min(300_000, Math.max(5_000, (now - etcdDownSince) * 2))
-          log('*', 'etcd down', `etcd unreachable or without quorum for ${Math.round((now - etcdDownSince) / 1000)} s (${coord.session.problem ?? '?'}): no automatic failover for any cluster of this manager`)
-        }, 500)
-      : undefined
+    // etcd away is said at once and again while it lasts, and its return too.
+    const stopEtcdHealth = coord ? sayEtcdHealth(coord, log) : undefined
     for (const w of watchers) w.start()
     // Loud at start: a cluster that cannot be monitored is said at once (by its watcher); none at all is fatal.
     await Promise.all(watchers.map((w) => w.firstLook))
@@ -105,7 +91,7 @@ export default class Watch extends BaseCommand<typeof Watch> {
       process.once('SIGINT', () => stop('SIGINT'))
     })
     clearInterval(heartbeat)
-    clearInterval(etcdAlarm)
+    stopEtcdHealth?.()
     // The lease is revoked: the other managers take this one's clusters at once, not after the TTL.
     await coord?.stop()
     removePresence(plansDir)

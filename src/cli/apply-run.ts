@@ -109,11 +109,8 @@ function unfinishedRecord(earlier: FailoverRecord | null, plan: Plan, digest: st
 
 /** A short-lived etcd session for one command: the cluster lock under its own lease, or one clear refusal. */
 async function etcdLock(settings: EtcdSettings, cluster: string, purpose: string) {
-  const {Coordinator} = await import('../coord/coordinator.js')
-  const coord = new Coordinator(settings)
-  await coord.start()
+  const coord = await (await import('../coord/coordinator.js')).commandCoordinator(settings, 'nothing was changed')
   try {
-    if (!coord.session.valid()) throw new UserError(`etcd (${settings.endpoints.join(', ')}): ${coord.session.problem ?? 'no lease'}; nothing was changed`)
     return {coord, lock: await coord.lock(cluster, purpose)}
   } catch (error) {
     await coord.stop()

@@ -395,3 +395,12 @@ export class Coordinator {
     }
   }
 }
+
+/** A short-lived etcd session for one command (apply, ack): started with a lease, or one clear refusal saying what was not done. */
+export async function commandCoordinator(settings: EtcdSettings, notDone: string): Promise<Coordinator> {
+  const coord = new Coordinator(settings)
+  await coord.start()
+  if (coord.session.valid()) return coord
+  await coord.stop()
+  throw new UserError(`etcd (${settings.endpoints.join(', ')}): ${coord.session.problem ?? 'no lease'}; ${notDone}`)
+}
