@@ -142,20 +142,26 @@ async function beganBy(prefix: string, cluster: string, step: string): Promise<s
   return by
 }
 
+/** A new cluster under write load, watched by the three managers until one leads it and the others follow. */
+async function watchedUnderLoad(cluster: string, prefix: string): Promise<{s: TestSandbox; load: WriteLoad; leader: Manager}> {
+  const s = await startSandbox(cluster, 81)
+  sandbox = s
+  await WriteLoad.prepare(s.state, 'db1')
+  const load = new WriteLoad(s.state)
+  load.start()
+  managers = startManagers(s, prefix)
+  return {s, load, leader: await settled(cluster)}
+}
+
 /**
  * A cluster under write load watched by the three managers, its master killed while db3 is held by a row lock:
  * the failover's leader is inside wait_relay_log_applied:db3 when this returns, until the holder lets go.
  */
 async function failoverHeldAtDb3(cluster: string, prefix: string): Promise<{load: WriteLoad; holder: Awaited<ReturnType<typeof holdReplica>>; leader: Manager}> {
-  sandbox = await startSandbox(cluster, 81)
-  await WriteLoad.prepare(sandbox.state, 'db1')
-  const load = new WriteLoad(sandbox.state)
-  load.start()
-  managers = startManagers(sandbox, prefix)
-  await settled(cluster)
-  const holder = await holdReplica(sandbox, 'db3')
+  const {s, load} = await watchedUnderLoad(cluster, prefix)
+  const holder = await holdReplica(s, 'db3')
   await sleep(500)
-  process.kill(sandbox.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
+  process.kill(s.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
   const by = await beganBy(prefix, cluster, 'wait_relay_log_applied:db3')
   return {load, holder, leader: managers.find((m) => m.id === by)!}
 }
@@ -166,14 +172,9 @@ async function journalOf(prefix: string, cluster: string): Promise<{step: string
 
 describe('several mha watch managers on a real 3-member etcd', () => {
   it('master killed under write load: exactly one manager fails over, the others say the leader acted', async () => {
-    sandbox = await startSandbox('itetcd1', 81)
-    await WriteLoad.prepare(sandbox.state, 'db1')
-    const load = new WriteLoad(sandbox.state)
-    load.start()
-    managers = startManagers(sandbox, '/it1')
-    const leader = await settled('itetcd1')
+    const {s, load, leader} = await watchedUnderLoad('itetcd1', '/it1')
     await sleep(1000)
-    process.kill(sandbox.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
+    process.kill(s.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
     const done = await waitForEvent('failover done')
     await waitFor('the two others to say that the leader acted', 20_000, () => managers.filter((m) => m !== done.m && said(m, 'leader acted').length > 0).length === 2)
     // Long enough for a second manager to act, if one would.
@@ -184,14 +185,14 @@ describe('several mha watch managers on a real 3-member etcd', () => {
     const report = JSON.parse(readFileSync(done.line.report!, 'utf8')) as ApplyReport
     expect(report.status).toBe('applied')
     await load.stop()
-    await expectConsistent(sandbox, report.newMaster!.server, load.acked)
-    const status = await runMha(['status', '--config', sandbox.configFile, '--etcd', endpoints, '--etcd-prefix', '/it1'])
+    await expectConsistent(s, report.newMaster!.server, load.acked)
+    const status = await runMha(['status', '--config', s.configFile, '--etcd', endpoints, '--etcd-prefix', '/it1'])
     await waitFor('the managers to settle again', 30_000, () => currentLeader('itetcd1') !== undefined)
     expect(status.stdout).toMatch(/etcd: up; managers: w1 \(1 cluster\(s\)\), w2 \(1 cluster\(s\)\), w3 \(1 cluster\(s\)\)/)
     expect(status.stdout).toMatch(new RegExp(`itetcd1: led by ${currentLeader('itetcd1')!.id}`))
     // The acknowledgement goes where the managers read the state: etcd.
     expect(JSON.parse((await client!.get('/it1/state/itetcd1').string())!)).toMatchObject({acknowledged: false, lastFailover: {newMaster: report.newMaster!.server}})
-    const ack = await runMha(['ack', '--config', sandbox.configFile, '--plans-dir', mkdtempSync(join(tmpdir(), 'mha-it-etcd-ack-')), '--etcd', endpoints, '--etcd-prefix', '/it1'])
+    const ack = await runMha(['ack', '--config', s.configFile, '--plans-dir', mkdtempSync(join(tmpdir(), 'mha-it-etcd-ack-')), '--etcd', endpoints, '--etcd-prefix', '/it1'])
     expect(ack.code, ack.stderr).toBe(0)
     expect(JSON.parse((await client!.get('/it1/state/itetcd1').string())!)).toMatchObject({acknowledged: true})
     // Stopped politely, a manager revokes its lease: its keys are gone when it exits, not a TTL later.
@@ -206,18 +207,13 @@ describe('several mha watch managers on a real 3-member etcd', () => {
   }, 240_000)
 
   it('the leader SIGKILLed in the middle of the apply: another manager takes over and finishes from the journal in etcd', async () => {
-    sandbox = await startSandbox('itetcd2', 81)
-    await WriteLoad.prepare(sandbox.state, 'db1')
-    const load = new WriteLoad(sandbox.state)
-    load.start()
-    managers = startManagers(sandbox, '/it2')
-    await settled('itetcd2')
-    const holder = await holdReplica(sandbox, 'db3')
+    const {s, load} = await watchedUnderLoad('itetcd2', '/it2')
+    const holder = await holdReplica(s, 'db3')
     // db3 also stops reading a moment before the crash: what it lacks is copied from db2's relay log by the
     // leader, to its own disk and to etcd, and applied by whoever finishes.
-    await sandbox.sql('db3', (c) => c.execute('STOP SLAVE IO_THREAD'))
+    await s.sql('db3', (c) => c.execute('STOP SLAVE IO_THREAD'))
     await sleep(500)
-    process.kill(sandbox.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
+    process.kill(s.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
     const by = await beganBy('/it2', 'itetcd2', 'wait_relay_log_applied:db3')
     await waitFor('the relay diff for db3 to be saved', 30_000, async () => (await journalOf('/it2', 'itetcd2')).some((e) => e.step.startsWith('save_relay_diff:') && e.step.endsWith('db3') && e.event === 'end'))
     const victim = managers.find((m) => m.id === by)!
@@ -248,23 +244,18 @@ describe('several mha watch managers on a real 3-member etcd', () => {
     const restored = readdirSync(join(takeover.m.plansDir, 'itetcd2'), {recursive: true}).map(String).filter((f) => f.endsWith('relay-diff-db2-for-db3.binlog'))
     expect(restored.length).toBe(1)
     await load.stop()
-    await expectConsistent(sandbox, report.newMaster?.server ?? 'db2', load.acked)
+    await expectConsistent(s, report.newMaster?.server ?? 'db2', load.acked)
   }, 240_000)
 
   it('one etcd member down: nothing changes; two down: no automatic failover, said loudly; back: the failover happens', async () => {
-    sandbox = await startSandbox('itetcd3', 81)
-    await WriteLoad.prepare(sandbox.state, 'db1')
-    const load = new WriteLoad(sandbox.state)
-    load.start()
-    managers = startManagers(sandbox, '/it3')
-    const leader = await settled('itetcd3')
+    const {s, load, leader} = await watchedUnderLoad('itetcd3', '/it3')
     await stopEtcdMember(etcdDir, 'm3', 'SIGKILL')
     await sleep(3 * ttl * 1000)
     expect(anyone('etcd down')).toEqual([])
     expect(anyone('following').length + said(leader, 'leading').length).toBeGreaterThanOrEqual(3)
     await stopEtcdMember(etcdDir, 'm2', 'SIGKILL')
     await waitFor('every manager to say that etcd is down', 30_000, () => managers.every((m) => said(m, 'etcd down').length > 0))
-    process.kill(sandbox.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
+    process.kill(s.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
     const blocked = await waitForEvent('blocked')
     expect(blocked.m).toBe(leader)
     expect(blocked.line.message).toMatch(/no automatic failover: etcd unreachable or without quorum/)
@@ -280,7 +271,7 @@ describe('several mha watch managers on a real 3-member etcd', () => {
     const report = JSON.parse(readFileSync(done.line.report!, 'utf8')) as ApplyReport
     expect(report.status).toBe('applied')
     await load.stop()
-    await expectConsistent(sandbox, report.newMaster!.server, load.acked)
+    await expectConsistent(s, report.newMaster!.server, load.acked)
     await startEtcdMember(etcdDir, 'm3')
   }, 300_000)
 
