@@ -427,16 +427,19 @@ function buildSteps(inputs: StepInputs): Step[] {
       // Always: a relay log that stopped short (parallel workers, a transaction cut at the crash) is finished here.
       const diff = diffRef(name)
       const apply = id('apply_logs', name)
-      // The tail only if the new master applied it: every survivor ends with the same transactions.
+      // The tail only if the new master applied it: every survivor ends with the same transactions. With a tail
+      // the replica's recovery needs the new master's to have succeeded (a failed one is retried, and this one
+      // with it); merely settled, it would end done without the tail.
       const nmApply = id('apply_logs', nm)
-      const settle = [...(tailRef ? [save] : []), ...(steps.some((s) => s.id === nmApply) ? [nmApply] : [])]
+      const nmApplies = steps.some((s) => s.id === nmApply)
+      const needsMaster = tailRef !== null && nmApplies
       steps.push({
         id: apply,
         type: 'apply_logs',
         server: name,
         params: {ownRelay: {fromStep: wait, output: 'position'}, relayDiff: diff, masterTail: tailRef},
-        after: [wait, ...(diff ? [diff.fromStep] : [])],
-        ...(settle.length ? {settledAfter: settle} : {}),
+        after: [wait, ...(diff ? [diff.fromStep] : []), ...(needsMaster ? [nmApply] : [])],
+        ...(!needsMaster && nmApplies ? {settledAfter: [nmApply]} : {}),
         outputs: [],
         reason: describeApply(name, true, diffs.get(name) ?? null, tailRef, dead.name),
       })
