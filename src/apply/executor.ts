@@ -72,6 +72,16 @@ function stillStreaming(plan: Plan, servers: readonly ServerSnapshot[]): string[
   })
 }
 
+/**
+ * "none" is said only of a failover whose every survivor was proven complete: a replica left out is named in the
+ * loss statement with why (what it lacks, when the final check found it short).
+ */
+function withLeftOut(statement: string | null, newMaster: string | null, left: {server: string; reason: string}[]): string | null {
+  if (statement === null || left.length === 0) return statement
+  const named = `left out, not proven complete: ${left.map((l) => `${l.server} (${l.reason})`).join('; ')}`
+  return statement.startsWith('none: ') ? `${newMaster ?? 'the new master'} lacks nothing (${statement.slice('none: '.length)}); ${named}` : `${statement}; ${named}`
+}
+
 export function journalFileOf(planFile: string): string {
   return planFile.replace(/\.json$/, '') + '.journal.ndjson'
 }
@@ -315,26 +325,24 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
         const why = (server: string) => counted.find((f) => f.step.group === `replica:${server}`)?.message ?? 'a step it depends on failed'
         const left = leftOut.map((server) => ({server, reason: why(server), retry: `fix the cause, then run "mha apply ${planFile}" again: only ${server}'s steps run; if it cannot be fixed, rebuild ${server} from ${plan.decision.newMaster}`}))
         const others = counted.filter((f) => !f.step.group?.startsWith('replica:'))
-        return finished({
-          ...report(
+        const partial = report(
             'partial',
             `${plan.decision.newMaster} is the writable master; ${leftOut.length} replica${leftOut.length === 1 ? '' : 's'} left out: ${left.map((l) => `${l.server} (${l.reason})`).join('; ')}${others.length ? `; also failed: ${others.map((f) => `${f.step.id}: ${f.message}`).join('; ')}` : ''}`,
             left.map((l) => `${l.server}: ${l.retry}`).join('; ') || null,
             ctx.notes,
-          ),
-          leftOut: left,
-        })
+          )
+        return finished({...partial, dataLoss: withLeftOut(partial.dataLoss, plan.decision.newMaster, left), leftOut: left})
       }
-      return finished(
-        report(
+      const failed = report(
           'failed',
           `${failure.step.id} failed: ${failure.message}. Done: ${applied.join(', ') || 'nothing'}. Not run: ${notRun.join(', ') || 'nothing'}${rolledBack}`,
           rolledBack
             ? `fix what ${failure.step.id} reports on ${failure.step.server}, then plan again: "mha plan --cluster ${plan.cluster} --switchover"`
             : `fix what ${failure.step.id} reports on ${failure.step.server}, then run "mha apply ${planFile}" again: it resumes from ${failure.step.id}`,
           ctx.notes,
-        ),
-      )
+        )
+      // Nothing is proven of a failover that did not finish: the plan's statement is what it expects, not what is.
+      return finished({...failed, dataLoss: failed.dataLoss === null ? null : `not known yet: the failover did not finish (the plan expects: ${failed.dataLoss})`})
     }
     return finished(report('applied', `${plan.kind} applied: ${plan.decision.summary}`, null, ctx.notes))
   } finally {

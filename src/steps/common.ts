@@ -1,5 +1,7 @@
 import type {ServerConnection} from '../inspect/mysql.js'
 import type {BinlogCoordinates, ReplicaStatus} from '../dialect/types.js'
+import type {HeldAtPromotion, SurvivorRecord} from '../recovery/completeness.js'
+import {PROGRESS_TABLE} from '../recovery/exactly-once.js'
 import type {StepContext} from './types.js'
 
 /** The held session of mha's own whose lock blocks every writer on a switchover's old master (block_writes to release_write_block). */
@@ -86,4 +88,33 @@ export async function clientThreads(conn: ServerConnection, exclude: number[] = 
     "SELECT ID AS id, TIME AS seconds, COALESCE(INFO, '') AS statement, COMMAND AS command FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler') AND COMMAND NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon')",
   )
   return rows.map((r) => ({id: Number(r.id), seconds: Number(r.seconds), statement: String(r.statement), command: String(r.command)})).filter((t) => !exclude.includes(t.id))
+}
+
+/**
+ * What a server records of the transactions it holds, in both forms the final comparison of a failover uses:
+ * as the new master at its promotion, and as a survivor. Read in one statement (and mha's progress marks on a
+ * MariaDB server without a binlog, where apply_logs left them).
+ */
+export async function gtidRecord(ctx: StepContext, server: string): Promise<{held: HeldAtPromotion; record: SurvivorRecord}> {
+  const conn = await ctx.sql(server)
+  const text = (row: Record<string, unknown> | undefined, column: string): string => {
+    const value = row?.[column]
+    return typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint' ? String(value) : Buffer.isBuffer(value) ? value.toString() : ''
+  }
+  if ((await ctx.dialect(server)).version.flavor === 'mariadb') {
+    const row = await conn.queryOne('SELECT @@global.server_id AS server_id, @@global.log_bin AS log_bin, @@global.gtid_binlog_state AS state, @@global.gtid_slave_pos AS slave_pos')
+    const logBin = Number(row?.log_bin) === 1
+    let marks: string | null = null
+    if (!logBin && (await conn.queryOne(`SELECT 1 AS found FROM information_schema.TABLES WHERE CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) = '${PROGRESS_TABLE}'`)))
+      marks = (await conn.query(`SELECT CONCAT(domain_id, '-', server_id, '-', seq_no) AS gtid FROM ${PROGRESS_TABLE}`)).map((m) => String(m.gtid)).join(',')
+    return {
+      held: {flavor: 'mariadb', serverId: Number(row?.server_id), binlogState: text(row, 'state'), slavePos: text(row, 'slave_pos')},
+      record: {flavor: 'mariadb', logBin, binlogState: text(row, 'state'), slavePos: text(row, 'slave_pos'), marks},
+    }
+  }
+  const row = await conn.queryOne('SELECT @@global.server_uuid AS uuid, @@global.gtid_mode AS gtid_mode, @@global.gtid_executed AS executed')
+  return {
+    held: {flavor: 'mysql', uuid: text(row, 'uuid'), gtidMode: text(row, 'gtid_mode'), executed: text(row, 'executed')},
+    record: {flavor: 'mysql', gtidMode: text(row, 'gtid_mode'), executed: text(row, 'executed')},
+  }
 }

@@ -94,6 +94,12 @@ function tailUsable(step: Apply, ctx: StepContext, tail: OutputRef): boolean {
   return ctx.output(masterApply.id, 'tailApplied') === true
 }
 
+/** Where the relay diff a step applies ends, in the dead master's binlog: the plan's save step says. */
+function diffEnd(step: Apply, ctx: StepContext): unknown {
+  const save = ctx.plan.steps.find((s) => s.id === step.params.relayDiff?.fromStep)
+  return save?.type === 'save_relay_diff' ? save.params.diff.until : null
+}
+
 /** The target's missing relay-log range and the dead master's tail, applied as one mysqlbinlog stream. */
 export const applyLogs: StepHandler<Apply> = {
   check() {
@@ -118,10 +124,12 @@ export const applyLogs: StepHandler<Apply> = {
     const tail = step.params.masterTail
     const useTail = tail !== null && tailUsable(step, ctx, tail)
     if (tail && useTail) pieces.push(savedFile(ctx, tail))
-    if (pieces.length === 0) return {applied: [], transactions: 0, alreadyApplied: 0, tailApplied: false}
+    // How far into the dead master's binlog the target's data now reaches: the final check compares it with the new master's.
+    const through = tail && useTail ? ctx.output(tail.fromStep, 'end') : step.params.relayDiff ? diffEnd(step, ctx) : (own?.read ?? null)
+    if (pieces.length === 0) return {applied: [], transactions: 0, alreadyApplied: 0, tailApplied: false, through}
     const result = await applyBinlogs(pieces, endpointOf(ctx.cluster, ctx.server(step.server)), {timeoutMs: ctx.timeoutMs, retry: ctx.attempted(step.id), tempDir: ctx.workDir})
     if (result.alreadyApplied > 0) ctx.note(`${step.server} had ${result.alreadyApplied} of the ${result.transactions} transactions already (an earlier attempt): they were not applied again`)
-    return {applied: pieces, transactions: result.transactions, alreadyApplied: result.alreadyApplied, tailApplied: useTail}
+    return {applied: pieces, transactions: result.transactions, alreadyApplied: result.alreadyApplied, tailApplied: useTail, through}
   },
   verify() {
     return Promise.resolve()

@@ -1,7 +1,9 @@
 import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
 import type {ReplicaStatus} from '../dialect/types.js'
 import type {Step} from '../plan/types.js'
-import {binaryLogPosition, isCoordinates, readOnlyState, replicaStatus, waitReplicating, waitUntil, waitWhileProgressing, WRITE_BLOCK} from './common.js'
+import type {BinlogCoordinates} from '../dialect/types.js'
+import {comparableByGtid, coordinatesShortfall, describeShortfall, shortfall, type HeldAtPromotion} from '../recovery/completeness.js'
+import {binaryLogPosition, gtidRecord, isCoordinates, readOnlyState, replicaStatus, waitReplicating, waitUntil, waitWhileProgressing, WRITE_BLOCK} from './common.js'
 import type {StepContext, StepHandler} from './types.js'
 
 type Of<T extends Step['type']> = Extract<Step, {type: T}>
@@ -83,6 +85,11 @@ function positionOf(status: ReplicaStatus): {position: StoppedPosition} {
   return {position: {executed: status.executed, read: status.read, relayLogFile: status.relayLogFile, relayLogPos: status.relayLogPos}}
 }
 
+/** The new master's coordinates, and the transactions it holds (by GTID): what every survivor must hold too. */
+async function promotionPoint(ctx: StepContext, server: string): Promise<{binlog: BinlogCoordinates; gtid: string; held: HeldAtPromotion}> {
+  return {...(await binaryLogPosition(ctx, server)), held: (await gtidRecord(ctx, server)).held}
+}
+
 export const detachReplication: StepHandler<Of<'detach_replication'>> = {
   async check(step, ctx) {
     const status = await replicaStatus(ctx, step.server)
@@ -91,14 +98,14 @@ export const detachReplication: StepHandler<Of<'detach_replication'>> = {
     // Writes start only after this step, so the coordinates read now are the ones recorded before.
     const {readOnly} = await readOnlyState(ctx, step.server)
     if (!readOnly) return {done: false}
-    return {done: true, reason: `${step.server} already replicates from nobody`, outputs: await binaryLogPosition(ctx, step.server)}
+    return {done: true, reason: `${step.server} already replicates from nobody`, outputs: await promotionPoint(ctx, step.server)}
   },
   async act(step, ctx) {
     const dialect = await ctx.dialect(step.server)
     const conn = await ctx.sql(step.server)
     await conn.execute(dialect.stopReplica)
     if (step.params.resetSlaveAll) await conn.execute(dialect.resetReplicaAll)
-    return await binaryLogPosition(ctx, step.server)
+    return await promotionPoint(ctx, step.server)
   },
   async verify(step, ctx, outputs) {
     if (!isCoordinates(outputs.binlog)) throw new Error(`${step.server}: no binlog coordinates recorded (is log_bin on?)`)
@@ -169,6 +176,12 @@ export const repointReplica: StepHandler<Of<'repoint_replica'>> = {
     }
     const coordinates = p.coordinates ? ctx.output(p.coordinates.fromStep, p.coordinates.output) : p.at
     if (!p.gtid && !isCoordinates(coordinates)) throw new Error(`${step.server}: no coordinates from ${p.coordinates?.fromStep ?? 'the plan'} to start from`)
+    // By file/position the survivor starts where the new master was promoted: it must hold all that the new master
+    // held then, or it would never get the difference.
+    if (!p.gtid) {
+      const short = await shortOfNewMaster(step, ctx)
+      if (short) throw new Error(`${short}; ${step.server} is not re-pointed: rebuild it from ${p.source} ("mha plan --cluster ${ctx.cluster.name} --rebuild ${step.server}")`)
+    }
     const change = dialect.changeSource({
       host: p.host,
       port: p.port,
@@ -182,7 +195,83 @@ export const repointReplica: StepHandler<Of<'repoint_replica'>> = {
   },
   async verify(step, ctx) {
     await waitReplicating(ctx, step.server, step.params.source)
+    // By GTID the survivor fetches what it lacks from the new master: it is complete once it has caught up.
+    if (step.params.gtid) await waitUntilHoldsPromotion(step, ctx)
   },
+}
+
+/** What the new master held when a failover promoted it, from its detach step; null for other plans and old journals. */
+function heldAtPromotion(step: Of<'repoint_replica'>, ctx: StepContext): HeldAtPromotion | null {
+  if (ctx.plan.kind !== 'failover') return null
+  const detach = ctx.plan.steps.find((s) => s.type === 'detach_replication' && s.server === step.params.source)
+  if (!detach || ctx.outcome(detach.id) !== 'done') return null
+  const held = optionalOutput(ctx, detach.id, 'held') as HeldAtPromotion | undefined
+  return held && typeof held === 'object' && 'flavor' in held ? held : null
+}
+
+function optionalOutput(ctx: StepContext, stepId: string, name: string): unknown {
+  try {
+    return ctx.output(stepId, name)
+  } catch {
+    return undefined
+  }
+}
+
+/** How far into the dead master's binlog a server's recovery reached: its apply_logs' end, else where its SQL thread stopped. */
+function reachedInDeadBinlog(ctx: StepContext, server: string): BinlogCoordinates | null {
+  const apply = ctx.plan.steps.find((s) => s.type === 'apply_logs' && s.server === server)
+  if (apply && ctx.outcome(apply.id) === 'done') {
+    const through = optionalOutput(ctx, apply.id, 'through')
+    return isCoordinates(through) ? through : null
+  }
+  const wait = ctx.plan.steps.find((s) => s.type === 'wait_relay_log_applied' && s.server === server)
+  const position = wait && ctx.outcome(wait.id) === 'done' ? (optionalOutput(ctx, wait.id, 'position') as StoppedPosition | undefined) : undefined
+  return isCoordinates(position?.executed) ? position.executed : null
+}
+
+/**
+ * The final check of a failover, per survivor re-pointed by file/position: the transactions it records (GTIDs,
+ * read from the server now) against the new master's at its promotion, and how far its recovery reached in the
+ * dead master's binlog against how far the new master's did. Null when it holds everything.
+ */
+async function shortOfNewMaster(step: Of<'repoint_replica'>, ctx: StepContext): Promise<string | null> {
+  const held = heldAtPromotion(step, ctx)
+  if (!held) return null
+  const problems: string[] = []
+  const {record} = await gtidRecord(ctx, step.server)
+  if (comparableByGtid(held, record)) {
+    const gap = shortfall(held, record)
+    if (gap.lacking) problems.push(describeShortfall(step.server, step.params.source, gap))
+  }
+  const reached = reachedInDeadBinlog(ctx, step.server)
+  const newMasterReached = reachedInDeadBinlog(ctx, step.params.source)
+  if (reached && newMasterReached) {
+    const gap = coordinatesShortfall(step.server, reached, step.params.source, newMasterReached, ctx.plan.decision.deadMaster ?? 'the dead master')
+    if (gap) problems.push(gap)
+  }
+  return problems.length ? problems.join('; ') : null
+}
+
+/** GTID: the survivor replicates from the new master until it holds what the new master held when promoted; bounded by lack of progress. */
+async function waitUntilHoldsPromotion(step: Of<'repoint_replica'>, ctx: StepContext): Promise<void> {
+  const held = heldAtPromotion(step, ctx)
+  if (!held) return
+  let last = ''
+  try {
+    await waitWhileProgressing(`${step.server} to hold what ${step.params.source} held when promoted`, ctx.timeoutMs, async () => {
+      const status = await replicaStatus(ctx, step.server)
+      if (status?.lastSqlErrno) throw new Error(`${step.server}: SQL thread error ${status.lastSqlErrno}: ${status.lastSqlError}`)
+      // 1236: the new master's binlog no longer has (or never had) what the survivor asks for.
+      if (status?.lastIoErrno === 1236) throw new Error(`${step.server} cannot fetch what it lacks from ${step.params.source}: ${status.lastIoError}`)
+      const {record} = await gtidRecord(ctx, step.server)
+      if (!comparableByGtid(held, record)) return {done: true, progress: ''}
+      const gap = shortfall(held, record)
+      last = gap.lacking ? describeShortfall(step.server, step.params.source, gap) : ''
+      return {done: !gap.lacking, progress: JSON.stringify(record)}
+    })
+  } catch (error) {
+    throw new Error(`${last ? `${last}: ` : ''}${error instanceof Error ? error.message : String(error)}; rebuild ${step.server} from ${step.params.source} if it cannot catch up`)
+  }
 }
 
 export const verifyReplication: StepHandler<Of<'verify_replication'>> = {

@@ -1,5 +1,5 @@
 import {spawn} from 'node:child_process'
-import {existsSync, mkdtempSync, readFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
@@ -43,6 +43,16 @@ async function apply(s: TestSandbox, file: string): Promise<{code: number; repor
 
 async function replicaStatus(s: TestSandbox, host: string): Promise<Record<string, unknown>> {
   return (await s.sql(host, (c) => c.queryOne('SHOW SLAVE STATUS')))!
+}
+
+/** A new sandbox with the write load running on db1 for `warmMs`. */
+async function underLoad(name: string, gtid: boolean, warmMs: number): Promise<{s: TestSandbox; load: WriteLoad}> {
+  sandbox = await startSandbox(name, OCTET, {gtid})
+  await WriteLoad.prepare(sandbox.state, 'db1')
+  const load = new WriteLoad(sandbox.state)
+  load.start()
+  await sleep(warmMs)
+  return {s: sandbox, load}
 }
 
 describe('no acknowledged write lost, none applied twice', () => {
@@ -202,8 +212,9 @@ describe('no acknowledged write lost, none applied twice', () => {
     expect(first.report.leftOut.map((l) => l.server)).toEqual(['db3'])
     expect(first.report.leftOut[0]!.reason).toMatch(/Duplicate entry/)
     expect(first.report.leftOut[0]!.retry).toContain(`mha apply ${file}`)
-    // Nothing acknowledged is lost (the master has it all; db3 is named as left out): the plan's "none" stands.
-    expectNoLossStated(plan, first.report)
+    // The master has it all, but db3 is not proven complete: the report names it instead of saying "none".
+    expect(first.report.dataLoss).not.toMatch(/^none/)
+    expect(first.report.dataLoss).toMatch(/^db2 lacks nothing .*; left out, not proven complete: db3 \(.*Duplicate entry/)
     expect(Number((await s.sql('db2', (c) => c.queryOne('SELECT @@global.read_only+0 AS ro')))!.ro)).toBe(0)
     const partial = Number((await s.sql('db3', (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.filler')))!.n)
     expect(partial, 'the stream committed its first transactions before the conflict').toBeGreaterThan(0)
@@ -249,12 +260,7 @@ describe('no acknowledged write lost, none applied twice', () => {
   })
 
   it("dead master's host down right after a binlog rotation, both replicas' SQL threads in the older file: a failover plan with the exact loss", async () => {
-    sandbox = await startSandbox('itnoloss5', OCTET)
-    const s = sandbox
-    await WriteLoad.prepare(s.state, 'db1')
-    const load = new WriteLoad(s.state)
-    load.start()
-    await sleep(800)
+    const {s, load} = await underLoad('itnoloss5', false, 800)
     for (const host of survivors(s)) await s.sql(host, (c) => c.execute('STOP SLAVE SQL_THREAD'))
     await s.sql('db1', (c) => c.execute('FLUSH BINARY LOGS'))
     await sleep(800)
@@ -283,5 +289,101 @@ describe('no acknowledged write lost, none applied twice', () => {
     const lastPresent = Math.max(0, ...ackedAtKill.filter((id) => present.has(id)))
     expect(missing.every((id) => ackedAtKill.includes(id) && id > lastPresent)).toBe(true)
     await expectConsistent(s, 'db2', load.acked.filter((id) => present.has(id)))
+  })
+
+  /**
+   * Both replicas stop receiving while db1 writes on, then db1 dies with its host up: what they lack is only in
+   * db1's binlog (the saved tail). A row that the tail carries is already on db2 (written with sql_log_bin=0),
+   * so the first apply fails inside apply_logs:db2 on a duplicate key.
+   */
+  async function tailConflict(name: string, gtid: boolean): Promise<{s: TestSandbox; load: WriteLoad; file: string; plan: Plan; tailIds: number[]; conflicting: number}> {
+    const {s, load} = await underLoad(name, gtid, 500)
+    for (const host of survivors(s)) await s.sql(host, (c) => c.execute('STOP SLAVE IO_THREAD'))
+    const stoppedAt = load.acked.length
+    await waitFor('db1 to acknowledge 150 writes no replica receives', 30_000, () => Promise.resolve(load.acked.length >= stoppedAt + 150))
+    await killMasterAndWait(s)
+    const tailIds = load.acked.slice(stoppedAt)
+    // The fault is in place: neither replica has any of the writes acknowledged after their IO threads stopped.
+    for (const host of survivors(s)) expect((await load.missingOn(host)).filter((id) => tailIds.includes(id)).length, host).toBe(tailIds.length)
+    const {file, plan} = await planFailover(s, name)
+    expect(plan.decision.newMaster).toBe('db2')
+    expect(plan.steps.map((step) => step.id)).toContain('save_master_binlog:db1')
+    expectNoLossPlanned(plan)
+    const conflicting = tailIds[Math.floor(tailIds.length / 2)]!
+    await s.sql('db2', async (c) => {
+      await c.execute('SET SESSION sql_log_bin = 0')
+      await c.query('INSERT INTO mhatest.acked (id) VALUES (?)', [conflicting])
+    })
+    return {s, load, file, plan, tailIds, conflicting}
+  }
+
+  function expectNoLossPlanned(plan: Plan): void {
+    expect(plan.decision.dataLoss.none, plan.decision.dataLoss.statement).toBe(true)
+    expect(plan.decision.dataLoss.statement).toMatch(/^none: /)
+  }
+
+  async function removeConflict(s: TestSandbox, id: number): Promise<void> {
+    await s.sql('db2', async (c) => {
+      await c.execute('SET SESSION sql_log_bin = 0')
+      await c.query('DELETE FROM mhatest.acked WHERE id = ?', [id])
+    })
+  }
+
+  for (const gtid of [false, true])
+    it(`${gtid ? 'GTID' : 'file/position'}: the new master's apply_logs fails on a conflicting row, fixed, applied again: every survivor gets the saved tail`, async () => {
+      const {s, load, file, plan, tailIds, conflicting} = await tailConflict(gtid ? 'itnoloss7' : 'itnoloss6', gtid)
+      const first = await apply(s, file)
+      expect(first.code, first.report.message).toBe(1)
+      expect(first.report.status).toBe('failed')
+      const step = (report: ApplyReport, id: string) => report.steps.find((x) => x.id === id)
+      expect(step(first.report, 'apply_logs:db2')?.status).toBe('failed')
+      expect(first.report.message).toMatch(/Duplicate entry/)
+      // A replica's recovery that needs the tail waits for the tail on the new master: it does not end without it.
+      if (!gtid) expect(['not_run', 'blocked']).toContain(step(first.report, 'apply_logs:db3')?.status)
+      expect(first.report.dataLoss).not.toMatch(/^none/)
+
+      await removeConflict(s, conflicting)
+      const second = await apply(s, file)
+      expect(second.code, second.report.message).toBe(0)
+      expect(second.report.status, second.report.message).toBe('applied')
+      expect(second.report.dataLoss).toBe(plan.decision.dataLoss.statement)
+      await load.stop()
+      await expectConsistent(s, 'db2', load.acked)
+      for (const host of survivors(s)) expect(await load.missingOn(host), `${host} lacks acknowledged ids of the tail`).toEqual([])
+      console.log(`${gtid ? 'GTID' : 'file/position'}: ${tailIds.length} acknowledged writes only in db1's binlog, on every survivor after the second apply`)
+    })
+
+  it("the final check on its own: a plan whose replica recovery may end without the tail (the old shape) still ends with db3 named as short of db2, exit 10, no \"none\"", async () => {
+    const {s, load, file, tailIds, conflicting} = await tailConflict('itnoloss8', false)
+    // The plan as the planner used to write it: db3's apply_logs only settled after db2's, so it ran without the tail.
+    const edited = JSON.parse(readFileSync(file, 'utf8')) as Plan
+    const db3Apply = edited.steps.find((x) => x.id === 'apply_logs:db3')!
+    expect(db3Apply.after).toContain('apply_logs:db2')
+    db3Apply.after = db3Apply.after.filter((x) => x !== 'apply_logs:db2')
+    db3Apply.settledAfter = ['apply_logs:db2']
+    writeFileSync(file, JSON.stringify(edited, null, 2))
+    const first = await apply(s, file)
+    expect(first.code).toBe(1)
+    expect(first.report.steps.find((x) => x.id === 'apply_logs:db3')?.status, 'db3 ran without the tail, as before the fix').toBe('applied')
+    expect(first.report.steps.find((x) => x.id === 'apply_logs:db3')?.outputs.tailApplied).toBe(false)
+
+    await removeConflict(s, conflicting)
+    const second = await apply(s, file)
+    expect(second.code, second.report.message).toBe(10)
+    expect(second.report.status).toBe('partial')
+    expect(second.report.leftOut.map((l) => l.server)).toEqual(['db3'])
+    expect(second.report.leftOut[0]!.reason).toMatch(/db3 lacks \d+ transactions, up to 0-1-\d+, that db2 held when it was promoted/)
+    expect(second.report.leftOut[0]!.reason).toMatch(/db3 holds db1's binlog up to mysql-bin\.\d+:\d+ only, db2 up to/)
+    expect(second.report.dataLoss).not.toMatch(/^none/)
+    expect(second.report.dataLoss).toMatch(/left out, not proven complete: db3 \(db3 lacks/)
+    expect(Number((await s.sql('db2', (c) => c.queryOne('SELECT @@global.read_only+0 AS ro')))!.ro)).toBe(0)
+    await load.stop()
+    expect(await load.missingOn('db2')).toEqual([])
+    // What the statement says db3 lacks is what it lacks: the tail's writes.
+    const lacking = await load.missingOn('db3')
+    expect(lacking.length).toBeGreaterThanOrEqual(tailIds.length)
+    expect(tailIds.every((id) => lacking.includes(id))).toBe(true)
+    const db3 = await replicaStatus(s, 'db3')
+    expect(db3.Master_Host, 'db3 is not re-pointed to db2').not.toBe(s.state.hosts[1]!.ip)
   })
 })
