@@ -297,6 +297,7 @@ describe('no acknowledged write lost, none applied twice', () => {
    * so the first apply fails inside apply_logs:db2 on a duplicate key.
    */
   async function tailConflict(name: string, gtid: boolean): Promise<{s: TestSandbox; load: WriteLoad; file: string; plan: Plan; tailIds: number[]; conflicting: number}> {
+    // The name is the plan file's too: unique in this file, or a journal of another test's plan refuses it.
     const {s, load} = await underLoad(name, gtid, 500)
     for (const host of survivors(s)) await s.sql(host, (c) => c.execute('STOP SLAVE IO_THREAD'))
     const stoppedAt = load.acked.length
@@ -331,10 +332,10 @@ describe('no acknowledged write lost, none applied twice', () => {
 
   for (const gtid of [false, true])
     it(`${gtid ? 'GTID' : 'file/position'}: the new master's apply_logs fails on a conflicting row, fixed, applied again: every survivor gets the saved tail`, async () => {
-      const {s, load, file, plan, tailIds, conflicting} = await tailConflict(gtid ? 'itnoloss7' : 'itnoloss6', gtid)
+      const {s, load, file, plan, tailIds, conflicting} = await tailConflict(gtid ? 'itnoloss10' : 'itnoloss9', gtid)
       const first = await apply(s, file)
       expect(first.code, first.report.message).toBe(1)
-      expect(first.report.status).toBe('failed')
+      expect(first.report.status, first.report.message).toBe('failed')
       const step = (report: ApplyReport, id: string) => report.steps.find((x) => x.id === id)
       expect(step(first.report, 'apply_logs:db2')?.status).toBe('failed')
       expect(first.report.message).toMatch(/Duplicate entry/)
@@ -354,7 +355,7 @@ describe('no acknowledged write lost, none applied twice', () => {
     })
 
   it("the final check on its own: a plan whose replica recovery may end without the tail (the old shape) still ends with db3 named as short of db2, exit 10, no \"none\"", async () => {
-    const {s, load, file, tailIds, conflicting} = await tailConflict('itnoloss8', false)
+    const {s, load, file, tailIds, conflicting} = await tailConflict('itnoloss11', false)
     // The plan as the planner used to write it: db3's apply_logs only settled after db2's, so it ran without the tail.
     const edited = JSON.parse(readFileSync(file, 'utf8')) as Plan
     const db3Apply = edited.steps.find((x) => x.id === 'apply_logs:db3')!
