@@ -22,6 +22,8 @@ export class RunContext implements StepContext {
   outcomeOf: (stepId: string) => 'done' | 'failed' | 'pending' = () => 'pending'
   /** Set by the executor: where a step's progress goes (its listener). */
   reportProgress: (step: Step, message: string) => void = () => undefined
+  /** Set by the executor: copies workDir to the shared store, where there is one. */
+  saveWork: () => Promise<void> = () => Promise.resolve()
   readonly progressIntervalMs: number
   /** The failover's data loss when apply found it larger than the plan said (a binlog that could not be saved). */
   lostAtApply: string | null = null

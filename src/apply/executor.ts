@@ -118,6 +118,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
   })
   const ctx = new RunContext(cluster, plan, planFile.replace(/\.json$/, '') + '.work', options.sshPool, options.guard, options.progressIntervalMs)
   ctx.reportProgress = (step, message) => listener({kind: 'progress', step, message})
+  ctx.saveWork = async () => await options.artifacts?.save(ctx.workDir)
   const finished = (r: ApplyReport) => {
     listener({kind: 'finish', report: r})
     return r

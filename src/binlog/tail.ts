@@ -1,5 +1,5 @@
 import {EventType} from './constants.js'
-import {parseMariadbGtid, queryKind, type FormatDescription} from './events.js'
+import {parseMariadbGtid, queryKind, type FormatDescription, type QueryKind} from './events.js'
 import type {ScannedEvent, TornEvent} from './scanner.js'
 import {scanBinlog, type BinlogSource} from './source.js'
 
@@ -30,24 +30,31 @@ export class TransactionBoundaries {
 
   /** `event.data` must be present for TRANSACTION_BODY_TYPES. */
   observe(event: ScannedEvent, format: FormatDescription | null): void {
-    const end = event.offset + event.size
     const type = event.type
+    const standalone = type === EventType.MARIADB_GTID && parseMariadbGtid(event.data!, 0, event.serverId).standalone
+    const kind = type === EventType.QUERY ? queryKind(event.data!, 0, event.size, event.checksummed, format) : null
+    this.observeClassified(type, kind, event.offset + event.size, standalone)
+  }
+
+  /**
+   * The same rules for an event already classified by the caller (a row of SHOW BINLOG EVENTS): its type code,
+   * the kind of a QUERY event (null for others), where it ends, and for a MariaDB GTID whether it is standalone.
+   * True when the event completed a transaction or stood alone.
+   */
+  observeClassified(type: number, kind: QueryKind | null, end: number, standaloneGtid = false): boolean {
     if (type === EventType.MARIADB_GTID) {
-      this.state = parseMariadbGtid(event.data!, 0, event.serverId).standalone ? 'gtid' : 'transaction'
-      return
+      this.state = standaloneGtid ? 'gtid' : 'transaction'
+      return false
     }
     if (type === EventType.GTID || type === EventType.ANONYMOUS_GTID || type === EventType.GTID_TAGGED) {
       this.state = 'gtid'
-      return
+      return false
     }
-    const kind = type === EventType.QUERY ? queryKind(event.data!, 0, event.size, event.checksummed, format) : null
     switch (this.state) {
       case 'idle':
         if (kind === 'begin') this.state = 'transaction'
-        else if (kind !== null || type === EventType.MARIADB_QUERY_COMPRESSED || type === EventType.XID || FILE_LEVEL.has(type)) {
-          this.lastBoundary = end
-        }
-        return
+        else if (kind !== null || type === EventType.MARIADB_QUERY_COMPRESSED || type === EventType.XID || FILE_LEVEL.has(type)) return this.#boundary(end)
+        return false
       case 'gtid':
         if (kind === 'begin') {
           this.state = 'transaction'
@@ -59,16 +66,21 @@ export class TransactionBoundaries {
           type === EventType.XA_PREPARE
         ) {
           this.state = 'idle'
-          this.lastBoundary = end
+          return this.#boundary(end)
         }
-        return
+        return false
       case 'transaction':
         if (kind === 'commit' || kind === 'rollback' || type === EventType.XID || type === EventType.XA_PREPARE) {
           this.state = 'idle'
-          this.lastBoundary = end
+          return this.#boundary(end)
         }
-        return
+        return false
     }
+  }
+
+  #boundary(end: number): true {
+    this.lastBoundary = end
+    return true
   }
 }
 

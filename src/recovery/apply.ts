@@ -8,6 +8,8 @@ import {ServerConnection, type Endpoint} from '../inspect/mysql.js'
 import {oneLine, UserError} from '../util/errors.js'
 import {redact} from '../util/secret.js'
 import {bindAddressOption, findExecutable} from '../util/executables.js'
+import {dialectFor, parseServerVersion} from '../dialect/index.js'
+import {appliedByPosition, positionRefusal} from './applied-position.js'
 import {concatSyntheticBinlogs} from './concat.js'
 import {appliedPrefix, mariadbExecuted, markedExecuted, mysqlExecuted, PROGRESS_TABLE, PROGRESS_TABLE_DDL, ProgressMarker, streamLayout, writeStreamFrom, type ExecutedTest} from './exactly-once.js'
 
@@ -23,12 +25,19 @@ export interface ApplyOptions {
   timeoutMs: number
   /**
    * An earlier attempt may have committed part of the stream. Where the target records GTIDs (or mha's progress
-   * marks, on MariaDB without a binlog) the part it has is skipped anyway; where it cannot tell, a retry is
-   * refused rather than applying anything twice.
+   * marks, on MariaDB without a binlog, or its binlog position before the stream, on MySQL without GTIDs) the
+   * part it has is skipped anyway; where it cannot tell, a retry is refused rather than applying anything twice.
    */
   retry?: boolean
-  /** Where the credentials file and a concatenation go (a private directory is made inside); default the OS temp dir. */
+  /**
+   * Where the credentials file and a concatenation go (a private directory is made inside); default the OS temp
+   * dir. Also where a MySQL target without GTIDs gets its position record (applied-position.ts): the work folder.
+   */
   tempDir?: string
+  /** Names the stream across attempts (a plan's step), for the position record; default its files' names and sizes. */
+  streamId?: string
+  /** Called once the position record is written, before the stream: keeps the work folder where a resume finds it. */
+  persist?: () => Promise<void>
 }
 
 export interface ApplyResult {
@@ -38,7 +47,7 @@ export interface ApplyResult {
   transactions: number
   /** Of those, the ones the target had committed before this run (an earlier, interrupted run): skipped. */
   alreadyApplied: number
-  /** The target records what it applied (GTIDs), so a retry applies only the rest. */
+  /** The target records what it applied (GTIDs, or its binlog after a recorded position), so a retry applies only the rest. */
   tracked: boolean
 }
 
@@ -73,9 +82,11 @@ interface ServerSettings {
  * part-way) are skipped, judged by the GTIDs the target records. A MariaDB target with log_bin off records none
  * itself: each XID transaction of the stream then also writes its GTID to ${PROGRESS_TABLE} and commits it with
  * the rest (ProgressMarker), and a retry reads that; it is refused only where the transaction after the last
- * mark is not an XID one (DDL, a non-transactional engine: it may have committed unmarked). A target that
- * records nothing (MySQL with gtid_mode OFF) is applied to once only (a retry is refused). The caller makes sure
- * the target's SQL thread has stopped.
+ * mark is not an XID one (DDL, a non-transactional engine: it may have committed unmarked). A MySQL target with
+ * gtid_mode OFF and log_bin on gets its binlog position recorded before the first byte is streamed; a retry
+ * counts the whole transactions its binlog holds after it (applied-position.ts), or is refused where they cannot
+ * be matched to the stream. A target that records nothing (MySQL with log_bin off) is applied to once only (a
+ * retry is refused). The caller makes sure the target's SQL thread has stopped.
  */
 export async function applyBinlogs(files: readonly string[], endpoint: Endpoint, options: ApplyOptions): Promise<ApplyResult> {
   const where = `${endpoint.name} (${endpoint.host}:${endpoint.port})`
@@ -106,12 +117,29 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
     }
 
     credentials = unnamedFile(work, clientOptionFile(endpoint))
-    conn = await ServerConnection.open(endpoint, remaining())
+    const target = await ServerConnection.open(endpoint, remaining())
+    conn = target
     // A client left running by an earlier, killed apply may still be committing: end it before counting.
     await endEarlierStream(conn, remaining())
     const layout = await streamLayout(input)
     const executed = await executedOn(conn)
-    const prefix = appliedPrefix(layout, executed.test, executed.marked)
+    let prefix = appliedPrefix(layout, executed.test, executed.marked)
+    let recordBeforeStream: (() => Promise<void>) | undefined
+    if (!prefix.known && executed.binlog) {
+      const positioned = await appliedByPosition((sql) => target.query(sql, [], remaining()), {
+        ...executed.binlog,
+        dir: options.tempDir ?? tmpdir(),
+        server: endpoint.name,
+        files,
+        streamId: options.streamId,
+        retry: options.retry ?? false,
+        transactions: layout.transactions.length,
+        persist: options.persist,
+      })
+      if ('problem' in positioned.prefix) throw fail(positionRefusal(endpoint.name, positioned.prefix.problem))
+      prefix = positioned.prefix
+      recordBeforeStream = positioned.recordBeforeStream
+    }
     if (!prefix.known && options.retry)
       throw fail(
         executed.marked && executed.test
@@ -133,6 +161,7 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
     if (!/^\d+$/.test(saved.maxAllowedPacket)) throw fail(`unexpected @@global.max_allowed_packet: ${saved.maxAllowedPacket}`)
     await conn.execute(`SET GLOBAL max_allowed_packet = ${ONE_GIB}`, remaining())
     if (saved.superReadOnly) await conn.execute('SET GLOBAL super_read_only = 0', remaining())
+    await recordBeforeStream?.()
 
     const outcome = await runBinlogPipeline(
       mysqlbinlog,
@@ -213,7 +242,7 @@ async function endEarlierStream(conn: ServerConnection, timeoutMs: number): Prom
  * What the target can say about the transactions it has committed (see exactly-once.ts); `marked`: from mha's
  * progress marks (MariaDB, log_bin off), which this stream then writes too (the table is made if missing).
  */
-async function executedOn(conn: ServerConnection): Promise<{test: ExecutedTest; marked: boolean}> {
+async function executedOn(conn: ServerConnection): Promise<{test: ExecutedTest; marked: boolean; binlog?: {serverUuid: string; statusQuery: string}}> {
   const text = (row: Record<string, unknown> | undefined, column: string): string => (typeof row?.[column] === 'string' ? row[column] : '')
   const version = text(await conn.queryOne('SELECT @@version AS v'), 'v')
   if (/mariadb/i.test(version)) {
@@ -223,8 +252,11 @@ async function executedOn(conn: ServerConnection): Promise<{test: ExecutedTest; 
     const marks = await conn.query(`SELECT CONCAT(domain_id, '-', server_id, '-', seq_no) AS gtid FROM ${PROGRESS_TABLE}`)
     return {test: markedExecuted({marks: marks.map((m) => String(m.gtid)).join(','), slavePos: text(row, 'slave_pos')}), marked: true}
   }
-  const row = await conn.queryOne('SELECT @@global.gtid_mode AS gtid_mode, @@global.gtid_executed AS executed')
-  return {test: mysqlExecuted({gtidMode: text(row, 'gtid_mode') || 'OFF', executed: text(row, 'executed')}), marked: false}
+  const row = await conn.queryOne('SELECT @@global.gtid_mode AS gtid_mode, @@global.gtid_executed AS executed, @@global.log_bin AS log_bin, @@server_uuid AS server_uuid')
+  const test = mysqlExecuted({gtidMode: text(row, 'gtid_mode') || 'OFF', executed: text(row, 'executed')})
+  // With a binlog, where it ends before the stream tells a retry what was committed (applied-position.ts).
+  const binlog = Number(row?.log_bin) === 1 ? {serverUuid: text(row, 'server_uuid'), statusQuery: dialectFor(parseServerVersion(version)).showBinaryLogStatus} : undefined
+  return {test, marked: false, ...(binlog ? {binlog} : {})}
 }
 
 /** Puts max_allowed_packet and super_read_only back, on a new connection if the first one died meanwhile. */

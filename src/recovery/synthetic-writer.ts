@@ -135,7 +135,7 @@ export class SyntheticBinlogWriter {
 }
 
 /** So the rename survives a power loss; some filesystems refuse, which is fine. */
-async function syncDirectory(dir: string): Promise<void> {
+export async function syncDirectory(dir: string): Promise<void> {
   try {
     const handle = await open(dir, 'r')
     try {

@@ -127,7 +127,15 @@ export const applyLogs: StepHandler<Apply> = {
     // How far into the dead master's binlog the target's data now reaches: the final check compares it with the new master's.
     const through = tail && useTail ? ctx.output(tail.fromStep, 'end') : step.params.relayDiff ? diffEnd(step, ctx) : (own?.read ?? null)
     if (pieces.length === 0) return {applied: [], transactions: 0, alreadyApplied: 0, tailApplied: false, through}
-    const result = await applyBinlogs(pieces, endpointOf(ctx.cluster, ctx.server(step.server)), {timeoutMs: ctx.timeoutMs, retry: ctx.attempted(step.id), tempDir: ctx.workDir})
+    const result = await applyBinlogs(pieces, endpointOf(ctx.cluster, ctx.server(step.server)), {
+      timeoutMs: ctx.timeoutMs,
+      retry: ctx.attempted(step.id),
+      tempDir: ctx.workDir,
+      // MySQL without GTIDs: the target's binlog position before the stream is recorded per plan and step, and
+      // saved where a resuming manager looks before the first byte goes (src/recovery/applied-position.ts).
+      streamId: `${planDigest(ctx.plan)}:${step.id}`,
+      ...(ctx.saveWork ? {persist: ctx.saveWork} : {}),
+    })
     if (result.alreadyApplied > 0) ctx.note(`${step.server} had ${result.alreadyApplied} of the ${result.transactions} transactions already (an earlier attempt): they were not applied again`)
     return {applied: pieces, transactions: result.transactions, alreadyApplied: result.alreadyApplied, tailApplied: useTail, through}
   },

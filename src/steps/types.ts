@@ -24,6 +24,11 @@ export interface StepContext {
   output(fromStep: string, name: string): unknown
   /** Local folder beside the plan for saved binlogs and diffs. */
   workDir: string
+  /**
+   * Copies workDir where another manager resuming this failover finds it (etcd), now rather than after the step:
+   * for a record that must be there before an effect starts. Absent or a no-op without shared storage.
+   */
+  saveWork?: () => Promise<void>
   timeoutMs: number
   /** An earlier run began this step and did not finish it (it failed, or the process died). */
   attempted(stepId: string): boolean

@@ -3,14 +3,14 @@
  * protocol on 127.0.0.1 (handshake v10, any login accepted, COM_QUERY answered from a table, each query
  * recorded) stands in for MySQL, and small shell scripts stand in for mysqlbinlog and the client.
  */
-import {existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {createServer, type Server, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {applyBinlogs} from '../../src/recovery/index.js'
 import {Secret} from '../../src/util/secret.js'
-import {fixturePath} from '../fixtures/binlog/fixtures.js'
+import {fixtureDir, fixturePath} from '../fixtures/binlog/fixtures.js'
 
 const work = mkdtempSync(join(tmpdir(), 'mha-apply-mysql-'))
 afterAll(() => rmSync(work, {recursive: true, force: true}))
@@ -275,5 +275,112 @@ describe('applyBinlogs on a MySQL server with super_read_only=ON', () => {
       expect(result).toMatchObject({statements: 2})
       expect(queries.map(({sql, afterPipeline}) => ({sql, afterPipeline}))).toEqual(expectedOrder.filter((q) => !q.sql.includes('super_read_only =')))
     }
+  })
+})
+
+describe('applyBinlogs on MySQL with gtid_mode=OFF and log_bin on: a retry resumes from the recorded binlog position', () => {
+  // A stream of four transactions (CREATE TABLE, then three row transactions), from a gtid_mode=OFF MySQL 8.0.
+  const stream = join(fixtureDir, 'mysql', 'position', 'binlog.000001')
+  const binlogRows = (file: string, from: number, committed: number): string[][] => {
+    const rows: string[][] = []
+    let pos = from
+    const add = (type: string, info: string): void => {
+      rows.push([file, String(pos), type, '2', String(pos + 50), info])
+      pos += 50
+    }
+    for (let i = 0; i < committed; i++) {
+      add('Anonymous_Gtid', "SET @@SESSION.GTID_NEXT= 'ANONYMOUS'")
+      if (i === 0) {
+        add('Query', 'use `test`; CREATE TABLE t1 (id INT PRIMARY KEY) /* xid=9 */')
+        continue
+      }
+      add('Query', 'BEGIN')
+      add('Table_map', 'table_id: 90 (test.t1)')
+      add('Write_rows', 'table_id: 90 flags: STMT_END_F')
+      add('Xid', `COMMIT /* xid=${10 + i} */`)
+    }
+    return rows
+  }
+
+  /** The target: binlog.000007 from 4000 on holds `committed` of the stream's transactions; `logs`: what SHOW BINARY LOGS lists. */
+  function positionAnswers(committed: number, logs: string[] = ['binlog.000007']): (sql: string) => Answer {
+    const base = mysqlAnswers('ON')
+    const rows = binlogRows('binlog.000007', 4000, committed)
+    const end = 4000 + rows.length * 50
+    return (sql) => {
+      if (/@@global\.gtid_mode/.test(sql)) return {columns: ['gtid_mode', 'executed', 'log_bin', 'server_uuid'], rows: [['OFF', '', '1', '3e11fa47-71ca-11e1-9e33-c80aa9429562']]}
+      if (sql === 'SHOW MASTER STATUS') return {columns: ['File', 'Position', 'Binlog_Do_DB', 'Binlog_Ignore_DB', 'Executed_Gtid_Set'], rows: [['binlog.000007', String(end), '', '', '']]}
+      if (sql === 'SHOW BINARY LOGS') return {columns: ['Log_name', 'File_size', 'Encrypted'], rows: logs.map((l) => [l, String(end), 'No'])}
+      if (sql.startsWith("SHOW BINLOG EVENTS IN 'binlog.000007' FROM 4000 ")) return {columns: ['Log_name', 'Pos', 'Event_type', 'Server_id', 'End_log_pos', 'Info'], rows}
+      return base(sql)
+    }
+  }
+
+  let n = 0
+  async function attempt(dir: string, answers: (sql: string) => Answer, retry: boolean): Promise<{result: unknown; ran: boolean; recordSeenByClient: boolean; queries: Recorded[]}> {
+    const marker = join(dir, `ran-${n}`)
+    const seen = join(dir, `seen-${n}`)
+    const server = new FakeMysql(answers, marker)
+    await server.start()
+    try {
+      const decoder = script(`position-mysqlbinlog-${n}`, `printf 'SELECT 1/*!*/;\\n'`)
+      // The client notes whether the position record was there when the stream began.
+      const client = script(`position-client-${n++}`, `cat >/dev/null; : > '${marker}'; ls '${dir}'/apply-position-db2-*.json >/dev/null 2>&1 && : > '${seen}'; exit 0`)
+      const endpoint = {name: 'db2', host: '127.0.0.1', port: server.port, user: 'mha', password: new Secret('pw', 'test')}
+      const options = {timeoutMs: 15_000, mysqlbinlog: decoder, mysql: client, tempDir: dir, retry, streamId: 'plan:apply_logs:db2'}
+      const result = await applyBinlogs([stream], endpoint, options).then(
+        (r) => r,
+        (e: unknown) => e,
+      )
+      return {result, ran: existsSync(marker), recordSeenByClient: existsSync(seen), queries: server.queries}
+    } finally {
+      await server.stop()
+    }
+  }
+
+  it('records the position before the first byte, and a retry skips what the binlog holds after it', async () => {
+    const dir = mkdtempSync(join(work, 'position-'))
+    const first = await attempt(dir, positionAnswers(0), false)
+    expect(first.result).toMatchObject({statements: 1, transactions: 4, alreadyApplied: 0, tracked: true})
+    expect(first.recordSeenByClient).toBe(true)
+    expect(readdirSync(dir).filter((f) => f.startsWith('apply-position-db2-'))).toHaveLength(1)
+    // Killed after two of the four committed: the retry counts them and applies the other two.
+    const second = await attempt(dir, positionAnswers(2), true)
+    expect(second.result).toMatchObject({statements: 1, transactions: 4, alreadyApplied: 2, tracked: true})
+    // Killed after all four committed, before the journal said so: nothing is applied again.
+    const third = await attempt(dir, positionAnswers(4), true)
+    expect(third.result).toMatchObject({statements: 0, transactions: 4, alreadyApplied: 4})
+    expect(third.ran).toBe(false)
+  })
+
+  it('a retry with no record (killed before it was written) applies the whole stream', async () => {
+    const dir = mkdtempSync(join(work, 'position-'))
+    const retry = await attempt(dir, positionAnswers(0), true)
+    expect(retry.result).toMatchObject({statements: 1, transactions: 4, alreadyApplied: 0, tracked: true})
+    expect(retry.recordSeenByClient).toBe(true)
+  })
+
+  it('a retry whose recorded binlog was purged, or that holds more than the stream, is refused in one line and applies nothing', async () => {
+    const dir = mkdtempSync(join(work, 'position-'))
+    await attempt(dir, positionAnswers(0), false)
+    const purged = await attempt(dir, positionAnswers(0, ['binlog.000008']), true)
+    expect(purged.ran).toBe(false)
+    expect((purged.result as Error).message).toMatch(
+      /^db2 \(127\.0\.0\.1:\d+\): applying binlog\.000001 failed: an earlier attempt streamed into db2 and what it committed cannot be told from db2's binlog: its binlog binlog\.000007 \(recorded position binlog\.000007:4000\) is gone \(purged or reset\); nothing is applied twice: .*restore db2 from a backup/,
+    )
+    expect((purged.result as Error).message).not.toMatch(/\n/)
+    const tooMany = await attempt(dir, positionAnswers(5), true)
+    expect(tooMany.ran).toBe(false)
+    expect((tooMany.result as Error).message).toMatch(/holds 5 transactions, more than the 4 of the stream/)
+  })
+
+  it('MySQL with log_bin off keeps the refusal on retry, and records nothing', async () => {
+    const dir = mkdtempSync(join(work, 'position-'))
+    const base = mysqlAnswers('ON')
+    const logBinOff = (sql: string): Answer => (/@@global\.gtid_mode/.test(sql) ? {columns: ['gtid_mode', 'executed', 'log_bin', 'server_uuid'], rows: [['OFF', '', '0', 'u']]} : base(sql))
+    const retry = await attempt(dir, logBinOff, true)
+    expect(retry.ran).toBe(false)
+    expect((retry.result as Error).message).toMatch(/records no GTIDs that tell which part \(log_bin off, or no GTIDs in the stream\); it is not applied twice: rebuild db2 from the new master$/)
+    expect(readdirSync(dir)).toEqual([])
   })
 })
