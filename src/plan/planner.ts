@@ -222,6 +222,7 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
   }
   if (dataLoss.none) dataLoss.statement = `none: ${dataLoss.statement}`
   const steps = buildSteps({cluster, dead, newMaster: chosen, replicas, gtid, diffs, unrecoverable: excluded, tail: stepTail, tailFrom, catchUpSource, latest: usableLatest})
+  notes.push(...unprovableNotes(replicas.filter((r) => !excluded.has(r.server.name)), steps))
   const others = replicas.filter((r) => r !== chosen && !excluded.has(r.server.name)).map((r) => r.server.name)
   const summary =
     `${dead.name} is dead; promote ${newMaster.name} (${candidates.find((c) => c.chosen)!.reason.replace(/^chosen: /, '')})` +
@@ -249,6 +250,19 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
     },
     steps,
   }
+}
+
+/**
+ * What the apply could not prove or redo, said before anything runs: MySQL without GTIDs gives the final check
+ * only binlog coordinates to compare, and an interrupted apply_logs into a target that has neither GTIDs nor a
+ * binlog cannot tell what committed, so it is refused rather than run twice (that server is then rebuilt).
+ */
+function unprovableNotes(kept: ReplicaView[], steps: Step[]): string[] {
+  const noGtids = kept.filter((r) => r.facts.version.flavor === 'mysql' && !r.facts.gtid.enabled)
+  const notes = noGtids.length > 0 ? [`${noGtids.map((r) => r.server.name).join(', ')} record${noGtids.length === 1 ? 's' : ''} no GTIDs (gtid_mode=OFF): the final check compares only how far each recovery reached in the dead master's binlog`] : []
+  for (const r of noGtids.filter((v) => !v.facts.logBin && steps.some((s) => s.type === 'apply_logs' && s.server === v.server.name)))
+    notes.push(`${r.server.name} has neither GTIDs nor a binlog: if its apply_logs is interrupted, what committed cannot be told, a retry is refused and ${r.server.name} must be rebuilt`)
+  return notes
 }
 
 /** The plan carries the missing-hook warnings only when there are some, so plans of fully hooked clusters keep their shape. */
