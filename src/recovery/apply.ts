@@ -42,7 +42,7 @@ export interface ApplyResult {
   tracked: boolean
 }
 
-const ONE_GIB = 1024 * 1024 * 1024
+export const APPLY_MAX_PACKET = 1024 * 1024 * 1024
 
 export {findExecutable} from '../util/executables.js'
 
@@ -57,7 +57,7 @@ export function clientOptionFile(endpoint: Endpoint): string {
   return `[client]\nuser=${optionFileValue(endpoint.user)}\npassword=${optionFileValue(endpoint.password.reveal())}\n`
 }
 
-interface ServerSettings {
+export interface ServerSettings {
   maxAllowedPacket: string
   superReadOnly: boolean
 }
@@ -126,13 +126,8 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
       await writeStreamFrom(input, layout, prefix.count, rest)
       input = rest
     }
-    const packet = await conn.queryOne('SELECT @@global.max_allowed_packet AS value', [], remaining())
-    // MariaDB has no super_read_only: no row.
-    const superReadOnly = await conn.queryOne(`SHOW GLOBAL VARIABLES LIKE 'super_read_only'`, [], remaining())
-    saved = {maxAllowedPacket: String(packet?.value), superReadOnly: superReadOnly !== undefined && /^(1|ON)$/i.test(String(superReadOnly.Value))}
-    if (!/^\d+$/.test(saved.maxAllowedPacket)) throw fail(`unexpected @@global.max_allowed_packet: ${saved.maxAllowedPacket}`)
-    await conn.execute(`SET GLOBAL max_allowed_packet = ${ONE_GIB}`, remaining())
-    if (saved.superReadOnly) await conn.execute('SET GLOBAL super_read_only = 0', remaining())
+    saved = await readApplySettings(conn, remaining())
+    await raiseApplySettings(conn, saved, remaining())
 
     const outcome = await runBinlogPipeline(
       mysqlbinlog,
@@ -151,7 +146,7 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
         `--connect-timeout=${Math.max(1, Math.ceil(Math.min(remaining(), 30_000) / 1000))}`,
         '--batch',
         '--binary-mode',
-        `--max-allowed-packet=${ONE_GIB}`,
+        `--max-allowed-packet=${APPLY_MAX_PACKET}`,
       ],
       remaining(),
       credentials,
@@ -227,8 +222,28 @@ async function executedOn(conn: ServerConnection): Promise<{test: ExecutedTest; 
   return {test: mysqlExecuted({gtidMode: text(row, 'gtid_mode') || 'OFF', executed: text(row, 'executed')}), marked: false}
 }
 
+/** What applying a binlog changes on the target for its duration: read before the change, to put back after it. */
+export async function readApplySettings(conn: ServerConnection, timeoutMs: number): Promise<ServerSettings> {
+  const packet = await conn.queryOne('SELECT @@global.max_allowed_packet AS value', [], timeoutMs)
+  // MariaDB has no super_read_only: no row.
+  const superReadOnly = await conn.queryOne(`SHOW GLOBAL VARIABLES LIKE 'super_read_only'`, [], timeoutMs)
+  const saved = {maxAllowedPacket: String(packet?.value), superReadOnly: superReadOnly !== undefined && /^(1|ON)$/i.test(String(superReadOnly.Value))}
+  if (!/^\d+$/.test(saved.maxAllowedPacket)) throw new Error(`unexpected @@global.max_allowed_packet: ${saved.maxAllowedPacket}`)
+  return saved
+}
+
+/**
+ * max_allowed_packet 1 GiB for the sessions opened from now on (the largest event, or a whole transaction that
+ * mariadb-binlog --flashback prints as one, must fit in one BINLOG statement), super_read_only off; the client
+ * is started with --max-allowed-packet=APPLY_MAX_PACKET too. restoreSettings puts them back.
+ */
+export async function raiseApplySettings(conn: ServerConnection, saved: ServerSettings, timeoutMs: number): Promise<void> {
+  await conn.execute(`SET GLOBAL max_allowed_packet = ${APPLY_MAX_PACKET}`, timeoutMs)
+  if (saved.superReadOnly) await conn.execute('SET GLOBAL super_read_only = 0', timeoutMs)
+}
+
 /** Puts max_allowed_packet and super_read_only back, on a new connection if the first one died meanwhile. */
-async function restoreSettings(conn: ServerConnection | undefined, endpoint: Endpoint, saved: ServerSettings, timeoutMs: number): Promise<void> {
+export async function restoreSettings(conn: ServerConnection | undefined, endpoint: Endpoint, saved: ServerSettings, timeoutMs: number): Promise<void> {
   const restore = async (c: ServerConnection): Promise<void> => {
     if (saved.superReadOnly) await c.execute('SET GLOBAL super_read_only = 1')
     await c.execute(`SET GLOBAL max_allowed_packet = ${saved.maxAllowedPacket}`)
