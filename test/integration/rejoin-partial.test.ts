@@ -139,8 +139,8 @@ async function cutInsideATransaction(s: TestSandbox, later: number): Promise<Cut
  * The failover's recorded position lies inside db1's large transaction, which db1 committed (and, with `later`,
  * more after it): the rejoin must count it as extra, refuse without --flashback, and rewind it whole with it.
  */
-async function rejoinAfterACutTransaction(name: string, later: number): Promise<void> {
-  sandbox = await startSandbox(name, 26)
+async function rejoinAfterACutTransaction(name: string, later: number, gtid = false): Promise<void> {
+  sandbox = await startSandbox(name, 26, {gtid})
   const s = sandbox
   plansDir = mkdtempSync(join(tmpdir(), 'mha-it-rejoin-partial-'))
   const cut = await cutInsideATransaction(s, later)
@@ -170,10 +170,19 @@ async function rejoinAfterACutTransaction(name: string, later: number): Promise<
   expect(compareCoordinates(await masterStatus(s, 'db1'), cut.db1End)).toBeGreaterThan(0)
 
   const transactions = 1 + later
+  // GTID mode: db1's GTIDs from the cut transaction's (the one after the new master's last of server 1) to db1's last.
+  let gtids: string | null = null
+  if (gtid) {
+    const seqOf = async (host: string, v: string) => Number(/0-1-(\d+)/.exec(await s.sql(host, async (c) => String((await c.queryOne(`SELECT @@global.${v} AS p`))!.p)))![1])
+    const [held, last] = [await seqOf(nm, 'gtid_binlog_state'), await seqOf('db1', 'gtid_binlog_pos')]
+    expect(last - held).toBe(transactions)
+    gtids = transactions === 1 ? `0-1-${last}` : `0-1-${held + 1}..0-1-${last}`
+  }
+  const listed = gtids ? gtids.replaceAll('.', '\\.') : `binlog ${cut.start.file.replaceAll('.', '\\.')}:${cut.start.pos} to mysql-bin\\.\\d+:\\d+`
   const refused = await runMha(['plan', '--config', s.configFile, '--plans-dir', plansDir, '--rejoin', 'db1', '-o', join(plansDir, 'refused.json')])
   expect(refused.code, refused.stdout + refused.stderr).toBe(1)
   expect(refused.stderr.trim()).toMatch(
-    new RegExp(`^mha: db1 has ${transactions} extra transaction\\(s\\) ${nm} lacks \\(binlog ${cut.start.file.replaceAll('.', '\\.')}:${cut.start.pos} to mysql-bin\\.\\d+:\\d+, \\d+ row event\\(s\\)\\); re-pointing it would keep them silently`),
+    new RegExp(`^mha: db1 has ${transactions} extra transaction\\(s\\) ${nm} lacks \\(${listed}, \\d+ row event\\(s\\)\\); re-pointing it would keep them silently`),
   )
   expect(await s.sql('db1', (c) => c.queryOne('SHOW SLAVE STATUS'))).toBeUndefined()
 
@@ -181,7 +190,7 @@ async function rejoinAfterACutTransaction(name: string, later: number): Promise<
   const plan = JSON.parse(readFileSync(file, 'utf8')) as Plan
   const flashback = plan.steps.find((st) => st.type === 'flashback_binlog')
   // The range to rewind starts where the cut transaction starts, not at the recorded position inside it.
-  expect(flashback?.type === 'flashback_binlog' && [flashback.params.from, flashback.params.transactions]).toEqual([cut.start, transactions])
+  expect(flashback?.type === 'flashback_binlog' && [flashback.params.from, flashback.params.transactions, flashback.params.gtids]).toEqual([cut.start, transactions, gtids])
   expect(await count(s, 'db1', 'big')).toBe(0)
   expect(await count(s, 'db1', 'small')).toBe(1)
   const status = (await s.sql('db1', (c) => c.queryOne('SHOW SLAVE STATUS')))!
@@ -198,5 +207,9 @@ describe('mha plan --rejoin (file/position) when the failover\'s position lies i
 
   it('transactions follow the cut one: the range starts at the cut transaction\'s start, not inside it', async () => {
     await rejoinAfterACutTransaction('itrejoinpart2', 3)
+  }, 400_000)
+
+  it('GTID: the cut transaction\'s GTID is listed and rewound with those after it', async () => {
+    await rejoinAfterACutTransaction('itrejoinpart3', 2, true)
   }, 400_000)
 })
