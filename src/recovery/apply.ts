@@ -276,15 +276,24 @@ export interface PipelineOutcome {
 const STDERR_LIMIT = 64 * 1024
 const STATEMENT_END = Buffer.from('/*!*/;\n')
 
+/**
+ * The first STDERR_LIMIT bytes and the last ones: the client echoes the failing statement before its ERROR line,
+ * and a rewound or applied transaction can be one statement of many megabytes.
+ */
 function collectStderr(child: ChildProcess): () => string {
   const chunks: Buffer[] = []
   let size = 0
+  let tail = Buffer.alloc(0)
   child.stderr?.on('data', (chunk: Buffer) => {
-    if (size >= STDERR_LIMIT) return
-    chunks.push(chunk)
-    size += chunk.length
+    if (size < STDERR_LIMIT) {
+      chunks.push(chunk)
+      size += chunk.length
+      return
+    }
+    tail = Buffer.concat([tail, chunk])
+    if (tail.length > STDERR_LIMIT) tail = tail.subarray(tail.length - STDERR_LIMIT)
   })
-  return () => Buffer.concat(chunks).toString('utf8')
+  return () => Buffer.concat([...chunks, Buffer.from('\n'), tail]).toString('utf8')
 }
 
 /** The line that says what went wrong: the first ERROR line, else the first line. */
