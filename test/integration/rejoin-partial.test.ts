@@ -8,7 +8,7 @@ import type {Plan} from '../../src/plan/types.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {adminEndpoint, startHost, startSshd, stopSshd} from '../../src/sandbox/sandbox.js'
 import {type ServerConnection, withConnection} from '../../src/inspect/mysql.js'
-import {planAndApply, root, runMha, startSandbox, type TestSandbox} from './harness.js'
+import {planAndApply, root, runMha, spawnWatch, startSandbox, type TestSandbox} from './harness.js'
 
 let sandbox: TestSandbox | undefined
 let plansDir: string | undefined
@@ -136,10 +136,10 @@ async function cutInsideATransaction(s: TestSandbox, later: number): Promise<Cut
 }
 
 /**
- * The failover's recorded position lies inside db1's large transaction, which db1 committed (and, with `later`,
- * more after it): the rejoin must count it as extra, refuse without --flashback, and rewind it whole with it.
+ * The cut (cutInsideATransaction), checked; the failover, planned and applied with db1's host down; db1 and its
+ * sshd back, db1 crash-recovered with the cut transaction (and the later ones) committed.
  */
-async function rejoinAfterACutTransaction(name: string, later: number, gtid = false): Promise<void> {
+async function cutFailoverAndRestart(name: string, later: number, gtid: boolean): Promise<{s: TestSandbox; plans: string; cut: Cut; nm: string}> {
   sandbox = await startSandbox(name, 26, {gtid})
   const s = sandbox
   plansDir = mkdtempSync(join(tmpdir(), 'mha-it-rejoin-partial-'))
@@ -155,7 +155,6 @@ async function rejoinAfterACutTransaction(name: string, later: number, gtid = fa
 
   const failover = JSON.parse(readFileSync(await planAndApply(s, plansDir, 'failover'), 'utf8')) as Plan
   const nm = failover.decision.newMaster!
-  const nmIp = s.state.hosts.find((h) => h.name === nm)!.ip
   // db1's host was down: the plan states the loss after the latest read position, inside the transaction.
   const latest = cut.read.sort((a, b) => compareCoordinates(b, a))[0]!
   expect(failover.decision.dataLoss.lostAfter).toEqual(latest)
@@ -168,7 +167,16 @@ async function rejoinAfterACutTransaction(name: string, later: number, gtid = fa
   expect(await count(s, 'db1', 'big')).toBe(ROWS)
   expect(await count(s, 'db1', 'small')).toBe(1 + later)
   expect(compareCoordinates(await masterStatus(s, 'db1'), cut.db1End)).toBeGreaterThan(0)
+  return {s, plans: plansDir, cut, nm}
+}
 
+/**
+ * The failover's recorded position lies inside db1's large transaction, which db1 committed (and, with `later`,
+ * more after it): the rejoin must count it as extra, refuse without --flashback, and rewind it whole with it.
+ */
+async function rejoinAfterACutTransaction(name: string, later: number, gtid = false): Promise<void> {
+  const {s, plans, cut, nm} = await cutFailoverAndRestart(name, later, gtid)
+  const nmIp = s.state.hosts.find((h) => h.name === nm)!.ip
   const transactions = 1 + later
   // GTID mode: db1's GTIDs from the cut transaction's (the one after the new master's last of server 1) to db1's last.
   let gtids: string | null = null
@@ -179,14 +187,14 @@ async function rejoinAfterACutTransaction(name: string, later: number, gtid = fa
     gtids = transactions === 1 ? `0-1-${last}` : `0-1-${held + 1}..0-1-${last}`
   }
   const listed = gtids ? gtids.replaceAll('.', '\\.') : `binlog ${cut.start.file.replaceAll('.', '\\.')}:${cut.start.pos} to mysql-bin\\.\\d+:\\d+`
-  const refused = await runMha(['plan', '--config', s.configFile, '--plans-dir', plansDir, '--rejoin', 'db1', '-o', join(plansDir, 'refused.json')])
+  const refused = await runMha(['plan', '--config', s.configFile, '--plans-dir', plans, '--rejoin', 'db1', '-o', join(plans, 'refused.json')])
   expect(refused.code, refused.stdout + refused.stderr).toBe(1)
   expect(refused.stderr.trim()).toMatch(
     new RegExp(`^mha: db1 has ${transactions} extra transaction\\(s\\) ${nm} lacks \\(${listed}, \\d+ row event\\(s\\)\\); re-pointing it would keep them silently`),
   )
   expect(await s.sql('db1', (c) => c.queryOne('SHOW SLAVE STATUS'))).toBeUndefined()
 
-  const file = await planAndApply(s, plansDir, 'rejoin', ['--rejoin', 'db1', '--flashback'])
+  const file = await planAndApply(s, plans, 'rejoin', ['--rejoin', 'db1', '--flashback'])
   const plan = JSON.parse(readFileSync(file, 'utf8')) as Plan
   const flashback = plan.steps.find((st) => st.type === 'flashback_binlog')
   // The range to rewind starts where the cut transaction starts, not at the recorded position inside it.
@@ -211,5 +219,20 @@ describe('mha plan --rejoin (file/position) when the failover\'s position lies i
 
   it('GTID: the cut transaction\'s GTID is listed and rewound with those after it', async () => {
     await rejoinAfterACutTransaction('itrejoinpart3', 2, true)
+  }, 400_000)
+
+  it('mha watch --auto-rejoin leaves db1 alone with the cut transaction, and says why', async () => {
+    const {s, plans, nm} = await cutFailoverAndRestart('itrejoinpart4', 0, false)
+    const watch = spawnWatch(['--config-dir', dirname(s.configFile), '--plans-dir', plans, '--auto-rejoin'])
+    try {
+      await waitFor('watch to look at db1', 60_000, () => watch.lines.some((l) => l.event === 'rejoin refused' || l.event === 'rejoined'))
+      expect(watch.lines.filter((l) => l.event === 'rejoined' || l.event === 'rejoin')).toEqual([])
+      expect(watch.lines.find((l) => l.event === 'rejoin refused')!.message).toMatch(new RegExp(`^db1 answers again but is not rejoined automatically: db1 has 1 extra transaction\\(s\\) ${nm} lacks `))
+    } finally {
+      watch.child.kill('SIGTERM')
+      await watch.exited
+    }
+    expect(await s.sql('db1', (c) => c.queryOne('SHOW SLAVE STATUS'))).toBeUndefined()
+    expect(await count(s, 'db1', 'big')).toBe(ROWS)
   }, 400_000)
 })
