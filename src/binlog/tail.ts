@@ -1,6 +1,6 @@
 import {EventType} from './constants.js'
 import {parseMariadbGtid, queryKind, type FormatDescription, type QueryKind} from './events.js'
-import type {ScannedEvent, TornEvent} from './scanner.js'
+import {BinlogError, type ScannedEvent, type TornEvent} from './scanner.js'
 import {scanBinlog, type BinlogSource} from './source.js'
 
 /** Event types whose bodies TransactionBoundaries reads. */
@@ -126,4 +126,16 @@ export async function findBinlogTail(source: BinlogSource, options: {verifyCheck
     finished: lastType === EventType.ROTATE || lastType === EventType.STOP,
     format: summary.format,
   }
+}
+
+/**
+ * Where the transaction that binlog offset `at` lies in starts. `prefix` is findBinlogTail of the file's first `at`
+ * bytes; `at` is a position a replica read up to (an event's end), which may fall inside a transaction when the
+ * replica received only part of it. `at` itself when no transaction is open there; else the end of the last whole
+ * transaction (or file-level event) before it, where the open one begins.
+ */
+export function transactionStartAt(prefix: BinlogTail, at: number): number {
+  if (prefix.size !== at) throw new BinlogError(prefix.file, at, `the file is ${prefix.size} bytes, shorter than ${at}`)
+  if (prefix.torn || prefix.lastEventEnd !== at) throw new BinlogError(prefix.file, at, `${at} is not an event boundary (the last event read before it ends at ${prefix.lastEventEnd})`)
+  return prefix.lastTransactionEnd
 }

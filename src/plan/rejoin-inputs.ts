@@ -1,7 +1,8 @@
 import {existsSync, mkdtempSync, readdirSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {join, posix} from 'node:path'
 import {EventType} from '../binlog/constants.js'
+import {findBinlogTail, transactionStartAt} from '../binlog/tail.js'
 import {compareCoordinates, binlogSequence} from '../binlog/coordinates.js'
 import type {ClusterConfig} from '../config/types.js'
 import type {BinlogCoordinates} from '../dialect/types.js'
@@ -12,7 +13,7 @@ import type {Snapshot} from '../inspect/types.js'
 import {localRangeSource, scanRange} from '../recovery/range-source.js'
 import {saveBinlogTail} from '../recovery/binlog-tail.js'
 import {formatStreamGtid, streamLayout} from '../recovery/exactly-once.js'
-import {withSsh} from '../remote/ssh.js'
+import {shellQuote, withSsh} from '../remote/ssh.js'
 import {oneLine} from '../util/errors.js'
 import {readPlan} from './plan-file.js'
 import type {BinlogRange, FailoverRecord, RejoinInput} from './rejoin.js'
@@ -82,7 +83,10 @@ export function findFailoverRecord(plansDir: string, cluster: string, server: st
   return null
 }
 
-/** The server's binlog from `from` to its end, read over SSH with mha's binlog reader: whole transactions, their GTIDs, row events. */
+/**
+ * The server's binlog from `from` to its end, read over SSH with mha's binlog reader: whole transactions, their
+ * GTIDs, row events. When `from` lies inside a transaction the range starts where that transaction starts.
+ */
 export async function readBinlogRange(cluster: ClusterConfig, snapshot: Snapshot, server: string, from: BinlogCoordinates): Promise<{range: BinlogRange | null; problem?: string}> {
   const config = cluster.servers.find((s) => s.name === server)!
   const snap = snapshot.servers.find((s) => s.name === server)!
@@ -94,13 +98,20 @@ export async function readBinlogRange(cluster: ClusterConfig, snapshot: Snapshot
   const work = mkdtempSync(join(tmpdir(), 'mha-rejoin-'))
   try {
     const local = join(work, 'range.binlog')
-    const saved = await withSsh(sshTargetOf(cluster, config), (session) => saveBinlogTail(session, dir, files, from, local))
+    // The new master may hold part of a transaction only (a replica read up to `from` inside it and it was never
+    // applied): what the server has from that transaction's start on is what the new master lacks.
+    const {start, saved} = await withSsh(sshTargetOf(cluster, config), async (session) => {
+      const path = shellQuote(posix.join(dir, from.file))
+      const prefix = await findBinlogTail({name: from.file, open: () => session.readStream(`head -c ${from.pos} -- ${path}`)})
+      const start = {file: from.file, pos: transactionStartAt(prefix, from.pos)}
+      return {start, saved: await saveBinlogTail(session, dir, files, start, local)}
+    })
     const layout = await streamLayout(local)
     let rowEvents = 0
     await scanRange(localRangeSource(local), 0, (event) => {
       if (ROW_EVENTS.has(event.type)) rowEvents++
     })
-    return {range: {from, end: saved.end, files, dir, transactions: layout.transactions.map((t) => ({gtid: t.gtid ? formatStreamGtid(t.gtid) : null})), rowEvents}}
+    return {range: {from: start, end: saved.end, files, dir, transactions: layout.transactions.map((t) => ({gtid: t.gtid ? formatStreamGtid(t.gtid) : null})), rowEvents}}
   } catch (error) {
     return {range: null, problem: oneLine(error)}
   } finally {

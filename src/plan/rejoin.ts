@@ -35,7 +35,10 @@ export interface RejoinInput {
   server: string
   flashback: boolean
   failover: FailoverRecord | null
-  /** From failover.held to the server's binlog end; null when it could not be read, with why. */
+  /**
+   * From failover.held to the server's binlog end, or from the start of the transaction failover.held lies in (the
+   * new master received part of it only); null when it could not be read, with why.
+   */
   range: BinlogRange | null
   rangeProblem?: string
 }
@@ -46,15 +49,20 @@ export type RejoinComparison =
   | {kind: 'diverged'; why: string}
 
 /**
- * File/position: the server's binlog beyond what the new master holds of it is its extra transactions. A binlog
- * that ends before that position lost what the new master has: rejoining it would skip those transactions.
+ * File/position: the server's binlog beyond what the new master holds of it is its extra transactions, from the
+ * start of the transaction that position lies in (a transaction received in part is not held). A binlog that ends
+ * before that position lost what the new master has: rejoining it would skip those transactions.
  */
 export function compareFilePosition(server: string, ownEnd: BinlogCoordinates, failover: FailoverRecord, range: BinlogRange | null, rangeProblem?: string): RejoinComparison {
   if (compareCoordinates(ownEnd, failover.held) < 0)
     return {kind: 'diverged', why: `${server}'s binlog ends at ${formatCoordinates(ownEnd)}, before ${formatCoordinates(failover.held)} that ${failover.newMaster} holds (${failover.heldFrom}): ${server} lost transactions that ${failover.newMaster} has`}
   if (compareCoordinates(ownEnd, failover.held) === 0) return {kind: 'not_ahead', why: `${server}'s binlog ends at ${formatCoordinates(ownEnd)}, where ${failover.newMaster}'s data ends (${failover.heldFrom})`}
   if (!range) return {kind: 'diverged', why: `${server}'s binlog goes on after ${formatCoordinates(failover.held)} (to ${formatCoordinates(ownEnd)}) and it could not be read to tell what is there: ${rangeProblem ?? 'not read'}`}
+  const cut = compareCoordinates(range.from, failover.held)
+  if (cut > 0) return {kind: 'diverged', why: `${server}'s binlog was read from ${formatCoordinates(range.from)}, after ${formatCoordinates(failover.held)} where ${failover.newMaster}'s data ends: what lies between is unknown`}
   if (range.transactions.length === 0) return {kind: 'not_ahead', why: `${server}'s binlog after ${formatCoordinates(failover.held)} holds no transaction (to ${formatCoordinates(range.end)})`}
+  // The recorded position inside a transaction: the new master received part of it and never applied it.
+  const partly = cut < 0 ? `; the first one contains ${formatCoordinates(failover.held)}, where ${failover.newMaster}'s data ends (${failover.heldFrom}): ${failover.newMaster} received only part of it and never committed it` : ''
   return {
     kind: 'ahead',
     transactions: range.transactions.length,
@@ -62,7 +70,7 @@ export function compareFilePosition(server: string, ownEnd: BinlogCoordinates, f
     gtids: null,
     from: range.from,
     end: range.end,
-    why: `${server}'s binlog holds ${range.transactions.length} transaction(s) (${range.rowEvents} row event(s)) after ${formatCoordinates(range.from)} up to ${formatCoordinates(range.end)} that ${failover.newMaster} never received`,
+    why: `${server}'s binlog holds ${range.transactions.length} transaction(s) (${range.rowEvents} row event(s)) after ${formatCoordinates(range.from)} up to ${formatCoordinates(range.end)} that ${failover.newMaster} never received${cut < 0 ? ' whole' : ''}${partly}`,
   }
 }
 

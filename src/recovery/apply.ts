@@ -51,7 +51,7 @@ export interface ApplyResult {
   tracked: boolean
 }
 
-const ONE_GIB = 1024 * 1024 * 1024
+export const APPLY_MAX_PACKET = 1024 * 1024 * 1024
 
 export {findExecutable} from '../util/executables.js'
 
@@ -66,7 +66,7 @@ export function clientOptionFile(endpoint: Endpoint): string {
   return `[client]\nuser=${optionFileValue(endpoint.user)}\npassword=${optionFileValue(endpoint.password.reveal())}\n`
 }
 
-interface ServerSettings {
+export interface ServerSettings {
   maxAllowedPacket: string
   superReadOnly: boolean
 }
@@ -154,13 +154,8 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
       await writeStreamFrom(input, layout, prefix.count, rest)
       input = rest
     }
-    const packet = await conn.queryOne('SELECT @@global.max_allowed_packet AS value', [], remaining())
-    // MariaDB has no super_read_only: no row.
-    const superReadOnly = await conn.queryOne(`SHOW GLOBAL VARIABLES LIKE 'super_read_only'`, [], remaining())
-    saved = {maxAllowedPacket: String(packet?.value), superReadOnly: superReadOnly !== undefined && /^(1|ON)$/i.test(String(superReadOnly.Value))}
-    if (!/^\d+$/.test(saved.maxAllowedPacket)) throw fail(`unexpected @@global.max_allowed_packet: ${saved.maxAllowedPacket}`)
-    await conn.execute(`SET GLOBAL max_allowed_packet = ${ONE_GIB}`, remaining())
-    if (saved.superReadOnly) await conn.execute('SET GLOBAL super_read_only = 0', remaining())
+    saved = await readApplySettings(conn, remaining())
+    await raiseApplySettings(conn, saved, remaining())
     await recordBeforeStream?.()
 
     const outcome = await runBinlogPipeline(
@@ -180,7 +175,7 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
         `--connect-timeout=${Math.max(1, Math.ceil(Math.min(remaining(), 30_000) / 1000))}`,
         '--batch',
         '--binary-mode',
-        `--max-allowed-packet=${ONE_GIB}`,
+        `--max-allowed-packet=${APPLY_MAX_PACKET}`,
       ],
       remaining(),
       credentials,
@@ -259,8 +254,28 @@ async function executedOn(conn: ServerConnection): Promise<{test: ExecutedTest; 
   return {test, marked: false, ...(binlog ? {binlog} : {})}
 }
 
+/** What applying a binlog changes on the target for its duration: read before the change, to put back after it. */
+export async function readApplySettings(conn: ServerConnection, timeoutMs: number): Promise<ServerSettings> {
+  const packet = await conn.queryOne('SELECT @@global.max_allowed_packet AS value', [], timeoutMs)
+  // MariaDB has no super_read_only: no row.
+  const superReadOnly = await conn.queryOne(`SHOW GLOBAL VARIABLES LIKE 'super_read_only'`, [], timeoutMs)
+  const saved = {maxAllowedPacket: String(packet?.value), superReadOnly: superReadOnly !== undefined && /^(1|ON)$/i.test(String(superReadOnly.Value))}
+  if (!/^\d+$/.test(saved.maxAllowedPacket)) throw new Error(`unexpected @@global.max_allowed_packet: ${saved.maxAllowedPacket}`)
+  return saved
+}
+
+/**
+ * max_allowed_packet 1 GiB for the sessions opened from now on (the largest event, or a whole transaction that
+ * mariadb-binlog --flashback prints as one, must fit in one BINLOG statement), super_read_only off; the client
+ * is started with --max-allowed-packet=APPLY_MAX_PACKET too. restoreSettings puts them back.
+ */
+export async function raiseApplySettings(conn: ServerConnection, saved: ServerSettings, timeoutMs: number): Promise<void> {
+  await conn.execute(`SET GLOBAL max_allowed_packet = ${APPLY_MAX_PACKET}`, timeoutMs)
+  if (saved.superReadOnly) await conn.execute('SET GLOBAL super_read_only = 0', timeoutMs)
+}
+
 /** Puts max_allowed_packet and super_read_only back, on a new connection if the first one died meanwhile. */
-async function restoreSettings(conn: ServerConnection | undefined, endpoint: Endpoint, saved: ServerSettings, timeoutMs: number): Promise<void> {
+export async function restoreSettings(conn: ServerConnection | undefined, endpoint: Endpoint, saved: ServerSettings, timeoutMs: number): Promise<void> {
   const restore = async (c: ServerConnection): Promise<void> => {
     if (saved.superReadOnly) await c.execute('SET GLOBAL super_read_only = 1')
     await c.execute(`SET GLOBAL max_allowed_packet = ${saved.maxAllowedPacket}`)
@@ -293,15 +308,24 @@ export interface PipelineOutcome {
 const STDERR_LIMIT = 64 * 1024
 const STATEMENT_END = Buffer.from('/*!*/;\n')
 
+/**
+ * The first STDERR_LIMIT bytes and the last ones: the client echoes the failing statement before its ERROR line,
+ * and a rewound or applied transaction can be one statement of many megabytes.
+ */
 function collectStderr(child: ChildProcess): () => string {
   const chunks: Buffer[] = []
   let size = 0
+  let tail = Buffer.alloc(0)
   child.stderr?.on('data', (chunk: Buffer) => {
-    if (size >= STDERR_LIMIT) return
-    chunks.push(chunk)
-    size += chunk.length
+    if (size < STDERR_LIMIT) {
+      chunks.push(chunk)
+      size += chunk.length
+      return
+    }
+    tail = Buffer.concat([tail, chunk])
+    if (tail.length > STDERR_LIMIT) tail = tail.subarray(tail.length - STDERR_LIMIT)
   })
-  return () => Buffer.concat(chunks).toString('utf8')
+  return () => Buffer.concat([...chunks, Buffer.from('\n'), tail]).toString('utf8')
 }
 
 /** The line that says what went wrong: the first ERROR line, else the first line. */

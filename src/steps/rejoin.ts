@@ -4,7 +4,7 @@ import {basename} from 'node:path'
 import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
 import {endpointOf} from '../inspect/inspect.js'
 import type {Step} from '../plan/types.js'
-import {clientOptionFile, findExecutable, runBinlogPipeline, unnamedFile} from '../recovery/apply.js'
+import {APPLY_MAX_PACKET, clientOptionFile, findExecutable, raiseApplySettings, readApplySettings, restoreSettings, runBinlogPipeline, unnamedFile} from '../recovery/apply.js'
 import {redact} from '../util/secret.js'
 import {isCoordinates, readOnlyState} from './common.js'
 import type {StepHandler} from './types.js'
@@ -30,8 +30,8 @@ const doneMark = (file: string) => `${file}.flashback.json`
 
 /**
  * Rejoin: rewinds exactly the saved range of the server's own binlog (its extra transactions): mariadb-binlog
- * --flashback of the saved file, piped to the client as in apply_logs (login through a descriptor), in a session
- * with sql_log_bin=0 so that the rewind is not logged as new transactions of the server. A rewind cannot tell
+ * --flashback of the saved file, piped to the client as in apply_logs (login through a descriptor, max_allowed_packet
+ * 1 GiB for the duration), in a session with sql_log_bin=0 so that the rewind is not logged as new transactions of the server. A rewind cannot tell
  * afterwards how far it got: an interrupted one is not run again (rebuild instead). With GTIDs the binlog still
  * names the rewound transactions; it is reset (RESET MASTER) so that replication from the master can start
  * from the position the server now matches.
@@ -55,8 +55,12 @@ export const flashbackBinlog: StepHandler<Of<'flashback_binlog'>> = {
     const client = findExecutable(['mariadb', 'mysql'])
     if (!mysqlbinlog || !client) throw new Error(`mariadb-binlog and the mariadb client are needed on this host to rewind ${where}'s extra transactions`)
     const endpoint = endpointOf(ctx.cluster, ctx.server(step.server))
+    const conn = await ctx.sql(step.server)
+    // --flashback prints each transaction reversed as one BINLOG statement: a large one exceeds the usual 16 MiB.
+    const saved = await readApplySettings(conn, ctx.timeoutMs)
     const credentials = unnamedFile(ctx.workDir, clientOptionFile(endpoint))
     try {
+      await raiseApplySettings(conn, saved, ctx.timeoutMs)
       const outcome = await runBinlogPipeline(
         mysqlbinlog,
         ['--no-defaults', '--flashback', file],
@@ -71,6 +75,7 @@ export const flashbackBinlog: StepHandler<Of<'flashback_binlog'>> = {
           `--port=${endpoint.port}`,
           '--batch',
           '--binary-mode',
+          `--max-allowed-packet=${APPLY_MAX_PACKET}`,
         ],
         ctx.timeoutMs,
         credentials,
@@ -79,6 +84,7 @@ export const flashbackBinlog: StepHandler<Of<'flashback_binlog'>> = {
       if (problem) throw new Error(redact(`${where}: rewinding ${basename(file)} failed: ${problem}; rebuild ${where} from ${ctx.plan.decision.newMaster ?? 'the master'}`, [endpoint.password]))
     } finally {
       closeSync(credentials)
+      await restoreSettings(conn, endpoint, saved, ctx.timeoutMs)
     }
     if (p.resetBinlog) await (await ctx.sql(step.server)).execute('RESET MASTER')
     writeFileSync(`${doneMark(file)}.partial`, JSON.stringify({transactions: p.transactions, gtids: p.gtids, from: p.from, end: p.end, at: new Date().toISOString()}) + '\n')

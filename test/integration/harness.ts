@@ -1,5 +1,5 @@
 import {execFile, spawn, type ChildProcess} from 'node:child_process'
-import {mkdtempSync, rmSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, rmSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
@@ -58,6 +58,17 @@ export async function startSandbox(name: string, firstOctet: number, options: {r
       await sandboxDown(state.dir)
     },
   }
+}
+
+/** `mha plan` then `mha apply` of that plan; returns the plan file. */
+export async function planAndApply(s: TestSandbox, plansDir: string, kind: string, extra: string[] = []): Promise<string> {
+  mkdirSync(join(plansDir, s.state.cluster), {recursive: true})
+  const file = join(plansDir, s.state.cluster, `${Date.now()}-${kind}.json`)
+  const plan = await runMha(['plan', '--config', s.configFile, '--plans-dir', plansDir, '-o', file, ...extra])
+  expect(plan.code, plan.stderr + plan.stdout).toBe(2)
+  const apply = await runMha(['apply', file, '--config', s.configFile])
+  expect(apply.code, apply.stderr + apply.stdout).toBe(0)
+  return file
 }
 
 export const survivors = (s: TestSandbox) => s.state.hosts.slice(1).map((h) => h.name)

@@ -1,5 +1,5 @@
 import {execFileSync} from 'node:child_process'
-import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, readdirSync, readFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
@@ -7,7 +7,7 @@ import type {Plan} from '../../src/plan/types.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {startHost, startSshd, stopSshd} from '../../src/sandbox/sandbox.js'
-import {killMasterAndWait, runMha, spawnWatch, startSandbox, type TestSandbox} from './harness.js'
+import {killMasterAndWait, planAndApply, runMha, spawnWatch, startSandbox, type TestSandbox} from './harness.js'
 
 let sandbox: TestSandbox | undefined
 afterEach(async () => {
@@ -16,17 +16,6 @@ afterEach(async () => {
 })
 
 const checksums = async (s: TestSandbox, table: string) => Promise.all(['db1', 'db2', 'db3'].map((h) => s.sql(h, async (c) => String((await c.queryOne(`CHECKSUM TABLE mhatest.${table}`))!.Checksum))))
-
-/** `mha plan` then `mha apply` of that plan; returns the plan file. */
-async function planAndApply(s: TestSandbox, plansDir: string, kind: string, extra: string[] = []): Promise<string> {
-  mkdirSync(join(plansDir, s.state.cluster), {recursive: true})
-  const file = join(plansDir, s.state.cluster, `${Date.now()}-${kind}.json`)
-  const plan = await runMha(['plan', '--config', s.configFile, '--plans-dir', plansDir, '-o', file, ...extra])
-  expect(plan.code, plan.stderr + plan.stdout).toBe(2)
-  const apply = await runMha(['apply', file, '--config', s.configFile])
-  expect(apply.code, apply.stderr + apply.stdout).toBe(0)
-  return file
-}
 
 describe('mha plan --rejoin (file/position)', () => {
   it('after a failover under write load, the restarted old master rejoins the new master; data equal on all three, mha check OK', async () => {

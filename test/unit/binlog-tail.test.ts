@@ -1,6 +1,6 @@
 import {Readable} from 'node:stream'
 import {describe, expect, it} from 'vitest'
-import {bufferSource, EventType, findBinlogTail, readBinlogEvents, streamSource, type BinlogEventRecord} from '../../src/binlog/index.js'
+import {bufferSource, EventType, findBinlogTail, readBinlogEvents, streamSource, transactionStartAt, type BinlogEventRecord} from '../../src/binlog/index.js'
 import {fixtureBytes, fixtureNames} from '../fixtures/binlog/fixtures.js'
 
 async function eventsOf(name: string): Promise<BinlogEventRecord[]> {
@@ -94,5 +94,42 @@ describe('findBinlogTail (trimming a dead master binlog)', () => {
     const at = async (cut: number): Promise<number> => (await findBinlogTail(bufferSource(name, bytes.subarray(0, cut)))).lastTransactionEnd
     expect(await at(end(group[2]!))).toBe(group[0]!.offset)
     expect(await at(end(group[3]!))).toBe(end(group[3]!))
+  })
+})
+
+describe('transactionStartAt (where the transaction a replica read into starts)', () => {
+  // Every MariaDB transaction opens with a GTID event; its group runs to the next GTID or file-level event.
+  const FILE_LEVEL = new Set<number>([EventType.FORMAT_DESCRIPTION, EventType.ROTATE, EventType.STOP, EventType.MARIADB_GTID_LIST, EventType.MARIADB_BINLOG_CHECKPOINT])
+
+  it('at every event end of the MariaDB fixtures: the open group\'s GTID event, or the position itself between groups', async () => {
+    for (const name of fixtureNames('master')) {
+      const bytes = fixtureBytes('master', name)
+      const events = await eventsOf(name)
+      const groups: {start: number; end: number}[] = []
+      for (const [i, e] of events.entries()) {
+        if (e.type !== EventType.MARIADB_GTID) continue
+        const next = events.slice(i + 1).findIndex((n) => n.type === EventType.MARIADB_GTID || FILE_LEVEL.has(n.type))
+        groups.push({start: e.offset, end: end(events[next === -1 ? events.length - 1 : i + next]!)})
+      }
+      expect(groups.length, name).toBeGreaterThan(2)
+      let inside = 0
+      for (const e of events) {
+        const at = end(e)
+        const open = groups.find((g) => g.start < at && at < g.end)
+        if (open) inside++
+        expect(transactionStartAt(await findBinlogTail(bufferSource(name, bytes.subarray(0, at))), at), `${name} at ${at}`).toBe(open ? open.start : at)
+      }
+      expect(inside, name).toBeGreaterThan(0)
+    }
+  })
+
+  it('refuses a position that is not an event boundary, or past the bytes read', async () => {
+    const name = 'mysql-bin.000001'
+    const bytes = fixtureBytes('master', name)
+    const xid = (await eventsOf(name)).find((e) => e.type === EventType.XID)!
+    const torn = await findBinlogTail(bufferSource(name, bytes.subarray(0, xid.offset + 3)))
+    expect(() => transactionStartAt(torn, xid.offset + 3)).toThrow(/not an event boundary/)
+    const short = await findBinlogTail(bufferSource(name, bytes.subarray(0, end(xid))))
+    expect(() => transactionStartAt(short, end(xid) + 10)).toThrow(/shorter than/)
   })
 })

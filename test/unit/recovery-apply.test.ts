@@ -74,6 +74,13 @@ describe('runBinlogPipeline (mysqlbinlog | client)', () => {
     expect(Date.now() - started).toBeLessThan(10_000)
   })
 
+  it('finds the ERROR line after a failing statement of megabytes that the client echoed first', async () => {
+    // As the mariadb client does with --batch: the statement between dashes, then the error.
+    const client = 'printf -- "--------------\\nBINLOG \'\\n" >&2; head -c 3000000 /dev/zero | tr "\\0" A | fold -w 76 >&2; printf "\\n\'\\n--------------\\n\\nERROR 2006 (HY000) at line 7522: Server has gone away\\n" >&2; exit 1'
+    const outcome = await runBinlogPipeline('printf', ['x /*!*/;\n'], 'sh', ['-c', client], 20_000)
+    expect(outcome.clientFailure).toBe('ERROR 2006 (HY000) at line 7522: Server has gone away')
+  })
+
   it('kills both when the time is up', async () => {
     const started = Date.now()
     const outcome = await runBinlogPipeline('yes', [], 'sleep', ['60'], 300)

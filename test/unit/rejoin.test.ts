@@ -42,6 +42,17 @@ describe('rejoin: the former master compared with the new master', () => {
     expect(compareFilePosition('db1', {file: 'mysql-bin.000002', pos: 900}, failover, null, 'ssh down').kind).toBe('diverged')
   })
 
+  it('file/position: a recorded position inside a transaction counts that transaction as extra, from its start', () => {
+    // The failover recorded 1000 (a replica's read position) inside a transaction db1 wrote from 700 on.
+    const cut = {file: 'mysql-bin.000001', pos: 700}
+    const last = compareFilePosition('db1', {file: 'mysql-bin.000002', pos: 900}, failover, range([null], cut))
+    expect(last).toMatchObject({kind: 'ahead', transactions: 1, from: cut})
+    expect(last.why).toMatch(/never received whole; the first one contains mysql-bin\.000001:1000, where db2's data ends \(saved binlog end\): db2 received only part of it/)
+    expect(compareFilePosition('db1', {file: 'mysql-bin.000002', pos: 900}, failover, range([null, null, null], cut))).toMatchObject({kind: 'ahead', transactions: 3, from: cut})
+    // A whole range after the recorded position says nothing of the bytes between: never taken as empty.
+    expect(compareFilePosition('db1', {file: 'mysql-bin.000002', pos: 900}, failover, range([null], {file: 'mysql-bin.000001', pos: 1200})).kind).toBe('diverged')
+  })
+
   it('MariaDB GTID: the new master\'s own later writes in the domain hide nothing', () => {
     expect(compareMariadbGtid('db1', 'db2', '0-1-104', '0-1-104,0-2-150', null).kind).toBe('not_ahead')
     const ahead = compareMariadbGtid('db1', 'db2', '0-1-107', '0-1-104,0-2-150', range(['0-1-105', '0-1-106', '0-1-107']))
@@ -85,6 +96,22 @@ describe('rejoin plans', () => {
     const early = structuredClone(plan)
     early.steps[3]!.after = ['set_read_only:db1']
     expect(planProblems(early, cluster).join('\n')).toMatch(/repoint_replica:db1 must come after flashback_binlog:db1/)
+  })
+
+  it('file/position, the recorded position inside db1\'s last transaction: refused naming it, or saved and rewound from its start', () => {
+    const {cluster, snapshot} = afterFailover({db1State: '', db2State: ''})
+    const fileCluster = {...cluster, gtid: 'off' as const}
+    const cut = {file: 'mysql-bin.000001', pos: 700}
+    const input = {server: 'db1', failover, range: range([null], cut)}
+    expect(() => planRejoin(fileCluster, snapshot, header, {...input, flashback: false})).toThrow(
+      /^db1 has 1 extra transaction\(s\) db2 lacks \(binlog mysql-bin\.000001:700 to mysql-bin\.000002:900, 2 row event\(s\)\); re-pointing it would keep them silently/,
+    )
+    const plan = planRejoin(fileCluster, snapshot, header, {...input, flashback: true})
+    expect(plan.steps.map((s) => s.type)).toEqual(['set_read_only', 'save_master_binlog', 'flashback_binlog', 'repoint_replica', 'verify_replication'])
+    expect(plan.steps[1]).toMatchObject({params: {from: cut}})
+    expect(plan.steps[2]).toMatchObject({params: {from: cut, transactions: 1}})
+    expect(plan.decision.dataLoss).toMatchObject({none: false, lostAfter: cut})
+    expect(planProblems(plan, fileCluster)).toEqual([])
   })
 
   it('file/position: re-pointed to the promotion coordinates from the failover journal', () => {
