@@ -9,7 +9,7 @@ import {oneLine, UserError} from '../util/errors.js'
 import {redact} from '../util/secret.js'
 import {bindAddressOption, findExecutable} from '../util/executables.js'
 import {concatSyntheticBinlogs} from './concat.js'
-import {appliedPrefix, mariadbExecuted, markedExecuted, mysqlExecuted, PROGRESS_TABLE, PROGRESS_TABLE_DDL, ProgressMarker, streamLayout, writeStreamFrom, type ExecutedTest} from './exactly-once.js'
+import {appliedPrefix, mariadbExecuted, markedExecuted, mysqlExecuted, PROGRESS_TABLE, PROGRESS_TABLE_DDL, ProgressMarker, streamLayout, writeStreamWithout, type ExecutedTest} from './exactly-once.js'
 
 export interface ApplyOptions {
   /** mysqlbinlog to use; default the first of mariadb-binlog, mysqlbinlog on PATH. */
@@ -122,8 +122,10 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
     // An unfinished last transaction alone would only be rolled back at the end of the stream.
     if (prefix.count === layout.transactions.length && (prefix.count > 0 || layout.unfinishedFrom === null)) return {statements: 0, ...result}
     if (prefix.count > 0) {
+      // Per domain: after a domain's hole the target may have another domain's later transactions; it gets the
+      // stream without exactly the ones it has.
       const rest = join(work, 'rest.binlog')
-      await writeStreamFrom(input, layout, prefix.count, rest)
+      await writeStreamWithout(input, layout, prefix.applied, rest)
       input = rest
     }
     const packet = await conn.queryOne('SELECT @@global.max_allowed_packet AS value', [], remaining())
