@@ -1,6 +1,6 @@
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {afterAll, afterEach, describe, expect, it} from 'vitest'
 import type {ApplyReport} from '../../src/apply/events.js'
 import {parseMariadbGtidPos} from '../../src/gtid/mariadb.js'
@@ -10,7 +10,7 @@ import type {Plan} from '../../src/plan/types.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {adminEndpoint, hostNamed} from '../../src/sandbox/sandbox.js'
-import {expectConsistent, killMasterAndWait, replicateInParallel, runMha, startSandbox, type TestSandbox} from './harness.js'
+import {expectConsistent, killMasterAndWait, replicateInParallel, root, runMha, startSandbox, type TestSandbox} from './harness.js'
 
 // MariaDB GTID with two replication domains on parallel replicas: a row lock on the candidate holds one domain
 // back across the master's kill while the other domain commits on. The failover must wait for the held domain
@@ -19,13 +19,20 @@ import {expectConsistent, killMasterAndWait, replicateInParallel, runMha, startS
 let sandbox: TestSandbox | undefined
 const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-domains-'))
 const OCTET = 35
+const CLUSTER = 'itdomains1'
 
 afterEach(async () => {
   await sandbox?.down()
+  // The test's folder (the sandbox's data, the cluster file's folder) too.
+  if (sandbox) rmSync(dirname(dirname(sandbox.state.configFile)), {recursive: true, force: true})
   sandbox = undefined
 })
 
-afterAll(() => rmSync(plansDir, {recursive: true, force: true}))
+afterAll(() => {
+  rmSync(plansDir, {recursive: true, force: true})
+  // The failover record apply keeps for the cluster, beside the project's plans.
+  rmSync(join(root, 'plans', CLUSTER), {recursive: true, force: true})
+})
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -82,7 +89,7 @@ function perDomain(pos: string): Map<number, bigint> {
 
 describe('MariaDB GTID, two domains, parallel replication', () => {
   it('a domain held back on the candidate across the kill: every acknowledged write of both domains on the new master, none twice', async () => {
-    sandbox = await startSandbox('itdomains1', OCTET, {gtid: true})
+    sandbox = await startSandbox(CLUSTER, OCTET, {gtid: true})
     const s = sandbox
     // A held domain may not take every worker: the other domain keeps committing.
     await replicateInParallel(s, 4, 'optimistic', 2)
@@ -133,6 +140,8 @@ describe('MariaDB GTID, two domains, parallel replication', () => {
       expect(planned.code, planned.stderr + planned.stdout).toBe(2)
       const plan: Plan = readPlan(file)
       expect(plan.decision.newMaster).toBe('db2')
+      // The plan says that db2's executed position is past the held domain, and that the wait executes it.
+      expect(plan.decision.notes.join('\n')).toMatch(/db2 has received transactions it has not executed in domain 1 \(seq \d+\.\.\d+\).*not a low-water mark/)
 
       const applying = runMha(['apply', file, '--config', s.configFile, '--json'])
       await sleep(2500)
