@@ -7,7 +7,7 @@ import type {ServerSnapshot, Snapshot} from '../inspect/types.js'
 import {UserError} from '../util/errors.js'
 import {dialectFor} from '../dialect/index.js'
 import type {ServerVersion} from '../dialect/types.js'
-import {formatMariadbGtidPos, formatMysqlGtidSet, mariadbErrant, mysqlErrant} from '../gtid/index.js'
+import {formatMariadbGtidPos, formatMysqlGtidSet, mariadbErrant, mariadbMaxPerDomain, mariadbMissing, mysqlErrant} from '../gtid/index.js'
 import {rankCandidates, type ReplicaView} from './candidates.js'
 import {fingerprint} from './fingerprint.js'
 import type {DataLoss, Fact, ObservedServer, OutputRef, Plan, RelayDiff, Step} from './types.js'
@@ -213,6 +213,11 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
     } else if (route === 'catch_up' && tail.kind === 'save') {
       notes.push(`${dead.name}'s binlog is saved from ${formatCoordinates(usableRead)} only (${fromNewMaster.kind === 'lost' ? fromNewMaster.why : 'nothing earlier'}): a transaction that ${catchUpSource}'s relay log holds only in part is not recovered whole`)
     }
+    const held = heldDomains(chosen)
+    if (held)
+      notes.push(
+        `${newMaster.name} has received transactions it has not executed in ${held}, while other domains committed on: its executed position ${formatCoordinates(chosen.executed)} is its furthest commit, not a low-water mark (parallel replication commits GTID domains independently); wait_relay_log_applied:${newMaster.name} executes them in every domain before ${stepTail.kind === 'save' && tailFrom === chosen.executed ? `${dead.name}'s binlog after that position is applied` : 'anything else is applied'}`,
+      )
     if (!usableLatest.includes(chosen) && route === null && stepTail.kind !== 'save') {
       const why = `${usableLatest.map((r) => r.server.name).join(', ')} ${usableLatest.length > 1 ? 'have log_bin or log_slave_updates off and their relay logs were' : 'has log_bin or log_slave_updates off and its relay log was'} not read`
       notes.push(`what ${newMaster.name} lacks after ${formatCoordinates(chosen.read)} cannot be copied to it: ${why}`)
@@ -579,6 +584,18 @@ export function changePreview(cluster: ClusterConfig, version: ServerVersion, ta
       ...(gtid ? {gtid: true} : {coordinates: {file: `<${detachStep}.binlog file>`, pos: 0}}),
     })
     .display.replace(/_LOG_POS = 0\b/, `_LOG_POS = <${detachStep}.binlog pos>`)
+}
+
+/**
+ * MariaDB with several GTID domains: the domains in which a replica received whole transactions (Gtid_IO_Pos)
+ * that it has not executed (gtid_slave_pos), as words; null when there are none or only one domain (plain lag).
+ */
+function heldDomains(r: ReplicaView): string | null {
+  if (r.facts.version.flavor !== 'mariadb' || !r.facts.replica) return null
+  const received = r.facts.replica.retrievedGtid
+  if (mariadbMaxPerDomain(received).size < 2) return null
+  const behind = mariadbMissing(r.facts.gtid.slavePos, received)
+  return behind.length ? behind.map((b) => `domain ${b.domain} (seq ${b.fromSeq + 1n}..${b.toSeq})`).join(', ') : null
 }
 
 /** Per replica, the GTIDs it holds that no other replica has received or executed (errant transactions). */

@@ -7,7 +7,7 @@ import {parseMariadbGtidPos} from '../gtid/mariadb.js'
 import {parseMysqlGtidSet, type MysqlGtidSet} from '../gtid/mysql.js'
 import {withoutStartupMark} from './concat.js'
 import {localRangeSource, scanRange} from './range-source.js'
-import {appendFileFrom, writeSynthetic} from './synthetic-writer.js'
+import {appendFileFrom, appendFileRange, writeSynthetic} from './synthetic-writer.js'
 
 /** The GTID a transaction carries in the stream: MariaDB domain-server-seq, or MySQL uuid:gno. */
 export type StreamGtid = {flavor: 'mariadb'; domain: number; serverId: number; seq: bigint} | {flavor: 'mysql'; uuid: string; gno: bigint}
@@ -187,47 +187,82 @@ export function mysqlExecuted(state: {gtidMode: string; executed: string}): Exec
 }
 
 export interface AppliedPrefix {
-  /** Whole transactions of the stream the target has committed already: the first `count`. */
+  /** Whole transactions of the stream the target has committed already: the ones in `applied`. */
   count: number
   /** Whether that count is known; false when the target or the stream carries no GTIDs. */
   known: boolean
+  /** Indexes (ascending) of the transactions the target has; the first `count` when they lead the stream. */
+  applied: number[]
+}
+
+/** Where a transaction's GTID is in order with others: its MariaDB domain, or its MySQL source uuid. */
+function orderKey(gtid: StreamGtid): string {
+  return gtid.flavor === 'mariadb' ? `d${gtid.domain}` : `u${gtid.uuid.toLowerCase()}`
 }
 
 /**
- * A stream is applied in order by one client session, so what a target committed of it is a prefix: the
- * transactions up to the last one the target has. Counting to the last (not the first missing) one keeps
- * a stream whose first transactions were already there for another reason from being applied twice.
- * `marksXidOnly`: the target's record holds XID transactions only (markedExecuted); whether the transaction
- * right after the prefix committed is then known only if it is one of those.
+ * What a target committed of a stream, per replication domain (MariaDB gtid_domain_id; MySQL: per source uuid).
+ * Within one domain transactions commit in order (a client session applies the stream in order, the SQL thread
+ * commits a domain in order), so what the target has of a domain is a prefix of that domain's transactions: up
+ * to the last one it has. Counting to the last (not the first missing) one keeps a stream whose first
+ * transactions were already there for another reason from being applied twice. Across domains nothing is in
+ * order (parallel replication commits domains independently): a transaction the target has in one domain says
+ * nothing of an earlier one in another, which may be a hole that must still be applied.
+ * `marksXidOnly`: the target's record holds XID transactions only (markedExecuted); a transaction it lacks is
+ * then known to be missing only if it is one of those (any other may have committed unmarked): every kept
+ * transaction up to the one after the last the target has must be an XID one.
  */
 export function appliedPrefix(layout: StreamLayout, executed: ExecutedTest, marksXidOnly = false): AppliedPrefix {
-  if (layout.transactions.length === 0) return {count: 0, known: true}
-  if (!executed || layout.transactions.some((t) => t.gtid === null)) return {count: 0, known: false}
-  let count = 0
+  if (layout.transactions.length === 0) return {count: 0, known: true, applied: []}
+  if (!executed || layout.transactions.some((t) => t.gtid === null)) return {count: 0, known: false, applied: []}
+  const lastInDomain = new Map<string, number>()
+  let last = -1
   layout.transactions.forEach((t, i) => {
-    if (executed(t.gtid!)) count = i + 1
+    if (!executed(t.gtid!)) return
+    lastInDomain.set(orderKey(t.gtid!), i)
+    last = i
   })
-  const next = layout.transactions[count]
-  return {count, known: !marksXidOnly || next === undefined || next.xid}
+  const applied: number[] = []
+  let known = true
+  layout.transactions.forEach((t, i) => {
+    if (i <= (lastInDomain.get(orderKey(t.gtid!)) ?? -1)) applied.push(i)
+    else if (marksXidOnly && i <= last + 1 && !t.xid) known = false
+  })
+  return {count: applied.length, known, applied}
 }
 
 /**
- * The stream from its `skip`-th transaction on, as a synthetic binlog of its own: magic, the
- * FORMAT_DESCRIPTION_EVENT in force there (without its startup mark), then the remaining bytes.
+ * The stream without the transactions the target has (`applied`, ascending indexes), as a synthetic binlog of its
+ * own: magic, the FORMAT_DESCRIPTION_EVENT in force at the first byte kept (without its startup mark), then every
+ * byte from there on except those of the applied transactions after it. What lies between transactions (a later
+ * format description, rotations) stays; a stream that the target has in order is one cut (writeStreamFrom).
  */
-export async function writeStreamFrom(source: string, layout: StreamLayout, skip: number, target: string): Promise<{bytes: number}> {
-  const from = layout.transactions[skip]?.start ?? layout.unfinishedFrom ?? layout.transactions.at(-1)?.end
-  if (from === undefined) throw new Error(`${source}: nothing to apply after ${skip} transactions`)
+export async function writeStreamWithout(source: string, layout: StreamLayout, applied: readonly number[], target: string): Promise<{bytes: number}> {
+  const skipped = new Set(applied)
+  const firstKept = layout.transactions.findIndex((_, i) => !skipped.has(i))
+  const from = firstKept >= 0 ? layout.transactions[firstKept]!.start : (layout.unfinishedFrom ?? layout.transactions.at(-1)?.end)
+  if (from === undefined) throw new Error(`${source}: nothing to apply without ${applied.length} transactions`)
   const format = [...layout.formats].reverse().find((f) => f.offset < from)
   if (!format) throw new Error(`${source}: no FORMAT_DESCRIPTION_EVENT before offset ${from}`)
+  const holes = layout.transactions.filter((t, i) => skipped.has(i) && t.start >= from)
   return await writeSynthetic(target, async (writer) => {
     writer.append(withoutStartupMark(format.bytes))
     const handle = await open(source, 'r')
     try {
-      await appendFileFrom(writer, handle, from)
+      let at = from
+      for (const hole of holes) {
+        await appendFileRange(writer, handle, at, hole.start)
+        at = hole.end
+      }
+      await appendFileFrom(writer, handle, at)
     } finally {
       await handle.close()
     }
     return {}
   })
+}
+
+/** The stream from its `skip`-th transaction on: writeStreamWithout the first `skip`. */
+export async function writeStreamFrom(source: string, layout: StreamLayout, skip: number, target: string): Promise<{bytes: number}> {
+  return await writeStreamWithout(source, layout, Array.from({length: Math.min(skip, layout.transactions.length)}, (_, i) => i), target)
 }

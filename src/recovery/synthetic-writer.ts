@@ -150,9 +150,14 @@ export async function syncDirectory(dir: string): Promise<void> {
 
 /** Appends the bytes of an open file from `position` to its end, flushing chunk by chunk. */
 export async function appendFileFrom(writer: SyntheticBinlogWriter, handle: FileHandle, position: number): Promise<void> {
-  const chunk = Buffer.alloc(4 * 1024 * 1024)
-  for (let at = position; ; ) {
-    const {bytesRead} = await handle.read(chunk, 0, chunk.length, at)
+  await appendFileRange(writer, handle, position, Infinity)
+}
+
+/** Appends the bytes [position, end) of an open file (to its end when shorter). */
+export async function appendFileRange(writer: SyntheticBinlogWriter, handle: FileHandle, position: number, end: number): Promise<void> {
+  const chunk = Buffer.alloc(Math.min(4 * 1024 * 1024, Math.max(1, end - position)))
+  for (let at = position; at < end; ) {
+    const {bytesRead} = await handle.read(chunk, 0, Math.min(chunk.length, end - at), at)
     if (bytesRead === 0) return
     writer.append(chunk.subarray(0, bytesRead))
     at += bytesRead

@@ -1,5 +1,6 @@
 import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
 import type {ReplicaStatus} from '../dialect/types.js'
+import {mariadbMissing, type MariadbMissingRange} from '../gtid/mariadb.js'
 import type {Step} from '../plan/types.js'
 import type {BinlogCoordinates} from '../dialect/types.js'
 import {comparableByGtid, coordinatesShortfall, describeShortfall, shortfall, type HeldAtPromotion} from '../recovery/completeness.js'
@@ -27,14 +28,28 @@ export const stopReplicaIo: StepHandler<Of<'stop_replica_io'>> = {
  * The replica executes what its relay log holds, then its SQL thread is stopped so nothing moves.
  * A relay log can end inside a transaction (the master died mid-send): the SQL thread then idles short
  * of the read position, and apply_logs adds the replica's own unexecuted relay tail (MHA's exec->read).
- * Stopping is safe at any moment (STOP waits for parallel workers to reach a consistent point, and what
- * stays unexecuted is in that tail); waiting for idle workers only keeps the tail short.
+ *
+ * The executed position alone does not say that everything received was executed: MariaDB's parallel
+ * replication commits GTID domains independently, and Exec_Master_Log_Pos is then the furthest commit, not a
+ * low-water mark (measured: at the read position while 89 transactions of a held domain waited). STOP SLAVE
+ * would leave a held domain's queued transactions unexecuted, behind the position everything else starts from.
+ * So on MariaDB the wait also lasts until, in every domain, gtid_slave_pos has reached what the IO thread
+ * received (Gtid_IO_Pos), with no parallel worker busy. Gtid_IO_Pos counts whole transactions only (measured on
+ * 10.11: a 100,000-row transaction cut by the master's death leaves it at the one before), so a relay log that
+ * ends inside a transaction leaves no domain behind: the SQL thread idles short of the read position and the
+ * rule "idle twice at the same place, no worker busy" ends the wait, never while a worker holds a transaction or
+ * a domain has whole transactions unexecuted. The bound is on lack of progress (executed position and
+ * per-domain positions). File/position replication needs none of this: MariaDB commits domains out of order
+ * only with GTIDs (measured: with MASTER_USE_GTID=no a held domain holds the others, and Gtid_IO_Pos is empty).
+ * The plan starts the new master's saved binlog at its executed position (GTID mode), which may lie past a
+ * held domain's transactions: they are in its relay log, and this wait executes them before anything is saved
+ * on top; a stop that leaves a domain behind fails the step rather than leaving a hole.
  */
 export const waitRelayLogApplied: StepHandler<Of<'wait_relay_log_applied'>> = {
   async check(step, ctx) {
     const status = await replicaStatus(ctx, step.server)
     if (!status) return {done: true, reason: `${step.server} no longer replicates (recovered already)`}
-    if (status.sqlThread === 'stopped' && compareCoordinates(status.executed, step.params.until) >= 0)
+    if (status.sqlThread === 'stopped' && compareCoordinates(status.executed, step.params.until) >= 0 && (await domainsBehind(ctx, step.server, status)).length === 0)
       return {done: true, reason: `${step.server} has executed up to ${formatCoordinates(status.executed)}`, outputs: positionOf(status)}
     return {done: false}
   },
@@ -42,20 +57,25 @@ export const waitRelayLogApplied: StepHandler<Of<'wait_relay_log_applied'>> = {
     const dialect = await ctx.dialect(step.server)
     const conn = await ctx.sql(step.server)
     const first = await replicaStatus(ctx, step.server)
-    if (first?.sqlThread === 'stopped' && compareCoordinates(first.executed, step.params.until) < 0) {
+    if (first?.sqlThread === 'stopped' && (compareCoordinates(first.executed, step.params.until) < 0 || (await domainsBehind(ctx, step.server, first)).length > 0)) {
       if (first.lastSqlErrno !== 0) throw new Error(`${step.server}'s SQL thread stopped on error ${first.lastSqlErrno}: ${first.lastSqlError}; fix it, then apply again`)
       await conn.execute(`${dialect.startReplica} SQL_THREAD`)
     }
     let previous = ''
-    await waitWhileProgressing(`${step.server} to execute its relay log up to ${formatCoordinates(step.params.until)}`, ctx.timeoutMs, async () => {
+    let behind: MariadbMissingRange[] = []
+    await waitWhileProgressing(`${step.server} to execute its relay log up to ${formatCoordinates(step.params.until)} in every GTID domain`, ctx.timeoutMs, async () => {
       const status = await replicaStatus(ctx, step.server)
       if (!status) return {done: true, progress: ''}
       if (status.lastSqlErrno !== 0) throw new Error(`${step.server}'s SQL thread stopped on error ${status.lastSqlErrno}: ${status.lastSqlError}`)
-      const at = formatCoordinates(status.executed)
-      if (compareCoordinates(status.executed, step.params.until) >= 0 || status.sqlThread === 'stopped') return {done: true, progress: at}
-      // Idle short of the read position, twice in a row, no parallel worker holding a transaction (they may wait
-      // on a lock while the coordinator says it has read everything): the rest of that transaction never arrived.
-      const idle = dialect.sqlThreadCaughtUpStates.includes(status.sqlThreadState) && Number((await conn.queryOne(dialect.busyWorkersQuery))?.busy ?? 0) === 0
+      behind = await domainsBehind(ctx, step.server, status)
+      const at = `${formatCoordinates(status.executed)}${behind.length ? `, behind in ${describeBehind(behind)}` : ''}`
+      if (status.sqlThread === 'stopped') return {done: true, progress: at}
+      // Parallel workers may wait on a lock while the coordinator says it has read everything.
+      const busy = Number((await conn.queryOne(dialect.busyWorkersQuery))?.busy ?? 0) > 0
+      if (compareCoordinates(status.executed, step.params.until) >= 0 && behind.length === 0 && !busy) return {done: true, progress: at}
+      // Idle short of the end, twice in a row at the same place, no parallel worker holding a transaction: the
+      // rest of that transaction never arrived.
+      const idle = dialect.sqlThreadCaughtUpStates.includes(status.sqlThreadState) && !busy && behind.length === 0
       const settled = idle && at === previous
       previous = idle ? at : ''
       return {done: settled, progress: at}
@@ -63,6 +83,8 @@ export const waitRelayLogApplied: StepHandler<Of<'wait_relay_log_applied'>> = {
     await conn.execute(`${dialect.stopReplica} SQL_THREAD`)
     const status = await replicaStatus(ctx, step.server)
     if (!status) throw new Error(`${step.server} lost its replication settings`)
+    behind = await domainsBehind(ctx, step.server, status)
+    if (behind.length > 0) throw new Error(`${step.server}'s SQL thread stopped with transactions received but not executed (${describeBehind(behind)}); apply again to let it execute them`)
     if (compareCoordinates(status.executed, step.params.until) < 0)
       ctx.note(`${step.server}'s relay log ends inside a transaction after ${formatCoordinates(status.executed)}; its own relay tail is applied with the rest`)
     return positionOf(status)
@@ -72,6 +94,20 @@ export const waitRelayLogApplied: StepHandler<Of<'wait_relay_log_applied'>> = {
     if (status?.sqlThread === 'running') throw new Error(`${step.server}'s SQL thread is still running`)
     if (!isCoordinates((outputs.position as StoppedPosition | undefined)?.executed)) throw new Error(`${step.server}: no executed position recorded`)
   },
+}
+
+/**
+ * MariaDB: per GTID domain, what the IO thread received (Gtid_IO_Pos) beyond what the SQL thread committed
+ * (gtid_slave_pos). Empty elsewhere, and where the IO thread records no GTIDs (file/position replication).
+ */
+async function domainsBehind(ctx: StepContext, server: string, status: ReplicaStatus): Promise<MariadbMissingRange[]> {
+  if ((await ctx.dialect(server)).version.flavor !== 'mariadb' || status.retrievedGtid.trim() === '') return []
+  const row = await (await ctx.sql(server)).queryOne('SELECT @@global.gtid_slave_pos AS pos')
+  return mariadbMissing(typeof row?.pos === 'string' ? row.pos : '', status.retrievedGtid)
+}
+
+function describeBehind(behind: readonly MariadbMissingRange[]): string {
+  return behind.map((b) => `domain ${b.domain} seq ${b.fromSeq + 1n}..${b.toSeq}`).join(', ')
 }
 
 export interface StoppedPosition {

@@ -73,6 +73,21 @@ export async function planAndApply(s: TestSandbox, plansDir: string, kind: strin
 
 export const survivors = (s: TestSandbox) => s.state.hosts.slice(1).map((h) => h.name)
 
+/**
+ * Every survivor replicates with `threads` parallel workers in `mode`; `perDomain` bounds the workers one
+ * GTID domain may take (MariaDB slave_domain_parallel_threads), so a held domain leaves the others theirs.
+ */
+export async function replicateInParallel(s: TestSandbox, threads: number, mode: 'optimistic' | 'conservative' | 'aggressive', perDomain?: number): Promise<void> {
+  for (const host of survivors(s))
+    await s.sql(host, async (c) => {
+      await c.execute('STOP SLAVE SQL_THREAD')
+      await c.execute(`SET GLOBAL slave_parallel_threads = ${threads}`)
+      if (perDomain !== undefined) await c.execute(`SET GLOBAL slave_domain_parallel_threads = ${perDomain}`)
+      await c.execute(`SET GLOBAL slave_parallel_mode = '${mode}'`)
+      await c.execute('START SLAVE SQL_THREAD')
+    })
+}
+
 export async function killMasterAndWait(s: TestSandbox): Promise<void> {
   process.kill(s.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
   await waitFor('the replicas to lose db1', 20_000, async () => {

@@ -12,7 +12,7 @@ import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {secretsOf, stopSshd} from '../../src/sandbox/sandbox.js'
 import type {ServerConnection} from '../../src/inspect/mysql.js'
-import {expectConsistent, killMasterAndWait, root, runMha, startSandbox, survivors, type TestSandbox} from './harness.js'
+import {expectConsistent, killMasterAndWait, replicateInParallel, root, runMha, startSandbox, survivors, type TestSandbox} from './harness.js'
 
 // Each test: a real sandbox under write load (each write a two-row transaction, one row in a table without
 // a unique key), a fault, plan and apply as a user runs them, then every acknowledged write on the new master,
@@ -72,13 +72,7 @@ describe('no acknowledged write lost, none applied twice', () => {
   async function parallelCase(name: string, hold: (c: ServerConnection) => Promise<void>, release: (c: ServerConnection) => Promise<void>, waiting: (s: TestSandbox) => Promise<boolean>): Promise<void> {
     sandbox = await startSandbox(name, OCTET)
     const s = sandbox
-    for (const host of survivors(s))
-      await s.sql(host, async (c) => {
-        await c.execute('STOP SLAVE SQL_THREAD')
-        await c.execute('SET GLOBAL slave_parallel_threads = 4')
-        await c.execute("SET GLOBAL slave_parallel_mode = 'optimistic'")
-        await c.execute('START SLAVE SQL_THREAD')
-      })
+    await replicateInParallel(s, 4, 'optimistic')
     await WriteLoad.prepare(s.state, 'db1')
     const load = new WriteLoad(s.state)
     load.start()

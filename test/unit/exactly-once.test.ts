@@ -3,7 +3,7 @@ import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
-import {appliedPrefix, formatStreamGtid, mariadbExecuted, markedExecuted, mysqlExecuted, PROGRESS_TABLE, ProgressMarker, streamLayout, writeStreamFrom} from '../../src/recovery/exactly-once.js'
+import {appliedPrefix, formatStreamGtid, mariadbExecuted, markedExecuted, mysqlExecuted, PROGRESS_TABLE, ProgressMarker, streamLayout, writeStreamFrom, writeStreamWithout, type StreamLayout} from '../../src/recovery/exactly-once.js'
 import {fixtureNames, fixturePath, hasMariadbBinlog, mariadbBinlog} from '../fixtures/binlog/fixtures.js'
 
 /** The GTIDs mariadb-binlog itself prints for a file, in order, and the offset of each GTID event: the reference. */
@@ -36,13 +36,13 @@ describe.skipIf(!hasMariadbBinlog)('exactly-once application of a synthetic binl
     const layout = await streamLayout(masterFile)
     const gtids = layout.transactions.map((t) => formatStreamGtid(t.gtid!))
     const third = gtids[2]!
-    expect(appliedPrefix(layout, mariadbExecuted({logBin: true, binlogState: third, slavePos: ''}))).toEqual({count: 3, known: true})
+    expect(appliedPrefix(layout, mariadbExecuted({logBin: true, binlogState: third, slavePos: ''}))).toMatchObject({count: 3, known: true})
     // The SQL thread's position counts too (gtid_slave_pos: per domain).
-    expect(appliedPrefix(layout, mariadbExecuted({logBin: true, binlogState: '', slavePos: gtids[4]!}))).toEqual({count: 5, known: true})
+    expect(appliedPrefix(layout, mariadbExecuted({logBin: true, binlogState: '', slavePos: gtids[4]!}))).toMatchObject({count: 5, known: true})
     // Another server's transactions in the same domain say nothing about this server's.
     const [domain, , seq] = third.split('-')
-    expect(appliedPrefix(layout, mariadbExecuted({logBin: true, binlogState: `${domain}-77-${seq}`, slavePos: ''}))).toEqual({count: 0, known: true})
-    expect(appliedPrefix(layout, mariadbExecuted({logBin: false, binlogState: third, slavePos: ''}))).toEqual({count: 0, known: false})
+    expect(appliedPrefix(layout, mariadbExecuted({logBin: true, binlogState: `${domain}-77-${seq}`, slavePos: ''}))).toMatchObject({count: 0, known: true})
+    expect(appliedPrefix(layout, mariadbExecuted({logBin: false, binlogState: third, slavePos: ''}))).toMatchObject({count: 0, known: false})
   })
 
   it('writes the rest of a stream that mariadb-binlog reads, starting at the first transaction not applied', async () => {
@@ -56,6 +56,21 @@ describe.skipIf(!hasMariadbBinlog)('exactly-once application of a synthetic binl
     expect(text.split('\n').filter((l) => l.startsWith('ROLLBACK') && !l.includes('added by mysqlbinlog'))).toEqual([])
   })
 
+  it('writes a stream without the transactions a target has anywhere in it, which mariadb-binlog reads whole', async () => {
+    const layout = await streamLayout(masterFile)
+    const reference = referenceGtids(masterFile)
+    expect(reference.length).toBeGreaterThan(6)
+    const out = join(mkdtempSync(join(tmpdir(), 'mha-holes-')), 'holes.binlog')
+    const applied = [0, 1, 3, 5]
+    await writeStreamWithout(masterFile, layout, applied, out)
+    expect(referenceGtids(out).map((r) => r.gtid)).toEqual(reference.filter((_, i) => !applied.includes(i)).map((r) => r.gtid))
+    const text = execFileSync(mariadbBinlog, ['--no-defaults', '--verify-binlog-checksum', out], {encoding: 'utf8'})
+    expect(text.split('\n').filter((l) => l.startsWith('ROLLBACK') && !l.includes('added by mysqlbinlog'))).toEqual([])
+    // Nothing applied: the same transactions as the stream itself.
+    await writeStreamWithout(masterFile, layout, [], out)
+    expect(referenceGtids(out).map((r) => r.gtid)).toEqual(reference.map((r) => r.gtid))
+  })
+
   it('judges MySQL GTIDs by gtid_executed, and not at all with gtid_mode OFF', () => {
     const uuid = '3e11fa47-71ca-11e1-9e33-c80aa9429562'
     const layout = {
@@ -63,10 +78,10 @@ describe.skipIf(!hasMariadbBinlog)('exactly-once application of a synthetic binl
       formats: [],
       unfinishedFrom: null,
     }
-    expect(appliedPrefix(layout, mysqlExecuted({gtidMode: 'ON', executed: `${uuid.toUpperCase()}:1-2`}))).toEqual({count: 2, known: true})
-    expect(appliedPrefix(layout, mysqlExecuted({gtidMode: 'ON', executed: `${uuid}:1-5`}))).toEqual({count: 3, known: true})
-    expect(appliedPrefix(layout, mysqlExecuted({gtidMode: 'OFF', executed: ''}))).toEqual({count: 0, known: false})
-    expect(appliedPrefix({...layout, transactions: [{start: 0, end: 10, gtid: null, xid: true}]}, mysqlExecuted({gtidMode: 'ON', executed: ''}))).toEqual({count: 0, known: false})
+    expect(appliedPrefix(layout, mysqlExecuted({gtidMode: 'ON', executed: `${uuid.toUpperCase()}:1-2`}))).toMatchObject({count: 2, known: true})
+    expect(appliedPrefix(layout, mysqlExecuted({gtidMode: 'ON', executed: `${uuid}:1-5`}))).toMatchObject({count: 3, known: true})
+    expect(appliedPrefix(layout, mysqlExecuted({gtidMode: 'OFF', executed: ''}))).toMatchObject({count: 0, known: false})
+    expect(appliedPrefix({...layout, transactions: [{start: 0, end: 10, gtid: null, xid: true}]}, mysqlExecuted({gtidMode: 'ON', executed: ''}))).toMatchObject({count: 0, known: false})
   })
 
   /** Each transaction's GTID as mariadb-binlog prints it, and whether it ends with an XID commit (`COMMIT/*!*\/;`). */
@@ -129,11 +144,57 @@ describe.skipIf(!hasMariadbBinlog)('exactly-once application of a synthetic binl
     const beforeMarked = layout.transactions.findIndex((t, i) => t.xid && layout.transactions[i + 1]?.xid === true)
     expect(beforeUnmarked).toBeGreaterThanOrEqual(0)
     expect(beforeMarked).toBeGreaterThanOrEqual(0)
-    expect(appliedPrefix(layout, markedExecuted({marks: gtids[beforeMarked]!, slavePos: ''}), true)).toEqual({count: beforeMarked + 1, known: true})
-    expect(appliedPrefix(layout, markedExecuted({marks: gtids[beforeUnmarked]!, slavePos: ''}), true)).toEqual({count: beforeUnmarked + 1, known: false})
+    expect(appliedPrefix(layout, markedExecuted({marks: gtids[beforeMarked]!, slavePos: ''}), true)).toMatchObject({count: beforeMarked + 1, known: true})
+    expect(appliedPrefix(layout, markedExecuted({marks: gtids[beforeUnmarked]!, slavePos: ''}), true)).toMatchObject({count: beforeUnmarked + 1, known: false})
     // Every transaction there: nothing after it to wonder about.
-    expect(appliedPrefix(layout, markedExecuted({marks: gtids.at(-1)!, slavePos: ''}), true)).toEqual({count: gtids.length, known: true})
+    expect(appliedPrefix(layout, markedExecuted({marks: gtids.at(-1)!, slavePos: ''}), true)).toMatchObject({count: gtids.length, known: true})
     // No marks: known only if the stream begins with an XID transaction.
-    expect(appliedPrefix(layout, markedExecuted({marks: '', slavePos: ''}), true)).toEqual({count: 0, known: layout.transactions[0]!.xid})
+    expect(appliedPrefix(layout, markedExecuted({marks: '', slavePos: ''}), true)).toMatchObject({count: 0, known: layout.transactions[0]!.xid})
+  })
+
+  /** Transactions of two MariaDB domains interleaved as a master writes them: (domain, seq, xid) each. */
+  function twoDomains(rows: Array<[number, number, boolean?]>): StreamLayout {
+    return {
+      transactions: rows.map(([domain, seq, xid], i) => ({start: 100 * i, end: 100 * i + 100, gtid: {flavor: 'mariadb' as const, domain, serverId: 1, seq: BigInt(seq)}, xid: xid ?? true})),
+      formats: [],
+      unfinishedFrom: null,
+    }
+  }
+
+  it('counts per GTID domain: a hole in a held domain stays to be applied when another domain committed past it', () => {
+    const layout = twoDomains([[0, 1], [1, 1], [0, 2], [1, 2], [0, 3], [1, 3], [0, 4]])
+    // Parallel replication held domain 1 at seq 1 and committed domain 0 on to seq 3.
+    const held = appliedPrefix(layout, mariadbExecuted({logBin: true, binlogState: '', slavePos: '0-1-3,1-1-1'}))
+    expect(held).toEqual({count: 4, known: true, applied: [0, 1, 2, 4]})
+    // The same from the binlog state (log_slave_updates), per domain and server.
+    expect(appliedPrefix(layout, mariadbExecuted({logBin: true, binlogState: '0-1-3,1-1-1', slavePos: ''}))).toEqual(held)
+    // In order in every domain: one leading prefix, as before.
+    expect(appliedPrefix(layout, mariadbExecuted({logBin: true, binlogState: '', slavePos: '0-1-3,1-1-2'}))).toEqual({count: 5, known: true, applied: [0, 1, 2, 3, 4]})
+    // A domain the target has nothing of is applied whole.
+    expect(appliedPrefix(layout, mariadbExecuted({logBin: true, binlogState: '', slavePos: '0-1-4'}))).toEqual({count: 4, known: true, applied: [0, 2, 4, 6]})
+  })
+
+  it('with progress marks, a hole that is not an XID transaction is not guessed: it may have committed unmarked', () => {
+    // Domain 1's seq 2 is DDL: a stream that committed it left no mark.
+    const layout = twoDomains([[0, 1], [1, 1], [0, 2], [1, 2, false], [0, 3], [1, 3]])
+    expect(appliedPrefix(layout, markedExecuted({marks: '0-1-3', slavePos: '1-1-1'}), true)).toMatchObject({count: 4, known: false})
+    // An XID hole is known to be missing: its mark would be there.
+    const xidOnly = twoDomains([[0, 1], [1, 1], [0, 2], [1, 2], [0, 3], [1, 3]])
+    expect(appliedPrefix(xidOnly, markedExecuted({marks: '0-1-3', slavePos: '1-1-1'}), true)).toEqual({count: 4, known: true, applied: [0, 1, 2, 4]})
+  })
+
+  it('counts MySQL GTIDs per source: a gap of one source is not covered by another source\'s later transaction', () => {
+    const [a, b] = ['3e11fa47-71ca-11e1-9e33-c80aa9429562', '4f22fb58-82db-22f2-af44-d91bb953a673']
+    const layout = {
+      transactions: [
+        [a, 1n],
+        [b, 1n],
+        [b, 2n],
+        [a, 2n],
+      ].map(([uuid, gno], i) => ({start: 100 * i, end: 100 * i + 100, gtid: {flavor: 'mysql' as const, uuid: uuid as string, gno: gno as bigint}, xid: true})),
+      formats: [],
+      unfinishedFrom: null,
+    }
+    expect(appliedPrefix(layout, mysqlExecuted({gtidMode: 'ON', executed: `${a}:1-2,${b}:1`}))).toEqual({count: 3, known: true, applied: [0, 1, 3]})
   })
 })

@@ -195,6 +195,22 @@ describe('GTID mode: how the new master gets what it lacks', () => {
     expect(step(plan, 'repoint_replica:db3')?.group).toBe('replica:db3')
   })
 
+  it('says when the new master holds a GTID domain back behind its executed position, and that the wait executes it first', () => {
+    const s = scenario('mariadb-gtid-lagging-tail')
+    // Parallel replication: domain 1 held at seq 5 of 9 received, domain 0 committed on to its end.
+    s.sql('db2').replica!.retrievedGtid = '0-1-2,1-1-9'
+    s.sql('db2').gtid.slavePos = '0-1-2,1-1-5'
+    const plan = s.plan()
+    expect(plan.decision.notes.filter((n) => n.includes('low-water mark'))).toEqual([
+      "db2 has received transactions it has not executed in domain 1 (seq 6..9), while other domains committed on: its executed position mysql-bin.000001:747 is its furthest commit, not a low-water mark (parallel replication commits GTID domains independently); wait_relay_log_applied:db2 executes them in every domain before db1's binlog after that position is applied",
+    ])
+    expect(step(plan, 'save_master_binlog:db1')?.params).toMatchObject({from: {file: 'mysql-bin.000001', pos: 747}})
+    // One domain behind is plain lag: nothing to say.
+    s.sql('db2').replica!.retrievedGtid = '0-1-9'
+    s.sql('db2').gtid.slavePos = '0-1-2'
+    expect(s.plan().decision.notes.filter((n) => n.includes('low-water mark'))).toEqual([])
+  })
+
   function hostDown() {
     const s = scenario('mariadb-gtid-lagging-tail')
     s.snapshot.servers[0]!.ssh = {reachable: false, kind: 'connect', message: 'cannot connect over SSH (ECONNREFUSED)'}
