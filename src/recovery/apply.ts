@@ -137,7 +137,8 @@ export async function applyBinlogs(files: readonly string[], endpoint: Endpoint,
         persist: options.persist,
       })
       if ('problem' in positioned.prefix) throw fail(positionRefusal(endpoint.name, positioned.prefix.problem))
-      prefix = positioned.prefix
+      // One session applied the stream in order: what committed is its first `count` transactions.
+      prefix = {...positioned.prefix, applied: Array.from({length: positioned.prefix.count}, (_, i) => i)}
       recordBeforeStream = positioned.recordBeforeStream
     }
     if (!prefix.known && options.retry)
