@@ -38,8 +38,14 @@ function startWatch(configDir: string, plansDir: string, extra: string[] = []): 
   return started
 }
 
+/** On a timeout the error lists every line seen by then, with its message: a wording that does not match shows. */
 const waitForLine = (lines: LogLine[], what: string, test: (l: LogLine) => boolean, timeoutMs = 30_000) =>
-  waitFor(`${what} (got: ${lines.map((l) => `${l.cluster}:${l.event}`).join(', ')})`, timeoutMs, () => lines.some(test)).then(() => lines.find(test)!)
+  waitFor(what, timeoutMs, () => Promise.resolve(lines.some(test))).then(
+    () => lines.find(test)!,
+    (error: unknown) => {
+      throw new Error(`${error instanceof Error ? error.message : String(error)}; got: ${lines.map((l) => `${l.cluster}:${l.event}: ${l.message}`).join(' | ')}`)
+    },
+  )
 
 const readOnly = async (s: TestSandbox, host: string) => Number((await s.sql(host, (c) => c.queryOne('SELECT @@global.read_only+0 AS ro')))!.ro)
 
