@@ -24,7 +24,7 @@ export default class Apply extends BaseCommand<typeof Apply> {
   async run(): Promise<void> {
     const planFile = this.args.file
     const plan = readPlan(planFile)
-    const configFile = this.flags.config || this.flags.cluster ? clusterFile({cluster: this.flags.cluster, config: this.flags.config, configDir: this.flags['config-dir']}) : existsSync(plan.header.configFile) ? plan.header.configFile : clusterFile({cluster: plan.cluster, configDir: this.flags['config-dir']})
+    const configFile = clusterFile({cluster: this.flags.cluster ?? plan.cluster, config: this.flags.config, configDir: this.flags['config-dir']})
     if (!existsSync(configFile)) throw new UserError(`${planFile}: the plan is for cluster ${plan.cluster}, but ${configFile} does not exist; give its cluster file with --config`)
     const cluster = loadClusterFile(configFile)
     if (cluster.name !== plan.cluster) throw new UserError(`${planFile}: the plan is for cluster ${plan.cluster}, but ${configFile} describes ${cluster.name}`)

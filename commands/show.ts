@@ -21,7 +21,7 @@ export default class Show extends BaseCommand<typeof Show> {
   run(): Promise<void> {
     const file = this.args.file
     const plan = readPlan(file)
-    const configFile = this.flags.config || this.flags.cluster ? clusterFile({cluster: this.flags.cluster, config: this.flags.config, configDir: this.flags['config-dir']}) : existsSync(plan.header.configFile) ? plan.header.configFile : clusterFile({cluster: plan.cluster, configDir: this.flags['config-dir']})
+    const configFile = clusterFile({cluster: this.flags.cluster ?? plan.cluster, config: this.flags.config, configDir: this.flags['config-dir']})
     if (!existsSync(configFile)) throw new UserError(`${file}: the plan is for cluster ${plan.cluster}, but ${configFile} does not exist; give its cluster file with --config`)
     const cluster = loadClusterFile(configFile)
     const problems = planProblems(plan, cluster)

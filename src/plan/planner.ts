@@ -2,6 +2,7 @@ import {checkCluster} from '../analysis/check.js'
 import {missingHookWarnings} from '../analysis/hooks.js'
 import {replicatesFrom, sqlFacts, topologyOf} from '../analysis/topology.js'
 import {binlogSequence, compareCoordinates, extremeCoordinates, formatCoordinates, siblingBinlogName} from '../binlog/coordinates.js'
+import {settingsDigest} from '../config/digest.js'
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import type {ServerSnapshot, Snapshot} from '../inspect/types.js'
 import {UserError} from '../util/errors.js'
@@ -572,7 +573,7 @@ export function observe(cluster: ClusterConfig, snapshot: Snapshot, master: Serv
       facts.push({server: server.name, fact: 'gtid_mode', value: f.replica.gtidMode})
     }
   }
-  return {servers, facts, fingerprint: fingerprint(facts)}
+  return {servers, facts, fingerprint: fingerprint(facts), settings: settingsDigest(cluster)}
 }
 
 /** The CHANGE MASTER a replica will run, as the reviewer sees it: password masked, coordinates named by the step that records them. */

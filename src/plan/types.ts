@@ -172,7 +172,8 @@ export interface Plan {
   header: {tool: string; createdAt: string; configFile: string}
   cluster: string
   kind: PlanKind
-  observed: {servers: ObservedServer[]; facts: Fact[]; fingerprint: string}
+  /** `settings`: the cluster file's settings digest (settingsDigest): apply refuses a plan made from other settings. */
+  observed: {servers: ObservedServer[]; facts: Fact[]; fingerprint: string; settings: string}
   decision: {
     summary: string
     replicationMode: 'gtid' | 'file'

@@ -1,4 +1,4 @@
-import {existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -105,6 +105,31 @@ describe('the plan is data, not code', () => {
       expect(show.code, name).toBe(1)
     }
     expect(existsSync(marker)).toBe(false)
+    expect(await state(sandbox)).toBe(before)
+
+    // A plan made from a copy of the cluster file with hooks added, left in another folder: apply and show take the
+    // operator's cluster file (--config, or the configured folder), never the one the plan names, and refuse it.
+    const elsewhere = join(dir, 'elsewhere')
+    mkdirSync(elsewhere)
+    const ran = join(elsewhere, 'hook-ran')
+    for (const hook of ['fence', 'move-ip']) writeFileSync(join(elsewhere, hook), `#!/bin/sh\necho ${hook} >> ${ran}\nexit 0\n`, {mode: 0o755})
+    const copy = join(elsewhere, 'itdata.yaml')
+    writeFileSync(copy, readFileSync(sandbox.configFile, 'utf8') + 'hooks:\n  shutdown: fence\n  master_ip_failover: move-ip\n')
+    const copyPlan = join(dir, 'from-copy.json')
+    expect((await runMha(['plan', '--config', copy, '-o', copyPlan])).code).toBe(2)
+    expect(readPlan(copyPlan).header.configFile).toBe(copy)
+    const configDir = join(sandbox.configFile, '..')
+    for (const args of [['apply', copyPlan, '--config-dir', configDir], ['apply', copyPlan], ['show', copyPlan, '--config-dir', configDir]]) {
+      const refused = await runMha(args)
+      expect(refused.code, args.join(' ')).toBe(1)
+      // apply: one line says why (a second, "next:", says what to do); show lists it among the disagreements.
+      if (args[0] === 'apply') expect(refused.stderr.trim().split('\n')[0], args.join(' ')).toMatch(/^mha: .*(other settings than|does not exist)/)
+      else expect(refused.stdout, args.join(' ')).toMatch(/apply will refuse it:\n {2}- it was made from .* with other settings than/)
+    }
+    const refused = await runMha(['apply', copyPlan, '--config-dir', configDir])
+    expect(refused.stderr).toMatch(new RegExp(`it was made from ${copy} with other settings than ${sandbox.configFile} holds`))
+    expect((await runMha(['apply', copyPlan])).stderr).toMatch(/clusters\/itdata\.yaml does not exist; give its cluster file with --config/)
+    expect(existsSync(ran), 'no hook of the copy ran').toBe(false)
     expect(await state(sandbox)).toBe(before)
 
     // Approval by digest: another plan (even one differing by a word) is refused, the approved one applies.

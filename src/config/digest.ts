@@ -1,0 +1,20 @@
+import {createHash} from 'node:crypto'
+import {canonical} from '../plan/plan-file.js'
+import type {ClusterConfig} from './types.js'
+
+/**
+ * What each manager host sets for itself: how it reaches the servers (its SSH keys and known_hosts, the address
+ * its connections leave from, where its copies of the passwords lie), how it watches, and where its file is.
+ * Several managers (etcd) each have their own; none of it changes what a plan does to the cluster.
+ */
+const LOCAL_TO_THE_MANAGER = new Set(['file', 'ssh', 'sourceAddress', 'password', 'replPassword', 'monitor'])
+
+/**
+ * sha256 of the settings of a cluster file that decide what a plan does (servers, users, replication, failover
+ * and switchover rules, hooks), after validation and defaults: what a plan is checked against at apply. Not of
+ * its bytes (a comment or a reordering changes nothing), and not of what is local to a manager host.
+ */
+export function settingsDigest(cluster: ClusterConfig): string {
+  const settings = JSON.parse(JSON.stringify(cluster, (key, value: unknown) => (LOCAL_TO_THE_MANAGER.has(key) ? undefined : value))) as unknown
+  return `sha256:${createHash('sha256').update(JSON.stringify(canonical(settings))).digest('hex')}`
+}
