@@ -1,4 +1,5 @@
-import {appendFileSync, existsSync, readFileSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
+import {appendDurably} from '../util/durable.js'
 
 /** One line of <plan>.journal.ndjson: what happened to a step, written before and after each effect. */
 export interface JournalEntry {
@@ -78,8 +79,8 @@ export class Journal implements JournalStore {
   }
 
   write(entry: Omit<JournalEntry, 'at'>): Promise<void> {
-    // appendFileSync: each line is on disk before the next effect starts.
-    appendFileSync(this.file, JSON.stringify({at: new Date().toISOString(), ...entry}) + '\n')
+    // Synced (and the journal's name in its folder when this line created it): each line is on disk before the next effect starts.
+    appendDurably(this.file, JSON.stringify({at: new Date().toISOString(), ...entry}) + '\n')
     return Promise.resolve()
   }
 }

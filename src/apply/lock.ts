@@ -1,6 +1,8 @@
-import {lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {randomBytes} from 'node:crypto'
+import {closeSync, fstatSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync} from 'node:fs'
 import {homedir} from 'node:os'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
+import {fsyncDirectory, writeNewFileSynced} from '../util/durable.js'
 import {UserError} from '../util/errors.js'
 
 /**
@@ -47,27 +49,118 @@ function holds(holder: Holder): boolean {
   return started !== null && started === holder.started
 }
 
-/** One apply (or watch action) per cluster on this machine; a lock whose process is gone is taken over. */
+/** Sleeps without giving up the thread: the lock is taken synchronously. */
+function pause(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+}
+
+/** This process's holder record in a file of its own (synced), ready to be linked or renamed into place. */
+function ownRecord(path: string, purpose: string): string {
+  const own = `${path}.${process.pid}.${randomBytes(6).toString('hex')}`
+  const holder: Holder = {pid: process.pid, started: processStartTime(process.pid), purpose, since: new Date().toISOString()}
+  writeNewFileSynced(own, JSON.stringify(holder))
+  return own
+}
+
+/** The file at `path` now: its inode and its holder (undefined when unreadable: not a live holder's). */
+function current(path: string): {ino: number; holder: Holder | undefined} | null {
+  let fd: number
+  try {
+    fd = openSync(path, 'r')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null
+    throw error
+  }
+  try {
+    const ino = fstatSync(fd).ino
+    try {
+      return {ino, holder: JSON.parse(readFileSync(fd, 'utf8')) as Holder}
+    } catch {
+      return {ino, holder: undefined}
+    }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+type Claim = {held: true; ino: number} | {held: false; holder: Holder; busy: boolean}
+
+/**
+ * Makes `path` this process's: created whole by link() (never seen empty), or, when its holder is dead, replaced
+ * by rename() under a guard named after the dead file's inode. Only one process creates that guard, and it
+ * replaces the file only if it is still that inode with a dead holder: two contenders never both win, and a
+ * live holder's file is never removed. A guard left by a process that died holding it is itself taken over the
+ * same way (its own guard, one level down). busy: another live process is taking a dead holder's place.
+ */
+function claim(path: string, purpose: string, depth = 0): Claim {
+  const own = ownRecord(path, purpose)
+  try {
+    for (;;) {
+      try {
+        linkSync(own, path)
+        fsyncDirectory(dirname(path))
+        return {held: true, ino: lstatSync(path).ino}
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      }
+      const seen = current(path)
+      if (!seen) continue
+      if (seen.holder && holds(seen.holder)) return {held: false, holder: seen.holder, busy: depth > 0}
+      if (depth >= 8) throw new UserError(`cannot take the lock ${path}: too many dead processes' takeover files beside it; remove ${path}.* if no mha process is running`)
+      const guard = `${path}.takeover-${seen.ino}`
+      const taking = claim(guard, purpose, depth + 1)
+      if (!taking.held) return {held: false, holder: taking.holder, busy: true}
+      try {
+        // Under the guard, on the file as it is now: still the dead holder's (the same inode, no live holder)?
+        const now = current(path)
+        if (!now || now.ino !== seen.ino || (now.holder && holds(now.holder))) continue
+        renameSync(own, path)
+        fsyncDirectory(dirname(path))
+        return {held: true, ino: lstatSync(path).ino}
+      } finally {
+        release(guard, taking.ino)
+      }
+    }
+  } finally {
+    rmSync(own, {force: true})
+  }
+}
+
+/** Removes `path` if it is still the file this process made (by inode): never another holder's. */
+function release(path: string, ino: number): void {
+  try {
+    if (lstatSync(path).ino === ino) unlinkSync(path)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+  }
+}
+
+/**
+ * One apply (or watch action) per cluster on this machine; a lock whose process is gone is taken over, and two
+ * processes never both hold it (see claim).
+ */
 export function lockCluster(cluster: string, purpose: string): () => void {
   const dir = lockDirectory()
   privateDirectory(dir)
   const file = join(dir, `${cluster}.lock`)
-  for (let attempt = 0; attempt < 2; attempt++) {
+  // A takeover by another live process lasts a few file operations: it is waited for, briefly.
+  for (let attempt = 0; attempt < 200; attempt++) {
+    let outcome: Claim
     try {
-      const holder: Holder = {pid: process.pid, started: processStartTime(process.pid), purpose, since: new Date().toISOString()}
-      writeFileSync(file, JSON.stringify(holder), {flag: 'wx', mode: 0o600})
-      return () => rmSync(file, {force: true})
+      outcome = claim(file, purpose)
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new UserError(`cannot write the lock ${file}: ${(error as Error).message}`)
-      let holder: Holder | undefined
-      try {
-        holder = JSON.parse(readFileSync(file, 'utf8')) as Holder
-      } catch {
-        holder = undefined
-      }
-      if (holder && holds(holder)) throw new UserError(`cluster ${cluster} is locked by pid ${holder.pid} (${holder.purpose}, since ${holder.since}); wait for it to finish`)
-      rmSync(file, {force: true})
+      if (error instanceof UserError) throw error
+      throw new UserError(`cannot write the lock ${file}: ${(error as Error).message}`)
     }
+    if (outcome.held) {
+      const ino = outcome.ino
+      return () => release(file, ino)
+    }
+    if (!outcome.busy) {
+      const holder = outcome.holder
+      throw new UserError(`cluster ${cluster} is locked by pid ${holder.pid} (${holder.purpose}, since ${holder.since}); wait for it to finish`)
+    }
+    pause(5)
   }
   throw new UserError(`cannot take the lock ${file}; remove it if no mha process is running`)
 }

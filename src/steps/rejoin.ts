@@ -1,5 +1,6 @@
 import {bindAddressOption} from '../util/executables.js'
-import {existsSync, renameSync, writeFileSync, closeSync} from 'node:fs'
+import {replaceDurably} from '../util/durable.js'
+import {existsSync, closeSync} from 'node:fs'
 import {basename} from 'node:path'
 import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
 import {endpointOf} from '../inspect/inspect.js'
@@ -87,8 +88,8 @@ export const flashbackBinlog: StepHandler<Of<'flashback_binlog'>> = {
       await restoreSettings(conn, endpoint, saved, ctx.timeoutMs)
     }
     if (p.resetBinlog) await (await ctx.sql(step.server)).execute('RESET MASTER')
-    writeFileSync(`${doneMark(file)}.partial`, JSON.stringify({transactions: p.transactions, gtids: p.gtids, from: p.from, end: p.end, at: new Date().toISOString()}) + '\n')
-    renameSync(`${doneMark(file)}.partial`, doneMark(file))
+    // On disk before the step is journaled done: after a crash the mark, not a second rewind, tells it was done.
+    replaceDurably(doneMark(file), JSON.stringify({transactions: p.transactions, gtids: p.gtids, from: p.from, end: p.end, at: new Date().toISOString()}) + '\n')
     ctx.note(`${where}: ${p.transactions} extra transaction(s) rewound; they are kept in ${file}`)
     return {rewound: p.transactions, file}
   },

@@ -23,7 +23,7 @@ import {oneLine} from '../util/errors.js'
 import {ContactClock} from './contact.js'
 import {judge, silent, type Observation, type ReplicaObservation, type Verdict} from './judge.js'
 import type {Logger} from './log.js'
-import {closeLooks, fenceReturningMasters, lookAt} from './returning-master.js'
+import {closeLooks, fenceReturningMasters, lookAt, masterDespiteReturned} from './returning-master.js'
 import {complaintPauseMs} from './complaints.js'
 import {secondOpinion, type SecondOpinion} from './second-opinion.js'
 import {endedRecord, failoverBlocked, failoverRecordIn, outOfService, readWatchState, recordFailover, recordFenced, startedRecord, withOutOfService, writeWatchState, type FailoverRecord} from './state.js'
@@ -399,7 +399,9 @@ export class ClusterWatcher {
     this.#lastDiscovery = Date.now()
     // The topology only: the replication login is tried by the inspection a failover makes.
     const snapshot = await inspectCluster(this.cluster, {relayLookups: false, ssh: false, replLogin: false})
-    const master = topologyOf(this.cluster, snapshot).master
+    // The old master back writable beside the one that replaced it, and no replica to tell them apart: the
+    // state's record of the failover keeps the master watched (and the old one is fenced by the next look).
+    const master = topologyOf(this.cluster, snapshot).master ?? masterDespiteReturned(this.cluster, snapshot, this.master, this.#replacedBy(this.master))
     if (master && master.name !== this.master?.name) {
       this.#say('master', `monitoring ${master.name} (${master.ip}:${master.port})${this.master ? `, which replaced ${this.master.name}` : ''}`)
       this.#followers.clear()
@@ -597,7 +599,9 @@ export class ClusterWatcher {
     )
     const suspects = looks.filter((l) => l.view.source === null && l.view.writable).map((l) => l.server.name)
     if (suspects.length === 0 || this.master !== master || this.#stopping) return
-    const outcome = await fenceReturningMasters(this.cluster, master, async (purpose) => (await this.#lock(purpose)).release)
+    // The state's record of the last failover names the server `master` replaced: with no replica left to
+    // tell (a two-server cluster), that one coming back writable is the returning master.
+    const outcome = await fenceReturningMasters(this.cluster, master, async (purpose) => (await this.#lock(purpose)).release, this.#replacedBy(master))
     for (const f of outcome.fenced) {
       this.#say('fenced returning master', `${f.reason}: set it read only; rejoin it as a replica of ${f.master} or rebuild it`, {server: f.server})
       recordFenced(this.options.plansDir, this.cluster.name, f)
@@ -608,6 +612,12 @@ export class ClusterWatcher {
     const problem = [...outcome.failed.map((f) => `could not set ${f.server} read only: ${f.message}; trying again`), ...(outcome.skipped ? [`${suspects.join(', ')} writable and replicating from nobody, left alone: ${outcome.skipped}`] : [])].join('; ')
     if (problem && problem !== this.#lastFenceProblem) this.#say(outcome.failed.length > 0 ? 'fence failed' : 'not fenced', problem)
     this.#lastFenceProblem = problem
+  }
+
+  /** The server the last failover (the watch state's record) replaced by `master`, or null. */
+  #replacedBy(master: ServerConfig | undefined): string | null {
+    const last = readWatchState(this.options.plansDir, this.cluster.name).lastFailover
+    return master && last?.newMaster === master.name ? last.deadMaster : null
   }
 
   /**

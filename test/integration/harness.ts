@@ -8,9 +8,18 @@ import {expect} from 'vitest'
 import {ServerConnection, withConnection} from '../../src/inspect/mysql.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
-import {adminEndpoint, hostNamed, sandboxDown, sandboxUp, type SandboxState} from '../../src/sandbox/sandbox.js'
+import {adminEndpoint, hostNamed, sandboxDown, sandboxUp, startHost, type SandboxState} from '../../src/sandbox/sandbox.js'
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+
+/** After a test file: its watch killed, its sandbox down, the sandbox's temp folder and `folders` removed. */
+export async function leaveNothing(watch: ChildProcess | undefined, sandbox: TestSandbox | undefined, folders: string[]): Promise<void> {
+  if (watch && watch.exitCode === null) watch.kill('SIGKILL')
+  // startSandbox's temp folder holds the sandbox and its clusters/ folder.
+  const work = sandbox ? dirname(dirname(sandbox.configFile)) : undefined
+  await sandbox?.down()
+  for (const folder of [...(work?.startsWith(join(tmpdir(), 'mha-it-')) ? [work] : []), ...folders]) rmSync(folder, {recursive: true, force: true})
+}
 
 export interface RunResult {
   code: number
@@ -217,4 +226,31 @@ export async function deadMasterWithHeldReplica(name: string, firstOctet: number
   const holder = await holdReplica(s, 'db3')
   await killMasterAndWait(s)
   return {s, load, holder}
+}
+
+/**
+ * Starts `host` again from its my.cnf (writable, replicating from nobody) and waits for it to answer and then
+ * to be read only; returns the seconds from its first answer to the first look that found it read only.
+ */
+export async function restartAndTimeFence(s: TestSandbox, host: string, timeoutMs: number): Promise<number> {
+  let answeredAt: number | undefined
+  let readOnlyAt: number | undefined
+  const started = startHost(s.state, host)
+  await waitFor(
+    `${host} to answer and then become read only`,
+    timeoutMs,
+    async () => {
+      try {
+        const ro = Number((await s.sql(host, (c) => c.queryOne('SELECT @@global.read_only+0 AS ro')))!.ro)
+        answeredAt ??= Date.now()
+        if (ro === 1) readOnlyAt = Date.now()
+        return ro === 1
+      } catch {
+        return false
+      }
+    },
+    20,
+  )
+  await started
+  return (readOnlyAt! - answeredAt!) / 1000
 }

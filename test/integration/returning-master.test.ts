@@ -6,8 +6,7 @@ import {afterAll, describe, expect, it} from 'vitest'
 import type {ApplyReport} from '../../src/apply/events.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
-import {startHost} from '../../src/sandbox/sandbox.js'
-import {expectConsistent, killMasterAndWait, runMha, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
+import {expectConsistent, killMasterAndWait, leaveNothing, restartAndTimeFence, runMha, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
 
 
 let sandbox: TestSandbox | undefined
@@ -15,10 +14,7 @@ let watch: ChildProcess | undefined
 let lines: WatchLogLine[] = []
 const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-returning-plans-'))
 
-afterAll(async () => {
-  if (watch && watch.exitCode === null) watch.kill('SIGKILL')
-  await sandbox?.down()
-})
+afterAll(() => leaveNothing(watch, sandbox, [plansDir]))
 
 const waitForEvent = (event: string, timeoutMs = 30_000) =>
   waitFor(`watch to log "${event}" (got: ${lines.map((l) => l.event).join(', ')})`, timeoutMs, () => lines.some((l) => l.event === event)).then(() => lines.find((l) => l.event === event)!)
@@ -50,21 +46,7 @@ describe('an old master restarted after a failover', () => {
     await load.stop()
 
     // Someone starts db1 again from its my.cnf: writable, replicating from nobody.
-    let answeredAt: number | undefined
-    let readOnlyAt: number | undefined
-    const started = startHost(s.state, 'db1')
-    await waitFor('db1 to answer and then become read only', 60_000, async () => {
-      try {
-        const ro = await readOnlyOf(s, 'db1')
-        answeredAt ??= Date.now()
-        if (ro === 1) readOnlyAt = Date.now()
-        return ro === 1
-      } catch {
-        return false
-      }
-    }, 20)
-    await started
-    const seconds = (readOnlyAt! - answeredAt!) / 1000
+    const seconds = await restartAndTimeFence(s, 'db1', 60_000)
     console.log(`returning master: db1 answered SQL, read_only=ON by watch ${seconds.toFixed(2)} s later`)
 
     const fenced = await waitForEvent('fenced returning master', 5000)

@@ -7,6 +7,7 @@ import {returningMasters, roleViewsOf, topologyOf} from '../../src/analysis/topo
 import {parseClusterConfig} from '../../src/config/load.js'
 import type {ServerSnapshot, Snapshot, SqlFacts} from '../../src/inspect/types.js'
 import {planFor} from '../../src/plan/planner.js'
+import {masterDespiteReturned, strayMasters} from '../../src/watch/returning-master.js'
 
 // The recorded healthy cluster (db1 master, db2 and db3 replicas), changed to the situations after a failover.
 const dir = join(dirname(fileURLToPath(import.meta.url)), '../golden/mariadb-healthy')
@@ -135,5 +136,40 @@ describe('ties: two writable servers, and nothing tells which is the master', ()
     expect(topologyOf(four, chain).master?.name).toBe('db1')
     const deadTop = snapshotWith({db1: 'down', db2: {from: 'db1', io: 'connecting'}, db3: {from: 'db2'}})
     expect(topologyOf(cluster, deadTop).master?.name).toBe('db1')
+  })
+})
+
+describe('with no replica left to tell (a two-server cluster after its failover), the state\'s record decides', () => {
+  // db2 replaced db1 at the last failover; db1 came back writable; db3 is not there (only two servers answer).
+  const twoWritable = snapshotWith({db1: {root: true, readOnly: false}, db2: {root: true, readOnly: false}})
+  const db2 = cluster.servers.find((s) => s.name === 'db2')!
+  const db1 = cluster.servers.find((s) => s.name === 'db1')!
+
+  it('the server the last failover replaced is fenced, said so; without the record nothing is', () => {
+    const views = roleViewsOf(cluster, twoWritable)
+    expect(strayMasters('db2', views, 'db1')).toEqual([{name: 'db1', why: 'db1 replicates from nobody and was writable (read_only=0) while db2 is the master (it replaced db1 at the last failover)'}])
+    expect(strayMasters('db2', views, null)).toEqual([])
+    // The record names the master itself, or a server that is not back writable: nothing.
+    expect(strayMasters('db1', views, 'db1')).toEqual([])
+    expect(strayMasters('db2', roleViewsOf(cluster, snapshotWith({db1: {root: true, readOnly: true}, db2: {root: true, readOnly: false}})), 'db1')).toEqual([])
+    expect(strayMasters('db2', roleViewsOf(cluster, snapshotWith({db1: {from: 'db2', readOnly: false}, db2: {root: true, readOnly: false}})), 'db1')).toEqual([])
+  })
+
+  it('with replicas that follow the master, the replicas\' word is given as before', () => {
+    expect(strayMasters('db2', roleViewsOf(cluster, returned), 'db1')).toEqual([{name: 'db1', why: 'db1 replicates from nobody and was writable (read_only=0) while db2 is the master (db3 replicates from it)'}])
+  })
+
+  it('the watched master stays the master when the only doubt is the server it replaced, back writable', () => {
+    expect(topologyOf(cluster, twoWritable).master).toBeUndefined()
+    expect(masterDespiteReturned(cluster, twoWritable, db2, 'db1')).toBe(db2)
+    // Nothing is guessed without the record, for a master not watched yet, or for the replaced server itself.
+    expect(masterDespiteReturned(cluster, twoWritable, db2, null)).toBeUndefined()
+    expect(masterDespiteReturned(cluster, twoWritable, undefined, 'db1')).toBeUndefined()
+    expect(masterDespiteReturned(cluster, twoWritable, db1, 'db1')).toBeUndefined()
+    // A third writable server that replicates from nobody: still a tie without db1, not guessed.
+    const three = snapshotWith({db1: {root: true, readOnly: false}, db2: {root: true, readOnly: false}, db3: {root: true, readOnly: false}})
+    expect(masterDespiteReturned(cluster, three, db2, 'db1')).toBeUndefined()
+    // db1 back read only: the topology already names db2 without help; the helper is not asked for it.
+    expect(masterDespiteReturned(cluster, snapshotWith({db1: {root: true, readOnly: true}, db2: {root: true, readOnly: false}}), db2, 'db1')).toBeUndefined()
   })
 })
