@@ -65,6 +65,8 @@ export async function startSandbox(name: string, firstOctet: number, options: {r
     sql: (host, fn) => withConnection(adminEndpoint(state, hostNamed(state, host)), 5000, fn),
     down: async () => {
       await sandboxDown(state.dir)
+      rmSync(work, {recursive: true, force: true})
+      rmSync(join(root, 'plans', name), {recursive: true, force: true})
     },
   }
 }
