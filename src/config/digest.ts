@@ -3,11 +3,12 @@ import {canonical} from '../plan/plan-file.js'
 import type {ClusterConfig} from './types.js'
 
 /**
- * What each manager host sets for itself: how it reaches the servers (its SSH keys and known_hosts, the address
- * its connections leave from, where its copies of the passwords lie), how it watches, and where its file is.
- * Several managers (etcd) each have their own; none of it changes what a plan does to the cluster.
+ * What each manager host sets for itself: how it reaches the servers (the address it connects to, its SSH host,
+ * port, keys and known_hosts, the address its connections leave from, where its copies of the passwords lie),
+ * how it watches, and where its file is. Several managers (etcd) each have their own; none of it changes what a
+ * plan does to the cluster (replicas are pointed at `hostname`, which counts).
  */
-const LOCAL_TO_THE_MANAGER = new Set(['file', 'ssh', 'sourceAddress', 'password', 'replPassword', 'monitor'])
+const LOCAL_TO_THE_MANAGER = new Set(['file', 'ip', 'ssh', 'sshHost', 'sshPort', 'sourceAddress', 'password', 'replPassword', 'monitor'])
 
 /**
  * sha256 of the settings of a cluster file that decide what a plan does (servers, users, replication, failover

@@ -21,6 +21,8 @@ describe('a plan is bound to the settings of the cluster file it was made from',
     expect(digestOf(yaml.replace('connect_timeout: 3', 'connect_timeout: 5').replace('ping_interval: 1', 'ping_interval: 3'))).toBe(base)
     expect(digestOf(yaml.replace('/var/tmp/mha-sandbox/app1/id_ed25519', '/root/.ssh/id_mha'))).toBe(base)
     expect(digestOf(yaml.replace('password: unused-in-golden-tests', 'password: another'))).toBe(base)
+    // Where this manager connects to db2 (its own route), not where replicas are pointed.
+    expect(digestOf(yaml.replace('hostname: 127.0.0.12', 'hostname: 127.0.0.12\n    ip: 10.0.0.12'))).toBe(base)
   })
 
   it('the digest changes with anything a plan does: hooks, candidates, replication and failover rules, servers', () => {
