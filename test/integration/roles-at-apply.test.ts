@@ -1,9 +1,10 @@
 import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
 import type {Plan, Step} from '../../src/plan/types.js'
-import {root, runMha, startSandbox, type TestSandbox} from './harness.js'
+import {startHost} from '../../src/sandbox/sandbox.js'
+import {killMasterAndWait, planAndApply, root, runMha, startSandbox, type TestSandbox} from './harness.js'
 
 // "Never the master" is re-derived from the live servers at apply, not taken from the plan's own word: a rejoin,
 // rebuild or remove plan made for a replica and edited to aim at the live master (its observed section the live
@@ -13,6 +14,8 @@ let sandbox: TestSandbox | undefined
 let plansDir: string | undefined
 afterEach(async () => {
   await sandbox?.down()
+  // The sandbox's folder (servers, cluster file) too: startSandbox makes it under the temp folder.
+  if (sandbox) rmSync(dirname(dirname(sandbox.configFile)), {recursive: true, force: true})
   sandbox = undefined
   if (plansDir) rmSync(plansDir, {recursive: true, force: true})
   plansDir = undefined
@@ -41,9 +44,9 @@ async function state(s: TestSandbox, dir: string): Promise<string> {
   return [...rows, `out of service: ${out.join(', ') || 'none'}`].join('\n')
 }
 
-/** A real sandbox (GTID), a table with rows on the master, and a plans folder. */
-async function cluster(): Promise<{s: TestSandbox; dir: string}> {
-  sandbox = await startSandbox('itroles', 215, {gtid: true})
+/** A real sandbox (GTID unless said), a table with rows on the master, and a plans folder. */
+async function cluster(gtid = true): Promise<{s: TestSandbox; dir: string}> {
+  sandbox = await startSandbox('itroles', 215, {gtid})
   plansDir = mkdtempSync(join(tmpdir(), 'mha-it-roles-'))
   mkdirSync(join(plansDir, 'itroles'), {recursive: true})
   await sandbox.sql('db1', async (c) => {
@@ -98,14 +101,14 @@ async function applyCrafted(s: TestSandbox, dir: string, name: string, crafted: 
 }
 
 /** Refused in one line that names db1 as the live master, exit 1, and nothing changed on any server. */
-function expectRefused(result: Awaited<ReturnType<typeof applyCrafted>>, kind: string): void {
+function expectRefused(result: Awaited<ReturnType<typeof applyCrafted>>, kind: string, reason = new RegExp(`db1 is the live master \\(db2, db3 replicate from it, read_only=0\\); a ${kind} plan never acts on the master`)): void {
   const output = result.stdout + result.stderr
-  expect(result.after, `${kind} aimed at the live master db1 changed the cluster:\n${output}`).toBe(result.before)
+  expect(result.after, `${kind} aimed at a server it must not touch changed the cluster:\n${output}`).toBe(result.before)
   expect(result.code, output).toBe(1)
   const lines = result.stderr.split('\n').filter((l) => l.startsWith('mha: ') && !l.startsWith('mha: next:'))
   expect(lines, output).toHaveLength(1)
-  expect(lines[0]).toMatch(new RegExp(`refused|disagrees`))
-  expect(lines[0]).toMatch(new RegExp(`db1 is the live master .*a ${kind} plan never acts on the master`))
+  expect(lines[0]).toMatch(/the plan disagrees with the live roles: /)
+  expect(lines[0]).toMatch(reason)
 }
 
 describe('roles re-derived at apply: crafted plans aimed at the live master (octet 215)', () => {
@@ -178,5 +181,34 @@ describe('roles re-derived at apply: crafted plans aimed at the live master (oct
     const fresh = await plan(s, dir, 'fresh', ['--switchover', '--to', 'db2'])
     const crafted: Plan = {...genuine, observed: masterIs(fresh, 'db2'), steps: aim(genuine.steps, 'db3', 'db1')}
     expectRefused(await applyCrafted(s, dir, 'crafted-remove', crafted), 'remove')
+  })
+
+  it('after a real failover, the old master\'s rejoin plan aimed at the new master, or at a replica the state does not list out of service, is refused; the genuine one applies', async () => {
+    const {s, dir} = await cluster(false)
+    await killMasterAndWait(s)
+    await planAndApply(s, dir, 'failover')
+    await startHost(s.state, 'db1')
+    await s.sql('db1', (c) => c.execute('SET GLOBAL read_only = 1'))
+    const genuine = await plan(s, dir, 'rejoin-db1', ['--rejoin', 'db1'])
+    expect(genuine.steps.map((st) => st.type)).toEqual(['set_read_only', 'repoint_replica', 'verify_replication'])
+    // Written on the new master after its promotion: a replica re-pointed to the promotion coordinates would get them twice.
+    await s.sql('db2', (c) => c.execute('INSERT INTO roles.t VALUES (7), (8)'))
+    for (let i = 0; i < 100 && Number((await s.sql('db3', (c) => c.queryOne('SELECT COUNT(*) AS n FROM roles.t')))!.n) !== 5; i++) await new Promise((r) => setTimeout(r, 100))
+    // Aimed at the new master db2, re-pointed to its replica db3.
+    const db3 = s.state.hosts[2]!
+    const atMaster = aim(genuine.steps, 'db1', 'db2').map((st): Step => {
+      if (st.type === 'repoint_replica') return {...st, params: {...st.params, source: 'db3', host: db3.ip, preview: st.params.preview.replace(`'${s.state.hosts[1]!.ip}'`, `'${db3.ip}'`)}}
+      return st.type === 'verify_replication' ? {...st, server: 'db3', params: {master: 'db3', replicas: ['db2']}} : st
+    })
+    expectRefused(await applyCrafted(s, dir, 'crafted-rejoin-db2', {...genuine, decision: {...genuine.decision, newMaster: 'db3'}, steps: atMaster}), 'rejoin', /db2 is the live master \(db3 replicates from it, read_only=0\); a rejoin plan never acts on the master/)
+    // db3's replication stopped for maintenance: a replica of the master, but not one the failover took out.
+    await s.sql('db3', (c) => c.execute('STOP SLAVE'))
+    const crafted: Plan = {...genuine, steps: aim(genuine.steps, 'db1', 'db3').map((st) => (st.type === 'verify_replication' ? {...st, server: 'db2', params: {master: 'db2', replicas: ['db3']}} : st))}
+    expectRefused(await applyCrafted(s, dir, 'crafted-rejoin-db3', crafted), 'rejoin', /db3 is not listed out of service \(db1\) nor the dead master of the last failover \(db1\): a rejoin puts back a server a failover took out/)
+    // The genuine plan, made for the server the failover took out, still applies.
+    const applied = await runMha(['apply', join(dir, 'itroles', 'rejoin-db1.json'), '--config', s.configFile])
+    expect(applied.code, applied.stdout + applied.stderr).toBe(0)
+    const status = (await s.sql('db1', (c) => c.queryOne('SHOW SLAVE STATUS')))!
+    expect([status.Master_Host, status.Slave_IO_Running, status.Slave_SQL_Running]).toEqual([s.state.hosts[1]!.ip, 'Yes', 'Yes'])
   })
 })
