@@ -6,7 +6,7 @@ import {planDigest} from '../plan/plan-file.js'
 import {dialectFor} from '../dialect/index.js'
 import {parseServerVersion} from '../dialect/version.js'
 import {resumeChanges} from '../plan/resume.js'
-import {liveProblems, planProblems} from '../plan/validate.js'
+import {liveProblems, planProblems, roleProblems, type RoleState} from '../plan/validate.js'
 import type {ServerSnapshot, Snapshot} from '../inspect/types.js'
 import {observedFacts} from '../plan/planner.js'
 import type {Plan, Step} from '../plan/types.js'
@@ -40,6 +40,8 @@ export interface ApplyOptions {
   beforeFirstEffect?: () => Promise<void>
   /** How often a long step (a rebuild's copy) reports its progress; 10 s unless given. */
   progressIntervalMs?: number
+  /** What the manager's state says of servers taken out by a failover: a rejoin puts back only such a server. */
+  roleState?: RoleState | null
 }
 
 /** The new master's coordinates recorded when it was detached, and how the old master would follow it from there. */
@@ -154,6 +156,9 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     }
     const live = liveProblems(plan, snapshot.servers)
     if (live.length > 0) return refuse(`${planFile}: the plan disagrees with the live servers: ${live.join('; ')}`, `make a new plan with "mha plan --cluster ${plan.cluster}"`)
+    // Roles from the live servers, not from the plan's word: a step whose target no longer has the role it needs.
+    const roles = roleProblems(plan, snapshot, cluster, options.roleState ?? null, records.size > 0)
+    if (roles.length > 0) return refuse(`${planFile}: the plan disagrees with the live roles: ${roles.join('; ')}`, `make a new plan with "mha plan --cluster ${plan.cluster}" and review it`)
     // A live master's replicas keep moving: a switchover, rejoin, rebuild or removal rests on the topology, not on positions.
     const now = observedFacts(cluster, snapshot, !['switchover', 'rejoin', 'rebuild', 'remove'].includes(plan.kind))
     const resuming = records.size > 0

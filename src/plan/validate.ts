@@ -1,9 +1,11 @@
 import {posix} from 'node:path'
+import {sourceServer, sqlFacts, topologyOf} from '../analysis/topology.js'
+import {formatCoordinates} from '../binlog/coordinates.js'
 import {settingsDigest} from '../config/digest.js'
 import type {ClusterConfig, HookConfig} from '../config/types.js'
 import {dialectFor} from '../dialect/index.js'
 import {parseServerVersion} from '../dialect/version.js'
-import type {ServerSnapshot} from '../inspect/types.js'
+import type {ServerSnapshot, Snapshot} from '../inspect/types.js'
 import {changePreview, failoverWarnings} from './planner.js'
 import {canonical} from './plan-file.js'
 import {rebuildDir} from './service.js'
@@ -136,12 +138,24 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
         if (step.params.user !== cluster.replUser) problems.push(`${where(step, 'params.user')}: the plan says ${step.params.user}, the cluster file's repl_user is ${cluster.replUser}`)
         break
       }
+      case 'detach_replication': {
+        // A failover follows failover.skip_reset_slave; a switchover and a removal always forget the old source.
+        const reset = plan.kind === 'failover' ? !cluster.failover.skipResetSlave : true
+        if (step.params.resetSlaveAll !== reset)
+          problems.push(`${where(step, 'params.resetSlaveAll')}: the plan says ${step.params.resetSlaveAll}, ${plan.kind === 'failover' ? `the cluster file's failover.skip_reset_slave (${cluster.failover.skipResetSlave}) gives` : `a ${plan.kind} always runs RESET SLAVE ALL:`} ${reset}`)
+        break
+      }
+      case 'wait_relay_log_applied': {
+        // A replica executes the relay log it had when the plan was made: its read position in the plan's own observation.
+        const read = plan.observed.servers.find((s) => s.name === step.server)?.read ?? null
+        if (!read || read.file !== step.params.until.file || read.pos !== step.params.until.pos)
+          problems.push(`${where(step, 'params.until')}: the plan says ${formatCoordinates(step.params.until)}, its observed section gives ${step.server} the read position ${read ? formatCoordinates(read) : 'none'}`)
+        break
+      }
       case 'mark_out_of_service':
       case 'stop_replica_io':
-      case 'wait_relay_log_applied':
       case 'catch_up_from':
       case 'apply_logs':
-      case 'detach_replication':
       case 'enable_writes':
       case 'block_writes':
       case 'unblock_writes':
@@ -268,6 +282,97 @@ export function liveProblems(plan: Plan, servers: readonly ServerSnapshot[]): st
     for (const file of step.params.diff.files) if (posix.dirname(file) !== dir) problems.push(`step ${step.id} params.diff.files: ${file} is not in ${step.params.diff.source}'s relay log folder ${dir}`)
   }
   return problems
+}
+
+/** What the manager's state says of the servers a failover took out, for a rejoin (null: no state to ask). */
+export interface RoleState {
+  /** Servers the state lists out of service. */
+  outOfService: readonly string[]
+  /** The dead master of the last failover the state records. */
+  lastDeadMaster: string | null
+}
+
+/**
+ * Roles re-derived from the live servers, never taken from the plan's own word (its observed section and decision
+ * are data anyone can edit, and only sources, server ids and reachability are re-observed as facts): a rejoin,
+ * rebuild or removal never acts on the live master (the topology's master, or a writable server others replicate
+ * from); a rejoin follows the live writable master and puts back a server the state says a failover took out; a
+ * rebuild copies the master or one of its replicas and replicates from the master; a removal takes away no one's
+ * source; a switchover (not `resuming`) moves the live master to one of its replicas. Pure: the plan, a snapshot
+ * taken at apply, the cluster file and the state.
+ */
+export function roleProblems(plan: Plan, snapshot: Snapshot, cluster: ClusterConfig, state: RoleState | null = null, resuming = false): string[] {
+  const problems: string[] = []
+  const roles = liveRoles(cluster, snapshot)
+  const kind = plan.kind
+  if (kind === 'rejoin' || kind === 'rebuild' || kind === 'remove') {
+    const targets = [...new Set(plan.steps.filter((s) => s.type !== 'verify_replication').map((s) => s.server))]
+    for (const name of targets) if (roles.isMaster(name)) problems.push(`step ${plan.steps.find((s) => s.server === name)!.id}: ${roles.describe(name)}; a ${kind} plan never acts on the master`)
+    const master = roles.master
+    if (kind === 'rejoin') {
+      // Like the planner: the master is told without the server that rejoins (a former master may come back writable).
+      const others = liveRoles({...cluster, servers: cluster.servers.filter((s) => !targets.includes(s.name))}, {...snapshot, servers: snapshot.servers.filter((s) => !targets.includes(s.name))})
+      const wanted = plan.decision.newMaster
+      if (wanted === null || others.master !== wanted) problems.push(`decision.newMaster: the plan rejoins ${targets.join(', ')} to ${wanted ?? '(none)'}; ${wanted ? roles.describe(wanted) : 'no master named'}${others.master ? `, the live master is ${others.master}` : ', and no live master can be told'}`)
+      else if (roles.facts(wanted)?.readOnly !== false) problems.push(`decision.newMaster: ${roles.describe(wanted)}; a server rejoins a master that takes writes`)
+      // A server a failover took out: listed out of service, or the last failover's dead master, where the state says either.
+      const known = state !== null && (state.outOfService.length > 0 || state.lastDeadMaster !== null)
+      for (const name of targets)
+        if (known && !state.outOfService.includes(name) && state.lastDeadMaster !== name)
+          problems.push(`${name} is not listed out of service (${state.outOfService.join(', ') || 'none'}) nor the dead master of the last failover (${state.lastDeadMaster ?? 'none'}): a rejoin puts back a server a failover took out`)
+      for (const step of plan.steps) {
+        if (step.type !== 'flashback_binlog') continue
+        const facts = roles.facts(step.server)
+        // The planner resets a MariaDB server's binlog after the rewind, no other.
+        if (facts && step.params.resetBinlog !== (facts.version.flavor === 'mariadb'))
+          problems.push(`step ${step.id} params.resetBinlog: the plan says ${step.params.resetBinlog}, ${step.server} runs ${facts.version.flavor}, which gives ${facts.version.flavor === 'mariadb'}`)
+      }
+    }
+    if (kind === 'rebuild')
+      for (const step of plan.steps) {
+        if (step.type === 'replicate_from_copy' && step.params.source !== master) problems.push(`step ${step.id} params.source: ${roles.describe(step.params.source)}; a rebuilt server replicates from the live master ${master ?? '(none can be told)'}`)
+        if (step.type === 'verify_replication' && step.params.master !== master) problems.push(`step ${step.id} params.master: ${roles.describe(step.params.master)}; the live master is ${master ?? '(none can be told)'}`)
+        if (step.type === 'copy_backup' && (targets.includes(step.params.source) || (step.params.source !== master && roles.sourceOf(step.params.source) !== master)))
+          problems.push(`step ${step.id} params.source: ${roles.describe(step.params.source)}; a copy comes from the live master ${master ?? '(none can be told)'} or one of its replicas, never from the server rebuilt`)
+      }
+    if (kind === 'remove')
+      for (const name of targets) {
+        const downstream = roles.replicasOf(name)
+        if (downstream.length > 0 && !roles.isMaster(name)) problems.push(`${name}: ${downstream.join(', ')} replicate${downstream.length === 1 ? 's' : ''} from it now; a removal takes away no one's source`)
+      }
+  }
+  if (kind === 'switchover' && !resuming) {
+    const old = plan.decision.oldMaster ?? null
+    const next = plan.decision.newMaster
+    if (old === null || old !== roles.master) problems.push(`decision.oldMaster: the plan switches over from ${old ?? '(none)'}; ${old ? roles.describe(old) : 'no old master named'}${roles.master ? `, the live master is ${roles.master}` : ''}`)
+    else if (next === null || roles.sourceOf(next) !== old) problems.push(`decision.newMaster: the plan promotes ${next ?? '(none)'}; ${next ? roles.describe(next) : 'no new master named'}, not a replica of the live master ${old}`)
+  }
+  return problems
+}
+
+/** Each server's role now, from one snapshot: the master (topology, or writable with replicas), whom it replicates from. */
+function liveRoles(cluster: ClusterConfig, snapshot: Snapshot) {
+  const facts = (name: string) => {
+    const snap = snapshot.servers.find((s) => s.name === name)
+    return snap ? sqlFacts(snap) : undefined
+  }
+  const sourceOf = (name: string): string | null => {
+    const replica = facts(name)?.replica
+    return replica ? (sourceServer(cluster, replica)?.name ?? `${replica.sourceHost}:${replica.sourcePort}`) : null
+  }
+  const replicasOf = (name: string) => cluster.servers.filter((s) => s.name !== name && sourceOf(s.name) === name).map((s) => s.name)
+  const master = topologyOf(cluster, snapshot).master?.name
+  const isMaster = (name: string) => name === master || (facts(name)?.readOnly === false && replicasOf(name).length > 0)
+  const describe = (name: string): string => {
+    const f = facts(name)
+    if (!f) return `${name} does not answer SQL now`
+    const readOnly = `read_only=${f.readOnly ? 1 : 0}`
+    const replicas = replicasOf(name)
+    if (isMaster(name)) return `${name} is the live master (${replicas.length > 0 ? `${replicas.join(', ')} replicate${replicas.length === 1 ? 's' : ''} from it` : 'no replica'}, ${readOnly})`
+    const source = sourceOf(name)
+    return `${name} is ${source ? `a replica of ${source}` : 'a server that replicates from nobody'} now (${readOnly})`
+  }
+  return {master, facts, isMaster, sourceOf, replicasOf, describe}
 }
 
 function refsOf(step: Step): OutputRef[] {

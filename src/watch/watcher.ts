@@ -556,7 +556,8 @@ export class ClusterWatcher {
         const planFile = defaultPlanPath(plan, this.options.plansDir)
         writePlan(plan, planFile)
         this.#say('rejoin', `${name} answers again: ${plan.decision.summary}`, {plan: planFile})
-        const report = await applyPlan({planFile, plan, cluster: this.cluster, listener: () => undefined, ...(held.shared ? {guard: held.shared.lock.guard} : {})})
+        const roleState = {outOfService: this.#outOfService(), lastDeadMaster: readWatchState(this.options.plansDir, this.cluster.name).lastFailover?.deadMaster ?? null}
+        const report = await applyPlan({planFile, plan, cluster: this.cluster, roleState, listener: () => undefined, ...(held.shared ? {guard: held.shared.lock.guard} : {})})
         recordManualApply(planFile, plan, report)
         if (held.shared) await held.shared.coord.writeState(this.cluster.name, readWatchState(this.options.plansDir, this.cluster.name), held.shared.lock)
         this.#say(report.status === 'applied' ? 'rejoined' : 'rejoin failed', report.message, {plan: planFile})
