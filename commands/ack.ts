@@ -3,7 +3,7 @@ import {clusterFlags, etcdFlags, jsonFlag, plansDirFlag} from '../src/cli/flags.
 import {etcdSettings} from '../src/coord/settings.js'
 import {clusterFile, clusterNameOf} from '../src/config/load.js'
 import {UsageError, UserError} from '../src/util/errors.js'
-import {readWatchState, writeWatchState, type WatchState} from '../src/watch/state.js'
+import {acknowledge, readWatchState, updateWatchState, type WatchState} from '../src/store/cluster-state.js'
 
 export default class Ack extends BaseCommand<typeof Ack> {
   static override summary = "Acknowledge a cluster's last failover, so that watch may fail it over again automatically."
@@ -24,8 +24,13 @@ export default class Ack extends BaseCommand<typeof Ack> {
       if (!state.lastFailover) throw new UserError(`cluster ${name} has no failover to acknowledge in ${coord ? `etcd or ${plansDir}` : plansDir}`)
       const already = state.acknowledged
       if (!already) {
-        writeWatchState(plansDir, name, {...state, acknowledged: true})
-        await coord?.writeState(name, {...state, acknowledged: true})
+        // The failover shown is the one acknowledged: one read-modify-write here and one in etcd, neither undoing
+        // another update made meanwhile (a fence record, a newer failover, which stays unacknowledged).
+        const seen = state.lastFailover.at
+        const after = (await coord?.updateState(name, acknowledge(seen))) ?? updateWatchState(plansDir, name, acknowledge(seen))
+        if (coord) updateWatchState(plansDir, name, acknowledge(seen))
+        if (after.lastFailover?.at !== seen)
+          throw new UserError(`cluster ${name}: a newer failover (${after.lastFailover?.at ?? '?'}, ${after.lastFailover?.plan ?? '?'}) was recorded while acknowledging the one at ${seen}; it is not acknowledged: review it, then run mha ack again`)
       }
       this.#said(name, state, already)
     } finally {

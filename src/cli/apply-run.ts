@@ -4,11 +4,12 @@ import {applyPlan, journalFileOf, type ApplyOptions} from '../apply/executor.js'
 import {lockCluster} from '../apply/lock.js'
 import type {EtcdSettings} from '../coord/settings.js'
 import {planDigest} from '../plan/plan-file.js'
-import {endedRecord, failoverRecordIn, readWatchState, recordFailover, startedRecord, type FailoverRecord} from '../watch/state.js'
-import {plansDirOf} from '../watch/record-apply.js'
+import {endedRecord, readWatchState, startedRecord, type FailoverRecord, type StateChange} from '../store/cluster-state.js'
+import {failoverRecordIn, recordFailover} from '../coord/records.js'
+import {plansDirOf} from '../store/manual-apply.js'
 import type {Plan} from '../plan/types.js'
 import {oneLine, UserError} from '../util/errors.js'
-import {recordManualApply} from '../watch/record-apply.js'
+import {manualApplyChange, recordManualApply} from '../store/manual-apply.js'
 import {describeNewMaster, lineReporter, listrReporter} from './apply-reporter.js'
 import {ExitCode} from './exit-codes.js'
 
@@ -54,9 +55,9 @@ export async function applyFromCommand(options: Omit<ApplyOptions, 'listener'> &
     // Ended whatever the outcome, as watch ends its own: a plan refused now (the cluster changed) is over too.
     const ended = started ?? earlier
     if (ended) await recordFailover(plansDir, plan.cluster, shared, endedRecord(ended, thisApply(), report))
-    record(planFile, plan, report)
-    // The managers' anti-flapping reads the state from etcd.
-    if (shared) await shared.coord.writeState(cluster.name, readWatchState(plansDir, cluster.name), shared.lock).catch((error: unknown) => process.stderr.write(`mha: could not record this ${plan.kind} in etcd: ${oneLine(error)}\n`))
+    const change = record(planFile, plan, report)
+    // The managers' anti-flapping reads the state from etcd: the same change, applied to what etcd holds now.
+    if (shared && change) await shared.coord.updateState(cluster.name, change, shared.lock).catch((error: unknown) => process.stderr.write(`mha: could not record this ${plan.kind} in etcd: ${oneLine(error)}\n`))
   } finally {
     listr?.stop()
     await listr?.run
@@ -86,11 +87,12 @@ export function progressIntervalMs(env: NodeJS.ProcessEnv = process.env): number
 }
 
 /** Anti-flapping and mha status see a failover applied by hand as they see watch's own. */
-function record(planFile: string, plan: Plan, report: ApplyReport): void {
+function record(planFile: string, plan: Plan, report: ApplyReport): StateChange | null {
   try {
-    recordManualApply(planFile, plan, report)
+    return recordManualApply(planFile, plan, report)
   } catch (error) {
     process.stderr.write(`mha: could not record this ${plan.kind} in the watch state: ${oneLine(error)}\n`)
+    return manualApplyChange(planFile, plan, report)
   }
 }
 

@@ -7,7 +7,7 @@ import type {IKeyValue} from 'etcd3'
 import type {JournalEntry, JournalStore} from '../apply/journal.js'
 import {parseJournalLines} from '../apply/journal.js'
 import {oneLine, UserError} from '../util/errors.js'
-import type {FailoverRecord, WatchState} from '../watch/state.js'
+import {EMPTY_STATE, type FailoverRecord, type StateChange, type WatchState} from '../store/cluster-state.js'
 import {campaignDelayMs, rendezvousOrder} from './ranking.js'
 import {bounded, etcdCallTimeoutMs, EtcdSession, FencedError} from './session.js'
 import type {EtcdSettings} from './settings.js'
@@ -313,10 +313,35 @@ export class Coordinator {
     return value ? (JSON.parse(value) as WatchState) : null
   }
 
-  /** State written by the lock holder (a failover), or by anyone for an acknowledgement or a fence record. */
-  async writeState(cluster: string, state: WatchState, lock?: ClusterLock): Promise<void> {
-    if (lock) await this.#guardedPut(lock, this.#key('state', cluster), JSON.stringify(state))
-    else await bounded(this.session.client.put(this.#key('state', cluster)).value(JSON.stringify(state)).exec(), etcdCallTimeoutMs, 'write state')
+  /**
+   * One read-modify-write of the cluster's state in etcd, as a transaction that compares the key's revision it
+   * read (and, under the cluster lock, the lock's create revision: the fencing token): a concurrent update (an
+   * ack, a fence record, another manager's failover) makes it read again and apply `change` to what is there now,
+   * never overwrite it. `change` returns null to write nothing. Returns the state as it is after.
+   */
+  async updateState(cluster: string, change: StateChange, lock?: ClusterLock): Promise<WatchState> {
+    const key = this.#key('state', cluster)
+    const client = this.session.client
+    for (let attempt = 1; ; attempt++) {
+      lock?.guard()
+      const read = await bounded(client.get(key).exec(), etcdCallTimeoutMs, 'read state')
+      const kv = read.kvs[0]
+      const now = kv ? (JSON.parse(text(kv)) as WatchState) : EMPTY_STATE
+      const next = change(now)
+      if (next === null) return now
+      let txn = client.if(key, 'Mod', '==', kv ? kv.mod_revision : 0)
+      if (lock) txn = txn.and(this.#key('locks', lock.cluster), 'Create', '==', lock.token)
+      const result = await bounded(txn.then(client.put(key).value(JSON.stringify(next))).commit(), etcdCallTimeoutMs, 'update state')
+      if (result.succeeded) return next
+      if (lock) await this.#stillHeld(lock)
+      if (attempt >= 50) throw new Error(`cluster ${cluster}: its state in etcd changed under 50 updates in a row; not written`)
+    }
+  }
+
+  /** Throws FencedError when the cluster lock's key no longer has this holder's create revision. */
+  async #stillHeld(lock: ClusterLock): Promise<void> {
+    const held = await bounded(this.session.client.get(this.#key('locks', lock.cluster)).exec(), etcdCallTimeoutMs, 'read the lock')
+    if (held.kvs[0]?.create_revision !== String(lock.token)) throw new FencedError(`cluster ${lock.cluster}'s lock (token ${lock.token}) is no longer this manager's: another took over, so this one does nothing more`)
   }
 
   /** The leaders etcd shows now, per cluster (for mha status). */

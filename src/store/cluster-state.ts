@@ -1,9 +1,9 @@
-import {existsSync, mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, statSync, writeFileSync} from 'node:fs'
 import {basename, dirname, join} from 'node:path'
 import type {ApplyReport} from '../apply/events.js'
-import type {ClusterLock, Coordinator} from '../coord/coordinator.js'
 import {planDigest} from '../plan/plan-file.js'
 import type {Plan} from '../plan/types.js'
+import {replaceDurably} from '../util/durable.js'
 
 /** What watch remembers per cluster across restarts: the last failover and whether it was acknowledged. */
 export interface WatchState {
@@ -46,7 +46,7 @@ export function stateFile(plansDir: string, cluster: string): string {
 
 export function readWatchState(plansDir: string, cluster: string): WatchState {
   const file = stateFile(plansDir, cluster)
-  if (!existsSync(file)) return {lastFailover: null, acknowledged: true}
+  if (!existsSync(file)) return EMPTY_STATE
   return JSON.parse(readFileSync(file, 'utf8')) as WatchState
 }
 
@@ -58,9 +58,106 @@ export function writeWatchState(plansDir: string, cluster: string, state: WatchS
   renameSync(file + '.tmp', file)
 }
 
+/** A change of the state: the new state, or null for none (nothing is written). */
+export type StateChange = (state: WatchState) => WatchState | null
+
+/** The state before anything was recorded. */
+export const EMPTY_STATE: WatchState = {lastFailover: null, acknowledged: true}
+
+const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+
+/**
+ * One read-modify-write of the state file that no other process's can undo: under a short lock (a folder made
+ * beside the file: mkdir either makes it or finds it), taken over when older than 10 s (its holder was killed
+ * inside; the rename lets one contender only take it). `change` sees the state as it is now.
+ */
+export function updateWatchState(plansDir: string, cluster: string, change: StateChange): WatchState {
+  const file = stateFile(plansDir, cluster)
+  mkdirSync(dirname(file), {recursive: true})
+  const lock = `${file}.lock`
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    try {
+      mkdirSync(lock)
+      break
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      const age = (() => {
+        try {
+          return Date.now() - statSync(lock).mtimeMs
+        } catch {
+          return 0
+        }
+      })()
+      if (age > 10_000) {
+        try {
+          const aside = `${lock}.stale-${process.pid}`
+          renameSync(lock, aside)
+          rmdirSync(aside)
+        } catch {
+          // Another contender took it over first.
+        }
+        continue
+      }
+      if (Date.now() > deadline) throw new Error(`${file}: its update lock ${lock} is held for more than 10 s; remove it if no mha process is running`)
+      pause(5)
+    }
+  }
+  try {
+    const now = readWatchState(plansDir, cluster)
+    const next = change(now)
+    if (next === null) return now
+    replaceDurably(file, JSON.stringify(next, null, 2) + '\n')
+    return next
+  } finally {
+    rmdirSync(lock)
+  }
+}
+
+/** A server watch set read only because it came back writable beside the master: the latest per server. */
+export function withFenced(fenced: NonNullable<WatchState['fenced']>[number]): StateChange {
+  return (state) => ({...state, fenced: [...(state.fenced ?? []).filter((f) => f.server !== fenced.server), fenced]})
+}
+
 export function recordFenced(plansDir: string, cluster: string, fenced: NonNullable<WatchState['fenced']>[number]): void {
-  const state = readWatchState(plansDir, cluster)
-  writeWatchState(plansDir, cluster, {...state, fenced: [...(state.fenced ?? []).filter((f) => f.server !== fenced.server), fenced]})
+  updateWatchState(plansDir, cluster, withFenced(fenced))
+}
+
+/** `mha ack` of the failover it was shown (at `seenAt`): a newer failover recorded meanwhile is not acknowledged by it. */
+export function acknowledge(seenAt: string): StateChange {
+  return (state) => (state.lastFailover?.at === seenAt && !state.acknowledged ? {...state, acknowledged: true} : null)
+}
+
+/** A failover or switchover applied (by watch or by hand): the last failover, anti-flapping, and the dead master out of service. */
+export function afterFailover(entry: {at: Date; planFile: string; reportFile: string; plan: Plan; status: string; by: 'watch' | 'apply'}): StateChange {
+  const {plan} = entry
+  return (previous) => {
+    const at = entry.at.toISOString()
+    const promoted = entry.status === 'applied' || entry.status === 'partial'
+    const dead = plan.kind === 'failover' && promoted ? plan.decision.deadMaster : null
+    return {
+      ...previous,
+      // The state's deadMaster is the master moved away from: a switchover records its live old master there.
+      lastFailover: {
+        at,
+        plan: entry.planFile,
+        report: entry.reportFile,
+        status: entry.status,
+        deadMaster: plan.decision.deadMaster ?? plan.decision.oldMaster ?? null,
+        newMaster: plan.decision.newMaster,
+        ...(entry.by === 'apply' ? {kind: plan.kind === 'switchover' ? ('switchover' as const) : ('failover' as const), by: 'apply' as const} : {}),
+      },
+      // A switchover is a planned change: it does not block the next automatic failover.
+      acknowledged: plan.kind === 'switchover' ? previous.acknowledged || previous.lastFailover === null : false,
+      // A failed-over master leaves the active topology until it is rejoined.
+      ...(dead ? {outOfService: withOutOfService(previous, {server: dead, since: at, reason: `failed over to ${plan.decision.newMaster}${entry.by === 'apply' ? ' (mha apply)' : ''}`, plan: entry.planFile})} : {}),
+    }
+  }
+}
+
+/** A rejoined server is back in the active topology. */
+export function afterRejoin(server: string): StateChange {
+  return (previous) => ((previous.outOfService ?? []).some((o) => o.server === server) ? {...previous, outOfService: (previous.outOfService ?? []).filter((o) => o.server !== server)} : null)
 }
 
 /** MHA's last_failover_minute: a second automatic failover waits for the window to pass or for `mha ack`. */
@@ -113,14 +210,4 @@ export function startedRecord(plan: Plan, planFile: string, by: string): Failove
 /** The same record once its apply returned, whatever the outcome: what to do next is in the report. */
 export function endedRecord(record: FailoverRecord, by: string, report: Pick<ApplyReport, 'status' | 'message'>): FailoverRecord {
   return {...record, finished: true, finishedBy: by, status: report.status, message: report.message}
-}
-
-/** Where the failover under way is recorded: in etcd (written only under the cluster lock) with several managers, else beside the plans. */
-export function failoverRecordIn(plansDir: string, cluster: string, coord: Coordinator | undefined): Promise<FailoverRecord | null> {
-  return coord ? coord.failoverRecord(cluster) : Promise.resolve(readFailoverRecord(plansDir, cluster))
-}
-
-export async function recordFailover(plansDir: string, cluster: string, shared: {coord: Coordinator; lock: ClusterLock} | undefined, record: FailoverRecord): Promise<void> {
-  if (shared) await shared.coord.writeFailoverRecord(shared.lock, record)
-  else writeFailoverRecord(plansDir, cluster, record)
 }
