@@ -34,8 +34,9 @@ export async function applyFromCommand(options: Omit<ApplyOptions, 'listener'> &
     const recorded = plan.kind === 'failover'
     const earlier = recorded ? unfinishedRecord(await failoverRecordIn(plansDir, plan.cluster, shared?.coord), plan, digest) : null
     let started: FailoverRecord | undefined
-    // A rejoin puts back a server a failover took out: the state's out-of-service list and last failover say which.
-    const known = readWatchState(plansDir, plan.cluster)
+    // A rejoin puts back a server a failover took out: the state's out-of-service list and last failover say which
+    // (with etcd, the state the managers share).
+    const known = (await shared?.coord.readState(plan.cluster)) ?? readWatchState(plansDir, plan.cluster)
     report = await applyPlan({
       ...options,
       roleState: {outOfService: (known.outOfService ?? []).map((o) => o.server), lastDeadMaster: known.lastFailover?.deadMaster ?? null},
