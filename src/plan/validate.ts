@@ -270,7 +270,7 @@ export function liveProblems(plan: Plan, servers: readonly ServerSnapshot[]): st
   return problems
 }
 
-function refsOf(step: Step): OutputRef[] {
+export function refsOf(step: Step): OutputRef[] {
   switch (step.type) {
     case 'apply_logs':
       return [step.params.ownRelay, step.params.relayDiff, step.params.masterTail].filter((r): r is OutputRef => r !== null)
