@@ -1,3 +1,4 @@
+import {execFileSync} from 'node:child_process'
 import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -6,7 +7,7 @@ import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 import type {ApplyReport} from '../../src/apply/events.js'
 import type {ServerConnection} from '../../src/inspect/mysql.js'
 import type {WriteLoad} from '../../src/sandbox/load.js'
-import {waitFor} from '../../src/sandbox/processes.js'
+import {portOpen, waitFor} from '../../src/sandbox/processes.js'
 import {etcdEndpoints, startEtcdCluster, stopEtcdCluster} from '../../src/sandbox/etcd.js'
 import {expectConsistent, holdReplica, sandboxUnderLoad, spawnWatch, type TestSandbox, type WatchManager} from './harness.js'
 
@@ -83,6 +84,7 @@ interface Line {
   event: string
   by: string
   outputs?: Record<string, unknown>
+  message?: string
 }
 async function journalOf(prefix: string, cluster: string): Promise<Line[]> {
   return Object.values(await client!.getAll().prefix(`${prefix}/journal/${cluster}/`).sort('Create', 'Ascend').strings()).map((l) => JSON.parse(l) as Line)
@@ -96,7 +98,7 @@ const ended = (journal: Line[], step: string) => journal.filter((e) => e.step ==
  * SSH); `beforeKill` may write more on the master alone. The master is killed; once the leader journaled both
  * saves, it is SIGKILLed and its home folder removed. Returns the manager that finished, and its report.
  */
-async function takeoverAfterSaves(cluster: string, prefix: string, beforeKill: (s: TestSandbox) => Promise<void>): Promise<{s: TestSandbox; load: WriteLoad; victim: Manager; heir: Manager; report: ApplyReport; journal: Line[]}> {
+async function takeoverAfterSaves(cluster: string, prefix: string, beforeKill: (s: TestSandbox) => Promise<void>, afterLeaderKilled: (s: TestSandbox) => Promise<void> = () => Promise.resolve()): Promise<{s: TestSandbox; load: WriteLoad; victim: Manager; heir: Manager; report: ApplyReport; journal: Line[]}> {
   const {s, load} = await sandboxUnderLoad(cluster, 225)
   sandbox = s
   managers = startManagers(s, prefix)
@@ -117,6 +119,7 @@ async function takeoverAfterSaves(cluster: string, prefix: string, beforeKill: (
   const victim = managers.find((m) => m.id === by)!
   victim.child.kill('SIGKILL')
   rmSync(victim.home, {recursive: true, force: true})
+  await afterLeaderKilled(s)
   // The fault is in place: what the victim saved is nowhere on disk but where its journal says (gone).
   expect(existsSync(victim.home)).toBe(false)
   const before = await journalOf(prefix, cluster)
@@ -137,6 +140,27 @@ async function takeoverAfterSaves(cluster: string, prefix: string, beforeKill: (
   return {s, load, victim, heir: heir!, report, journal: await journalOf(prefix, cluster)}
 }
 
+/** A process and all its descendants, parents first. */
+function processTree(pid: number): number[] {
+  let children = ''
+  try {
+    children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], {encoding: 'utf8'})
+  } catch {
+    // ps exits 1 when there is none.
+  }
+  return [pid, ...children.split('\n').filter((l) => l.trim() !== '').flatMap((l) => processTree(Number(l)))]
+}
+
+/** A transaction on the master alone (no replica reads any more), larger than what goes to etcd: about 73 MB of row events. */
+async function bigTransaction(s: TestSandbox): Promise<void> {
+  await s.sql('db1', async (c) => {
+    await c.execute('CREATE TABLE mhatest.big (id INT AUTO_INCREMENT PRIMARY KEY, pad MEDIUMBLOB)')
+    await c.execute("INSERT INTO mhatest.big (pad) SELECT REPEAT(CONCAT('x', seq), 1048576 DIV (1 + LENGTH(seq))) FROM mhatest.seq_1_to_70")
+  })
+}
+
+const bigRows = (s: TestSandbox, host: string) => s.sql(host, async (c) => Number((await c.queryOne("SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'mhatest' AND TABLE_NAME = 'big'"))!.n) === 0 ? 0 : Number((await c.queryOne('SELECT COUNT(*) AS n FROM mhatest.big'))!.n))
+
 describe('a takeover on another host finds the files the dead leader saved', () => {
   it('tail and relay diff saved, the leader SIGKILLed and its folder removed: the next leader finishes from the copies in etcd', async () => {
     const {s, load, victim, heir, report, journal} = await takeoverAfterSaves('itfiles1', '/itf1', () => Promise.resolve())
@@ -151,23 +175,37 @@ describe('a takeover on another host finds the files the dead leader saved', () 
   }, 300_000)
 
   it('a saved tail over 64 MiB (never in etcd), the leader SIGKILLed and its folder removed: the next leader saves it again and finishes', async () => {
-    const {s, load, victim, heir, report, journal} = await takeoverAfterSaves('itfiles2', '/itf2', async (s) => {
-      // A transaction no replica received, larger than what goes to etcd: about 70 MB of row events.
-      await s.sql('db1', async (c) => {
-        await c.execute('CREATE TABLE mhatest.big (id INT AUTO_INCREMENT PRIMARY KEY, pad MEDIUMBLOB)')
-        await c.execute("INSERT INTO mhatest.big (pad) SELECT REPEAT(CONCAT('x', seq), 1048576 DIV (1 + LENGTH(seq))) FROM mhatest.seq_1_to_70")
-      })
-    })
+    const {s, load, victim, heir, report, journal} = await takeoverAfterSaves('itfiles2', '/itf2', bigTransaction)
     const saves = ended(journal, 'save_master_binlog:db1')
     expect(Number(saves[0]!.outputs?.bytes)).toBeGreaterThan(artifactLimitBytes)
     expect(saves[0]!.by).toBe(victim.id)
     // Never in etcd: the heir read it again from the dead master's host (its sshd still answers).
     expect((await client!.getAll().prefix('/itf2/work/itfiles2/').keys()).filter((k) => /saved-db1-.*\.binlog\/index$/.test(k))).toEqual([])
-    expect(journal.filter((e) => e.step === 'save_master_binlog:db1' && e.event === 'end' && e.by === heir.id).length).toBe(1)
+    expect(saves.map((e) => e.by)).toEqual([victim.id, heir.id])
     expect(ended(journal, 'save_relay_diff:db3').map((e) => e.by)).toEqual([victim.id])
     expect(report.newMaster?.server).toBe('db2')
     await load.stop()
     await expectConsistent(s, 'db2', load.acked)
-    for (const host of ['db2', 'db3']) expect(Number((await s.sql(host, (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.big')))!.n)).toBe(70)
+    for (const host of ['db2', 'db3']) expect(await bigRows(s, host)).toBe(70)
+  }, 300_000)
+
+  it('a saved tail over 64 MiB and the dead master host gone too: the save cannot be repeated, said plainly, and the failover finishes with the loss stated', async () => {
+    const {s, load, heir, report, journal} = await takeoverAfterSaves('itfiles3', '/itf3', bigTransaction, async (s) => {
+      // The dead master's host goes away as well: its sshd and every session it serves (a manager may keep one
+      // open from before) killed, by pid.
+      for (const pid of processTree(s.state.hosts[0]!.sshdPid!)) process.kill(pid, 'SIGKILL')
+      await waitFor("db1's sshd to be gone", 5000, async () => !(await portOpen(s.state.hosts[0]!.ip, 22)))
+    })
+    expect(Number(ended(journal, 'save_master_binlog:db1')[0]!.outputs?.bytes)).toBeGreaterThan(artifactLimitBytes)
+    const failed = journal.find((e) => e.step === 'save_master_binlog:db1' && e.event === 'fail' && e.by === heir.id)
+    expect(failed?.message).toMatch(/^saved-db1-mysql-bin\.\d+-\d+\.binlog, saved by save_master_binlog:db1 in an earlier run, is not in this manager's work folder nor in the shared store \(it was on the manager that saved it, which died; .*\), and it could not be saved again from db1: /)
+    expect(failed?.message).not.toMatch(/mha-it-etcdfiles-w/)
+    // The new master went on without the tail, and the report says what is lost.
+    expect(report.newMaster?.server).toBe('db2')
+    expect(report.dataLoss).toMatch(/events after mysql-bin\.\d+:\d+ in db1's binlog are lost: it could not be saved/)
+    await load.stop()
+    for (const host of ['db2', 'db3']) expect(await bigRows(s, host)).toBe(0)
+    const status = (await s.sql('db3', (c) => c.queryOne('SHOW SLAVE STATUS')))!
+    expect([status.Master_Host, status.Slave_IO_Running, status.Slave_SQL_Running]).toEqual([s.state.hosts[1]!.ip, 'Yes', 'Yes'])
   }, 300_000)
 })
