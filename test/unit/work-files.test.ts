@@ -1,8 +1,12 @@
-import {readFileSync} from 'node:fs'
+import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {describe, expect, it} from 'vitest'
-import type {Plan} from '../../src/plan/types.js'
+import {afterAll, describe, expect, it} from 'vitest'
+import {planDigest} from '../../src/plan/plan-file.js'
+import type {Plan, Step} from '../../src/plan/types.js'
+import {saveMasterBinlog, savedFile} from '../../src/steps/recovery.js'
+import type {StepContext} from '../../src/steps/types.js'
 import {repeatFailed, savesToRepeat, workFileIn, workFileName} from '../../src/steps/work-files.js'
 
 const plan = JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '../golden/mysql-8.0-file-lagging/expected-plan.json'), 'utf8')) as Plan
@@ -54,5 +58,32 @@ describe('work files are named, never placed', () => {
     expect(message).not.toContain('/home/other')
     expect(message).toMatch(/on the manager that saved it, which died/)
     expect(message).toMatch(/could not be saved again from db1: db1: ssh: connect ECONNREFUSED$/)
+  })
+})
+
+describe('a saved file found by name in this work folder', () => {
+  const work = mkdtempSync(join(tmpdir(), 'mha-work-files-'))
+  afterAll(() => rmSync(work, {recursive: true, force: true}))
+  const save = plan.steps.find((s) => s.id === 'save_master_binlog:db1') as Extract<Step, {type: 'save_master_binlog'}>
+  const name = `saved-db1-${save.params.from.file}-${save.params.from.pos}.binlog`
+  const journaled = new Map<string, Record<string, unknown>>()
+  /** What the steps read of a run: its work folder, its plan and the journaled outputs; nothing live. */
+  const ctx = {workDir: work, plan, output: (step: string, output: string) => journaled.get(step)?.[output]} as unknown as StepContext
+
+  it('a copy restored with its record from another manager (an absolute path of that host in it) counts as saved, by name', async () => {
+    writeFileSync(join(work, name), Buffer.alloc(706, 1))
+    writeFileSync(join(work, `${name}.saved.json`), JSON.stringify({file: `/home/other/plans/app1/x-failover.work/${name}`, end: {file: 'mysql-bin.000004', pos: 2000}, bytes: 706, plan: planDigest(plan)}))
+    const checked = await saveMasterBinlog.check(save, ctx)
+    expect(checked).toMatchObject({done: true, outputs: {file: name, bytes: 706}})
+    // Another plan's file of the same name is not this plan's.
+    writeFileSync(join(work, `${name}.saved.json`), JSON.stringify({file: name, bytes: 706, plan: 'another'}))
+    expect(await saveMasterBinlog.check(save, ctx)).toEqual({done: false})
+  })
+
+  it('apply_logs reads the journaled file in its own work folder, and says plainly when it is not there', () => {
+    journaled.set('save_master_binlog:db1', {file: `/home/other/plans/app1/x-failover.work/${name}`})
+    expect(savedFile(ctx, {fromStep: 'save_master_binlog:db1', output: 'file'})).toBe(join(work, name))
+    journaled.set('save_relay_diff:db3', {file: diff})
+    expect(() => savedFile(ctx, {fromStep: 'save_relay_diff:db3', output: 'file'})).toThrow(`${diff}, saved by save_relay_diff:db3, is not in this manager's work folder ${work} nor in the shared store: it was on the manager that saved it`)
   })
 })
