@@ -11,6 +11,7 @@ import type {ServerSnapshot, Snapshot} from '../inspect/types.js'
 import {observedFacts} from '../plan/planner.js'
 import type {Plan, Step} from '../plan/types.js'
 import {handlerFor} from '../steps/index.js'
+import {repeatFailed, savesToRepeat, workFileName} from '../steps/work-files.js'
 import {oneLine} from '../util/errors.js'
 import {redact} from '../util/secret.js'
 import {RunContext} from './context.js'
@@ -188,6 +189,15 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     mkdirSync(ctx.workDir, {recursive: true})
     // Another manager's saved files, when this one resumes its failover.
     if (resuming) await options.artifacts?.restore(ctx.workDir)
+    // A save journaled done whose file is neither in this work folder nor restored from the shared store (it stayed
+    // on the disk of a manager that died: too large for etcd, or saved without one) is run again when a step still
+    // to run reads the file: saving is a read, repeatable while the host it reads answers; its check decides.
+    const repeated = new Map(savesToRepeat(plan, done, (id) => records.get(id)?.outputs, ctx.workDir).map((id) => [id, records.get(id)?.outputs.file]))
+    for (const [id, file] of repeated) {
+      done.delete(id)
+      ctx.outputs.delete(id)
+      ctx.note(`${id}: ${workFileName(file) ?? 'its file'} (saved by an earlier run) is not in ${ctx.workDir} nor in the shared store: the step runs again to save it again`)
+    }
 
     const failures: {step: Step; message: string}[] = []
     const running = new Map<string, Promise<void>>()
@@ -233,7 +243,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
         status.set(step.id, {status: 'applied', reason: null})
         listener({kind: 'end', step, outputs})
       } catch (error) {
-        const message = redact(oneLine(error), secrets)
+        const said = redact(oneLine(error), secrets)
+        const message = repeated.has(step.id) && !(error instanceof FencedError) ? repeatFailed(step, repeated.get(step.id), said) : said
         status.set(step.id, {status: 'failed', reason: message})
         listener({kind: 'fail', step, message})
         if (error instanceof FencedError) {

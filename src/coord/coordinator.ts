@@ -38,7 +38,12 @@ async function inBatches(tasks: readonly (() => Promise<void>)[], size: number):
 }
 
 const artifactChunkBytes = 1024 * 1024
-/** Work files larger than this stay local: etcd is not a file store. A takeover then redoes the step that made them. */
+/**
+ * Work files larger than this stay local: etcd is not a file store (1.5 MiB per request, a 2 GiB quota that deleted
+ * keys keep filling until a compaction). A takeover whose file did not come through etcd runs the step that saved
+ * it again (a read of the dead master's or a replica's files, repeatable while that host answers; the executor's
+ * savesToRepeat), and says so plainly when it cannot.
+ */
 const artifactLimitBytes = 64 * 1024 * 1024
 
 const text = (kv: IKeyValue) => kv.value.toString('utf8')

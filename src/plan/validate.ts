@@ -375,7 +375,7 @@ function liveRoles(cluster: ClusterConfig, snapshot: Snapshot) {
   return {master, facts, isMaster, sourceOf, replicasOf, describe}
 }
 
-function refsOf(step: Step): OutputRef[] {
+export function refsOf(step: Step): OutputRef[] {
   switch (step.type) {
     case 'apply_logs':
       return [step.params.ownRelay, step.params.relayDiff, step.params.masterTail].filter((r): r is OutputRef => r !== null)

@@ -7,6 +7,7 @@ import {applyBinlogs, copyRelayDiff, listRemoteRelayLogs, saveBinlogTail} from '
 import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
 import type {StoppedPosition} from './replication.js'
 import type {StepContext, StepHandler} from './types.js'
+import {workFileIn, workFileName} from './work-files.js'
 
 type Save = Extract<Step, {type: 'save_master_binlog'}>
 type SaveDiff = Extract<Step, {type: 'save_relay_diff'}>
@@ -17,7 +18,8 @@ const masterTailFile = (step: Save, ctx: StepContext) => join(ctx.workDir, `save
 
 /**
  * A saved file is complete once its record exists: the file is renamed into place whole, then the record
- * beside it is. A run killed after both (before the journal says so) does not copy again.
+ * beside it is. A run killed after both (before the journal says so) does not copy again. The outputs name the
+ * file (its name in the work folder), never its path: another manager resuming finds it in its own work folder.
  */
 function recordSaved(file: string, ctx: StepContext, outputs: Record<string, unknown>): Record<string, unknown> {
   // The record names the plan it was saved for: a file left by another plan of the same name is never reused.
@@ -29,8 +31,8 @@ function recordSaved(file: string, ctx: StepContext, outputs: Record<string, unk
 function savedAlready(file: string, ctx: StepContext): {done: false} | {done: true; reason: string; outputs: Record<string, unknown>} {
   if (!existsSync(file) || !existsSync(`${file}.saved.json`)) return {done: false}
   const {plan, ...outputs} = JSON.parse(readFileSync(`${file}.saved.json`, 'utf8')) as Record<string, unknown>
-  return plan === planDigest(ctx.plan) && outputs.file === file && statSync(file).size === outputs.bytes
-    ? {done: true, reason: `${basename(file)} was saved by an earlier run of this plan (${String(outputs.bytes)} bytes)`, outputs}
+  return plan === planDigest(ctx.plan) && workFileName(outputs.file) === basename(file) && statSync(file).size === outputs.bytes
+    ? {done: true, reason: `${basename(file)} was saved by an earlier run of this plan (${String(outputs.bytes)} bytes)`, outputs: {...outputs, file: basename(file)}}
     : {done: false}
 }
 
@@ -43,7 +45,7 @@ export const saveRelayDiff: StepHandler<SaveDiff> = {
     const diff = step.params.diff
     const file = relayDiffFile(step, ctx)
     const copied = await copyRelayDiff(await ctx.ssh(diff.source), diff.files, diff.offset, file)
-    return recordSaved(file, ctx, {file, bytes: copied.bytes})
+    return recordSaved(file, ctx, {file: basename(file), bytes: copied.bytes})
   },
   verify(_step, _ctx, outputs) {
     return typeof outputs.file === 'string' ? Promise.resolve() : Promise.reject(new Error('no relay diff file recorded'))
@@ -61,16 +63,20 @@ export const saveMasterBinlog: StepHandler<Save> = {
     const file = masterTailFile(step, ctx)
     const saved = await saveBinlogTail(await ctx.ssh(step.server), p.dir, p.files, p.from, file)
     if (saved.trimmed > 0) ctx.note(`${step.server}: ${saved.trimmed} bytes of an incomplete final transaction were left out of the saved binlog`)
-    return recordSaved(file, ctx, {file, end: saved.end, bytes: saved.bytes})
+    return recordSaved(file, ctx, {file: basename(file), end: saved.end, bytes: saved.bytes})
   },
   verify(_step, _ctx, outputs) {
     return typeof outputs.file === 'string' ? Promise.resolve() : Promise.reject(new Error('no saved binlog file recorded'))
   },
 }
 
-function savedFile(ctx: StepContext, ref: OutputRef): string {
-  const file = ctx.output(ref.fromStep, ref.output)
-  if (typeof file !== 'string') throw new Error(`no saved file from ${ref.fromStep}`)
+/** A file an earlier step saved, by its name in this run's work folder (whoever saved it, on whichever host). */
+export function savedFile(ctx: StepContext, ref: OutputRef): string {
+  const recorded = ctx.output(ref.fromStep, ref.output)
+  const file = workFileIn(ctx.workDir, recorded)
+  if (file === null) throw new Error(`no saved file from ${ref.fromStep}`)
+  if (!existsSync(file))
+    throw new Error(`${basename(file)}, saved by ${ref.fromStep}, is not in this manager's work folder ${ctx.workDir} nor in the shared store: it was on the manager that saved it`)
   return file
 }
 

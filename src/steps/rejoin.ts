@@ -9,6 +9,8 @@ import {APPLY_MAX_PACKET, clientOptionFile, findExecutable, raiseApplySettings, 
 import {redact} from '../util/secret.js'
 import {isCoordinates, readOnlyState} from './common.js'
 import type {StepHandler} from './types.js'
+import {savedFile} from './recovery.js'
+import {workFileIn} from './work-files.js'
 
 type Of<T extends Step['type']> = Extract<Step, {type: T}>
 
@@ -39,17 +41,16 @@ const doneMark = (file: string) => `${file}.flashback.json`
  */
 export const flashbackBinlog: StepHandler<Of<'flashback_binlog'>> = {
   check(step, ctx) {
-    const file = ctx.output(step.params.saved.fromStep, step.params.saved.output)
-    if (typeof file === 'string' && existsSync(doneMark(file))) return Promise.resolve({done: true, reason: `${step.params.transactions} transaction(s) were rewound by an earlier run (${basename(doneMark(file))})`})
+    const file = workFileIn(ctx.workDir, ctx.output(step.params.saved.fromStep, step.params.saved.output))
+    if (file !== null && existsSync(doneMark(file))) return Promise.resolve({done: true, reason: `${step.params.transactions} transaction(s) were rewound by an earlier run (${basename(doneMark(file))})`})
     return Promise.resolve({done: false})
   },
   async act(step, ctx) {
     const p = step.params
     const where = `${step.server}`
     if (ctx.attempted(step.id)) throw new Error(`${where}: an earlier attempt to rewind its extra transactions did not finish and may have rewound part of them; rebuild ${where} from ${ctx.plan.decision.newMaster ?? 'the master'}`)
-    const file = ctx.output(p.saved.fromStep, p.saved.output)
+    const file = savedFile(ctx, p.saved)
     const end = ctx.output(p.saved.fromStep, 'end')
-    if (typeof file !== 'string') throw new Error(`${where}: no saved file from ${p.saved.fromStep}`)
     if (!isCoordinates(end) || compareCoordinates(end, p.end) !== 0)
       throw new Error(`${where}: its binlog after ${formatCoordinates(p.from)} now ends at ${isCoordinates(end) ? formatCoordinates(end) : '?'}, not ${formatCoordinates(p.end)} as planned (it took writes since the plan); nothing was rewound: plan the rejoin again`)
     const mysqlbinlog = findExecutable(['mariadb-binlog'])
@@ -91,7 +92,7 @@ export const flashbackBinlog: StepHandler<Of<'flashback_binlog'>> = {
     // On disk before the step is journaled done: after a crash the mark, not a second rewind, tells it was done.
     replaceDurably(doneMark(file), JSON.stringify({transactions: p.transactions, gtids: p.gtids, from: p.from, end: p.end, at: new Date().toISOString()}) + '\n')
     ctx.note(`${where}: ${p.transactions} extra transaction(s) rewound; they are kept in ${file}`)
-    return {rewound: p.transactions, file}
+    return {rewound: p.transactions, file: basename(file)}
   },
   async verify(step, ctx) {
     if (!step.params.resetBinlog) return

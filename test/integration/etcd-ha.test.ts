@@ -5,10 +5,10 @@ import {basename, join} from 'node:path'
 import {Etcd3} from 'etcd3'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 import type {ApplyReport} from '../../src/apply/events.js'
-import {WriteLoad} from '../../src/sandbox/load.js'
+import type {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {etcdEndpoints, startEtcdCluster, startEtcdMember, stopEtcdCluster, stopEtcdMember} from '../../src/sandbox/etcd.js'
-import {deadMasterWithHeldReplica, expectConsistent, holdReplica, root, runMha, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
+import {deadMasterWithHeldReplica, expectConsistent, holdReplica, root, runMha, sandboxUnderLoad, spawnWatch, startSandbox, type TestSandbox, type WatchManager} from './harness.js'
 
 /**
  * Several managers on etcd, with real parts only: a 3-member etcd on loopback (127.0.0.84-86), a MariaDB
@@ -28,12 +28,7 @@ let endpoints = ''
 let client: Etcd3 | undefined
 let sandbox: TestSandbox | undefined
 
-interface Manager {
-  id: string
-  plansDir: string
-  child: ReturnType<typeof spawnWatch>['child']
-  lines: WatchLogLine[]
-}
+type Manager = WatchManager
 let managers: Manager[] = []
 
 beforeAll(async () => {
@@ -144,11 +139,8 @@ async function beganBy(prefix: string, cluster: string, step: string): Promise<s
 
 /** A new cluster under write load, watched by the three managers until one leads it and the others follow. */
 async function watchedUnderLoad(cluster: string, prefix: string): Promise<{s: TestSandbox; load: WriteLoad; leader: Manager}> {
-  const s = await startSandbox(cluster, 81)
+  const {s, load} = await sandboxUnderLoad(cluster, 81)
   sandbox = s
-  await WriteLoad.prepare(s.state, 'db1')
-  const load = new WriteLoad(s.state)
-  load.start()
   managers = startManagers(s, prefix)
   return {s, load, leader: await settled(cluster)}
 }

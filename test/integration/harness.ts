@@ -144,6 +144,14 @@ export interface WatchLogLine {
   server?: string
 }
 
+/** One mha watch process of a test, as one manager host: its name, its plans folder, its log lines so far. */
+export interface WatchManager {
+  id: string
+  plansDir: string
+  child: ChildProcess
+  lines: WatchLogLine[]
+}
+
 /** mha watch (the built CLI) as a child process logging JSON; its lines are collected as they come. */
 export function spawnWatch(args: string[]): {child: ChildProcess; lines: WatchLogLine[]; exited: Promise<number | null>} {
   const lines: WatchLogLine[] = []
@@ -216,15 +224,21 @@ export async function holdReplica(s: TestSandbox, replica: string): Promise<Serv
   return holder
 }
 
+/** A new sandbox (startSandbox) with a write load on db1 already running. */
+export async function sandboxUnderLoad(name: string, firstOctet: number): Promise<{s: TestSandbox; load: WriteLoad}> {
+  const s = await startSandbox(name, firstOctet)
+  await WriteLoad.prepare(s.state, 'db1')
+  const load = new WriteLoad(s.state)
+  load.start()
+  return {s, load}
+}
+
 /**
  * A new cluster under write load whose master was killed while db3's SQL thread is held (holdReplica), before
  * any failover: whoever fails it over waits for db3 until the holder lets go.
  */
 export async function deadMasterWithHeldReplica(name: string, firstOctet: number): Promise<{s: TestSandbox; load: WriteLoad; holder: ServerConnection}> {
-  const s = await startSandbox(name, firstOctet)
-  await WriteLoad.prepare(s.state, 'db1')
-  const load = new WriteLoad(s.state)
-  load.start()
+  const {s, load} = await sandboxUnderLoad(name, firstOctet)
   const holder = await holdReplica(s, 'db3')
   await killMasterAndWait(s)
   return {s, load, holder}
