@@ -388,22 +388,36 @@ export class Coordinator {
     const prefix = this.#key('work', lock.cluster, digest, '')
     const client = this.session.client
     const uploaded = new Map<string, string>()
-    return {
-      save: async (dir) => {
-        if (!existsSync(dir)) return
-        for (const name of readdirSync(dir)) {
-          const file = join(dir, name)
-          const stat = statSync(file)
-          if (!stat.isFile() || stat.size > artifactLimitBytes || name.endsWith('.partial')) continue
-          const bytes = readFileSync(file)
-          const sum = createHash('sha256').update(bytes).digest('hex')
-          if (uploaded.get(name) === sum) continue
-          const chunks = Math.max(1, Math.ceil(bytes.length / artifactChunkBytes))
-          for (let i = 0; i < chunks; i++) await this.#guardedPut(lock, `${prefix}${name}/${String(i).padStart(6, '0')}`, bytes.subarray(i * artifactChunkBytes, (i + 1) * artifactChunkBytes))
-          // The index last: a file is there only once all its chunks are.
-          await this.#guardedPut(lock, `${prefix}${name}/index`, JSON.stringify({bytes: bytes.length, chunks, sha256: sum}))
-          uploaded.set(name, sum)
+    const upload = async (dir: string): Promise<void> => {
+      if (!existsSync(dir)) return
+      for (const name of readdirSync(dir)) {
+        const file = join(dir, name)
+        // A file still being written (a save under way in a parallel step: dot-named, ".partial") goes up once whole.
+        if (name.startsWith('.') || name.includes('.partial') || name.endsWith('.restore')) continue
+        const stat = statSync(file, {throwIfNoEntry: false})
+        if (!stat?.isFile() || stat.size > artifactLimitBytes) continue
+        let bytes: Buffer
+        try {
+          bytes = readFileSync(file)
+        } catch {
+          continue // removed since it was listed
         }
+        const sum = createHash('sha256').update(bytes).digest('hex')
+        if (uploaded.get(name) === sum) continue
+        const chunks = Math.max(1, Math.ceil(bytes.length / artifactChunkBytes))
+        for (let i = 0; i < chunks; i++) await this.#guardedPut(lock, `${prefix}${name}/${String(i).padStart(6, '0')}`, bytes.subarray(i * artifactChunkBytes, (i + 1) * artifactChunkBytes))
+        // The index last: a file is there only once all its chunks are.
+        await this.#guardedPut(lock, `${prefix}${name}/index`, JSON.stringify({bytes: bytes.length, chunks, sha256: sum}))
+        uploaded.set(name, sum)
+      }
+    }
+    // Steps end in parallel: one upload at a time, so that the chunks and the index of a name come from one reading.
+    let last: Promise<void> = Promise.resolve()
+    return {
+      save: (dir) => {
+        const run = last.catch(() => undefined).then(() => upload(dir))
+        last = run
+        return run
       },
       restore: async (dir) => {
         const all = await bounded(client.getAll().prefix(prefix).keys(), etcdCallTimeoutMs, 'list work files')
@@ -416,7 +430,9 @@ export class Coordinator {
           const parts: Buffer[] = []
           for (let i = 0; i < index.chunks; i++) parts.push((await client.get(`${prefix}${name}/${String(i).padStart(6, '0')}`).buffer()) ?? Buffer.alloc(0))
           const bytes = Buffer.concat(parts)
-          if (bytes.length !== index.bytes || createHash('sha256').update(bytes).digest('hex') !== index.sha256) throw new Error(`work file ${name} in etcd is incomplete`)
+          // Not whole (an upload cut by the death of the manager that made it): left out; a step that still needs the
+          // file saves it again (saving is a read), or says why it cannot.
+          if (bytes.length !== index.bytes || createHash('sha256').update(bytes).digest('hex') !== index.sha256) continue
           writeFileSync(`${file}.restore`, bytes, {mode: 0o600})
           renameSync(`${file}.restore`, file)
           uploaded.set(name, index.sha256)
