@@ -108,6 +108,16 @@ export async function sandboxUp(options: SandboxOptions, log: (line: string) => 
   const existing = readState(dir)
   if (existing && existing.hosts.some((h) => isOurProcess(h.mariadbdPid, mariadbdMarker(h)) || isOurProcess(h.sshdPid, sshdMarker(h))))
     throw new UserError(`sandbox ${options.cluster} is already running in ${dir}; run "mha sandbox down --cluster ${options.cluster}" first`)
+  try {
+    return await startHosts(options, programs, dir, log)
+  } catch (error) {
+    // Whatever started before the failure (an sshd, a mariadbd) is stopped: nothing is left holding the addresses.
+    await sandboxDown(dir).catch(() => undefined)
+    throw error
+  }
+}
+
+async function startHosts(options: SandboxOptions, programs: ReturnType<typeof checkPrerequisites>, dir: string, log: (line: string) => void): Promise<SandboxState> {
   const hosts: SandboxHost[] = Array.from({length: options.replicas + 1}, (_, i) => {
     const index = i + 1
     const hostDir = join(dir, `host${index}`)
