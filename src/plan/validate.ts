@@ -24,12 +24,13 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
   const server = (name: string) => cluster.servers.find((s) => s.name === name)
   const hooks = cluster.hooks
   const all = [...plan.steps, ...(plan.rollback?.steps ?? [])]
+  const settings = settingsDigest(cluster)
 
   if (plan.cluster !== cluster.name) problems.push(`the plan is for cluster ${plan.cluster}, ${cluster.file} describes ${cluster.name}`)
   // A plan is checked against the operator's cluster file only, never one it names itself: the settings it was
   // made from must be that file's (a copy with other hooks, left in another folder, is not).
-  else if (plan.observed.settings !== settingsDigest(cluster))
-    problems.push(`it was made from ${plan.header.configFile} with other settings than ${cluster.file} holds (settings ${plan.observed.settings.slice(0, 19)}…, the file's ${settingsDigest(cluster).slice(0, 19)}…); plan again from ${cluster.file}, or name the file it was made from with --config after reviewing it`)
+  else if (plan.observed.settings !== settings)
+    problems.push(`it was made from ${plan.header.configFile} with other settings than ${cluster.file} holds (settings ${plan.observed.settings.slice(0, 19)}…, the file's ${settings.slice(0, 19)}…); plan again from ${cluster.file}, or name the file it was made from with --config after reviewing it`)
   for (const name of [plan.decision.deadMaster, plan.decision.oldMaster ?? null, plan.decision.newMaster]) if (name !== null && !known.has(name)) problems.push(`decision names server ${name}, which is not in ${cluster.file}`)
 
   // The warnings the reviewer read are the ones the cluster file gives now.

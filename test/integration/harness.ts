@@ -133,6 +133,29 @@ export async function expectConsistent(s: TestSandbox, newMaster: string, acked:
 }
 
 
+/**
+ * Every server's read_only, replication source and threads, binlog coordinates and GTID state (and `count`, a
+ * query of one row with a column n, when given): what "no server changed" is compared on, before and after.
+ */
+export async function serverStates(s: TestSandbox, count?: string): Promise<string> {
+  const rows = await Promise.all(
+    s.state.hosts.map(async (h) => {
+      try {
+        return await s.sql(h.name, async (c) => {
+          const replica = await c.queryOne('SHOW SLAVE STATUS')
+          const master = await c.queryOne('SHOW MASTER STATUS')
+          const vars = await c.queryOne('SELECT @@global.read_only+0 AS ro, @@global.gtid_binlog_pos AS pos, @@global.gtid_binlog_state AS state')
+          const rows = count ? `rows=${String((await c.queryOne(count))?.n)}` : ''
+          return JSON.stringify([h.name, `read_only=${String(vars?.ro)}`, `source=${replica ? String(replica.Master_Host) : 'none'}`, replica?.Slave_IO_Running, replica?.Slave_SQL_Running, `${String(master?.File)}:${String(master?.Position)}`, `gtid=${String(vars?.pos)}`, `state=${String(vars?.state)}`, rows])
+        })
+      } catch (error) {
+        return `${h.name} down (${error instanceof Error ? error.message : String(error)})`
+      }
+    }),
+  )
+  return rows.join('\n')
+}
+
 /** One line of mha watch --log-format json. */
 export interface WatchLogLine {
   at: string

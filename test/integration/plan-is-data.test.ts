@@ -5,7 +5,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {ApplyReport} from '../../src/apply/events.js'
 import {planDigest, readPlan} from '../../src/plan/plan-file.js'
 import type {Plan, Step} from '../../src/plan/types.js'
-import {killMasterAndWait, runMha, startSandbox, survivors, type TestSandbox} from './harness.js'
+import {killMasterAndWait, runMha, serverStates, startSandbox, survivors, type TestSandbox} from './harness.js'
 
 // A plan file is reviewed data: a tampered one is refused before the first change, a reviewer can approve
 // exactly one plan by its digest, and mha never plans a failover of a master its replicas still stream from.
@@ -20,25 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await sandbox.down()
 })
-
-/** Every server's replication, read-only state and binlog position: what "no change" is compared on. */
-async function state(s: TestSandbox): Promise<string> {
-  const rows = await Promise.all(
-    s.state.hosts.map(async (h) => {
-      try {
-        return await s.sql(h.name, async (c) => {
-          const replica = await c.queryOne('SHOW SLAVE STATUS')
-          const master = await c.queryOne('SHOW MASTER STATUS')
-          const ro = await c.queryOne('SELECT @@global.read_only+0 AS ro, @@global.gtid_binlog_state AS g')
-          return JSON.stringify([h.name, replica?.Master_Host, replica?.Slave_IO_Running, replica?.Slave_SQL_Running, master?.File, master?.Position, ro])
-        })
-      } catch {
-        return `${h.name} down`
-      }
-    }),
-  )
-  return rows.join('\n')
-}
 
 function write(name: string, plan: Plan): string {
   const file = join(dir, `${name}.json`)
@@ -62,12 +43,12 @@ describe('the plan is data, not code', () => {
     // mha's own route to db1 goes to a dead address; db1 is alive and its replicas replicate from it.
     const cut = join(dir, 'cut.yaml')
     writeFileSync(cut, readFileSync(sandbox.configFile, 'utf8').replace(`hostname: ${sandbox.state.hosts[0]!.ip}`, `hostname: ${sandbox.state.hosts[0]!.ip}\n    ip: 127.0.0.254`))
-    const before = await state(sandbox)
+    const before = await serverStates(sandbox)
     const result = await runMha(['plan', '--config', cut, '-o', join(dir, 'cut-plan.json')])
     expect(result.code).toBe(1)
     expect(result.stderr.trim()).toMatch(/^mha: network problem, not a dead master: mha cannot reach db1 .*, but db2, db3 still replicate from it \(IO thread running\); no failover is planned/)
     expect(existsSync(join(dir, 'cut-plan.json'))).toBe(false)
-    expect(await state(sandbox)).toBe(before)
+    expect(await serverStates(sandbox)).toBe(before)
   })
 
   it('refuses every tampered plan with exit 1 before any change, and applies the untampered one approved by its digest', async () => {
@@ -93,7 +74,7 @@ describe('the plan is data, not code', () => {
       ['empty steps', {...structuredClone(plan), steps: []}, /a failover plan without steps/],
       ['reordered steps', {...structuredClone(plan), steps: [...plan.steps].reverse()}, /listed after it \(steps reordered\?\)/],
     ]
-    const before = await state(sandbox)
+    const before = await serverStates(sandbox)
     for (const [name, tampered, expected] of cases) {
       const result = await apply(write(name, tampered))
       expect(result.code, name).toBe(1)
@@ -105,7 +86,7 @@ describe('the plan is data, not code', () => {
       expect(show.code, name).toBe(1)
     }
     expect(existsSync(marker)).toBe(false)
-    expect(await state(sandbox)).toBe(before)
+    expect(await serverStates(sandbox)).toBe(before)
 
     // A plan made from a copy of the cluster file with hooks added, left in another folder: apply and show take the
     // operator's cluster file (--config, or the configured folder), never the one the plan names, and refuse it.
@@ -130,14 +111,14 @@ describe('the plan is data, not code', () => {
     expect(refused.stderr).toMatch(new RegExp(`it was made from ${copy} with other settings than ${sandbox.configFile} holds`))
     expect((await runMha(['apply', copyPlan])).stderr).toMatch(/clusters\/itdata\.yaml does not exist; give its cluster file with --config/)
     expect(existsSync(ran), 'no hook of the copy ran').toBe(false)
-    expect(await state(sandbox)).toBe(before)
+    expect(await serverStates(sandbox)).toBe(before)
 
     // Approval by digest: another plan (even one differing by a word) is refused, the approved one applies.
     const reworded = write('reworded', {...structuredClone(plan), decision: {...plan.decision, summary: plan.decision.summary + '.'}})
     const other = await apply(reworded, ['--expect-digest', digest])
     expect(other.code).toBe(1)
     expect(other.report.message).toMatch(/^the plan's digest is [0-9a-f]{64}, not the approved [0-9a-f]{64}: this is not the plan that was reviewed/)
-    expect(await state(sandbox)).toBe(before)
+    expect(await serverStates(sandbox)).toBe(before)
     const approved = await apply(file, ['--expect-digest', digest])
     expect(approved.report.status, approved.report.message).toBe('applied')
     expect(approved.report.digest).toBe(digest)

@@ -4,7 +4,7 @@ import {dirname, join} from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
 import type {Plan, Step} from '../../src/plan/types.js'
 import {startHost} from '../../src/sandbox/sandbox.js'
-import {killMasterAndWait, planAndApply, root, runMha, startSandbox, type TestSandbox} from './harness.js'
+import {killMasterAndWait, planAndApply, root, runMha, serverStates, startSandbox, type TestSandbox} from './harness.js'
 
 // "Never the master" is re-derived from the live servers at apply, not taken from the plan's own word: a rejoin,
 // rebuild or remove plan made for a replica and edited to aim at the live master (its observed section the live
@@ -22,26 +22,12 @@ afterEach(async () => {
   rmSync(join(root, 'plans', 'itroles'), {recursive: true, force: true})
 })
 
-/** Every server's read_only, replication source and threads, binlog and GTID position, and the out-of-service list. */
+/** Every server's state (serverStates, with the row count of roles.t) and the out-of-service list. */
 async function state(s: TestSandbox, dir: string): Promise<string> {
-  const rows = await Promise.all(
-    s.state.hosts.map(async (h) => {
-      try {
-        return await s.sql(h.name, async (c) => {
-          const replica = await c.queryOne('SHOW SLAVE STATUS')
-          const master = await c.queryOne('SHOW MASTER STATUS')
-          const vars = await c.queryOne('SELECT @@global.read_only+0 AS ro, @@global.gtid_binlog_pos AS pos')
-          const rows = await c.queryOne('SELECT COUNT(*) AS n FROM roles.t')
-          return JSON.stringify([h.name, `read_only=${String(vars?.ro)}`, `source=${replica ? String(replica.Master_Host) : 'none'}`, replica?.Slave_IO_Running, replica?.Slave_SQL_Running, `${String(master?.File)}:${String(master?.Position)}`, `gtid=${String(vars?.pos)}`, `rows=${String(rows?.n)}`])
-        })
-      } catch (error) {
-        return `${h.name} down (${(error as Error).message})`
-      }
-    }),
-  )
+  const rows = await serverStates(s, 'SELECT COUNT(*) AS n FROM roles.t')
   const stateFile = join(dir, 'itroles', 'watch-state.json')
   const out = existsSync(stateFile) ? ((JSON.parse(readFileSync(stateFile, 'utf8')) as {outOfService?: {server: string}[]}).outOfService ?? []).map((o) => o.server) : []
-  return [...rows, `out of service: ${out.join(', ') || 'none'}`].join('\n')
+  return [rows, `out of service: ${out.join(', ') || 'none'}`].join('\n')
 }
 
 /** A real sandbox (GTID unless said), a table with rows on the master, and a plans folder. */
