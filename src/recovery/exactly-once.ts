@@ -235,7 +235,7 @@ export function appliedPrefix(layout: StreamLayout, executed: ExecutedTest, mark
  * The stream without the transactions the target has (`applied`, ascending indexes), as a synthetic binlog of its
  * own: magic, the FORMAT_DESCRIPTION_EVENT in force at the first byte kept (without its startup mark), then every
  * byte from there on except those of the applied transactions after it. What lies between transactions (a later
- * format description, rotations) stays; a stream that the target has in order is one cut (writeStreamFrom).
+ * format description, rotations) stays; a stream that the target has in order is one cut.
  */
 export async function writeStreamWithout(source: string, layout: StreamLayout, applied: readonly number[], target: string): Promise<{bytes: number}> {
   const skipped = new Set(applied)
@@ -260,9 +260,4 @@ export async function writeStreamWithout(source: string, layout: StreamLayout, a
     }
     return {}
   })
-}
-
-/** The stream from its `skip`-th transaction on: writeStreamWithout the first `skip`. */
-export async function writeStreamFrom(source: string, layout: StreamLayout, skip: number, target: string): Promise<{bytes: number}> {
-  return await writeStreamWithout(source, layout, Array.from({length: Math.min(skip, layout.transactions.length)}, (_, i) => i), target)
 }

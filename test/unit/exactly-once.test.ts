@@ -3,7 +3,7 @@ import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
-import {appliedPrefix, formatStreamGtid, mariadbExecuted, markedExecuted, mysqlExecuted, PROGRESS_TABLE, ProgressMarker, streamLayout, writeStreamFrom, writeStreamWithout, type StreamLayout} from '../../src/recovery/exactly-once.js'
+import {appliedPrefix, formatStreamGtid, mariadbExecuted, markedExecuted, mysqlExecuted, PROGRESS_TABLE, ProgressMarker, streamLayout, writeStreamWithout, type StreamLayout} from '../../src/recovery/exactly-once.js'
 import {fixtureNames, fixturePath, hasMariadbBinlog, mariadbBinlog} from '../fixtures/binlog/fixtures.js'
 
 /** The GTIDs mariadb-binlog itself prints for a file, in order, and the offset of each GTID event: the reference. */
@@ -48,7 +48,7 @@ describe.skipIf(!hasMariadbBinlog)('exactly-once application of a synthetic binl
   it('writes the rest of a stream that mariadb-binlog reads, starting at the first transaction not applied', async () => {
     const layout = await streamLayout(masterFile)
     const out = join(mkdtempSync(join(tmpdir(), 'mha-rest-')), 'rest.binlog')
-    await writeStreamFrom(masterFile, layout, 4, out)
+    await writeStreamWithout(masterFile, layout, [0, 1, 2, 3], out)
     const expected = referenceGtids(masterFile).slice(4).map((r) => r.gtid)
     expect(referenceGtids(out).map((r) => r.gtid)).toEqual(expected)
     // Its format description must not announce a server start: mysqlbinlog would print a ROLLBACK for it.
