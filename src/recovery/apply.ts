@@ -247,14 +247,18 @@ async function executedOn(conn: ServerConnection): Promise<{test: ExecutedTest; 
     const row = await conn.queryOne('SELECT @@global.log_bin AS log_bin, @@global.gtid_binlog_state AS state, @@global.gtid_slave_pos AS slave_pos')
     if (Number(row?.log_bin) === 1) return {test: mariadbExecuted({logBin: true, binlogState: text(row, 'state'), slavePos: text(row, 'slave_pos')}), marked: false}
     await conn.execute(PROGRESS_TABLE_DDL)
-    const marks = await conn.query(`SELECT CONCAT(domain_id, '-', server_id, '-', seq_no) AS gtid FROM ${PROGRESS_TABLE}`)
-    return {test: markedExecuted({marks: marks.map((m) => String(m.gtid)).join(','), slavePos: text(row, 'slave_pos')}), marked: true}
+    return {test: markedExecuted({marks: await progressMarks(conn), slavePos: text(row, 'slave_pos')}), marked: true}
   }
   const row = await conn.queryOne('SELECT @@global.gtid_mode AS gtid_mode, @@global.gtid_executed AS executed, @@global.log_bin AS log_bin, @@server_uuid AS server_uuid')
   const test = mysqlExecuted({gtidMode: text(row, 'gtid_mode') || 'OFF', executed: text(row, 'executed')})
   // With a binlog, where it ends before the stream tells a retry what was committed (applied-position.ts).
   const binlog = Number(row?.log_bin) === 1 ? {serverUuid: text(row, 'server_uuid'), statusQuery: dialectFor(parseServerVersion(version)).showBinaryLogStatus} : undefined
   return {test, marked: false, ...(binlog ? {binlog} : {})}
+}
+
+/** mha's progress marks on a MariaDB target without a binlog (the table must exist), as domain-server-seq text. */
+export async function progressMarks(conn: ServerConnection): Promise<string> {
+  return (await conn.query(`SELECT CONCAT(domain_id, '-', server_id, '-', seq_no) AS gtid FROM ${PROGRESS_TABLE}`)).map((m) => String(m.gtid)).join(',')
 }
 
 /** What applying a binlog changes on the target for its duration: read before the change, to put back after it. */

@@ -1,6 +1,7 @@
 import type {ServerConnection} from '../inspect/mysql.js'
 import type {BinlogCoordinates, ReplicaStatus} from '../dialect/types.js'
 import type {HeldAtPromotion, SurvivorRecord} from '../recovery/completeness.js'
+import {progressMarks} from '../recovery/apply.js'
 import {PROGRESS_TABLE} from '../recovery/exactly-once.js'
 import type {StepContext} from './types.js'
 
@@ -106,7 +107,7 @@ export async function gtidRecord(ctx: StepContext, server: string): Promise<{hel
     const logBin = Number(row?.log_bin) === 1
     let marks: string | null = null
     if (!logBin && (await conn.queryOne(`SELECT 1 AS found FROM information_schema.TABLES WHERE CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) = '${PROGRESS_TABLE}'`)))
-      marks = (await conn.query(`SELECT CONCAT(domain_id, '-', server_id, '-', seq_no) AS gtid FROM ${PROGRESS_TABLE}`)).map((m) => String(m.gtid)).join(',')
+      marks = await progressMarks(conn)
     return {
       held: {flavor: 'mariadb', serverId: Number(row?.server_id), binlogState: text(row, 'state'), slavePos: text(row, 'slave_pos')},
       record: {flavor: 'mariadb', logBin, binlogState: text(row, 'state'), slavePos: text(row, 'slave_pos'), marks},
