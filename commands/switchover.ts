@@ -2,7 +2,8 @@ import {createInterface} from 'node:readline/promises'
 import {Flags} from '@oclif/core'
 import {applyFromCommand} from '../src/cli/apply-run.js'
 import {BaseCommand} from '../src/cli/base-command.js'
-import {clusterFlags, plansDirFlag} from '../src/cli/flags.js'
+import {clusterFlags, etcdFlags, plansDirFlag} from '../src/cli/flags.js'
+import {etcdSettings} from '../src/coord/settings.js'
 import {renderPlan} from '../src/cli/render-plan.js'
 import {inspectCluster} from '../src/inspect/inspect.js'
 import {defaultPlanPath, planDigest, toolVersion, writePlan} from '../src/plan/plan-file.js'
@@ -21,6 +22,7 @@ export default class Switchover extends BaseCommand<typeof Switchover> {
     'auto-approve': Flags.boolean({description: 'Apply without asking (required without a terminal).'}),
     // No default: oclif counts a defaulted flag as given, and this one depends on --auto-approve.
     json: Flags.boolean({description: 'Print the apply report as JSON on stdout (requires --auto-approve); errors too, as {"error": {code, message, kind}}.', dependsOn: ['auto-approve']}),
+    ...etcdFlags,
   }
 
   async run(): Promise<void> {
@@ -35,7 +37,7 @@ export default class Switchover extends BaseCommand<typeof Switchover> {
     show(`${renderPlan(plan)}\n\nPlan written to ${planFile}\nDigest: ${planDigest(plan)}`)
     if (!approved && !(await confirm(`Apply this switchover now? [y/N] `))) throw new UserError(`not applied; the plan stays in ${planFile} ("mha apply ${planFile}" applies it while it is not stale)`)
     // Approved at once: the inspection is a moment old, so apply checks the plan against it instead of a second one.
-    const {report, exitCode} = await applyFromCommand({planFile, plan, cluster, json: this.flags.json === true, say: (line) => this.say(line), ...(approved ? {snapshot} : {})})
+    const {report, exitCode} = await applyFromCommand({planFile, plan, cluster, json: this.flags.json === true, etcd: etcdSettings(this.flags), say: (line) => this.say(line), ...(approved ? {snapshot} : {})})
     if (this.flags.json) this.print(report)
     if (exitCode !== 0) this.exit(exitCode)
   }

@@ -4,7 +4,7 @@ import {applyPlan, journalFileOf, type ApplyOptions} from '../apply/executor.js'
 import {lockCluster} from '../apply/lock.js'
 import type {EtcdSettings} from '../coord/settings.js'
 import {planDigest} from '../plan/plan-file.js'
-import {endedRecord, readWatchState, startedRecord, type FailoverRecord, type StateChange} from '../store/cluster-state.js'
+import {endedRecord, readWatchState, recordedKind, startedRecord, type FailoverRecord, type StateChange} from '../store/cluster-state.js'
 import {failoverRecordIn, recordFailover} from '../coord/records.js'
 import {plansDirOf} from '../store/manual-apply.js'
 import type {Plan} from '../plan/types.js'
@@ -31,7 +31,9 @@ export async function applyFromCommand(options: Omit<ApplyOptions, 'listener'> &
   try {
     const digest = planDigest(plan)
     const plansDir = plansDirOf(planFile, plan.cluster)
-    const recorded = plan.kind === 'failover'
+    // A failover or a switchover stopped part-way (killed, or fenced with etcd) leaves the cluster without a writable
+    // master until someone finishes it: recorded, so that the manager that takes the lock next does.
+    const recorded = plan.kind === 'failover' || plan.kind === 'switchover'
     const earlier = recorded ? unfinishedRecord(await failoverRecordIn(plansDir, plan.cluster, shared?.coord), plan, digest) : null
     let started: FailoverRecord | undefined
     // A rejoin puts back a server a failover took out: the state's out-of-service list and last failover say which
@@ -100,16 +102,16 @@ function record(planFile: string, plan: Plan, report: ApplyReport): StateChange 
 const thisApply = () => `mha apply (${hostname()} pid ${process.pid})`
 
 /**
- * A failover applied by hand is recorded before its first step, as watch records its own: if this process
- * dies, a watch (on any manager, with etcd) finishes this plan instead of planning another over it. Another
- * unfinished failover is never planned over from here either: it is finished (or refused as stale) first.
- * Returns the record of this plan when an earlier run of it left one.
+ * A failover or switchover applied by hand is recorded before its first step, as watch records its own: if this
+ * process dies, a watch (on any manager, with etcd) finishes this plan (or rolls the switchover back) instead of
+ * planning another over it. Another unfinished one is never applied over from here either: it is finished (or
+ * refused as stale) first. Returns the record of this plan when an earlier run of it left one.
  */
 function unfinishedRecord(earlier: FailoverRecord | null, plan: Plan, digest: string): FailoverRecord | null {
   if (!earlier || earlier.finished) return null
   if (earlier.digest === digest) return earlier
   throw new UserError(
-    `cluster ${plan.cluster}: the failover ${earlier.by} started at ${earlier.startedAt} (${earlier.planName}, digest ${earlier.digest}) is unfinished, and this plan would be applied over it; let mha watch finish it, or apply that plan (it finishes, or is refused if the cluster changed), then plan again; nothing was changed`,
+    `cluster ${plan.cluster}: the ${recordedKind(earlier)} ${earlier.by} started at ${earlier.startedAt} (${earlier.planName}, digest ${earlier.digest}) is unfinished, and this plan would be applied over it; let mha watch finish it, or apply that plan (it finishes, or is refused if the cluster changed), then plan again; nothing was changed`,
   )
 }
 

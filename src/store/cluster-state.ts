@@ -14,7 +14,7 @@ export interface WatchState {
     status: string
     deadMaster: string | null
     newMaster: string | null
-    /** Absent in records written by watch (always a failover). */
+    /** Absent in records of a failover by watch (a switchover watch finished for a stopped apply says so). */
     kind?: 'failover' | 'switchover'
     by?: 'watch' | 'apply'
   } | null
@@ -145,7 +145,7 @@ export function afterFailover(entry: {at: Date; planFile: string; reportFile: st
         status: entry.status,
         deadMaster: plan.decision.deadMaster ?? plan.decision.oldMaster ?? null,
         newMaster: plan.decision.newMaster,
-        ...(entry.by === 'apply' ? {kind: plan.kind === 'switchover' ? ('switchover' as const) : ('failover' as const), by: 'apply' as const} : {}),
+        ...(entry.by === 'apply' ? {kind: plan.kind === 'switchover' ? ('switchover' as const) : ('failover' as const), by: 'apply' as const} : plan.kind === 'switchover' ? {kind: 'switchover' as const} : {}),
       },
       // A switchover is a planned change: it does not block the next automatic failover.
       acknowledged: plan.kind === 'switchover' ? previous.acknowledged || previous.lastFailover === null : false,
@@ -170,9 +170,9 @@ export function failoverBlocked(state: WatchState, windowMinutes: number, now = 
 }
 
 /**
- * A failover under way (started by watch or by mha apply), kept until it is finished (beside the plans, or in
- * etcd with several managers) so that a restarted watch or the next leader finishes it. The plan is kept whole:
- * another host may not have it.
+ * A failover or switchover under way (started by watch or by mha apply), kept until it is finished (beside the
+ * plans, or in etcd with several managers) so that a restarted watch or the next leader finishes it. The plan is
+ * kept whole: another host may not have it.
  */
 export interface FailoverRecord {
   digest: string
@@ -200,6 +200,11 @@ export function writeFailoverRecord(plansDir: string, cluster: string, record: F
   mkdirSync(dirname(file), {recursive: true})
   writeFileSync(file + '.tmp', JSON.stringify(record) + '\n')
   renameSync(file + '.tmp', file)
+}
+
+/** What the recorded plan does: a failover, or a switchover (an unfinished one is finished or rolled back). */
+export function recordedKind(record: FailoverRecord): 'failover' | 'switchover' {
+  return (record.plan as {kind?: unknown} | null)?.kind === 'switchover' ? 'switchover' : 'failover'
 }
 
 /** The record of a failover about to take its first step. */

@@ -1,5 +1,5 @@
 import {execFileSync} from 'node:child_process'
-import {existsSync, mkdirSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, statSync, writeFileSync} from 'node:fs'
 import {basename, dirname, join, resolve} from 'node:path'
 import {applyPlan, journalFileOf} from '../apply/executor.js'
 import type {ApplyReport} from '../apply/events.js'
@@ -26,7 +26,7 @@ import type {Logger} from './log.js'
 import {closeLooks, fenceReturningMasters, lookAt, masterDespiteReturned} from './returning-master.js'
 import {complaintPauseMs} from './complaints.js'
 import {secondOpinion, type SecondOpinion} from './second-opinion.js'
-import {afterFailover, endedRecord, failoverBlocked, type FailoverRecord, outOfService, readWatchState, recordFenced, startedRecord, updateWatchState, withFenced, writeWatchState} from '../store/cluster-state.js'
+import {afterFailover, endedRecord, failoverBlocked, type FailoverRecord, outOfService, readWatchState, recordedKind, recordFenced, startedRecord, updateWatchState, withFenced, writeWatchState} from '../store/cluster-state.js'
 import {failoverRecordIn, recordFailover} from '../coord/records.js'
 import type {Snapshot} from '../inspect/types.js'
 
@@ -104,7 +104,10 @@ export class ClusterWatcher {
   failingOver = false
   #leaderSaid: string | null = null
   #lastUnfinishedProblem = ''
-  #resumeChecked = false
+  /** With etcd: another process's record is unfinished (told by the watch on the records), until found finished. */
+  #unfinishedNoted = false
+  /** Alone: the record file as last read (its size and time), and whether it was unfinished. */
+  #recordLook: {key: string; unfinished: boolean} | null = null
   #conn: ServerConnection | undefined
   #stopping = false
   #timer: NodeJS.Timeout | undefined
@@ -213,11 +216,9 @@ export class ClusterWatcher {
   async tick(): Promise<void> {
     try {
       if (this.options.coord && !(await this.#leadership(this.options.coord))) return
-      // Alone, a watch started again first finishes the failover it was killed in the middle of.
-      if (!this.options.coord && !this.#resumeChecked) {
-        this.#resumeChecked = true
-        await this.#finishUnfinished()
-      }
+      // A failover or switchover left unfinished (this watch killed in the middle, an mha apply killed or fenced,
+      // the previous leader gone) is finished, or the switchover rolled back, as soon as its lock is free.
+      if (await this.#unfinishedPending()) await this.#finishUnfinished()
       // The topology is followed, not assumed: looked at again every few seconds while healthy, and at once
       // when the master stops being one (an external switchover sets it read only).
       if (!this.master || this.#rediscover || (this.failures === 0 && Date.now() - this.#lastDiscovery >= rediscoverEveryMs)) {
@@ -321,24 +322,49 @@ export class ClusterWatcher {
   }
 
   /**
-   * A failover started and not finished (the previous leader died or lost etcd; or this host's watch was
-   * killed and started again): finish it from its journal, never plan another over it.
+   * Whether a record may be unfinished: with etcd, as told by the watch on the records (and looked at when this
+   * manager became leader); alone, the record file read again whenever it changed (one stat per look otherwise).
+   */
+  async #unfinishedPending(): Promise<boolean> {
+    if (this.options.coord) return this.#unfinishedNoted
+    let key: string
+    try {
+      const stat = statSync(join(this.options.plansDir, this.cluster.name, 'failover-record.json'))
+      key = `${stat.mtimeMs}:${stat.size}:${stat.ino}`
+    } catch {
+      return false
+    }
+    if (this.#recordLook?.key !== key) this.#recordLook = {key, unfinished: (await this.#readRecord())?.finished === false}
+    return this.#recordLook.unfinished
+  }
+
+  /**
+   * A failover or switchover started and not finished (the previous leader died or lost etcd; this host's watch
+   * was killed and started again; an mha apply was killed or fenced): finished from its journal once its lock is
+   * free, never planned over. A switchover stopped before its promotion may then be rolled back by its own plan.
    */
   async #finishUnfinished(): Promise<void> {
     const record = await this.#readRecord()
-    if (!record || record.finished) return
+    if (!record || record.finished) {
+      this.#unfinishedNoted = false
+      return
+    }
     const coord = this.options.coord
+    const kind = recordedKind(record)
     let held: Held
     try {
       held = await this.#lock(`mha watch finishing ${record.planName} (${coord ? coord.settings.id : `pid ${process.pid}`})`)
     } catch (error) {
-      this.#say('locked', `a failover started by ${record.by} is unfinished, but: ${oneLine(error)}`)
+      // Its own process may still be applying it: said once, looked at again at each tick.
+      const message = `the ${kind} ${record.by} started at ${record.startedAt} (${record.planName}) is unfinished; it is finished here once its lock is free: ${oneLine(error)}`
+      if (message !== this.#lastUnfinishedProblem) this.#say('locked', message)
+      this.#lastUnfinishedProblem = message
       return
     }
     this.failingOver = true
     const started = Date.now()
     try {
-      this.#say(coord ? 'takeover' : 'resume', `finishing the failover ${record.by} started at ${record.startedAt} (${record.planName}) from its journal${coord ? ' in etcd' : ''}`)
+      this.#say(coord ? 'takeover' : 'resume', `finishing the ${kind} ${record.by} started at ${record.startedAt} (${record.planName}) from its journal${coord ? ' in etcd' : ''}`)
       // The plan is data: (re)written to this manager's plans folder and read back through the same validation as any plan file.
       const planFile = join(this.options.plansDir, this.cluster.name, basename(record.planName))
       if (!existsSync(planFile)) {
@@ -353,7 +379,7 @@ export class ClusterWatcher {
       if (error instanceof FencedError) this.#say('fenced', oneLine(error))
       else {
         // Said once per cause, not at every try.
-        const message = `cannot finish the failover ${record.by} started (${record.planName}): ${oneLine(error)}; no other failover of ${this.cluster.name} starts until it is finished (tried again at each look, or by hand with "mha apply" of that plan${coord ? ' and --etcd' : ''})`
+        const message = `cannot finish the ${kind} ${record.by} started (${record.planName}): ${oneLine(error)}; no other failover of ${this.cluster.name} starts until it is finished (tried again at each look, or by hand with "mha apply" of that plan${coord ? ' and --etcd' : ''})`
         if (message !== this.#lastUnfinishedProblem) this.#say('error', message)
         this.#lastUnfinishedProblem = message
       }
@@ -366,6 +392,9 @@ export class ClusterWatcher {
   /** Told of a failover record another manager wrote: followers say that the leader acted. */
   leaderActed(record: FailoverRecord): void {
     const me = this.options.coord?.settings.id
+    // Another process's record (an mha apply, a leader before this one) unfinished: the next tick finishes it once its lock is free.
+    if (!record.finished && record.by !== me) this.#unfinishedNoted = true
+    if (record.finished) this.#unfinishedNoted = false
     if (record.finished && record.finishedBy !== me) this.#say('leader acted', `${record.finishedBy ?? record.by} finished a failover of ${this.cluster.name} (${record.planName}): ${record.status ?? ''}: ${record.message ?? ''}`)
     else if (!record.finished && record.by !== me) this.#say('leader acting', `${record.by} started a failover of ${this.cluster.name} (${record.planName})`)
   }
@@ -769,8 +798,10 @@ export class ClusterWatcher {
     if (shared) await shared.coord.updateState(this.cluster.name, change, shared.lock)
     // A failed apply is finished too: what to do next is in its report, and a new failover may be planned.
     await this.#writeRecord(endedRecord(record, shared ? shared.coord.settings.id : `mha watch pid ${process.pid}`, report), held)
-    this.health.failovers.push({at: new Date().toISOString(), status: report.status, durationMs: Date.now() - started})
-    const outcome = report.status === 'applied' ? 'failover done' : report.status === 'partial' ? 'failover done, replicas left out' : 'failover failed'
+    // A switchover this watch finished for a stopped mha apply is not a failover: said as what it is.
+    if (plan.kind === 'failover') this.health.failovers.push({at: new Date().toISOString(), status: report.status, durationMs: Date.now() - started})
+    const rolledBack = report.status === 'failed' && report.message.includes('; rolled back (')
+    const outcome = `${plan.kind === 'switchover' ? 'switchover' : 'failover'} ${report.status === 'applied' ? 'done' : report.status === 'partial' ? 'done, replicas left out' : rolledBack ? 'rolled back' : 'failed'}`
     this.#say(outcome, report.message + (report.dataLoss ? `; data loss: ${report.dataLoss}` : '') + (report.nextAction ? `; next: ${report.nextAction}` : ''), {plan: planFile, report: reportFile})
     if (git) this.#commit(planFile, reportFile, `mha watch: ${plan.cluster} ${report.status}: ${plan.decision.summary}`)
     this.master = undefined

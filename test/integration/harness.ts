@@ -1,4 +1,4 @@
-import {execFile, spawn, type ChildProcess} from 'node:child_process'
+import {execFile, execFileSync, spawn, type ChildProcess} from 'node:child_process'
 import {mkdirSync, mkdtempSync, rmSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
@@ -7,7 +7,7 @@ import {fileURLToPath} from 'node:url'
 import {expect} from 'vitest'
 import {ServerConnection, withConnection} from '../../src/inspect/mysql.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
-import {waitFor} from '../../src/sandbox/processes.js'
+import {startDetached, waitFor} from '../../src/sandbox/processes.js'
 import {adminEndpoint, hostNamed, sandboxDown, sandboxUp, startHost, type SandboxState} from '../../src/sandbox/sandbox.js'
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
@@ -306,4 +306,23 @@ export async function restartAndTimeFence(s: TestSandbox, host: string, timeoutM
   )
   await started
   return (readOnlyAt! - answeredAt!) / 1000
+}
+
+/** One etcd member of its own on `address` (client 2379, peer 2380), data in `dataDir`; its pid once it answers. */
+export async function startOneEtcd(address: string, dataDir: string, name: string): Promise<number> {
+  const endpoint = `http://${address}:2379`
+  const pid = startDetached(
+    'etcd',
+    ['--name', name, `--data-dir=${dataDir}`, '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint, '--listen-peer-urls', `http://${address}:2380`, '--initial-advertise-peer-urls', `http://${address}:2380`, '--initial-cluster', `${name}=http://${address}:2380`],
+    `${dataDir}.log`,
+  )
+  await waitFor(`etcd on ${address} to answer`, 30_000, () => {
+    try {
+      execFileSync('etcdctl', ['--endpoints', endpoint, '--command-timeout=2s', 'endpoint', 'health'], {env: {...process.env, ETCDCTL_API: '3'}, stdio: 'pipe'})
+      return true
+    } catch {
+      return false
+    }
+  }, 200)
+  return pid
 }

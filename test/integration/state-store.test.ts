@@ -6,9 +6,9 @@ import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 import {commandCoordinator, type Coordinator} from '../../src/coord/coordinator.js'
 import {etcdSettings} from '../../src/coord/settings.js'
 import type {Plan} from '../../src/plan/types.js'
-import {startDetached, stopOurProcess, waitFor} from '../../src/sandbox/processes.js'
+import {stopOurProcess} from '../../src/sandbox/processes.js'
 import {withFenced, type WatchState} from '../../src/store/cluster-state.js'
-import {killMasterAndWait, root, runMha, startSandbox, type TestSandbox} from './harness.js'
+import {killMasterAndWait, root, runMha, startOneEtcd, startSandbox, type TestSandbox} from './harness.js'
 
 /**
  * The cluster's state in etcd is one read-modify-write per update, never a copy of one host's file written
@@ -27,19 +27,7 @@ const etcdctl = (...args: string[]) => execFileSync('etcdctl', ['--endpoints', e
 const stateBytes = (cluster: string) => etcdctl('get', `${prefix}/state/${cluster}`, '--print-value-only')
 
 beforeAll(async () => {
-  etcdPid = startDetached(
-    'etcd',
-    ['--name', 'store', `--data-dir=${join(dir, 'data')}`, '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint, '--listen-peer-urls', `http://${address}:2380`, '--initial-advertise-peer-urls', `http://${address}:2380`, '--initial-cluster', `store=http://${address}:2380`],
-    join(dir, 'etcd.log'),
-  )
-  await waitFor('etcd to answer', 30_000, () => {
-    try {
-      etcdctl('endpoint', 'health')
-      return true
-    } catch {
-      return false
-    }
-  }, 200)
+  etcdPid = await startOneEtcd(address, join(dir, 'data'), 'store')
   coord = await commandCoordinator(etcdSettings({etcd: endpoint, 'etcd-prefix': prefix, 'watcher-id': 'state-store-test'})!, 'the test cannot start')
 }, 60_000)
 
