@@ -285,6 +285,29 @@ export function liveProblems(plan: Plan, servers: readonly ServerSnapshot[]): st
   return problems
 }
 
+/** The server a rebuild or remove plan acts on (its steps', less the check of replication), or null for other plans. */
+export function confirmedTargetOf(plan: Plan): string | null {
+  if (plan.kind !== 'rebuild' && plan.kind !== 'remove') return null
+  const targets = [...new Set(plan.steps.filter((s) => s.type !== 'verify_replication').map((s) => s.server))]
+  return targets.join(', ') || '(none)'
+}
+
+/**
+ * A rebuild replaces a server's datadir and a removal takes it out of service: apply runs either only on the server
+ * the operator names again at apply (mha apply --target NAME), never on a server the plan file alone names. Other
+ * plans take no --target: given, it is refused rather than ignored. Null when the plan may run.
+ */
+export function targetProblem(plan: Plan, planFile: string, named: string | undefined): {problem: string; next: string} | null {
+  const target = confirmedTargetOf(plan)
+  if (target === null)
+    return named === undefined ? null : {problem: `--target ${named}: ${planFile} is a ${plan.kind} plan; --target confirms the server of a rebuild or remove plan only; nothing was changed`, next: `apply ${planFile} without --target`}
+  const what = plan.kind === 'rebuild' ? `rebuilds ${target} (its datadir is replaced)` : `removes ${target} (its replication is reset and it is listed out of service)`
+  const command = `mha apply ${planFile} --target ${target}`
+  if (named === undefined) return {problem: `${planFile} ${what}: name it with --target ${target} to confirm; nothing was changed`, next: `review it ("mha show ${planFile}"), then "${command}"`}
+  if (named !== target) return {problem: `${planFile} ${what}, not ${named} as --target says; nothing was changed`, next: `to ${plan.kind} ${named}, plan it ("mha plan --cluster ${plan.cluster} --${plan.kind} ${named}") and apply that plan; to ${plan.kind} ${target}, "${command}"`}
+  return null
+}
+
 /** What the manager's state says of the servers a failover took out, for a rejoin (null: no state to ask). */
 export interface RoleState {
   /** Servers the state lists out of service. */
