@@ -108,10 +108,18 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
         for (const file of [step.params.from.file, ...step.params.files]) if (!/^[A-Za-z0-9_.-]+\.\d+$/.test(file)) problems.push(`${where(step, 'params.files')}: ${JSON.stringify(file)} is not a binlog file name`)
         break
       }
-      case 'save_relay_diff':
-        for (const file of step.params.diff.files)
+      case 'save_relay_diff': {
+        const diff = step.params.diff
+        for (const file of diff.files)
           if (!posix.isAbsolute(file) || posix.normalize(file) !== file || file.includes('\n')) problems.push(`${where(step, 'params.diff.files')}: ${JSON.stringify(file)} is not a plain absolute path`)
+        if (step.server !== diff.source) problems.push(`${where(step, 'server')}: ${step.server}; the step reads the relay logs of params.diff.source ${diff.source}`)
+        // The range lies between the target's and the source's read positions: facts apply checks on the live servers
+        // before the first step. Where it starts in the relay log (files, offset) is derived again by the step itself.
+        const read = (name: string) => plan.observed.facts.find((f) => f.server === name && f.fact === 'read')?.value ?? 'none'
+        for (const [field, name, at] of [['after', step.params.target, diff.after], ['until', diff.source, diff.until]] as const)
+          if (read(name) !== formatCoordinates(at)) problems.push(`${where(step, `params.diff.${field}`)}: the plan says ${formatCoordinates(at)}, its observed facts give ${name} the read position ${read(name)}`)
         break
+      }
       case 'check_switchover':
         if (step.params.maxLagSeconds !== cluster.switchover.maxLagSeconds) problems.push(`${where(step, 'params.maxLagSeconds')}: the plan says ${step.params.maxLagSeconds}, the cluster file's switchover.max_lag_seconds is ${cluster.switchover.maxLagSeconds}`)
         if (step.params.runningUpdatesLimit !== cluster.switchover.runningUpdatesLimit)

@@ -158,6 +158,19 @@ describe('plan parameters checked against the cluster file and the plan\'s own o
     expect(planProblems(change(remove, 'detach_replication:db3', (p) => (p.resetSlaveAll = false)), c)).toEqual(['step detach_replication:db3 params.resetSlaveAll: the plan says false, a remove always runs RESET SLAVE ALL: true'])
   })
 
+  it('save_relay_diff: diff.after and diff.until are the target\'s and the source\'s read positions in the observed facts apply checks live', () => {
+    const {cluster, plan} = load('mariadb-file-lagging')
+    const save = plan.steps.find((s) => s.type === 'save_relay_diff')! as Step & {type: 'save_relay_diff'}
+    const {after, until} = save.params.diff
+    expect(planProblems(plan, cluster)).toEqual([])
+    expect(planProblems(change(plan, save.id, (p) => ((p.diff as {after: unknown}).after = {file: after.file, pos: 4})), cluster)).toEqual([
+      `step ${save.id} params.diff.after: the plan says ${after.file}:4, its observed facts give db3 the read position ${after.file}:${after.pos}`,
+    ])
+    expect(planProblems(change(plan, save.id, (p) => ((p.diff as {until: unknown}).until = {file: until.file, pos: until.pos - 1})), cluster)).toEqual([
+      `step ${save.id} params.diff.until: the plan says ${until.file}:${until.pos - 1}, its observed facts give db2 the read position ${until.file}:${until.pos}`,
+    ])
+  })
+
   it('wait_relay_log_applied.until is the server\'s read position in the plan\'s own observed section', () => {
     const {cluster, plan} = load('mariadb-file-lagging')
     const wait = plan.steps.find((s) => s.type === 'wait_relay_log_applied')!
