@@ -30,7 +30,9 @@ export default class Ack extends BaseCommand<typeof Ack> {
         const after = (await coord?.updateState(name, acknowledge(seen))) ?? updateWatchState(plansDir, name, acknowledge(seen))
         if (coord) updateWatchState(plansDir, name, acknowledge(seen))
         if (after.lastFailover?.at !== seen)
-          throw new UserError(`cluster ${name}: a newer failover (${after.lastFailover?.at ?? '?'}, ${after.lastFailover?.plan ?? '?'}) was recorded while acknowledging the one at ${seen}; it is not acknowledged: review it, then run mha ack again`)
+          throw new UserError(
+            `cluster ${name}: a newer failover (${after.lastFailover?.at ?? '?'}, ${after.lastFailover?.plan ?? '?'}) was recorded while acknowledging the one at ${seen}; the newer failover was NOT acknowledged, and automatic failover stays blocked: review it (mha status --cluster ${name}), then run mha ack again`,
+          )
       }
       this.#said(name, state, already)
     } finally {

@@ -6,6 +6,7 @@ import {clusterFlags, plansDirFlag} from '../src/cli/flags.js'
 import {renderPlan} from '../src/cli/render-plan.js'
 import {inspectCluster, readSnapshot} from '../src/inspect/inspect.js'
 import {defaultPlanPath, planDigest, serializePlan, toolVersion, validatePlan, writePlan} from '../src/plan/plan-file.js'
+import {confirmedTargetOf} from '../src/plan/validate.js'
 import {planFor} from '../src/plan/planner.js'
 import {planRejoin} from '../src/plan/rejoin.js'
 import {rejoinInput} from '../src/plan/rejoin-inputs.js'
@@ -63,7 +64,10 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
     else validatePlan(plan, 'the plan')
     const digest = planDigest(plan)
     const where = file ? `Plan written to ${file}` : toStdout ? 'Plan written to stdout' : 'No changes: the plan is not archived (-o FILE or --archive-noop keeps it)'
-    const next = plan.kind === 'noop' ? '' : `\nDigest: ${digest}${file ? `\nReview it ("mha show ${file}" shows what apply will run), then: mha apply ${file} --expect-digest ${digest}` : ''}`
+    // A rebuild or removal runs only on the server named again at apply.
+    const target = confirmedTargetOf(plan)
+    const confirm = target === null ? '' : ` --target ${target}`
+    const next = plan.kind === 'noop' ? '' : `\nDigest: ${digest}${file ? `\nReview it ("mha show ${file}" shows what apply will run), then: mha apply ${file} --expect-digest ${digest}${confirm}` : ''}`
     if (this.flags.json || toStdout) process.stdout.write(serializePlan(plan))
     if (!this.flags.json) (toStdout ? process.stderr : process.stdout).write(`${renderPlan(plan)}\n\n${where}${next}\n`)
     if (plan.kind !== 'noop') this.exit(ExitCode.attention)

@@ -7,7 +7,7 @@ import {renderPlan} from '../src/cli/render-plan.js'
 import {clusterFile, loadClusterFile} from '../src/config/load.js'
 import {effectOf} from '../src/plan/effects.js'
 import {planDigest, readPlan} from '../src/plan/plan-file.js'
-import {planProblems} from '../src/plan/validate.js'
+import {confirmedTargetOf, planProblems} from '../src/plan/validate.js'
 import {UserError} from '../src/util/errors.js'
 
 export default class Show extends BaseCommand<typeof Show> {
@@ -26,6 +26,8 @@ export default class Show extends BaseCommand<typeof Show> {
     const cluster = loadClusterFile(configFile)
     const problems = planProblems(plan, cluster)
     const digest = planDigest(plan)
+    // A rebuild or removal runs only on the server named again at apply.
+    const target = confirmedTargetOf(plan)
     const steps = plan.steps.map((step) => ({id: step.id, group: step.group ?? null, after: step.after, effect: effectOf(step, plan, cluster)}))
     const rollback = plan.rollback ? {ifFailedBefore: plan.rollback.ifFailedBefore, steps: plan.rollback.steps.map((step) => ({id: step.id, after: step.after, effect: effectOf(step, plan, cluster)}))} : null
     if (this.flags.json) this.print({file, digest, problems, steps, rollback})
@@ -37,7 +39,7 @@ export default class Show extends BaseCommand<typeof Show> {
         for (const step of rollback.steps) lines.push(`      ${step.id} (undoes ${step.after.join(', ')})`, ...step.effect.map((e) => `        ${e}`))
       }
       if (problems.length > 0) lines.push('', `The plan disagrees with ${cluster.file}; apply will refuse it:`, ...problems.map((p) => `  - ${p}`))
-      lines.push('', `Digest: ${digest}`, `Approve exactly this plan with: mha apply ${file} --expect-digest ${digest}`)
+      lines.push('', `Digest: ${digest}`, `Approve exactly this plan with: mha apply ${file} --expect-digest ${digest}${target === null ? '' : ` --target ${target}`}`)
       this.say(lines.join('\n'))
     }
     if (problems.length > 0) this.exit(ExitCode.error)

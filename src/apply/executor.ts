@@ -6,7 +6,7 @@ import {planDigest} from '../plan/plan-file.js'
 import {dialectFor} from '../dialect/index.js'
 import {parseServerVersion} from '../dialect/version.js'
 import {resumeChanges} from '../plan/resume.js'
-import {liveProblems, planProblems, roleProblems, type RoleState} from '../plan/validate.js'
+import {liveProblems, planProblems, roleProblems, targetProblem, type RoleState} from '../plan/validate.js'
 import type {ServerSnapshot, Snapshot} from '../inspect/types.js'
 import {observedFacts} from '../plan/planner.js'
 import type {Plan, Step} from '../plan/types.js'
@@ -43,6 +43,8 @@ export interface ApplyOptions {
   progressIntervalMs?: number
   /** What the manager's state says of servers taken out by a failover: a rejoin puts back only such a server. */
   roleState?: RoleState | null
+  /** The server the operator names at apply (mha apply --target): a rebuild or remove plan runs only on it. */
+  target?: string
 }
 
 /** The new master's coordinates recorded when it was detached, and how the old master would follow it from there. */
@@ -144,6 +146,9 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     return refuse(`${planFile} changed since apply began (digest ${digest}, the journal's ${journalDigest})`, `restore the plan that was being applied, or make a new plan with "mha plan --cluster ${plan.cluster}"`)
   const problems = planProblems(plan, cluster)
   if (problems.length > 0) return refuse(`${planFile}: the plan disagrees with ${cluster.file}: ${problems.join('; ')}`, `make a new plan with "mha plan --cluster ${plan.cluster}" and review it ("mha show FILE")`)
+  // A rebuild wipes a datadir, a removal takes a server out: only the server the operator names again here.
+  const unconfirmed = targetProblem(plan, planFile, options.target)
+  if (unconfirmed !== null) return refuse(unconfirmed.problem, unconfirmed.next)
   if (plan.kind === 'noop') return finished(report('already_applied', 'a noop plan: nothing to do', null))
 
   try {

@@ -108,10 +108,18 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
         for (const file of [step.params.from.file, ...step.params.files]) if (!/^[A-Za-z0-9_.-]+\.\d+$/.test(file)) problems.push(`${where(step, 'params.files')}: ${JSON.stringify(file)} is not a binlog file name`)
         break
       }
-      case 'save_relay_diff':
-        for (const file of step.params.diff.files)
+      case 'save_relay_diff': {
+        const diff = step.params.diff
+        for (const file of diff.files)
           if (!posix.isAbsolute(file) || posix.normalize(file) !== file || file.includes('\n')) problems.push(`${where(step, 'params.diff.files')}: ${JSON.stringify(file)} is not a plain absolute path`)
+        if (step.server !== diff.source) problems.push(`${where(step, 'server')}: ${step.server}; the step reads the relay logs of params.diff.source ${diff.source}`)
+        // The range lies between the target's and the source's read positions: facts apply checks on the live servers
+        // before the first step. Where it starts in the relay log (files, offset) is derived again by the step itself.
+        const read = (name: string) => plan.observed.facts.find((f) => f.server === name && f.fact === 'read')?.value ?? 'none'
+        for (const [field, name, at] of [['after', step.params.target, diff.after], ['until', diff.source, diff.until]] as const)
+          if (read(name) !== formatCoordinates(at)) problems.push(`${where(step, `params.diff.${field}`)}: the plan says ${formatCoordinates(at)}, its observed facts give ${name} the read position ${read(name)}`)
         break
+      }
       case 'check_switchover':
         if (step.params.maxLagSeconds !== cluster.switchover.maxLagSeconds) problems.push(`${where(step, 'params.maxLagSeconds')}: the plan says ${step.params.maxLagSeconds}, the cluster file's switchover.max_lag_seconds is ${cluster.switchover.maxLagSeconds}`)
         if (step.params.runningUpdatesLimit !== cluster.switchover.runningUpdatesLimit)
@@ -283,6 +291,29 @@ export function liveProblems(plan: Plan, servers: readonly ServerSnapshot[]): st
     for (const file of step.params.diff.files) if (posix.dirname(file) !== dir) problems.push(`step ${step.id} params.diff.files: ${file} is not in ${step.params.diff.source}'s relay log folder ${dir}`)
   }
   return problems
+}
+
+/** The server a rebuild or remove plan acts on (its steps', less the check of replication), or null for other plans. */
+export function confirmedTargetOf(plan: Plan): string | null {
+  if (plan.kind !== 'rebuild' && plan.kind !== 'remove') return null
+  const targets = [...new Set(plan.steps.filter((s) => s.type !== 'verify_replication').map((s) => s.server))]
+  return targets.join(', ') || '(none)'
+}
+
+/**
+ * A rebuild replaces a server's datadir and a removal takes it out of service: apply runs either only on the server
+ * the operator names again at apply (mha apply --target NAME), never on a server the plan file alone names. Other
+ * plans take no --target: given, it is refused rather than ignored. Null when the plan may run.
+ */
+export function targetProblem(plan: Plan, planFile: string, named: string | undefined): {problem: string; next: string} | null {
+  const target = confirmedTargetOf(plan)
+  if (target === null)
+    return named === undefined ? null : {problem: `--target ${named}: ${planFile} is a ${plan.kind} plan; --target confirms the server of a rebuild or remove plan only; nothing was changed`, next: `apply ${planFile} without --target`}
+  const what = plan.kind === 'rebuild' ? `rebuilds ${target} (its datadir is replaced)` : `removes ${target} (its replication is reset and it is listed out of service)`
+  const command = `mha apply ${planFile} --target ${target}`
+  if (named === undefined) return {problem: `${planFile} ${what}: name it with --target ${target} to confirm; nothing was changed`, next: `review it ("mha show ${planFile}"), then "${command}"`}
+  if (named !== target) return {problem: `${planFile} ${what}, not ${named} as --target says; nothing was changed`, next: `to ${plan.kind} ${named}, plan it ("mha plan --cluster ${plan.cluster} --${plan.kind} ${named}") and apply that plan; to ${plan.kind} ${target}, "${command}"`}
+  return null
 }
 
 /** What the manager's state says of the servers a failover took out, for a rejoin (null: no state to ask). */

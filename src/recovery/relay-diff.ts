@@ -1,5 +1,9 @@
 import {posix} from 'node:path'
 import {EventType} from '../binlog/constants.js'
+import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
+import {findRelayDiffStart} from '../binlog/relay-diff.js'
+import type {BinlogSource} from '../binlog/source.js'
+import type {RelayDiff} from '../plan/types.js'
 import {BinlogError} from '../binlog/scanner.js'
 import {shellQuote, type SshSession} from '../remote/ssh.js'
 import {UserError} from '../util/errors.js'
@@ -106,6 +110,35 @@ export async function copyRelayDiff(
     localFile,
     options,
   )
+}
+
+/**
+ * The relay-log range a plan copies, derived again from the source's relay logs as they are now, with the planner's
+ * own lookup (findRelayDiffStart): the offset is plan data anyone can edit, and one at an earlier event would apply
+ * transactions twice on the lagging replica, one inside an event garbage. `live`: the source's relay log files now
+ * (full paths, oldest first, from its relay log index); `open` reads one. The plan's files must be a run of them; the
+ * lookup reads from the newest file that starts at or before `diff.after` through the plan's last file (a file
+ * the source began after the plan was made is not copied, so it is not read), the range must start at the plan's
+ * offset and reach `diff.until`. Returns the disagreement in one line naming the step and field, or null.
+ */
+export async function relayDiffProblem(step: {id: string; target: string; diff: RelayDiff}, live: readonly string[], open: (path: string) => BinlogSource, replicaServerId: number): Promise<string | null> {
+  const {diff} = step
+  const field = (name: string) => `step ${step.id} params.diff.${name}`
+  const at = live.indexOf(diff.files[0] ?? '')
+  const run = at < 0 ? [] : live.slice(at, at + diff.files.length)
+  if (diff.files.length === 0 || run.length !== diff.files.length || run.some((file, i) => file !== diff.files[i]))
+    return `${field('files')}: the plan lists ${diff.files.join(', ') || 'none'}, which is not a run of ${diff.source}'s relay logs now (${live.join(', ') || 'none'}); nothing was copied`
+  const paths = live.slice(0, at + diff.files.length)
+  const sources = paths.map(open)
+  const start = await findRelayDiffStart(sources, diff.after, {replicaServerId})
+  const planned = `the plan says ${diff.files[0]}:${diff.offset}`
+  const after = `the events after ${formatCoordinates(diff.after)} (${step.target}'s read position)`
+  if (!start.found) return `${field('offset')}: ${planned}, but ${diff.source}'s relay logs give no start for ${after}: ${start.message}; nothing was copied`
+  const derived = `${paths[sources.findIndex((s) => s.name === start.relayFile)] ?? start.relayFile}:${start.offset}`
+  if (derived !== `${diff.files[0]}:${diff.offset}`) return `${field('offset')}: ${planned}, ${diff.source}'s relay log gives ${derived} for ${after}; nothing was copied`
+  if (start.relayEnd === null || compareCoordinates(start.relayEnd, diff.until) < 0)
+    return `${field('until')}: the plan copies up to ${formatCoordinates(diff.until)}, ${diff.source}'s relay logs through ${diff.files.at(-1)!} end at ${start.relayEnd ? formatCoordinates(start.relayEnd) : 'no master event'}; nothing was copied`
+  return null
 }
 
 /** The relay log files listed in a replica's relay log index (@@relay_log_index), as full paths, oldest first. */

@@ -3,7 +3,8 @@ import {basename, join} from 'node:path'
 import {endpointOf} from '../inspect/inspect.js'
 import {planDigest} from '../plan/plan-file.js'
 import type {OutputRef, Step} from '../plan/types.js'
-import {applyBinlogs, copyRelayDiff, listRemoteRelayLogs, saveBinlogTail} from '../recovery/index.js'
+import {remoteSource} from '../inspect/relay-lookup.js'
+import {applyBinlogs, copyRelayDiff, listRemoteRelayLogs, relayDiffProblem, saveBinlogTail} from '../recovery/index.js'
 import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
 import type {StoppedPosition} from './replication.js'
 import type {StepContext, StepHandler} from './types.js'
@@ -44,7 +45,15 @@ export const saveRelayDiff: StepHandler<SaveDiff> = {
   async act(step, ctx) {
     const diff = step.params.diff
     const file = relayDiffFile(step, ctx)
-    const copied = await copyRelayDiff(await ctx.ssh(diff.source), diff.files, diff.offset, file)
+    const session = await ctx.ssh(diff.source)
+    // Where the missing events start is derived again from the source's relay logs before a byte is copied: an
+    // offset at an earlier event would apply transactions twice on the target, one inside an event garbage.
+    const row = await (await ctx.sql(diff.source)).queryOne('SELECT @@relay_log_index AS i, @@server_id AS id')
+    if (typeof row?.i !== 'string' || row.i === '') throw new Error(`step ${step.id}: ${diff.source} names no relay log index (@@relay_log_index); nothing was copied`)
+    const live = await listRemoteRelayLogs(session, row.i)
+    const problem = await relayDiffProblem({id: step.id, target: step.params.target, diff}, live, (path) => remoteSource(session, path), Number(row.id))
+    if (problem !== null) throw new Error(problem)
+    const copied = await copyRelayDiff(session, diff.files, diff.offset, file)
     return recordSaved(file, ctx, {file: basename(file), bytes: copied.bytes})
   },
   verify(_step, _ctx, outputs) {

@@ -20,8 +20,8 @@ const hosts = (s: TestSandbox) => s.state.hosts.map((h) => h.name)
 const status = (s: TestSandbox, host: string) => s.sql(host, (c) => c.queryOne('SHOW SLAVE STATUS'))
 
 /** `mha apply` without a TTY, each stdout line with the moment it arrived: what a person watching the terminal sees, when. */
-function applyWatchingLines(file: string, configFile: string, env: NodeJS.ProcessEnv): Promise<{code: number | null; lines: {text: string; at: number}[]; exitedAt: number; stderr: string}> {
-  const child = spawn(process.execPath, [join(root, 'bin/run.js'), 'apply', file, '--config', configFile], {cwd: root, env: {...process.env, NODE_ENV: 'production', ...env}})
+function applyWatchingLines(file: string, configFile: string, target: string, env: NodeJS.ProcessEnv): Promise<{code: number | null; lines: {text: string; at: number}[]; exitedAt: number; stderr: string}> {
+  const child = spawn(process.execPath, [join(root, 'bin/run.js'), 'apply', file, '--config', configFile, '--target', target], {cwd: root, env: {...process.env, NODE_ENV: 'production', ...env}})
   const lines: {text: string; at: number}[] = []
   let buffer = ''
   let stderr = ''
@@ -48,10 +48,12 @@ async function rebuildUnderLoad(s: TestSandbox, plansDir: string, output: 'lines
   const plan = await runMha(['plan', '--config', s.configFile, '--rebuild', 'db4', '-o', file])
   expect(plan.code, plan.stderr + plan.stdout).toBe(2)
   expect(plan.stdout).toMatch(/rebuild db4 from a copy of db2, then replicate from db1/)
+  expect(plan.stdout).toContain(`then: mha apply ${file} --expect-digest `)
+  expect(plan.stdout).toMatch(/ --target db4\n/)
   const text = readFileSync(file, 'utf8')
   for (const secret of Object.values(secretsOf(s.state.dir))) expect(text).not.toContain(secret.reveal())
   if (output === 'json') {
-    const applied = await runMha(['apply', file, '--config', s.configFile, '--json'])
+    const applied = await runMha(['apply', file, '--config', s.configFile, '--target', 'db4', '--json'])
     const report = JSON.parse(applied.stdout) as ApplyReport
     expect(report.status, report.message + applied.stderr).toBe('applied')
     expect(applied.code).toBe(0)
@@ -59,7 +61,7 @@ async function rebuildUnderLoad(s: TestSandbox, plansDir: string, output: 'lines
     for (const secret of Object.values(secretsOf(s.state.dir))) expect(applied.stdout + applied.stderr).not.toContain(secret.reveal())
   } else {
     // Progress every 100 ms: the sandbox's copy takes a second or two, not the 10 s of the default interval.
-    const applied = await applyWatchingLines(file, s.configFile, {MHA_PROGRESS_INTERVAL_MS: '100'})
+    const applied = await applyWatchingLines(file, s.configFile, 'db4', {MHA_PROGRESS_INTERVAL_MS: '100'})
     const all = applied.lines.map((l) => l.text).join('\n')
     expect(applied.code, all + applied.stderr).toBe(0)
     expect(all).toMatch(/ applied: rebuild applied/)
@@ -98,7 +100,7 @@ async function rebuildUnderLoad(s: TestSandbox, plansDir: string, output: 'lines
   expect(check.code, check.stdout + check.stderr).toBe(0)
   expect(check.stdout).toMatch(/db4 +127\.0\.0\.184:3306 +replica +from 127\.0\.0\.181:3306 io=running sql=running/)
   // A second apply does nothing.
-  const again = await runMha(['apply', file, '--config', s.configFile, '--json'])
+  const again = await runMha(['apply', file, '--config', s.configFile, '--target', 'db4', '--json'])
   expect((JSON.parse(again.stdout) as ApplyReport).status).toBe('already_applied')
 }
 
@@ -119,7 +121,7 @@ describe('rebuild and remove on a real sandbox (octet 181)', () => {
     const plan = await runMha(['plan', '--config', sandbox.configFile, '--remove', 'db3', '-o', file])
     expect(plan.code, plan.stderr).toBe(2)
     expect(plan.stdout).toMatch(/delete db3's block .* from servers in/)
-    const applied = await runMha(['apply', file, '--config', sandbox.configFile])
+    const applied = await runMha(['apply', file, '--config', sandbox.configFile, '--target', 'db3'])
     expect(applied.code, applied.stdout + applied.stderr).toBe(0)
     expect(await status(sandbox, 'db3')).toBeUndefined()
     const state = JSON.parse(readFileSync(join(plansDir, 'itrebuild', 'watch-state.json'), 'utf8')) as {outOfService: {server: string; reason: string}[]}

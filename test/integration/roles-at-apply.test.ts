@@ -3,6 +3,7 @@ import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
 import type {Plan, Step} from '../../src/plan/types.js'
+import {confirmedTargetOf} from '../../src/plan/validate.js'
 import {startHost} from '../../src/sandbox/sandbox.js'
 import {killMasterAndWait, planAndApply, root, runMha, serverStates, startSandbox, type TestSandbox} from './harness.js'
 
@@ -81,7 +82,9 @@ async function applyCrafted(s: TestSandbox, dir: string, name: string, crafted: 
   const shown = await runMha(['show', file, '--config', s.configFile])
   expect(shown.code, shown.stdout + shown.stderr).toBe(0)
   const before = await state(s, dir)
-  const applied = await runMha(['apply', file, '--config', s.configFile])
+  // A rebuild or removal runs only on the server named with --target: named, so that only the roles refuse it.
+  const target = confirmedTargetOf(crafted)
+  const applied = await runMha(['apply', file, '--config', s.configFile, ...(target === null ? [] : ['--target', target])])
   await new Promise((r) => setTimeout(r, 500))
   return {...applied, before, after: await state(s, dir)}
 }

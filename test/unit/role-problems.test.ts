@@ -8,7 +8,7 @@ import {planRejoin, type FailoverRecord} from '../../src/plan/rejoin.js'
 import {planRebuild, planRemove} from '../../src/plan/service.js'
 import {planSwitchover} from '../../src/plan/switchover.js'
 import type {Plan, Step} from '../../src/plan/types.js'
-import {planProblems, roleProblems} from '../../src/plan/validate.js'
+import {planProblems, roleProblems, targetProblem} from '../../src/plan/validate.js'
 
 const golden = join(dirname(fileURLToPath(import.meta.url)), '../golden')
 const header = {tool: 'test', createdAt: '2026-12-01T00:00:00.000Z', configFile: 'cluster.yaml'}
@@ -158,6 +158,19 @@ describe('plan parameters checked against the cluster file and the plan\'s own o
     expect(planProblems(change(remove, 'detach_replication:db3', (p) => (p.resetSlaveAll = false)), c)).toEqual(['step detach_replication:db3 params.resetSlaveAll: the plan says false, a remove always runs RESET SLAVE ALL: true'])
   })
 
+  it('save_relay_diff: diff.after and diff.until are the target\'s and the source\'s read positions in the observed facts apply checks live', () => {
+    const {cluster, plan} = load('mariadb-file-lagging')
+    const save = plan.steps.find((s) => s.type === 'save_relay_diff')! as Step & {type: 'save_relay_diff'}
+    const {after, until} = save.params.diff
+    expect(planProblems(plan, cluster)).toEqual([])
+    expect(planProblems(change(plan, save.id, (p) => ((p.diff as {after: unknown}).after = {file: after.file, pos: 4})), cluster)).toEqual([
+      `step ${save.id} params.diff.after: the plan says ${after.file}:4, its observed facts give db3 the read position ${after.file}:${after.pos}`,
+    ])
+    expect(planProblems(change(plan, save.id, (p) => ((p.diff as {until: unknown}).until = {file: until.file, pos: until.pos - 1})), cluster)).toEqual([
+      `step ${save.id} params.diff.until: the plan says ${until.file}:${until.pos - 1}, its observed facts give db2 the read position ${until.file}:${until.pos}`,
+    ])
+  })
+
   it('wait_relay_log_applied.until is the server\'s read position in the plan\'s own observed section', () => {
     const {cluster, plan} = load('mariadb-file-lagging')
     const wait = plan.steps.find((s) => s.type === 'wait_relay_log_applied')!
@@ -165,5 +178,31 @@ describe('plan parameters checked against the cluster file and the plan\'s own o
     expect(planProblems(change(plan, wait.id, (p) => (p.until = {file: read.file, pos: read.pos + 100})), cluster)).toEqual([
       `step ${wait.id} params.until: the plan says ${read.file}:${read.pos + 100}, its observed section gives ${wait.server} the read position ${read.file}:${read.pos}`,
     ])
+  })
+})
+
+describe('targetProblem: a rebuild or removal runs only on the server the operator names at apply (--target)', () => {
+  const file = 'plans/app1/x.json'
+  it('rebuild: refused without --target or with another server, each naming the plan\'s server; the right one passes', () => {
+    const {cluster, snapshot} = healthy()
+    const plan = planRebuild(cluster, snapshot, header, 'db4')
+    expect(targetProblem(plan, file, undefined)).toEqual({problem: `${file} rebuilds db4 (its datadir is replaced): name it with --target db4 to confirm; nothing was changed`, next: `review it ("mha show ${file}"), then "mha apply ${file} --target db4"`})
+    expect(targetProblem(plan, file, 'db2')?.problem).toBe(`${file} rebuilds db4 (its datadir is replaced), not db2 as --target says; nothing was changed`)
+    expect(targetProblem(plan, file, 'db2')?.next).toMatch(/^to rebuild db2, plan it \("mha plan --cluster \S+ --rebuild db2"\) and apply that plan; to rebuild db4, "mha apply plans\/app1\/x\.json --target db4"$/)
+    expect(targetProblem(plan, file, 'db4')).toBeNull()
+    // A plan whose steps were aimed at another server is refused by the name the operator gave, whatever its decision says.
+    expect(targetProblem(aimed(plan, 'db4', 'db3', 'db1'), file, 'db4')?.problem).toBe(`${file} rebuilds db3 (its datadir is replaced), not db4 as --target says; nothing was changed`)
+  })
+
+  it('remove: the same; other plans take no --target (refused, not ignored)', () => {
+    const {cluster, snapshot} = healthy()
+    const plan = planRemove(cluster, snapshot, header, 'db3')
+    expect(targetProblem(plan, file, undefined)?.problem).toBe(`${file} removes db3 (its replication is reset and it is listed out of service): name it with --target db3 to confirm; nothing was changed`)
+    expect(targetProblem(plan, file, 'db2')?.problem).toBe(`${file} removes db3 (its replication is reset and it is listed out of service), not db2 as --target says; nothing was changed`)
+    expect(targetProblem(plan, file, 'db3')).toBeNull()
+    const live = healthy('mariadb-gtid-switchover')
+    const switchover = planSwitchover(live.cluster, live.snapshot, header, 'db3')
+    expect(targetProblem(switchover, file, undefined)).toBeNull()
+    expect(targetProblem(switchover, file, 'db3')).toEqual({problem: `--target db3: ${file} is a switchover plan; --target confirms the server of a rebuild or remove plan only; nothing was changed`, next: `apply ${file} without --target`})
   })
 })

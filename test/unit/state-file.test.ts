@@ -3,7 +3,7 @@ import {existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
-import {readWatchState, updateWatchState, withFenced} from '../../src/store/cluster-state.js'
+import {acknowledge, readWatchState, updateWatchState, withFenced, type WatchState} from '../../src/store/cluster-state.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'mha-state-file-'))
 afterAll(() => rmSync(dir, {recursive: true, force: true}))
@@ -35,5 +35,29 @@ describe('the state file: every update one read-modify-write, none lost', () => 
     updateWatchState(dir, 'c2', withFenced({server: 'x', master: 'db1', at: 'now', reason: 'test'}))
     expect(existsSync(lock)).toBe(false)
     expect(readWatchState(dir, 'c2').fenced?.map((f) => f.server)).toEqual(['x'])
+  })
+})
+
+describe('acknowledge: mha ack acknowledges the failover it showed, never a newer one', () => {
+  const failover = (at: string, plan: string): WatchState => ({lastFailover: {at, plan, report: `${plan}.report.json`, status: 'applied', deadMaster: 'db1', newMaster: 'db2'}, acknowledged: false, fenced: [{server: 'db1', master: 'db2', at, reason: 'test'}]})
+  const seen = '2026-12-01T10:00:00.000Z'
+
+  it('the failover shown, unacknowledged: acknowledged, the rest of the state kept', () => {
+    const state = failover(seen, 'plans/app1/a-failover.json')
+    expect(acknowledge(seen)(state)).toEqual({...state, acknowledged: true})
+  })
+
+  it('a newer failover recorded since it was shown: no change, it stays unacknowledged', () => {
+    expect(acknowledge(seen)(failover('2026-12-01T10:05:00.000Z', 'plans/app1/b-failover.json'))).toBeNull()
+    // Through the state file, as mha ack writes it: the newer failover is still there, unacknowledged.
+    updateWatchState(dir, 'c3', () => failover('2026-12-01T10:05:00.000Z', 'plans/app1/b-failover.json'))
+    const after = updateWatchState(dir, 'c3', acknowledge(seen))
+    expect([after.lastFailover?.at, after.acknowledged]).toEqual(['2026-12-01T10:05:00.000Z', false])
+    expect(readWatchState(dir, 'c3').acknowledged).toBe(false)
+  })
+
+  it('already acknowledged (another mha ack), or no failover at all: no change', () => {
+    expect(acknowledge(seen)({...failover(seen, 'plans/app1/a-failover.json'), acknowledged: true})).toBeNull()
+    expect(acknowledge(seen)({lastFailover: null, acknowledged: true})).toBeNull()
   })
 })
