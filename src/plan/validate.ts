@@ -155,10 +155,11 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
         break
       }
       case 'wait_relay_log_applied': {
-        // A replica executes the relay log it had when the plan was made: its read position in the plan's own observation.
-        const read = plan.observed.servers.find((s) => s.name === step.server)?.read ?? null
-        if (!read || read.file !== step.params.until.file || read.pos !== step.params.until.pos)
-          problems.push(`${where(step, 'params.until')}: the plan says ${formatCoordinates(step.params.until)}, its observed section gives ${step.server} the read position ${read ? formatCoordinates(read) : 'none'}`)
+        // A replica executes the relay log it had when the plan was made: its read position in the plan's observed
+        // facts, which apply checks on the live servers (an edit of the step and of observed.servers together is caught).
+        const read = plan.observed.facts.find((f) => f.server === step.server && f.fact === 'read')?.value ?? 'none'
+        if (read !== formatCoordinates(step.params.until))
+          problems.push(`${where(step, 'params.until')}: the plan says ${formatCoordinates(step.params.until)}, its observed facts give ${step.server} the read position ${read}`)
         break
       }
       case 'mark_out_of_service':

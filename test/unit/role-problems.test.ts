@@ -171,13 +171,16 @@ describe('plan parameters checked against the cluster file and the plan\'s own o
     ])
   })
 
-  it('wait_relay_log_applied.until is the server\'s read position in the plan\'s own observed section', () => {
+  it('wait_relay_log_applied.until is the server\'s read position in the plan\'s observed facts (which apply checks live)', () => {
     const {cluster, plan} = load('mariadb-file-lagging')
     const wait = plan.steps.find((s) => s.type === 'wait_relay_log_applied')!
     const read = plan.observed.servers.find((s) => s.name === wait.server)!.read!
-    expect(planProblems(change(plan, wait.id, (p) => (p.until = {file: read.file, pos: read.pos + 100})), cluster)).toEqual([
-      `step ${wait.id} params.until: the plan says ${read.file}:${read.pos + 100}, its observed section gives ${wait.server} the read position ${read.file}:${read.pos}`,
-    ])
+    const expected = [`step ${wait.id} params.until: the plan says ${read.file}:${read.pos + 100}, its observed facts give ${wait.server} the read position ${read.file}:${read.pos}`]
+    const edited = change(plan, wait.id, (p) => (p.until = {file: read.file, pos: read.pos + 100}))
+    expect(planProblems(edited, cluster)).toEqual(expected)
+    // The observed section edited along with the step does not pass it: the facts are what apply compares with the live servers.
+    const both = {...edited, observed: {...edited.observed, servers: edited.observed.servers.map((s) => (s.name === wait.server ? {...s, read: {file: read.file, pos: read.pos + 100}} : s))}}
+    expect(planProblems(both, cluster)).toEqual(expected)
   })
 })
 
