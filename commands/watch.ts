@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {processStartTime} from '../src/apply/lock.js'
+import {processStartTime} from '../src/store/lock.js'
 import {BaseCommand} from '../src/cli/base-command.js'
 import {ExitCode} from '../src/cli/exit-codes.js'
 import {clusterFlags, etcdFlags, plansDirFlag} from '../src/cli/flags.js'

@@ -16,7 +16,7 @@ import {oneLine} from '../util/errors.js'
 import {redact} from '../util/secret.js'
 import {RunContext} from './context.js'
 import type {ApplyListener, ApplyReport, StepStatus} from './events.js'
-import {Journal, type JournalStore} from './journal.js'
+import {Journal, type JournalStore} from '../store/journal.js'
 import type {SshPool} from '../remote/session-pool.js'
 import {FencedError} from '../coord/session.js'
 

@@ -1,7 +1,7 @@
 import {hostname} from 'node:os'
 import type {ApplyReport} from '../apply/events.js'
 import {applyPlan, journalFileOf, type ApplyOptions} from '../apply/executor.js'
-import {lockCluster} from '../apply/lock.js'
+import {lockCluster} from '../store/lock.js'
 import type {EtcdSettings} from '../coord/settings.js'
 import {planDigest} from '../plan/plan-file.js'
 import {endedRecord, readWatchState, startedRecord, type FailoverRecord, type StateChange} from '../store/cluster-state.js'
