@@ -147,8 +147,13 @@ export class EtcdStore implements ClusterStore {
       if (lock) txn = txn.and(this.#key('locks', lock.cluster), 'Create', '==', lock.token)
       const result = await bounded(txn.then(client.put(key).value(JSON.stringify(next))).commit(), etcdCallTimeoutMs, 'update state')
       if (result.succeeded) {
-        // This host's copy follows etcd, never the reverse: status and the planner read it.
-        writeWatchState(this.plansDir, cluster, next)
+        // This host's copy follows etcd, never the reverse: status and the planner read it. A copy that cannot be
+        // written does not undo what etcd holds (the next refresh writes it again).
+        try {
+          writeWatchState(this.plansDir, cluster, next)
+        } catch {
+          // Said by the next refresh, which throws.
+        }
         return next
       }
       if (lock) await this.#stillHeld(lock)

@@ -45,9 +45,12 @@ export class FileStore implements ClusterStore {
   }
 
   lock(purpose: string): Promise<ClusterLock> {
-    const release = lockCluster(this.cluster, purpose)
-    // Two processes never both hold a lock file: there is nothing to fence.
-    return Promise.resolve({cluster: this.cluster, token: 'file', guard: () => undefined, release: () => Promise.resolve(release())})
+    // A lock held by another process is a rejection, as with etcd, not a throw.
+    return new Promise((resolve) => {
+      const release = lockCluster(this.cluster, purpose)
+      // Two processes never both hold a lock file: there is nothing to fence.
+      resolve({cluster: this.cluster, token: 'file', guard: () => undefined, release: () => Promise.resolve(release())})
+    })
   }
 
   journal(_lock: ClusterLock, _digest: string, localCopy: string): JournalStore {
@@ -77,9 +80,10 @@ export function readWatchState(plansDir: string, cluster: string): WatchState {
 export function writeWatchState(plansDir: string, cluster: string, state: WatchState): void {
   const file = stateFile(plansDir, cluster)
   mkdirSync(dirname(file), {recursive: true})
-  // Written aside, then renamed: a crash never leaves half a state file.
-  writeFileSync(file + '.tmp', JSON.stringify(state, null, 2) + '\n')
-  renameSync(file + '.tmp', file)
+  // Written aside (a name of this process's own: two writers never share it), then renamed: a crash never leaves half a state file.
+  const aside = `${file}.${process.pid}.tmp`
+  writeFileSync(aside, JSON.stringify(state, null, 2) + '\n')
+  renameSync(aside, file)
 }
 
 const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
