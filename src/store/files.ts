@@ -6,6 +6,9 @@ import {Journal, type JournalStore} from './journal.js'
 import {lockCluster} from './lock.js'
 import type {ClusterLock, ClusterStore, WorkFiles} from './store.js'
 
+/** A file operation as a promise: its failure is a rejection, as etcd's are, never a throw. */
+const settled = <T>(operation: () => T): Promise<T> => new Promise((resolve) => resolve(operation()))
+
 /**
  * The store of one manager, in files: <plans>/<cluster>/watch-state.json and failover-record.json, each journal
  * beside its plan, work files in the folder beside the plan, and this host's lock file (lock.ts).
@@ -24,7 +27,7 @@ export class FileStore implements ClusterStore {
   }
 
   readState(): Promise<WatchState> {
-    return Promise.resolve(readWatchState(this.plansDir, this.cluster))
+    return settled(() => readWatchState(this.plansDir, this.cluster))
   }
 
   refreshLocalCopy(): Promise<void> {
@@ -32,24 +35,22 @@ export class FileStore implements ClusterStore {
   }
 
   updateState(change: StateChange): Promise<WatchState> {
-    return Promise.resolve(updateWatchState(this.plansDir, this.cluster, change))
+    return settled(() => updateWatchState(this.plansDir, this.cluster, change))
   }
 
   failoverRecord(): Promise<FailoverRecord | null> {
-    return Promise.resolve(readFailoverRecord(this.plansDir, this.cluster))
+    return settled(() => readFailoverRecord(this.plansDir, this.cluster))
   }
 
   writeFailoverRecord(_lock: ClusterLock, record: FailoverRecord): Promise<void> {
-    writeFailoverRecord(this.plansDir, this.cluster, record)
-    return Promise.resolve()
+    return settled(() => writeFailoverRecord(this.plansDir, this.cluster, record))
   }
 
   lock(purpose: string): Promise<ClusterLock> {
-    // A lock held by another process is a rejection, as with etcd, not a throw.
-    return new Promise((resolve) => {
+    return settled(() => {
       const release = lockCluster(this.cluster, purpose)
       // Two processes never both hold a lock file: there is nothing to fence.
-      resolve({cluster: this.cluster, token: 'file', guard: () => undefined, release: () => Promise.resolve(release())})
+      return {cluster: this.cluster, token: 'file', guard: () => undefined, release: () => settled(release)}
     })
   }
 
