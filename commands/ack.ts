@@ -3,7 +3,8 @@ import {clusterFlags, etcdFlags, jsonFlag, plansDirFlag} from '../src/cli/flags.
 import {etcdSettings} from '../src/coord/settings.js'
 import {clusterFile, clusterNameOf} from '../src/config/load.js'
 import {UsageError, UserError} from '../src/util/errors.js'
-import {acknowledge, readWatchState, updateWatchState, type WatchState} from '../src/store/cluster-state.js'
+import {acknowledge, type WatchState} from '../src/store/cluster-state.js'
+import {commandStore} from '../src/store/open.js'
 
 export default class Ack extends BaseCommand<typeof Ack> {
   static override summary = "Acknowledge a cluster's last failover, so that watch may fail it over again automatically."
@@ -16,19 +17,17 @@ export default class Ack extends BaseCommand<typeof Ack> {
     const name = this.flags.config ? clusterNameOf(clusterFile({config: this.flags.config})) : this.flags.cluster
     if (!name) throw new UsageError('name the cluster: mha ack --cluster NAME (or --config FILE)')
     const plansDir = this.flags['plans-dir']
-    const settings = etcdSettings(this.flags)
-    // With etcd the managers read the state there: the acknowledgement goes there (and to this host's copy).
-    const coord = settings ? await (await import('../src/coord/coordinator.js')).commandCoordinator(settings, 'nothing was acknowledged') : undefined
+    // With etcd the managers read the state there: the acknowledgement goes there (and this host's copy follows).
+    const {store, close} = await commandStore(plansDir, name, etcdSettings(this.flags), 'nothing was acknowledged')
     try {
-      const state = (await coord?.readState(name)) ?? readWatchState(plansDir, name)
-      if (!state.lastFailover) throw new UserError(`cluster ${name} has no failover to acknowledge in ${coord ? `etcd or ${plansDir}` : plansDir}`)
+      const state = await store.readState()
+      if (!state.lastFailover) throw new UserError(`cluster ${name} has no failover to acknowledge in ${store.where === 'etcd' ? `etcd or ${plansDir}` : plansDir}`)
       const already = state.acknowledged
       if (!already) {
-        // The failover shown is the one acknowledged: one read-modify-write here and one in etcd, neither undoing
-        // another update made meanwhile (a fence record, a newer failover, which stays unacknowledged).
+        // The failover shown is the one acknowledged: one compare-and-swap, undoing no other update made meanwhile
+        // (a fence record, a newer failover, which stays unacknowledged).
         const seen = state.lastFailover.at
-        const after = (await coord?.updateState(name, acknowledge(seen))) ?? updateWatchState(plansDir, name, acknowledge(seen))
-        if (coord) updateWatchState(plansDir, name, acknowledge(seen))
+        const after = await store.updateState(acknowledge(seen))
         if (after.lastFailover?.at !== seen)
           throw new UserError(
             `cluster ${name}: a newer failover (${after.lastFailover?.at ?? '?'}, ${after.lastFailover?.plan ?? '?'}) was recorded while acknowledging the one at ${seen}; the newer failover was NOT acknowledged, and automatic failover stays blocked: review it (mha status --cluster ${name}), then run mha ack again`,
@@ -36,7 +35,7 @@ export default class Ack extends BaseCommand<typeof Ack> {
       }
       this.#said(name, state, already)
     } finally {
-      await coord?.stop()
+      await close()
     }
   }
 

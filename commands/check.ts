@@ -4,7 +4,7 @@ import {ExitCode} from '../src/cli/exit-codes.js'
 import {clusterFlags, jsonFlag, plansDirFlag} from '../src/cli/flags.js'
 import {renderCheck} from '../src/cli/render-check.js'
 import {inspectCluster} from '../src/inspect/inspect.js'
-import {readWatchState} from '../src/store/cluster-state.js'
+import {readWatchState} from '../src/store/files.js'
 
 export default class Check extends BaseCommand<typeof Check> {
   static override summary = "Verify that a failover is possible right now (MHA's check_repl and check_ssh)."

@@ -12,7 +12,7 @@ import {planRejoin} from '../src/plan/rejoin.js'
 import {rejoinInput} from '../src/plan/rejoin-inputs.js'
 import {planRebuild, planRemove} from '../src/plan/service.js'
 import {planSwitchover} from '../src/plan/switchover.js'
-import {outOfService} from '../src/store/cluster-state.js'
+import {outOfService} from '../src/store/files.js'
 
 export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
   static override summary = 'Inspect the live cluster and write a reviewable plan (failover when the master is dead).'

@@ -8,7 +8,8 @@ import {inspectCluster} from '../src/inspect/inspect.js'
 import {oneLine} from '../src/util/errors.js'
 import {selectClusters} from '../src/watch/load-clusters.js'
 import {watchViewOf} from '../src/watch/presence.js'
-import {failoverBlocked, readWatchState} from '../src/store/cluster-state.js'
+import {failoverBlocked} from '../src/store/cluster-state.js'
+import {readWatchState} from '../src/store/files.js'
 import {automaticFailoverCell, automaticFailoverOf, watchLine} from '../src/watch/status-text.js'
 
 export default class Status extends BaseCommand<typeof Status> {
@@ -92,9 +93,10 @@ export default class Status extends BaseCommand<typeof Status> {
       const leaders = await coord.leadersNow()
       const managers = (await coord.managersNow()).filter((m) => m.id !== settings.id).map((m) => `${m.id} (${m.clusters} cluster(s))`)
       const states = new Map<string, WatchState>()
+      const {EtcdStore} = await import('../src/store/etcd.js')
       await Promise.all(
         names.map(async (name) => {
-          const state = await coord.readState(name)
+          const state = await new EtcdStore(coord, this.flags['plans-dir'], name).sharedState()
           if (state) states.set(name, state)
         }),
       )

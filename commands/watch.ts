@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {processStartTime} from '../src/apply/lock.js'
+import {processStartTime} from '../src/store/lock.js'
 import {BaseCommand} from '../src/cli/base-command.js'
 import {ExitCode} from '../src/cli/exit-codes.js'
 import {clusterFlags, etcdFlags, plansDirFlag} from '../src/cli/flags.js'
@@ -12,6 +12,7 @@ import {makeLogger} from '../src/watch/log.js'
 import {removePresence, writePresence} from '../src/watch/presence.js'
 import {UnloadedCluster, type WatchedCluster} from '../src/watch/unloaded.js'
 import {ClusterWatcher} from '../src/watch/watcher.js'
+import {storesFor} from '../src/store/open.js'
 
 export default class Watch extends BaseCommand<typeof Watch> {
   static override summary = 'Monitor clusters; when a master is dead (and its replicas agree), plan, apply and archive a failover.'
@@ -39,7 +40,8 @@ export default class Watch extends BaseCommand<typeof Watch> {
     const etcd = etcdSettings(this.flags)
     // etcd3 (and gRPC) load only when etcd is used. A file that does not load yet has its leader too, for when it does.
     const coord = etcd ? new (await import('../src/coord/coordinator.js')).Coordinator(etcd, [...clusters.map((c) => c.name), ...unloadable.map((u) => u.name)]) : undefined
-    const options = {plansDir, git: this.flags.git, log, autoRejoin: this.flags['auto-rejoin'], ...(coord ? {coord} : {})}
+    // With etcd every cluster's store is there, shared by the managers and mha apply.
+    const options = {plansDir, git: this.flags.git, log, autoRejoin: this.flags['auto-rejoin'], ...(coord ? {coord, store: await storesFor(plansDir, coord)} : {})}
     // A file that does not load is a cluster that cannot be monitored, said as such; the others are watched.
     const watchers: WatchedCluster[] = [...clusters.map((cluster) => new ClusterWatcher(cluster, options)), ...unloadable.map((u) => new UnloadedCluster(u, options))]
     const loaded = (name: string) => watchers.map((w) => (w instanceof ClusterWatcher ? w : w.watcher)).find((w) => w?.cluster.name === name)

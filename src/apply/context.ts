@@ -7,6 +7,7 @@ import type {Plan, Step} from '../plan/types.js'
 import type {SshPool} from '../remote/session-pool.js'
 import {SshSession} from '../remote/ssh.js'
 import type {StepContext} from '../steps/types.js'
+import type {StateChange, WatchState} from '../store/cluster-state.js'
 
 /** Connections for one apply run: opened on first use, reused, all closed at the end. */
 export class RunContext implements StepContext {
@@ -24,6 +25,9 @@ export class RunContext implements StepContext {
   reportProgress: (step: Step, message: string) => void = () => undefined
   /** Set by the executor: copies workDir to the shared store, where there is one. */
   saveWork: () => Promise<void> = () => Promise.resolve()
+  /** Set by the executor: the cluster's state in its store. */
+  readState: () => Promise<WatchState> = () => Promise.reject(new Error('no store for the cluster state'))
+  updateState: (change: StateChange) => Promise<WatchState> = () => Promise.reject(new Error('no store for the cluster state'))
   readonly progressIntervalMs: number
   /** The failover's data loss when apply found it larger than the plan said (a binlog that could not be saved). */
   lostAtApply: string | null = null

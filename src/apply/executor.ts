@@ -16,7 +16,10 @@ import {oneLine} from '../util/errors.js'
 import {redact} from '../util/secret.js'
 import {RunContext} from './context.js'
 import type {ApplyListener, ApplyReport, StepStatus} from './events.js'
-import {Journal, type JournalStore} from './journal.js'
+import {Journal, type JournalStore} from '../store/journal.js'
+import {FileStore} from '../store/files.js'
+import {plansDirOf} from '../store/manual-apply.js'
+import type {ClusterLock, ClusterStore} from '../store/store.js'
 import type {SshPool} from '../remote/session-pool.js'
 import {FencedError} from '../coord/session.js'
 
@@ -31,6 +34,10 @@ export interface ApplyOptions {
   snapshot?: Snapshot
   /** SSH sessions the caller keeps open (mha watch): used instead of new ones, and left open. */
   sshPool?: SshPool
+  /** The cluster's store, where steps change its state (a server out of service); the files beside the plans when absent. */
+  store?: ClusterStore
+  /** The cluster lock the plan is applied under: state changes are written only while it is held. */
+  lock?: ClusterLock
   /** Where the journal lives when not in the file beside the plan (etcd, shared by several managers). */
   journal?: JournalStore
   /** Throws when this process may no longer act (its etcd lease or lock is gone): checked before every effect. */
@@ -45,6 +52,16 @@ export interface ApplyOptions {
   roleState?: RoleState | null
   /** The server the operator names at apply (mha apply --target): a rebuild or remove plan runs only on it. */
   target?: string
+}
+
+/**
+ * A plan applied under the cluster lock: its journal, work files and state changes in the cluster's store, every
+ * effect guarded by the lock. For the files store these are the journal and folder beside the plan, as without it.
+ */
+export function underLock(store: ClusterStore, lock: ClusterLock, plan: Plan, planFile: string): Pick<ApplyOptions, 'store' | 'lock' | 'guard' | 'journal' | 'artifacts'> {
+  const digest = planDigest(plan)
+  const work = store.workFiles(lock, digest)
+  return {store, lock, guard: lock.guard, journal: store.journal(lock, digest, journalFileOf(planFile)), ...(work ? {artifacts: work} : {})}
 }
 
 /** The new master's coordinates recorded when it was detached, and how the old master would follow it from there. */
@@ -124,6 +141,9 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
   const ctx = new RunContext(cluster, plan, planFile.replace(/\.json$/, '') + '.work', options.sshPool, options.guard, options.progressIntervalMs)
   ctx.reportProgress = (step, message) => listener({kind: 'progress', step, message})
   ctx.saveWork = async () => await options.artifacts?.save(ctx.workDir)
+  const store = options.store ?? new FileStore(plansDirOf(planFile, plan.cluster), plan.cluster)
+  ctx.readState = () => store.readState()
+  ctx.updateState = (change) => store.updateState(change, options.lock)
   const finished = (r: ApplyReport) => {
     listener({kind: 'finish', report: r})
     return r

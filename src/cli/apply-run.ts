@@ -1,15 +1,14 @@
 import {hostname} from 'node:os'
 import type {ApplyReport} from '../apply/events.js'
-import {applyPlan, journalFileOf, type ApplyOptions} from '../apply/executor.js'
-import {lockCluster} from '../apply/lock.js'
+import {applyPlan, underLock, type ApplyOptions} from '../apply/executor.js'
 import type {EtcdSettings} from '../coord/settings.js'
 import {planDigest} from '../plan/plan-file.js'
-import {endedRecord, readWatchState, recordedKind, startedRecord, type FailoverRecord, type StateChange} from '../store/cluster-state.js'
-import {failoverRecordIn, recordFailover} from '../coord/records.js'
-import {plansDirOf} from '../store/manual-apply.js'
+import {endedRecord, recordedKind, startedRecord, type FailoverRecord} from '../store/cluster-state.js'
+import {plansDirOf, recordManualApply} from '../store/manual-apply.js'
+import {commandStore} from '../store/open.js'
+import type {ClusterLock, ClusterStore} from '../store/store.js'
 import type {Plan} from '../plan/types.js'
 import {oneLine, UserError} from '../util/errors.js'
-import {manualApplyChange, recordManualApply} from '../store/manual-apply.js'
 import {describeNewMaster, lineReporter, listrReporter} from './apply-reporter.js'
 import {ExitCode} from './exit-codes.js'
 
@@ -21,24 +20,23 @@ import {ExitCode} from './exit-codes.js'
 export async function applyFromCommand(options: Omit<ApplyOptions, 'listener'> & {json: boolean; say: (line: string) => void; etcd?: EtcdSettings | undefined}): Promise<{report: ApplyReport; exitCode: number}> {
   const {plan, planFile, cluster, json, say} = options
   const interval = options.progressIntervalMs ?? progressIntervalMs()
+  const plansDir = plansDirOf(planFile, plan.cluster)
   // With etcd the lock is the one every manager takes: a watcher on another host and this apply exclude each other.
-  const shared = options.etcd ? await etcdLock(options.etcd, cluster.name, `mha apply ${planFile}`) : undefined
-  const unlock = shared ? () => undefined : lockCluster(cluster.name, `mha apply ${planFile}`)
+  const {store, lock, close} = await lockedStore(plansDir, cluster.name, options.etcd, `mha apply ${planFile}`)
   const tty = process.stdout.isTTY && !json
   const listr = tty ? await listrReporter(plan) : undefined
   const listener = json ? () => undefined : (listr?.listener ?? lineReporter(say))
   let report: ApplyReport
   try {
     const digest = planDigest(plan)
-    const plansDir = plansDirOf(planFile, plan.cluster)
     // A failover or a switchover stopped part-way (killed, or fenced with etcd) leaves the cluster without a writable
     // master until someone finishes it: recorded, so that the manager that takes the lock next does.
     const recorded = plan.kind === 'failover' || plan.kind === 'switchover'
-    const earlier = recorded ? unfinishedRecord(await failoverRecordIn(plansDir, plan.cluster, shared?.coord), plan, digest) : null
+    const earlier = recorded ? unfinishedRecord(await store.failoverRecord(), plan, digest) : null
     let started: FailoverRecord | undefined
     // A rejoin puts back a server a failover took out: the state's out-of-service list and last failover say which
     // (with etcd, the state the managers share).
-    const known = (await shared?.coord.readState(plan.cluster)) ?? readWatchState(plansDir, plan.cluster)
+    const known = await store.readState()
     report = await applyPlan({
       ...options,
       roleState: {outOfService: (known.outOfService ?? []).map((o) => o.server), lastDeadMaster: known.lastFailover?.deadMaster ?? null},
@@ -48,25 +46,23 @@ export async function applyFromCommand(options: Omit<ApplyOptions, 'listener'> &
         ? {
             beforeFirstEffect: async () => {
               started = earlier ?? startedRecord(plan, planFile, thisApply())
-              if (!earlier) await recordFailover(plansDir, plan.cluster, shared, started)
+              if (!earlier) await store.writeFailoverRecord(lock, started)
             },
           }
         : {}),
-      // Journal and work files in etcd: a manager that takes the lock after this process died finishes the plan.
-      ...(shared ? {guard: shared.lock.guard, journal: shared.coord.journal(shared.lock, digest, journalFileOf(planFile)), artifacts: shared.coord.artifacts(shared.lock, digest)} : {}),
+      // Journal and work files in the store (etcd): a manager that takes the lock after this process died finishes the plan.
+      ...underLock(store, lock, plan, planFile),
     })
     // Ended whatever the outcome, as watch ends its own: a plan refused now (the cluster changed) is over too.
     const ended = started ?? earlier
-    if (ended) await recordFailover(plansDir, plan.cluster, shared, endedRecord(ended, thisApply(), report))
-    const change = record(planFile, plan, report)
-    // The managers' anti-flapping reads the state from etcd: the same change, applied to what etcd holds now.
-    if (shared && change) await shared.coord.updateState(cluster.name, change, shared.lock).catch((error: unknown) => process.stderr.write(`mha: could not record this ${plan.kind} in etcd: ${oneLine(error)}\n`))
+    if (ended) await store.writeFailoverRecord(lock, endedRecord(ended, thisApply(), report))
+    // Anti-flapping and mha status see a failover applied by hand as they see watch's own.
+    await recordManualApply(store, planFile, plan, report, {lock}).catch((error: unknown) => process.stderr.write(`mha: could not record this ${plan.kind} in ${store.where}: ${oneLine(error)}\n`))
   } finally {
     listr?.stop()
     await listr?.run
-    unlock()
-    await shared?.lock.release()
-    await shared?.coord.stop()
+    await lock.release()
+    await close()
   }
   if (!json && tty) {
     say(`${report.status}: ${report.message}`)
@@ -89,16 +85,6 @@ export function progressIntervalMs(env: NodeJS.ProcessEnv = process.env): number
   return Number(text)
 }
 
-/** Anti-flapping and mha status see a failover applied by hand as they see watch's own. */
-function record(planFile: string, plan: Plan, report: ApplyReport): StateChange | null {
-  try {
-    return recordManualApply(planFile, plan, report)
-  } catch (error) {
-    process.stderr.write(`mha: could not record this ${plan.kind} in the watch state: ${oneLine(error)}\n`)
-    return manualApplyChange(planFile, plan, report)
-  }
-}
-
 const thisApply = () => `mha apply (${hostname()} pid ${process.pid})`
 
 /**
@@ -115,13 +101,13 @@ function unfinishedRecord(earlier: FailoverRecord | null, plan: Plan, digest: st
   )
 }
 
-/** A short-lived etcd session for one command: the cluster lock under its own lease, or one clear refusal. */
-async function etcdLock(settings: EtcdSettings, cluster: string, purpose: string) {
-  const coord = await (await import('../coord/coordinator.js')).commandCoordinator(settings, 'nothing was changed')
+/** The cluster's store and its lock (in etcd under a short-lived session of this command's, when configured), or one clear refusal. */
+async function lockedStore(plansDir: string, cluster: string, etcd: EtcdSettings | undefined, purpose: string): Promise<{store: ClusterStore; lock: ClusterLock; close: () => Promise<void>}> {
+  const {store, close} = await commandStore(plansDir, cluster, etcd, 'nothing was changed')
   try {
-    return {coord, lock: await coord.lock(cluster, purpose)}
+    return {store, lock: await store.lock(purpose), close}
   } catch (error) {
-    await coord.stop()
+    await close()
     throw error
   }
 }

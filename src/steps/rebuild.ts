@@ -6,8 +6,7 @@ import {withConnection} from '../inspect/mysql.js'
 import type {Step} from '../plan/types.js'
 import {shellQuote} from '../remote/ssh.js'
 import {oneLine} from '../util/errors.js'
-import {plansDirOf} from '../store/manual-apply.js'
-import {readWatchState, writeWatchState} from '../store/cluster-state.js'
+import {withOutOfService} from '../store/cluster-state.js'
 import {replicaStatus, waitReplicating, waitUntil} from './common.js'
 import type {StepContext, StepHandler} from './types.js'
 
@@ -236,23 +235,19 @@ export const replicateFromCopy: StepHandler<Of<'replicate_from_copy'>> = {
   },
 }
 
-/** The watch state beside the plan: <plans>/<cluster>/watch-state.json, as apply records failovers. */
-const plansDir = (ctx: StepContext) => plansDirOf(ctx.workDir.replace(/\.work$/, '') + '.json', ctx.plan.cluster)
-const listed = (ctx: StepContext, server: string) => (readWatchState(plansDir(ctx), ctx.plan.cluster).outOfService ?? []).some((o) => o.server === server)
+const listed = async (ctx: StepContext, server: string) => ((await ctx.readState()).outOfService ?? []).some((o) => o.server === server)
 
 export const markOutOfService: StepHandler<Of<'mark_out_of_service'>> = {
-  check(step, ctx) {
-    return Promise.resolve(listed(ctx, step.server) ? {done: true, reason: `${step.server} is listed out of service already`} : {done: false})
+  async check(step, ctx) {
+    return (await listed(ctx, step.server)) ? {done: true, reason: `${step.server} is listed out of service already`} : {done: false}
   },
-  act(step, ctx) {
-    const dir = plansDir(ctx)
-    const state = readWatchState(dir, ctx.plan.cluster)
+  async act(step, ctx) {
     const entry = {server: step.server, since: new Date().toISOString(), reason: step.params.reason, plan: ctx.workDir.replace(/\.work$/, '') + '.json'}
-    writeWatchState(dir, ctx.plan.cluster, {...state, outOfService: [...(state.outOfService ?? []).filter((o) => o.server !== step.server), entry]})
-    return Promise.resolve(undefined)
+    // One compare-and-swap: an ack or a fence record written meanwhile is kept.
+    await ctx.updateState((state) => ({...state, outOfService: withOutOfService(state, entry)}))
+    return undefined
   },
-  verify(step, ctx) {
-    if (!listed(ctx, step.server)) throw new Error(`${step.server} is not listed out of service in ${plansDir(ctx)}`)
-    return Promise.resolve()
+  async verify(step, ctx) {
+    if (!(await listed(ctx, step.server))) throw new Error(`${step.server} is not listed out of service in the cluster's state`)
   },
 }

@@ -3,6 +3,7 @@ import type {Dialect} from '../dialect/types.js'
 import type {ServerConnection} from '../inspect/mysql.js'
 import type {Plan, Step} from '../plan/types.js'
 import type {SshSession} from '../remote/ssh.js'
+import type {StateChange, WatchState} from '../store/cluster-state.js'
 
 /** What a step may use: connections opened once per run, earlier steps' outputs, a scratch folder. */
 export interface StepContext {
@@ -29,6 +30,10 @@ export interface StepContext {
    * for a record that must be there before an effect starts. Absent or a no-op without shared storage.
    */
   saveWork?: () => Promise<void>
+  /** The cluster's state (servers out of service) in its store: files beside the plans, or etcd. */
+  readState(): Promise<WatchState>
+  /** One compare-and-swap of the cluster's state, under the lock the plan is applied under. */
+  updateState(change: StateChange): Promise<WatchState>
   timeoutMs: number
   /** An earlier run began this step and did not finish it (it failed, or the process died). */
   attempted(stepId: string): boolean

@@ -1,9 +1,7 @@
-import {existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, statSync, writeFileSync} from 'node:fs'
-import {basename, dirname, join} from 'node:path'
+import {basename} from 'node:path'
 import type {ApplyReport} from '../apply/events.js'
 import {planDigest} from '../plan/plan-file.js'
 import type {Plan} from '../plan/types.js'
-import {replaceDurably} from '../util/durable.js'
 
 /** What watch remembers per cluster across restarts: the last failover and whether it was acknowledged. */
 export interface WatchState {
@@ -35,92 +33,15 @@ export function withOutOfService(state: WatchState, entry: OutOfServiceEntry): O
   return [...(state.outOfService ?? []).filter((o) => o.server !== entry.server), entry]
 }
 
-/** The names of the servers a failover took out of service, for the planner. */
-export function outOfService(plansDir: string, cluster: string): string[] {
-  return (readWatchState(plansDir, cluster).outOfService ?? []).map((o) => o.server)
-}
-
-export function stateFile(plansDir: string, cluster: string): string {
-  return join(plansDir, cluster, 'watch-state.json')
-}
-
-export function readWatchState(plansDir: string, cluster: string): WatchState {
-  const file = stateFile(plansDir, cluster)
-  if (!existsSync(file)) return EMPTY_STATE
-  return JSON.parse(readFileSync(file, 'utf8')) as WatchState
-}
-
-export function writeWatchState(plansDir: string, cluster: string, state: WatchState): void {
-  const file = stateFile(plansDir, cluster)
-  mkdirSync(dirname(file), {recursive: true})
-  // Written aside, then renamed: a crash never leaves half a state file.
-  writeFileSync(file + '.tmp', JSON.stringify(state, null, 2) + '\n')
-  renameSync(file + '.tmp', file)
-}
-
 /** A change of the state: the new state, or null for none (nothing is written). */
 export type StateChange = (state: WatchState) => WatchState | null
 
 /** The state before anything was recorded. */
 export const EMPTY_STATE: WatchState = {lastFailover: null, acknowledged: true}
 
-const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
-
-/**
- * One read-modify-write of the state file that no other process's can undo: under a short lock (a folder made
- * beside the file: mkdir either makes it or finds it), taken over when older than 10 s (its holder was killed
- * inside; the rename lets one contender only take it). `change` sees the state as it is now.
- */
-export function updateWatchState(plansDir: string, cluster: string, change: StateChange): WatchState {
-  const file = stateFile(plansDir, cluster)
-  mkdirSync(dirname(file), {recursive: true})
-  const lock = `${file}.lock`
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    try {
-      mkdirSync(lock)
-      break
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-      const age = (() => {
-        try {
-          return Date.now() - statSync(lock).mtimeMs
-        } catch {
-          return 0
-        }
-      })()
-      if (age > 10_000) {
-        try {
-          const aside = `${lock}.stale-${process.pid}`
-          renameSync(lock, aside)
-          rmdirSync(aside)
-        } catch {
-          // Another contender took it over first.
-        }
-        continue
-      }
-      if (Date.now() > deadline) throw new Error(`${file}: its update lock ${lock} is held for more than 10 s; remove it if no mha process is running`)
-      pause(5)
-    }
-  }
-  try {
-    const now = readWatchState(plansDir, cluster)
-    const next = change(now)
-    if (next === null) return now
-    replaceDurably(file, JSON.stringify(next, null, 2) + '\n')
-    return next
-  } finally {
-    rmdirSync(lock)
-  }
-}
-
 /** A server watch set read only because it came back writable beside the master: the latest per server. */
 export function withFenced(fenced: NonNullable<WatchState['fenced']>[number]): StateChange {
   return (state) => ({...state, fenced: [...(state.fenced ?? []).filter((f) => f.server !== fenced.server), fenced]})
-}
-
-export function recordFenced(plansDir: string, cluster: string, fenced: NonNullable<WatchState['fenced']>[number]): void {
-  updateWatchState(plansDir, cluster, withFenced(fenced))
 }
 
 /** `mha ack` of the failover it was shown (at `seenAt`): a newer failover recorded meanwhile is not acknowledged by it. */
@@ -184,22 +105,6 @@ export interface FailoverRecord {
   finishedBy?: string
   status?: string
   message?: string
-}
-
-function recordFile(plansDir: string, cluster: string): string {
-  return join(plansDir, cluster, 'failover-record.json')
-}
-
-export function readFailoverRecord(plansDir: string, cluster: string): FailoverRecord | null {
-  const file = recordFile(plansDir, cluster)
-  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as FailoverRecord) : null
-}
-
-export function writeFailoverRecord(plansDir: string, cluster: string, record: FailoverRecord): void {
-  const file = recordFile(plansDir, cluster)
-  mkdirSync(dirname(file), {recursive: true})
-  writeFileSync(file + '.tmp', JSON.stringify(record) + '\n')
-  renameSync(file + '.tmp', file)
 }
 
 /** What the recorded plan does: a failover, or a switchover (an unfinished one is finished or rolled back). */

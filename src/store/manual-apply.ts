@@ -2,7 +2,8 @@ import {writeFileSync} from 'node:fs'
 import {basename, dirname, resolve} from 'node:path'
 import type {ApplyReport} from '../apply/events.js'
 import type {Plan} from '../plan/types.js'
-import {afterFailover, afterRejoin, updateWatchState, type StateChange} from './cluster-state.js'
+import {afterFailover, afterRejoin, type StateChange} from './cluster-state.js'
+import type {ClusterLock, ClusterStore} from './store.js'
 
 /**
  * The plans folder of a plan file: <plans>/<cluster>/<time>-<kind>.json (defaultPlanPath's layout) gives <plans>;
@@ -31,13 +32,13 @@ export function manualApplyChange(planFile: string, plan: Plan, report: ApplyRep
 }
 
 /**
- * Records a plan applied by hand beside its plans (the report file next to the plan, the change in the state
- * file, one read-modify-write). Returns the change, for the shared state too (etcd), or null.
+ * Records a plan applied by hand: the report file next to the plan, and the change in the cluster's store (one
+ * compare-and-swap, under `lock` when given). Returns the change, or null when the plan changes nothing.
  */
-export function recordManualApply(planFile: string, plan: Plan, report: ApplyReport, now = new Date()): StateChange | null {
-  const change = manualApplyChange(planFile, plan, report, now)
+export async function recordManualApply(store: ClusterStore, planFile: string, plan: Plan, report: ApplyReport, options: {lock?: ClusterLock; now?: Date} = {}): Promise<StateChange | null> {
+  const change = manualApplyChange(planFile, plan, report, options.now)
   if (!change) return null
   if (plan.kind !== 'rejoin') writeFileSync(planFile.replace(/\.json$/, '') + '.report.json', JSON.stringify(report, null, 2) + '\n')
-  updateWatchState(plansDirOf(planFile, plan.cluster), plan.cluster, change)
+  await store.updateState(change, options.lock)
   return change
 }

@@ -1,6 +1,6 @@
 import {existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {processStartTime} from '../apply/lock.js'
+import {processStartTime} from '../store/lock.js'
 import {oneLine} from '../util/errors.js'
 import {clientAddress, formatListenAddress, parseListenAddress} from './listen-address.js'
 import type {ClusterStatus, WatchStatus} from './status-api.js'

@@ -1,4 +1,4 @@
-import {lockCluster} from '../apply/lock.js'
+import {lockCluster} from '../store/lock.js'
 import {returningMasters, roleView, sqlFacts, topologyOf, type RoleView} from '../analysis/topology.js'
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import {dialectFor, parseServerVersion, type Dialect} from '../dialect/index.js'

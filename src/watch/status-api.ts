@@ -2,7 +2,8 @@ import {readFileSync} from 'node:fs'
 import type {ClusterConfig} from '../config/types.js'
 import {oneLine} from '../util/errors.js'
 import {probeReplicas, type ReplicaView} from './replica-probe.js'
-import {failoverBlocked, readWatchState, type WatchState} from '../store/cluster-state.js'
+import {failoverBlocked, type WatchState} from '../store/cluster-state.js'
+import {readWatchState} from '../store/files.js'
 import type {ClusterWatcher} from './watcher.js'
 
 /** One cluster as a running watch sees it: the document behind GET /status (schemas/watch-status.schema.json). */

@@ -1,13 +1,12 @@
 import {execFileSync} from 'node:child_process'
 import {existsSync, mkdirSync, statSync, writeFileSync} from 'node:fs'
 import {basename, dirname, join, resolve} from 'node:path'
-import {applyPlan, journalFileOf} from '../apply/executor.js'
+import {applyPlan, underLock} from '../apply/executor.js'
 import type {ApplyReport} from '../apply/events.js'
-import type {ClusterLock, Coordinator} from '../coord/coordinator.js'
+import type {Coordinator} from '../coord/coordinator.js'
 import {FencedError} from '../coord/session.js'
 import type {Plan} from '../plan/types.js'
 import {planDigest, readPlan} from '../plan/plan-file.js'
-import {lockCluster} from '../apply/lock.js'
 import {replicatesFrom, sourceServer, topologyOf} from '../analysis/topology.js'
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import {dialectFor, parseServerVersion} from '../dialect/index.js'
@@ -26,8 +25,9 @@ import type {Logger} from './log.js'
 import {closeLooks, fenceReturningMasters, lookAt, masterDespiteReturned} from './returning-master.js'
 import {complaintPauseMs} from './complaints.js'
 import {secondOpinion, type SecondOpinion} from './second-opinion.js'
-import {afterFailover, endedRecord, failoverBlocked, type FailoverRecord, outOfService, readWatchState, recordedKind, recordFenced, startedRecord, updateWatchState, withFenced, writeWatchState} from '../store/cluster-state.js'
-import {failoverRecordIn, recordFailover} from '../coord/records.js'
+import {afterFailover, endedRecord, failoverBlocked, type FailoverRecord, recordedKind, startedRecord, withFenced} from '../store/cluster-state.js'
+import {failoverRecordFile, FileStore, outOfService, readWatchState} from '../store/files.js'
+import type {ClusterLock, ClusterStore, StoreOf} from '../store/store.js'
 import type {Snapshot} from '../inspect/types.js'
 
 /** Servers last seen connected to the master are looked at again only every this many rounds. */
@@ -56,12 +56,8 @@ export interface WatchOptions {
   autoRejoin?: boolean
   /** Several managers through etcd: only the cluster's leader pings, plans and applies. */
   coord?: Coordinator
-}
-
-/** A cluster lock taken by watch, and with etcd the lock itself (its guard fences every effect made under it). */
-interface Held {
-  release: () => Promise<void>
-  shared?: {coord: Coordinator; lock: ClusterLock}
+  /** Where each cluster's state, failover record, journals and lock are kept: the files beside the plans unless given (etcd with a coordinator). */
+  store?: StoreOf
 }
 
 /** With etcd: leads the cluster, follows another manager, or led it when etcd went away (pings, never fails over). */
@@ -96,6 +92,8 @@ function whyNoMaster(cluster: ClusterConfig, snapshot: Snapshot): string {
 export class ClusterWatcher {
   readonly cluster: ClusterConfig
   readonly options: WatchOptions
+  /** The cluster's state, failover record, journals and lock; with etcd this host's state file is a copy for status. */
+  readonly #store: ClusterStore
   master: ServerConfig | undefined
   verdict: Verdict = {state: 'healthy'}
   failures = 0
@@ -146,6 +144,7 @@ export class ClusterWatcher {
   constructor(cluster: ClusterConfig, options: WatchOptions) {
     this.cluster = cluster
     this.options = options
+    this.#store = options.store?.(cluster.name) ?? new FileStore(options.plansDir, cluster.name)
   }
 
   get name(): string {
@@ -284,7 +283,7 @@ export class ClusterWatcher {
       // The topology and the state are looked at afresh: another manager may have changed both.
       this.master = undefined
       this.failures = 0
-      await this.#pullState(coord)
+      await this.#store.refreshLocalCopy()
       await this.#finishUnfinished()
     } else if (role === 'cut-off' && was !== 'cut-off') {
       this.#say('etcd down', `${coord.session.problem ?? 'etcd unreachable'}: still pinging ${this.master?.name ?? 'the master'}, but no automatic failover until etcd answers again`)
@@ -307,18 +306,9 @@ export class ClusterWatcher {
     return role !== 'follower'
   }
 
-  async #pullState(coord: Coordinator): Promise<void> {
-    const state = await coord.readState(this.cluster.name)
-    if (state) writeWatchState(this.options.plansDir, this.cluster.name, state)
-  }
-
   /** The failover in flight: in etcd with several managers, else beside the plans. */
   #readRecord(): Promise<FailoverRecord | null> {
-    return failoverRecordIn(this.options.plansDir, this.cluster.name, this.options.coord)
-  }
-
-  #writeRecord(record: FailoverRecord, held: Held): Promise<void> {
-    return recordFailover(this.options.plansDir, this.cluster.name, held.shared, record)
+    return this.#store.failoverRecord()
   }
 
   /**
@@ -329,7 +319,7 @@ export class ClusterWatcher {
     if (this.options.coord) return this.#unfinishedNoted
     let key: string
     try {
-      const stat = statSync(join(this.options.plansDir, this.cluster.name, 'failover-record.json'))
+      const stat = statSync(failoverRecordFile(this.options.plansDir, this.cluster.name))
       key = `${stat.mtimeMs}:${stat.size}:${stat.ino}`
     } catch {
       return false
@@ -351,7 +341,7 @@ export class ClusterWatcher {
     }
     const coord = this.options.coord
     const kind = recordedKind(record)
-    let held: Held
+    let held: ClusterLock
     try {
       held = await this.#lock(`mha watch finishing ${record.planName} (${coord ? coord.settings.id : `pid ${process.pid}`})`)
     } catch (error) {
@@ -373,7 +363,7 @@ export class ClusterWatcher {
       }
       const plan = readPlan(planFile)
       if (planDigest(plan) !== record.digest) throw new Error(`${planFile} does not match the digest ${record.digest} of the failover under way; finish it by hand`)
-      const report = await this.#apply(plan, planFile, held.shared)
+      const report = await this.#apply(plan, planFile, held)
       await this.#finished(plan, planFile, report, started, held, record)
     } catch (error) {
       if (error instanceof FencedError) this.#say('fenced', oneLine(error))
@@ -578,7 +568,7 @@ export class ClusterWatcher {
     const snapshot = await inspectCluster(this.cluster, {relayLookups: false, ssh: false, replLogin: false})
     for (const name of out) {
       if (!snapshot.servers.find((s) => s.name === name)?.sql.reachable) continue
-      let held: Held | undefined
+      let held: ClusterLock | undefined
       try {
         held = await this.#lock(`mha watch --auto-rejoin (pid ${process.pid})`)
         const full = await inspectCluster(this.cluster, {relayLookups: false})
@@ -587,9 +577,8 @@ export class ClusterWatcher {
         writePlan(plan, planFile)
         this.#say('rejoin', `${name} answers again: ${plan.decision.summary}`, {plan: planFile})
         const roleState = {outOfService: this.#outOfService(), lastDeadMaster: readWatchState(this.options.plansDir, this.cluster.name).lastFailover?.deadMaster ?? null}
-        const report = await applyPlan({planFile, plan, cluster: this.cluster, roleState, listener: () => undefined, ...(held.shared ? {guard: held.shared.lock.guard} : {})})
-        const change = recordManualApply(planFile, plan, report)
-        if (held.shared && change) await held.shared.coord.updateState(this.cluster.name, change, held.shared.lock)
+        const report = await applyPlan({planFile, plan, cluster: this.cluster, roleState, listener: () => undefined, store: this.#store, lock: held, guard: held.guard})
+        await recordManualApply(this.#store, planFile, plan, report, {lock: held})
         this.#say(report.status === 'applied' ? 'rejoined' : 'rejoin failed', report.message, {plan: planFile})
       } catch (error) {
         const message = `${name} answers again but is not rejoined automatically: ${oneLine(error)}`
@@ -635,9 +624,8 @@ export class ClusterWatcher {
     const outcome = await fenceReturningMasters(this.cluster, master, async (purpose) => (await this.#lock(purpose)).release, this.#replacedBy(master))
     for (const f of outcome.fenced) {
       this.#say('fenced returning master', `${f.reason}: set it read only; rejoin it as a replica of ${f.master} or rebuild it`, {server: f.server})
-      recordFenced(this.options.plansDir, this.cluster.name, f)
       // With etcd the state is shared: the next leader knows what this one fenced.
-      void this.options.coord?.updateState(this.cluster.name, withFenced(f)).catch((error: unknown) => this.#say('etcd', `could not share the fence record: ${oneLine(error)}`))
+      await this.#store.updateState(withFenced(f)).catch((error: unknown) => this.#say(this.options.coord ? 'etcd' : 'error', `could not record the fence of ${f.server} in ${this.#store.where}: ${oneLine(error)}`))
     }
     // A problem that lasts is said once, not at every round.
     const problem = [...outcome.failed.map((f) => `could not set ${f.server} read only: ${f.message}; trying again`), ...(outcome.skipped ? [`${suspects.join(', ')} writable and replicating from nobody, left alone: ${outcome.skipped}`] : [])].join('; ')
@@ -671,14 +659,8 @@ export class ClusterWatcher {
   }
 
   /** The cluster lock: this host's file alone, or with several managers the one in etcd that mha apply takes too. */
-  async #lock(purpose: string): Promise<Held> {
-    const coord = this.options.coord
-    if (!coord) {
-      const release = lockCluster(this.cluster.name, purpose)
-      return {release: () => Promise.resolve(release())}
-    }
-    const lock = await coord.lock(this.cluster.name, purpose)
-    return {release: () => lock.release(), shared: {coord, lock}}
+  #lock(purpose: string): Promise<ClusterLock> {
+    return this.#store.lock(purpose)
   }
 
   /** No third code path: the same plan and apply as the commands, archived beside each other. */
@@ -700,7 +682,7 @@ export class ClusterWatcher {
       await this.#finishUnfinished()
       return
     }
-    if (coord) await this.#pullState(coord)
+    await this.#store.refreshLocalCopy()
     const state = readWatchState(plansDir, this.cluster.name)
     const blocked = failoverBlocked(state, this.cluster.monitor.lastFailoverMinute)
     if (blocked) {
@@ -709,7 +691,7 @@ export class ClusterWatcher {
       this.#lastReport = 'blocked'
       return
     }
-    let held: Held
+    let held: ClusterLock
     try {
       held = await this.#lock(`mha watch (${coord ? coord.settings.id : `pid ${process.pid}`})`)
     } catch (error) {
@@ -748,9 +730,9 @@ export class ClusterWatcher {
       this.#say('plan', `${plan.decision.summary}; data loss: ${plan.decision.dataLoss.statement}`, {plan: planFile})
       const record = startedRecord(plan, planFile, coord ? coord.settings.id : `mha watch pid ${process.pid}`)
       // Before the first effect the failover is recorded (in etcd with several managers): whoever watches next finishes it.
-      await this.#writeRecord(record, held)
+      await this.#store.writeFailoverRecord(held, record)
       // Taken a moment ago: apply does not inspect again (and wait again for the dead master's timeouts).
-      const report = await this.#apply(plan, planFile, held.shared, snapshot)
+      const report = await this.#apply(plan, planFile, held, snapshot)
       await this.#finished(plan, planFile, report, started, held, record)
     } catch (error) {
       if (!(error instanceof FencedError)) throw error
@@ -762,15 +744,14 @@ export class ClusterWatcher {
   }
 
   /** Apply through the same executor as the command; with etcd, journaled there, under the lock's guard. */
-  #apply(plan: Plan, planFile: string, shared: {coord: Coordinator; lock: ClusterLock} | undefined, snapshot?: Snapshot): Promise<ApplyReport> {
-    const digest = planDigest(plan)
+  #apply(plan: Plan, planFile: string, held: ClusterLock, snapshot?: Snapshot): Promise<ApplyReport> {
     return applyPlan({
       planFile,
       plan,
       cluster: this.cluster,
       ...(snapshot ? {snapshot} : {}),
       sshPool: this.#pool,
-      ...(shared ? {journal: shared.coord.journal(shared.lock, digest, journalFileOf(planFile)), guard: shared.lock.guard, artifacts: shared.coord.artifacts(shared.lock, digest)} : {}),
+      ...underLock(this.#store, held, plan, planFile),
       listener: (event) => {
         if (event.kind === 'end' || event.kind === 'skip' || event.kind === 'fail') this.#say(`step ${event.kind}`, `${event.step.id}${event.kind === 'skip' ? `: ${event.reason}` : event.kind === 'fail' ? `: ${event.message}` : ''}`)
       },
@@ -778,26 +759,21 @@ export class ClusterWatcher {
   }
 
   /** After apply: the report beside the plan, the state (anti-flapping, out of service), the log line, git. */
-  async #finished(plan: Plan, planFile: string, report: ApplyReport, started: number, held: Held, record: FailoverRecord): Promise<void> {
-    const shared = held.shared
-    const {plansDir, git} = this.options
+  async #finished(plan: Plan, planFile: string, report: ApplyReport, started: number, held: ClusterLock, record: FailoverRecord): Promise<void> {
+    const {coord, git} = this.options
     const reportFile = planFile.replace(/\.json$/, '.report.json')
     writeFileSync(reportFile, JSON.stringify(report, null, 2) + '\n')
-    if (shared) {
-      try {
-        shared.lock.guard()
-      } catch (error) {
-        // Another manager holds the cluster now and finishes the failover: nothing here is recorded as done.
-        this.#say('fenced', `${report.message}; ${oneLine(error)}`, {plan: planFile})
-        return
-      }
+    try {
+      held.guard()
+    } catch (error) {
+      // Another manager holds the cluster now and finishes the failover: nothing here is recorded as done.
+      this.#say('fenced', `${report.message}; ${oneLine(error)}`, {plan: planFile})
+      return
     }
-    // One change, applied to the file and to etcd as each holds the state now (an ack or a fence record meanwhile is kept).
-    const change = afterFailover({at: new Date(), planFile, reportFile, plan, status: report.status, by: 'watch'})
-    updateWatchState(plansDir, this.cluster.name, change)
-    if (shared) await shared.coord.updateState(this.cluster.name, change, shared.lock)
+    // One compare-and-swap of the state as the store holds it now (an ack or a fence record meanwhile is kept).
+    await this.#store.updateState(afterFailover({at: new Date(), planFile, reportFile, plan, status: report.status, by: 'watch'}), held)
     // A failed apply is finished too: what to do next is in its report, and a new failover may be planned.
-    await this.#writeRecord(endedRecord(record, shared ? shared.coord.settings.id : `mha watch pid ${process.pid}`, report), held)
+    await this.#store.writeFailoverRecord(held, endedRecord(record, coord ? coord.settings.id : `mha watch pid ${process.pid}`, report))
     // A switchover this watch finished for a stopped mha apply is not a failover: said as what it is.
     if (plan.kind === 'failover') this.health.failovers.push({at: new Date().toISOString(), status: report.status, durationMs: Date.now() - started})
     const rolledBack = report.status === 'failed' && report.message.includes('; rolled back (')

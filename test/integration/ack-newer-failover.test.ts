@@ -4,7 +4,8 @@ import {writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
-import {readWatchState, stateFile, type WatchState} from '../../src/store/cluster-state.js'
+import type {WatchState} from '../../src/store/cluster-state.js'
+import {readWatchState, stateFile} from '../../src/store/files.js'
 import {runMha} from './harness.js'
 
 // mha ack shows the last failover and acknowledges that one, in one read-modify-write of the state file: a newer

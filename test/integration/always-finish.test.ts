@@ -9,7 +9,7 @@ import {readPlan} from '../../src/plan/plan-file.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {secretsOf, stopSshd} from '../../src/sandbox/sandbox.js'
-import {readFailoverRecord} from '../../src/store/cluster-state.js'
+import {readFailoverRecord} from '../../src/store/files.js'
 import {expectConsistent, killMasterAndWait, root, runMha, startSandbox, survivors, type TestSandbox} from './harness.js'
 
 // A failover always ends with a writable master: apply killed at any moment and run again, a replica's

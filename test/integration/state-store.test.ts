@@ -8,6 +8,7 @@ import {etcdSettings} from '../../src/coord/settings.js'
 import type {Plan} from '../../src/plan/types.js'
 import {stopOurProcess} from '../../src/sandbox/processes.js'
 import {withFenced, type WatchState} from '../../src/store/cluster-state.js'
+import {EtcdStore} from '../../src/store/etcd.js'
 import {killMasterAndWait, root, runMha, startOneEtcd, startSandbox, type TestSandbox} from './harness.js'
 
 /**
@@ -20,6 +21,8 @@ const prefix = '/itstore'
 const dir = mkdtempSync(join(tmpdir(), 'mha-it-store-'))
 let etcdPid: number | undefined
 let coord: Coordinator | undefined
+/** The test's own writer of the cluster's state in etcd, as a manager's store. */
+let store: EtcdStore | undefined
 let sandbox: TestSandbox | undefined
 
 const etcdctl = (...args: string[]) => execFileSync('etcdctl', ['--endpoints', endpoint, '--command-timeout=5s', ...args], {env: {...process.env, ETCDCTL_API: '3'}, stdio: 'pipe'})
@@ -29,6 +32,7 @@ const stateBytes = (cluster: string) => etcdctl('get', `${prefix}/state/${cluste
 beforeAll(async () => {
   etcdPid = await startOneEtcd(address, join(dir, 'data'), 'store')
   coord = await commandCoordinator(etcdSettings({etcd: endpoint, 'etcd-prefix': prefix, 'watcher-id': 'state-store-test'})!, 'the test cannot start')
+  store = new EtcdStore(coord, join(dir, 'test-plans'), 'itstore')
 }, 60_000)
 
 afterEach(async () => {
@@ -52,7 +56,7 @@ describe('one state, every update a compare-and-swap', () => {
   it('mha apply --etcd of a refused plan, from an empty plans folder, leaves the state in etcd byte for byte', async () => {
     sandbox = await startSandbox('itstore', 225)
     const s = sandbox
-    await coord!.updateState('itstore', () => unacknowledged('2026-12-01T10:00:00.000Z'))
+    await store!.updateState(() => unacknowledged('2026-12-01T10:00:00.000Z'))
     const before = stateBytes('itstore')
     expect(JSON.parse(before.toString()).outOfService).toHaveLength(1)
     await killMasterAndWait(s)
@@ -76,7 +80,7 @@ describe('one state, every update a compare-and-swap', () => {
     writeFileSync(clusterFile, readFileSync(join(root, 'test/golden/mariadb-file-lagging/cluster.yaml'), 'utf8').replace(/^name: app1$/m, 'name: itstore'))
     for (let round = 0; round < 5; round++) {
       const at = `2026-12-01T10:00:0${round}.000Z`
-      await coord!.updateState('itstore', () => unacknowledged(at))
+      await store!.updateState(() => unacknowledged(at))
       let acking = true
       const acked = runMha(['ack', '--config', clusterFile, '--plans-dir', mkdtempSync(join(dir, 'ack-')), '--etcd', endpoint, '--etcd-prefix', prefix, '--watcher-id', 'operator']).finally(() => (acking = false))
       // Fence records written one after another for as long as the ack runs, each a change of what etcd holds then.
@@ -84,7 +88,7 @@ describe('one state, every update a compare-and-swap', () => {
       const fenced = (async () => {
         for (let i = 0; acking && i < 2000; i++) {
           const f = {server: `r${round}-db${i}`, master: 'db1', at, reason: 'came back writable'}
-          await coord!.updateState('itstore', withFenced(f))
+          await store!.updateState(withFenced(f))
           fences.push(f.server)
         }
       })()

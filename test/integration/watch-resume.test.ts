@@ -6,7 +6,7 @@ import {afterEach, describe, expect, it} from 'vitest'
 import type {ApplyReport} from '../../src/apply/events.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
-import {readFailoverRecord} from '../../src/store/cluster-state.js'
+import {readFailoverRecord} from '../../src/store/files.js'
 import {deadMasterWithHeldReplica, expectConsistent, holdReplica, root, runMha, spawnWatch, startSandbox, type TestSandbox, type WatchLogLine} from './harness.js'
 
 /** One mha watch (no etcd) started after a failover was killed in the middle (its own, or mha apply's): it finishes that failover. */

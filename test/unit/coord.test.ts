@@ -2,7 +2,7 @@ import {chmodSync, mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
-import {parseJournalLines} from '../../src/apply/journal.js'
+import {parseJournalLines} from '../../src/store/journal.js'
 import {campaignDelayMs, rendezvousOrder} from '../../src/coord/ranking.js'
 import {etcdSettings} from '../../src/coord/settings.js'
 

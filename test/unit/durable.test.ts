@@ -26,7 +26,7 @@ function fsynced(body: string, env: NodeJS.ProcessEnv = {}): string[] {
 describe.skipIf(!strace)('synced to disk (strace on this machine)', () => {
   it('each journal line before write() returns, and the journal folder when the first line creates the file', () => {
     const journal = join(dir, 'plan.journal.ndjson')
-    const calls = fsynced(`import {Journal} from './src/apply/journal.ts'; const j = new Journal(${JSON.stringify(journal)}); await j.write({step: 's1', event: 'begin'}); await j.write({step: 's1', event: 'end'})`)
+    const calls = fsynced(`import {Journal} from './src/store/journal.ts'; const j = new Journal(${JSON.stringify(journal)}); await j.write({step: 's1', event: 'begin'}); await j.write({step: 's1', event: 'end'})`)
     expect(calls).toEqual([journal, dir, journal])
     expect(readFileSync(journal, 'utf8').trim().split('\n')).toHaveLength(2)
   })
@@ -40,7 +40,7 @@ describe.skipIf(!strace)('synced to disk (strace on this machine)', () => {
 
   it('the cluster lock: the holder record before it becomes the lock, then the lock folder', () => {
     const locks = join(dir, 'locks')
-    const calls = fsynced(`import {lockCluster} from './src/apply/lock.ts'; lockCluster('c1', 'traced')`, {MHA_LOCK_DIR: locks})
+    const calls = fsynced(`import {lockCluster} from './src/store/lock.ts'; lockCluster('c1', 'traced')`, {MHA_LOCK_DIR: locks})
     expect(calls).toEqual([expect.stringMatching(new RegExp(`^${join(locks, 'c1.lock')}\\.\\d+\\.[0-9a-f]{12}$`)), locks])
   })
 })

@@ -6,7 +6,7 @@
 import {createInterface} from 'node:readline'
 import {pathToFileURL} from 'node:url'
 
-const modulePath = process.argv[2] ?? new URL('../../src/apply/lock.ts', import.meta.url).pathname
+const modulePath = process.argv[2] ?? new URL('../../src/store/lock.ts', import.meta.url).pathname
 const {lockCluster} = (await import(pathToFileURL(modulePath).href)) as {lockCluster: (cluster: string, purpose: string) => () => void}
 const held = new Map<string, () => void>()
 

@@ -12,7 +12,7 @@ afterAll(() => {
   for (const d of made) rmSync(d, {recursive: true, force: true})
 })
 const script = (body: string, lockDir = dir) =>
-  spawnSync(process.execPath, ['--import', 'tsx', '-e', `import {lockCluster} from './src/apply/lock.ts'; ${body}`], {
+  spawnSync(process.execPath, ['--import', 'tsx', '-e', `import {lockCluster} from './src/store/lock.ts'; ${body}`], {
     cwd: join(import.meta.dirname, '../..'),
     env: {...process.env, MHA_LOCK_DIR: lockDir},
     encoding: 'utf8',
@@ -133,7 +133,7 @@ describe('a stale lock raced for', () => {
     made.push(live)
     const result = script(
       `import * as fs from 'node:fs'; import {spawnSync} from 'node:child_process'; lockCluster('c7', 'holder'); const lock = ${JSON.stringify(join(live, 'c7.lock'))}; fs.writeFileSync(lock + '.takeover-' + fs.statSync(lock).ino, ${JSON.stringify(deadHolder)});` +
-        ` const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', "import {lockCluster} from './src/apply/lock.ts'; try { lockCluster('c7', 'intruder'); console.log('taken') } catch (e) { console.log(e.message) }"], {encoding: 'utf8', env: process.env});` +
+        ` const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', "import {lockCluster} from './src/store/lock.ts'; try { lockCluster('c7', 'intruder'); console.log('taken') } catch (e) { console.log(e.message) }"], {encoding: 'utf8', env: process.env});` +
         ` console.log(child.stdout.trim()); console.log(JSON.parse(fs.readFileSync(lock, 'utf8')).purpose)`,
       live,
     )

@@ -3,14 +3,15 @@ import {existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
-import {acknowledge, readWatchState, updateWatchState, withFenced, type WatchState} from '../../src/store/cluster-state.js'
+import {acknowledge, withFenced, type WatchState} from '../../src/store/cluster-state.js'
+import {readWatchState, updateWatchState} from '../../src/store/files.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'mha-state-file-'))
 afterAll(() => rmSync(dir, {recursive: true, force: true}))
 
 /** A real process that records `count` fence entries named `<name>-<i>`, one read-modify-write each. */
 function writer(name: string, count: number): Promise<number | null> {
-  const body = `import {updateWatchState, withFenced} from './src/store/cluster-state.ts'; for (let i = 0; i < ${count}; i++) updateWatchState(${JSON.stringify(dir)}, 'c1', withFenced({server: '${name}-' + i, master: 'db1', at: 'now', reason: 'test'}))`
+  const body = `import {withFenced} from './src/store/cluster-state.ts'; import {updateWatchState} from './src/store/files.ts'; for (let i = 0; i < ${count}; i++) updateWatchState(${JSON.stringify(dir)}, 'c1', withFenced({server: '${name}-' + i, master: 'db1', at: 'now', reason: 'test'}))`
   const child = spawn(process.execPath, ['--import', 'tsx', '-e', body], {cwd: resolve(import.meta.dirname, '../..'), stdio: 'inherit'})
   return new Promise((done) => child.on('exit', (code) => done(code)))
 }

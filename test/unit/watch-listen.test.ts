@@ -4,7 +4,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import parsePrometheusTextFormat, {type MetricFamily} from 'parse-prometheus-text-format'
 import {afterAll, describe, expect, it} from 'vitest'
-import {processStartTime} from '../../src/apply/lock.js'
+import {processStartTime} from '../../src/store/lock.js'
 import type {ApplyReport} from '../../src/apply/events.js'
 import {parseClusterConfig} from '../../src/config/load.js'
 import type {Plan} from '../../src/plan/types.js'
@@ -14,7 +14,8 @@ import {parseListenAddress} from '../../src/watch/listen-address.js'
 import {WatchMetrics} from '../../src/watch/metrics.js'
 import {watchViewOf, writePresence} from '../../src/watch/presence.js'
 import {plansDirOf, recordManualApply} from '../../src/store/manual-apply.js'
-import {readWatchState, writeWatchState, failoverBlocked} from '../../src/store/cluster-state.js'
+import {failoverBlocked} from '../../src/store/cluster-state.js'
+import {FileStore, readWatchState, writeWatchState} from '../../src/store/files.js'
 import {clusterStatus, ReplicaMonitor, type WatchStatus} from '../../src/watch/status-api.js'
 import {automaticFailoverCell, watchLine} from '../../src/watch/status-text.js'
 import {ClusterWatcher} from '../../src/watch/watcher.js'
@@ -217,13 +218,13 @@ describe('a failover applied by hand is recorded for anti-flapping and status', 
   const plan = (kind: string) => ({cluster: 'app1', kind, decision: {deadMaster: kind === 'failover' ? 'db1' : null, newMaster: 'db2'}}) as unknown as Plan
   const report = (status: string) => ({status, durationMs: 1234}) as unknown as ApplyReport
 
-  it('finds the plans folder from the plan file, records a failover as unacknowledged and writes its report', () => {
+  it('finds the plans folder from the plan file, records a failover as unacknowledged and writes its report', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mha-unit-record-'))
     mkdirSync(join(dir, 'app1'))
     expect(plansDirOf(join(dir, 'app1', '20261201T100000Z-failover.json'), 'app1')).toBe(dir)
     expect(plansDirOf(join(dir, 'elsewhere', 'f.json'), 'app1')).toBe('plans')
     const planFile = join(dir, 'app1', '20261201T100000Z-failover.json')
-    expect(recordManualApply(planFile, plan('failover'), report('applied'), new Date('2026-12-01T10:00:05Z'))).not.toBeNull()
+    expect(await recordManualApply(new FileStore(dir, 'app1'), planFile, plan('failover'), report('applied'), {now: new Date('2026-12-01T10:00:05Z')})).not.toBeNull()
     const state = readWatchState(dir, 'app1')
     expect(state).toEqual({
       lastFailover: {at: '2026-12-01T10:00:05.000Z', plan: planFile, report: planFile.replace(/\.json$/, '.report.json'), status: 'applied', deadMaster: 'db1', newMaster: 'db2', kind: 'failover', by: 'apply'},
@@ -235,15 +236,16 @@ describe('a failover applied by hand is recorded for anti-flapping and status', 
     expect(failoverBlocked(state, 480, Date.parse('2026-12-01T10:30:00Z'))).toMatch(/db1 -> db2/)
   })
 
-  it('ignores refused and failed applies and other kinds; a switchover is recorded but blocks nothing', () => {
+  it('ignores refused and failed applies and other kinds; a switchover is recorded but blocks nothing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mha-unit-record-'))
     mkdirSync(join(dir, 'app1'))
     const planFile = join(dir, 'app1', 'p.json')
-    expect(recordManualApply(planFile, plan('failover'), report('failed'))).toBeNull()
-    expect(recordManualApply(planFile, plan('failover'), report('refused'))).toBeNull()
-    expect(recordManualApply(planFile, plan('repair'), report('applied'))).toBeNull()
+    const store = new FileStore(dir, 'app1')
+    expect(await recordManualApply(store, planFile, plan('failover'), report('failed'))).toBeNull()
+    expect(await recordManualApply(store, planFile, plan('failover'), report('refused'))).toBeNull()
+    expect(await recordManualApply(store, planFile, plan('repair'), report('applied'))).toBeNull()
     expect(readWatchState(dir, 'app1').lastFailover).toBeNull()
-    recordManualApply(planFile, plan('switchover'), report('applied'))
+    await recordManualApply(store, planFile, plan('switchover'), report('applied'))
     const state = readWatchState(dir, 'app1')
     expect(state.lastFailover).toMatchObject({kind: 'switchover', newMaster: 'db2'})
     expect(failoverBlocked(state, 480)).toBeNull()
