@@ -2,14 +2,14 @@ import {checkCluster} from '../src/analysis/check.js'
 import {BaseCommand} from '../src/cli/base-command.js'
 import {clusterFlags, etcdFlags, jsonFlag, plansDirFlag} from '../src/cli/flags.js'
 import {etcdSettings} from '../src/coord/settings.js'
-import type {WatchState} from '../src/store/cluster-state.js'
+import {recordedKind, type FailoverRecord, type WatchState} from '../src/store/cluster-state.js'
 import {renderTable} from '../src/cli/table.js'
 import {inspectCluster} from '../src/inspect/inspect.js'
 import {oneLine} from '../src/util/errors.js'
 import {selectClusters} from '../src/watch/load-clusters.js'
 import {watchViewOf} from '../src/watch/presence.js'
 import {failoverBlocked} from '../src/store/cluster-state.js'
-import {readWatchState} from '../src/store/files.js'
+import {readFailoverRecord, readWatchState} from '../src/store/files.js'
 import {automaticFailoverCell, automaticFailoverOf, watchLine} from '../src/watch/status-text.js'
 
 export default class Status extends BaseCommand<typeof Status> {
@@ -30,6 +30,7 @@ export default class Status extends BaseCommand<typeof Status> {
         const report = checkCluster(cluster, await inspectCluster(cluster, {relayLookups: false}), {outOfService: state.outOfService ?? []})
         const blocked = failoverBlocked(state, cluster.monitor.lastFailoverMinute)
         const watch = await watchViewOf(this.flags['plans-dir'], cluster.name)
+        const record = shared ? (shared.records.get(cluster.name) ?? null) : readFailoverRecord(plansDir, cluster.name)
         return {
           cluster: cluster.name,
           master: report.master,
@@ -42,6 +43,7 @@ export default class Status extends BaseCommand<typeof Status> {
           automaticFailover: automaticFailoverOf(watch, blocked !== null),
           watch,
           fenced: state.fenced ?? [],
+          unfinished: unfinishedOf(record),
           ...(shared ? {leader: shared.leaders.get(cluster.name) ?? null, etcd: shared.problem ?? 'up'} : {}),
         }
       }),
@@ -60,6 +62,7 @@ export default class Status extends BaseCommand<typeof Status> {
           automaticFailover: automaticFailoverOf(watch, false),
           watch,
           fenced: [],
+          unfinished: unfinishedOf(readFailoverRecord(plansDir, u.name)),
         }
       }),
     ])
@@ -74,6 +77,8 @@ export default class Status extends BaseCommand<typeof Status> {
       for (const o of r.outOfService) this.say(`${r.cluster}: ${o}`)
       for (const p of r.problems) this.say(`${r.cluster}: ${p}`)
       for (const f of r.fenced) this.say(`${r.cluster}: ${f.server}: returned writable while ${f.master} is the master, set read_only by watch at ${f.at}`)
+      const u = r.unfinished
+      if (u) this.say(`${r.cluster}: UNFINISHED: the ${u.kind} ${u.by} started at ${u.startedAt} (${u.plan}) has not finished; a running mha watch finishes it (a switchover: or rolls it back) once its lock is free, or run "mha apply" of that plan; no other failover starts meanwhile`)
     }
     for (const r of rows) this.say(watchLine(r.cluster, r.watch))
     if (shared) {
@@ -83,7 +88,7 @@ export default class Status extends BaseCommand<typeof Status> {
   }
 
   /** Leaders, managers and shared state from etcd; an etcd that cannot answer is said, not fatal. */
-  async #fromEtcd(names: string[]): Promise<{leaders: Map<string, string>; managers: string[]; states: Map<string, WatchState>; problem: string | null} | undefined> {
+  async #fromEtcd(names: string[]): Promise<{leaders: Map<string, string>; managers: string[]; states: Map<string, WatchState>; records: Map<string, FailoverRecord>; problem: string | null} | undefined> {
     const settings = etcdSettings(this.flags)
     if (!settings) return undefined
     const {Coordinator} = await import('../src/coord/coordinator.js')
@@ -93,18 +98,26 @@ export default class Status extends BaseCommand<typeof Status> {
       const leaders = await coord.leadersNow()
       const managers = (await coord.managersNow()).filter((m) => m.id !== settings.id).map((m) => `${m.id} (${m.clusters} cluster(s))`)
       const states = new Map<string, WatchState>()
+      const records = new Map<string, FailoverRecord>()
       const {EtcdStore} = await import('../src/store/etcd.js')
       await Promise.all(
         names.map(async (name) => {
-          const state = await new EtcdStore(coord, this.flags['plans-dir'], name).sharedState()
+          const store = new EtcdStore(coord, this.flags['plans-dir'], name)
+          const [state, record] = await Promise.all([store.sharedState(), store.failoverRecord()])
           if (state) states.set(name, state)
+          if (record) records.set(name, record)
         }),
       )
-      return {leaders, managers, states, problem: null}
+      return {leaders, managers, states, records, problem: null}
     } catch (error) {
-      return {leaders: new Map(), managers: [], states: new Map(), problem: `DOWN (${oneLine(error)})`}
+      return {leaders: new Map(), managers: [], states: new Map(), records: new Map(), problem: `DOWN (${oneLine(error)})`}
     } finally {
       await coord.stop()
     }
   }
+}
+
+/** A failover or switchover recorded and not finished (its apply killed or fenced): what status says of it, or null. */
+function unfinishedOf(record: FailoverRecord | null): {kind: 'failover' | 'switchover'; by: string; startedAt: string; plan: string} | null {
+  return record && !record.finished ? {kind: recordedKind(record), by: record.by, startedAt: record.startedAt, plan: record.planName} : null
 }

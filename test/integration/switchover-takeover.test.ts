@@ -66,7 +66,7 @@ async function switchoverWaitingOnTarget(name: string, watchArgs: string[], appl
   const apply = spawnApply([planFile, '--config', s.configFile, '--json', ...applyArgs])
   await waitFor('the switchover to wait on db2 for db1\'s final position', 30_000, async () => (await s.sql('db2', (c) => c.query("SELECT INFO FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT MASTER_%WAIT%'"))).length > 0, 50)
   expect(await readOnly(s, 'db1')).toBe(1)
-  return {s, watch, apply}
+  return {s, watch, apply, plansDir}
 }
 
 /** `mha apply` as a child process of its own (stopped or killed by its pid), its output collected. */
@@ -80,6 +80,15 @@ function spawnApply(args: string[]): {child: ChildProcess; out: () => string; ex
   return {child, out: () => out, exited}
 }
 
+/** `mha status --json` names an unfinished switchover of the cluster, started by `by`. */
+async function expectUnfinished(s: TestSandbox, args: string[], by: RegExp): Promise<void> {
+  const status = await runMha(['status', '--config', s.configFile, '--json', ...args])
+  const [row] = JSON.parse(status.stdout) as {unfinished: {kind: string; by: string; plan: string} | null}[]
+  expect(row?.unfinished?.kind, status.stdout + status.stderr).toBe('switchover')
+  expect(row!.unfinished!.by).toMatch(by)
+  expect(row!.unfinished!.plan).toBe('switch-to-db2.json')
+}
+
 const said = (lines: WatchLogLine[], event: string) => lines.filter((l) => l.event === event)
 const readOnly = async (s: TestSandbox, name: string) => Number((await s.sql(name, (c) => c.queryOne('SELECT @@global.read_only+0 AS ro')))!.ro)
 
@@ -89,6 +98,8 @@ describe('a switchover stopped part-way is finished or rolled back by the next m
     const etcd = ['--etcd', endpoint, '--etcd-prefix', '/itswtk', '--etcd-lease-ttl', '3']
     const {s, watch, apply} = await switchoverWaitingOnTarget('itswtk', [...etcd, '--watcher-id', 'w1'], etcd)
     process.kill(apply.child.pid!, 'SIGSTOP')
+    // mha status names the switchover under way as unfinished (from etcd's record), with who started it.
+    await expectUnfinished(s, [...etcd], /^mha apply \(.* pid \d+\)$/)
     await waitFor(`the watch to take the switchover over (said: ${watch.lines.map((l) => l.event).join(', ')})`, 30_000, () => said(watch.lines, 'takeover').length > 0, 100)
     await holder!.execute('ROLLBACK')
     await waitFor(`the watch to finish the switchover (said: ${watch.lines.map((l) => `${l.event}: ${l.message}`).join(' | ')})`, 60_000, () => said(watch.lines, 'switchover done').length > 0, 100)
@@ -106,9 +117,10 @@ describe('a switchover stopped part-way is finished or rolled back by the next m
   })
 
   it('alone (files): apply SIGKILLed while the target catches up, a write slips onto the old master; the watch takes the lock and rolls the switchover back', async () => {
-    const {s, watch, apply} = await switchoverWaitingOnTarget('itswtf', [], [])
+    const {s, watch, apply, plansDir} = await switchoverWaitingOnTarget('itswtf', [], [])
     process.kill(apply.child.pid!, 'SIGKILL')
     await apply.exited
+    await expectUnfinished(s, ['--plans-dir', plansDir], /^mha apply \(.* pid \d+\)$/)
     // The write block ended with apply's sessions; an account that ignores read_only writes on the old master.
     await waitFor('the write block to end with its session', 10_000, async () => {
       try {
