@@ -1,9 +1,9 @@
-import {existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, statSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {replaceDurably} from '../util/durable.js'
 import {EMPTY_STATE, type FailoverRecord, type StateChange, type WatchState} from './cluster-state.js'
 import {Journal, type JournalStore} from './journal.js'
-import {lockCluster} from './lock.js'
+import {holdLockFile, lockCluster} from './lock.js'
 import type {ClusterLock, ClusterStore, WorkFiles} from './store.js'
 
 /** A file operation as a promise: its failure is a rejection, as etcd's are, never a throw. */
@@ -87,45 +87,15 @@ export function writeWatchState(plansDir: string, cluster: string, state: WatchS
   renameSync(aside, file)
 }
 
-const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
-
 /**
- * One read-modify-write of the state file that no other process's can undo: under a short lock (a folder made
- * beside the file: mkdir either makes it or finds it), taken over when older than 10 s (its holder was killed
- * inside; the rename lets one contender only take it). `change` sees the state as it is now.
+ * One read-modify-write of the state file that no other process's can undo: under a short lock beside the file
+ * (`lock.ts`'s, held by pid and start time: a killed holder's is taken over, a live one is waited for, never
+ * displaced). `change` sees the state as it is now.
  */
 export function updateWatchState(plansDir: string, cluster: string, change: StateChange): WatchState {
   const file = stateFile(plansDir, cluster)
   mkdirSync(dirname(file), {recursive: true})
-  const lock = `${file}.lock`
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    try {
-      mkdirSync(lock)
-      break
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-      const age = (() => {
-        try {
-          return Date.now() - statSync(lock).mtimeMs
-        } catch {
-          return 0
-        }
-      })()
-      if (age > 10_000) {
-        try {
-          const aside = `${lock}.stale-${process.pid}`
-          renameSync(lock, aside)
-          rmdirSync(aside)
-        } catch {
-          // Another contender took it over first.
-        }
-        continue
-      }
-      if (Date.now() > deadline) throw new Error(`${file}: its update lock ${lock} is held for more than 10 s; remove it if no mha process is running`)
-      pause(5)
-    }
-  }
+  const release = holdLockFile(`${file}.lock`, `update of ${file}`, 10_000)
   try {
     const now = readWatchState(plansDir, cluster)
     const next = change(now)
@@ -133,7 +103,7 @@ export function updateWatchState(plansDir: string, cluster: string, change: Stat
     replaceDurably(file, JSON.stringify(next, null, 2) + '\n')
     return next
   } finally {
-    rmdirSync(lock)
+    release()
   }
 }
 

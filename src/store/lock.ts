@@ -164,3 +164,22 @@ export function lockCluster(cluster: string, purpose: string): () => void {
   }
   throw new UserError(`cannot take the lock ${file}; remove it if no mha process is running`)
 }
+
+/**
+ * Holds the lock file `path` for a short critical section (a state file's read-modify-write), waiting up to
+ * `waitMs` while a live process holds it. A dead holder's lock is taken over as the cluster lock's is (see
+ * claim): two processes never both hold it, and a live holder, however slow or stopped, is never displaced.
+ */
+export function holdLockFile(path: string, purpose: string, waitMs: number): () => void {
+  const deadline = Date.now() + waitMs
+  for (;;) {
+    const outcome = claim(path, purpose)
+    if (outcome.held) {
+      const ino = outcome.ino
+      return () => release(path, ino)
+    }
+    if (Date.now() > deadline)
+      throw new UserError(`${path} is held by pid ${outcome.holder.pid} (${outcome.holder.purpose}, since ${outcome.holder.since}) for more than ${Math.round(waitMs / 1000)} s; wait for it to finish, or remove ${path} if that process is not an mha process`)
+    pause(5)
+  }
+}

@@ -1,11 +1,12 @@
 import {execFileSync} from 'node:child_process'
-import {mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 import type {WatchState} from '../../src/store/cluster-state.js'
 import {readWatchState, stateFile} from '../../src/store/files.js'
+import {processStartTime} from '../../src/store/lock.js'
 import {runMha} from './harness.js'
 
 // mha ack shows the last failover and acknowledges that one, in one read-modify-write of the state file: a newer
@@ -26,14 +27,15 @@ describe('mha ack never acknowledges a newer failover', () => {
     const file = stateFile(plans, 'itack')
     mkdirSync(join(plans, 'itack'), {recursive: true})
     execFileSync('mkfifo', [file])
+    // The update lock held by this (live) process: mha ack waits for it before its write.
     const lock = `${file}.lock`
-    mkdirSync(lock)
+    writeFileSync(lock, JSON.stringify({pid: process.pid, started: processStartTime(process.pid), purpose: 'the test', since: new Date().toISOString()}))
     const acked = runMha(['ack', '--cluster', 'itack', '--plans-dir', plans])
     // Returns once mha ack has opened the pipe and read the older failover.
     await writeFile(file, JSON.stringify(older))
     rmSync(file)
     writeFileSync(file, JSON.stringify(newer, null, 2) + '\n')
-    rmdirSync(lock)
+    rmSync(lock)
     const result = await acked
     expect(result.code, result.stdout + result.stderr).toBe(1)
     expect(result.stdout).toBe('')

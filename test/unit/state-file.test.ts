@@ -1,10 +1,11 @@
-import {spawn} from 'node:child_process'
-import {existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync} from 'node:fs'
+import {spawn, spawnSync} from 'node:child_process'
+import {existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 import {acknowledge, withFenced, type WatchState} from '../../src/store/cluster-state.js'
 import {readWatchState, updateWatchState} from '../../src/store/files.js'
+import {processStartTime} from '../../src/store/lock.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'mha-state-file-'))
 afterAll(() => rmSync(dir, {recursive: true, force: true}))
@@ -25,18 +26,26 @@ describe('the state file: every update one read-modify-write, none lost', () => 
     for (const name of ['a', 'b', 'c', 'd']) for (let i = 0; i < 60; i++) expect(names).toContain(`${name}-${i}`)
   }, 60_000)
 
-  it('a change that returns null writes nothing; a lock left by a killed process is taken over once stale', () => {
+  it('a change that returns null writes nothing; a lock left by a killed process is taken over, a live holder\'s is waited for', () => {
     const before = readWatchState(dir, 'c1')
     expect(updateWatchState(dir, 'c1', () => null)).toEqual(before)
-    // The lock folder of a process killed inside an update, 20 s ago.
+    // The lock of a process killed inside an update: its pid is gone.
     const lock = join(dir, 'c2', 'watch-state.json.lock')
-    mkdirSync(lock, {recursive: true})
-    const past = new Date(Date.now() - 20_000)
-    utimesSync(lock, past, past)
+    mkdirSync(join(dir, 'c2'), {recursive: true})
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {encoding: 'utf8'})
+    writeFileSync(lock, JSON.stringify({pid: Number(dead.stdout), started: '1', purpose: 'killed inside an update', since: 'then'}))
     updateWatchState(dir, 'c2', withFenced({server: 'x', master: 'db1', at: 'now', reason: 'test'}))
     expect(existsSync(lock)).toBe(false)
     expect(readWatchState(dir, 'c2').fenced?.map((f) => f.server)).toEqual(['x'])
-  })
+    // A live holder (this process), however old its lock, is never displaced: another process gives up, naming it.
+    writeFileSync(lock, JSON.stringify({pid: process.pid, started: processStartTime(process.pid), purpose: 'a slow update', since: 'long ago'}))
+    const past = new Date(Date.now() - 60_000)
+    utimesSync(lock, past, past)
+    const other = spawnSync(process.execPath, ['--import', 'tsx', '-e', `import {updateWatchState} from './src/store/files.ts'; try { updateWatchState(${JSON.stringify(dir)}, 'c2', (s) => ({...s, acknowledged: true})); console.log('updated') } catch (e) { console.log(e.message) }`], {cwd: join(import.meta.dirname, '../..'), encoding: 'utf8', timeout: 30_000})
+    expect(other.stdout.trim()).toBe(`${lock} is held by pid ${process.pid} (a slow update, since long ago) for more than 10 s; wait for it to finish, or remove ${lock} if that process is not an mha process`)
+    expect(readWatchState(dir, 'c2').fenced?.map((f) => f.server)).toEqual(['x'])
+    rmSync(lock)
+  }, 40_000)
 })
 
 describe('acknowledge: mha ack acknowledges the failover it showed, never a newer one', () => {
