@@ -1,5 +1,5 @@
 import {spawn, spawnSync} from 'node:child_process'
-import {closeSync, openSync, readFileSync} from 'node:fs'
+import {closeSync, openSync, readdirSync, readFileSync} from 'node:fs'
 import {connect} from 'node:net'
 
 /** Start a long-running program detached from us, its output to a log file; returns its pid. */
@@ -46,6 +46,47 @@ export async function stopOurProcess(pid: number | undefined, marker: string, gr
   }
   signalOurProcess(pid, marker, 'SIGKILL')
   while (isOurProcess(pid, marker)) await sleep(20)
+}
+
+/** The fields of /proc/<pid>/stat after the command name (whose parentheses may hold anything), or null. */
+function statFields(pid: number): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  } catch {
+    return null
+  }
+}
+
+/** Every process below `pid` now, each with its start time (so that a pid reused later is never taken for it). */
+function descendantsOf(pid: number): {pid: number; started: string}[] {
+  const children = new Map<number, {pid: number; started: string}[]>()
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    const fields = statFields(Number(entry))
+    if (!fields) continue
+    const parent = Number(fields[1])
+    children.set(parent, [...(children.get(parent) ?? []), {pid: Number(entry), started: fields[19] ?? ''}])
+  }
+  const below = (p: number): {pid: number; started: string}[] => (children.get(p) ?? []).flatMap((c) => [c, ...below(c.pid)])
+  return below(pid)
+}
+
+/**
+ * Stops our process as stopOurProcess does, and then the processes it had started (an sshd's connection
+ * handlers, which it leaves running when it stops, and which a connection arriving at the stop would keep alive).
+ */
+export async function stopOurProcessAndChildren(pid: number | undefined, marker: string, graceMs = 10_000): Promise<void> {
+  const children = pid && isOurProcess(pid, marker) ? descendantsOf(pid) : []
+  await stopOurProcess(pid, marker, graceMs)
+  for (const child of children)
+    if (statFields(child.pid)?.[19] === child.started) {
+      try {
+        process.kill(child.pid, 'SIGKILL')
+      } catch {
+        // Gone meanwhile.
+      }
+    }
 }
 
 export async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boolean> | boolean, stepMs = 50): Promise<void> {

@@ -5,7 +5,7 @@ import {stringify} from 'yaml'
 import {withConnection, type Endpoint} from '../inspect/mysql.js'
 import {UserError} from '../util/errors.js'
 import {Secret} from '../util/secret.js'
-import {findProgram, isOurProcess, portOpen, run, signalOurProcess, startDetached, stopOurProcess, waitFor} from './processes.js'
+import {findProgram, isOurProcess, portOpen, run, signalOurProcess, startDetached, stopOurProcess, stopOurProcessAndChildren, waitFor} from './processes.js'
 
 /** Everything `sandbox up` started, so that `down` stops exactly that and nothing else. */
 export interface SandboxHost {
@@ -228,7 +228,7 @@ export async function sandboxDown(dir: string): Promise<SandboxState | undefined
       stopOurProcess(host.mariadbdPid, mariadbdMarker(host), 30_000),
       // A mariadbd started over SSH (rebuild.start_command) is known by its pid-file; it is ours if its command line names this host's my.cnf.
       stopOurProcess(pidFromFile(host), mariadbdMarker(host), 30_000),
-      stopOurProcess(host.sshdPid, sshdMarker(host)),
+      stopOurProcessAndChildren(host.sshdPid, sshdMarker(host)),
     ]),
   )
   if (existsSync(state.configFile) && readFileSync(state.configFile, 'utf8').includes(`# written by mha sandbox up`)) rmSync(state.configFile)
@@ -414,6 +414,8 @@ function sshdConfig(host: SandboxHost, dir: string): string {
     'StrictModes no',
     'PrintMotd no',
     'MaxStartups 100:30:200',
+    // A connection that arrives as the sandbox goes down does not keep its handler for the default two minutes.
+    'LoginGraceTime 15',
     '',
   ].join('\n')
 }

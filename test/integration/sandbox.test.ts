@@ -1,10 +1,11 @@
-import {existsSync, mkdtempSync} from 'node:fs'
+import {existsSync, mkdtempSync, readdirSync, readFileSync} from 'node:fs'
+import {connect} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 import {readState, sandboxDir} from '../../src/sandbox/sandbox.js'
 import {validator} from '../../src/schema/validator.js'
-import {isOurProcess} from '../../src/sandbox/processes.js'
+import {isOurProcess, waitFor} from '../../src/sandbox/processes.js'
 import {runMha} from './harness.js'
 
 describe('mha sandbox', () => {
@@ -39,10 +40,33 @@ describe('mha sandbox', () => {
     expect(isOurProcess(state.hosts[0]!.mariadbdPid, state.dir)).toBe(false)
     expect(isOurProcess(state.hosts[0]!.sshdPid, state.dir)).toBe(true)
 
+    // A connection that reaches db2's sshd and says nothing: sshd forks a handler for it, which outlives its
+    // listener when the listener alone is stopped (seen after a CI run: "sshd: [accepted]" under pid 1).
+    const idle = connect({host: '127.0.0.32', port: 22})
+    await waitFor("db2's sshd to fork a handler for the idle connection", 10_000, () => handlersOf(state.hosts[1]!.sshdPid!).length > 0)
+    const handlers = handlersOf(state.hosts[1]!.sshdPid!)
     const down = await runMha(['sandbox', 'down', ...common])
     expect(down.code).toBe(0)
     expect(pids.some((pid) => isOurProcess(pid, state.dir))).toBe(false)
+    // Killed by sandbox down (not left for sshd's LoginGraceTime): gone once pid 1 has reaped them.
+    // The client still holds its end, as a client behind a dropped route would.
+    await waitFor(`the handlers ${handlers.join(', ')} to be gone`, 5_000, () => handlers.every((pid) => !existsSync(`/proc/${pid}`))).finally(() => idle.destroy())
     expect(existsSync(state.dir)).toBe(false)
     expect(existsSync(join(work, 'clusters', 'itsandbox.yaml'))).toBe(false)
   })
 })
+
+/** The processes whose parent is `pid` now (an sshd's connection handlers). */
+function handlersOf(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .filter((e) => {
+      try {
+        const stat = readFileSync(`/proc/${e}/stat`, 'utf8')
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
+}
