@@ -21,7 +21,7 @@ import {FileStore} from '../store/files.js'
 import {plansDirOf} from '../store/manual-apply.js'
 import type {ClusterLock, ClusterStore} from '../store/store.js'
 import type {SshPool} from '../remote/session-pool.js'
-import {FencedError} from '../coord/session.js'
+import {FencedError} from '../util/fenced.js'
 
 export interface ApplyOptions {
   planFile: string

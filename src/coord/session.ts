@@ -3,6 +3,7 @@ import {performance} from 'node:perf_hooks'
 import {Etcd3, EtcdLeaseInvalidError} from 'etcd3'
 import {oneLine} from '../util/errors.js'
 import type {EtcdSettings} from './settings.js'
+import {FencedError} from '../util/fenced.js'
 
 /** A unary etcd call that takes longer has no quorum behind it (or no network): it fails instead of hanging. */
 export const etcdCallTimeoutMs = 2000
@@ -176,13 +177,6 @@ async function keepAliveOnce(client: Etcd3, id: string): Promise<number> {
   }
 }
 
-/** An effect refused because this process no longer holds the lease or lock it acted under. */
-export class FencedError extends Error {
-  constructor(message: string) {
-    super(message)
-    this.name = 'FencedError'
-  }
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))

@@ -1,0 +1,15 @@
+import {spawnSync} from 'node:child_process'
+import {join} from 'node:path'
+import {describe, expect, it} from 'vitest'
+
+describe('start-up', () => {
+  it('loading every command loads no etcd client (gRPC, protobufjs): only a command given etcd loads it, when it needs it', () => {
+    const body = `import {createRequire} from 'node:module'; await import('./commands/index.ts'); const loaded = Object.keys(createRequire(import.meta.url).cache); console.log(JSON.stringify({total: loaded.length, etcd: loaded.filter((k) => /node_modules\\/(etcd3|protobufjs|@grpc)\\//.test(k)).length}))`
+    const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], {cwd: join(import.meta.dirname, '../..'), encoding: 'utf8'})
+    expect(result.status, result.stderr).toBe(0)
+    const counts = JSON.parse(result.stdout) as {total: number; etcd: number}
+    // Other modules are loaded (the check itself is alive), none of etcd's.
+    expect(counts.total).toBeGreaterThan(50)
+    expect(counts.etcd).toBe(0)
+  })
+})
