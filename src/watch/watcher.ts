@@ -339,6 +339,9 @@ export class ClusterWatcher {
       this.#unfinishedNoted = false
       return
     }
+    // Looked at again at each tick until it is found finished (a leader that found it under way when it took over
+    // hears of no change to it while its apply runs on, and must try again once that apply is gone).
+    this.#unfinishedNoted = true
     const coord = this.options.coord
     const kind = recordedKind(record)
     let held: ClusterLock
@@ -385,8 +388,9 @@ export class ClusterWatcher {
     // Another process's record (an mha apply, a leader before this one) unfinished: the next tick finishes it once its lock is free.
     if (!record.finished && record.by !== me) this.#unfinishedNoted = true
     if (record.finished) this.#unfinishedNoted = false
-    if (record.finished && record.finishedBy !== me) this.#say('leader acted', `${record.finishedBy ?? record.by} finished a failover of ${this.cluster.name} (${record.planName}): ${record.status ?? ''}: ${record.message ?? ''}`)
-    else if (!record.finished && record.by !== me) this.#say('leader acting', `${record.by} started a failover of ${this.cluster.name} (${record.planName})`)
+    const kind = recordedKind(record)
+    if (record.finished && record.finishedBy !== me) this.#say('leader acted', `${record.finishedBy ?? record.by} finished a ${kind} of ${this.cluster.name} (${record.planName}): ${record.status ?? ''}: ${record.message ?? ''}`)
+    else if (!record.finished && record.by !== me) this.#say('leader acting', `${record.by} started a ${kind} of ${this.cluster.name} (${record.planName})`)
   }
 
   #forgetProbes(): void {

@@ -44,7 +44,7 @@ afterAll(() => rmSync(dir, {recursive: true, force: true}))
  * target held (its SQL thread on a row lock) so that apply waits for it, not yet promoted. The switchover waits
  * long for the held target (instead of failing in a second) and does not refuse its lag.
  */
-async function switchoverWaitingOnTarget(name: string, watchArgs: string[], applyArgs: string[]) {
+async function switchoverWaitingOnTarget(name: string, watchArgs: string[], applyArgs: string[], watchStarts: 'before' | 'after') {
   const s = await startSandbox(name, 56)
   sandbox = s
   writeFileSync(s.configFile, readFileSync(s.configFile, 'utf8') + 'failover: {wait_timeout: 90}\nswitchover: {max_lag_seconds: 60}\n')
@@ -54,9 +54,13 @@ async function switchoverWaitingOnTarget(name: string, watchArgs: string[], appl
   mkdirSync(configDir)
   writeFileSync(join(configDir, `${name}.yaml`), readFileSync(s.configFile, 'utf8'))
   await WriteLoad.prepare(s.state, 'db1')
-  const watch = spawnWatch(['--config-dir', configDir, '--plans-dir', plansDir, '--heartbeat', '0', ...watchArgs])
-  children.push(watch.child)
-  await waitFor('the watch to find the cluster healthy', 60_000, () => said(watch.lines, 'healthy').length > 0, 100)
+  const startWatch = () => {
+    const watch = spawnWatch(['--config-dir', configDir, '--plans-dir', plansDir, '--heartbeat', '0', ...watchArgs])
+    children.push(watch.child)
+    return watch
+  }
+  const early = watchStarts === 'before' ? startWatch() : undefined
+  if (early) await waitFor('the watch to find the cluster healthy', 60_000, () => said(early.lines, 'healthy').length > 0, 100)
   load = new WriteLoad(s.state)
   load.start()
   const planFile = join(plansDir, name, 'switch-to-db2.json')
@@ -66,7 +70,7 @@ async function switchoverWaitingOnTarget(name: string, watchArgs: string[], appl
   const apply = spawnApply([planFile, '--config', s.configFile, '--json', ...applyArgs])
   await waitFor('the switchover to wait on db2 for db1\'s final position', 30_000, async () => (await s.sql('db2', (c) => c.query("SELECT INFO FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT MASTER_%WAIT%'"))).length > 0, 50)
   expect(await readOnly(s, 'db1')).toBe(1)
-  return {s, watch, apply, plansDir}
+  return {s, watch: early ?? startWatch(), apply, plansDir}
 }
 
 /** `mha apply` as a child process of its own (stopped or killed by its pid), its output collected. */
@@ -93,10 +97,12 @@ const said = (lines: WatchLogLine[], event: string) => lines.filter((l) => l.eve
 const readOnly = async (s: TestSandbox, name: string) => Number((await s.sql(name, (c) => c.queryOne('SELECT @@global.read_only+0 AS ro')))!.ro)
 
 describe('a switchover stopped part-way is finished or rolled back by the next manager (octets 56-59)', () => {
-  it('with etcd: apply frozen (SIGSTOP) past its lease while the target catches up; the leading watch takes the lock, finishes it, and the frozen apply does nothing more', async () => {
+  it('with etcd: a watch that comes to lead while the switchover is under way waits for its lock; the apply frozen (SIGSTOP) past its lease, the watch takes it over, finishes it, and the frozen apply does nothing more', async () => {
     etcdPid = await startOneEtcd(etcdAddress, join(dir, 'etcd'), 'swtk')
     const etcd = ['--etcd', endpoint, '--etcd-prefix', '/itswtk', '--etcd-lease-ttl', '3']
-    const {s, watch, apply} = await switchoverWaitingOnTarget('itswtk', [...etcd, '--watcher-id', 'w1'], etcd)
+    const {s, watch, apply} = await switchoverWaitingOnTarget('itswtk', [...etcd, '--watcher-id', 'w1'], etcd, 'after')
+    // It finds the switchover under way and its lock held (it hears of no change to the record after this).
+    await waitFor(`the watch to find the switchover under way (said: ${watch.lines.map((l) => l.event).join(', ')})`, 60_000, () => said(watch.lines, 'locked').length > 0, 100)
     process.kill(apply.child.pid!, 'SIGSTOP')
     // mha status names the switchover under way as unfinished (from etcd's record), with who started it.
     await expectUnfinished(s, [...etcd], /^mha apply \(.* pid \d+\)$/)
@@ -117,7 +123,7 @@ describe('a switchover stopped part-way is finished or rolled back by the next m
   })
 
   it('alone (files): apply SIGKILLed while the target catches up, a write slips onto the old master; the watch takes the lock and rolls the switchover back', async () => {
-    const {s, watch, apply, plansDir} = await switchoverWaitingOnTarget('itswtf', [], [])
+    const {s, watch, apply, plansDir} = await switchoverWaitingOnTarget('itswtf', [], [], 'before')
     process.kill(apply.child.pid!, 'SIGKILL')
     await apply.exited
     await expectUnfinished(s, ['--plans-dir', plansDir], /^mha apply \(.* pid \d+\)$/)
