@@ -23,7 +23,11 @@ export interface ApplyReport {
   /** partial: the new master takes writes, but some replicas were left out (see leftOut). */
   status: 'applied' | 'already_applied' | 'partial' | 'failed' | 'refused'
   message: string
-  steps: {id: string; type: string; server: string; status: StepStatus; reason: string | null; outputs: Record<string, unknown>}[]
+  /**
+   * Each step as it ended; startMs and durationMs (from this run's start) for the steps this run checked or
+   * ran, null for those it did not (done in an earlier run, blocked, not run): where a slow apply spent its time.
+   */
+  steps: {id: string; type: string; server: string; status: StepStatus; reason: string | null; outputs: Record<string, unknown>; startMs: number | null; durationMs: number | null}[]
   notes: string[]
   /** sha256 of the plan applied (what `mha apply --expect-digest` checks). */
   digest: string

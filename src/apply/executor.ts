@@ -120,6 +120,9 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
   const {records, digest: journalDigest} = await journal.read()
   const digest = planDigest(plan)
   const status = new Map<string, {status: StepStatus; reason: string | null}>(plan.steps.map((s) => [s.id, {status: 'not_run', reason: null}]))
+  /** When each step this run checked or ran began and how long it took, from the run's start. */
+  const runStartedAt = started
+  const timing = new Map<string, {startMs: number; durationMs: number | null}>()
   // What a step handed on: from this run, else from an earlier one that finished it (a step an earlier run only
   // began has no outputs of its own to shadow this run's).
   const outputsOf = (id: string): Record<string, unknown> => ctx.outputs.get(id) ?? (['done', 'skipped'].includes(records.get(id)?.state ?? '') ? records.get(id)!.outputs : {})
@@ -129,7 +132,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     kind: plan.kind,
     status: overall,
     message,
-    steps: plan.steps.map((s) => ({id: s.id, type: s.type, server: s.server, status: status.get(s.id)!.status, reason: status.get(s.id)!.reason, outputs: outputsOf(s.id)})),
+    steps: plan.steps.map((s) => ({id: s.id, type: s.type, server: s.server, status: status.get(s.id)!.status, reason: status.get(s.id)!.reason, outputs: outputsOf(s.id), startMs: timing.get(s.id)?.startMs ?? null, durationMs: timing.get(s.id)?.durationMs ?? null})),
     notes,
     digest,
     leftOut: [],
@@ -244,6 +247,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     const runStep = async (step: Step): Promise<void> => {
       const handler = handlerFor(step)
       listener({kind: 'begin', step})
+      const begun = Date.now()
+      timing.set(step.id, {startMs: begun - runStartedAt, durationMs: null})
       try {
         guard()
         const checked = await handler.check(step, ctx)
@@ -280,6 +285,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
           stopped.fenced ??= redact(oneLine(e), secrets)
         })
         failures.push({step, message})
+      } finally {
+        timing.set(step.id, {startMs: begun - runStartedAt, durationMs: Date.now() - begun})
       }
     }
 

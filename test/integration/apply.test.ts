@@ -4,6 +4,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
 import type {ApplyReport} from '../../src/apply/events.js'
+import type {Plan} from '../../src/plan/types.js'
 import {readPlan} from '../../src/plan/plan-file.js'
 import {validator} from '../../src/schema/validator.js'
 import {expectConsistent, killMasterAndWait, root, runMha, startSandbox, survivors, type TestSandbox} from './harness.js'
@@ -29,7 +30,26 @@ async function apply(s: TestSandbox, file: string): Promise<{code: number; repor
   const report = JSON.parse(result.stdout) as ApplyReport
   const validate = validator('apply-report.schema.json')
   expect(validate(report), JSON.stringify(validate.errors)).toBe(true)
+  expectTimings(JSON.parse(readFileSync(file, 'utf8')) as Plan, report)
   return {code: result.code, report, stderr: result.stderr}
+}
+
+/**
+ * The report times what this run checked or ran, and only that; and a step began only after every step it
+ * depends on had ended in this run (or had been done in an earlier one).
+ */
+function expectTimings(plan: Plan, report: ApplyReport): void {
+  const byId = new Map(report.steps.map((s) => [s.id, s]))
+  for (const step of report.steps) {
+    const ran = ['applied', 'failed'].includes(step.status) || (step.status === 'skipped' && !String(step.reason).startsWith('done in an earlier run'))
+    expect([step.id, step.startMs !== null, step.durationMs !== null]).toEqual([step.id, ran, ran])
+    if (!ran) continue
+    expect(step.durationMs!).toBeGreaterThanOrEqual(0)
+    for (const dep of plan.steps.find((p) => p.id === step.id)!.after) {
+      const before = byId.get(dep)!
+      if (before.startMs !== null) expect(step.startMs!, `${step.id} began before ${dep} ended`).toBeGreaterThanOrEqual(before.startMs + before.durationMs!)
+    }
+  }
 }
 
 async function gtidPositions(s: TestSandbox): Promise<string[]> {
