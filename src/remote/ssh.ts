@@ -304,12 +304,16 @@ export class SshSession {
         const out: Buffer[] = []
         channel.on('data', (chunk: Buffer) => out.push(chunk))
         channel.on('error', () => undefined)
-        channel.on('close', () => {
+        // The socket's end of the stream (EOF) is the whole answer; sshd closes the channel only once we close ours.
+        const finish = () => {
           if (done) return
           done = true
           clearTimeout(timer)
+          channel.close()
           resolve(Buffer.concat(out).toString('utf8'))
-        })
+        }
+        channel.on('end', finish)
+        channel.on('close', finish)
         channel.write(input)
       })
     })
