@@ -18,6 +18,8 @@ command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 # etcd on 127.0.0.1:2379; the sandbox never uses it, its members listen on other loopback addresses.
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
+# mha sandbox up --haproxy and the routing tests start their own haproxy (Debian's default configuration binds no port).
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 # The durability unit tests watch the fsync calls of a real process.
 command -v strace >/dev/null 2>&1 || missing+=(strace)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -5,7 +5,7 @@ import {sandboxDir, sandboxDown} from '../../src/sandbox/sandbox.js'
 export default class SandboxDown extends BaseCommand<typeof SandboxDown> {
   static override summary = 'Stop what "sandbox up" started (by pid) and remove its data and cluster file.'
   static override description =
-    'Stops mariadbd and sshd of every host of the sandbox by the pids it recorded (never by name), removes its data folder and the cluster file it wrote. Without a sandbox of that name it does nothing.'
+    'Stops mariadbd and sshd of every host of the sandbox, and its haproxy (--haproxy), by the pids it recorded (never by name), removes its data folder and the cluster file it wrote. Without a sandbox of that name it does nothing.'
   static override examples = ['<%= config.bin %> sandbox down', '<%= config.bin %> sandbox down --cluster app2 --dir /var/tmp/mha-sandbox']
   static override flags = {...sandboxFlags}
 

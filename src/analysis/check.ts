@@ -5,6 +5,8 @@ import type {ServerSnapshot, Snapshot, SqlFacts} from '../inspect/types.js'
 import {returningMasters, roleViewsOf, sourceServer, sqlFacts, topologyOf} from './topology.js'
 import {planFor} from '../plan/planner.js'
 import {missingHookWarnings} from './hooks.js'
+import {proxyFindings, type ProxyRow} from './routing.js'
+import type {ProxyObservation} from '../routing/observe.js'
 
 export type Severity = 'error' | 'warning' | 'info'
 
@@ -39,6 +41,8 @@ export interface CheckReport {
   master: string | null
   replicationMode: 'gtid' | 'file'
   servers: ServerRow[]
+  /** The proxies of the routing section, as their runtime APIs answered; empty without one. */
+  proxies: ProxyRow[]
   findings: Finding[]
 }
 
@@ -50,7 +54,7 @@ export interface OutOfService {
 }
 
 /** MHA's check_repl and check_ssh, as a pure function of what was observed. */
-export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot, options: {outOfService?: readonly OutOfService[]} = {}): CheckReport {
+export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot, options: {outOfService?: readonly OutOfService[]; proxies?: ProxyObservation[]} = {}): CheckReport {
   const findings: Finding[] = []
   // A server taken out by a failover is said once, as such, and not counted against the cluster.
   const out = new Map((options.outOfService ?? []).map((o) => [o.server, o]))
@@ -183,6 +187,9 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot, options
     }
   }
 
+  const routing = proxyFindings(cluster, options.proxies ?? [], master ? {name: master.name, dead: masterDead} : null)
+  findings.push(...routing.findings)
+
   const failoverPossible = !findings.some((x) => x.severity === 'error')
   return {
     cluster: cluster.name,
@@ -191,6 +198,7 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot, options
     master: master?.name ?? null,
     replicationMode: mode,
     servers: cluster.servers.map((s) => serverRow(s, snap.get(s.name)!, master, topology.replicas.includes(s))),
+    proxies: routing.rows,
     findings,
   }
 }

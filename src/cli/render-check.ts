@@ -17,6 +17,20 @@ export function renderCheck(report: CheckReport): string {
     ]),
   )
   const lines = [`cluster ${report.cluster}: master ${report.master ?? '(none)'}, ${report.replicationMode === 'gtid' ? 'GTID' : 'binlog file/position'} replication`, '', table, '']
+  if (report.proxies.length > 0) {
+    const proxies = renderTable(
+      ['proxy', 'runtime API', 'backend', 'reachable', 'servers', 'writer'],
+      report.proxies.map((p) => [
+        p.name,
+        p.runtimeApi,
+        p.backend,
+        p.reachable ? 'yes' : 'no',
+        p.missing === null ? '-' : p.missing.length === 0 ? 'all' : `missing ${p.missing.join(', ')}`,
+        p.writers === null ? '-' : p.writers.length === 0 ? '(none)' : p.writers.join(', '),
+      ]),
+    )
+    lines.push(proxies, '')
+  }
   for (const f of report.findings) lines.push(`${f.severity.toUpperCase().padEnd(7)} ${f.message}`)
   if (report.findings.length > 0) lines.push('')
   const errors = report.findings.filter((f) => f.severity === 'error').length

@@ -3,12 +3,12 @@ import {canonical} from '../plan/plan-file.js'
 import type {ClusterConfig} from './types.js'
 
 /**
- * What each manager host sets for itself: how it reaches the servers (the address it connects to, its SSH host,
+ * What each manager host sets for itself: how it reaches the servers and proxies (the address it connects to, its SSH host,
  * port, keys and known_hosts, the address its connections leave from, where its copies of the passwords lie),
  * how it watches, and where its file is. Several managers (etcd) each have their own; none of it changes what a
  * plan does to the cluster (replicas are pointed at `hostname`, which counts).
  */
-const LOCAL_TO_THE_MANAGER = new Set(['file', 'ip', 'ssh', 'sshHost', 'sshPort', 'sourceAddress', 'password', 'replPassword', 'monitor'])
+const LOCAL_TO_THE_MANAGER = new Set(['file', 'ip', 'ssh', 'sshHost', 'sshPort', 'sourceAddress', 'password', 'replPassword', 'monitor', 'runtimeApi', 'verifyPassword'])
 
 /**
  * sha256 of the settings of a cluster file that decide what a plan does (servers, users, replication, failover
@@ -16,6 +16,8 @@ const LOCAL_TO_THE_MANAGER = new Set(['file', 'ip', 'ssh', 'sshHost', 'sshPort',
  * its bytes (a comment or a reordering changes nothing), and not of what is local to a manager host.
  */
 export function settingsDigest(cluster: ClusterConfig): string {
-  const settings = JSON.parse(JSON.stringify(cluster, (key, value: unknown) => (LOCAL_TO_THE_MANAGER.has(key) ? undefined : value))) as unknown
+  // A cluster without a routing section digests as it did before routing existed.
+  const omitted = (key: string, value: unknown) => LOCAL_TO_THE_MANAGER.has(key) || (key === 'proxies' && Array.isArray(value) && value.length === 0)
+  const settings = JSON.parse(JSON.stringify(cluster, (key, value: unknown) => (omitted(key, value) ? undefined : value))) as unknown
   return `sha256:${createHash('sha256').update(JSON.stringify(canonical(settings))).digest('hex')}`
 }

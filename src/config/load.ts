@@ -7,7 +7,7 @@ import {Secret} from '../util/secret.js'
 import {resolveHookCommand} from '../hooks/command.js'
 import {formatPath, problemsOf, validator} from '../schema/validator.js'
 import {parseSshOptions, SshOptionError, type SshOptionSettings} from './ssh-options.js'
-import type {ClusterConfig, GtidUse, PingType, ServerConfig, SshSettings} from './types.js'
+import type {ClusterConfig, GtidUse, PingType, ProxyConfig, ServerConfig, SshSettings} from './types.js'
 
 export const defaultConfigDir = 'clusters'
 
@@ -129,7 +129,19 @@ interface RawCluster {
   }
   switchover: {max_lag_seconds: number; running_updates_limit: number; orig_master_is_new_slave: boolean}
   hooks: {shutdown?: string; master_ip_failover?: string; master_ip_online_change?: string; report?: string; secondary_check?: string; pass_passwords: boolean}
+  routing?: {haproxy: RawHaproxy[]}
   servers: RawServer[]
+}
+interface RawHaproxy {
+  name: string
+  runtime_api?: string
+  runtime_socket?: {path: string; ssh_host: string; ssh_port?: number; ssh_user?: string}
+  writer_backend: string
+  frontend: string
+  servers?: Record<string, string>
+  verify_user?: string
+  verify_password?: RawSecret
+  timeout: number
 }
 
 type At = (path: (string | number)[], message: string) => ConfigError
@@ -137,7 +149,7 @@ type At = (path: (string | number)[], message: string) => ConfigError
 function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at: At): ClusterConfig {
   const base = dirname(file)
   const expand = (p: string) => (p.startsWith('~/') ? join(homedir(), p.slice(2)) : isAbsolute(p) ? p : resolve(base, p))
-  const secret = (value: RawSecret, path: string[]): Secret => {
+  const secret = (value: RawSecret, path: (string | number)[]): Secret => {
     if (typeof value === 'string') return new Secret(value, `${file} ${path.join('.')}`)
     if ('env' in value) {
       const text = env[value.env]
@@ -193,12 +205,17 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
   })
   checkUnique(servers, (s) => s.name, ['name'], at)
   checkUnique(servers, (s) => `${s.ip}:${s.port}`, [], at, (key) => `${key} is used by two servers`)
+  const password = secret(raw.password, ['password'])
+  const proxies = (raw.routing?.haproxy ?? []).map((p, i) => proxyConfig(p, i, {servers, password, user: raw.user, clusterSsh, sshPort: raw.ssh.port, sshUser: raw.ssh.user, secret, at}))
+  proxies.forEach((p, i) => {
+    if (proxies.findIndex((q) => q.name === p.name) !== i) throw at(['routing', 'haproxy', i, 'name'], `"${p.name}" is used by two proxies; each proxy needs its own name`)
+  })
 
   return {
     name: raw.name,
     file,
     user: raw.user,
-    password: secret(raw.password, ['password']),
+    password,
     replUser: raw.repl_user,
     replPassword: raw.repl_password === undefined ? undefined : secret(raw.repl_password, ['repl_password']),
     gtid: raw.replication.gtid,
@@ -235,13 +252,76 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
       ...(raw.hooks.secondary_check ? {secondaryCheck: hook(raw.hooks.secondary_check)} : {}),
       passPasswords: raw.hooks.pass_passwords,
     },
+    proxies,
     servers,
+  }
+}
+
+/** "host:port" or "[v6]:port" as host and port; the schema checked the shape. */
+export function parseAddress(text: string): {host: string; port: number} | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(text)
+  const port = Number(m?.[3])
+  if (!m || !(port >= 1 && port <= 65535)) return undefined
+  return {host: (m[1] ?? m[2])!, port}
+}
+
+interface ProxyContext {
+  servers: ServerConfig[]
+  password: Secret
+  user: string
+  clusterSsh: SshSettings
+  sshPort: number
+  sshUser: string | undefined
+  secret: (value: RawSecret, path: (string | number)[]) => Secret
+  at: At
+}
+
+/** routing.haproxy[i], with one line naming the field for what the schema cannot say. */
+function proxyConfig(p: RawHaproxy, i: number, c: ProxyContext): ProxyConfig {
+  const path = ['routing', 'haproxy', i]
+  const address = (text: string, field: string) => {
+    const parsed = parseAddress(text)
+    if (!parsed) throw c.at([...path, field], `"${text}" is not HOST:PORT with a port from 1 to 65535`)
+    return parsed
+  }
+  if ((p.runtime_api === undefined) === (p.runtime_socket === undefined))
+    throw c.at(path, `proxy ${p.name}: give exactly one of runtime_api (HOST:PORT over TCP) and runtime_socket ({path, ssh_host}: a unix socket over SSH)`)
+  const runtimeApi: ProxyConfig['runtimeApi'] =
+    p.runtime_api !== undefined
+      ? {kind: 'tcp', ...address(p.runtime_api, 'runtime_api')}
+      : {
+          kind: 'socket',
+          path: p.runtime_socket!.path,
+          sshHost: p.runtime_socket!.ssh_host,
+          sshPort: p.runtime_socket!.ssh_port ?? c.sshPort,
+          sshUser: p.runtime_socket!.ssh_user ?? c.sshUser ?? userInfo().username,
+          ssh: c.clusterSsh,
+        }
+  const names = new Set(c.servers.map((s) => s.name))
+  for (const name of Object.keys(p.servers ?? {}))
+    if (!names.has(name)) throw c.at([...path, 'servers', name], `proxy ${p.name}: "${name}" is not a server of this cluster (servers are ${[...names].join(', ')})`)
+  const servers = Object.fromEntries(c.servers.map((s) => [s.name, p.servers?.[s.name] ?? s.name]))
+  const seen = new Map<string, string>()
+  for (const [mha, own] of Object.entries(servers)) {
+    const other = seen.get(own)
+    if (other !== undefined) throw c.at([...path, 'servers'], `proxy ${p.name}: servers ${other} and ${mha} are both "${own}" in backend ${p.writer_backend}; each needs its own`)
+    seen.set(own, mha)
+  }
+  return {
+    name: p.name,
+    runtimeApi,
+    writerBackend: p.writer_backend,
+    frontend: address(p.frontend, 'frontend'),
+    servers,
+    verifyUser: p.verify_user ?? c.user,
+    verifyPassword: p.verify_password === undefined ? c.password : c.secret(p.verify_password, [...path, 'verify_password']),
+    timeoutMs: p.timeout * 1000,
   }
 }
 
 interface Resolvers {
   expand: (path: string) => string
-  secret: (value: RawSecret, path: string[]) => Secret
+  secret: (value: RawSecret, path: (string | number)[]) => Secret
   env: NodeJS.ProcessEnv
   at: At
 }

@@ -47,6 +47,26 @@ export interface HookConfig {
   passPasswords: boolean
 }
 
+/** How the manager reaches a proxy's runtime API: TCP from the manager, or a unix socket on the proxy's host over SSH. */
+export type RuntimeApiAddress =
+  | {kind: 'tcp'; host: string; port: number}
+  | {kind: 'socket'; path: string; sshHost: string; sshPort: number; sshUser: string; ssh: SshSettings}
+
+/** One HAProxy in front of the cluster (routing.haproxy[i]). */
+export interface ProxyConfig {
+  name: string
+  runtimeApi: RuntimeApiAddress
+  /** The backend clients' writes go through. */
+  writerBackend: string
+  /** Where clients connect, for verification. */
+  frontend: {host: string; port: number}
+  /** mha server name -> its server name in the writer backend (every mha server has one). */
+  servers: Record<string, string>
+  verifyUser: string
+  verifyPassword: Secret
+  timeoutMs: number
+}
+
 /** A cluster file after validation, defaults and secret resolution. */
 export interface ClusterConfig {
   name: string
@@ -74,5 +94,7 @@ export interface ClusterConfig {
   }
   switchover: {maxLagSeconds: number; runningUpdatesLimit: number; origMasterIsNewSlave: boolean}
   hooks: HookConfig
+  /** Proxies in front of the cluster; empty without a routing section. */
+  proxies: ProxyConfig[]
   servers: ServerConfig[]
 }

@@ -278,6 +278,47 @@ export class SshSession {
     })
   }
 
+  /**
+   * Send `input` to a unix socket on the host (OpenSSH stream-local forwarding, as `ssh -L` to a socket does, so
+   * no program is needed there) and return all it answers until it closes the connection. Bounded by timeoutMs.
+   */
+  async unixSocketRequest(path: string, input: string, timeoutMs: number): Promise<string> {
+    const where = `${this.target.name} (${this.target.host})`
+    if (this.#lost) throw this.#lost
+    return await new Promise<string>((resolve, reject) => {
+      let opened: {close(): unknown} | undefined
+      let done = false
+      const timer = setTimeout(() => {
+        done = true
+        opened?.close()
+        reject(new SshError('timeout', `${where}: socket ${path} did not answer within ${timeoutMs} ms`))
+      }, timeoutMs)
+      this.#client.openssh_forwardOutStreamLocal(path, (error, channel) => {
+        if (done) return void channel?.close()
+        if (error) {
+          done = true
+          clearTimeout(timer)
+          return reject(new SshError('exec', `${where}: cannot open socket ${path} over SSH: ${error.message}`))
+        }
+        opened = channel
+        const out: Buffer[] = []
+        channel.on('data', (chunk: Buffer) => out.push(chunk))
+        channel.on('error', () => undefined)
+        // The socket's end of the stream (EOF) is the whole answer; sshd closes the channel only once we close ours.
+        const finish = () => {
+          if (done) return
+          done = true
+          clearTimeout(timer)
+          channel.close()
+          resolve(Buffer.concat(out).toString('utf8'))
+        }
+        channel.on('end', finish)
+        channel.on('close', finish)
+        channel.write(input)
+      })
+    })
+  }
+
   close(): void {
     this.#client.end()
   }

@@ -5,6 +5,7 @@ import {stringify} from 'yaml'
 import {withConnection, type Endpoint} from '../inspect/mysql.js'
 import {UserError} from '../util/errors.js'
 import {Secret} from '../util/secret.js'
+import {haproxyProgram, localHaproxyRunning, startLocalHaproxy, stopLocalHaproxy, type LocalHaproxy} from './haproxy.js'
 import {findProgram, isOurProcess, portOpen, run, signalOurProcess, startDetached, stopOurProcess, stopOurProcessAndChildren, waitFor} from './processes.js'
 
 /** Everything `sandbox up` started, so that `down` stops exactly that and nothing else. */
@@ -25,6 +26,8 @@ export interface SandboxState {
   gtid: boolean
   semisync: boolean
   hosts: SandboxHost[]
+  /** The writer proxy in front of the hosts (--haproxy), started after replication. */
+  haproxy?: LocalHaproxy | undefined
 }
 
 export interface SandboxOptions {
@@ -38,6 +41,8 @@ export interface SandboxOptions {
   configDir: string
   /** Last octet of host 1's address; host i gets 127.0.0.(firstOctet + i - 1). */
   firstOctet: number
+  /** Start haproxy on this address in front of the hosts: frontend on 3306, runtime API on 9999 and a unix socket. */
+  haproxyAddress?: string | undefined
 }
 
 export const defaultSandboxRoot = '/var/tmp/mha-sandbox'
@@ -103,6 +108,7 @@ export function adminEndpoint(state: SandboxState, host: SandboxHost): Endpoint 
 
 export async function sandboxUp(options: SandboxOptions, log: (line: string) => void = () => undefined): Promise<SandboxState> {
   const programs = checkPrerequisites()
+  if (options.haproxyAddress !== undefined) haproxyProgram()
   if (options.replicas < 1 || options.replicas > 8) throw new UserError('--replicas must be between 1 and 8')
   const dir = sandboxDir(options.dir, options.cluster)
   const existing = readState(dir)
@@ -214,6 +220,16 @@ async function startHosts(options: SandboxOptions, programs: ReturnType<typeof c
     })
   }
 
+  if (options.haproxyAddress !== undefined) {
+    log(`starting haproxy on ${options.haproxyAddress}: clients on 3306, runtime API on 9999, writes to db1`)
+    state.haproxy = await startLocalHaproxy({
+      dir: join(dir, 'haproxy'),
+      address: options.haproxyAddress,
+      servers: hosts.map((h) => ({name: h.name, host: h.ip, port: 3306, enabled: h.index === 1})),
+    })
+    writeState(state)
+  }
+
   mkdirSync(dirname(configFile), {recursive: true})
   writeFileSync(configFile, clusterYaml(state))
   writeState(state)
@@ -231,6 +247,7 @@ export async function sandboxDown(dir: string): Promise<SandboxState | undefined
       stopOurProcessAndChildren(host.sshdPid, sshdMarker(host)),
     ]),
   )
+  if (state.haproxy) await stopLocalHaproxy(state.haproxy)
   if (existsSync(state.configFile) && readFileSync(state.configFile, 'utf8').includes(`# written by mha sandbox up`)) rmSync(state.configFile)
   rmSync(state.dir, {recursive: true, force: true})
   return state
@@ -242,6 +259,11 @@ export interface HostStatus {
   sshd: boolean
   role: 'master' | 'replica' | 'down' | 'unknown'
   source: string | undefined
+}
+
+/** The sandbox's haproxy, if it has one: whether its recorded pid still runs it. */
+export function haproxyStatus(state: SandboxState): {proxy: LocalHaproxy; running: boolean} | undefined {
+  return state.haproxy ? {proxy: state.haproxy, running: localHaproxyRunning(state.haproxy)} : undefined
 }
 
 export async function sandboxStatus(state: SandboxState): Promise<HostStatus[]> {
@@ -439,6 +461,20 @@ function clusterYaml(state: SandboxState): string {
       ...(h.index === 2 ? {candidate_master: true} : {}),
       rebuild: {datadir: h.datadir, stop_command: stopCommand(h), start_command: startCommand(h)},
     })),
+    ...(state.haproxy
+      ? {
+          routing: {
+            haproxy: [
+              {
+                name: 'haproxy1',
+                runtime_api: `${state.haproxy.address}:${state.haproxy.apiPort}`,
+                writer_backend: state.haproxy.backend,
+                frontend: `${state.haproxy.address}:${state.haproxy.frontendPort}`,
+              },
+            ],
+          },
+        }
+      : {}),
   }
   return `# written by mha sandbox up: the local cluster in ${state.dir}\n` + stringify(doc)
 }

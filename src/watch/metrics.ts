@@ -22,6 +22,8 @@ export class WatchMetrics {
   readonly #lastDuration: Gauge<'cluster'>
   readonly #lastFailoverTime: Gauge<'cluster'>
   readonly #blocked: Gauge<'cluster'>
+  readonly #proxyUp: Gauge<'cluster' | 'proxy'>
+  readonly #routingOk: Gauge<'cluster' | 'proxy'>
   readonly #etcdUp: Gauge
   readonly #leader: Gauge<'cluster'>
 
@@ -80,6 +82,13 @@ export class WatchMetrics {
       labelNames: ['cluster'],
       registers,
     })
+    this.#proxyUp = new Gauge({name: 'mha_proxy_up', help: "With a routing section: 1 when the proxy's runtime API answered at the last look (every 5 s while the master is healthy), 0 when it did not.", labelNames: ['cluster', 'proxy'], registers})
+    this.#routingOk = new Gauge({
+      name: 'mha_proxy_routing_ok',
+      help: "With a routing section: 1 when the proxy's writer backend sends writes to the master alone at the last look; 0 when it sends them elsewhere, to two servers or to none, lacks a server, or did not answer (an alarm: /status says which).",
+      labelNames: ['cluster', 'proxy'],
+      registers,
+    })
   }
 
   get contentType(): string {
@@ -88,7 +97,7 @@ export class WatchMetrics {
 
   /** The text exposition for one scrape, from one status document. */
   async render(status: WatchStatus, now = Date.now()): Promise<string> {
-    const gauges = [this.#etcdUp, this.#leader, this.#monitored, this.#masterUp, this.#replicasUp, this.#replicasConfigured, this.#lag, this.#sincePing, this.#lastDuration, this.#lastFailoverTime, this.#blocked]
+    const gauges = [this.#etcdUp, this.#leader, this.#monitored, this.#masterUp, this.#replicasUp, this.#replicasConfigured, this.#lag, this.#sincePing, this.#lastDuration, this.#lastFailoverTime, this.#blocked, this.#proxyUp, this.#routingOk]
     for (const g of gauges) g.reset()
     this.#failovers.reset()
     this.#watcherUp.set(1)
@@ -108,6 +117,10 @@ export class WatchMetrics {
       if (c.lastFailover) this.#lastFailoverTime.set({cluster}, Date.parse(c.lastFailover.at) / 1000)
       this.#blocked.set({cluster}, c.failoverBlocked ? 1 : 0)
       if (c.leadership) this.#leader.set({cluster}, c.leadership.role === 'leader' ? 1 : 0)
+      for (const p of c.routing?.proxies ?? []) {
+        this.#proxyUp.set({cluster, proxy: p.name}, p.reachable ? 1 : 0)
+        this.#routingOk.set({cluster, proxy: p.name}, p.problems.length === 0 ? 1 : 0)
+      }
     }
     return await this.registry.metrics()
   }

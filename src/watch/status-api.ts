@@ -29,6 +29,8 @@ export interface ClusterStatus {
   lastFailoverDurationSeconds: number | null
   /** With etcd: this manager's role for the cluster and the manager that leads it. */
   leadership?: {role: 'leader' | 'follower' | 'cut-off'; leader: string | null}
+  /** With a routing section: each proxy's writer backend at the last look, and what is wrong with it. */
+  routing?: {checkedAt: string; proxies: NonNullable<ClusterWatcher['health']['routing']>['proxies']} | null
 }
 
 export interface WatchStatus {
@@ -175,5 +177,6 @@ export function clusterStatus(cluster: ClusterConfig, watcher: ClusterWatcher, m
     failoversByThisWatch: {applied: own.filter((f) => f.status === 'applied').length, partial: own.filter((f) => f.status === 'partial').length, failed: own.filter((f) => f.status !== 'applied' && f.status !== 'partial').length},
     lastFailoverDurationSeconds: last && lastFailover?.at !== undefined && Date.parse(last.at) >= Date.parse(lastFailover.at) ? last.durationMs / 1000 : lastFailover ? reportDurationSeconds(lastFailover.report) : null,
     ...(h.role === 'single' ? {} : {leadership: {role: h.role, leader: h.leader}}),
+    ...(cluster.proxies.length > 0 ? {routing: h.routing ? {checkedAt: new Date(h.routing.checkedAt).toISOString(), proxies: h.routing.proxies} : null} : {}),
   }
 }

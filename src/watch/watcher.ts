@@ -19,6 +19,8 @@ import {rejoinInput} from '../plan/rejoin-inputs.js'
 import {recordManualApply} from '../store/manual-apply.js'
 import {SshPool} from '../remote/session-pool.js'
 import {oneLine} from '../util/errors.js'
+import {proxyFindings, type ProxyRow} from '../analysis/routing.js'
+import {observeProxies} from '../routing/observe.js'
 import {ContactClock} from './contact.js'
 import {judge, silent, type Observation, type ReplicaObservation, type Verdict} from './judge.js'
 import type {Logger} from './log.js'
@@ -46,6 +48,14 @@ export interface WatchHealth {
   /** With etcd: this manager's role for the cluster and the manager that leads it. */
   role: Role
   leader: string | null
+  /** The proxies of the cluster file's routing section at the last look (null: none configured, or not looked at yet). */
+  routing: RoutingView | null
+}
+
+/** What each proxy's writer backend said at the last look, and what is wrong with it (empty: it routes writes to the master alone). */
+export interface RoutingView {
+  checkedAt: number
+  proxies: (ProxyRow & {problems: string[]})[]
 }
 
 export interface WatchOptions {
@@ -75,6 +85,9 @@ const promptRetryMs = 50
 /** How often --auto-rejoin looks whether a server taken out by a failover answers again. */
 const rejoinLookEveryMs = 5_000
 
+/** How often a healthy cluster's proxies are looked at (writes routed elsewhere than the master are an alarm). */
+const routingLookEveryMs = 5_000
+
 /** How often a healthy cluster's topology is looked at again (an external switchover, a manual failover). */
 const rediscoverEveryMs = 10_000
 
@@ -97,7 +110,7 @@ export class ClusterWatcher {
   master: ServerConfig | undefined
   verdict: Verdict = {state: 'healthy'}
   failures = 0
-  readonly health: WatchHealth = {lastPingAt: null, lastPingOk: null, lastSuccessfulPingAt: null, notMonitored: null, failovers: [], role: 'single', leader: null}
+  readonly health: WatchHealth = {lastPingAt: null, lastPingOk: null, lastSuccessfulPingAt: null, notMonitored: null, failovers: [], role: 'single', leader: null, routing: null}
   /** A failover (or its takeover) is under way in this process. */
   failingOver = false
   #leaderSaid: string | null = null
@@ -112,6 +125,9 @@ export class ClusterWatcher {
   #busy: Promise<void> = Promise.resolve()
   #lastReport = ''
   #returningCheck: Promise<void> | undefined
+  #routingLook: Promise<void> | undefined
+  #lastRoutingLook = 0
+  #lastRoutingSaid = ''
   /** Servers seen replicating from the master (IO thread connected) at the last look. */
   #followers = new Set<string>()
   /** Each server's source at its last look (a configured server's name, host:port, or null for nobody). */
@@ -166,6 +182,7 @@ export class ClusterWatcher {
     clearTimeout(this.#timer)
     await this.#busy
     await this.#returningCheck
+    await this.#routingLook
     await this.#conn?.close()
     await this.#pool.close()
   }
@@ -259,6 +276,7 @@ export class ClusterWatcher {
       this.#report(verdict)
       this.verdict = verdict
       if (verdict.state === 'healthy') this.#checkForReturningMaster(this.master)
+      if (verdict.state === 'healthy') this.#checkRouting(this.master)
       if (verdict.state === 'healthy' && this.options.autoRejoin) await this.#rejoinReturned()
       if (verdict.state === 'dead') await this.#failover(verdict.reason, observation)
     } catch (error) {
@@ -635,6 +653,39 @@ export class ClusterWatcher {
     const problem = [...outcome.failed.map((f) => `could not set ${f.server} read only: ${f.message}; trying again`), ...(outcome.skipped ? [`${suspects.join(', ')} writable and replicating from nobody, left alone: ${outcome.skipped}`] : [])].join('; ')
     if (problem && problem !== this.#lastFenceProblem) this.#say(outcome.failed.length > 0 ? 'fence failed' : 'not fenced', problem)
     this.#lastFenceProblem = problem
+  }
+
+  /**
+   * Every few seconds while the master is healthy, each proxy's writer backend is read (beside the pings, never
+   * delaying them): writes routed to another server than the master, to two servers or to none are an alarm, said
+   * when it starts and when it ends, and shown by /status and the metrics. Nothing is changed here: moving
+   * writes is a plan's step, reviewed and verified.
+   */
+  #checkRouting(master: ServerConfig | undefined): void {
+    if (!master || this.cluster.proxies.length === 0 || this.#routingLook || this.#stopping || this.failingOver) return
+    if (Date.now() - this.#lastRoutingLook < routingLookEveryMs) return
+    this.#lastRoutingLook = Date.now()
+    this.#routingLook = this.#lookAtRouting(master)
+      .catch((error: unknown) => this.#say('error', `looking at the proxies: ${oneLine(error)}`))
+      .finally(() => (this.#routingLook = undefined))
+  }
+
+  async #lookAtRouting(master: ServerConfig): Promise<void> {
+    const observed = await observeProxies(this.cluster, {ssh: this.#pool.run})
+    // The topology moved meanwhile (a failover): what the proxies said is judged at the next look.
+    if (this.master !== master || this.failingOver) return
+    const judged = observed.map((o) => {
+      const {rows, findings} = proxyFindings(this.cluster, [o], {name: master.name, dead: false})
+      return {row: {...rows[0]!, problems: findings.map((f) => f.message)}, errors: findings.filter((f) => f.severity === 'error').map((f) => f.message), warnings: findings.filter((f) => f.severity !== 'error').map((f) => f.message)}
+    })
+    this.health.routing = {checkedAt: Date.now(), proxies: judged.map((j) => j.row)}
+    const errors = judged.flatMap((j) => j.errors)
+    const said = [...errors, ...judged.flatMap((j) => j.warnings)].join('; ')
+    if (said === this.#lastRoutingSaid) return
+    if (errors.length > 0) this.#say('routing alarm', said)
+    else if (said !== '') this.#say('routing', said)
+    else this.#say('routing ok', `every proxy sends writes to ${master.name} alone`)
+    this.#lastRoutingSaid = said
   }
 
   /** The server the last failover (the watch state's record) replaced by `master`, or null. */

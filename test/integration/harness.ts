@@ -45,7 +45,7 @@ export interface TestSandbox {
 }
 
 /** A real sandbox on its own addresses (127.0.0.firstOctet...), so test files never share servers. */
-export async function startSandbox(name: string, firstOctet: number, options: {replicas?: number; gtid?: boolean; semisync?: boolean} = {}): Promise<TestSandbox> {
+export async function startSandbox(name: string, firstOctet: number, options: {replicas?: number; gtid?: boolean; semisync?: boolean; haproxyAddress?: string} = {}): Promise<TestSandbox> {
   const work = mkdtempSync(join(tmpdir(), `mha-it-${name}-`))
   // A new cluster: what an earlier run left in the default plans folder (a failover record, servers out of
   // service) is not about this one, and a plan file outside a <cluster> folder records there.
@@ -58,6 +58,7 @@ export async function startSandbox(name: string, firstOctet: number, options: {r
     dir: join(work, 'sandbox'),
     configDir: join(work, 'clusters'),
     firstOctet,
+    haproxyAddress: options.haproxyAddress,
   })
   return {
     state,
