@@ -5,6 +5,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {withConnection} from '../../src/inspect/mysql.js'
 import type {Plan} from '../../src/plan/types.js'
 import {HaproxyRuntime} from '../../src/routing/haproxy.js'
+import {startLocalHaproxy, stopLocalHaproxy, type LocalHaproxy} from '../../src/sandbox/haproxy.js'
 import {secretsOf} from '../../src/sandbox/sandbox.js'
 import {killMasterAndWait, runMha, startSandbox, type TestSandbox} from './harness.js'
 
@@ -82,5 +83,40 @@ describe('failover through a haproxy', () => {
     // Applied again: the proxy already routes right, nothing changes.
     const again = await runMha(['apply', file, '--config', sandbox.configFile])
     expect(again.code, again.stderr + again.stdout).toBe(0)
+  })
+
+  it('a proxy that cannot be reached never stops the promotion: partial (exit 10), then apply again moves it', async () => {
+    await sandbox.down()
+    sandbox = await startSandbox('itfopx', 166, {haproxyAddress: '127.0.0.169'})
+    const proxy = sandbox.state.haproxy!
+    let restarted: LocalHaproxy | undefined
+    try {
+      await killMasterAndWait(sandbox)
+      const file = join(plans, 'itfopx', 'failover2.json')
+      const planned = await runMha(['plan', '--config', sandbox.configFile, '--plans-dir', plans, '-o', file])
+      expect(planned.code, planned.stderr + planned.stdout).toBe(2)
+      await stopLocalHaproxy(proxy)
+      const partial = await runMha(['apply', file, '--config', sandbox.configFile, '--json'])
+      expect(partial.code, partial.stderr + partial.stdout).toBe(10)
+      const report = JSON.parse(partial.stdout) as {status: string; message: string; nextAction: string | null}
+      expect(report.status).toBe('partial')
+      expect(report.message).toMatch(/db2 is the writable master; writes not moved on proxy haproxy1 \(/)
+      expect(report.nextAction).toMatch(/proxy haproxy1: once its runtime API answers, run "mha apply .*failover2\.json" again/)
+      // The promotion stood: db2 takes writes.
+      expect(await sandbox.sql('db2', async (c) => Number((await c.queryOne('SELECT @@read_only AS ro'))?.ro))).toBe(0)
+
+      // The proxy comes back as configured (db1 enabled): apply again finishes the routing.
+      restarted = await startLocalHaproxy({dir: proxy.dir, address: proxy.address, servers: sandbox.state.hosts.map((h) => ({name: h.name, host: h.ip, port: 3306, enabled: h.index === 1}))})
+      const again = await runMha(['apply', file, '--config', sandbox.configFile])
+      expect(again.code, again.stderr + again.stdout).toBe(0)
+      expect((await api().showServersState(backend)).map((s) => [s.name, s.enabled])).toEqual([
+        ['db1', false],
+        ['db2', true],
+        ['db3', false],
+      ])
+      expect(await throughProxy()).toBe(2)
+    } finally {
+      if (restarted) await stopLocalHaproxy(restarted)
+    }
   })
 })
