@@ -373,11 +373,22 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
         const leftOut = [...new Set(plan.steps.filter((s) => failedOrBlocked(s.id) && s.group?.startsWith('replica:')).map((s) => s.group!.slice('replica:'.length)))]
         const why = (server: string) => counted.find((f) => f.step.group === `replica:${server}`)?.message ?? 'a step it depends on failed'
         const left = leftOut.map((server) => ({server, reason: why(server), retry: `fix the cause, then run "mha apply ${planFile}" again: only ${server}'s steps run; if it cannot be fixed, rebuild ${server} from ${plan.decision.newMaster}`}))
-        const others = counted.filter((f) => !f.step.group?.startsWith('replica:'))
+        const others = counted.filter((f) => !f.step.group?.startsWith('replica:') && !f.step.group?.startsWith('routing:'))
+        // A proxy that could not be moved: the promotion stands, the proxy is finished by applying again.
+        const proxies = [...new Set(plan.steps.filter((s) => failedOrBlocked(s.id) && s.group?.startsWith('routing:')).map((s) => s.group!.slice('routing:'.length)))]
+        const proxyWhy = (proxy: string) => counted.find((f) => f.step.group === `routing:${proxy}`)?.message ?? 'a step it depends on failed'
         const partial = report(
             'partial',
-            `${plan.decision.newMaster} is the writable master; ${leftOut.length} replica${leftOut.length === 1 ? '' : 's'} left out: ${left.map((l) => `${l.server} (${l.reason})`).join('; ')}${others.length ? `; also failed: ${others.map((f) => `${f.step.id}: ${f.message}`).join('; ')}` : ''}`,
-            left.map((l) => `${l.server}: ${l.retry}`).join('; ') || null,
+            [
+              `${plan.decision.newMaster} is the writable master`,
+              ...(leftOut.length || !proxies.length ? [`${leftOut.length} replica${leftOut.length === 1 ? '' : 's'} left out: ${left.map((l) => `${l.server} (${l.reason})`).join('; ')}`] : []),
+              ...(proxies.length ? [`writes not moved on proxy ${proxies.map((p) => `${p} (${proxyWhy(p)})`).join('; proxy ')}`] : []),
+              ...(others.length ? [`also failed: ${others.map((f) => `${f.step.id}: ${f.message}`).join('; ')}`] : []),
+            ].join('; '),
+            [
+              ...left.map((l) => `${l.server}: ${l.retry}`),
+              ...proxies.map((p) => `proxy ${p}: once its runtime API answers, run "mha apply ${planFile}" again: only its routing steps run (until then clients reach ${plan.decision.newMaster} only by its own address)`),
+            ].join('; ') || null,
             ctx.notes,
           )
         return finished({...partial, dataLoss: withLeftOut(partial.dataLoss, plan.decision.newMaster, left), leftOut: left})

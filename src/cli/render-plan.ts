@@ -74,6 +74,10 @@ function describeStep(step: Step): string {
       return `${step.server}: RESET SLAVE ALL; ${step.params.gtid ? 'SET GLOBAL gtid_slave_pos from the copy; CHANGE MASTER ... MASTER_USE_GTID=slave_pos' : "CHANGE MASTER to the copy's master coordinates"} (${step.params.source} at ${step.params.host}:${step.params.port}); START SLAVE`
     case 'mark_out_of_service':
       return `${step.server}: list it out of service (${step.params.reason})`
+    case 'route_drain':
+      return `proxy ${step.params.proxy}: set server ${step.params.backend}/${step.params.backendServer} state maint; shutdown sessions server ${step.params.backend}/${step.params.backendServer}`
+    case 'route_writer':
+      return `proxy ${step.params.proxy}: ${step.params.others.map((o) => `set server ${step.params.backend}/${o} state maint`).join('; ')}${step.params.others.length ? '; ' : ''}set server ${step.params.backend}/${step.params.writer} state ready; verify a new connection to ${step.params.frontend} reaches ${step.server}`
     case 'wait_caught_up':
       return `${step.server}: wait until it has executed ${step.params.source}'s final ${step.params.gtid ? 'GTID position' : 'coordinates'}`
     case 'verify_replication':

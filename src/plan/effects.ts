@@ -6,6 +6,7 @@ import {parseServerVersion} from '../dialect/version.js'
 import type {Plan, Step} from './types.js'
 import {hookPath} from './validate.js'
 import {describePasswords, stepHookPasswords} from '../hooks/run.js'
+import {runtimeApiText} from '../routing/haproxy.js'
 
 /**
  * What a step does when apply runs it, derived the way apply derives it: hosts and ports from the cluster
@@ -120,6 +121,19 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
     }
     case 'mark_out_of_service':
       return [`list ${step.server} out of service in the watch state beside the plan (${step.params.reason})`]
+    case 'route_drain':
+    case 'route_writer': {
+      const proxy = cluster.proxies.find((p) => p.name === step.params.proxy)
+      if (!proxy) return [`proxy ${step.params.proxy}: not in ${cluster.file}`]
+      const api = `haproxy ${proxy.name} runtime API ${runtimeApiText(proxy.runtimeApi)}`
+      const b = step.params.backend
+      if (step.type === 'route_drain') return [`${api}: set server ${b}/${step.params.backendServer} state maint`, `${api}: shutdown sessions server ${b}/${step.params.backendServer}`]
+      return [
+        ...step.params.others.map((o) => `${api}: set server ${b}/${o} state maint`),
+        `${api}: set server ${b}/${step.params.writer} state ready`,
+        `${proxy.frontend.host}:${proxy.frontend.port} as ${proxy.verifyUser}: SELECT @@server_id (must be ${step.server}'s)`,
+      ]
+    }
     case 'verify_replication':
       return [`check ${at(step.params.master)} is writable and ${step.params.replicas.join(', ') || 'no replica'} replicate from it with both threads running`]
   }

@@ -493,6 +493,29 @@ function buildSteps(inputs: StepInputs): Step[] {
   })
   if (cluster.hooks.report)
     steps.push({id: id('run_hook', 'report'), type: 'run_hook', server: nm, params: {hook: 'report', command: 'report', path: cluster.hooks.report}, after: [verify], outputs: [], reason: 'tell the report hook how the failover went'})
+  // Each proxy: the dead master out of its writer backend right after the fence (a failure there never holds up the
+  // promotion), the new master in only once it takes writes, every other server in maint first.
+  const drains: Step[] = cluster.proxies.map((p) => ({
+    id: id('route_drain', p.name),
+    type: 'route_drain',
+    server: dead.name,
+    params: {proxy: p.name, backend: p.writerBackend, backendServer: p.servers[dead.name]!},
+    after: [fence],
+    outputs: [],
+    reason: `no write goes through proxy ${p.name} to ${dead.name} any more: maint, and its sessions through the proxy shut`,
+  }))
+  steps.splice(steps.findIndex((s) => s.id === fence) + 1, 0, ...drains)
+  for (const p of cluster.proxies)
+    steps.push({
+      id: id('route_writer', p.name),
+      type: 'route_writer',
+      server: nm,
+      params: {proxy: p.name, backend: p.writerBackend, writer: p.servers[nm]!, others: cluster.servers.filter((s) => s.name !== nm).map((s) => p.servers[s.name]!), frontend: `${p.frontend.host}:${p.frontend.port}`},
+      after: [writable],
+      settledAfter: [id('route_drain', p.name)],
+      outputs: [],
+      reason: `proxy ${p.name} sends writes to ${nm} alone, now that it takes writes; a new connection through ${p.frontend.host}:${p.frontend.port} must reach it`,
+    })
   return withGroups(steps, writable)
 }
 
@@ -514,6 +537,8 @@ function withGroups(steps: Step[], promotion: string): Step[] {
   return steps.map((s) => {
     const group = master.has(s.id)
       ? 'master'
+      : s.type === 'route_drain' || s.type === 'route_writer'
+        ? `routing:${s.params.proxy}`
       : s.type === 'save_master_binlog'
         ? 'optional'
         : s.type === 'save_relay_diff'

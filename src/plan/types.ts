@@ -96,6 +96,11 @@ export type Step =
   | StepBase<'replicate_from_copy', {source: string; host: string; port: number; user: string; gtid: boolean; copy: OutputRef}>
   // Remove (mha plan --remove): the server leaves the active topology.
   | StepBase<'mark_out_of_service', {reason: string}>
+  // Routing (the cluster file's routing section): one pair of steps per proxy.
+  /** The dead master out of the proxy's writer backend (state maint), then its sessions through the proxy shut. */
+  | StepBase<'route_drain', {proxy: string; backend: string; backendServer: string}>
+  /** Once the new master takes writes: every other server in maint first, then the new master ready; verified through the frontend. */
+  | StepBase<'route_writer', {proxy: string; backend: string; writer: string; others: string[]; frontend: string}>
 
 interface StepBase<T extends string, P> {
   id: string

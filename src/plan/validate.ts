@@ -162,6 +162,26 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
           problems.push(`${where(step, 'params.until')}: the plan says ${formatCoordinates(step.params.until)}, its observed facts give ${step.server} the read position ${read}`)
         break
       }
+      case 'route_drain':
+      case 'route_writer': {
+        const proxy = cluster.proxies.find((p) => p.name === step.params.proxy)
+        if (!proxy) {
+          problems.push(`${where(step, 'params.proxy')}: ${step.params.proxy} is not a proxy of ${cluster.file} (routing.haproxy: ${cluster.proxies.map((p) => p.name).join(', ') || 'none'})`)
+          break
+        }
+        const same = (field: string, planned: unknown, given: unknown) => {
+          if (JSON.stringify(planned) !== JSON.stringify(given)) problems.push(`${where(step, `params.${field}`)}: the plan says ${JSON.stringify(planned)}, ${cluster.file} gives ${JSON.stringify(given)} for proxy ${proxy.name}`)
+        }
+        same('backend', step.params.backend, proxy.writerBackend)
+        if (step.type === 'route_drain') same('backendServer', step.params.backendServer, proxy.servers[step.server])
+        else {
+          same('writer', step.params.writer, proxy.servers[step.server])
+          same('others', step.params.others, cluster.servers.filter((s) => s.name !== step.server).map((s) => proxy.servers[s.name]))
+          same('frontend', step.params.frontend, `${proxy.frontend.host}:${proxy.frontend.port}`)
+          if (plan.decision.newMaster !== step.server) problems.push(`${where(step, 'server')}: ${step.server}; writes are routed to the new master ${plan.decision.newMaster ?? '(none)'}`)
+        }
+        break
+      }
       case 'mark_out_of_service':
       case 'stop_replica_io':
       case 'catch_up_from':
@@ -428,6 +448,8 @@ export function refsOf(step: Step): OutputRef[] {
     case 'stop_server':
     case 'start_server':
     case 'mark_out_of_service':
+    case 'route_drain':
+    case 'route_writer':
       return []
     case 'stop_replica_io':
     case 'fence_master':
@@ -468,6 +490,8 @@ function namedServers(step: Step): Array<[string, string]> {
       ]
     case 'verify_replication':
       return [['params.master', step.params.master], ...step.params.replicas.map((r): [string, string] => ['params.replicas', r])]
+    case 'route_drain':
+    case 'route_writer':
     case 'stop_replica_io':
     case 'fence_master':
     case 'save_master_binlog':

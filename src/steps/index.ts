@@ -6,6 +6,7 @@ import {applyLogs, saveMasterBinlog, saveRelayDiff} from './recovery.js'
 import {detachReplication, enableWrites, repointReplica, stopReplicaIo, verifyReplication, waitRelayLogApplied} from './replication.js'
 import {flashbackBinlog, setReadOnly} from './rejoin.js'
 import {copyBackup, installBackup, markOutOfService, replicateFromCopy, startServer, stopServer} from './rebuild.js'
+import {routeDrain, routeWriter} from './routing.js'
 import {blockWrites, checkSwitchover, releaseWriteBlock, waitCaughtUp} from './switchover.js'
 import type {StepHandler} from './types.js'
 
@@ -35,6 +36,8 @@ const handlers: {[K in StepType]: StepHandler<Extract<Step, {type: K}>>} = {
   start_server: startServer,
   replicate_from_copy: replicateFromCopy,
   mark_out_of_service: markOutOfService,
+  route_drain: routeDrain,
+  route_writer: routeWriter,
 }
 
 export function handlerFor(step: Step): StepHandler {
