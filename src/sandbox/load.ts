@@ -16,10 +16,13 @@ export class WriteLoad {
 
   readonly state: SandboxState
   readonly intervalMs: number
+  /** An address the client always connects to (a proxy's frontend), as an application does, instead of finding the writable server itself. */
+  readonly through: {host: string; port: number} | undefined
 
-  constructor(state: SandboxState, intervalMs = 20) {
+  constructor(state: SandboxState, intervalMs = 20, options: {through?: {host: string; port: number}} = {}) {
     this.state = state
     this.intervalMs = intervalMs
+    this.through = options.through
   }
 
   static async prepare(state: SandboxState, master: string): Promise<void> {
@@ -63,6 +66,16 @@ export class WriteLoad {
   }
 
   private async writable(): Promise<mysql.Connection | undefined> {
+    if (this.through) {
+      // Through a proxy: wherever it sends this connection; a write there that fails (read only) is not acknowledged.
+      try {
+        const conn = await mysql.createConnection({host: this.through.host, port: this.through.port, user: 'app', password: secretsOf(this.state.dir).app.reveal(), database: 'mhatest', connectTimeout: 500})
+        conn.on('error', () => undefined)
+        return conn
+      } catch {
+        return undefined
+      }
+    }
     for (const host of this.state.hosts) {
       try {
         const conn = await mysql.createConnection({host: host.ip, port: 3306, user: 'app', password: secretsOf(this.state.dir).app.reveal(), database: 'mhatest', connectTimeout: 500})
