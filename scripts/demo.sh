@@ -10,8 +10,8 @@ step() { echo; echo "\$ mha $*"; }
 mha sandbox down --cluster app1 >/dev/null
 # A new cluster: what an earlier run recorded of app1 (its failover, db1 out of service) is not about this one.
 rm -rf plans/app1
-step sandbox up --cluster app1
-mha sandbox up --cluster app1 --replicas 2
+step sandbox up --cluster app1 --haproxy "  # and a haproxy in front: the application's writes go through it"
+mha sandbox up --cluster app1 --replicas 2 --haproxy
 
 step check --cluster app1
 mha check --cluster app1
@@ -19,8 +19,8 @@ mha check --cluster app1
 step plan --cluster app1 "  # healthy: no changes"
 mha plan --cluster app1
 
-step sandbox load --cluster app1 --seconds 12 "  # in the background: 50 inserts/s, acknowledged ids recorded"
-mha sandbox load --cluster app1 --seconds 12 --interval 20 &
+step sandbox load --cluster app1 --seconds 12 --through-proxy "  # in the background: 50 inserts/s through haproxy, acknowledged ids recorded"
+mha sandbox load --cluster app1 --seconds 12 --interval 20 --through-proxy &
 load=$!
 sleep 3
 

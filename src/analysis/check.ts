@@ -177,7 +177,7 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot, options
   for (const hook of snapshot.manager?.hooks ?? [])
     if (hook.problem)
       add(hook.field === 'report' ? 'warning' : 'error', 'hook_not_found', null, `hooks.${hook.field} in ${cluster.file}: ${hook.problem}; install it, or give the command's path (a word with a "/")`)
-  for (const warning of missingHookWarnings(cluster.hooks)) add('warning', warning.code, null, warning.message)
+  for (const warning of missingHookWarnings(cluster.hooks, cluster.proxies.length)) add('warning', warning.code, null, warning.message)
   // With the master dead, what matters is whether mha can plan the failover now.
   if (masterDead) {
     try {

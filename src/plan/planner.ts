@@ -273,7 +273,7 @@ function unprovableNotes(kept: ReplicaView[], steps: Step[]): string[] {
 
 /** The plan carries the missing-hook warnings only when there are some, so plans of fully hooked clusters keep their shape. */
 export function failoverWarnings(cluster: ClusterConfig): {warnings?: string[]} {
-  const warnings = missingHookWarnings(cluster.hooks).map((w) => w.message)
+  const warnings = missingHookWarnings(cluster.hooks, cluster.proxies.length).map((w) => w.message)
   return warnings.length > 0 ? {warnings} : {}
 }
 

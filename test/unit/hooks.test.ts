@@ -1,3 +1,4 @@
+import {missingHookWarnings} from '../../src/analysis/hooks.js'
 import {chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -113,6 +114,12 @@ describe('missing fencing and IP hooks are warned about', () => {
     expect(hooked.findings.filter((f) => f.code.startsWith('no_') && f.code.endsWith('_hook'))).toEqual([])
     expect(hooked.verdict).toBe(bare.verdict)
     expect(hooked.failoverPossible).toBe(bare.failoverPossible)
+  })
+
+  it('not master_ip_failover when a routing section names proxies: the plan moves them itself', () => {
+    const {hooks} = withHooks('  report: /bin/true')
+    expect(missingHookWarnings(hooks, 0).map((w) => w.code)).toEqual(['no_shutdown_hook', 'no_master_ip_failover_hook'])
+    expect(missingHookWarnings(hooks, 1).map((w) => w.code)).toEqual(['no_shutdown_hook'])
   })
 
   it('in the failover plan, shown by the renderer, covered by the digest and checked against the cluster file', () => {
