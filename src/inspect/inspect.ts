@@ -1,10 +1,11 @@
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import {dialectFor, parseServerVersion} from '../dialect/index.js'
 import {freshSsh, type SshRunner} from '../remote/session-pool.js'
-import {shellQuote, SshError, type SshTarget} from '../remote/ssh.js'
+import {shellQuote, SshError} from '../remote/ssh.js'
 import {oneLine, UserError} from '../util/errors.js'
 import {readFileSync} from 'node:fs'
-import {SqlError, withConnection, type Endpoint, type ServerConnection} from './mysql.js'
+import {SqlError, withConnection, type ServerConnection} from './mysql.js'
+import {endpointOf, sshTargetOf} from './targets.js'
 import type {ServerSnapshot, Snapshot, SqlFacts, SqlFailure, SshFacts, SshFailure} from './types.js'
 import {findMasterFileSizes, findRelayLookups} from './relay-lookup.js'
 import {configuredHooks, locateHookCommand} from '../hooks/command.js'
@@ -13,13 +14,8 @@ import {binlogBaseName, binlogSequence} from '../binlog/coordinates.js'
 import {replicatesFrom} from '../analysis/topology.js'
 import {dirname, posix} from 'node:path'
 
-export function endpointOf(cluster: ClusterConfig, server: ServerConfig): Endpoint {
-  return {name: server.name, host: server.ip, port: server.port, user: cluster.user, password: cluster.password, localAddress: cluster.sourceAddress}
-}
-
-export function sshTargetOf(cluster: ClusterConfig, server: ServerConfig): SshTarget {
-  return {...server.ssh, name: server.name, host: server.sshHost, port: server.sshPort, user: server.sshUser, localAddress: cluster.sourceAddress}
-}
+// In a module of their own, so that the relay lookup (which inspect uses) reaches them without an import circle.
+export {endpointOf, sshTargetOf} from './targets.js'
 
 export interface InspectOptions {
   relayLookups?: boolean

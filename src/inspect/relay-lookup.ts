@@ -6,7 +6,7 @@ import type {ClusterConfig} from '../config/types.js'
 import {freshSsh, type SshRunner} from '../remote/session-pool.js'
 import {shellQuote, type SshSession} from '../remote/ssh.js'
 import {oneLine} from '../util/errors.js'
-import {sshTargetOf} from './inspect.js'
+import {sshTargetOf} from './targets.js'
 import type {RelayLookup, RelayMasterFileSizes, Snapshot} from './types.js'
 
 /** A relay log on a remote host, streamed with cat over an open SSH session each time it is read. */

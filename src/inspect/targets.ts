@@ -1,0 +1,13 @@
+import type {ClusterConfig, ServerConfig} from '../config/types.js'
+import type {SshTarget} from '../remote/ssh.js'
+import type {Endpoint} from './mysql.js'
+
+/** How mha reaches a server over SQL: the cluster's login, from the manager's source address. */
+export function endpointOf(cluster: ClusterConfig, server: ServerConfig): Endpoint {
+  return {name: server.name, host: server.ip, port: server.port, user: cluster.user, password: cluster.password, localAddress: cluster.sourceAddress}
+}
+
+/** How mha reaches a server's host over SSH. */
+export function sshTargetOf(cluster: ClusterConfig, server: ServerConfig): SshTarget {
+  return {...server.ssh, name: server.name, host: server.sshHost, port: server.sshPort, user: server.sshUser, localAddress: cluster.sourceAddress}
+}
