@@ -238,6 +238,11 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     // A plan with rollback steps (a switchover) stops at its first failure and is undone; otherwise a failure
     // only stops the steps that depend on it (a replica left out never keeps the new master from taking writes).
     const stopAtFirstFailure = plan.rollback !== undefined
+    const promoted = () => plan.rollback !== undefined && done.has(plan.rollback.ifFailedBefore)
+    // A proxy that could not be moved after the promotion (a switchover's route_writer) stops nothing: the promotion
+    // stands and the rest of the plan goes on, as in a failover; the report is partial.
+    const routingAfterPromotion = (f: {step: Step}) => f.step.group?.startsWith('routing:') === true && promoted()
+    const stopping = () => stopAtFirstFailure && failures.some((f) => !routingAfterPromotion(f))
     /** Steps whose act began in this run: whether they then failed or not, they may have changed something. */
     const acted = new Set<string>()
 
@@ -291,7 +296,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     }
 
     while (pending.length > 0 || running.size > 0) {
-      if (!(stopAtFirstFailure && failures.length > 0) && stopped.fenced === null) {
+      if (!stopping() && stopped.fenced === null) {
         for (const step of [...pending]) {
           const broken = step.after.find(failedOrBlocked)
           if (broken) {
@@ -312,7 +317,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
       }
       if (running.size === 0) {
         // Blocking may have made more steps decidable: go round again until nothing changes.
-        if (pending.some((step) => step.after.some(failedOrBlocked)) && !(stopAtFirstFailure && failures.length > 0) && stopped.fenced === null) continue
+        if (pending.some((step) => step.after.some(failedOrBlocked)) && !stopping() && stopped.fenced === null) continue
         break
       }
       await Promise.race(running.values())
@@ -367,7 +372,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
       const applied = plan.steps.filter((s) => ['applied', 'skipped'].includes(status.get(s.id)!.status)).map((s) => s.id)
       const notRun = plan.steps.filter((s) => ['not_run', 'blocked'].includes(status.get(s.id)!.status)).map((s) => s.id)
       const masterSteps = plan.steps.filter((s) => s.group === 'master')
-      const masterUp = masterSteps.length > 0 && masterSteps.every((s) => done.has(s.id))
+      // A switchover (no master group) is up when its promotion is done and what failed is only a proxy's routing.
+      const masterUp = masterSteps.length > 0 ? masterSteps.every((s) => done.has(s.id)) : promoted() && counted.every(routingAfterPromotion)
       if (masterUp) {
         // The new master takes writes: what failed concerns replicas only. Each is named with what to do.
         const leftOut = [...new Set(plan.steps.filter((s) => failedOrBlocked(s.id) && s.group?.startsWith('replica:')).map((s) => s.group!.slice('replica:'.length)))]

@@ -17,7 +17,8 @@ export function renderPlan(plan: Plan): string {
   for (const note of d.notes) lines.push(`Note: ${note}`)
   for (const warning of d.warnings ?? []) lines.push(`WARNING: ${warning}`)
   lines.push('', 'Steps:')
-  if (plan.steps.some((s) => s.group)) lines.push('  [master] steps are required for the new master; a failed [replica:NAME] step leaves only that replica out; [optional]: recovery goes on without it, the loss stated')
+  if (plan.steps.some((s) => s.group === 'master')) lines.push('  [master] steps are required for the new master; a failed [replica:NAME] step leaves only that replica out; [optional]: recovery goes on without it, the loss stated')
+  if (plan.steps.some((s) => s.group?.startsWith('routing:'))) lines.push("  a failed [routing:PROXY] step leaves the promotion standing: that proxy's writes are moved by applying again")
   plan.steps.forEach((step, i) => lines.push(`  ${String(i + 1).padStart(2)}. ${step.group ? `[${step.group}] ` : ''}${describeStep(step)}`, `      ${step.reason}`))
   if (plan.rollback) {
     lines.push('', `Rollback, if the plan fails before ${plan.rollback.ifFailedBefore} is done (each undo only if the step it undoes began):`)

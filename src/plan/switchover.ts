@@ -92,10 +92,18 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
     add({id: 'run_hook:online_change_stop', type: 'run_hook', server: master.name, params: {hook: 'master_ip_online_change', command: 'stop', path: hook}, after: [last], reason: `the online-change hook takes the writer address away from ${master.name}`})
     last = 'run_hook:online_change_stop'
   }
+  // Each proxy first takes the old master out of its writer backend (maint, its sessions through the proxy shut), so
+  // that no client meets the read_only of the write block: until the new master is put in, new connections through
+  // the proxy find no server and fail at once.
+  const drains = cluster.proxies.map((p) => {
+    const id = `route_drain:${p.name}`
+    add({id, type: 'route_drain', server: master.name, params: {proxy: p.name, backend: p.writerBackend, backendServer: p.servers[master.name]!}, after: [last], reason: `proxy ${p.name} sends no write to ${master.name} any more before it refuses writes: maint, and its sessions through the proxy shut`})
+    return id
+  })
   const block = `block_writes:${master.name}`
   // Without super_read_only (MariaDB), read_only does not stop SUPER or READ ONLY ADMIN: mha's own FTWRL does, until release.
   const lockNote = masterFacts.superReadOnly !== null ? ', super_read_only' : ', and FLUSH TABLES WITH READ LOCK held by mha until the promotion is over, which stops accounts that ignore read_only'
-  add({id: block, type: 'block_writes', server: master.name, params: {}, after: [last], outputs: ['binlog', 'gtid'], reason: `${master.name} refuses writes (read_only${lockNote}) and its client connections are killed; its final position is recorded once two reads agree`})
+  add({id: block, type: 'block_writes', server: master.name, params: {}, after: drains.length ? drains : [last], outputs: ['binlog', 'gtid'], reason: `${master.name} refuses writes (read_only${lockNote}) and its client connections are killed; its final position is recorded once two reads agree`})
   const position = {fromStep: block, output: gtid ? 'gtid' : 'binlog'}
   const waitTarget = `wait_caught_up:${nm.name}`
   add({id: waitTarget, type: 'wait_caught_up', server: nm.name, params: {source: master.name, position, gtid}, after: [block], reason: `${nm.name} executes everything ${master.name} wrote`})
@@ -112,6 +120,18 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
     after: [writable],
     reason: `${master.name} has written nothing since its final position; its waiting clients are killed (they would write on a replica) and mha's lock goes; read_only stays`,
   })
+  // Each proxy sends writes to the new master once it takes them: every other server in maint first (never two
+  // writers), verified through the frontend. A failure here leaves the promotion standing (routing:PROXY).
+  for (const p of cluster.proxies)
+    add({
+      id: `route_writer:${p.name}`,
+      type: 'route_writer',
+      server: nm.name,
+      params: {proxy: p.name, backend: p.writerBackend, writer: p.servers[nm.name]!, others: cluster.servers.filter((s) => s.name !== nm.name).map((s) => p.servers[s.name]!), frontend: `${p.frontend.host}:${p.frontend.port}`},
+      after: [writable],
+      group: `routing:${p.name}`,
+      reason: `proxy ${p.name} sends writes to ${nm.name} alone, now that it takes writes; a new connection through ${p.frontend.host}:${p.frontend.port} must reach it`,
+    })
 
   const repointed: string[] = []
   // Re-pointing comes after the promotion: a failure before it leaves every other server as it was (nothing to
@@ -225,7 +245,8 @@ export function switchoverRollback(
   const block = plan.steps.find((s) => s.type === 'block_writes' && s.server === oldMaster)?.id ?? `block_writes:${oldMaster}`
   const gtid = replicationMode === 'gtid'
   // Ranked so that a failure stops the rollback where it is safest: the target read_only before the old master takes
-  // writes again (never two writable servers), the old master writable before its address comes back, and the
+  // writes again (never two writable servers), the old master writable before a proxy sends it writes or its address
+  // comes back, and the
   // target's re-point, which every later write reaches anyway (it starts at the final position), last.
   const undoOf = (step: Step): {rank: number; undo: Step} | null => {
     const after = [step.id]
@@ -244,7 +265,7 @@ export function switchoverRollback(
       }
     if (step.type === 'detach_replication' && step.server === newMaster)
       return {
-        rank: 3,
+        rank: 4,
         undo: {
           id: `repoint_replica:${newMaster}`,
           type: 'repoint_replica',
@@ -265,11 +286,35 @@ export function switchoverRollback(
       }
     if (step.type === 'block_writes' && step.server === oldMaster)
       return {rank: 1, undo: {id: `unblock_writes:${oldMaster}`, type: 'unblock_writes', server: oldMaster, params: {}, after, outputs: [], reason: `undo: mha's lock goes and ${oldMaster} takes writes again`}}
+    // The drain's undo puts the old master back in the writer backend, after it takes writes again (ranked after
+    // unblock_writes: a proxy never sends writes to a read_only server), every other server in maint first.
+    if (step.type === 'route_drain' && step.server === oldMaster) {
+      const proxy = cluster.proxies.find((p) => p.name === step.params.proxy)
+      if (!proxy) return null
+      return {
+        rank: 2,
+        undo: {
+          id: `route_writer_back:${step.params.proxy}`,
+          type: 'route_writer',
+          server: oldMaster,
+          params: {
+            proxy: proxy.name,
+            backend: step.params.backend,
+            writer: step.params.backendServer,
+            others: cluster.servers.filter((s) => s.name !== oldMaster).map((s) => proxy.servers[s.name]!),
+            frontend: `${proxy.frontend.host}:${proxy.frontend.port}`,
+          },
+          after,
+          outputs: [],
+          reason: `undo: proxy ${proxy.name} sends writes to ${oldMaster} again, now that it takes them again (every other server in maint first); a new connection through ${proxy.frontend.host}:${proxy.frontend.port} must reach it`,
+        },
+      }
+    }
     // MHA 0.58 has no rollback: the inverse of --command=stop is the call that gives the address to a master,
     // --command=start, here with the old master as its new_master (the switch reversed).
     if (step.type === 'run_hook' && step.params.hook === 'master_ip_online_change' && step.params.command === 'stop' && step.params.origMaster === undefined && step.params.newMaster === undefined)
       return {
-        rank: 2,
+        rank: 3,
         undo: {
           id: `run_hook:online_change_start_${oldMaster}`,
           type: 'run_hook',

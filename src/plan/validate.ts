@@ -178,7 +178,8 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
           same('writer', step.params.writer, proxy.servers[step.server])
           same('others', step.params.others, cluster.servers.filter((s) => s.name !== step.server).map((s) => proxy.servers[s.name]))
           same('frontend', step.params.frontend, `${proxy.frontend.host}:${proxy.frontend.port}`)
-          if (plan.decision.newMaster !== step.server) problems.push(`${where(step, 'server')}: ${step.server}; writes are routed to the new master ${plan.decision.newMaster ?? '(none)'}`)
+          // A switchover's rollback gives the writes back to the old master (the rollback is checked whole below).
+          if (plan.decision.newMaster !== step.server && !(plan.rollback?.steps.includes(step) ?? false)) problems.push(`${where(step, 'server')}: ${step.server}; writes are routed to the new master ${plan.decision.newMaster ?? '(none)'}`)
         }
         break
       }
@@ -198,7 +199,7 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
         break
     }
   }
-  problems.push(...shapeProblems(plan), ...rollbackProblems(plan, cluster))
+  problems.push(...shapeProblems(plan), ...switchoverRoutingProblems(plan, cluster), ...rollbackProblems(plan, cluster))
   return problems
 }
 
@@ -225,18 +226,10 @@ function rollbackProblems(plan: Plan, cluster: ClusterConfig): string[] {
   return problems
 }
 
-/** The steps a plan of its kind cannot do without: a failover that never promotes is no failover. */
-function shapeProblems(plan: Plan): string[] {
-  const {kind, decision} = plan
-  if (kind === 'noop') return plan.steps.length > 0 ? [`a noop plan has ${plan.steps.length} steps; it must have none`] : []
-  if (plan.steps.length === 0) return [`a ${kind} plan without steps; make a new plan with "mha plan"`]
-  if (kind === 'rejoin') return rejoinShapeProblems(plan)
-  if (kind === 'rebuild' || kind === 'remove') return serviceShapeProblems(plan)
-  const problems: string[] = []
-  const nm = decision.newMaster
-  const of = (type: Step['type'], server?: string | null) => plan.steps.filter((s) => s.type === type && (server === undefined || s.server === server))
+/** Whether a step of the plan needs another to have succeeded first, directly or through the steps it needs. */
+function needsIn(plan: Plan): (from: Step, target: Step) => boolean {
   const byId = new Map(plan.steps.map((s) => [s.id, s]))
-  const needs = (from: Step, target: Step): boolean => {
+  return (from, target) => {
     const seen = new Set<string>()
     const stack = [...from.after]
     while (stack.length > 0) {
@@ -248,6 +241,42 @@ function shapeProblems(plan: Plan): string[] {
     }
     return false
   }
+}
+
+/**
+ * A switchover behind proxies: each proxy drains the old master before its write block (no client through the proxy
+ * meets a read_only server) and sends writes to the new master only after its promotion (never to a server that does
+ * not take writes), once each.
+ */
+function switchoverRoutingProblems(plan: Plan, cluster: ClusterConfig): string[] {
+  if (plan.kind !== 'switchover') return []
+  const problems: string[] = []
+  const {oldMaster, newMaster} = plan.decision
+  const needs = needsIn(plan)
+  const block = plan.steps.find((s) => s.type === 'block_writes')
+  const writable = plan.steps.find((s) => s.type === 'enable_writes')
+  for (const proxy of cluster.proxies) {
+    const drains = plan.steps.filter((s) => s.type === 'route_drain' && s.params.proxy === proxy.name)
+    const writers = plan.steps.filter((s) => s.type === 'route_writer' && s.params.proxy === proxy.name)
+    if (drains.length !== 1 || drains[0]!.server !== oldMaster) problems.push(`a switchover plan must drain its old master ${oldMaster ?? '(none)'} in proxy ${proxy.name} (routing.haproxy of ${cluster.file}) exactly once`)
+    else if (block && !needs(block, drains[0]!)) problems.push(`${block.id} must come after ${drains[0]!.id}: no client through proxy ${proxy.name} meets the write block`)
+    if (writers.length !== 1 || writers[0]!.server !== newMaster) problems.push(`a switchover plan must send proxy ${proxy.name}'s writes to its new master ${newMaster ?? '(none)'} exactly once`)
+    else if (writable && !needs(writers[0]!, writable)) problems.push(`${writers[0]!.id} must come after ${writable.id}: a proxy sends writes only to a server that takes them`)
+  }
+  return problems
+}
+
+/** The steps a plan of its kind cannot do without: a failover that never promotes is no failover. */
+function shapeProblems(plan: Plan): string[] {
+  const {kind, decision} = plan
+  if (kind === 'noop') return plan.steps.length > 0 ? [`a noop plan has ${plan.steps.length} steps; it must have none`] : []
+  if (plan.steps.length === 0) return [`a ${kind} plan without steps; make a new plan with "mha plan"`]
+  if (kind === 'rejoin') return rejoinShapeProblems(plan)
+  if (kind === 'rebuild' || kind === 'remove') return serviceShapeProblems(plan)
+  const problems: string[] = []
+  const nm = decision.newMaster
+  const of = (type: Step['type'], server?: string | null) => plan.steps.filter((s) => s.type === type && (server === undefined || s.server === server))
+  const needs = needsIn(plan)
   const writable = of('enable_writes')
   if (writable.length !== 1 || writable[0]!.server !== nm) problems.push(`a ${kind} plan must make exactly one server writable, its new master ${nm ?? '(none)'}; this one has ${writable.map((s) => s.id).join(', ') || 'no enable_writes step'}`)
   const detach = of('detach_replication', nm)

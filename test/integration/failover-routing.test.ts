@@ -7,34 +7,13 @@ import type {Plan} from '../../src/plan/types.js'
 import {HaproxyRuntime} from '../../src/routing/haproxy.js'
 import {startLocalHaproxy, stopLocalHaproxy, type LocalHaproxy} from '../../src/sandbox/haproxy.js'
 import {secretsOf} from '../../src/sandbox/sandbox.js'
-import {killMasterAndWait, runMha, startSandbox, type TestSandbox} from './harness.js'
+import {killMasterAndWait, runMha, startSandbox, watchWriters, type TestSandbox} from './harness.js'
 
 // A crash failover of a sandbox on 127.0.0.166-168 behind a real haproxy on 127.0.0.169.
 let sandbox: TestSandbox
 let plans: string
 const backend = 'mysql_writer'
 const api = () => new HaproxyRuntime({name: 'haproxy1', runtimeApi: {kind: 'tcp', host: '127.0.0.169', port: 9999}, timeoutMs: 3000})
-
-/** Polls the writer backend until stopped; the most servers ever enabled at once. */
-function watchWriters(): {stop: () => Promise<{most: number; reads: number}>} {
-  let running = true
-  let most = 0
-  let reads = 0
-  const loop = (async () => {
-    while (running) {
-      const servers = await api().showServersState(backend)
-      most = Math.max(most, servers.filter((s) => s.enabled).length)
-      reads++
-    }
-  })()
-  return {
-    stop: async () => {
-      running = false
-      await loop
-      return {most, reads}
-    },
-  }
-}
 
 const throughProxy = () =>
   withConnection({name: 'frontend', host: '127.0.0.169', port: 3306, user: 'app', password: secretsOf(sandbox.state.dir).app}, 5000, async (c) => Number((await c.queryOne('SELECT @@server_id AS id'))?.id))
@@ -66,7 +45,7 @@ describe('failover through a haproxy', () => {
     const show = await runMha(['show', file, '--config', sandbox.configFile])
     expect(show.stdout).toMatch(/set server mysql_writer\/db1 state maint/)
 
-    const watcher = watchWriters()
+    const watcher = watchWriters(api(), backend)
     const apply = await runMha(['apply', file, '--config', sandbox.configFile])
     const seen = await watcher.stop()
     expect(apply.code, apply.stderr + apply.stdout).toBe(0)

@@ -6,6 +6,7 @@ import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {expect} from 'vitest'
 import {ServerConnection, withConnection} from '../../src/inspect/mysql.js'
+import type {HaproxyRuntime} from '../../src/routing/haproxy.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {startDetached, waitFor} from '../../src/sandbox/processes.js'
 import {adminEndpoint, hostNamed, sandboxDown, sandboxUp, startHost, type SandboxState} from '../../src/sandbox/sandbox.js'
@@ -326,4 +327,25 @@ export async function startOneEtcd(address: string, dataDir: string, name: strin
     }
   }, 200)
   return pid
+}
+
+/** Polls a proxy's writer backend until stopped; the most servers ever enabled at once, and how often it was read. */
+export function watchWriters(api: HaproxyRuntime, backend: string): {stop: () => Promise<{most: number; reads: number}>} {
+  let running = true
+  let most = 0
+  let reads = 0
+  const loop = (async () => {
+    while (running) {
+      const servers = await api.showServersState(backend)
+      most = Math.max(most, servers.filter((s) => s.enabled).length)
+      reads++
+    }
+  })()
+  return {
+    stop: async () => {
+      running = false
+      await loop
+      return {most, reads}
+    },
+  }
 }

@@ -8,25 +8,11 @@ import {applyPlan} from '../../src/apply/executor.js'
 import {parseClusterConfig} from '../../src/config/load.js'
 import type {Snapshot} from '../../src/inspect/types.js'
 import {planSwitchover} from '../../src/plan/switchover.js'
-import type {Step} from '../../src/plan/types.js'
-import type {StepHandler} from '../../src/steps/types.js'
+import {acts, fates, type Fate} from './fake-steps.js'
 
 // The executor with step handlers that touch nothing: each acts or fails as a test says, so that which undo runs
 // after which failure is seen exactly (the real steps are tried on a sandbox in test/integration/switchover.test.ts).
-type Fate = 'fails in check' | 'fails in act'
-const fates = new Map<string, Fate>()
-const acts: string[] = []
-
-vi.mock('../../src/steps/index.js', () => ({
-  handlerFor: (step: Step): StepHandler => ({
-    check: (s) => (fates.get(s.id) === 'fails in check' ? Promise.reject(new Error(`${s.id}: connection refused`)) : Promise.resolve({done: false})),
-    act: (s) => {
-      acts.push(s.id)
-      return fates.get(s.id) === 'fails in act' ? Promise.reject(new Error(`${s.id} failed part way`)) : Promise.resolve(step.outputs.length ? {binlog: {file: 'mysql-bin.000001', pos: 4}, gtid: '0-1-1'} : undefined)
-    },
-    verify: () => Promise.resolve(),
-  }),
-}))
+vi.mock('../../src/steps/index.js', () => import('./fake-steps.js'))
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), '../golden/mariadb-gtid-switchover')
 const file = join(dir, 'cluster.yaml')
