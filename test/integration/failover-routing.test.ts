@@ -91,6 +91,22 @@ async function expectRoutedTo(serverId: number, name: string): Promise<void> {
   expect(await throughProxy()).toBe(serverId)
 }
 
+/**
+ * After the failover to db2: the load writes through the proxy again (then stops, its counts printed), the backend
+ * never enabled two servers while polled (and always answered, unless the test stopped the proxy), only db2 is
+ * enabled and a new connection through the frontend reaches it, no acknowledged write lost.
+ */
+async function expectFailedOverToDb2(load: WriteLoad, watcher: ReturnType<typeof watchWriters>, what: string, proxyStopped = false): Promise<void> {
+  await stopLoad(load, what)
+  const seen = await watcher.stop()
+  console.log(`${what}: the writer backend read ${seen.reads} times, never more than ${seen.most} enabled; ${seen.unanswered} reads unanswered`)
+  expect(seen.reads).toBeGreaterThan(0)
+  if (!proxyStopped) expect(seen.unanswered).toBe(0)
+  expect(seen.most).toBeLessThanOrEqual(1)
+  await expectRoutedTo(2, 'db2')
+  await expectNothingLost(load, 'db2')
+}
+
 describe('failover through a haproxy', () => {
   beforeAll(async () => {
     sandbox = await startSandbox('itfopx', 166, {haproxyAddress: '127.0.0.169'})
@@ -125,13 +141,7 @@ describe('failover through a haproxy', () => {
 
     const apply = await runMha(['apply', file, '--config', sandbox.configFile])
     expect(apply.code, apply.stderr + apply.stdout).toBe(0)
-    await stopLoad(load, 'crash failover')
-    const seen = await watcher.stop()
-    expect(seen.reads).toBeGreaterThan(0)
-    expect(seen.unanswered).toBe(0)
-    expect(seen.most).toBeLessThanOrEqual(1)
-    await expectRoutedTo(2, 'db2')
-    await expectNothingLost(load, 'db2')
+    await expectFailedOverToDb2(load, watcher, 'crash failover')
 
     // Applied again: the proxy already routes right, nothing changes.
     const again = await runMha(['apply', file, '--config', sandbox.configFile])
@@ -170,6 +180,38 @@ describe('failover through a haproxy', () => {
       expect(await throughProxy()).toBe(2)
     } finally {
       if (restarted) await stopLocalHaproxy(restarted)
+    }
+  })
+  it('a blackholed master (no reset, every packet dropped) is failed over with --force-dead: the writes through the proxy move to the new master, never two writers, none lost', async () => {
+    await sandbox.down()
+    sandbox = await startSandbox('itfopx', 166, {haproxyAddress: '127.0.0.169'})
+    const load = await loadThroughProxy()
+    const watcher = watchWriters()
+    // The master's address goes silent both ways: the proxy's connections to it, the replicas', mha's all hang.
+    const master = sandbox.state.hosts[0]!.ip
+    blackhole = `mha_it_fopx_blackhole_${process.pid}`
+    try {
+      execFileSync('nft', ['add', 'table', 'inet', blackhole])
+      execFileSync('nft', ['add', 'chain', 'inet', blackhole, 'out', '{ type filter hook output priority 0 ; }'])
+      execFileSync('nft', ['add', 'rule', 'inet', blackhole, 'out', 'ip', 'daddr', master, 'drop'])
+      execFileSync('nft', ['add', 'rule', 'inet', blackhole, 'out', 'ip', 'saddr', master, 'drop'])
+      // The replicas' IO threads still say Yes: mha plans a failover of a master they stream from only when told it is dead.
+      const file = join(plans, 'itfopx', 'blackhole.json')
+      const planned = await runMha(['plan', '--config', sandbox.configFile, '--plans-dir', plans, '-o', file, '--force-dead', 'test: db1 blackholed'])
+      expect(planned.code, planned.stderr + planned.stdout).toBe(2)
+      const plan = JSON.parse(readFileSync(file, 'utf8')) as Plan
+      expect(plan.decision.newMaster).toBe('db2')
+      expect(plan.steps.map((s) => s.id)).toEqual(expect.arrayContaining(['route_drain:haproxy1', 'route_writer:haproxy1']))
+      const apply = await runMha(['apply', file, '--config', sandbox.configFile, '--json'])
+      const report = JSON.parse(apply.stdout) as {status: string; message: string}
+      expect(apply.code, apply.stderr + apply.stdout).toBe(0)
+      expect(report.status, report.message).toBe('applied')
+      await expectFailedOverToDb2(load, watcher, 'blackholed master')
+    } finally {
+      await watcher.stop()
+      await load.stop()
+      execFileSync('nft', ['delete', 'table', 'inet', blackhole])
+      blackhole = undefined
     }
   })
 })
