@@ -1,8 +1,9 @@
-import {execFileSync} from 'node:child_process'
-import {mkdirSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {execFileSync, spawn} from 'node:child_process'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {parse, stringify} from 'yaml'
 import {withConnection} from '../../src/inspect/mysql.js'
 import type {Plan} from '../../src/plan/types.js'
 import {HaproxyRuntime} from '../../src/routing/haproxy.js'
@@ -10,7 +11,7 @@ import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {startLocalHaproxy, stopLocalHaproxy, type LocalHaproxy} from '../../src/sandbox/haproxy.js'
 import {secretsOf} from '../../src/sandbox/sandbox.js'
-import {expectConsistent, killMasterAndWait, runMha, startSandbox, type TestSandbox} from './harness.js'
+import {expectConsistent, killMasterAndWait, root, runMha, startSandbox, type TestSandbox} from './harness.js'
 
 // Failovers of a sandbox on 127.0.0.166-168 behind a real haproxy on 127.0.0.169, the write load connected only
 // through the proxy's frontend (127.0.0.169:3306), as an application is.
@@ -213,5 +214,62 @@ describe('failover through a haproxy', () => {
       execFileSync('nft', ['delete', 'table', 'inet', blackhole])
       blackhole = undefined
     }
+  })
+  it('resumes after a kill between promotion and routing: the proxy stopped (SIGSTOP) holds route_writer, apply killed there, the proxy continued, apply again finishes the routing', async () => {
+    await sandbox.down()
+    sandbox = await startSandbox('itfopx', 166, {haproxyAddress: '127.0.0.169'})
+    // Each runtime API command waits at most this long for an answer (HaproxyRuntime: the socket's idle timeout):
+    // with the proxy stopped, route_drain's and route_writer's checks each wait that long before they fail, which
+    // leaves this long to kill apply while route_writer waits.
+    const config = parse(readFileSync(sandbox.configFile, 'utf8')) as {routing: {haproxy: {timeout?: number}[]}}
+    config.routing.haproxy[0]!.timeout = 8
+    writeFileSync(sandbox.configFile, stringify(config))
+    const load = await loadThroughProxy()
+    const watcher = watchWriters()
+    await killMasterAndWait(sandbox)
+    const file = join(plans, 'itfopx', 'resume.json')
+    const planned = await runMha(['plan', '--config', sandbox.configFile, '--plans-dir', plans, '-o', file])
+    expect(planned.code, planned.stderr + planned.stdout).toBe(2)
+    const journal = file.replace(/\.json$/, '.journal.ndjson')
+    // Whole lines only: apply may be writing the last one.
+    const records = () =>
+      (existsSync(journal) ? readFileSync(journal, 'utf8') : '')
+        .split('\n')
+        .filter((l) => l.endsWith('}'))
+        .map((l) => JSON.parse(l) as {step: string; event: string})
+    const has = (step: string, event: string) => records().some((r) => r.step === step && r.event === event)
+
+    frozen = sandbox.state.haproxy!.pid
+    process.kill(frozen, 'SIGSTOP')
+    const child = spawn(process.execPath, [join(root, 'bin/run.js'), 'apply', file, '--config', sandbox.configFile], {cwd: root, env: {...process.env, NODE_ENV: 'production'}, stdio: 'ignore'})
+    let exit: number | null | undefined
+    const exited = new Promise<void>((resolve) => child.on('close', (code) => ((exit = code), resolve())))
+    try {
+      // db2 promoted, the drain given up (no answer), route_writer waiting on the stopped proxy: kill apply there.
+      await waitFor('db2 promoted and route_drain given up', 60_000, () => exit !== undefined || (has('enable_writes:db2', 'end') && has('route_drain:haproxy1', 'fail')), 10)
+      expect(exit, 'apply still running when killed').toBeUndefined()
+      child.kill('SIGKILL')
+      await exited
+      expect(has('route_writer:haproxy1', 'end') || has('route_writer:haproxy1', 'skip')).toBe(false)
+      expect(await sandbox.sql('db2', async (c) => Number((await c.queryOne('SELECT @@global.read_only+0 AS ro'))?.ro))).toBe(0)
+    } finally {
+      if (exit === undefined) {
+        child.kill('SIGKILL')
+        await exited
+      }
+      process.kill(frozen, 'SIGCONT')
+      frozen = undefined
+    }
+
+    const again = await runMha(['apply', file, '--config', sandbox.configFile, '--json'])
+    expect(again.code, again.stderr + again.stdout).toBe(0)
+    const report = JSON.parse(again.stdout) as {status: string; message: string; steps: {id: string; status: string; reason: string | null}[]}
+    expect(report.status, report.message).toBe('applied')
+    // Resumed from the journal: the promotion is not done again, the routing is.
+    const step = (id: string) => report.steps.find((s) => s.id === id)
+    expect(step('enable_writes:db2')).toMatchObject({status: 'skipped', reason: 'done in an earlier run (journal)'})
+    expect(step('route_writer:haproxy1')?.status).toBe('applied')
+    expect(has('route_writer:haproxy1', 'end')).toBe(true)
+    await expectFailedOverToDb2(load, watcher, 'kill between promotion and routing', true)
   })
 })
