@@ -329,23 +329,30 @@ export async function startOneEtcd(address: string, dataDir: string, name: strin
   return pid
 }
 
-/** Polls a proxy's writer backend until stopped; the most servers ever enabled at once, and how often it was read. */
-export function watchWriters(api: HaproxyRuntime, backend: string): {stop: () => Promise<{most: number; reads: number}>} {
+/** Polls a proxy's writer backend until stopped: the most servers ever enabled at once, the reads, and those unanswered (a stopped proxy). */
+export function watchWriters(api: HaproxyRuntime, backend: string): {stop: () => Promise<{most: number; reads: number; unanswered: number}>} {
   let running = true
   let most = 0
   let reads = 0
+  let unanswered = 0
   const loop = (async () => {
     while (running) {
-      const servers = await api.showServersState(backend)
-      most = Math.max(most, servers.filter((s) => s.enabled).length)
-      reads++
+      try {
+        const servers = await api.showServersState(backend)
+        most = Math.max(most, servers.filter((s) => s.enabled).length)
+        reads++
+      } catch {
+        // A stopped proxy: counted, and asked again a moment later.
+        unanswered++
+        await new Promise((r) => setTimeout(r, 50))
+      }
     }
   })()
   return {
     stop: async () => {
       running = false
       await loop
-      return {most, reads}
+      return {most, reads, unanswered}
     },
   }
 }
