@@ -194,6 +194,18 @@ export function planRejoin(cluster: ClusterConfig, snapshot: Snapshot, header: P
   const steps: Step[] = []
   const id = (type: string) => `${type}:${name}`
   steps.push({id: id('set_read_only'), type: 'set_read_only', server: name, params: {}, after: [], outputs: [], reason: `${name} takes no writes from now on: it becomes a replica of ${master.name}`})
+  // Behind proxies, a rejoining server is out of every writer backend (someone may have put it back) before it
+  // replicates: a replica never takes writes through a proxy.
+  const drains: Step[] = cluster.proxies.map((p) => ({
+    id: `route_drain:${p.name}`,
+    type: 'route_drain',
+    server: name,
+    params: {proxy: p.name, backend: p.writerBackend, backendServer: p.servers[name]!},
+    after: [],
+    outputs: [],
+    reason: `proxy ${p.name} sends no write to ${name}, which becomes a replica: maint, and its sessions through the proxy shut`,
+  }))
+  steps.push(...drains)
   let ready = id('set_read_only')
   let gtidSlavePos: string | undefined
   if (comparison.kind === 'ahead') {
@@ -231,7 +243,7 @@ export function planRejoin(cluster: ClusterConfig, snapshot: Snapshot, header: P
     type: 'repoint_replica',
     server: name,
     params: {source: master.name, ...target, gtid, coordinates: null, preview, formerMaster: true, ...(at ? {at} : {}), ...(gtidSlavePos !== undefined ? {gtidSlavePos} : {})},
-    after: [ready],
+    after: [ready, ...drains.map((d) => d.id)],
     outputs: [],
     reason: gtid
       ? `${name} replicates from ${master.name} by GTID from ${gtidSlavePos !== undefined ? `the position it matches after the rewind (${gtidSlavePos || 'empty'})` : `its own binlog position (${facts.gtid.binlogPos})`}`

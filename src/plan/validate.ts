@@ -199,7 +199,7 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
         break
     }
   }
-  problems.push(...shapeProblems(plan), ...switchoverRoutingProblems(plan, cluster), ...rollbackProblems(plan, cluster))
+  problems.push(...shapeProblems(plan), ...switchoverRoutingProblems(plan, cluster), ...rejoinRoutingProblems(plan, cluster), ...rollbackProblems(plan, cluster))
   return problems
 }
 
@@ -262,6 +262,20 @@ function switchoverRoutingProblems(plan: Plan, cluster: ClusterConfig): string[]
     else if (block && !needs(block, drains[0]!)) problems.push(`${block.id} must come after ${drains[0]!.id}: no client through proxy ${proxy.name} meets the write block`)
     if (writers.length !== 1 || writers[0]!.server !== newMaster) problems.push(`a switchover plan must send proxy ${proxy.name}'s writes to its new master ${newMaster ?? '(none)'} exactly once`)
     else if (writable && !needs(writers[0]!, writable)) problems.push(`${writers[0]!.id} must come after ${writable.id}: a proxy sends writes only to a server that takes them`)
+  }
+  return problems
+}
+
+/** A rejoin behind proxies takes its server out of every writer backend, once per proxy, before it replicates. */
+function rejoinRoutingProblems(plan: Plan, cluster: ClusterConfig): string[] {
+  if (plan.kind !== 'rejoin') return []
+  const repoint = plan.steps.find((s) => s.type === 'repoint_replica')
+  if (!repoint) return []
+  const problems: string[] = []
+  for (const proxy of cluster.proxies) {
+    const drains = plan.steps.filter((s) => s.type === 'route_drain' && s.params.proxy === proxy.name)
+    if (drains.length !== 1 || drains[0]!.server !== repoint.server) problems.push(`a rejoin plan must take ${repoint.server} out of proxy ${proxy.name}'s writer backend (routing.haproxy of ${cluster.file}) exactly once`)
+    else if (!repoint.after.includes(drains[0]!.id)) problems.push(`${repoint.id} must come after ${drains[0]!.id}: a server replicates only once no proxy sends it writes`)
   }
   return problems
 }
