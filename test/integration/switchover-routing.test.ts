@@ -45,6 +45,16 @@ describe('online switchover through a haproxy', () => {
     expect(shown.code, shown.stderr).toBe(0)
     expect(shown.stdout).toContain('route_writer_back:haproxy1 (undoes route_drain:haproxy1)')
 
+    // A proxy that also sends writes to db2 (someone's mistake): the switchover refuses before any change.
+    await api().setServerState(backend, 'db2', 'ready')
+    const refused = await runMha(['apply', file, '--config', s.configFile, '--json'])
+    const refusal = JSON.parse(refused.stdout) as ApplyReport
+    expect(refused.code).toBe(1)
+    expect(refusal.message).toMatch(/switchover refused: proxy haproxy1 .*backend mysql_writer sends new connections to db1, db2.*; nothing was changed/)
+    expect(await enabled()).toEqual(['db1', 'db2'])
+    expect(Number(await s.sql('db1', async (c) => (await c.queryOne('SELECT @@global.read_only+0 AS ro'))!.ro))).toBe(0)
+    await api().setServerState(backend, 'db2', 'maint')
+
     await WriteLoad.prepare(s.state, 'db1')
     const load = new WriteLoad(s.state, 10, {through: frontend})
     load.start()
