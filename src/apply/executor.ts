@@ -121,7 +121,6 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
   const digest = planDigest(plan)
   const status = new Map<string, {status: StepStatus; reason: string | null}>(plan.steps.map((s) => [s.id, {status: 'not_run', reason: null}]))
   /** When each step this run checked or ran began and how long it took, from the run's start. */
-  const runStartedAt = started
   const timing = new Map<string, {startMs: number; durationMs: number | null}>()
   // What a step handed on: from this run, else from an earlier one that finished it (a step an earlier run only
   // began has no outputs of its own to shadow this run's).
@@ -191,9 +190,9 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     // A live master's replicas keep moving: a switchover, rejoin, rebuild or removal rests on the topology, not on positions.
     const now = observedFacts(cluster, snapshot, !['switchover', 'rejoin', 'rebuild', 'remove'].includes(plan.kind))
     const resuming = records.size > 0
-    const started = new Set([...records.keys()])
+    const journaled = new Set([...records.keys()])
     const done = new Set(plan.steps.filter((s) => settled(s.id)).map((s) => s.id))
-    const changes = resuming ? resumeChanges(plan, started, done, now) : factChanges(plan.observed.facts, now)
+    const changes = resuming ? resumeChanges(plan, journaled, done, now) : factChanges(plan.observed.facts, now)
     if (changes.length > 0) {
       const message = `the plan is stale${resuming ? ' for the steps left to run' : ''}: ${changes.join('; ')}`
       listener({kind: 'refused', reason: message})
@@ -253,7 +252,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
       const handler = handlerFor(step)
       listener({kind: 'begin', step})
       const begun = Date.now()
-      timing.set(step.id, {startMs: begun - runStartedAt, durationMs: null})
+      timing.set(step.id, {startMs: begun - started, durationMs: null})
       try {
         guard()
         const checked = await handler.check(step, ctx)
@@ -291,7 +290,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
         })
         failures.push({step, message})
       } finally {
-        timing.set(step.id, {startMs: begun - runStartedAt, durationMs: Date.now() - begun})
+        timing.set(step.id, {startMs: begun - started, durationMs: Date.now() - begun})
       }
     }
 
