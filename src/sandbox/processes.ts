@@ -1,6 +1,7 @@
 import {spawn, spawnSync} from 'node:child_process'
 import {closeSync, openSync, readdirSync, readFileSync} from 'node:fs'
 import {connect} from 'node:net'
+import {procStat, processStartTime} from '../util/proc.js'
 
 /** Start a long-running program detached from us, its output to a log file; returns its pid. */
 export function startDetached(program: string, args: string[], logFile: string): number {
@@ -48,22 +49,12 @@ export async function stopOurProcess(pid: number | undefined, marker: string, gr
   while (isOurProcess(pid, marker)) await sleep(20)
 }
 
-/** The fields of /proc/<pid>/stat after the command name (whose parentheses may hold anything), or null. */
-function statFields(pid: number): string[] | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  } catch {
-    return null
-  }
-}
-
 /** Every process below `pid` now, each with its start time (so that a pid reused later is never taken for it). */
-function descendantsOf(pid: number): {pid: number; started: string}[] {
+export function descendantsOf(pid: number): {pid: number; started: string}[] {
   const children = new Map<number, {pid: number; started: string}[]>()
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
-    const fields = statFields(Number(entry))
+    const fields = procStat(Number(entry))
     if (!fields) continue
     const parent = Number(fields[1])
     children.set(parent, [...(children.get(parent) ?? []), {pid: Number(entry), started: fields[19] ?? ''}])
@@ -80,7 +71,7 @@ export async function stopOurProcessAndChildren(pid: number | undefined, marker:
   const children = pid && isOurProcess(pid, marker) ? descendantsOf(pid) : []
   await stopOurProcess(pid, marker, graceMs)
   for (const child of children)
-    if (statFields(child.pid)?.[19] === child.started) {
+    if (processStartTime(child.pid) === child.started) {
       try {
         process.kill(child.pid, 'SIGKILL')
       } catch {

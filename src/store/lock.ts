@@ -4,6 +4,7 @@ import {homedir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fsyncDirectory, writeNewFileSynced} from '../util/durable.js'
 import {UserError} from '../util/errors.js'
+import {processStartTime} from '../util/proc.js'
 
 /**
  * Where the per-cluster locks live: a folder only this user can write (a shared 0777 /tmp folder would let
@@ -25,16 +26,8 @@ function privateDirectory(dir: string): void {
   if ((stat.mode & 0o022) !== 0) throw new UserError(`lock folder ${dir} can be written by other users (mode ${(stat.mode & 0o777).toString(8)}); run chmod 700 ${dir} or set MHA_LOCK_DIR`)
 }
 
-/** The kernel's start time of a process (clock ticks since boot): with the pid, it names one process for good. */
-export function processStartTime(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    // The command name (field 2) may hold spaces and parentheses: count fields after its closing parenthesis.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null
-  } catch {
-    return null
-  }
-}
+// Re-exported: the lock's callers and tests name a holder by pid and start time.
+export {processStartTime} from '../util/proc.js'
 
 interface Holder {
   pid: number

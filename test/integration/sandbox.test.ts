@@ -1,4 +1,4 @@
-import {existsSync, mkdtempSync, readdirSync, readFileSync, rmSync} from 'node:fs'
+import {existsSync, mkdtempSync, rmSync} from 'node:fs'
 import {connect} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -8,7 +8,7 @@ import {withConnection} from '../../src/inspect/mysql.js'
 import {HaproxyRuntime} from '../../src/routing/haproxy.js'
 import {readState, sandboxDir, secretsOf} from '../../src/sandbox/sandbox.js'
 import {validator} from '../../src/schema/validator.js'
-import {isOurProcess, waitFor} from '../../src/sandbox/processes.js'
+import {descendantsOf, isOurProcess, waitFor} from '../../src/sandbox/processes.js'
 import {runMha} from './harness.js'
 
 describe('mha sandbox', () => {
@@ -46,8 +46,8 @@ describe('mha sandbox', () => {
     // A connection that reaches db2's sshd and says nothing: sshd forks a handler for it, which outlives its
     // listener when the listener alone is stopped (seen after a CI run: "sshd: [accepted]" under pid 1).
     const idle = connect({host: '127.0.0.32', port: 22})
-    await waitFor("db2's sshd to fork a handler for the idle connection", 10_000, () => handlersOf(state.hosts[1]!.sshdPid!).length > 0)
-    const handlers = handlersOf(state.hosts[1]!.sshdPid!)
+    await waitFor("db2's sshd to fork a handler for the idle connection", 10_000, () => descendantsOf(state.hosts[1]!.sshdPid!).length > 0)
+    const handlers = descendantsOf(state.hosts[1]!.sshdPid!).map((d) => d.pid)
     const down = await runMha(['sandbox', 'down', ...common])
     expect(down.code).toBe(0)
     expect(pids.some((pid) => isOurProcess(pid, state.dir))).toBe(false)
@@ -107,17 +107,3 @@ describe('mha sandbox', () => {
   })
 })
 
-/** The processes whose parent is `pid` now (an sshd's connection handlers). */
-function handlersOf(pid: number): number[] {
-  return readdirSync('/proc')
-    .filter((e) => /^\d+$/.test(e))
-    .filter((e) => {
-      try {
-        const stat = readFileSync(`/proc/${e}/stat`, 'utf8')
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid
-      } catch {
-        return false
-      }
-    })
-    .map(Number)
-}
