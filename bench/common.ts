@@ -177,12 +177,8 @@ export async function fastWriter(state: SandboxState, stop: AbortSignal, firstId
   return acks
 }
 
-/** The longest time between two consecutive acknowledgements. */
-export function longestGap(times: number[]): number {
-  let gap = 0
-  for (let i = 1; i < times.length; i++) gap = Math.max(gap, times[i]! - times[i - 1]!)
-  return gap
-}
+// The sandbox load reports the same measure (mha sandbox load --through-proxy).
+export {longestGap} from '../src/sandbox/load.js'
 
 /** CPU time used so far (user + system, from /proc/<pid>/stat at 100 ticks a second) and resident memory now. */
 export function cpuAndMemory(pid: number): {cpuMs: number; rssMb: number} {

@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../src/cli/base-command.js'
 import {ExitCode} from '../../src/cli/exit-codes.js'
 import {sandboxFlags} from '../../src/cli/flags.js'
-import {WriteLoad} from '../../src/sandbox/load.js'
+import {longestGap, WriteLoad} from '../../src/sandbox/load.js'
 import {requireState} from '../../src/sandbox/sandbox.js'
 import {UserError} from '../../src/util/errors.js'
 
@@ -35,8 +35,7 @@ export default class SandboxLoad extends BaseCommand<typeof SandboxLoad> {
     const missing = await load.missingOn(now)
     this.say(`load: ${load.acked.length} writes acknowledged, ${load.errors} failed or unacknowledged; master now ${now}; acknowledged writes missing on ${now}: ${missing.length}`)
     if (this.flags['through-proxy'] && proxy) {
-      const gaps = load.ackedAt.slice(1).map((at, i) => at - load.ackedAt[i]!)
-      this.say(`through the proxy (${proxy.address}:${proxy.frontendPort}): the longest time between two acknowledged writes was ${(Math.max(0, ...gaps) / 1000).toFixed(2)} s (writes every ${this.flags.interval} ms)`)
+      this.say(`through the proxy (${proxy.address}:${proxy.frontendPort}): the longest time between two acknowledged writes was ${(longestGap(load.ackedAt) / 1000).toFixed(2)} s (writes every ${this.flags.interval} ms)`)
     }
     if (missing.length > 0) this.exit(ExitCode.attention)
   }

@@ -125,3 +125,10 @@ async function highestId(conn: mysql.Connection): Promise<number> {
   const [rows] = await conn.query<mysql.RowDataPacket[]>({sql: 'SELECT GREATEST((SELECT COALESCE(MAX(id), 0) FROM acked), (SELECT COALESCE(MAX(id), 0) FROM acked_log)) AS top', timeout: 2000})
   return Number(rows[0]?.top ?? 0)
 }
+
+/** The longest time between two consecutive acknowledgements (ms): the outage a client saw. */
+export function longestGap(times: readonly number[]): number {
+  let gap = 0
+  for (let i = 1; i < times.length; i++) gap = Math.max(gap, times[i]! - times[i - 1]!)
+  return gap
+}
