@@ -12,6 +12,7 @@ import {formatMariadbGtidPos, formatMysqlGtidSet, mariadbErrant, mariadbMaxPerDo
 import {rankCandidates, type ReplicaView} from './candidates.js'
 import {fingerprint} from './fingerprint.js'
 import type {DataLoss, Fact, ObservedServer, OutputRef, Plan, RelayDiff, Step} from './types.js'
+import {drainParams, writerParams} from './routing-params.js'
 
 export interface PlanHeader {
   tool: string
@@ -499,7 +500,7 @@ function buildSteps(inputs: StepInputs): Step[] {
     id: id('route_drain', p.name),
     type: 'route_drain',
     server: dead.name,
-    params: {proxy: p.name, backend: p.writerBackend, backendServer: p.servers[dead.name]!},
+    params: drainParams(p, dead.name),
     after: [fence],
     outputs: [],
     reason: `no write goes through proxy ${p.name} to ${dead.name} any more: maint, and its sessions through the proxy shut`,
@@ -510,7 +511,7 @@ function buildSteps(inputs: StepInputs): Step[] {
       id: id('route_writer', p.name),
       type: 'route_writer',
       server: nm,
-      params: {proxy: p.name, backend: p.writerBackend, writer: p.servers[nm]!, others: cluster.servers.filter((s) => s.name !== nm).map((s) => p.servers[s.name]!), frontend: `${p.frontend.host}:${p.frontend.port}`},
+      params: writerParams(cluster, p, nm),
       after: [writable],
       settledAfter: [id('route_drain', p.name)],
       outputs: [],

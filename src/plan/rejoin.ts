@@ -8,6 +8,7 @@ import type {Snapshot} from '../inspect/types.js'
 import {UserError} from '../util/errors.js'
 import {observe, type PlanHeader} from './planner.js'
 import type {Plan, Step} from './types.js'
+import {drainParams} from './routing-params.js'
 
 /** What the failover that took the server out of service recorded (its plan and journal). */
 export interface FailoverRecord {
@@ -200,7 +201,7 @@ export function planRejoin(cluster: ClusterConfig, snapshot: Snapshot, header: P
     id: `route_drain:${p.name}`,
     type: 'route_drain',
     server: name,
-    params: {proxy: p.name, backend: p.writerBackend, backendServer: p.servers[name]!},
+    params: drainParams(p, name),
     after: [],
     outputs: [],
     reason: `proxy ${p.name} sends no write to ${name}, which becomes a replica: maint, and its sessions through the proxy shut`,

@@ -7,6 +7,7 @@ import {UserError} from '../util/errors.js'
 import {rankCandidates, type ReplicaView} from './candidates.js'
 import {changePreview, observe, type PlanHeader} from './planner.js'
 import type {Plan, Step} from './types.js'
+import {drainParams, writerParams} from './routing-params.js'
 
 /** Statements other than reads count as updates for MHA's running_updates_limit. */
 export const isRead = (statement: string): boolean => /^\s*(select|show|explain|describe|desc|with)\b/i.test(statement)
@@ -97,7 +98,7 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
   // the proxy find no server and fail at once.
   const drains = cluster.proxies.map((p) => {
     const id = `route_drain:${p.name}`
-    add({id, type: 'route_drain', server: master.name, params: {proxy: p.name, backend: p.writerBackend, backendServer: p.servers[master.name]!}, after: [last], reason: `proxy ${p.name} sends no write to ${master.name} any more before it refuses writes: maint, and its sessions through the proxy shut`})
+    add({id, type: 'route_drain', server: master.name, params: drainParams(p, master.name), after: [last], reason: `proxy ${p.name} sends no write to ${master.name} any more before it refuses writes: maint, and its sessions through the proxy shut`})
     return id
   })
   const block = `block_writes:${master.name}`
@@ -127,7 +128,7 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
       id: `route_writer:${p.name}`,
       type: 'route_writer',
       server: nm.name,
-      params: {proxy: p.name, backend: p.writerBackend, writer: p.servers[nm.name]!, others: cluster.servers.filter((s) => s.name !== nm.name).map((s) => p.servers[s.name]!), frontend: `${p.frontend.host}:${p.frontend.port}`},
+      params: writerParams(cluster, p, nm.name),
       after: [writable],
       group: `routing:${p.name}`,
       reason: `proxy ${p.name} sends writes to ${nm.name} alone, now that it takes writes; a new connection through ${p.frontend.host}:${p.frontend.port} must reach it`,
@@ -297,13 +298,7 @@ export function switchoverRollback(
           id: `route_writer_back:${step.params.proxy}`,
           type: 'route_writer',
           server: oldMaster,
-          params: {
-            proxy: proxy.name,
-            backend: step.params.backend,
-            writer: step.params.backendServer,
-            others: cluster.servers.filter((s) => s.name !== oldMaster).map((s) => proxy.servers[s.name]!),
-            frontend: `${proxy.frontend.host}:${proxy.frontend.port}`,
-          },
+          params: writerParams(cluster, proxy, oldMaster),
           after,
           outputs: [],
           reason: `undo: proxy ${proxy.name} sends writes to ${oldMaster} again, now that it takes them again (every other server in maint first); a new connection through ${proxy.frontend.host}:${proxy.frontend.port} must reach it`,

@@ -11,6 +11,7 @@ import {canonical} from './plan-file.js'
 import {rebuildDir} from './service.js'
 import {switchoverRollback} from './switchover.js'
 import type {OutputRef, Plan, Step} from './types.js'
+import {drainParams, writerParams} from './routing-params.js'
 
 /**
  * A plan is data reviewed by people, not code: before the first step, apply checks that every step's
@@ -172,12 +173,9 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
         const same = (field: string, planned: unknown, given: unknown) => {
           if (JSON.stringify(planned) !== JSON.stringify(given)) problems.push(`${where(step, `params.${field}`)}: the plan says ${JSON.stringify(planned)}, ${cluster.file} gives ${JSON.stringify(given)} for proxy ${proxy.name}`)
         }
-        same('backend', step.params.backend, proxy.writerBackend)
-        if (step.type === 'route_drain') same('backendServer', step.params.backendServer, proxy.servers[step.server])
-        else {
-          same('writer', step.params.writer, proxy.servers[step.server])
-          same('others', step.params.others, cluster.servers.filter((s) => s.name !== step.server).map((s) => proxy.servers[s.name]))
-          same('frontend', step.params.frontend, `${proxy.frontend.host}:${proxy.frontend.port}`)
+        const derived: Record<string, unknown> = step.type === 'route_drain' ? drainParams(proxy, step.server) : writerParams(cluster, proxy, step.server)
+        for (const field of step.type === 'route_drain' ? ['backend', 'backendServer'] : ['backend', 'writer', 'others', 'frontend']) same(field, (step.params as Record<string, unknown>)[field], derived[field])
+        if (step.type === 'route_writer') {
           // A switchover's rollback gives the writes back to the old master (the rollback is checked whole below).
           if (plan.decision.newMaster !== step.server && !(plan.rollback?.steps.includes(step) ?? false)) problems.push(`${where(step, 'server')}: ${step.server}; writes are routed to the new master ${plan.decision.newMaster ?? '(none)'}`)
         }

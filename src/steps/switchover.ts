@@ -5,7 +5,7 @@ import {isRead} from '../plan/switchover.js'
 import {binaryLogPosition, clientThreads, isCoordinates, readOnlyState, replicaStatus, WRITE_BLOCK} from './common.js'
 import type {StepContext, StepHandler} from './types.js'
 import {proxyFindings} from '../analysis/routing.js'
-import {observeProxy} from '../routing/observe.js'
+import {observeProxies} from '../routing/observe.js'
 
 type Of<T extends Step['type']> = Extract<Step, {type: T}>
 
@@ -24,8 +24,7 @@ export const checkSwitchover: StepHandler<Of<'check_switchover'>> = {
       if (t.command === 'Query' && t.seconds >= step.params.runningUpdatesLimit && !isRead(t.statement)) problems.push(`${step.server} has an update running for ${t.seconds} s (thread ${t.id})`)
     // Each proxy answers and sends writes to the old master alone: a drain that could not run would undo the switch
     // half-way, and one that found two writers would hide a problem the switch should not start on.
-    const proxies = await Promise.all(ctx.cluster.proxies.map((p) => observeProxy(p, {localAddress: ctx.cluster.sourceAddress})))
-    for (const o of proxies) problems.push(...proxyFindings(ctx.cluster, [o], {name: step.server, dead: false}).findings.map((f) => f.message))
+    problems.push(...proxyFindings(ctx.cluster, await observeProxies(ctx.cluster), {name: step.server, dead: false}).findings.map((f) => f.message))
     if (problems.length > 0) throw new Error(`switchover refused: ${problems.join('; ')}; nothing was changed`)
   },
 }
