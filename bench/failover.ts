@@ -1,6 +1,6 @@
 // Failover timing on real sandboxes under write load: medians of several runs.
 // Run: npm run bench:failover [-- --runs 5]   (builds first; uses 127.0.0.71-73)
-import {mkdtempSync} from 'node:fs'
+import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {ApplyReport} from '../src/apply/events.js'
@@ -98,7 +98,11 @@ async function runOnce(scenario: Scenario, run: number): Promise<Run> {
     console.log(`${scenario.name}, run ${run}: plan ${s(result.plan)}, apply ${s(result.apply)} (${s(report.durationMs)} of it in the executor), kill to writable ${s(result.writable)}, kill to done ${s(total)}, lost ${lost}/${result.acked}, twice ${duplicated}`)
     return result
   } finally {
-    if (!process.env.KEEP) await sandboxDown(state.dir)
+    if (!process.env.KEEP) {
+      await sandboxDown(state.dir)
+      // The run's cluster file, plan, journal and report go with it.
+      rmSync(work, {recursive: true, force: true})
+    }
   }
 }
 

@@ -2,7 +2,7 @@
 // medians of several runs under write load; (2) CPU and memory while monitoring 100 and 1000 clusters.
 // Run: npm run bench:failover (part 1, after the plan/apply figures) and npm run bench:watch (part 2),
 // or node dist/bench/watch.js [--part failover|scale] [--runs 3] [--seconds 30]   (uses 127.0.0.121-123)
-import {mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import mysql from 'mysql2/promise'
@@ -55,6 +55,7 @@ async function failoverRuns(): Promise<void> {
     } finally {
       await watch.stop()
       await sandboxDown(state.dir)
+      rmSync(work, {recursive: true, force: true})
     }
   }
   console.log(`\nmha watch, crash under load (ping_interval 1 s, failures_before_dead 2), medians of ${runs} runs after SIGKILL of the master:`)
@@ -92,6 +93,7 @@ async function scale(): Promise<void> {
     }
   } finally {
     await sandboxDown(state.dir)
+    rmSync(work, {recursive: true, force: true})
   }
 }
 
