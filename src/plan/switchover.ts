@@ -104,7 +104,7 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
   const block = `block_writes:${master.name}`
   // Without super_read_only (MariaDB), read_only does not stop SUPER or READ ONLY ADMIN: mha's own FTWRL does, until release.
   const lockNote = masterFacts.superReadOnly !== null ? ', super_read_only' : ', and FLUSH TABLES WITH READ LOCK held by mha until the promotion is over, which stops accounts that ignore read_only'
-  add({id: block, type: 'block_writes', server: master.name, params: {}, after: drains.length ? drains : [last], outputs: ['binlog', 'gtid'], reason: `${master.name} refuses writes (read_only${lockNote}) and its client connections are killed; its final position is recorded once two reads agree`})
+  add({id: block, type: 'block_writes', server: master.name, params: {}, after: drains.length ? drains : [last], outputs: ['binlog', 'gtid'], reason: `${master.name} refuses writes (read_only${lockNote}) and its client connections are killed; its final position is recorded ${masterFacts.superReadOnly !== null ? 'once two reads agree' : 'under the lock'}`})
   const position = {fromStep: block, output: gtid ? 'gtid' : 'binlog'}
   const waitTarget = `wait_caught_up:${nm.name}`
   add({id: waitTarget, type: 'wait_caught_up', server: nm.name, params: {source: master.name, position, gtid}, after: [block], reason: `${nm.name} executes everything ${master.name} wrote`})

@@ -40,8 +40,8 @@ const samePosition = (a: {binlog: {file: string; pos: number}; gtid: string}, b:
  * (MHA's own online-switch fence) on a session of its own and holds it past the promotion (release_write_block)
  * or until the switch is undone (unblock_writes): under it no session commits, whatever its privileges, and FTWRL
  * itself waits for commits under way. Clients are killed first so that FTWRL has little to wait for, and each
- * attempt is bounded by lock_wait_timeout. Then the position is read until two reads 100 ms apart agree with no
- * client left that could still write (without the lock: none running a statement), within the wait timeout.
+ * attempt is bounded by lock_wait_timeout. Under the lock the position is then read once; without it (super_read_only),
+ * until two reads 100 ms apart agree with no client left running a statement, within the wait timeout.
  */
 export const blockWrites: StepHandler<Of<'block_writes'>> = {
   async check(step, ctx) {
@@ -66,6 +66,9 @@ export const blockWrites: StepHandler<Of<'block_writes'>> = {
         const writers = lock ? [] : clients.filter((t) => t.command !== 'Sleep')
         for (const t of lock ? [] : clients) await conn.execute(`KILL ${t.id}`).catch(() => undefined)
         const first = await binaryLogPosition(ctx, step.server)
+        // FTWRL has waited for every commit under way and admits none: its position is final. Should a write still
+        // slip past, wait_caught_up finds the source moved and refuses before the promotion.
+        if (lock) return first
         await sleep(100)
         const second = await binaryLogPosition(ctx, step.server)
         if (writers.length === 0 && samePosition(first, second)) return second
