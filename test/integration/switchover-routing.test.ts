@@ -22,7 +22,12 @@ const api = () => new HaproxyRuntime({name: 'haproxy1', runtimeApi: {kind: 'tcp'
 const enabled = async () => (await api().showServersState(backend)).filter((s) => s.enabled).map((s) => s.name)
 const throughProxy = (s: TestSandbox) => withConnection({name: 'frontend', ...frontend, user: 'app', password: secretsOf(s.state.dir).app}, 5000, async (c) => Number((await c.queryOne('SELECT @@server_id AS id'))?.id))
 
+/** A haproxy the test stopped (SIGSTOP), continued whatever happens. */
+let frozen: number | undefined
+
 afterEach(async () => {
+  if (frozen !== undefined) process.kill(frozen, 'SIGCONT')
+  frozen = undefined
   await sandbox?.down()
   sandbox = undefined
 })
@@ -125,5 +130,72 @@ describe('online switchover through a haproxy', () => {
       const r = (await s.sql('db2', (c) => c.queryOne('SHOW SLAVE STATUS')))!
       return r.Master_Host === s.state.hosts[0]!.ip && r.Slave_SQL_Running === 'Yes' && Number((await s.sql('db2', (c) => c.queryOne('SELECT v FROM mhatest.t WHERE id = 1')))!.v) === 3
     })
+  })
+
+  it('a proxy that stops answering after the drain: the promotion stands, partial (exit 10), and apply again sends the writes to the new master', async () => {
+    sandbox = await startSandbox('itswpxf', 186, {haproxyAddress: '127.0.0.189'})
+    const s = sandbox
+    // db2 is held back (below) while the test stops the proxy between the drain and the promotion: the lag limit and
+    // the wait must outlast that.
+    writeFileSync(s.configFile, readFileSync(s.configFile, 'utf8') + 'failover: {wait_timeout: 20}\nswitchover: {max_lag_seconds: 60}\n')
+    await WriteLoad.prepare(s.state, 'db1')
+    await s.sql('db1', async (c) => {
+      await c.execute('CREATE TABLE mhatest.t (id INT PRIMARY KEY, v INT)')
+      await c.execute('INSERT INTO mhatest.t VALUES (1, 1)')
+    })
+    await waitFor('db2 to have the row', 10_000, async () => Number((await s.sql('db2', (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.t')))!.n) === 1)
+    const file = join(plans, 'frozen.json')
+    const planned = await runMha(['plan', '--config', s.configFile, '--switchover', '--to', 'db2', '-o', file])
+    expect(planned.code, planned.stderr + planned.stdout).toBe(2)
+
+    const load = new WriteLoad(s.state, 10, {through: frontend})
+    load.start()
+    await waitFor('writes through the proxy', 10_000, () => Promise.resolve(load.acked.length > 20))
+    const holder = await mysql.createConnection({host: s.state.hosts[1]!.ip, user: 'mha', password: secretsOf(s.state.dir).admin.reveal()})
+    let applied: Promise<Awaited<ReturnType<typeof runMha>>> | undefined
+    try {
+      await holder.query('BEGIN')
+      await holder.query('SELECT * FROM mhatest.t WHERE id = 1 FOR UPDATE')
+      await s.sql('db1', (c) => c.execute('UPDATE mhatest.t SET v = 2 WHERE id = 1'))
+      applied = runMha(['apply', file, '--config', s.configFile, '--json'])
+      // The drain done (no server enabled), db2 still catching up: the proxy stops answering, then db2 is let go.
+      await waitFor('the drain of db1', 20_000, async () => (await enabled()).length === 0, 5)
+      frozen = s.state.haproxy!.pid
+      process.kill(frozen, 'SIGSTOP')
+    } finally {
+      await holder.query('ROLLBACK')
+      await holder.end()
+    }
+    const first = await applied
+    const report = JSON.parse(first.stdout) as ApplyReport
+    expect(first.code, report.message).toBe(10)
+    expect(report.status).toBe('partial')
+    expect(report.message).toContain('haproxy1')
+    const status = (id: string) => report.steps.find((x) => x.id === id)?.status
+    expect(status('enable_writes:db2')).toBe('applied')
+    expect(status('release_write_block:db1')).toBe('applied')
+    expect(status('route_writer:haproxy1')).toBe('failed')
+    // The master came first: db2 takes writes, db1 does not.
+    expect(Number(await s.sql('db2', async (c) => (await c.queryOne('SELECT @@global.read_only+0 AS ro'))!.ro))).toBe(0)
+    expect(Number(await s.sql('db1', async (c) => (await c.queryOne('SELECT @@global.read_only+0 AS ro'))!.ro))).toBe(1)
+
+    process.kill(frozen, 'SIGCONT')
+    frozen = undefined
+    const watcher = watchWriters(api(), backend)
+    // Still drained: nothing was sent anywhere while the proxy did not answer.
+    expect(await enabled()).toEqual([])
+    const again = await runMha(['apply', file, '--config', s.configFile, '--json'])
+    const finished = JSON.parse(again.stdout) as ApplyReport
+    expect(again.code, finished.message).toBe(0)
+    expect(finished.steps.find((x) => x.id === 'route_writer:haproxy1')?.status).toBe('applied')
+    expect(finished.steps.find((x) => x.id === 'enable_writes:db2')?.status).toBe('skipped')
+    const ended = performance.now()
+    await waitFor('writes through the proxy again', 10_000, () => Promise.resolve(load.ackedAt.some((at) => at > ended)))
+    await load.stop()
+    const seen = await watcher.stop()
+    expect(seen.most).toBeLessThanOrEqual(1)
+    expect(await enabled()).toEqual(['db2'])
+    expect(await throughProxy(s)).toBe(2)
+    await expectRoles(s, 'db2', load.acked)
   })
 })
