@@ -22,7 +22,7 @@ if ! apt-get download "mha4mysql-manager=$VERSION" "mha4mysql-node=$VERSION" >/d
 fi
 
 # The Perl modules both packages declare (dpkg-deb -I: Depends), from Debian.
-deps=$(for deb in ./*.deb; do dpkg-deb -f "$deb" Depends; done | tr ',' '\n' | sed 's/[ (].*//; s/^ *//' | grep -E '^lib.*-perl$' | sort -u)
+deps=$(for deb in ./*.deb; do dpkg-deb -f "$deb" Depends; done | tr ',' '\n' | sed 's/^ *//; s/[ (:].*//' | grep -E '^lib.*-perl$' | sort -u)
 missing=""
 for pkg in $deps; do dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"; done
 if [ -n "$missing" ]; then
