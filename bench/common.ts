@@ -146,13 +146,20 @@ export async function until(what: string, timeoutMs: number, probe: () => boolea
   }
 }
 
-/** A client writing as fast as it can (one insert at a time into mhatest.w), recording when each write was acknowledged. */
-export async function fastWriter(state: SandboxState, stop: AbortSignal, firstId: number): Promise<number[]> {
+/**
+ * A client writing as fast as it can (one insert at a time into mhatest.w), recording when each write was acknowledged.
+ * `through`: connected only through a proxy, as an application is (a write refused there is simply not acknowledged).
+ */
+export async function fastWriter(state: SandboxState, stop: AbortSignal, firstId: number, through?: {host: string; port: number}): Promise<number[]> {
   const acks: number[] = []
   let conn: mysql.Connection | undefined
   let id = firstId
   while (!stop.aborted) {
     try {
+      if (!conn && through) {
+        conn = await mysql.createConnection({host: through.host, port: through.port, user: 'app', password: secretsOf(state.dir).app.reveal(), database: 'mhatest', connectTimeout: 500})
+        conn.on('error', () => undefined)
+      }
       if (!conn) {
         for (const h of state.hosts) {
           const c = await mysql.createConnection({host: h.ip, user: 'app', password: secretsOf(state.dir).app.reveal(), database: 'mhatest', connectTimeout: 500})
@@ -171,6 +178,8 @@ export async function fastWriter(state: SandboxState, stop: AbortSignal, firstId
     } catch {
       conn?.destroy()
       conn = undefined
+      // A proxy with no server to send to closes at once: do not spin on it.
+      if (through) await new Promise((r) => setTimeout(r, 1))
     }
   }
   conn?.destroy()

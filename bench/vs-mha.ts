@@ -2,8 +2,11 @@
 // and mha on the same scenarios, one after the other in one run, each run on a fresh 3-host sandbox under
 // a 50 transactions/s write load. Per scenario: dead / writable / done medians, the longest gap between a
 // client's acknowledged writes, lost and twice-applied writes, and the ratios MHA/mha.
-// Run: npm run bench:vs-mha [-- --runs 3] [--only crash|lagging-candidate|both-lagging|gtid|blackhole|switchover]
-//      [--tools mha,stock,patched]     (uses 127.0.0.231-233; needs root: apt-get, nftables)
+// The proxy-* scenarios put Debian's haproxy in front (127.0.0.234) and connect the clients only through it: mha
+// moves the writer with its routing steps, MHA with master_ip_failover / master_ip_online_change scripts
+// (bench/mha-reference/haproxy_writer.pl) making the same runtime-API calls.
+// Run: npm run bench:vs-mha [-- --runs 3] [--only crash|lagging-candidate|both-lagging|gtid|blackhole|switchover|proxy-crash|proxy-switchover]
+//      [--tools mha,stock,patched]     (uses 127.0.0.231-234; needs root: apt-get, nftables)
 // mha never calls MHA; only this bench does.
 import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync} from 'node:fs'
@@ -18,6 +21,8 @@ const flag = (name: string) => (process.argv.includes(`--${name}`) ? process.arg
 const only = flag('only')
 const referenceDir = process.env.MHA_REFERENCE_DIR ?? '/var/tmp/mha-0.58-reference'
 const firstOctet = 231
+const proxyAddress = '127.0.0.234'
+const proxyScript = (backend: string) => `${join(root, 'bench/mha-reference/haproxy_writer.pl')} --api=${proxyAddress}:9999 --backend=${backend}`
 const pingIntervalS = 1
 
 type Tool = 'mha' | 'MHA 0.58' | 'MHA 0.58 patched'
@@ -58,6 +63,8 @@ interface Scenario {
   name: string
   gtid: boolean
   switchover?: true
+  /** Clients connect only through a haproxy in front of the sandbox; each tool moves its writer. */
+  proxy?: true
   /** Under load, with the tool watching, just before the fault. */
   beforeFault?: (state: SandboxState) => Promise<void>
   /** The fault itself (default: SIGKILL of the master's mariadbd); returns how to undo it. */
@@ -117,6 +124,21 @@ const scenarios: Scenario[] = [
     note: "Writes acknowledged by the cut-off master but not yet received by a replica exist nowhere else: losing those is not a tool's fault.",
   },
   {key: 'switchover', name: 'online switchover to db2 under load (timed from the command)', gtid: false, switchover: true},
+  {
+    key: 'proxy-crash',
+    name: 'crash under load, the client connected only through haproxy (gap: as that client saw it)',
+    gtid: false,
+    proxy: true,
+    note: "mha: its plan's route_drain / route_writer steps. MHA: master_ip_failover_script (stop: the dead master in maint, its sessions shut; start: the others in maint, the new master ready).",
+  },
+  {
+    key: 'proxy-switchover',
+    name: 'online switchover to db2, the client connected only through haproxy (gap: as that client saw it)',
+    gtid: false,
+    switchover: true,
+    proxy: true,
+    note: 'mha: route_drain before its write block, route_writer after the promotion. MHA: master_ip_online_change_script (stop before its write block, start after the promotion), the same calls.',
+  },
 ]
 
 function nft(args: string[]): void {
@@ -189,7 +211,7 @@ function installReference(): void {
  * sandbox key (this bench's own sandbox only), and app1.cnf with the sandbox secrets (mode 0600, removed
  * with the work dir).
  */
-function prepareMha(state: SandboxState, work: string): string {
+function prepareMha(state: SandboxState, work: string, proxy: boolean): string {
   const keys = join(state.dir, 'authorized_keys')
   writeFileSync(keys, `command="${join(referenceDir, 'remote-env')}",no-pty,no-agent-forwarding,no-X11-forwarding ${readFileSync(keys, 'utf8')}`)
   const secrets = secretsOf(state.dir)
@@ -207,6 +229,7 @@ function prepareMha(state: SandboxState, work: string): string {
     `ssh_options=-i ${join(state.dir, 'id_ed25519')} -o UserKnownHostsFile=${join(state.dir, 'known_hosts')} -o IdentitiesOnly=yes`,
     `ping_interval=${pingIntervalS}`,
     'ping_type=SELECT',
+    ...(proxy && state.haproxy ? [`master_ip_failover_script=${proxyScript(state.haproxy.backend)}`, `master_ip_online_change_script=${proxyScript(state.haproxy.backend)}`] : []),
     ...state.hosts.flatMap((h) => [`[server${h.index}]`, `hostname=${h.ip}`, 'port=3306', `master_binlog_dir=${h.datadir}`, ...(h.index === 2 ? ['candidate_master=1'] : [])]),
   ]
   mkdirSync(join(work, 'mha-manager'), {recursive: true})
@@ -257,7 +280,7 @@ async function runOnce(scenario: Scenario, tool: Tool, run: number): Promise<Run
   const work = mkdtempSync(join(tmpdir(), 'mha-vs-'))
   const removeWork = () => rmSync(work, {recursive: true, force: true})
   if (!process.env.KEEP) cleanups.add(removeWork)
-  const state = await sandboxUp({cluster: 'vsmha', replicas: 2, gtid: scenario.gtid, semisync: false, dir: join(work, 'data'), configDir: join(work, 'clusters'), firstOctet})
+  const state = await sandboxUp({cluster: 'vsmha', replicas: 2, gtid: scenario.gtid, semisync: false, dir: join(work, 'data'), configDir: join(work, 'clusters'), firstOctet, ...(scenario.proxy ? {haproxyAddress: proxyAddress} : {})})
   const down = () => sandboxDown(state.dir).then(() => undefined)
   cleanups.add(down)
   const stopAll: (() => Promise<void> | void)[] = []
@@ -265,7 +288,7 @@ async function runOnce(scenario: Scenario, tool: Tool, run: number): Promise<Run
     await WriteLoad.prepare(state, 'db1')
     if (scenario.switchover) await sql(state, 'db1', ['CREATE TABLE mhatest.w (id INT PRIMARY KEY)'])
     const isMha = tool !== 'mha'
-    const conf = isMha ? prepareMha(state, work) : ''
+    const conf = isMha ? prepareMha(state, work, scenario.proxy === true) : ''
     const managerLog = join(work, 'mha-manager', 'manager.log')
 
     // The tool watching (crash scenarios); masterha_master_switch wants no manager running.
@@ -299,11 +322,12 @@ async function runOnce(scenario: Scenario, tool: Tool, run: number): Promise<Run
       })
     }
 
-    const load = new WriteLoad(state, 20)
+    const through = scenario.proxy && state.haproxy ? {host: state.haproxy.address, port: state.haproxy.frontendPort} : undefined
+    const load = new WriteLoad(state, 20, through ? {through} : {})
     load.start()
     stopAll.push(() => load.stop())
     const writerStop = new AbortController()
-    const fast = scenario.switchover ? fastWriter(state, writerStop.signal, 1) : undefined
+    const fast = scenario.switchover ? fastWriter(state, writerStop.signal, 1, through) : undefined
     stopAll.push(() => writerStop.abort())
     await sleep(2000)
     await scenario.beforeFault?.(state)
@@ -354,6 +378,10 @@ async function runOnce(scenario: Scenario, tool: Tool, run: number): Promise<Run
     await load.stop()
     const fastAcks = (await fast) ?? []
     const newMaster = await survivingMaster(state)
+    if (through) {
+      const routedTo = await load.currentMaster()
+      if (routedTo !== newMaster) throw new Error(`a connection through the proxy reaches ${routedTo ?? 'no server'}, not the new master ${newMaster}`)
+    }
     const {lost, duplicated} = await lostAndDuplicated(state, load, newMaster)
     const result: Run = {dead, writable: writableMs ?? NaN, done, gap: longestGap(scenario.switchover ? fastAcks : load.ackedAt), lost, duplicated, acked: load.acked.length}
     if (scenario.gtid) {
