@@ -3,6 +3,7 @@ import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import type {Snapshot} from '../inspect/types.js'
 import {UserError} from '../util/errors.js'
 import {observe, type PlanHeader} from './planner.js'
+import {drainParams} from './routing-params.js'
 import type {Plan, Step} from './types.js'
 
 /** Where the copy is unpacked on the target: beside its datadir, so that installing it is a rename on one file system. */
@@ -87,9 +88,11 @@ export function planRebuild(cluster: ClusterConfig, snapshot: Snapshot, header: 
 
   const base = {outputs: [] as string[]}
   const copyId = `copy_backup:${name}`
+  const drains = drainSteps(cluster, name, `${name} is rebuilt as a replica`)
   const steps: Step[] = [
+    ...drains,
     {...base, id: copyId, type: 'copy_backup', server: name, params: {source: source.name, dir}, after: [], outputs: ['copy'], reason: `a consistent physical copy of ${source.name} for ${name}: ${why}`},
-    {...base, id: `stop_server:${name}`, type: 'stop_server', server: name, params: {command: stopCommand}, after: [copyId], reason: `${name}'s datadir is replaced only while its mariadbd is down`},
+    {...base, id: `stop_server:${name}`, type: 'stop_server', server: name, params: {command: stopCommand}, after: [copyId, ...drains.map((d) => d.id)], reason: `${name}'s datadir is replaced only while its mariadbd is down`},
     {...base, id: `install_backup:${name}`, type: 'install_backup', server: name, params: {dir, datadir, copy: {fromStep: copyId, output: 'copy'}}, after: [`stop_server:${name}`], reason: `the prepared copy becomes ${name}'s datadir`},
     {...base, id: `start_server:${name}`, type: 'start_server', server: name, params: {command: startCommand}, after: [`install_backup:${name}`], reason: `${name} starts on the copied data`},
     {
@@ -124,6 +127,22 @@ export function planRebuild(cluster: ClusterConfig, snapshot: Snapshot, header: 
   }
 }
 
+/**
+ * Behind proxies, the server is out of every writer backend (maint, its sessions through the proxy shut) before it
+ * is changed: a server being rebuilt or taken out never takes writes through a proxy, whoever put it in.
+ */
+function drainSteps(cluster: ClusterConfig, name: string, why: string): Step[] {
+  return cluster.proxies.map((p) => ({
+    id: `route_drain:${p.name}`,
+    type: 'route_drain',
+    server: name,
+    params: drainParams(p, name),
+    after: [],
+    outputs: [],
+    reason: `proxy ${p.name} sends no write to ${name}: ${why}`,
+  }))
+}
+
 /** The block to delete from the cluster file, for the plan and the command's output. */
 export function removalNote(cluster: ClusterConfig, name: string): string {
   const s = cluster.servers.find((x) => x.name === name)
@@ -136,10 +155,10 @@ export function planRemove(cluster: ClusterConfig, snapshot: Snapshot, header: P
   if (target === master) throw new UserError(`${name} is the master and cannot be removed; switch over first (mha plan --switchover --to <replica>), then remove ${name}`)
   if (downstream.length > 0) throw new UserError(`${name} cannot be removed: ${downstream.map((s) => s.name).join(', ')} replicate${downstream.length === 1 ? 's' : ''} from it; re-point ${downstream.length === 1 ? 'it' : 'them'} first`)
   const facts = sqlFacts(byName.get(name)!)
-  const steps: Step[] = []
+  const steps: Step[] = drainSteps(cluster, name, `${name} leaves the active topology`)
   const notes: string[] = []
   if (facts?.replica)
-    steps.push({id: `detach_replication:${name}`, type: 'detach_replication', server: name, params: {resetSlaveAll: true}, after: [], outputs: ['binlog', 'gtid'], reason: `${name} stops replicating and forgets its source (STOP SLAVE; RESET SLAVE ALL)`})
+    steps.push({id: `detach_replication:${name}`, type: 'detach_replication', server: name, params: {resetSlaveAll: true}, after: steps.map((s) => s.id), outputs: ['binlog', 'gtid'], reason: `${name} stops replicating and forgets its source (STOP SLAVE; RESET SLAVE ALL)`})
   else notes.push(facts ? `${name} replicates from nobody already` : `${name} does not answer SQL: its replication is left as it is`)
   const reason = `removed from the active topology (mha plan --remove ${name})`
   steps.push({id: `mark_out_of_service:${name}`, type: 'mark_out_of_service', server: name, params: {reason}, after: steps.map((s) => s.id), outputs: [], reason: `mha check, plan and watch leave ${name} out from now on`})

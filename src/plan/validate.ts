@@ -197,7 +197,7 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
         break
     }
   }
-  problems.push(...shapeProblems(plan), ...switchoverRoutingProblems(plan, cluster), ...rejoinRoutingProblems(plan, cluster), ...rollbackProblems(plan, cluster))
+  problems.push(...shapeProblems(plan), ...switchoverRoutingProblems(plan, cluster), ...serviceRoutingProblems(plan, cluster), ...rollbackProblems(plan, cluster))
   return problems
 }
 
@@ -264,16 +264,21 @@ function switchoverRoutingProblems(plan: Plan, cluster: ClusterConfig): string[]
   return problems
 }
 
-/** A rejoin behind proxies takes its server out of every writer backend, once per proxy, before it replicates. */
-function rejoinRoutingProblems(plan: Plan, cluster: ClusterConfig): string[] {
-  if (plan.kind !== 'rejoin') return []
-  const repoint = plan.steps.find((s) => s.type === 'repoint_replica')
-  if (!repoint) return []
+/**
+ * A rejoin, rebuild or removal behind proxies takes its server out of every writer backend, once per proxy, before
+ * it changes the server: a replica, a server being rebuilt or one leaving never takes writes through a proxy.
+ */
+function serviceRoutingProblems(plan: Plan, cluster: ClusterConfig): string[] {
+  const firstChange: Partial<Record<Plan['kind'], Step['type']>> = {rejoin: 'repoint_replica', rebuild: 'stop_server', remove: 'mark_out_of_service'}
+  const type = firstChange[plan.kind]
+  const change = plan.steps.find((s) => s.type === type)
+  if (!change) return []
+  const needs = needsIn(plan)
   const problems: string[] = []
   for (const proxy of cluster.proxies) {
     const drains = plan.steps.filter((s) => s.type === 'route_drain' && s.params.proxy === proxy.name)
-    if (drains.length !== 1 || drains[0]!.server !== repoint.server) problems.push(`a rejoin plan must take ${repoint.server} out of proxy ${proxy.name}'s writer backend (routing.haproxy of ${cluster.file}) exactly once`)
-    else if (!repoint.after.includes(drains[0]!.id)) problems.push(`${repoint.id} must come after ${drains[0]!.id}: a server replicates only once no proxy sends it writes`)
+    if (drains.length !== 1 || drains[0]!.server !== change.server) problems.push(`a ${plan.kind} plan must take ${change.server} out of proxy ${proxy.name}'s writer backend (routing.haproxy of ${cluster.file}) exactly once`)
+    else if (!needs(change, drains[0]!)) problems.push(`${change.id} must come after ${drains[0]!.id}: no proxy sends writes to ${change.server} once it changes`)
   }
   return problems
 }
@@ -572,8 +577,8 @@ function serviceShapeProblems(plan: Plan): string[] {
   if (targets.length !== 1) problems.push(`a ${plan.kind} plan acts on exactly one server; this one acts on ${targets.join(', ') || 'none'}`)
   if (master && targets.includes(master)) problems.push(`a ${plan.kind} plan never acts on the master ${master}`)
   const allowed: Record<'rebuild' | 'remove', Step['type'][]> = {
-    rebuild: ['copy_backup', 'stop_server', 'install_backup', 'start_server', 'replicate_from_copy', 'verify_replication'],
-    remove: ['detach_replication', 'mark_out_of_service'],
+    rebuild: ['route_drain', 'copy_backup', 'stop_server', 'install_backup', 'start_server', 'replicate_from_copy', 'verify_replication'],
+    remove: ['route_drain', 'detach_replication', 'mark_out_of_service'],
   }
   const kind = plan.kind as 'rebuild' | 'remove'
   for (const step of plan.steps) if (!allowed[kind].includes(step.type)) problems.push(`step ${step.id}: a ${kind} plan has no ${step.type} step`)
