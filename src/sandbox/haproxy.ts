@@ -1,5 +1,6 @@
-import {existsSync, mkdirSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
+import {HaproxyRuntime} from '../routing/haproxy.js'
 import {UserError} from '../util/errors.js'
 import {findProgram, isOurProcess, portOpen, run, startDetached, stopOurProcess, waitFor} from './processes.js'
 
@@ -78,6 +79,18 @@ export async function startLocalHaproxy(options: LocalHaproxyOptions): Promise<L
     throw error
   }
   return proxy
+}
+
+/**
+ * A new server in the writer backend, in maint (a new host is a replica): added at run time through the API and to
+ * the configuration file, so that the file still describes what runs.
+ */
+export async function addToLocalHaproxy(proxy: LocalHaproxy, server: LocalHaproxyOptions['servers'][number]): Promise<void> {
+  const api = new HaproxyRuntime({name: 'sandbox haproxy', runtimeApi: {kind: 'tcp', host: proxy.address, port: proxy.apiPort}, timeoutMs: 3000})
+  const answer = await api.command(`add server ${proxy.backend}/${server.name} ${server.host}:${server.port}${server.enabled ? '' : ' disabled'}`)
+  if (!/New server registered/.test(answer)) throw new UserError(`haproxy ${proxy.address}:${proxy.apiPort} did not add ${server.name} to ${proxy.backend}: ${answer.trim()}`)
+  const text = readFileSync(proxy.configFile, 'utf8')
+  writeFileSync(proxy.configFile, text.replace(/\n$/, '') + `\n  server ${server.name} ${server.host}:${server.port}${server.enabled ? '' : ' disabled'}\n`)
 }
 
 export function localHaproxyRunning(proxy: Pick<LocalHaproxy, 'pid' | 'configFile'>): boolean {

@@ -5,7 +5,7 @@ import {stringify} from 'yaml'
 import {withConnection, type Endpoint} from '../inspect/mysql.js'
 import {UserError} from '../util/errors.js'
 import {Secret} from '../util/secret.js'
-import {haproxyProgram, localHaproxyRunning, startLocalHaproxy, stopLocalHaproxy, type LocalHaproxy} from './haproxy.js'
+import {addToLocalHaproxy, haproxyProgram, localHaproxyRunning, startLocalHaproxy, stopLocalHaproxy, type LocalHaproxy} from './haproxy.js'
 import {findProgram, isOurProcess, portOpen, run, signalOurProcess, startDetached, stopOurProcess, stopOurProcessAndChildren, waitFor} from './processes.js'
 
 /** Everything `sandbox up` started, so that `down` stops exactly that and nothing else. */
@@ -354,7 +354,9 @@ export async function sandboxAddHost(state: SandboxState): Promise<SandboxHost> 
   const last = state.hosts.at(-1)!
   const index = last.index + 1
   const octets = last.ip.split('.')
-  const ip = [...octets.slice(0, 3), String(Number(octets[3]) + 1)].join('.')
+  const after = (n: number) => [...octets.slice(0, 3), String(Number(octets[3]) + n)].join('.')
+  // The proxy's default address is the one after the last host: the new host goes past it.
+  const ip = after(1) === state.haproxy?.address ? after(2) : after(1)
   const hostDir = join(state.dir, `host${index}`)
   const host: SandboxHost = {index, name: `db${index}`, ip, dir: hostDir, datadir: join(hostDir, 'data'), mariadbdPid: undefined, sshdPid: undefined}
   if (await portOpen(ip, 22, 200)) throw new UserError(`${ip}:22 is already in use; stop what listens there first`)
@@ -373,6 +375,7 @@ export async function sandboxAddHost(state: SandboxState): Promise<SandboxHost> 
     if (!isOurProcess(host.sshdPid, sshdMarker(host))) throw new UserError(`sshd on ${ip} exited at start; see ${join(host.dir, 'sshd.log')}`)
     return await portOpen(ip, 22)
   })
+  if (state.haproxy) await addToLocalHaproxy(state.haproxy, {name: host.name, host: host.ip, port: 3306, enabled: false})
   writeFileSync(state.configFile, clusterYaml(state))
   return host
 }
