@@ -64,9 +64,11 @@ export const routeWriter: StepHandler<Writer> = {
     const api = runtime(ctx, proxyOf(ctx, step.params.proxy))
     const servers = await api.showServersState(step.params.backend)
     for (const other of step.params.others) {
+      // Already in maint (drained): nothing to do, and the new master is put in a moment sooner.
+      if (servers.find((s) => s.name === other)?.maint) continue
       await api.setServerState(step.params.backend, other, 'maint')
       // Connections a drain could not cut (the proxy was away then) go too: the old master never takes a write through the proxy.
-      if (servers.find((s) => s.name === other && !s.maint)) await api.shutdownSessions(step.params.backend, other)
+      await api.shutdownSessions(step.params.backend, other)
     }
     await api.setServerState(step.params.backend, step.params.writer, 'ready')
     return undefined

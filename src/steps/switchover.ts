@@ -55,9 +55,13 @@ export const blockWrites: StepHandler<Of<'block_writes'>> = {
     const dialect = await ctx.dialect(step.server)
     const conn = await ctx.sql(step.server)
     const deadline = Date.now() + ctx.timeoutMs
-    for (const sql of dialect.setReadOnly(true)) await conn.execute(sql)
     const lock = (await readOnlyState(ctx, step.server)).superReadOnly === null
+    // The lock's session connects while read_only is being set: one handshake less inside the write block.
+    const opening = lock ? ctx.holdSession(step.server, WRITE_BLOCK) : undefined
+    opening?.catch(() => undefined)
     try {
+      for (const sql of dialect.setReadOnly(true)) await conn.execute(sql)
+      await opening
       const holder = lock ? await lockAgainstEveryone(step.server, ctx, deadline) : undefined
       const ours = [conn.threadId, ...(holder ? [holder] : [])]
       for (;;) {
