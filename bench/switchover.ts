@@ -39,4 +39,4 @@ try {
   await sandboxDown(state.dir)
 }
 console.log(`\nmha online switchover, write-block window seen by a client (median of ${runs}): ${(median(windows) / 1000).toFixed(3)} s`)
-console.log('MHA documents 0.5-2 s; measured here: 1.44 s stock, 0.37 s patched (shared/reference/mha-measured-here.md).')
+console.log('MHA 0.58 with the same writer in the same run: npm run bench:vs-mha -- --only switchover.')
