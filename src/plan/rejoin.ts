@@ -8,7 +8,7 @@ import type {Snapshot} from '../inspect/types.js'
 import {UserError} from '../util/errors.js'
 import {observe, type PlanHeader} from './planner.js'
 import type {Plan, Step} from './types.js'
-import {drainParams} from './routing-params.js'
+import {drainSteps} from './routing-params.js'
 
 /** What the failover that took the server out of service recorded (its plan and journal). */
 export interface FailoverRecord {
@@ -197,15 +197,7 @@ export function planRejoin(cluster: ClusterConfig, snapshot: Snapshot, header: P
   steps.push({id: id('set_read_only'), type: 'set_read_only', server: name, params: {}, after: [], outputs: [], reason: `${name} takes no writes from now on: it becomes a replica of ${master.name}`})
   // Behind proxies, a rejoining server is out of every writer backend (someone may have put it back) before it
   // replicates: a replica never takes writes through a proxy.
-  const drains: Step[] = cluster.proxies.map((p) => ({
-    id: `route_drain:${p.name}`,
-    type: 'route_drain',
-    server: name,
-    params: drainParams(p, name),
-    after: [],
-    outputs: [],
-    reason: `proxy ${p.name} sends no write to ${name}, which becomes a replica: maint, and its sessions through the proxy shut`,
-  }))
+  const drains = drainSteps(cluster, name, `${name} becomes a replica`)
   steps.push(...drains)
   let ready = id('set_read_only')
   let gtidSlavePos: string | undefined

@@ -21,3 +21,19 @@ export function writerParams(cluster: ClusterConfig, proxy: ProxyConfig, writer:
     frontend: `${proxy.frontend.host}:${proxy.frontend.port}`,
   }
 }
+
+/**
+ * Behind proxies, a server that is not to take writes (rejoining, rebuilt, taken out) is out of every writer backend
+ * (maint, its sessions through the proxy shut) before it is changed, whoever put it in: one step per proxy.
+ */
+export function drainSteps(cluster: ClusterConfig, name: string, why: string): Step[] {
+  return cluster.proxies.map((p) => ({
+    id: `route_drain:${p.name}`,
+    type: 'route_drain',
+    server: name,
+    params: drainParams(p, name),
+    after: [],
+    outputs: [],
+    reason: `proxy ${p.name} sends no write to ${name}: ${why}`,
+  }))
+}

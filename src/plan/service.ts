@@ -3,7 +3,7 @@ import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import type {Snapshot} from '../inspect/types.js'
 import {UserError} from '../util/errors.js'
 import {observe, type PlanHeader} from './planner.js'
-import {drainParams} from './routing-params.js'
+import {drainSteps} from './routing-params.js'
 import type {Plan, Step} from './types.js'
 
 /** Where the copy is unpacked on the target: beside its datadir, so that installing it is a rename on one file system. */
@@ -125,22 +125,6 @@ export function planRebuild(cluster: ClusterConfig, snapshot: Snapshot, header: 
     },
     steps,
   }
-}
-
-/**
- * Behind proxies, the server is out of every writer backend (maint, its sessions through the proxy shut) before it
- * is changed: a server being rebuilt or taken out never takes writes through a proxy, whoever put it in.
- */
-function drainSteps(cluster: ClusterConfig, name: string, why: string): Step[] {
-  return cluster.proxies.map((p) => ({
-    id: `route_drain:${p.name}`,
-    type: 'route_drain',
-    server: name,
-    params: drainParams(p, name),
-    after: [],
-    outputs: [],
-    reason: `proxy ${p.name} sends no write to ${name}: ${why}`,
-  }))
 }
 
 /** The block to delete from the cluster file, for the plan and the command's output. */
