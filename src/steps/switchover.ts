@@ -64,15 +64,16 @@ export const blockWrites: StepHandler<Of<'block_writes'>> = {
       await opening
       const holder = lock ? await lockAgainstEveryone(step.server, ctx, deadline) : undefined
       const ours = [conn.threadId, ...(holder ? [holder] : [])]
+      // FTWRL has waited for every commit under way and admits none: its position is final, and a client can only wait
+      // (it is killed before the lock goes). Should a write still slip past, wait_caught_up finds the source moved and
+      // refuses before the promotion.
+      if (lock) return await binaryLogPosition(ctx, step.server)
       for (;;) {
+        // Without the lock any statement may write: clients are killed until none is left running one.
         const clients = await clientThreads(conn, ours)
-        // Under the lock a client can only wait (it is killed before the lock goes); without it, any statement may write.
-        const writers = lock ? [] : clients.filter((t) => t.command !== 'Sleep')
-        for (const t of lock ? [] : clients) await conn.execute(`KILL ${t.id}`).catch(() => undefined)
+        const writers = clients.filter((t) => t.command !== 'Sleep')
+        for (const t of clients) await conn.execute(`KILL ${t.id}`).catch(() => undefined)
         const first = await binaryLogPosition(ctx, step.server)
-        // FTWRL has waited for every commit under way and admits none: its position is final. Should a write still
-        // slip past, wait_caught_up finds the source moved and refuses before the promotion.
-        if (lock) return first
         await sleep(100)
         const second = await binaryLogPosition(ctx, step.server)
         if (writers.length === 0 && samePosition(first, second)) return second
