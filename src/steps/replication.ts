@@ -200,6 +200,7 @@ export const repointReplica: StepHandler<Of<'repoint_replica'>> = {
       await conn.execute(dialect.startReplica)
       return undefined
     }
+    if (p.formerMaster) await refuseWritesAfterBlock(step, ctx)
     if (status) await conn.execute(dialect.stopReplica)
     // A former master never replicated: its GTID position is what its own binlog holds.
     // After a rewind (rejoin) the position it matches is the plan's: its binlog no longer says.
@@ -234,6 +235,24 @@ export const repointReplica: StepHandler<Of<'repoint_replica'>> = {
     // By GTID the survivor fetches what it lacks from the new master: it is complete once it has caught up.
     if (step.params.gtid) await waitUntilHoldsPromotion(step, ctx)
   },
+}
+
+/**
+ * A switchover's old master is re-pointed only if its binlog is still where the write block left it. After the lock
+ * goes, an account that ignores read_only (SUPER, READ ONLY ADMIN: MariaDB has no super_read_only) can still write
+ * there, for instance a client whose connection reached it in the moment between the kill of the waiting clients
+ * and the release. Re-pointed, that write would stay on the old master alone: by file/position silently (or as an
+ * out-of-order GTID error under gtid_strict_mode), by GTID as a "replica ahead" error of its IO thread.
+ */
+async function refuseWritesAfterBlock(step: Of<'repoint_replica'>, ctx: StepContext): Promise<void> {
+  const block = ctx.plan.steps.find((s) => s.type === 'block_writes' && s.server === step.server)
+  const final = block ? ctx.output(block.id, 'binlog') : undefined
+  if (!isCoordinates(final)) return
+  const now = (await binaryLogPosition(ctx, step.server)).binlog
+  if (compareCoordinates(now, final) !== 0)
+    throw new Error(
+      `${step.server} wrote after its write block was released (${formatCoordinates(final)} -> ${formatCoordinates(now)}): an account that ignores read_only wrote there, and those transactions are on ${step.server} only; it is not re-pointed: compare ${step.server} with ${step.params.source}, then rebuild it ("mha plan --cluster ${ctx.cluster.name} --rebuild ${step.server}")`,
+    )
 }
 
 /** What the new master held when a failover promoted it, from its detach step; null for other plans and old journals. */

@@ -32,12 +32,12 @@ class AdminWriter {
   #loop: Promise<void> | undefined
   #host: string
   readonly #hosts: string[]
-  readonly #password: string
+  readonly password: string
 
   constructor(hosts: string[], first: string, password: string) {
     this.#hosts = hosts
     this.#host = first
-    this.#password = password
+    this.password = password
   }
 
   start(): void {
@@ -50,7 +50,7 @@ class AdminWriter {
   }
 
   private async open(host: string): Promise<mysql.Connection> {
-    const conn = await mysql.createConnection({host, user: 'admwriter', password: this.#password, database: 'mhatest', connectTimeout: 500})
+    const conn = await mysql.createConnection({host, user: 'admwriter', password: this.password, database: 'mhatest', connectTimeout: 500})
     conn.on('error', () => undefined)
     return conn
   }
@@ -92,9 +92,9 @@ class AdminWriter {
   }
 }
 
-/** A GTID sandbox on octet 121 with both writers running on db1: the app account and one with READ ONLY ADMIN. */
-async function startWithWriters(name: string): Promise<{s: TestSandbox; load: WriteLoad; admin: AdminWriter; ip: (name: string) => string; names: string[]}> {
-  sandbox = await startSandbox(name, OCTET, {gtid: true})
+/** A sandbox on octet 121 (GTID unless told) with both writers running on db1: the app account and one with READ ONLY ADMIN. */
+async function startWithWriters(name: string, gtid = true): Promise<{s: TestSandbox; load: WriteLoad; admin: AdminWriter; ip: (name: string) => string; names: string[]}> {
+  sandbox = await startSandbox(name, OCTET, {gtid})
   const s = sandbox
   const ip = (name: string) => s.state.hosts.find((h) => h.name === name)!.ip
   const names = s.state.hosts.map((h) => h.name)
@@ -244,5 +244,42 @@ describe('online switchover on MariaDB with a writer that ignores read_only', ()
         return r?.Master_Host === ip('db2') && r.Slave_IO_Running === 'Yes' && r.Slave_SQL_Running === 'Yes'
       })
     await expectSameEverywhere(s, 'db2', load, admin)
+  })
+
+  it('file/position: a write on the old master after the release (an account that ignores read_only) stops its re-pointing instead of staying there alone', async () => {
+    const {s, load, admin} = await startWithWriters('itswadml', false)
+    await admin.stop()
+    writeFileSync(s.configFile, readFileSync(s.configFile, 'utf8') + 'failover: {wait_timeout: 2}\n')
+    const file = await plan(s, 'late-write')
+    // db3 cannot replicate from db2 for now (the replication account's password differs there alone): db3's
+    // re-pointing fails after the promotion and the release, and db1's, which comes after it, waits.
+    const repl = secretsOf(s.state.dir).repl.reveal()
+    const replPassword = (password: string) => s.sql('db2', async (c) => {
+      await c.execute('SET SESSION sql_log_bin = 0')
+      await c.execute(`ALTER USER 'repl'@'%' IDENTIFIED BY '${password}'`)
+    })
+    await replPassword(`${repl}-not-yet`)
+    const first = await apply(s, file)
+    expect(first.code, first.report.message).toBe(1)
+    const status = (id: string) => first.report.steps.find((x) => x.id === id)?.status
+    expect([status('enable_writes:db2'), status('release_write_block:db1'), status('repoint_replica:db3')]).toEqual(['applied', 'applied', 'failed'])
+    expect(status('repoint_replica:db1')).not.toBe('applied')
+
+    // The release is over: an account that ignores read_only writes on db1, and is acknowledged.
+    const late = await mysql.createConnection({host: s.state.hosts[0]!.ip, user: 'admwriter', password: admin.password, database: 'mhatest'})
+    await late.query('INSERT INTO adm (id) VALUES (777777777)')
+    await late.end()
+    await replPassword(repl)
+    const second = await apply(s, file)
+    expect(second.code, second.report.message).toBe(1)
+    const db1 = second.report.steps.find((x) => x.id === 'repoint_replica:db1')!
+    expect(db1.status).toBe('failed')
+    expect(db1.reason).toMatch(/db1 wrote after its write block was released \(.+ -> .+\): an account that ignores read_only wrote there, and those transactions are on db1 only; it is not re-pointed: .*--rebuild db1/)
+    expect(second.report.steps.find((x) => x.id === 'repoint_replica:db3')?.status).toMatch(/applied|skipped/)
+    // db1 replicates from nobody: the write is not buried in a replica; db2 has every write of the load.
+    expect(await s.sql('db1', (c) => c.queryOne('SHOW SLAVE STATUS'))).toBeUndefined()
+    await load.stop()
+    const acked = new Set(await s.sql('db2', async (c) => (await c.query('SELECT id FROM mhatest.acked')).map((r) => Number(r.id))))
+    expect(load.acked.filter((id) => !acked.has(id))).toEqual([])
   })
 })
