@@ -1,7 +1,7 @@
 // The write-block window of an online switchover, as a client sees it: the longest time between two
 // acknowledged writes while the master moves, medians of several runs, there and back.
 // Run: npm run bench:switchover [-- --runs 5]   (uses 127.0.0.141-143)
-import {mkdtempSync} from 'node:fs'
+import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import mysql from 'mysql2/promise'
@@ -37,6 +37,8 @@ try {
   }
 } finally {
   await sandboxDown(state.dir)
+  // Plans, journals and the cluster file of these runs: nothing is left under the temp folder.
+  if (!process.env.KEEP) rmSync(work, {recursive: true, force: true})
 }
 console.log(`\nmha online switchover, write-block window seen by a client (median of ${runs}): ${(median(windows) / 1000).toFixed(3)} s`)
 console.log('MHA 0.58 with the same writer in the same run: npm run bench:vs-mha -- --only switchover.')
