@@ -29,6 +29,8 @@ export class RunContext implements StepContext {
   readState: () => Promise<WatchState> = () => Promise.reject(new Error('no store for the cluster state'))
   updateState: (change: StateChange) => Promise<WatchState> = () => Promise.reject(new Error('no store for the cluster state'))
   readonly progressIntervalMs: number
+  /** Set by the executor from the snapshot its caller took (mha watch): what the caller saw of a silent server. */
+  silentAtPlanning: (name: string) => {ageMs: number; message: string} | null = () => null
   /** The failover's data loss when apply found it larger than the plan said (a binlog that could not be saved). */
   lostAtApply: string | null = null
   readonly #sql = new Map<string, Promise<ServerConnection>>()

@@ -145,6 +145,11 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
   ctx.saveWork = async () => await options.artifacts?.save(ctx.workDir)
   const store = options.store ?? new FileStore(plansDirOf(planFile, plan.cluster), plan.cluster)
   ctx.readState = () => store.readState()
+  ctx.silentAtPlanning = (name) => {
+    const sql = options.snapshot?.servers.find((s) => s.name === name)?.sql
+    if (!sql || sql.reachable || sql.observedAt === undefined || !['unreachable', 'timeout'].includes(sql.kind)) return null
+    return {ageMs: Date.now() - sql.observedAt, message: sql.message}
+  }
   ctx.updateState = (change) => store.updateState(change, options.lock)
   const finished = (r: ApplyReport) => {
     listener({kind: 'finish', report: r})

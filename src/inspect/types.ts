@@ -37,6 +37,8 @@ export interface SqlFailure {
   reachable: false
   kind: SqlErrorKind
   message: string
+  /** When the caller saw this failure itself before the inspection (mha watch's last ping), as epoch milliseconds. */
+  observedAt?: number
 }
 
 export interface SshFacts {

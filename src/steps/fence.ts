@@ -11,9 +11,11 @@ type Fence = Extract<Step, {type: 'fence_master'}>
  * A short connect: a dead master must not hold the failover up for the usual timeout. It was just found
  * silent; a master that still answers SQL does within a second (as watch's retried pings assume).
  */
+const reachTimeoutMs = (ctx: StepContext) => Math.min(ctx.cluster.monitor.connectTimeoutMs, 1000)
+
 async function reach(step: Fence, ctx: StepContext): Promise<ServerConnection | null> {
   try {
-    return await ServerConnection.open(endpointOf(ctx.cluster, ctx.server(step.server)), Math.min(ctx.cluster.monitor.connectTimeoutMs, 1000))
+    return await ServerConnection.open(endpointOf(ctx.cluster, ctx.server(step.server)), reachTimeoutMs(ctx))
   } catch (error) {
     if (error instanceof SqlError && (error.kind === 'unreachable' || error.kind === 'timeout')) return null
     throw error
@@ -26,6 +28,10 @@ const hooksOf = (ctx: StepContext) => ({shutdown: ctx.cluster.hooks.shutdown, ip
 export const fenceMaster: StepHandler<Fence> = {
   async check(step, ctx) {
     if (hooksOf(ctx).shutdown || hooksOf(ctx).ip) return {done: false}
+    // mha watch's last ping, silent less than one short connect ago, is that look: waiting for another would only
+    // add its timeout to the failover (a host gone without a reset).
+    const silent = ctx.silentAtPlanning(step.server)
+    if (silent && silent.ageMs <= reachTimeoutMs(ctx)) return {done: true, reason: `${step.server} did not answer SQL to mha watch ${silent.ageMs} ms ago (${silent.message}), so it takes no writes`}
     const conn = await reach(step, ctx)
     if (!conn) return {done: true, reason: `${step.server} does not answer SQL, so it takes no writes`}
     try {

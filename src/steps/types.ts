@@ -39,6 +39,11 @@ export interface StepContext {
   attempted(stepId: string): boolean
   /** How another step ended: a step that waits only for it to settle (settledAfter) may go on either way. */
   outcome(stepId: string): 'done' | 'failed' | 'pending'
+  /**
+   * The server's SQL did not answer (no reply, or a timeout) to the caller that planned this run a moment ago
+   * (mha watch's last ping): how long ago, and what it saw. Null when not known.
+   */
+  silentAtPlanning(name: string): {ageMs: number; message: string} | null
   /** The data loss is larger than the plan stated: this replaces the plan's statement in the report. */
   declareLoss(statement: string): void
   note(message: string): void

@@ -73,8 +73,14 @@ export interface WatchOptions {
 /** With etcd: leads the cluster, follows another manager, or led it when etcd went away (pings, never fails over). */
 export type Role = 'single' | 'leader' | 'follower' | 'cut-off'
 
+/** The master's host answering SSH: a live one does in well under a second; one gone never does. */
+const sshProbeMs = 1000
+
 /** A route's TCP connect to the master: on a LAN a live port answers far sooner; a blackholed one never does. */
 const probeTimeoutMs = 1000
+
+/** A healthy master's ping without an answer for this long has its retry started beside it: half the ping's own timeout. */
+const silentPingMs = (cluster: ClusterConfig) => Math.min(cluster.monitor.connectTimeoutMs, 1000) / 2
 
 /** A failed ping answered this fast was a refusal from a live host's kernel, not a silence. */
 const promptAnswerMs = 100
@@ -156,6 +162,8 @@ export class ClusterWatcher {
   #ticking = false
   #woken = false
   #lastPingMs = 0
+  /** When the last ping (or its retry) failed: the failover's fence takes a fresh one as its own look. */
+  #lastFailureAt = 0
 
   constructor(cluster: ClusterConfig, options: WatchOptions) {
     this.cluster = cluster
@@ -243,7 +251,8 @@ export class ClusterWatcher {
         if (!this.master) return
       }
       const master = this.master
-      const observation: Observation = {master: await this.#ping(master), replicas: [], sshReachable: null}
+      const looked = await this.#look(master)
+      const observation: Observation = {master: looked.result, replicas: [], sshReachable: null}
       this.health.lastPingAt = Date.now()
       this.health.lastPingOk = observation.master.ok
       if (observation.master.ok) this.health.lastSuccessfulPingAt = this.health.lastPingAt
@@ -252,16 +261,13 @@ export class ClusterWatcher {
         await this.#discover()
         if (this.master !== master) return
       }
-      this.failures = observation.master.ok ? 0 : observation.master.kind === 'auth' || observation.master.kind === 'too_many_connections' ? 0 : this.failures + 1
+      // A silent ping and the retry started beside it are two failed looks.
+      const failed = looked.retried ? 2 : 1
+      this.failures = observation.master.ok ? 0 : observation.master.kind === 'auth' || observation.master.kind === 'too_many_connections' ? 0 : this.failures + failed
       if (observation.master.ok) this.#forgetProbes()
       // At the first failure, the other routes and the master's SSH are asked at once, beside the next pings,
       // so that their answers are there when the replicas still say Yes (a host gone without a reset).
-      else if (this.failures > 0 && !this.#routesProbe) {
-        this.#routesProbe = secondOpinion(this.cluster, master, this.#routes(master), probeTimeoutMs, this.#pool.run)
-        this.#sshProbe = this.#sshReachable(master)
-        // A first look at the replicas' heartbeat counts and positions: their silence is dated from it.
-        void this.#askReplicas(master)
-      }
+      else if (this.failures > 0) this.#startProbes(master)
       if (!observation.master.ok && this.failures >= this.cluster.monitor.failuresBeforeDead) {
         observation.replicas = await this.#askReplicas(master)
         observation.sshReachable = (await this.#sshProbe) ?? null
@@ -411,6 +417,64 @@ export class ClusterWatcher {
     else if (!record.finished && record.by !== me) this.#say('leader acting', `${record.by} started a ${kind} of ${this.cluster.name} (${record.planName})`)
   }
 
+  /** The other routes, the master's SSH and a first look at the replicas, asked once per outage, beside the pings. */
+  #startProbes(master: ServerConfig): void {
+    if (this.#routesProbe) return
+    this.#routesProbe = secondOpinion(this.cluster, master, this.#routes(master), probeTimeoutMs, this.#pool.run)
+    this.#sshProbe = this.#sshReachable(master)
+    // A first look at the replicas' heartbeat counts and positions: their silence is dated from it.
+    void this.#askReplicas(master)
+  }
+
+  /**
+   * The ping; and when a healthy master's ping stays silent for half its timeout (a host gone without a reset, or
+   * a stall), its retry on a connection of its own and the other routes start beside it, not after it: a silent
+   * master costs one timeout and a half, not three in a row. A retry that answers wins: the master is alive.
+   */
+  async #look(master: ServerConfig): Promise<{result: Observation['master']; retried: boolean}> {
+    const pinging = this.#ping(master)
+    if (this.failures > 0) return {result: await pinging, retried: false}
+    let timer: NodeJS.Timeout | undefined
+    const silence = new Promise<'silent'>((resolve) => (timer = setTimeout(() => resolve('silent'), silentPingMs(this.cluster))))
+    const first = await Promise.race([pinging, silence])
+    clearTimeout(timer)
+    if (first !== 'silent') return {result: first, retried: false}
+    this.#startProbes(master)
+    const retry = this.#retryPing(master)
+    const result = await pinging
+    if (result.ok) {
+      void retry.then((r) => r.conn?.close().catch(() => undefined))
+      return {result, retried: false}
+    }
+    const again = await retry
+    if (!again.conn) {
+      this.#lastFailureAt = Date.now()
+      return {result, retried: true}
+    }
+    // The retry answered: the master is alive, and its connection is the one kept.
+    this.#masterReadOnly = again.readOnly
+    if (this.cluster.monitor.pingType === 'connect') await again.conn.close()
+    else {
+      this.#conn = again.conn
+      this.#conn.onLost(() => this.#wake())
+    }
+    return {result: {ok: true}, retried: false}
+  }
+
+  /** A second look at a master whose ping is silent: a new connection and the same question, at most one short timeout. */
+  async #retryPing(master: ServerConfig): Promise<{conn?: ServerConnection; readOnly: boolean}> {
+    const timeout = Math.min(this.cluster.monitor.connectTimeoutMs, 1000)
+    let conn: ServerConnection | undefined
+    try {
+      conn = await ServerConnection.open(endpointOf(this.cluster, master), timeout)
+      const row = await conn.queryOne('SELECT @@global.read_only AS ro', [], timeout)
+      return {conn, readOnly: Number(row?.ro) === 1}
+    } catch {
+      conn?.destroy()
+      return {readOnly: false}
+    }
+  }
+
   #forgetProbes(): void {
     // An answer nobody waits for any more must not surface as an unhandled rejection.
     this.#routesProbe?.catch(() => undefined)
@@ -517,6 +581,7 @@ export class ClusterWatcher {
       this.#conn = undefined
       const e = error instanceof SqlError ? error : new SqlError('sql', 'UNKNOWN', oneLine(error))
       this.#lastPingMs = Date.now() - started
+      this.#lastFailureAt = Date.now()
       return {ok: false, kind: e.kind, message: e.message}
     }
   }
@@ -566,9 +631,9 @@ export class ClusterWatcher {
   async #sshReachable(master: ServerConfig): Promise<boolean> {
     // Does the host answer SSH soon: a live host does in well under a second; a host gone never does. The kept
     // session is the one the failover will use; a host that does not answer on it loses it.
-    const target = {...sshTargetOf(this.cluster, master), connectTimeoutMs: Math.min(master.ssh.connectTimeoutMs, 1500)}
+    const target = {...sshTargetOf(this.cluster, master), connectTimeoutMs: Math.min(master.ssh.connectTimeoutMs, sshProbeMs)}
     try {
-      const result = await this.#pool.run(target, (session) => session.exec('true', 1500))
+      const result = await this.#pool.run(target, (session) => session.exec('true', sshProbeMs))
       return result.code === 0
     } catch {
       this.#pool.drop(target)
@@ -765,7 +830,7 @@ export class ClusterWatcher {
         : [
             {
               server: dead.name,
-              sql: {reachable: false as const, kind: observation.master.kind, message: observation.master.message},
+              sql: {reachable: false as const, kind: observation.master.kind, message: observation.master.message, observedAt: this.#lastFailureAt},
               ...(observation.sshReachable === false ? {ssh: {reachable: false as const, kind: 'unreachable', message: `${dead.name}'s host did not answer SSH when watch declared it dead`}} : {}),
             },
           ]

@@ -1,5 +1,5 @@
 import {execFileSync, type ChildProcess} from 'node:child_process'
-import {mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
@@ -224,6 +224,11 @@ describe('mha watch at 3 a.m.', () => {
     // Speed is the benches' business (bench:vs-mha, blackhole scenario); this asserts the mechanism: death was
     // judged on the other routes while the replicas still showed their IO threads running.
     await waitForLine(lines, 'failover done', (l) => l.event === 'failover done', 30_000)
+    // The fence took watch's last silent ping, a moment old, as its look at db1 instead of waiting out another timeout.
+    const reports = readdirSync(join(plansDir, s.state.cluster)).filter((f) => f.endsWith('-failover.report.json'))
+    expect(reports).toHaveLength(1)
+    const report = JSON.parse(readFileSync(join(plansDir, s.state.cluster, reports[0]!), 'utf8')) as {steps: {id: string; status: string; reason: string | null}[]}
+    expect(report.steps.find((x) => x.id === 'fence_master:db1')).toMatchObject({status: 'skipped', reason: expect.stringMatching(/^db1 did not answer SQL to mha watch \d+ ms ago \(.+\), so it takes no writes$/) as unknown})
     await new Promise((r) => setTimeout(r, 1000))
     await load.stop()
     await expectConsistent(s, 'db2', load.acked)
