@@ -210,7 +210,7 @@ async function startHosts(options: SandboxOptions, programs: ReturnType<typeof c
     await withConnection(adminEndpoint(state, replica), 5000, async (conn) => {
       const position = options.gtid ? 'MASTER_USE_GTID=slave_pos' : `MASTER_LOG_FILE='mysql-bin.000001', MASTER_LOG_POS=4, MASTER_USE_GTID=no`
       await conn.execute(
-        `CHANGE MASTER TO MASTER_HOST='${master.ip}', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='${passwords.repl}', MASTER_CONNECT_RETRY=1, ${position}`,
+        `CHANGE MASTER TO MASTER_HOST='${master.ip}', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='${passwords.repl}', MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1, ${position}`,
       )
       await conn.execute('START SLAVE')
       await waitFor(`replication on ${replica.name}`, 20_000, async () => {
@@ -413,6 +413,8 @@ function myCnf(host: SandboxHost, options: Pick<SandboxOptions, 'semisync'>, isM
     'innodb-log-file-size=16M',
     'performance-schema=0',
     'max-connections=2000',
+    // What mha check recommends: a replica notices a silent master within 10 s by itself (with heartbeats every 1 s, set at CHANGE MASTER).
+    'slave-net-timeout=10',
     `read-only=${isMaster ? 0 : 1}`,
     'skip-slave-start=0',
   ]
