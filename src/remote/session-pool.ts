@@ -44,6 +44,8 @@ export class SshPool {
 
   /** Like withSsh, on the kept session; a session lost during fn (a reused one gone stale) is tried once more fresh. */
   readonly run: SshRunner = async (target, fn) => {
+    // Closed (the watch stopping): a use still under way gets a session of its own, closed after it.
+    if (this.#closed) return await withSsh(target, fn)
     const session = await this.session(target)
     try {
       return await fn(session)
@@ -67,6 +69,11 @@ export class SshPool {
 
   async close(): Promise<void> {
     this.#closed = true
+    await this.release()
+  }
+
+  /** Close every kept session; the pool stays usable (the next use opens one again). */
+  async release(): Promise<void> {
     const all = [...this.#sessions.values()]
     this.#sessions.clear()
     for (const s of all) (await s.catch(() => undefined))?.close()

@@ -32,8 +32,11 @@ import {failoverRecordFile, FileStore, outOfService, readWatchState} from '../st
 import type {ClusterLock, ClusterStore, StoreOf} from '../store/store.js'
 import type {Snapshot} from '../inspect/types.js'
 
-/** Servers last seen connected to the master are looked at again only every this many rounds. */
-const fullLookEvery = 10
+/**
+ * Servers last seen connected to the master are looked at again (a new connection each) only this often, or
+ * sooner when the master's replication threads change: with a thousand clusters, connections cost more than pings.
+ */
+const fullLookEveryMs = 60_000
 
 /** What the loop last saw, for `--listen` (metrics and /status): read-only outside this class. */
 export interface WatchHealth {
@@ -81,6 +84,9 @@ const probeTimeoutMs = 1000
 
 /** A healthy master's ping without an answer for this long has its retry started beside it: half the ping's own timeout. */
 const silentPingMs = (cluster: ClusterConfig) => Math.min(cluster.monitor.connectTimeoutMs, 1000) / 2
+
+/** How late the silence timer may fire before this process counts as too busy to tell silence from its own lag. */
+const busyLagMs = 100
 
 /** A failed ping answered this fast was a refusal from a live host's kernel, not a silence. */
 const promptAnswerMs = 100
@@ -140,13 +146,19 @@ export class ClusterWatcher {
   readonly #sources = new Map<string, string | null>()
   /** A change was seen: the next tick looks at the topology again, whatever the master's state. */
   #rediscover = false
-  #rounds = 0
   #lastFenceProblem = ''
   /** Why the cluster cannot be monitored (no master, logins refused), or null while it is. */
   unmonitored: string | null = null
   #unmonitoredSince = 0
   #nextUnmonitoredLog = 0
   #lastDiscovery = 0
+  /** The last full look at every server (the light looks between them read the master alone). */
+  #lastFullDiscovery = 0
+  /** The master's binlog dump threads at the last full discovery. */
+  #threadsAtDiscovery: string | undefined
+  /** The next returning-master look looks at every server, not only those not seen following the master. */
+  #fullLookDue = true
+  #lastFullLook = 0
   #masterReadOnly = false
   #lastRejoinLook = 0
   #lastRejoinProblem = ''
@@ -245,7 +257,7 @@ export class ClusterWatcher {
       if (await this.#unfinishedPending()) await this.#finishUnfinished()
       // The topology is followed, not assumed: looked at again every few seconds while healthy, and at once
       // when the master stops being one (an external switchover sets it read only).
-      if (!this.master || this.#rediscover || (this.failures === 0 && Date.now() - this.#lastDiscovery >= rediscoverEveryMs)) {
+      if (!this.master || this.#rediscover || (this.failures === 0 && Date.now() - this.#lastDiscovery >= rediscoverEveryMs && !(await this.#unchangedSinceDiscovery()))) {
         this.#rediscover = false
         await this.#discover()
         if (!this.master) return
@@ -263,8 +275,13 @@ export class ClusterWatcher {
       }
       // A silent ping and the retry started beside it are two failed looks.
       const failed = looked.retried ? 2 : 1
+      const wasFailing = this.failures > 0 || looked.probed
       this.failures = observation.master.ok ? 0 : observation.master.kind === 'auth' || observation.master.kind === 'too_many_connections' ? 0 : this.failures + failed
-      if (observation.master.ok) this.#forgetProbes()
+      if (observation.master.ok) {
+        this.#forgetProbes()
+        // Sessions opened for an outage that did not happen are not kept unless the cluster file asks for it.
+        if (wasFailing && !this.cluster.monitor.keepSshOpen && this.#pool.size > 0) void this.#pool.release()
+      }
       // At the first failure, the other routes and the master's SSH are asked at once, beside the next pings,
       // so that their answers are there when the replicas still say Yes (a host gone without a reset).
       else if (this.failures > 0) this.#startProbes(master)
@@ -431,25 +448,31 @@ export class ClusterWatcher {
    * a stall), its retry on a connection of its own and the other routes start beside it, not after it: a silent
    * master costs one timeout and a half, not three in a row. A retry that answers wins: the master is alive.
    */
-  async #look(master: ServerConfig): Promise<{result: Observation['master']; retried: boolean}> {
+  async #look(master: ServerConfig): Promise<{result: Observation['master']; retried: boolean; probed: boolean}> {
     const pinging = this.#ping(master)
-    if (this.failures > 0) return {result: await pinging, retried: false}
+    if (this.failures > 0) return {result: await pinging, retried: false, probed: false}
     let timer: NodeJS.Timeout | undefined
-    const silence = new Promise<'silent'>((resolve) => (timer = setTimeout(() => resolve('silent'), silentPingMs(this.cluster))))
+    const wait = silentPingMs(this.cluster)
+    const armed = performance.now()
+    const silence = new Promise<'silent'>((resolve) => (timer = setTimeout(() => resolve('silent'), wait)))
     const first = await Promise.race([pinging, silence])
     clearTimeout(timer)
-    if (first !== 'silent') return {result: first, retried: false}
-    this.#startProbes(master)
+    if (first !== 'silent') return {result: first, retried: false, probed: false}
+    // The SSH probes start here only on kept sessions (a command each, no handshake) and while this process keeps
+    // time: a timer that fired late says it is busy (a thousand clusters starting) and the ping may only be
+    // waiting for it. Otherwise they wait for a failed ping, as they would without the overlap.
+    const busy = !this.cluster.monitor.keepSshOpen || performance.now() - armed > wait + busyLagMs
+    if (!busy) this.#startProbes(master)
     const retry = this.#retryPing(master)
     const result = await pinging
     if (result.ok) {
       void retry.then((r) => r.conn?.close().catch(() => undefined))
-      return {result, retried: false}
+      return {result, retried: false, probed: !busy}
     }
     const again = await retry
     if (!again.conn) {
       this.#lastFailureAt = Date.now()
-      return {result, retried: true}
+      return {result, retried: true, probed: !busy}
     }
     // The retry answered: the master is alive, and its connection is the one kept.
     this.#masterReadOnly = again.readOnly
@@ -458,7 +481,7 @@ export class ClusterWatcher {
       this.#conn = again.conn
       this.#conn.onLost(() => this.#wake())
     }
-    return {result: {ok: true}, retried: false}
+    return {result: {ok: true}, retried: false, probed: !busy}
   }
 
   /** A second look at a master whose ping is silent: a new connection and the same question, at most one short timeout. */
@@ -501,8 +524,34 @@ export class ClusterWatcher {
     else this.#say(verdict.state, verdict.reason)
   }
 
+  /**
+   * The light look between full discoveries: the master's replication threads, read on the kept connection. The
+   * same threads as at the last full discovery (under a minute ago) mean the same replicas still stream from it, and
+   * no connection to every server is needed; any change (a replica re-pointed, stopped or reconnected, a new one)
+   * makes the full look now, and the returning-master look too.
+   */
+  async #unchangedSinceDiscovery(): Promise<boolean> {
+    const threads = await this.#replicationThreads()
+    const unchanged = threads !== undefined && threads === this.#threadsAtDiscovery && Date.now() - this.#lastFullDiscovery < fullLookEveryMs
+    if (unchanged) this.#lastDiscovery = Date.now()
+    else this.#fullLookDue = true
+    return unchanged
+  }
+
+  /** The ids of the master's binlog dump threads, one per connected replica; undefined without a kept connection. */
+  async #replicationThreads(): Promise<string | undefined> {
+    if (!this.#conn || this.cluster.monitor.pingType === 'connect') return undefined
+    try {
+      const rows = await this.#conn.query("SELECT ID AS id FROM information_schema.PROCESSLIST WHERE COMMAND IN ('Binlog Dump', 'Binlog Dump GTID') ORDER BY ID", [], Math.min(this.cluster.monitor.connectTimeoutMs, 1000))
+      return rows.map((r) => String(r.id)).join(',')
+    } catch {
+      return undefined
+    }
+  }
+
   async #discover(): Promise<void> {
     this.#lastDiscovery = Date.now()
+    this.#lastFullDiscovery = this.#lastDiscovery
     // The topology only: the replication login is tried by the inspection a failover makes.
     const snapshot = await inspectCluster(this.cluster, {relayLookups: false, ssh: false, replLogin: false})
     // The old master back writable beside the one that replaced it, and no replica to tell them apart: the
@@ -514,7 +563,7 @@ export class ClusterWatcher {
       this.#contact.clear()
       // What the other routes say of the old master says nothing of the new one.
       this.#forgetProbes()
-      this.#rounds = 0
+      this.#fullLookDue = true
       // The kept connection is to the old master: pinging it would say nothing of the new one.
       const old = this.#conn
       this.#conn = undefined
@@ -531,6 +580,8 @@ export class ClusterWatcher {
     else this.#cannotMonitor(whyNoMaster(this.cluster, snapshot))
     this.master = master
     this.health.notMonitored = master ? null : this.unmonitored
+    // What the light looks compare with until the next full one.
+    this.#threadsAtDiscovery = master ? await this.#replicationThreads() : undefined
   }
 
   /** Said at once, then again with a growing pause (5 s, 10 s, ... 5 min): never silent, never a flood. */
@@ -694,7 +745,12 @@ export class ClusterWatcher {
    */
   async #lookForReturningMaster(master: ServerConfig): Promise<void> {
     const others = this.cluster.servers.filter((s) => s !== master)
-    const targets = this.#rounds++ % fullLookEvery === 0 ? others : others.filter((s) => !this.#followers.has(s.name))
+    const full = this.#fullLookDue || Date.now() - this.#lastFullLook >= fullLookEveryMs
+    if (full) {
+      this.#fullLookDue = false
+      this.#lastFullLook = Date.now()
+    }
+    const targets = full ? others : others.filter((s) => !this.#followers.has(s.name))
     if (targets.length === 0) return
     const looks = await lookAt(this.cluster, targets)
     await closeLooks(looks)
