@@ -95,9 +95,6 @@ export class SshSession {
       }
       client.on('ready', () => {
         settled = true
-        // Each command is a few small request/reply packets: with Nagle and the peer's delayed ACK, each would
-        // wait about 40 ms for the previous one's acknowledgement.
-        client.setNoDelay(true)
         client.removeAllListeners('error')
         client.on('error', () => undefined)
         resolve(new SshSession(target, client))
@@ -115,6 +112,10 @@ export class SshSession {
       // ssh2 reads (and decrypts) the key in connect(), before any socket: a bad key throws here.
       try {
         client.connect(connectConfig)
+        // The handshake and each command are a few small request/reply packets: with Nagle and the peer's delayed
+        // ACK, some would wait about 40 ms for the previous one's acknowledgement (the handshake did, once, before
+        // the user authentication). Set before the first packet.
+        client.setNoDelay(true)
       } catch (error) {
         fail(keyRefusal(error as Error, target, where))
       }
