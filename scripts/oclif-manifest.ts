@@ -6,7 +6,7 @@
 import {readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {Plugin} from '@oclif/core'
+import {Plugin} from '@oclif/core/config'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const file = join(root, 'oclif.manifest.json')

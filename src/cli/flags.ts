@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import {defaultConfigDir} from '../config/load.js'
 
 // The sandbox folders are only flag defaults, kept here: importing the sandbox modules for them would load the
