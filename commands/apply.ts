@@ -1,5 +1,6 @@
 import {existsSync} from 'node:fs'
-import {Args, Flags} from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import {applyFromCommand} from '../src/cli/apply-run.js'
 import {BaseCommand} from '../src/cli/base-command.js'
 import {clusterFlags, etcdFlags, jsonFlag} from '../src/cli/flags.js'

@@ -1,4 +1,7 @@
-// The whole command surface of mha, in one place.
+// The whole command surface of mha, in one place. oclif does not import this file: it finds each command by
+// its file (commands/sandbox/up.ts is "sandbox:up") through oclif.manifest.json, written at build
+// (scripts/oclif-manifest.ts), so that a command imports only its own module. The build and a unit test check
+// that these ids and the files agree.
 import Ack from './ack.js'
 import Apply from './apply.js'
 import Check from './check.js'

@@ -1,5 +1,5 @@
 import {writeFileSync} from 'node:fs'
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../src/cli/base-command.js'
 import {ExitCode} from '../src/cli/exit-codes.js'
 import {clusterFlags, plansDirFlag} from '../src/cli/flags.js'
@@ -9,7 +9,7 @@ import {defaultPlanPath, planDigest, serializePlan, toolVersion, validatePlan, w
 import {confirmedTargetOf} from '../src/plan/validate.js'
 import {planFor} from '../src/plan/planner.js'
 import {planRejoin} from '../src/plan/rejoin.js'
-import {rejoinInput} from '../src/plan/rejoin-inputs.js'
+import type {rejoinInput} from '../src/plan/rejoin-inputs.js'
 import {planRebuild, planRemove} from '../src/plan/service.js'
 import {planSwitchover} from '../src/plan/switchover.js'
 import {outOfService} from '../src/store/files.js'
@@ -48,7 +48,7 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
     if (this.flags['save-snapshot']) writeFileSync(this.flags['save-snapshot'], JSON.stringify(snapshot, null, 2) + '\n')
     const header = {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: cluster.file}
     const plan = this.flags.rejoin
-      ? planRejoin(cluster, snapshot, header, await rejoinInput(cluster, snapshot, this.flags['plans-dir'], this.flags.rejoin, this.flags.flashback === true))
+      ? planRejoin(cluster, snapshot, header, await rejoinInputOf(cluster, snapshot, this.flags['plans-dir'], this.flags.rejoin, this.flags.flashback === true))
       : this.flags.rebuild
         ? planRebuild(cluster, snapshot, header, this.flags.rebuild)
         : this.flags.remove
@@ -72,4 +72,10 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
     if (!this.flags.json) (toStdout ? process.stderr : process.stdout).write(`${renderPlan(plan)}\n\n${where}${next}\n`)
     if (plan.kind !== 'noop') this.exit(ExitCode.attention)
   }
+}
+
+/** The rejoin's inputs (the failover's record, the former master's binlog), from a module loaded only for --rejoin: it brings the apply code it reads journals with. */
+async function rejoinInputOf(...args: Parameters<typeof rejoinInput>): ReturnType<typeof rejoinInput> {
+  const inputs = await import('../src/plan/rejoin-inputs.js')
+  return await inputs.rejoinInput(...args)
 }

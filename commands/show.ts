@@ -1,5 +1,5 @@
 import {existsSync} from 'node:fs'
-import {Args} from '@oclif/core'
+import * as Args from '@oclif/core/args'
 import {BaseCommand} from '../src/cli/base-command.js'
 import {ExitCode} from '../src/cli/exit-codes.js'
 import {clusterFlags, jsonFlag} from '../src/cli/flags.js'

@@ -1,5 +1,5 @@
 import {createInterface} from 'node:readline/promises'
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import {applyFromCommand} from '../src/cli/apply-run.js'
 import {BaseCommand} from '../src/cli/base-command.js'
 import {clusterFlags, etcdFlags, plansDirFlag} from '../src/cli/flags.js'

@@ -1,6 +1,7 @@
 import {chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {basename, dirname, join, resolve} from 'node:path'
-import {Args, Flags} from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../../src/cli/base-command.js'
 import {jsonFlag} from '../../src/cli/flags.js'
 import {importMhaConfig} from '../../src/config/import-mha.js'

@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../../src/cli/base-command.js'
 import {sandboxFlags} from '../../src/cli/flags.js'
 import {defaultConfigDir} from '../../src/config/load.js'

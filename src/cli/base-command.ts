@@ -1,4 +1,5 @@
-import {Command, type Interfaces} from '@oclif/core'
+import {Command} from '@oclif/core/command'
+import type * as Interfaces from '@oclif/core/interfaces'
 import {clusterFile, loadClusterFile} from '../config/load.js'
 import type {ClusterConfig} from '../config/types.js'
 import {classifyError, isExit, reportError} from './report-error.js'

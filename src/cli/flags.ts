@@ -1,7 +1,10 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import {defaultConfigDir} from '../config/load.js'
-import {defaultEtcdDir} from '../sandbox/etcd.js'
-import {defaultSandboxRoot} from '../sandbox/sandbox.js'
+
+// The sandbox folders are only flag defaults, kept here: importing the sandbox modules for them would load the
+// sandbox code (and mysql2, ssh2) in every command.
+const defaultSandboxRoot = '/var/tmp/mha-sandbox'
+const defaultEtcdDir = '/var/tmp/mha-sandbox-etcd'
 
 /**
  * Flag sets, each given only to the commands that honour every flag in it: a flag that is accepted and

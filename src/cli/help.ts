@@ -1,4 +1,5 @@
-import {Help, type Command} from '@oclif/core'
+import type {Command} from '@oclif/core/command'
+import {Help} from '@oclif/core/help'
 import {exitCodesOf} from './exit-codes.js'
 
 /** oclif's help, with the exit-code table (exit-codes.ts) under every command and under the root help. */

@@ -1,4 +1,7 @@
-import {Config, flush, handle, run} from '@oclif/core'
+import {Config} from '@oclif/core/config'
+import {flush} from '@oclif/core/flush'
+import {handle} from '@oclif/core/handle'
+import {run} from '@oclif/core/run'
 import {UsageError} from '../util/errors.js'
 import {closestCommand} from './did-you-mean.js'
 import {classifyError, isExit, reportError} from './report-error.js'

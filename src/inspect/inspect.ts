@@ -1,6 +1,6 @@
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import {dialectFor, parseServerVersion} from '../dialect/index.js'
-import {freshSsh, type SshRunner} from '../remote/session-pool.js'
+import {SshSessions, type SshRunner} from '../remote/session-pool.js'
 import {shellQuote, SshError} from '../remote/ssh.js'
 import {oneLine, UserError} from '../util/errors.js'
 import {readFileSync} from 'node:fs'
@@ -34,38 +34,47 @@ export interface InspectOptions {
 /** Read every server over SQL and every host over SSH, all at once. Changes nothing. */
 export async function inspectCluster(cluster: ClusterConfig, options: InspectOptions = {}): Promise<Snapshot> {
   const known = (server: ServerConfig) => options.knownDown?.find((k) => k.server === server.name)
-  const sql = await Promise.all(
-    cluster.servers.map((server): Promise<SqlFacts | SqlFailure> => {
-      const down = known(server)?.sql
-      return down ? Promise.resolve(down) : inspectSql(cluster, server, options.replLogin !== false)
-    }),
-  )
-  const servers = await Promise.all(
-    cluster.servers.map(async (server, i): Promise<ServerSnapshot> => {
-      const facts = sql[i]!
-      const ssh: ServerSnapshot['ssh'] =
-        options.ssh === false
-          ? {reachable: false, kind: 'skipped', message: 'SSH not inspected'}
-          : (known(server)?.ssh ?? (await inspectSsh(cluster, server, binlogHint(cluster, server, sql), facts.reachable ? facts.relayLogIndex : null, options.sshRunner ?? freshSsh)))
-      return {name: server.name, address: `${server.ip}:${server.port}`, sql: facts, ssh}
-    }),
-  )
-  const snapshot: Snapshot = {
-    cluster: cluster.name,
-    manager: {
-      mysqlbinlog: findExecutable(['mariadb-binlog', 'mysqlbinlog']) ?? null,
-      mysqlClient: findExecutable(['mariadb', 'mysql']) ?? null,
-      hooks: configuredHooks(cluster.hooks).map(({field, command}) => ({field, command, ...locateHookCommand(command)})),
-    },
-    servers,
-    relayLookups: [],
+  // The SSH handshakes take longer than the SQL reads: unless the caller keeps sessions (watch), each host's is
+  // started now, beside its SQL read, and its session serves the host's probe and relay lookups.
+  const sessions = new SshSessions()
+  if (!options.sshRunner && options.ssh !== false) for (const server of cluster.servers) if (!known(server)?.ssh) void sessions.open(sshTargetOf(cluster, server))
+  const sshRunner = options.sshRunner ?? sessions.run
+  try {
+    const sql = await Promise.all(
+      cluster.servers.map((server): Promise<SqlFacts | SqlFailure> => {
+        const down = known(server)?.sql
+        return down ? Promise.resolve(down) : inspectSql(cluster, server, options.replLogin !== false)
+      }),
+    )
+    const servers = await Promise.all(
+      cluster.servers.map(async (server, i): Promise<ServerSnapshot> => {
+        const facts = sql[i]!
+        const ssh: ServerSnapshot['ssh'] =
+          options.ssh === false
+            ? {reachable: false, kind: 'skipped', message: 'SSH not inspected'}
+            : (known(server)?.ssh ?? (await inspectSsh(cluster, server, binlogHint(cluster, server, sql), facts.reachable ? facts.relayLogIndex : null, sshRunner)))
+        return {name: server.name, address: `${server.ip}:${server.port}`, sql: facts, ssh}
+      }),
+    )
+    const snapshot: Snapshot = {
+      cluster: cluster.name,
+      manager: {
+        mysqlbinlog: findExecutable(['mariadb-binlog', 'mysqlbinlog']) ?? null,
+        mysqlClient: findExecutable(['mariadb', 'mysql']) ?? null,
+        hooks: configuredHooks(cluster.hooks).map(({field, command}) => ({field, command, ...locateHookCommand(command)})),
+      },
+      servers,
+      relayLookups: [],
+    }
+    if (options.relayLookups !== false) {
+      snapshot.relayLookups = await findRelayLookups(cluster, snapshot, sshRunner)
+      const sizes = await findMasterFileSizes(cluster, snapshot, sshRunner)
+      if (sizes.length > 0) snapshot.masterFileSizes = sizes
+    }
+    return snapshot
+  } finally {
+    await sessions.close()
   }
-  if (options.relayLookups !== false) {
-    snapshot.relayLookups = await findRelayLookups(cluster, snapshot, options.sshRunner)
-    const sizes = await findMasterFileSizes(cluster, snapshot, options.sshRunner)
-    if (sizes.length > 0) snapshot.masterFileSizes = sizes
-  }
-  return snapshot
 }
 
 /**

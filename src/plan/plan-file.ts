@@ -6,7 +6,7 @@ import {UserError} from '../util/errors.js'
 import type {Plan} from './types.js'
 
 export function toolVersion(): string {
-  const pkg = JSON.parse(readFileSync(join(dirname(schemasDir), 'package.json'), 'utf8')) as {version: string}
+  const pkg = JSON.parse(readFileSync(join(dirname(schemasDir()), 'package.json'), 'utf8')) as {version: string}
   return `mha ${pkg.version}`
 }
 

@@ -79,3 +79,33 @@ export class SshPool {
     for (const s of all) (await s.catch(() => undefined))?.close()
   }
 }
+
+/**
+ * One session per target for the span of one job, opened ahead of its first use (open()) so that the handshake
+ * (the slowest part of an inspection) overlaps the work before that use; every use of the target shares it, and
+ * close() ends them all. Unlike SshPool, nothing is opened twice: a failed open is the failure of every use of
+ * its target, as a fresh connection per use would have failed.
+ */
+export class SshSessions {
+  readonly #sessions = new Map<string, Promise<SshSession>>()
+
+  open(target: SshTarget): Promise<SshSession> {
+    const key = keyOf(target)
+    let opening = this.#sessions.get(key)
+    if (!opening) {
+      opening = SshSession.open(target)
+      // Its failure is reported by the uses that await it; one opened and never used must not be unhandled.
+      opening.catch(() => undefined)
+      this.#sessions.set(key, opening)
+    }
+    return opening
+  }
+
+  readonly run: SshRunner = async (target, fn) => await fn(await this.open(target))
+
+  async close(): Promise<void> {
+    const all = [...this.#sessions.values()]
+    this.#sessions.clear()
+    for (const s of all) (await s.catch(() => undefined))?.close()
+  }
+}

@@ -1,6 +1,6 @@
 import {existsSync, readFileSync} from 'node:fs'
 import {PassThrough, type Readable} from 'node:stream'
-import {Client, type ConnectConfig, type ServerHostKeyAlgorithm} from 'ssh2'
+import {Client, type AuthenticationType, type ConnectConfig, type ServerHostKeyAlgorithm} from 'ssh2'
 import type {SshSettings} from '../config/types.js'
 import {entriesFor, knownHostsName, KnownHostsFileError, preferredHostKeyAlgorithms, readKnownHosts, verifyHostKey, type HostKeyVerdict, type KnownHostEntry} from './known-hosts.js'
 
@@ -95,9 +95,6 @@ export class SshSession {
       }
       client.on('ready', () => {
         settled = true
-        // Each command is a few small request/reply packets: with Nagle and the peer's delayed ACK, each would
-        // wait about 40 ms for the previous one's acknowledgement.
-        client.setNoDelay(true)
         client.removeAllListeners('error')
         client.on('error', () => undefined)
         resolve(new SshSession(target, client))
@@ -115,6 +112,10 @@ export class SshSession {
       // ssh2 reads (and decrypts) the key in connect(), before any socket: a bad key throws here.
       try {
         client.connect(connectConfig)
+        // The handshake and each command are a few small request/reply packets: with Nagle and the peer's delayed
+        // ACK, some would wait about 40 ms for the previous one's acknowledgement (the handshake did, once, before
+        // the user authentication). Set before the first packet.
+        client.setNoDelay(true)
       } catch (error) {
         fail(keyRefusal(error as Error, target, where))
       }
@@ -352,8 +353,11 @@ function hostKeyRefusal(verdict: HostKeyVerdict, target: SshTarget): string | un
 }
 
 /** The key file's bytes and the agent, for ssh2; what was tried, for messages. */
-function authOf(target: SshTarget, where: string): {config: Pick<ConnectConfig, 'privateKey' | 'passphrase' | 'agent'>; tried: string} {
-  const config: Pick<ConnectConfig, 'privateKey' | 'passphrase' | 'agent'> = {}
+function authOf(target: SshTarget, where: string): {config: Pick<ConnectConfig, 'privateKey' | 'passphrase' | 'agent' | 'authHandler'>; tried: string} {
+  const config: Pick<ConnectConfig, 'privateKey' | 'passphrase' | 'agent' | 'authHandler'> = {}
+  // The configured methods only, in ssh2's own order: by default ssh2 first tries "none" (no authentication at
+  // all), which sshd refuses to any account with a key or a password: one more round trip in every handshake.
+  const methods: AuthenticationType[] = []
   const tried: string[] = []
   if (target.privateKeyFile !== undefined) {
     const file = target.privateKeyFile
@@ -365,14 +369,17 @@ function authOf(target: SshTarget, where: string): {config: Pick<ConnectConfig, 
     }
     config.privateKey = privateKey
     if (target.privateKeyPassphrase) config.passphrase = target.privateKeyPassphrase.reveal()
+    methods.push('publickey')
     tried.push(file)
   }
   if (target.agent !== undefined) {
     if (!existsSync(target.agent)) throw new SshError('auth', `${where}: ssh-agent socket ${target.agent} does not exist; start the agent, or fix ssh.agent (false: no agent) or SSH_AUTH_SOCK`)
     config.agent = target.agent
+    methods.push('agent')
     tried.push(`the ssh-agent at ${target.agent}`)
   }
   if (tried.length === 0) throw new SshError('auth', `${where}: no SSH key file and no ssh-agent; set ssh.private_key_file or ssh.agent`)
+  config.authHandler = methods
   return {config, tried: tried.join(' and ')}
 }
 

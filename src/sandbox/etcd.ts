@@ -39,7 +39,6 @@ export interface EtcdSandboxOptions {
   electionMs?: number
 }
 
-export const defaultEtcdDir = '/var/tmp/mha-sandbox-etcd'
 export const defaultEtcdAddresses = ['127.0.0.241', '127.0.0.242', '127.0.0.243']
 const stateFileName = 'etcd.json'
 const healthTimeoutMs = 30_000

@@ -45,7 +45,6 @@ export interface SandboxOptions {
   haproxyAddress?: string | undefined
 }
 
-export const defaultSandboxRoot = '/var/tmp/mha-sandbox'
 const stateFileName = 'sandbox.json'
 const required = [
   ['mariadbd', 'mariadb-server'],

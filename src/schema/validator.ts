@@ -7,23 +7,26 @@ import type * as AjvModule from 'ajv/dist/2020.js'
 import type {Ajv2020, ErrorObject, ValidateFunction} from 'ajv/dist/2020.js'
 import type AddFormats from 'ajv-formats'
 
-/** schemas/ at the package root, from src/schema or dist/src/schema. */
-export const schemasDir: string = (() => {
+let foundSchemasDir: string | undefined
+
+/** schemas/ at the package root, from src/schema or dist/src/schema; looked for at the first call, not at import. */
+export function schemasDir(): string {
+  if (foundSchemasDir) return foundSchemasDir
   let dir = dirname(fileURLToPath(import.meta.url))
   for (let i = 0; i < 5; i++) {
     const candidate = join(dir, 'schemas')
     try {
       readFileSync(join(candidate, 'cluster.schema.json'))
-      return candidate
+      return (foundSchemasDir = candidate)
     } catch {
       dir = dirname(dir)
     }
   }
   throw new Error('schemas/ not found beside the mha package')
-})()
+}
 
 export function loadSchema(name: string): Record<string, unknown> {
-  return JSON.parse(readFileSync(join(schemasDir, name), 'utf8')) as Record<string, unknown>
+  return JSON.parse(readFileSync(join(schemasDir(), name), 'utf8')) as Record<string, unknown>
 }
 
 const require = createRequire(import.meta.url)
@@ -69,7 +72,7 @@ function precompiled(schemaFile: string, text: string): ValidateFunction | undef
 export function validator(schemaFile: string): ValidateFunction {
   let fn = compiled.get(schemaFile)
   if (!fn) {
-    const text = readFileSync(join(schemasDir, schemaFile), 'utf8')
+    const text = readFileSync(join(schemasDir(), schemaFile), 'utf8')
     fn = precompiled(schemaFile, text)
     if (!fn) {
       const useDefaults = fillsDefaults(schemaFile)

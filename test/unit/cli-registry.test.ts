@@ -1,3 +1,5 @@
+import {readdirSync} from 'node:fs'
+import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 import {commands} from '../../commands/index.js'
 import {closestCommand} from '../../src/cli/did-you-mean.js'
@@ -9,6 +11,14 @@ type FlagSpec = {default?: unknown; dependsOn?: string[]; exclusive?: string[]}
 const registry = Object.entries(commands) as [string, {description?: string; examples?: unknown[]; flags?: Record<string, FlagSpec>}][]
 
 describe('the command registry (commands/index.ts)', () => {
+  // oclif finds a command by its file (commands/sandbox/up.ts is "sandbox:up"), through the manifest the build
+  // writes; the build refuses a manifest that differs from the registry, and this says so before any build.
+  it('names every command file under commands/, and only those', () => {
+    const dir = join(import.meta.dirname, '../../commands')
+    const files = readdirSync(dir, {recursive: true, encoding: 'utf8'}).filter((f) => f.endsWith('.ts') && f !== 'index.ts')
+    expect(files.map((f) => f.replace(/\.ts$/, '').split('/').join(':')).sort()).toEqual(Object.keys(commands).sort())
+  })
+
   it.each(registry)('%s has a description and at least one example', (_id, command) => {
     expect(command.description?.trim()).toBeTruthy()
     expect(command.examples?.length ?? 0).toBeGreaterThan(0)
