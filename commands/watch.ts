@@ -98,5 +98,8 @@ export default class Watch extends BaseCommand<typeof Watch> {
     await coord?.stop()
     removePresence(plansDir)
     log('*', 'stopped', 'every cluster loop has stopped')
+    // A socket a library still holds (an SSH session a step opened as the loops stopped, seen with 1000 clusters on
+    // one overloaded sandbox) must not keep a stopped daemon alive: it exits soon after, with its logs written.
+    setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref()
   }
 }
