@@ -235,7 +235,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     const running = new Map<string, Promise<void>>()
     for (const id of done) status.set(id, {status: 'skipped', reason: 'done in an earlier run (journal)'})
     const pending = plan.steps.filter((s) => !done.has(s.id))
-    const secrets = [cluster.password, cluster.replPassword]
+    const secrets = [cluster.password, cluster.replPassword, ...cluster.servers.map((s) => s.password)]
     const ended = (id: string) => ['applied', 'skipped', 'failed', 'blocked'].includes(status.get(id)?.status ?? '')
     const failedOrBlocked = (id: string) => ['failed', 'blocked'].includes(status.get(id)?.status ?? '')
     ctx.outcomeOf = (id) => (done.has(id) ? 'done' : failedOrBlocked(id) ? 'failed' : 'pending')

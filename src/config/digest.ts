@@ -8,7 +8,7 @@ import type {ClusterConfig} from './types.js'
  * how it watches, and where its file is. Several managers (etcd) each have their own; none of it changes what a
  * plan does to the cluster (replicas are pointed at `hostname`, which counts).
  */
-const LOCAL_TO_THE_MANAGER = new Set(['file', 'ip', 'ssh', 'sshHost', 'sshPort', 'sourceAddress', 'password', 'replPassword', 'monitor', 'runtimeApi', 'verifyPassword'])
+const LOCAL_TO_THE_MANAGER = new Set(['file', 'ip', 'ssh', 'sshHost', 'sshPort', 'sourceAddress', 'password', 'replPassword', 'monitor', 'runtimeApi', 'verifyPassword', 'loginFields'])
 
 /**
  * sha256 of the settings of a cluster file that decide what a plan does (servers, users, replication, failover
@@ -18,6 +18,8 @@ const LOCAL_TO_THE_MANAGER = new Set(['file', 'ip', 'ssh', 'sshHost', 'sshPort',
 export function settingsDigest(cluster: ClusterConfig): string {
   // A cluster without a routing section digests as it did before routing existed.
   const omitted = (key: string, value: unknown) => LOCAL_TO_THE_MANAGER.has(key) || (key === 'proxies' && Array.isArray(value) && value.length === 0)
-  const settings = JSON.parse(JSON.stringify(cluster, (key, value: unknown) => (omitted(key, value) ? undefined : value))) as unknown
+  // A server's own user counts only where it differs: a file without per-server logins digests as it did before them.
+  const servers = cluster.servers.map(({user, ...rest}) => (user === cluster.user ? rest : {...rest, user}))
+  const settings = JSON.parse(JSON.stringify({...cluster, servers}, (key, value: unknown) => (omitted(key, value) ? undefined : value))) as unknown
   return `sha256:${createHash('sha256').update(JSON.stringify(canonical(settings))).digest('hex')}`
 }
