@@ -390,7 +390,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
         const partial = report(
             'partial',
             [
-              `${plan.decision.newMaster} is the writable master`,
+              `${plan.decision.newMaster} is the ${plan.decision.leftToOperator?.disableReadOnly ? 'new master (left read_only, as the plan says)' : 'writable master'}`,
               ...(leftOut.length || !proxies.length ? [`${leftOut.length} replica${leftOut.length === 1 ? '' : 's'} left out: ${left.map((l) => `${l.server} (${l.reason})`).join('; ')}`] : []),
               ...(proxies.length ? [`writes not moved on proxy ${proxies.map((p) => `${p} (${proxyWhy(p)})`).join('; proxy ')}`] : []),
               ...(others.length ? [`also failed: ${others.map((f) => `${f.step.id}: ${f.message}`).join('; ')}`] : []),
@@ -414,7 +414,9 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
       // Nothing is proven of a failover that did not finish: the plan's statement is what it expects, not what is.
       return finished({...failed, dataLoss: failed.dataLoss === null ? null : `not known yet: the failover did not finish (the plan expects: ${failed.dataLoss})`})
     }
-    return finished(report('applied', `${plan.kind} applied: ${plan.decision.summary}`, null, ctx.notes))
+    // Work the operator asked to keep for themselves is done by them: the apply itself did all it was to do (exit 0, as MHA).
+    const todo = plan.decision.leftToOperator?.todo ?? []
+    return finished(report('applied', `${plan.kind} applied: ${plan.decision.summary}`, todo.length ? `left to you, as the plan says: ${todo.join('; ')}` : null, ctx.notes))
   } finally {
     await ctx.close()
   }
