@@ -120,4 +120,16 @@ describe("a server whose admin account is its own (MHA's per-server user/passwor
     const log = readFileSync(hookLog, 'utf8')
     expect(log).toMatch(/--command=start\n(.*\n)*?--new_master_user=admin2\n(.*\n)*?env=own-pw-of-server2/)
   })
+
+  it('a switchover away from it blocks its writes and re-points it through its own login', async () => {
+    // server1, the dead master, is taken out of the file as an operator does before a switchover.
+    const without = join(work, 'itlogin-without-server1.yaml')
+    writeFileSync(without, readFileSync(yaml, 'utf8').replace(/ {2}- name: server1\n( {4}.*\n)*/, ''))
+    const switched = await runMha(['switchover', '--config', without, '--to', 'server3', '--auto-approve'])
+    expect(switched.code, switched.stdout + switched.stderr).toBe(0)
+    expect(switched.stdout + switched.stderr).not.toContain(ownPassword)
+    const [status] = await sql<Record<string, unknown>[]>('db2', 'SHOW SLAVE STATUS')
+    expect([status!.Master_Host, status!.Slave_IO_Running, status!.Slave_SQL_Running]).toEqual(['127.0.0.139', 'Yes', 'Yes'])
+    expect(Number((await sql<{ro: number}[]>('db2', 'SELECT @@global.read_only+0 AS ro'))[0]!.ro)).toBe(1)
+  })
 })
