@@ -15,7 +15,7 @@ import {replicatesFrom} from '../analysis/topology.js'
 import {dirname, posix} from 'node:path'
 
 // In a module of their own, so that the relay lookup (which inspect uses) reaches them without an import circle.
-export {endpointOf, sshTargetOf} from './targets.js'
+export {endpointOf, quickAnswerMs, sshTargetOf} from './targets.js'
 
 export interface InspectOptions {
   relayLookups?: boolean

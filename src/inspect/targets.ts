@@ -7,6 +7,15 @@ export function endpointOf(cluster: ClusterConfig, server: ServerConfig): Endpoi
   return {name: server.name, host: server.ip, port: server.port, user: cluster.user, password: cluster.password, localAddress: cluster.sourceAddress}
 }
 
+/**
+ * How long a live server takes at most to answer a connect or a trivial query: a second, or monitor.connect_timeout
+ * if shorter. The bound of watch's retried pings and of the fence's look at a master just found silent, which takes
+ * such a ping, this recent, as its own.
+ */
+export function quickAnswerMs(cluster: ClusterConfig): number {
+  return Math.min(cluster.monitor.connectTimeoutMs, 1000)
+}
+
 /** How mha reaches a server's host over SSH. */
 export function sshTargetOf(cluster: ClusterConfig, server: ServerConfig): SshTarget {
   return {...server.ssh, name: server.name, host: server.sshHost, port: server.sshPort, user: server.sshUser, localAddress: cluster.sourceAddress}
