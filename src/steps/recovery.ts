@@ -61,7 +61,10 @@ export const saveRelayDiff: StepHandler<SaveDiff> = {
   },
 }
 
-/** The dead master's binlog after what any replica received, copied over SSH to the manager. */
+/**
+ * The dead master's binlog after what any replica received, copied over SSH to the manager: from the dead
+ * master's host, or from the binlog server the plan names (its host and directories as the cluster file says now).
+ */
 export const saveMasterBinlog: StepHandler<Save> = {
   check(step, ctx) {
     return Promise.resolve(savedAlready(masterTailFile(step, ctx), ctx))
@@ -69,9 +72,15 @@ export const saveMasterBinlog: StepHandler<Save> = {
   async act(step, ctx) {
     const p = step.params
     if (!p.dir) throw new Error(`${step.server}: the plan has no binlog directory to read`)
+    const holder = p.binlogServer ?? step.server
+    if (p.binlogServer !== undefined) {
+      const configured = ctx.cluster.binlogServers.find((b) => b.name === p.binlogServer)
+      if (!configured) throw new Error(`step ${step.id}: binlog server ${p.binlogServer} is not in ${ctx.cluster.file} any more; nothing was copied`)
+      if (!configured.masterBinlogDirs.includes(p.dir)) throw new Error(`step ${step.id}: ${p.dir} is not one of binlog server ${p.binlogServer}'s master_binlog_dir in ${ctx.cluster.file}; nothing was copied`)
+    }
     const file = masterTailFile(step, ctx)
-    const saved = await saveBinlogTail(await ctx.ssh(step.server), p.dir, p.files, p.from, file)
-    if (saved.trimmed > 0) ctx.note(`${step.server}: ${saved.trimmed} bytes of an incomplete final transaction were left out of the saved binlog`)
+    const saved = await saveBinlogTail(await ctx.ssh(holder), p.dir, p.files, p.from, file)
+    if (saved.trimmed > 0) ctx.note(`${holder}: ${saved.trimmed} bytes of an incomplete final transaction were left out of the saved binlog`)
     return recordSaved(file, ctx, {file: basename(file), end: saved.end, bytes: saved.bytes})
   },
   verify(_step, _ctx, outputs) {

@@ -1,0 +1,93 @@
+import {mkdtempSync, statSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {afterAll, describe, expect, it} from 'vitest'
+import type {ApplyReport} from '../../src/apply/events.js'
+import {readPlan} from '../../src/plan/plan-file.js'
+import type {Plan} from '../../src/plan/types.js'
+import {WriteLoad} from '../../src/sandbox/load.js'
+import {waitFor} from '../../src/sandbox/processes.js'
+import {sandboxAddBinlogServer, setBinlogServerSshd, stopSshd} from '../../src/sandbox/sandbox.js'
+import {expectConsistent, leaveNothing, runMha, startSandbox, survivors, type TestSandbox} from './harness.js'
+
+// A binlog server (a host of its own running mariadb-binlog --read-from-remote-server --raw --stop-never against
+// the master) holds the tail no replica received; the master's host is then gone (mariadbd killed, its sshd
+// stopped). The failover saves the tail from the binlog server: every acknowledged row ends on every survivor.
+
+const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-binlogsrv-'))
+const BINLOG_SERVER_IP = '127.0.0.210'
+let sandbox: TestSandbox | undefined
+
+afterAll(async () => {
+  await leaveNothing(undefined, sandbox, [plansDir])
+})
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+async function plan(s: TestSandbox, name: string): Promise<{file: string; plan: Plan}> {
+  const file = join(plansDir, `${name}.json`)
+  const result = await runMha(['plan', '--config', s.configFile, '-o', file])
+  expect(result.code, result.stderr + result.stdout).toBe(2)
+  return {file, plan: readPlan(file)}
+}
+
+/**
+ * A sandbox whose binlog server copies db1's binlogs while both replicas stop receiving, so that writes
+ * acknowledged after that are on db1 and the binlog server only; then db1's host goes (mariadbd and sshd).
+ */
+async function tailOnlyOnBinlogServer(name: string, gtid: boolean): Promise<{s: TestSandbox; load: WriteLoad; missed: number}> {
+  const s = await startSandbox(name, 207, {gtid})
+  sandbox = s
+  await WriteLoad.prepare(s.state, 'db1')
+  const server = await sandboxAddBinlogServer(s.state, 'binlog1', BINLOG_SERVER_IP, 'db1')
+  const load = new WriteLoad(s.state)
+  load.start()
+  await sleep(500)
+  for (const host of survivors(s)) await s.sql(host, (c) => c.execute('STOP SLAVE IO_THREAD'))
+  const before = load.acked.length
+  await sleep(1500)
+  // The binlog server has everything db1 logged: its copy of db1's current binlog is as long as db1's.
+  const {File: file, Position: position} = (await s.sql('db1', (c) => c.queryOne('SHOW MASTER STATUS')))!
+  await waitFor('the binlog server to have db1 binlog as far as db1', 10_000, () => {
+    try {
+      return statSync(join(server.binlogDir, String(file))).size >= Number(position)
+    } catch {
+      return false
+    }
+  })
+  process.kill(s.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
+  await stopSshd(s.state, 'db1')
+  const missed = load.acked.length - before
+  return {s, load, missed}
+}
+
+describe('binlog servers: the tail of a master whose host is gone', () => {
+  it('file/position: the tail no replica received is saved from the binlog server and applied everywhere; unreachable, the loss is stated', async () => {
+    const {s, load, missed} = await tailOnlyOnBinlogServer('itbinlogsrv1', false)
+    // The fault is in place: writes were acknowledged that no replica received.
+    expect(missed).toBeGreaterThan(10)
+    for (const host of survivors(s)) expect((await load.missingOn(host)).length).toBeGreaterThan(10)
+
+    // The binlog server unreachable too: the plan states the loss and why.
+    await setBinlogServerSshd(s.state, 'binlog1', false)
+    const lost = await plan(s, 'unreachable')
+    expect(lost.plan.decision.dataLoss.none).toBe(false)
+    expect(lost.plan.decision.dataLoss.statement).toMatch(/in db1's binlog are lost: db1's host cannot be reached over SSH .*; binlog server binlog1 cannot be reached over SSH/)
+    expect(lost.plan.steps.some((step) => step.type === 'save_master_binlog')).toBe(false)
+
+    await setBinlogServerSshd(s.state, 'binlog1', true)
+    const {file, plan: p} = await plan(s, 'from-binlog-server')
+    const save = p.steps.find((step) => step.type === 'save_master_binlog')
+    expect(save?.type === 'save_master_binlog' && save.params.binlogServer).toBe('binlog1')
+    expect(p.decision.dataLoss.none, p.decision.dataLoss.statement).toBe(true)
+    expect(p.decision.dataLoss.statement).toMatch(/^none: db1's binlog after \S+ \(\d+ bytes in mysql-bin\.\d+\) is saved over SSH from binlog server binlog1 and applied/)
+
+    const result = await runMha(['apply', file, '--config', s.configFile, '--json'])
+    const report = JSON.parse(result.stdout) as ApplyReport
+    expect(report.status, report.message).toBe('applied')
+    expect(result.code).toBe(0)
+    await load.stop()
+    await expectConsistent(s, p.decision.newMaster!, load.acked)
+    for (const host of survivors(s)) expect(await load.missingOn(host)).toEqual([])
+  })
+})
