@@ -90,4 +90,21 @@ describe('binlog servers: the tail of a master whose host is gone', () => {
     await expectConsistent(s, p.decision.newMaster!, load.acked)
     for (const host of survivors(s)) expect(await load.missingOn(host)).toEqual([])
   })
+
+  it('GTID mode: the tail is saved from the binlog server from the new master\'s executed position and every row ends everywhere', async () => {
+    await sandbox?.down()
+    const {s, load, missed} = await tailOnlyOnBinlogServer('itbinlogsrv2', true)
+    expect(missed).toBeGreaterThan(10)
+    const {file, plan: p} = await plan(s, 'gtid-from-binlog-server')
+    expect(p.decision.replicationMode).toBe('gtid')
+    const save = p.steps.find((step) => step.type === 'save_master_binlog')
+    expect(save?.type === 'save_master_binlog' && save.params.binlogServer).toBe('binlog1')
+    expect(p.decision.dataLoss.none, p.decision.dataLoss.statement).toBe(true)
+    const result = await runMha(['apply', file, '--config', s.configFile, '--json'])
+    const report = JSON.parse(result.stdout) as ApplyReport
+    expect(report.status, report.message).toBe('applied')
+    await load.stop()
+    await expectConsistent(s, p.decision.newMaster!, load.acked)
+    for (const host of survivors(s)) expect(await load.missingOn(host)).toEqual([])
+  })
 })
