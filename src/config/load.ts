@@ -103,7 +103,7 @@ interface RawBinlogServer {
   ssh_port?: number
   ssh_user?: string
   ssh_options?: string
-  master_binlog_dir: string | string[]
+  master_binlog_dir?: string | string[]
   remote_workdir?: string
   client_bindir?: string
 }
@@ -228,7 +228,8 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
       sshPort: own.port ?? b.ssh_port ?? options.port ?? raw.ssh.port,
       sshUser: own.user ?? b.ssh_user ?? options.user ?? raw.ssh.user ?? userInfo().username,
       ssh: b.ssh_options === undefined ? clusterSsh : sshSettings(raw.ssh, options, {expand, secret, env, at}),
-      masterBinlogDirs: dirs(b.master_binlog_dir),
+      // As MHA's [binlogN] inherit [server default].
+      masterBinlogDirs: dirs(b.master_binlog_dir ?? raw.server_defaults.master_binlog_dir),
       remoteWorkdir: b.remote_workdir ?? raw.server_defaults.remote_workdir,
       clientBindir: b.client_bindir ?? raw.server_defaults.client_bindir,
     }

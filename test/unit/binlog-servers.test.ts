@@ -52,8 +52,8 @@ describe('binlog_servers in the cluster file', () => {
     expect(() => clusterWith(`\nbinlog_servers:\n  - name: db2\n    hostname: 127.0.0.50\n    master_binlog_dir: /srv\n`)).toThrow(/cluster\.yaml:\d+:\d+ binlog_servers\[0\]\.name: "db2" is also a server's name; give the binlog server a name of its own/)
   })
 
-  it('need master_binlog_dir', () => {
-    expect(() => clusterWith(`\nbinlog_servers:\n  - name: b1\n    hostname: 127.0.0.50\n`)).toThrow(/binlog_servers\[0\]: missing required field "master_binlog_dir"/)
+  it('inherit master_binlog_dir from server_defaults, as [binlogN] inherit [server default] in MHA', () => {
+    expect(clusterWith(`\nbinlog_servers:\n  - name: b1\n    hostname: 127.0.0.50\n`).binlogServers[0]!.masterBinlogDirs).toEqual(['/var/lib/mysql', '/var/log/mysql'])
   })
 })
 
