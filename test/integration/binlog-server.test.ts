@@ -1,4 +1,4 @@
-import {mkdtempSync, statSync} from 'node:fs'
+import {mkdtempSync, readdirSync, statSync, truncateSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
@@ -7,7 +7,7 @@ import {readPlan} from '../../src/plan/plan-file.js'
 import type {Plan} from '../../src/plan/types.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
-import {sandboxAddBinlogServer, setBinlogServerSshd, stopSshd} from '../../src/sandbox/sandbox.js'
+import {sandboxAddBinlogServer, setBinlogServerSshd, stopBinlogStream, stopSshd} from '../../src/sandbox/sandbox.js'
 import {expectConsistent, leaveNothing, runMha, startSandbox, survivors, type TestSandbox} from './harness.js'
 
 // A binlog server (a host of its own running mariadb-binlog --read-from-remote-server --raw --stop-never against
@@ -35,7 +35,7 @@ async function plan(s: TestSandbox, name: string): Promise<{file: string; plan: 
  * A sandbox whose binlog server copies db1's binlogs while both replicas stop receiving, so that writes
  * acknowledged after that are on db1 and the binlog server only; then db1's host goes (mariadbd and sshd).
  */
-async function tailOnlyOnBinlogServer(name: string, gtid: boolean): Promise<{s: TestSandbox; load: WriteLoad; missed: number}> {
+async function tailOnlyOnBinlogServer(name: string, gtid: boolean): Promise<{s: TestSandbox; load: WriteLoad; missed: number; binlogDir: string}> {
   const s = await startSandbox(name, 207, {gtid})
   sandbox = s
   await WriteLoad.prepare(s.state, 'db1')
@@ -58,7 +58,16 @@ async function tailOnlyOnBinlogServer(name: string, gtid: boolean): Promise<{s: 
   process.kill(s.state.hosts[0]!.mariadbdPid!, 'SIGKILL')
   await stopSshd(s.state, 'db1')
   const missed = load.acked.length - before
-  return {s, load, missed}
+  return {s, load, missed, binlogDir: server.binlogDir}
+}
+
+/** Every survivor replicates from the new master with both threads running and holds the same rows. */
+async function expectConsistentReplicas(s: TestSandbox, newMaster: string): Promise<void> {
+  await s.sql(newMaster, (c) => c.execute('INSERT INTO mhatest.acked (id) VALUES (999999)'))
+  for (const host of survivors(s))
+    await waitFor(`${host} to receive the new write`, 20_000, async () => Number((await s.sql(host, (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.acked WHERE id = 999999')))!.n) === 1)
+  const sums = await Promise.all(survivors(s).map((h) => s.sql(h, async (c) => String((await c.queryOne('CHECKSUM TABLE mhatest.acked'))!.Checksum))))
+  expect(new Set(sums).size, sums.join(', ')).toBe(1)
 }
 
 describe('binlog servers: the tail of a master whose host is gone', () => {
@@ -106,5 +115,34 @@ describe('binlog servers: the tail of a master whose host is gone', () => {
     await load.stop()
     await expectConsistent(s, p.decision.newMaster!, load.acked)
     for (const host of survivors(s)) expect(await load.missingOn(host)).toEqual([])
+  })
+
+  it('a copy that ends inside a transaction (it was streaming when the master died): only whole transactions are applied, and the loss is stated', async () => {
+    await sandbox?.down()
+    const {s, load, binlogDir} = await tailOnlyOnBinlogServer('itbinlogsrv3', false)
+    await stopBinlogStream(s.state, 'binlog1')
+    // The copy's last 20 bytes go: the final transaction's XID event (31 bytes) is torn, the transaction incomplete.
+    const last = readdirSync(binlogDir).filter((f) => /^mysql-bin\.\d+$/.test(f)).sort().at(-1)!
+    truncateSync(join(binlogDir, last), statSync(join(binlogDir, last)).size - 20)
+    const {file, plan: p} = await plan(s, 'torn-copy')
+    expect(p.steps.find((step) => step.type === 'save_master_binlog')).toMatchObject({params: {binlogServer: 'binlog1'}})
+    const result = await runMha(['apply', file, '--config', s.configFile, '--json'])
+    const report = JSON.parse(result.stdout) as ApplyReport
+    expect(report.status, report.message).toBe('applied')
+    expect(report.dataLoss).toMatch(/^events after mysql-bin\.\d+:\d+ in db1's binlog are lost: binlog server binlog1's copy ends inside a transaction there \(\d+ bytes of it\)/)
+    await load.stop()
+    const newMaster = p.decision.newMaster!
+    // Caught up with the new master (the load stopped), so each survivor's rows stay still while read.
+    await expectConsistentReplicas(s, newMaster)
+    // Each write is one transaction of two rows: a row without its partner would be half a transaction.
+    for (const host of survivors(s)) {
+      const [acked, logged] = await s.sql(host, async (c) => [
+        (await c.query('SELECT id FROM mhatest.acked WHERE id <> 999999 ORDER BY id')).map((r) => Number(r.id)),
+        (await c.query('SELECT id FROM mhatest.acked_log ORDER BY id')).map((r) => Number(r.id)),
+      ])
+      expect(logged, `${host}: acked and acked_log differ`).toEqual(acked)
+    }
+    // At most the torn transaction is missing: every acknowledged write before it is there.
+    expect((await load.missingOn(newMaster)).length).toBeLessThanOrEqual(1)
   })
 })
