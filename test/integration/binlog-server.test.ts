@@ -2,6 +2,7 @@ import {mkdtempSync, readdirSync, statSync, truncateSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
+import type {CheckReport} from '../../src/analysis/check.js'
 import type {ApplyReport} from '../../src/apply/events.js'
 import {readPlan} from '../../src/plan/plan-file.js'
 import type {Plan} from '../../src/plan/types.js'
@@ -35,11 +36,12 @@ async function plan(s: TestSandbox, name: string): Promise<{file: string; plan: 
  * A sandbox whose binlog server copies db1's binlogs while both replicas stop receiving, so that writes
  * acknowledged after that are on db1 and the binlog server only; then db1's host goes (mariadbd and sshd).
  */
-async function tailOnlyOnBinlogServer(name: string, gtid: boolean): Promise<{s: TestSandbox; load: WriteLoad; missed: number; binlogDir: string}> {
+async function tailOnlyOnBinlogServer(name: string, gtid: boolean, beforeFault?: (s: TestSandbox) => Promise<void>): Promise<{s: TestSandbox; load: WriteLoad; missed: number; binlogDir: string}> {
   const s = await startSandbox(name, 207, {gtid})
   sandbox = s
   await WriteLoad.prepare(s.state, 'db1')
   const server = await sandboxAddBinlogServer(s.state, 'binlog1', BINLOG_SERVER_IP, 'db1')
+  await beforeFault?.(s)
   const load = new WriteLoad(s.state)
   load.start()
   await sleep(500)
@@ -72,7 +74,20 @@ async function expectConsistentReplicas(s: TestSandbox, newMaster: string): Prom
 
 describe('binlog servers: the tail of a master whose host is gone', () => {
   it('file/position: the tail no replica received is saved from the binlog server and applied everywhere; unreachable, the loss is stated', async () => {
-    const {s, load, missed} = await tailOnlyOnBinlogServer('itbinlogsrv1', false)
+    // mha check looks at the binlog server too, as MHA does: reachable and holding the master's binlog, nothing to say;
+    // its host gone, a warning (a failover goes on without it), and the verdict unchanged.
+    const binlogServerFindings = async (s: TestSandbox) => {
+      const result = await runMha(['check', '--config', s.configFile, '--json'])
+      const report = JSON.parse(result.stdout) as CheckReport
+      return {code: result.code, found: report.findings.filter((f) => f.code.startsWith('binlog_server_')).map((f) => [f.severity, f.code, f.server])}
+    }
+    const {s, load, missed} = await tailOnlyOnBinlogServer('itbinlogsrv1', false, async (s) => {
+      const healthy = await binlogServerFindings(s)
+      expect(healthy).toEqual({code: 0, found: []})
+      await setBinlogServerSshd(s.state, 'binlog1', false)
+      expect(await binlogServerFindings(s)).toEqual({code: 0, found: [['warning', 'binlog_server_ssh_failed', 'binlog1']]})
+      await setBinlogServerSshd(s.state, 'binlog1', true)
+    })
     // The fault is in place: writes were acknowledged that no replica received.
     expect(missed).toBeGreaterThan(10)
     for (const host of survivors(s)) expect((await load.missingOn(host)).length).toBeGreaterThan(10)
