@@ -1,4 +1,4 @@
-import type {ClusterConfig, ServerConfig} from '../config/types.js'
+import type {ClusterConfig, ServerConfig, SshHost} from '../config/types.js'
 import type {SshTarget} from '../remote/ssh.js'
 import type {Endpoint} from './mysql.js'
 
@@ -16,7 +16,7 @@ export function quickAnswerMs(cluster: ClusterConfig): number {
   return Math.min(cluster.monitor.connectTimeoutMs, 1000)
 }
 
-/** How mha reaches a server's host over SSH. */
-export function sshTargetOf(cluster: ClusterConfig, server: ServerConfig): SshTarget {
+/** How mha reaches a server's host (or a binlog server) over SSH. */
+export function sshTargetOf(cluster: ClusterConfig, server: SshHost): SshTarget {
   return {...server.ssh, name: server.name, host: server.sshHost, port: server.sshPort, user: server.sshUser, localAddress: cluster.sourceAddress}
 }

@@ -146,14 +146,30 @@ describe('importMhaConfig', () => {
     expect(r.notCarried).toEqual([{param: 'repl_user', where: 'app.cnf', reason: expect.stringContaining('check it')}])
   })
 
-  it('lists unknown parameters, binlog servers and values the schema keeps cluster-wide', () => {
+  it('imports [binlogN] blocks as binlog_servers, inheriting [server default] as MHA does and writing only what differs', () => {
+    const r = fromText(
+      '[server default]\npassword=s3cret\nrepl_user=repl\nssh_user=mha\nmaster_binlog_dir=/var/lib/mysql\n[server1]\nhostname=a\n[server2]\nhostname=b\n[binlog2]\nhostname=c2\n[binlog1]\nhostname=c1\nssh_port=2222\nmaster_binlog_dir=/srv/binlogs, /srv/old\nssh_host=c1-admin\n',
+    )
+    expect(r.notCarried).toEqual([])
+    expect(data(r).binlog_servers).toEqual([
+      {name: 'binlog1', hostname: 'c1', ssh_host: 'c1-admin', ssh_port: 2222, master_binlog_dir: ['/srv/binlogs', '/srv/old']},
+      {name: 'binlog2', hostname: 'c2'},
+    ])
+    const cluster = load(r, 'app')
+    expect(cluster.binlogServers.map((b) => [b.name, b.sshHost, b.sshPort, b.sshUser, b.masterBinlogDirs])).toEqual([
+      ['binlog1', 'c1-admin', 2222, 'mha', ['/srv/binlogs', '/srv/old']],
+      ['binlog2', 'c2', 22, 'mha', ['/var/lib/mysql']],
+    ])
+    expect(failure('[server1]\nhostname=a\n[binlog1]\nmaster_binlog_dir=/x\n')).toBe('app.cnf:3: [binlog1] has no hostname; add hostname=HOST')
+  })
+
+  it('lists unknown parameters and values the schema keeps cluster-wide', () => {
     const r = fromText(
       '[server default]\npassword=s3cret\nping_intervall=2\n[server1]\nhostname=a\n[server2]\nhostname=b\nuser=other\npassword=other-s3cret\nmanager_log=/var/log/mha.log\n[binlog1]\nhostname=c\n',
     )
     expect(r.notCarried.map((n) => [n.param, n.where])).toEqual([
       ['ping_intervall', 'app.cnf:3'],
       ['manager_log', 'app.cnf:10'],
-      ['[binlog1]', 'app.cnf:11'],
       ['user', 'app.cnf:8'],
       ['password', 'app.cnf:9'],
       ['repl_user', 'app.cnf'],
