@@ -19,7 +19,7 @@ export default class Check extends BaseCommand<typeof Check> {
 
   async run(): Promise<void> {
     const cluster = this.loadCluster()
-    const [snapshot, proxies] = await Promise.all([inspectCluster(cluster), observeProxies(cluster)])
+    const [snapshot, proxies] = await Promise.all([inspectCluster(cluster, {binlogServers: 'always'}), observeProxies(cluster)])
     const report = checkCluster(cluster, snapshot, {outOfService: readWatchState(this.flags['plans-dir'], cluster.name).outOfService ?? [], proxies})
     if (this.flags.json) this.print(report)
     else this.say(renderCheck(report))

@@ -157,6 +157,19 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot, options
     if (!s.ssh.workdirWritable) add(soft, 'workdir_not_writable', server.name, `${server.name}: remote_workdir ${server.remoteWorkdir} is not writable by ${server.sshUser}`)
   }
 
+  // Binlog servers (MHA checks them at the start of every failover): a bonus to a failover, so warnings only.
+  for (const b of cluster.binlogServers) {
+    const listed = snapshot.binlogServers?.find((l) => l.name === b.name)?.ssh
+    if (!listed) continue
+    if (!listed.reachable) {
+      add('warning', 'binlog_server_ssh_failed', b.name, `binlog server ${b.name}: ${listed.message}; a failover with ${master?.name ?? 'the master'}'s host gone could not save its binlog from there`)
+      continue
+    }
+    if (!listed.binlogDir) add('warning', 'binlog_server_binlog_not_found', b.name, `binlog server ${b.name}: the master's current binlog is in none of master_binlog_dir (${b.masterBinlogDirs.join(', ')}); set master_binlog_dir, or see why its copy is behind`)
+    else if (!listed.binlogReadable) add('warning', 'binlog_server_binlog_unreadable', b.name, `binlog server ${b.name}: the binlogs in ${listed.binlogDir} are not readable by ${b.sshUser}`)
+    if (!listed.mysqlbinlog) add('warning', 'binlog_server_mysqlbinlog_missing', b.name, `binlog server ${b.name}: neither mysqlbinlog nor mariadb-binlog found${b.clientBindir ? ` in ${b.clientBindir}` : ' on the PATH'}; install the client package or set client_bindir`)
+  }
+
   // Someone must be promotable, and the replication user must work on every promotable replica.
   const promotable = replicaFacts.filter(([server, f]) => !server.noMaster && f.logBin)
   if (master && replicaFacts.length > 0 && promotable.length === 0) add('error', 'no_candidate', null, 'no replica can become the master: every one has no_master set or log_bin off')

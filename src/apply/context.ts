@@ -1,4 +1,4 @@
-import type {ClusterConfig, ServerConfig} from '../config/types.js'
+import type {ClusterConfig, ServerConfig, SshHost} from '../config/types.js'
 import {dialectFor, parseServerVersion} from '../dialect/index.js'
 import type {Dialect} from '../dialect/types.js'
 import {endpointOf, sshTargetOf} from '../inspect/inspect.js'
@@ -97,14 +97,19 @@ export class RunContext implements StepContext {
     })
   }
 
+  /** A server's host, or a binlog server (the cluster file keeps their names apart), as the cluster file says now. */
+  #sshHost(name: string): SshHost {
+    return this.cluster.binlogServers.find((b) => b.name === name) ?? this.server(name)
+  }
+
   async ssh(name: string): Promise<SshSession> {
     this.#guard()
-    if (this.#pool) return await this.#pool.session(sshTargetOf(this.cluster, this.server(name)))
-    const session = await cached(this.#ssh, name, () => SshSession.open(sshTargetOf(this.cluster, this.server(name))))
+    if (this.#pool) return await this.#pool.session(sshTargetOf(this.cluster, this.#sshHost(name)))
+    const session = await cached(this.#ssh, name, () => SshSession.open(sshTargetOf(this.cluster, this.#sshHost(name))))
     if (!session.lost) return session
     // The host went away since (a reboot, a fencing hook): try a fresh connection once.
     this.#ssh.delete(name)
-    return await cached(this.#ssh, name, () => SshSession.open(sshTargetOf(this.cluster, this.server(name))))
+    return await cached(this.#ssh, name, () => SshSession.open(sshTargetOf(this.cluster, this.#sshHost(name))))
   }
 
   output(fromStep: string, name: string): unknown {

@@ -35,7 +35,7 @@ function describeStep(step: Step): string {
     case 'fence_master':
       return step.params.method === 'hook' ? `${step.server}: fence with ${step.params.hook}` : `${step.server}: fence (read_only, kill client connections) if it answers`
     case 'save_master_binlog':
-      return `${step.server}: save binlog after ${formatCoordinates(step.params.from)} from ${step.params.dir} (${step.params.files.join(', ')})`
+      return `${step.server}: save binlog after ${formatCoordinates(step.params.from)} from ${step.params.binlogServer !== undefined ? `binlog server ${step.params.binlogServer}:` : ''}${step.params.dir} (${step.params.files.join(', ')})`
     case 'wait_relay_log_applied':
       return `${step.server}: wait until the SQL thread has executed up to ${formatCoordinates(step.params.until)}`
     case 'catch_up_from':

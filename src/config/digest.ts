@@ -16,8 +16,8 @@ const LOCAL_TO_THE_MANAGER = new Set(['file', 'ip', 'ssh', 'sshHost', 'sshPort',
  * its bytes (a comment or a reordering changes nothing), and not of what is local to a manager host.
  */
 export function settingsDigest(cluster: ClusterConfig): string {
-  // A cluster without a routing section digests as it did before routing existed.
-  const omitted = (key: string, value: unknown) => LOCAL_TO_THE_MANAGER.has(key) || (key === 'proxies' && Array.isArray(value) && value.length === 0)
+  // A cluster without a routing section (or binlog servers) digests as it did before they existed.
+  const omitted = (key: string, value: unknown) => LOCAL_TO_THE_MANAGER.has(key) || ((key === 'proxies' || key === 'binlogServers') && Array.isArray(value) && value.length === 0)
   // A server's own user counts only where it differs: a file without per-server logins digests as it did before them.
   const servers = cluster.servers.map(({user, ...rest}) => (user === cluster.user ? rest : {...rest, user}))
   const settings = JSON.parse(JSON.stringify({...cluster, servers}, (key, value: unknown) => (omitted(key, value) ? undefined : value))) as unknown

@@ -197,13 +197,12 @@ export function importMhaConfig(input: MhaImportInput): MhaImport {
   }
   let appDefault: Block | undefined
   const found: Block[] = []
+  const binlogBlocks: Block[] = []
   for (const block of parseIni(input.appText, input.appFile)) {
     if (block.name === 'server default') appDefault = block
     else if (/^server\S+/.test(block.name)) found.push(block)
-    else if (/^binlog\S+/.test(block.name)) {
-      note(`[${block.name}]`, at(block), 'binlog servers are not supported by mha yet')
-      continue
-    } else if (block.name === '') throw new ConfigError(`${at(block)}: key=value before the first block; move it into [server default] or a [serverN] block`)
+    else if (/^binlog\S+/.test(block.name)) binlogBlocks.push(block)
+    else if (block.name === '') throw new ConfigError(`${at(block)}: key=value before the first block; move it into [server default] or a [serverN] block`)
     else throw new ConfigError(`${at(block)}: block [${block.name}] is neither [server default], [server...] nor [binlog...]; rename or remove it`)
     noteSettings(block, block === appDefault)
   }
@@ -272,6 +271,20 @@ export function importMhaConfig(input: MhaImportInput): MhaImport {
     return Object.fromEntries(Object.entries(entry).filter(([, v]) => v !== undefined))
   })
 
+  // [binlogN]: the same keys, inherited from [server default] as a server's; only what differs from the cluster's is written.
+  const binlogServers = [...binlogBlocks].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map((block) => {
+    const hostname = read(block.values.get('hostname'), text)
+    if (hostname === undefined) throw new ConfigError(`${at(block)}: [${block.name}] has no hostname; add hostname=HOST`)
+    if (!NAME.test(block.name)) throw new ConfigError(`${at(block)}: [${block.name}] cannot be a binlog server name in mha (letters, digits, "_", "." and "-"); rename the block`)
+    const entry: Record<string, unknown> = {name: block.name, hostname, ssh_host: read(block.values.get('ssh_host'), text)}
+    for (const key of ['ssh_user', 'ssh_port', 'ssh_options', 'master_binlog_dir', 'remote_workdir', 'client_bindir']) {
+      const [section, field, convert] = WITH_DEFAULT[key]!
+      const value = read(pick(block, key), convert)
+      if (value !== undefined && !same(value, sections[section]![field])) entry[key] = value
+    }
+    return Object.fromEntries(Object.entries(entry).filter(([, v]) => v !== undefined))
+  })
+
   // MHA reads user and password per server ([serverN] over [server default], defaults root and empty): the cluster
   // keeps the value every server shares (else the default block's, else the first server's), and a server that
   // differs keeps its own, its password in a secret file of its own.
@@ -309,6 +322,7 @@ export function importMhaConfig(input: MhaImportInput): MhaImport {
     ...(replPassword === undefined ? {} : {repl_password: secretFile('repl_password')}),
     ...Object.fromEntries(Object.entries(sections).filter(([, fields]) => Object.keys(fields).length > 0)),
     servers: serverList,
+    ...(binlogServers.length > 0 ? {binlog_servers: binlogServers} : {}),
   }
   const doc = new Document(config)
   const sources = input.globalText === undefined ? input.appFile : `${input.appFile} and ${globalFile}`

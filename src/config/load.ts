@@ -7,7 +7,7 @@ import {Secret} from '../util/secret.js'
 import {resolveHookCommand} from '../hooks/command.js'
 import {formatPath, problemsOf, validator} from '../schema/validator.js'
 import {parseSshOptions, SshOptionError, type SshOptionSettings} from './ssh-options.js'
-import type {ClusterConfig, GtidUse, PingType, ProxyConfig, ServerConfig, SshSettings} from './types.js'
+import type {BinlogServerConfig, ClusterConfig, GtidUse, PingType, ProxyConfig, ServerConfig, SshSettings} from './types.js'
 
 export const defaultConfigDir = 'clusters'
 
@@ -98,6 +98,17 @@ interface RawServer {
   ssh_options?: string
   rebuild?: {datadir?: string; stop_command?: string; start_command?: string}
 }
+interface RawBinlogServer {
+  name: string
+  hostname: string
+  ssh_host?: string
+  ssh_port?: number
+  ssh_user?: string
+  ssh_options?: string
+  master_binlog_dir?: string | string[]
+  remote_workdir?: string
+  client_bindir?: string
+}
 /** The document after schema validation with defaults filled in. */
 interface RawCluster {
   name: string
@@ -133,6 +144,7 @@ interface RawCluster {
   hooks: {shutdown?: string; master_ip_failover?: string; master_ip_online_change?: string; report?: string; secondary_check?: string; pass_passwords: boolean}
   routing?: {haproxy: RawHaproxy[]}
   servers: RawServer[]
+  binlog_servers?: RawBinlogServer[]
 }
 interface RawHaproxy {
   name: string
@@ -211,6 +223,29 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
   })
   checkUnique(servers, (s) => s.name, ['name'], at)
   checkUnique(servers, (s) => `${s.ip}:${s.port}`, [], at, (key) => `${key} is used by two servers`)
+  const binlogServers: BinlogServerConfig[] = (raw.binlog_servers ?? []).map((b, i) => {
+    const options = b.ssh_options === undefined ? clusterOptions : sshOptions(b.ssh_options, ['binlog_servers', i, 'ssh_options'], `binlog server ${b.name}`)
+    const own = b.ssh_options === undefined ? {} : options
+    return {
+      name: b.name,
+      hostname: b.hostname,
+      sshHost: b.ssh_host ?? b.hostname,
+      // The same precedence as a server's.
+      sshPort: own.port ?? b.ssh_port ?? options.port ?? raw.ssh.port,
+      sshUser: own.user ?? b.ssh_user ?? options.user ?? raw.ssh.user ?? userInfo().username,
+      ssh: b.ssh_options === undefined ? clusterSsh : sshSettings(raw.ssh, options, {expand, secret, env, at}),
+      // As MHA's [binlogN] inherit [server default].
+      masterBinlogDirs: dirs(b.master_binlog_dir ?? raw.server_defaults.master_binlog_dir),
+      remoteWorkdir: b.remote_workdir ?? raw.server_defaults.remote_workdir,
+      clientBindir: b.client_bindir ?? raw.server_defaults.client_bindir,
+    }
+  })
+  // Plans name a binlog server the way they name servers: one name, one host.
+  const serverNames = new Set(servers.map((s) => s.name))
+  binlogServers.forEach((b, i) => {
+    if (serverNames.has(b.name)) throw at(['binlog_servers', i, 'name'], `"${b.name}" is also a server's name; give the binlog server a name of its own`)
+    if (binlogServers.findIndex((o) => o.name === b.name) !== i) throw at(['binlog_servers', i, 'name'], `"${b.name}" is used by two binlog servers; each needs its own`)
+  })
   const proxies = (raw.routing?.haproxy ?? []).map((p, i) => proxyConfig(p, i, {servers, password, user: raw.user, clusterSsh, sshPort: raw.ssh.port, sshUser: raw.ssh.user, secret, at}))
   proxies.forEach((p, i) => {
     if (proxies.findIndex((q) => q.name === p.name) !== i) throw at(['routing', 'haproxy', i, 'name'], `"${p.name}" is used by two proxies; each proxy needs its own name`)
@@ -259,6 +294,7 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
     },
     proxies,
     servers,
+    binlogServers,
   }
 }
 

@@ -30,6 +30,26 @@ export interface ServerConfig {
   rebuild?: {datadir?: string; stopCommand?: string; startCommand?: string}
 }
 
+/** How mha reaches a host over SSH: a server's host, or a binlog server. */
+export interface SshHost {
+  name: string
+  sshHost: string
+  sshPort: number
+  sshUser: string
+  ssh: SshSettings
+}
+
+/**
+ * A host with a copy of the master's binlog files (MHA's [binlogN]): the dead master's tail is saved from it
+ * when the master's own host cannot be read over SSH.
+ */
+export interface BinlogServerConfig extends SshHost {
+  hostname: string
+  masterBinlogDirs: string[]
+  remoteWorkdir: string
+  clientBindir: string | undefined
+}
+
 export interface SshSettings {
   /** Undefined only when no key file is configured or found and an ssh-agent is used instead. */
   privateKeyFile: string | undefined
@@ -102,4 +122,6 @@ export interface ClusterConfig {
   /** Proxies in front of the cluster; empty without a routing section. */
   proxies: ProxyConfig[]
   servers: ServerConfig[]
+  /** Binlog servers; empty when none are configured. */
+  binlogServers: BinlogServerConfig[]
 }

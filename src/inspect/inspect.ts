@@ -1,4 +1,4 @@
-import type {ClusterConfig, ServerConfig} from '../config/types.js'
+import type {BinlogServerConfig, ClusterConfig, ServerConfig} from '../config/types.js'
 import {dialectFor, parseServerVersion} from '../dialect/index.js'
 import {SshSessions, type SshRunner} from '../remote/session-pool.js'
 import {shellQuote, SshError} from '../remote/ssh.js'
@@ -6,16 +6,16 @@ import {oneLine, UserError} from '../util/errors.js'
 import {readFileSync} from 'node:fs'
 import {SqlError, withConnection, type ServerConnection} from './mysql.js'
 import {endpointOf, sshTargetOf} from './targets.js'
-import type {ServerSnapshot, Snapshot, SqlFacts, SqlFailure, SshFacts, SshFailure} from './types.js'
+import type {BinlogServerSnapshot, ServerSnapshot, Snapshot, SqlFacts, SqlFailure, SshFacts, SshFailure} from './types.js'
 import {findMasterFileSizes, findRelayLookups} from './relay-lookup.js'
 import {configuredHooks, locateHookCommand} from '../hooks/command.js'
 import {findExecutable} from '../util/executables.js'
 import {binlogBaseName, binlogSequence} from '../binlog/coordinates.js'
-import {replicatesFrom} from '../analysis/topology.js'
+import {replicatesFrom, topologyOf} from '../analysis/topology.js'
 import {dirname, posix} from 'node:path'
 
 // In a module of their own, so that the relay lookup (which inspect uses) reaches them without an import circle.
-export {endpointOf, sshTargetOf} from './targets.js'
+export {endpointOf, quickAnswerMs, sshTargetOf} from './targets.js'
 
 export interface InspectOptions {
   relayLookups?: boolean
@@ -29,6 +29,11 @@ export interface InspectOptions {
   sshRunner?: SshRunner
   /** Also log in as the replication user on every server (what a failover's CHANGE MASTER will need); default true. */
   replLogin?: boolean
+  /**
+   * List the binlog servers' copies: 'always' (mha check), or by default only when they are needed: the master
+   * does not answer SQL and its own host's binlogs cannot be listed over SSH.
+   */
+  binlogServers?: 'always' | 'when-needed'
 }
 
 /** Read every server over SQL and every host over SSH, all at once. Changes nothing. */
@@ -66,6 +71,10 @@ export async function inspectCluster(cluster: ClusterConfig, options: InspectOpt
       servers,
       relayLookups: [],
     }
+    if (cluster.binlogServers.length > 0 && options.ssh !== false) {
+      const listed = await inspectBinlogServers(cluster, snapshot, sql, options.binlogServers ?? 'when-needed', sshRunner)
+      if (listed) snapshot.binlogServers = listed
+    }
     if (options.relayLookups !== false) {
       snapshot.relayLookups = await findRelayLookups(cluster, snapshot, sshRunner)
       const sizes = await findMasterFileSizes(cluster, snapshot, sshRunner)
@@ -88,6 +97,25 @@ function binlogHint(cluster: ClusterConfig, server: ServerConfig, sql: (SqlFacts
     .map((f) => (f.reachable && f.replica && replicatesFrom(f.replica, server) ? f.replica.read.file : null))
     .filter((f): f is string => f !== null && f !== '')
   return read.sort((a, b) => binlogSequence(b) - binlogSequence(a))[0] ?? null
+}
+
+/**
+ * Each binlog server's copy of the master's binlogs, listed in parallel: the file names are the master's,
+ * found as the master's own host is searched (its current binlog, or the newest its replicas read).
+ */
+async function inspectBinlogServers(
+  cluster: ClusterConfig,
+  snapshot: Snapshot,
+  sql: (SqlFacts | SqlFailure)[],
+  when: 'always' | 'when-needed',
+  ssh: SshRunner,
+): Promise<BinlogServerSnapshot[] | undefined> {
+  const master = topologyOf(cluster, snapshot).master
+  const masterSnap = master ? snapshot.servers.find((s) => s.name === master.name) : undefined
+  const needed = masterSnap !== undefined && !masterSnap.sql.reachable && !(masterSnap.ssh.reachable && masterSnap.ssh.binlogs.length > 0 && masterSnap.ssh.binlogReadable)
+  if (when === 'when-needed' && !needed) return undefined
+  const hint = master ? binlogHint(cluster, master, sql) : null
+  return await Promise.all(cluster.binlogServers.map(async (b) => ({name: b.name, ssh: await inspectSsh(cluster, b, hint, null, ssh)})))
 }
 
 async function inspectSql(cluster: ClusterConfig, server: ServerConfig, tryReplLogin: boolean): Promise<SqlFacts | SqlFailure> {
@@ -158,7 +186,7 @@ export async function readSqlFacts(conn: ServerConnection, replUser: string): Pr
   }
 }
 
-async function inspectSsh(cluster: ClusterConfig, server: ServerConfig, currentBinlog: string | null, relayLogIndex: string | null, ssh: SshRunner): Promise<SshFacts | SshFailure> {
+async function inspectSsh(cluster: ClusterConfig, server: ServerConfig | BinlogServerConfig, currentBinlog: string | null, relayLogIndex: string | null, ssh: SshRunner): Promise<SshFacts | SshFailure> {
   const bindir = server.clientBindir ? `${server.clientBindir.replace(/\/$/, '')}/` : ''
   // One round trip: each probe prints key=value.
   const script = [

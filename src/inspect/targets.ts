@@ -1,4 +1,4 @@
-import type {ClusterConfig, ServerConfig} from '../config/types.js'
+import type {ClusterConfig, ServerConfig, SshHost} from '../config/types.js'
 import type {SshTarget} from '../remote/ssh.js'
 import type {Endpoint} from './mysql.js'
 
@@ -7,7 +7,16 @@ export function endpointOf(cluster: ClusterConfig, server: ServerConfig): Endpoi
   return {name: server.name, host: server.ip, port: server.port, user: server.user, password: server.password, loginFields: server.loginFields, localAddress: cluster.sourceAddress}
 }
 
-/** How mha reaches a server's host over SSH. */
-export function sshTargetOf(cluster: ClusterConfig, server: ServerConfig): SshTarget {
+/**
+ * How long a live server takes at most to answer a connect or a trivial query: a second, or monitor.connect_timeout
+ * if shorter. The bound of watch's retried pings and of the fence's look at a master just found silent, which takes
+ * such a ping, this recent, as its own.
+ */
+export function quickAnswerMs(cluster: ClusterConfig): number {
+  return Math.min(cluster.monitor.connectTimeoutMs, 1000)
+}
+
+/** How mha reaches a server's host (or a binlog server) over SSH. */
+export function sshTargetOf(cluster: ClusterConfig, server: SshHost): SshTarget {
   return {...server.ssh, name: server.name, host: server.sshHost, port: server.sshPort, user: server.sshUser, localAddress: cluster.sourceAddress}
 }

@@ -101,6 +101,12 @@ export interface ManagerFacts {
   hooks?: {field: string; command: string; file: string | null; problem: string | null}[]
 }
 
+/** A binlog server's copy of the master's binlogs as listed over SSH (binlogs: the files named like the master's). */
+export interface BinlogServerSnapshot {
+  name: string
+  ssh: SshFacts | SshFailure
+}
+
 export interface Snapshot {
   /** Absent in snapshots recorded before it was inspected. */
   manager?: ManagerFacts
@@ -109,4 +115,6 @@ export interface Snapshot {
   relayLookups: RelayLookup[]
   /** Absent from snapshots recorded before it existed, and when no size was needed. */
   masterFileSizes?: RelayMasterFileSizes[]
+  /** Binlog servers, listed only when the master's own host could not be (or for mha check); absent otherwise. */
+  binlogServers?: BinlogServerSnapshot[]
 }

@@ -23,6 +23,10 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
     const s = server(name)
     return s ? `ssh ${s.sshUser}@${s.ip}:${s.sshPort}` : `ssh to ${name} (not in ${cluster.file})`
   }
+  const binlogSsh = (name: string) => {
+    const b = cluster.binlogServers.find((x) => x.name === name)
+    return b ? `ssh ${b.sshUser}@${b.sshHost}:${b.sshPort} (binlog server ${name})` : `ssh to binlog server ${name} (not in ${cluster.file})`
+  }
   const dialect = (name: string): Dialect | null => {
     const version = plan.observed.servers.find((s) => s.name === name)?.version
     return version ? dialectFor(parseServerVersion(version)) : null
@@ -41,7 +45,7 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
       return lines
     }
     case 'save_master_binlog':
-      return [`${ssh(step.server)}: read ${step.params.dir}/${step.params.from.file} from byte ${step.params.from.pos}${step.params.files.length > 1 ? ` and ${step.params.files.slice(1).join(', ')} whole` : ''}; write the complete transactions to the plan's work folder`]
+      return [`${step.params.binlogServer !== undefined ? binlogSsh(step.params.binlogServer) : ssh(step.server)}: read ${step.params.dir}/${step.params.from.file} from byte ${step.params.from.pos}${step.params.files.length > 1 ? ` and ${step.params.files.slice(1).join(', ')} whole` : ''}; write the complete transactions to the plan's work folder`]
     case 'save_relay_diff':
       return [`${ssh(step.params.diff.source)}: read ${step.params.diff.files[0]} from byte ${step.params.diff.offset}${step.params.diff.files.length > 1 ? ` and ${step.params.diff.files.slice(1).join(', ')} whole` : ''}; keep the master's events for ${step.params.target}`]
     case 'wait_relay_log_applied':

@@ -4,7 +4,7 @@ import {replicatesFrom, sqlFacts, topologyOf} from '../analysis/topology.js'
 import {binlogSequence, compareCoordinates, extremeCoordinates, formatCoordinates, siblingBinlogName} from '../binlog/coordinates.js'
 import {settingsDigest} from '../config/digest.js'
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
-import type {ServerSnapshot, Snapshot} from '../inspect/types.js'
+import type {Snapshot, SshFacts} from '../inspect/types.js'
 import {UserError} from '../util/errors.js'
 import {dialectFor} from '../dialect/index.js'
 import type {ServerVersion} from '../dialect/types.js'
@@ -166,10 +166,15 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
   if (!chosen) throw new UserError(`no replica can become the new master: ${candidates.map((c) => `${c.server} ${c.reason}`).join('; ')}`)
   const newMaster = chosen.server
 
-  // The dead master's binlog tail: saved when its host answers SSH and holds the binlog.
-  const tail = masterTail(dead, deadSnap, usableRead)
+  // The dead master's binlog tail: saved when its host (or else a binlog server) answers SSH and holds the binlog.
+  const tail = masterTail(cluster, dead, snapshot, usableRead)
   const lostAfter = tail.kind === 'lost' ? usableRead : tail.kind === 'save' && tail.lost ? tail.lost.after : null
-  const saved = (t: Extract<Tail, {kind: 'save'}>) => `${dead.name}'s binlog after ${formatCoordinates(usableRead)} (${t.bytes} bytes in ${t.files.join(', ')}) is saved over SSH and applied`
+  // A binlog server's copy may be behind the master: what the master wrote past its end cannot be seen with the host gone.
+  const beyondCopy = (b: string) => `; ${dead.name}'s host cannot be read, so anything it wrote beyond the end of ${b}'s copy cannot be seen`
+  const saved = (t: Extract<Tail, {kind: 'save'}>) =>
+    t.binlogServer
+      ? `${dead.name}'s binlog after ${formatCoordinates(usableRead)} (${t.bytes} bytes in ${t.files.join(', ')}) is saved over SSH from binlog server ${t.binlogServer} and applied${beyondCopy(t.binlogServer)}`
+      : `${dead.name}'s binlog after ${formatCoordinates(usableRead)} (${t.bytes} bytes in ${t.files.join(', ')}) is saved over SSH and applied`
   // Said without "none: ": that prefix is added once the whole loss is known (dataLoss.none), never before.
   const dataLoss: DataLoss = {
     none: lostAfter === null && abandoned.length === 0,
@@ -177,7 +182,7 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
       tail.kind === 'lost'
         ? `events after ${formatCoordinates(usableRead)} in ${dead.name}'s binlog are lost: ${tail.why}`
         : tail.kind === 'none'
-          ? `${usableLatest.map((r) => r.server.name).join(', ')} ${usableLatest.length > 1 ? 'have' : 'has'} read ${dead.name}'s binlog to its end (${formatCoordinates(usableRead)})`
+          ? `${usableLatest.map((r) => r.server.name).join(', ')} ${usableLatest.length > 1 ? 'have' : 'has'} read ${dead.name}'s binlog to its end (${formatCoordinates(usableRead)})${tail.binlogServer ? ` as binlog server ${tail.binlogServer} has it${beyondCopy(tail.binlogServer)}` : ''}`
           : tail.lost
             ? `events after ${formatCoordinates(tail.lost.after)} in ${dead.name}'s binlog are lost: ${tail.lost.why}; ${saved(tail)}`
             : saved(tail),
@@ -216,7 +221,7 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
     // The dead master's binlog from the new master's own executed position: a transaction that the latest
     // replica's relay log holds only in part comes whole; what the new master already has is skipped by GTID.
     // A relay-log copy continues at the latest read position instead (one stream, no transaction twice).
-    const fromNewMaster = masterTail(dead, deadSnap, chosen.executed)
+    const fromNewMaster = masterTail(cluster, dead, snapshot, chosen.executed)
     if (fromNewMaster.kind === 'save' && route !== 'relay_diff') {
       stepTail = fromNewMaster
       tailFrom = chosen.executed
@@ -243,7 +248,7 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
     `${dead.name} is dead; promote ${newMaster.name} (${candidates.find((c) => c.chosen)!.reason.replace(/^chosen: /, '')})` +
     (others.length ? (leave.changeMaster ? `; recover ${others.join(', ')} without re-pointing them` : `; re-point ${others.join(', ')}`) : '') +
     (diffs.size ? `; relay-log diffs for ${[...diffs.keys()].join(', ')}` : '') +
-    (tail.kind === 'save' ? `; save and apply ${dead.name}'s binlog after ${formatCoordinates(usableRead)}` : '')
+    (tail.kind === 'save' ? `; save and apply ${dead.name}'s binlog after ${formatCoordinates(usableRead)}${tail.binlogServer ? ` from binlog server ${tail.binlogServer}` : ''}` : '')
 
   return {
     format: 1,
@@ -297,15 +302,46 @@ export function failoverWarnings(cluster: ClusterConfig): {warnings?: string[]} 
   return warnings.length > 0 ? {warnings} : {}
 }
 
-/** `lost` on a save: the files stop at a hole in the master's list, so only what comes before it is saved. */
-type Tail = {kind: 'save'; dir: string; files: string[]; bytes: number; lost?: {after: {file: string; pos: number}; why: string}} | {kind: 'none'} | {kind: 'lost'; why: string}
+/**
+ * `lost` on a save: the files stop at a hole in the master's list, so only what comes before it is saved.
+ * `binlogServer`: the copy is read from that binlog server, not from the dead master's own host.
+ */
+type Tail =
+  | {kind: 'save'; dir: string; files: string[]; bytes: number; lost?: {after: {file: string; pos: number}; why: string}; binlogServer?: string}
+  | {kind: 'none'; binlogServer?: string}
+  | {kind: 'lost'; why: string}
 
-function masterTail(dead: ServerConfig, snap: ServerSnapshot, from: {file: string; pos: number}): Tail {
-  if (!snap.ssh.reachable) return {kind: 'lost', why: `${dead.name}'s host cannot be reached over SSH (${snap.ssh.message})`}
-  if (!snap.ssh.binlogDir || snap.ssh.binlogs.length === 0) return {kind: 'lost', why: `${from.file} is in none of master_binlog_dir (${dead.masterBinlogDirs.join(', ')}) on ${dead.name}`}
-  if (!snap.ssh.binlogReadable) return {kind: 'lost', why: `${dead.name}'s binlogs in ${snap.ssh.binlogDir} are not readable by ${dead.sshUser}`}
-  const listed = snap.ssh.binlogs.filter((b) => binlogSequence(b.file) >= binlogSequence(from.file))
-  if (listed[0]?.file !== from.file) return {kind: 'lost', why: `${from.file} is no longer in ${snap.ssh.binlogDir} on ${dead.name}`}
+/**
+ * The dead master's binlog after `from`: from its own host when that answers SSH and holds it, else from the
+ * binlog server whose copy reaches furthest (MHA: the largest output wins).
+ */
+function masterTail(cluster: ClusterConfig, dead: ServerConfig, snapshot: Snapshot, from: {file: string; pos: number}): Tail {
+  const snap = snapshot.servers.find((s) => s.name === dead.name)!
+  const own: Tail = snap.ssh.reachable
+    ? tailIn(snap.ssh, from, {where: `on ${dead.name}`, dirs: dead.masterBinlogDirs, sshUser: dead.sshUser})
+    : {kind: 'lost', why: `${dead.name}'s host cannot be reached over SSH (${snap.ssh.message})`}
+  if (own.kind !== 'lost' || cluster.binlogServers.length === 0) return own
+  const copies = cluster.binlogServers.map((b) => {
+    const listed = snapshot.binlogServers?.find((l) => l.name === b.name)?.ssh
+    const tail: Tail = !listed
+      ? {kind: 'lost', why: `binlog server ${b.name} was not listed`}
+      : !listed.reachable
+        ? {kind: 'lost', why: `binlog server ${b.name} cannot be reached over SSH (${listed.message})`}
+        : tailIn(listed, from, {where: `on binlog server ${b.name}`, dirs: b.masterBinlogDirs, sshUser: b.sshUser, copy: true})
+    return tail.kind === 'lost' ? tail : {...tail, binlogServer: b.name}
+  })
+  const saves = copies.filter((t) => t.kind === 'save')
+  const best = saves.sort((a, b) => b.bytes - a.bytes)[0] ?? copies.find((t) => t.kind === 'none')
+  if (best) return best
+  return {kind: 'lost', why: [own.why, ...copies.map((t) => (t.kind === 'lost' ? t.why : ''))].join('; ')}
+}
+
+/** The binlog after `from` in one listing of a master's binlog files (the master's own host, or a binlog server's copy). */
+function tailIn(facts: SshFacts, from: {file: string; pos: number}, host: {where: string; dirs: string[]; sshUser: string; copy?: boolean}): Tail {
+  if (!facts.binlogDir || facts.binlogs.length === 0) return {kind: 'lost', why: `${from.file} is in none of master_binlog_dir (${host.dirs.join(', ')}) ${host.where}`}
+  if (!facts.binlogReadable) return {kind: 'lost', why: `the binlogs in ${facts.binlogDir} ${host.where} are not readable by ${host.sshUser}`}
+  const listed = facts.binlogs.filter((b) => binlogSequence(b.file) >= binlogSequence(from.file))
+  if (listed[0]?.file !== from.file) return {kind: 'lost', why: `${from.file} is no longer in ${facts.binlogDir} ${host.where}`}
   // Files must follow one another: past a missing one, the rest cannot be applied in order.
   const hole = listed.findIndex((b, i) => i > 0 && binlogSequence(b.file) !== binlogSequence(listed[i - 1]!.file) + 1)
   const files = hole === -1 ? listed : listed.slice(0, hole)
@@ -313,13 +349,15 @@ function masterTail(dead: ServerConfig, snap: ServerSnapshot, from: {file: strin
   if (hole !== -1) {
     const last = files.at(-1)!
     const missing = siblingBinlogName(last.file, 1)
-    const why = `${missing} is missing from ${snap.ssh.binlogDir} on ${dead.name} (the list goes on at ${listed[hole]!.file}), so nothing after it can be applied in order`
+    const why = `${missing} is missing from ${facts.binlogDir} ${host.where} (the list goes on at ${listed[hole]!.file}), so nothing after it can be applied in order`
     if (bytes <= 0) return {kind: 'lost', why}
-    return {kind: 'save', dir: snap.ssh.binlogDir, files: files.map((b) => b.file), bytes, lost: {after: {file: last.file, pos: last.size}, why}}
+    return {kind: 'save', dir: facts.binlogDir, files: files.map((b) => b.file), bytes, lost: {after: {file: last.file, pos: last.size}, why}}
   }
+  // A copy shorter than what a replica read has nothing to add, and says nothing of what the master wrote after.
+  if (host.copy && files.length === 1 && bytes < 0) return {kind: 'lost', why: `the copy of ${from.file} ${host.where} ends at byte ${files[0]!.size}, before ${formatCoordinates(from)}`}
   // A later file holds at least its header; a tail of only headers is still saved, so that nothing is assumed.
   if (files.length === 1 && bytes <= 0) return {kind: 'none'}
-  return {kind: 'save', dir: snap.ssh.binlogDir, files: files.map((b) => b.file), bytes}
+  return {kind: 'save', dir: facts.binlogDir, files: files.map((b) => b.file), bytes}
 }
 
 interface StepInputs {
@@ -369,12 +407,10 @@ function buildSteps(inputs: StepInputs): Step[] {
       id: save,
       type: 'save_master_binlog',
       server: dead.name,
-      params: {dir: tail.dir, from, files: tail.files},
+      params: {dir: tail.dir, from, files: tail.files, ...(tail.binlogServer ? {binlogServer: tail.binlogServer} : {})},
       after: [...frozen, fence],
       outputs: ['file', 'end'],
-      reason: gtid
-        ? `copy ${dead.name}'s binlog after ${formatCoordinates(from)} (where ${nm} has executed to) over SSH; a torn final event is trimmed`
-        : `copy ${dead.name}'s binlog after ${formatCoordinates(from)} (what no replica received) over SSH; a torn final event is trimmed`,
+      reason: `copy ${dead.name}'s binlog after ${formatCoordinates(from)} (${gtid ? `where ${nm} has executed to` : 'what no replica received'}) over SSH${tail.binlogServer ? ` from binlog server ${tail.binlogServer} (${dead.name}'s host cannot be read); only whole transactions are kept` : ''}; a torn final event is trimmed`,
     })
     tailRef = {fromStep: save, output: 'file'}
   }

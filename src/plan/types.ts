@@ -24,7 +24,7 @@ export interface RelayDiff {
 export type Step =
   | StepBase<'stop_replica_io', Record<string, never>>
   | StepBase<'fence_master', {method: 'hook' | 'read_only_and_kill'; hook?: string; ipHook?: string}>
-  | StepBase<'save_master_binlog', {dir: string | null; from: BinlogCoordinates; files: string[]}>
+  | StepBase<'save_master_binlog', {dir: string | null; from: BinlogCoordinates; files: string[]; binlogServer?: string}>
   | StepBase<'wait_relay_log_applied', {until: BinlogCoordinates}>
   | StepBase<'catch_up_from', {source: string}>
   | StepBase<'save_relay_diff', {target: string; diff: RelayDiff}>

@@ -110,7 +110,12 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
       }
       case 'save_master_binlog': {
         const dead = server(step.server)
-        if (dead && step.params.dir !== null && !dead.masterBinlogDirs.includes(step.params.dir))
+        const copy = step.params.binlogServer
+        const binlogServer = copy === undefined ? undefined : cluster.binlogServers.find((b) => b.name === copy)
+        if (copy !== undefined && !binlogServer) problems.push(`${where(step, 'params.binlogServer')}: ${copy} is not one of binlog_servers in the cluster file (${cluster.binlogServers.map((b) => b.name).join(', ') || 'none'})`)
+        else if (binlogServer && step.params.dir !== null && !binlogServer.masterBinlogDirs.includes(step.params.dir))
+          problems.push(`${where(step, 'params.dir')}: ${step.params.dir} is not one of binlog server ${binlogServer.name}'s master_binlog_dir in the cluster file (${binlogServer.masterBinlogDirs.join(', ')})`)
+        else if (copy === undefined && dead && step.params.dir !== null && !dead.masterBinlogDirs.includes(step.params.dir))
           problems.push(`${where(step, 'params.dir')}: ${step.params.dir} is not one of ${step.server}'s master_binlog_dir in the cluster file (${dead.masterBinlogDirs.join(', ')})`)
         for (const file of [step.params.from.file, ...step.params.files]) if (!/^[A-Za-z0-9_.-]+\.\d+$/.test(file)) problems.push(`${where(step, 'params.files')}: ${JSON.stringify(file)} is not a binlog file name`)
         break

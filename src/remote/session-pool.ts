@@ -6,6 +6,13 @@ export type SshRunner = <T>(target: SshTarget, fn: (session: SshSession) => Prom
 /** One connection per call, closed after it: what a command run once needs. */
 export const freshSsh: SshRunner = withSsh
 
+/** Every session of the map closed (those still opening once they open), the map emptied at once. */
+async function closeAll(sessions: Map<string, Promise<SshSession>>): Promise<void> {
+  const all = [...sessions.values()]
+  sessions.clear()
+  for (const s of all) (await s.catch(() => undefined))?.close()
+}
+
 // Sessions are shared only between uses that would authenticate and verify the host the same way.
 const keyOf = (t: SshTarget) => JSON.stringify([t.user, t.host, t.port, t.localAddress ?? '', t.privateKeyFile ?? '', t.agent ?? '', t.knownHostsFile, t.hostKeyAlgorithms ?? []])
 
@@ -74,9 +81,7 @@ export class SshPool {
 
   /** Close every kept session; the pool stays usable (the next use opens one again). */
   async release(): Promise<void> {
-    const all = [...this.#sessions.values()]
-    this.#sessions.clear()
-    for (const s of all) (await s.catch(() => undefined))?.close()
+    await closeAll(this.#sessions)
   }
 }
 
@@ -104,8 +109,6 @@ export class SshSessions {
   readonly run: SshRunner = async (target, fn) => await fn(await this.open(target))
 
   async close(): Promise<void> {
-    const all = [...this.#sessions.values()]
-    this.#sessions.clear()
-    for (const s of all) (await s.catch(() => undefined))?.close()
+    await closeAll(this.#sessions)
   }
 }

@@ -33,6 +33,10 @@ export function haproxyProgram(): string {
   return program
 }
 
+/** A backend server's address and state, as haproxy.cfg's "server NAME ..." line and the runtime API's "add server" take them. */
+const serverArguments = (s: LocalHaproxyOptions['servers'][number]) => `${s.host}:${s.port}${s.enabled ? '' : ' disabled'}`
+const serverLine = (s: LocalHaproxyOptions['servers'][number]) => `  server ${s.name} ${serverArguments(s)}`
+
 /** The configuration file's text: plain TCP, no health checks (mha, not haproxy, decides which server is the writer). */
 export function haproxyConfigText(o: Required<Omit<LocalHaproxyOptions, 'dir'>> & {socket: string}): string {
   return [
@@ -50,7 +54,7 @@ export function haproxyConfigText(o: Required<Omit<LocalHaproxyOptions, 'dir'>> 
     `  bind ${o.address}:${o.frontendPort}`,
     `  default_backend ${o.backend}`,
     `backend ${o.backend}`,
-    ...o.servers.map((s) => `  server ${s.name} ${s.host}:${s.port}${s.enabled ? '' : ' disabled'}`),
+    ...o.servers.map(serverLine),
     '',
   ].join('\n')
 }
@@ -87,10 +91,10 @@ export async function startLocalHaproxy(options: LocalHaproxyOptions): Promise<L
  */
 export async function addToLocalHaproxy(proxy: LocalHaproxy, server: LocalHaproxyOptions['servers'][number]): Promise<void> {
   const api = new HaproxyRuntime({name: 'sandbox haproxy', runtimeApi: {kind: 'tcp', host: proxy.address, port: proxy.apiPort}, timeoutMs: 3000})
-  const answer = await api.command(`add server ${proxy.backend}/${server.name} ${server.host}:${server.port}${server.enabled ? '' : ' disabled'}`)
+  const answer = await api.command(`add server ${proxy.backend}/${server.name} ${serverArguments(server)}`)
   if (!/New server registered/.test(answer)) throw new UserError(`haproxy ${proxy.address}:${proxy.apiPort} did not add ${server.name} to ${proxy.backend}: ${answer.trim()}`)
   const text = readFileSync(proxy.configFile, 'utf8')
-  writeFileSync(proxy.configFile, text.replace(/\n$/, '') + `\n  server ${server.name} ${server.host}:${server.port}${server.enabled ? '' : ' disabled'}\n`)
+  writeFileSync(proxy.configFile, text.replace(/\n$/, '') + `\n${serverLine(server)}\n`)
 }
 
 export function localHaproxyRunning(proxy: Pick<LocalHaproxy, 'pid' | 'configFile'>): boolean {

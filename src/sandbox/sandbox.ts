@@ -28,6 +28,18 @@ export interface SandboxState {
   hosts: SandboxHost[]
   /** The writer proxy in front of the hosts (--haproxy), started after replication. */
   haproxy?: LocalHaproxy | undefined
+  /** Binlog servers beside the hosts (sandboxAddBinlogServer): each an sshd and a mariadb-binlog copying the master's binlogs. */
+  binlogServers?: SandboxBinlogServer[]
+}
+
+/** A host that holds a copy of the master's binlogs, as a binlog server does: mariadb-binlog --raw --stop-never into binlogDir. */
+export interface SandboxBinlogServer {
+  name: string
+  ip: string
+  dir: string
+  binlogDir: string
+  sshdPid: number | undefined
+  streamPid: number | undefined
 }
 
 export interface SandboxOptions {
@@ -246,6 +258,9 @@ export async function sandboxDown(dir: string): Promise<SandboxState | undefined
       stopOurProcessAndChildren(host.sshdPid, sshdMarker(host)),
     ]),
   )
+  await Promise.all(
+    (state.binlogServers ?? []).flatMap((b) => [stopOurProcess(b.streamPid, streamMarker(b)), stopOurProcessAndChildren(b.sshdPid, join(b.dir, 'sshd_config'))]),
+  )
   if (state.haproxy) await stopLocalHaproxy(state.haproxy)
   if (existsSync(state.configFile) && readFileSync(state.configFile, 'utf8').includes(`# written by mha sandbox up`)) rmSync(state.configFile)
   rmSync(state.dir, {recursive: true, force: true})
@@ -379,6 +394,79 @@ export async function sandboxAddHost(state: SandboxState): Promise<SandboxHost> 
   return host
 }
 
+const streamMarker = (b: SandboxBinlogServer) => join(b.dir, 'client.cnf')
+
+/**
+ * A binlog server beside a running sandbox, on its own address: an sshd (its key in the sandbox's known_hosts)
+ * and `mariadb-binlog --read-from-remote-server --raw --stop-never` copying `master`'s binlogs from the first
+ * one on into its binlog directory. The cluster file gets a binlog_servers entry.
+ */
+export async function sandboxAddBinlogServer(state: SandboxState, name: string, ip: string, master: string): Promise<SandboxBinlogServer> {
+  const programs = checkPrerequisites()
+  if (await portOpen(ip, 22, 200)) throw new UserError(`${ip}:22 is already in use; stop what listens there first`)
+  const dir = join(state.dir, name)
+  const server: SandboxBinlogServer = {name, ip, dir, binlogDir: join(dir, 'binlogs'), sshdPid: undefined, streamPid: undefined}
+  mkdirSync(server.binlogDir, {recursive: true})
+  // The sshd of a host of its own: sshdConfig needs only its address, folder and name.
+  const asHost: SandboxHost = {index: 0, name, ip, dir, datadir: server.binlogDir, mariadbdPid: undefined, sshdPid: undefined}
+  const hostKey = join(dir, 'ssh_host_ed25519_key')
+  run(programs['ssh-keygen']!, ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', hostKey], 'ssh-keygen')
+  writeFileSync(sshdMarker(asHost), sshdConfig(asHost, state.dir))
+  state.binlogServers = [...(state.binlogServers ?? []), server]
+  server.sshdPid = startDetached(programs.sshd!, ['-D', '-e', '-f', sshdMarker(asHost)], join(dir, 'sshd.log'))
+  writeState(state)
+  const [type, key] = readFileSync(`${hostKey}.pub`, 'utf8').trim().split(/\s+/)
+  writeFileSync(join(state.dir, 'known_hosts'), readFileSync(join(state.dir, 'known_hosts'), 'utf8') + `${ip} ${type} ${key}\n`)
+  await waitFor(`sshd on ${ip}:22 (see ${join(dir, 'sshd.log')})`, 20_000, async () => {
+    if (!isOurProcess(server.sshdPid, sshdMarker(asHost))) throw new UserError(`sshd on ${ip} exited at start; see ${join(dir, 'sshd.log')}`)
+    return await portOpen(ip, 22)
+  })
+  await startBinlogStream(state, name, master)
+  writeFileSync(state.configFile, clusterYaml(state))
+  return server
+}
+
+/** Starts the binlog server's mariadb-binlog copying `master`'s binlogs (the password in a 0600 file, not on its command line). */
+export async function startBinlogStream(state: SandboxState, name: string, master: string): Promise<void> {
+  const server = binlogServerNamed(state, name)
+  const source = hostNamed(state, master)
+  writeSecret(streamMarker(server), ['[client]', `host=${source.ip}`, 'port=3306', 'user=repl', `password=${secretsOf(state.dir).repl.reveal()}`].join('\n'))
+  const first = 'mysql-bin.000001'
+  server.streamPid = startDetached(
+    findProgram('mariadb-binlog')!,
+    [`--defaults-file=${streamMarker(server)}`, '--read-from-remote-server', '--raw', '--stop-never', `--stop-never-slave-server-id=${1000 + state.binlogServers!.indexOf(server)}`, `--result-file=${server.binlogDir}/`, first],
+    join(server.dir, 'mariadb-binlog.log'),
+  )
+  writeState(state)
+  await waitFor(`mariadb-binlog on ${name} to copy ${first}`, 20_000, () => {
+    if (!isOurProcess(server.streamPid, streamMarker(server))) throw new UserError(`mariadb-binlog on ${name} exited at start; see ${join(server.dir, 'mariadb-binlog.log')}`)
+    return existsSync(join(server.binlogDir, first))
+  })
+}
+
+/** Stops the binlog server's copying (its sshd stays). */
+export async function stopBinlogStream(state: SandboxState, name: string): Promise<void> {
+  const server = binlogServerNamed(state, name)
+  await stopOurProcess(server.streamPid, streamMarker(server))
+}
+
+/** The binlog server's host gone or back, as far as SSH goes. */
+export async function setBinlogServerSshd(state: SandboxState, name: string, running: boolean): Promise<void> {
+  const server = binlogServerNamed(state, name)
+  const marker = join(server.dir, 'sshd_config')
+  if (!running) return await stopOurProcessAndChildren(server.sshdPid, marker)
+  if (isOurProcess(server.sshdPid, marker)) return
+  server.sshdPid = startDetached(findProgram('sshd')!, ['-D', '-e', '-f', marker], join(server.dir, 'sshd.log'))
+  writeState(state)
+  await waitFor(`sshd on ${server.ip}:22`, 10_000, () => portOpen(server.ip, 22))
+}
+
+function binlogServerNamed(state: SandboxState, name: string): SandboxBinlogServer {
+  const server = state.binlogServers?.find((b) => b.name === name)
+  if (!server) throw new UserError(`sandbox ${state.cluster} has no binlog server "${name}"`)
+  return server
+}
+
 function newPassword(): string {
   return randomBytes(18).toString('base64url')
 }
@@ -465,6 +553,9 @@ function clusterYaml(state: SandboxState): string {
       ...(h.index === 2 ? {candidate_master: true} : {}),
       rebuild: {datadir: h.datadir, stop_command: stopCommand(h), start_command: startCommand(h)},
     })),
+    ...(state.binlogServers?.length
+      ? {binlog_servers: state.binlogServers.map((b) => ({name: b.name, hostname: b.ip, master_binlog_dir: b.binlogDir, remote_workdir: join(b.dir, 'work')}))}
+      : {}),
     ...(state.haproxy
       ? {
           routing: {

@@ -1,4 +1,4 @@
-import {endpointOf} from '../inspect/inspect.js'
+import {endpointOf, quickAnswerMs} from '../inspect/inspect.js'
 import {ServerConnection, SqlError} from '../inspect/mysql.js'
 import {hookAccepted, passwordsFor, runHook} from '../hooks/run.js'
 import type {Step} from '../plan/types.js'
@@ -11,11 +11,9 @@ type Fence = Extract<Step, {type: 'fence_master'}>
  * A short connect: a dead master must not hold the failover up for the usual timeout. It was just found
  * silent; a master that still answers SQL does within a second (as watch's retried pings assume).
  */
-const reachTimeoutMs = (ctx: StepContext) => Math.min(ctx.cluster.monitor.connectTimeoutMs, 1000)
-
 async function reach(step: Fence, ctx: StepContext): Promise<ServerConnection | null> {
   try {
-    return await ServerConnection.open(endpointOf(ctx.cluster, ctx.server(step.server)), reachTimeoutMs(ctx))
+    return await ServerConnection.open(endpointOf(ctx.cluster, ctx.server(step.server)), quickAnswerMs(ctx.cluster))
   } catch (error) {
     if (error instanceof SqlError && (error.kind === 'unreachable' || error.kind === 'timeout')) return null
     throw error
@@ -31,7 +29,7 @@ export const fenceMaster: StepHandler<Fence> = {
     // mha watch's last ping, silent less than one short connect ago, is that look: waiting for another would only
     // add its timeout to the failover (a host gone without a reset).
     const silent = ctx.silentAtPlanning(step.server)
-    if (silent && silent.ageMs <= reachTimeoutMs(ctx)) return {done: true, reason: `${step.server} did not answer SQL to mha watch ${silent.ageMs} ms ago (${silent.message}), so it takes no writes`}
+    if (silent && silent.ageMs <= quickAnswerMs(ctx.cluster)) return {done: true, reason: `${step.server} did not answer SQL to mha watch ${silent.ageMs} ms ago (${silent.message}), so it takes no writes`}
     const conn = await reach(step, ctx)
     if (!conn) return {done: true, reason: `${step.server} does not answer SQL, so it takes no writes`}
     try {

@@ -61,7 +61,10 @@ export const saveRelayDiff: StepHandler<SaveDiff> = {
   },
 }
 
-/** The dead master's binlog after what any replica received, copied over SSH to the manager. */
+/**
+ * The dead master's binlog after what any replica received, copied over SSH to the manager: from the dead
+ * master's host, or from the binlog server the plan names (its host and directories as the cluster file says now).
+ */
 export const saveMasterBinlog: StepHandler<Save> = {
   check(step, ctx) {
     return Promise.resolve(savedAlready(masterTailFile(step, ctx), ctx))
@@ -69,10 +72,16 @@ export const saveMasterBinlog: StepHandler<Save> = {
   async act(step, ctx) {
     const p = step.params
     if (!p.dir) throw new Error(`${step.server}: the plan has no binlog directory to read`)
+    const holder = p.binlogServer ?? step.server
+    if (p.binlogServer !== undefined) {
+      const configured = ctx.cluster.binlogServers.find((b) => b.name === p.binlogServer)
+      if (!configured) throw new Error(`step ${step.id}: binlog server ${p.binlogServer} is not in ${ctx.cluster.file} any more; nothing was copied`)
+      if (!configured.masterBinlogDirs.includes(p.dir)) throw new Error(`step ${step.id}: ${p.dir} is not one of binlog server ${p.binlogServer}'s master_binlog_dir in ${ctx.cluster.file}; nothing was copied`)
+    }
     const file = masterTailFile(step, ctx)
-    const saved = await saveBinlogTail(await ctx.ssh(step.server), p.dir, p.files, p.from, file)
-    if (saved.trimmed > 0) ctx.note(`${step.server}: ${saved.trimmed} bytes of an incomplete final transaction were left out of the saved binlog`)
-    return recordSaved(file, ctx, {file: basename(file), end: saved.end, bytes: saved.bytes})
+    const saved = await saveBinlogTail(await ctx.ssh(holder), p.dir, p.files, p.from, file)
+    if (saved.trimmed > 0) ctx.note(`${holder}: ${saved.trimmed} bytes of an incomplete final transaction were left out of the saved binlog`)
+    return recordSaved(file, ctx, {file: basename(file), end: saved.end, bytes: saved.bytes, trimmed: saved.trimmed})
   },
   verify(_step, _ctx, outputs) {
     return typeof outputs.file === 'string' ? Promise.resolve() : Promise.reject(new Error('no saved binlog file recorded'))
@@ -97,7 +106,10 @@ export function savedFile(ctx: StepContext, ref: OutputRef): string {
 function tailUsable(step: Apply, ctx: StepContext, tail: OutputRef): boolean {
   const newMaster = ctx.plan.decision.newMaster
   if (step.server === newMaster) {
-    if (ctx.outcome(tail.fromStep) === 'done') return true
+    if (ctx.outcome(tail.fromStep) === 'done') {
+      copyEndsInsideTransaction(ctx, tail)
+      return true
+    }
     const from = ctx.plan.steps.find((s) => s.id === tail.fromStep)
     const after = from?.type === 'save_master_binlog' ? formatCoordinates(from.params.from) : 'the saved position'
     ctx.declareLoss(`events after ${after} in ${from?.server ?? 'the dead master'}'s binlog are lost: it could not be saved (${tail.fromStep} failed), so ${newMaster} was recovered without it`)
@@ -107,6 +119,20 @@ function tailUsable(step: Apply, ctx: StepContext, tail: OutputRef): boolean {
   const masterApply = ctx.plan.steps.find((s) => s.type === 'apply_logs' && s.server === newMaster)
   if (!masterApply || ctx.outcome(masterApply.id) !== 'done') return false
   return ctx.output(masterApply.id, 'tailApplied') === true
+}
+
+/**
+ * A master writes each transaction into its binlog whole, at commit: a binlog server's copy that ends inside one
+ * shows that the master logged more than the copy holds, and that is lost with the master's host.
+ */
+function copyEndsInsideTransaction(ctx: StepContext, tail: OutputRef): void {
+  const save = ctx.plan.steps.find((s) => s.id === tail.fromStep)
+  if (save?.type !== 'save_master_binlog' || save.params.binlogServer === undefined) return
+  const trimmed = Number(ctx.output(tail.fromStep, 'trimmed'))
+  if (trimmed > 0)
+    ctx.declareLoss(
+      `events after ${formatCoordinates(ctx.output(tail.fromStep, 'end') as {file: string; pos: number})} in ${save.server}'s binlog are lost: binlog server ${save.params.binlogServer}'s copy ends inside a transaction there (${trimmed} bytes of it), which ${save.server} had logged whole, and ${save.server}'s host cannot be read`,
+    )
 }
 
 /** Where the relay diff a step applies ends, in the dead master's binlog: the plan's save step says. */

@@ -62,15 +62,16 @@ export const blockWrites: StepHandler<Of<'block_writes'>> = {
     try {
       for (const sql of dialect.setReadOnly(true)) await conn.execute(sql)
       await opening
-      const holder = lock ? await lockAgainstEveryone(step.server, ctx, deadline) : undefined
-      const ours = [conn.threadId, ...(holder ? [holder] : [])]
-      // FTWRL has waited for every commit under way and admits none: its position is final, and a client can only wait
-      // (it is killed before the lock goes). Should a write still slip past, wait_caught_up finds the source moved and
-      // refuses before the promotion.
-      if (lock) return await binaryLogPosition(ctx, step.server)
+      if (lock) {
+        await lockAgainstEveryone(step.server, ctx, deadline)
+        // FTWRL has waited for every commit under way and admits none: its position is final, and a client can only
+        // wait (it is killed before the lock goes). Should a write still slip past, wait_caught_up finds the source
+        // moved and refuses before the promotion.
+        return await binaryLogPosition(ctx, step.server)
+      }
       for (;;) {
         // Without the lock any statement may write: clients are killed until none is left running one.
-        const clients = await clientThreads(conn, ours)
+        const clients = await clientThreads(conn, [conn.threadId])
         const writers = clients.filter((t) => t.command !== 'Sleep')
         for (const t of clients) await conn.execute(`KILL ${t.id}`).catch(() => undefined)
         const first = await binaryLogPosition(ctx, step.server)
@@ -100,7 +101,7 @@ export const blockWrites: StepHandler<Of<'block_writes'>> = {
  * (a long statement would hold FTWRL, and every writer queued behind it, until it ends), then waits at most
  * lock_wait_timeout. A try that fails is killed on the server, so that no half-taken lock outlives it.
  */
-async function lockAgainstEveryone(server: string, ctx: StepContext, deadline: number): Promise<number> {
+async function lockAgainstEveryone(server: string, ctx: StepContext, deadline: number): Promise<void> {
   const conn = await ctx.sql(server)
   const seconds = Math.max(1, Math.min(3, Math.floor(ctx.timeoutMs / 2000)))
   for (let attempt = 1; ; attempt++) {
@@ -109,7 +110,7 @@ async function lockAgainstEveryone(server: string, ctx: StepContext, deadline: n
       for (const t of await clientThreads(conn, [holder.threadId])) await conn.execute(`KILL ${t.id}`).catch(() => undefined)
       await holder.execute(`SET SESSION lock_wait_timeout = ${seconds}`)
       await holder.execute('FLUSH TABLES WITH READ LOCK', (seconds + 5) * 1000)
-      return holder.threadId
+      return
     } catch (error) {
       await conn.execute(`KILL ${holder.threadId}`).catch(() => undefined)
       await ctx.releaseSession(server, WRITE_BLOCK).catch(() => undefined)

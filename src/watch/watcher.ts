@@ -10,7 +10,7 @@ import {planDigest, readPlan} from '../plan/plan-file.js'
 import {replicatesFrom, sourceServer, topologyOf} from '../analysis/topology.js'
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import {dialectFor, parseServerVersion} from '../dialect/index.js'
-import {endpointOf, inspectCluster, sshTargetOf} from '../inspect/inspect.js'
+import {endpointOf, inspectCluster, quickAnswerMs, sshTargetOf} from '../inspect/inspect.js'
 import {ServerConnection, SqlError} from '../inspect/mysql.js'
 import {defaultPlanPath, toolVersion, writePlan} from '../plan/plan-file.js'
 import {planFor} from '../plan/planner.js'
@@ -83,7 +83,7 @@ const sshProbeMs = 1000
 const probeTimeoutMs = 1000
 
 /** A healthy master's ping without an answer for this long has its retry started beside it: half the ping's own timeout. */
-const silentPingMs = (cluster: ClusterConfig) => Math.min(cluster.monitor.connectTimeoutMs, 1000) / 2
+const silentPingMs = (cluster: ClusterConfig) => quickAnswerMs(cluster) / 2
 
 /** How late the silence timer may fire before this process counts as too busy to tell silence from its own lag. */
 const busyLagMs = 100
@@ -461,18 +461,18 @@ export class ClusterWatcher {
     // The SSH probes start here only on kept sessions (a command each, no handshake) and while this process keeps
     // time: a timer that fired late says it is busy (a thousand clusters starting) and the ping may only be
     // waiting for it. Otherwise they wait for a failed ping, as they would without the overlap.
-    const busy = !this.cluster.monitor.keepSshOpen || performance.now() - armed > wait + busyLagMs
-    if (!busy) this.#startProbes(master)
+    const probeNow = this.cluster.monitor.keepSshOpen && performance.now() - armed <= wait + busyLagMs
+    if (probeNow) this.#startProbes(master)
     const retry = this.#retryPing(master)
     const result = await pinging
     if (result.ok) {
       void retry.then((r) => r.conn?.close().catch(() => undefined))
-      return {result, retried: false, probed: !busy}
+      return {result, retried: false, probed: probeNow}
     }
     const again = await retry
     if (!again.conn) {
       this.#lastFailureAt = Date.now()
-      return {result, retried: true, probed: !busy}
+      return {result, retried: true, probed: probeNow}
     }
     // The retry answered: the master is alive, and its connection is the one kept.
     this.#masterReadOnly = again.readOnly
@@ -481,12 +481,12 @@ export class ClusterWatcher {
       this.#conn = again.conn
       this.#conn.onLost(() => this.#wake())
     }
-    return {result: {ok: true}, retried: false, probed: !busy}
+    return {result: {ok: true}, retried: false, probed: probeNow}
   }
 
   /** A second look at a master whose ping is silent: a new connection and the same question, at most one short timeout. */
   async #retryPing(master: ServerConfig): Promise<{conn?: ServerConnection; readOnly: boolean}> {
-    const timeout = Math.min(this.cluster.monitor.connectTimeoutMs, 1000)
+    const timeout = quickAnswerMs(this.cluster)
     let conn: ServerConnection | undefined
     try {
       conn = await ServerConnection.open(endpointOf(this.cluster, master), timeout)
@@ -542,7 +542,7 @@ export class ClusterWatcher {
   async #replicationThreads(): Promise<string | undefined> {
     if (!this.#conn || this.cluster.monitor.pingType === 'connect') return undefined
     try {
-      const rows = await this.#conn.query("SELECT ID AS id FROM information_schema.PROCESSLIST WHERE COMMAND IN ('Binlog Dump', 'Binlog Dump GTID') ORDER BY ID", [], Math.min(this.cluster.monitor.connectTimeoutMs, 1000))
+      const rows = await this.#conn.query("SELECT ID AS id FROM information_schema.PROCESSLIST WHERE COMMAND IN ('Binlog Dump', 'Binlog Dump GTID') ORDER BY ID", [], quickAnswerMs(this.cluster))
       return rows.map((r) => String(r.id)).join(',')
     } catch {
       return undefined
@@ -601,7 +601,7 @@ export class ClusterWatcher {
   async #ping(master: ServerConfig): Promise<Observation['master']> {
     // After a failure the next tries come quickly and wait at most a second each: a silent master costs one
     // full timeout, not failures_before_dead of them.
-    const timeout = this.failures > 0 ? Math.min(this.cluster.monitor.connectTimeoutMs, 1000) : this.cluster.monitor.connectTimeoutMs
+    const timeout = this.failures > 0 ? quickAnswerMs(this.cluster) : this.cluster.monitor.connectTimeoutMs
     const started = Date.now()
     try {
       if (this.cluster.monitor.pingType === 'connect' || !this.#conn) {
@@ -618,7 +618,7 @@ export class ClusterWatcher {
         // The same round trip tells whether it is still a master: an external switchover sets it read only.
         // A trivial query on an open connection answers in milliseconds: a second without one is a failure
         // (only suspect: death still needs the replicas or the other routes to agree).
-        const row = await this.#conn.queryOne('SELECT @@global.read_only AS ro', [], Math.min(timeout, 1000))
+        const row = await this.#conn.queryOne('SELECT @@global.read_only AS ro', [], quickAnswerMs(this.cluster))
         this.#masterReadOnly = Number(row?.ro) === 1
       }
       if (this.cluster.monitor.pingType === 'connect') {

@@ -226,6 +226,18 @@ export async function expectRoles(s: TestSandbox, master: string, acked: number[
 }
 
 /**
+ * mhatest.t with the row (1, 1), made on db1 and waited for on db2: a test then holds that row there to keep db2
+ * behind. Until replication has created the table on db2, its query fails: not yet, not an error.
+ */
+export async function tableOfOneRow(s: TestSandbox): Promise<void> {
+  await s.sql('db1', async (c) => {
+    await c.execute('CREATE TABLE mhatest.t (id INT PRIMARY KEY, v INT)')
+    await c.execute('INSERT INTO mhatest.t VALUES (1, 1)')
+  })
+  await waitFor('db2 to have the row', 10_000, async () => Number((await s.sql('db2', (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.t')).catch(() => undefined))?.n) === 1)
+}
+
+/**
  * A replica's SQL thread held on a row lock (a backup or a long report would do the same): after the master's
  * death the failover's wait for its relay log cannot end until the lock goes, so a manager can be killed or
  * frozen in the middle of its apply, at a step known in advance.

@@ -10,7 +10,7 @@ import {HaproxyRuntime} from '../../src/routing/haproxy.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {secretsOf} from '../../src/sandbox/sandbox.js'
-import {expectRoles, runMha, startSandbox, watchWriters, type TestSandbox} from './harness.js'
+import {expectRoles, runMha, startSandbox, tableOfOneRow, watchWriters, type TestSandbox} from './harness.js'
 
 // Online switchovers of a sandbox on 127.0.0.186-188 behind a real haproxy on 127.0.0.189, its clients writing
 // only through the proxy's frontend.
@@ -92,12 +92,7 @@ describe('online switchover through a haproxy', () => {
     sandbox = await startSandbox('itswpxr', 186, {haproxyAddress: '127.0.0.189'})
     const s = sandbox
     writeFileSync(s.configFile, readFileSync(s.configFile, 'utf8') + 'failover: {wait_timeout: 2}\n')
-    await s.sql('db1', async (c) => {
-      await c.execute('CREATE TABLE mhatest.t (id INT PRIMARY KEY, v INT)')
-      await c.execute('INSERT INTO mhatest.t VALUES (1, 1)')
-    })
-    // Until replication has created the table there, the query fails: not yet, not an error.
-    await waitFor('db2 to have the row', 10_000, async () => Number((await s.sql('db2', (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.t')).catch(() => undefined))?.n) === 1)
+    await tableOfOneRow(s)
     const file = join(plans, 'rollback.json')
     const planned = await runMha(['plan', '--config', s.configFile, '--switchover', '--to', 'db2', '-o', file])
     expect(planned.code, planned.stderr + planned.stdout).toBe(2)
@@ -140,12 +135,7 @@ describe('online switchover through a haproxy', () => {
     // the wait must outlast that.
     writeFileSync(s.configFile, readFileSync(s.configFile, 'utf8') + 'failover: {wait_timeout: 20}\nswitchover: {max_lag_seconds: 60}\n')
     await WriteLoad.prepare(s.state, 'db1')
-    await s.sql('db1', async (c) => {
-      await c.execute('CREATE TABLE mhatest.t (id INT PRIMARY KEY, v INT)')
-      await c.execute('INSERT INTO mhatest.t VALUES (1, 1)')
-    })
-    // Until replication has created the table there, the query fails: not yet, not an error.
-    await waitFor('db2 to have the row', 10_000, async () => Number((await s.sql('db2', (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.t')).catch(() => undefined))?.n) === 1)
+    await tableOfOneRow(s)
     const file = join(plans, 'frozen.json')
     const planned = await runMha(['plan', '--config', s.configFile, '--switchover', '--to', 'db2', '-o', file])
     expect(planned.code, planned.stderr + planned.stdout).toBe(2)

@@ -7,7 +7,7 @@ import type {ApplyReport} from '../../src/apply/events.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {secretsOf} from '../../src/sandbox/sandbox.js'
-import {expectRoles, runMha, startSandbox, type TestSandbox} from './harness.js'
+import {expectRoles, runMha, startSandbox, tableOfOneRow, type TestSandbox} from './harness.js'
 
 let sandbox: TestSandbox | undefined
 const plansDir = mkdtempSync(join(tmpdir(), 'mha-it-switch-'))
@@ -61,12 +61,7 @@ describe('online switchover rollback', () => {
     const hookLog = join(hookDir, 'calls.log')
     writeFileSync(join(hookDir, 'online'), `#!/bin/sh\necho "online $*" >> ${hookLog}\nexit 0\n`, {mode: 0o755})
     writeFileSync(s.configFile, readFileSync(s.configFile, 'utf8') + `failover: {wait_timeout: 2}\nhooks:\n  master_ip_online_change: ${hookDir}/online\n`)
-    await s.sql('db1', async (c) => {
-      await c.execute('CREATE TABLE mhatest.t (id INT PRIMARY KEY, v INT)')
-      await c.execute('INSERT INTO mhatest.t VALUES (1, 1)')
-    })
-    // Until replication has created the table there, the query fails: not yet, not an error.
-    await waitFor('db2 to have the row', 10_000, async () => Number((await s.sql('db2', (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.t')).catch(() => undefined))?.n) === 1)
+    await tableOfOneRow(s)
     const file = join(plansDir, 'rollback.json')
     const planned = await runMha(['plan', '--config', s.configFile, '--switchover', '--to', 'db2', '-o', file])
     expect(planned.code, planned.stderr + planned.stdout).toBe(2)

@@ -146,19 +146,35 @@ describe('importMhaConfig', () => {
     expect(r.notCarried).toEqual([{param: 'repl_user', where: 'app.cnf', reason: expect.stringContaining('check it')}])
   })
 
-  it('lists unknown parameters, binlog servers and values the schema keeps cluster-wide', () => {
+  it('imports [binlogN] blocks as binlog_servers, inheriting [server default] as MHA does and writing only what differs', () => {
     const r = fromText(
-      '[server default]\npassword=s3cret\nping_intervall=2\n[server1]\nhostname=a\nping_type=insert\n[server2]\nhostname=b\nmanager_log=/var/log/mha.log\n[binlog1]\nhostname=c\n',
+      '[server default]\npassword=s3cret\nrepl_user=repl\nssh_user=mha\nmaster_binlog_dir=/var/lib/mysql\n[server1]\nhostname=a\n[server2]\nhostname=b\n[binlog2]\nhostname=c2\n[binlog1]\nhostname=c1\nssh_port=2222\nmaster_binlog_dir=/srv/binlogs, /srv/old\nssh_host=c1-admin\n',
+    )
+    expect(r.notCarried).toEqual([])
+    expect(data(r).binlog_servers).toEqual([
+      {name: 'binlog1', hostname: 'c1', ssh_host: 'c1-admin', ssh_port: 2222, master_binlog_dir: ['/srv/binlogs', '/srv/old']},
+      {name: 'binlog2', hostname: 'c2'},
+    ])
+    const cluster = load(r, 'app')
+    expect(cluster.binlogServers.map((b) => [b.name, b.sshHost, b.sshPort, b.sshUser, b.masterBinlogDirs])).toEqual([
+      ['binlog1', 'c1-admin', 2222, 'mha', ['/srv/binlogs', '/srv/old']],
+      ['binlog2', 'c2', 22, 'mha', ['/var/lib/mysql']],
+    ])
+    expect(failure('[server1]\nhostname=a\n[binlog1]\nmaster_binlog_dir=/x\n')).toBe('app.cnf:3: [binlog1] has no hostname; add hostname=HOST')
+  })
+
+  it('lists unknown parameters and values the schema keeps cluster-wide', () => {
+    const r = fromText(
+      '[server default]\npassword=s3cret\nping_intervall=2\n[server1]\nhostname=a\nping_type=insert\n[server2]\nhostname=b\nmanager_log=/var/log/mha.log\n',
     )
     expect(r.notCarried.map((n) => [n.param, n.where])).toEqual([
       ['ping_intervall', 'app.cnf:3'],
       ['manager_log', 'app.cnf:9'],
-      ['[binlog1]', 'app.cnf:10'],
       ['ping_type', 'app.cnf:7'],
       ['repl_user', 'app.cnf'],
     ])
     expect(r.notCarried[0]!.reason).toBe('unknown to MHA 0.58')
-    expect(r.notCarried[3]!.reason).toBe("[server2] differs from [server1]; mha has one value per cluster and keeps [server1]'s")
+    expect(r.notCarried[2]!.reason).toBe("[server2] differs from [server1]; mha has one value per cluster and keeps [server1]'s")
     expect(JSON.stringify(r.notCarried)).not.toContain('s3cret')
     expect(data(r).user).toBe('root')
     expect(r.secrets).toEqual([{field: 'password', value: 's3cret'}])
