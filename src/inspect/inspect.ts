@@ -138,7 +138,8 @@ export async function readSqlFacts(conn: ServerConnection, replUser: string): Pr
   const lockWaits = await conn.query(
     "SELECT ID AS id, USER AS user, TIME AS seconds, STATE AS state FROM information_schema.PROCESSLIST WHERE STATE LIKE 'Waiting for %lock' AND TIME >= 1 AND ID <> CONNECTION_ID() ORDER BY ID",
   )
-  const filters = dialect.replicationFiltersQuery ? dialect.parseReplicationFilters(await conn.query(dialect.replicationFiltersQuery)) : undefined
+  // Unknown rather than an error (performance_schema not readable by this account): then SHOW SLAVE STATUS tells them.
+  const filters = dialect.replicationFiltersQuery ? await conn.query(dialect.replicationFiltersQuery).then((rows) => dialect.parseReplicationFilters(rows), () => undefined) : undefined
   return {
     reachable: true,
     version,
