@@ -76,6 +76,17 @@ export function planFor(cluster: ClusterConfig, snapshot: Snapshot, header: Plan
   return plan
 }
 
+/**
+ * The servers a failover plan leaves out that answered when it was made (an unrecoverable or errant replica): done,
+ * with something left for the operator (MHA's exit 10). One unreachable with ignore_fail is what the operator told
+ * mha to ignore, as MHA ignores it; it is not counted.
+ */
+export function leftOutByPlan(plan: Plan): string[] {
+  if (plan.kind !== 'failover') return []
+  const reachable = new Set(plan.observed.servers.filter((s) => s.reachable).map((s) => s.name))
+  return plan.decision.dataLoss.abandoned.filter((name) => reachable.has(name))
+}
+
 function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHeader, dead: ServerConfig, observed: Plan['observed'], outOfService: ReadonlySet<string>): Plan {
   const byName = new Map(snapshot.servers.map((s) => [s.name, s]))
   const notes: string[] = []
