@@ -1,10 +1,10 @@
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import {dialectFor} from '../dialect/index.js'
-import type {ReplicationFilters} from '../dialect/types.js'
 import type {ServerSnapshot, Snapshot, SqlFacts} from '../inspect/types.js'
 import {returningMasters, roleViewsOf, sourceServer, sqlFacts, topologyOf} from './topology.js'
-import {planFor} from '../plan/planner.js'
+import {leftOutByPlan, planFor} from '../plan/planner.js'
 import {missingHookWarnings} from './hooks.js'
+import {filterDifferences, filtersAdvice, filtersOf} from './filters.js'
 import {proxyFindings, type ProxyRow} from './routing.js'
 import type {ProxyObservation} from '../routing/observe.js'
 
@@ -126,7 +126,8 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot, options
       add('warning', 'slow_detection', server.name, `${server.name}: slave_net_timeout=${f.slaveNetTimeout} s: its IO thread notices a master gone without a reset only after that long, so mha watch must rely on the other routes (SSH to the replicas' hosts) for such a death; SET GLOBAL slave_net_timeout=10 (and MASTER_HEARTBEAT_PERIOD below it) to let the replicas confirm it themselves`)
     const heartbeat = slowHeartbeat(server.name, f)
     if (heartbeat) add('warning', 'slow_heartbeat', server.name, heartbeat)
-    if (!f.readOnly) add('error', 'replica_writable', server.name, `${server.name} is a replica but read_only=0, so clients can write to it; SET GLOBAL read_only=1`)
+    // A failover goes ahead with it (MHA's check_repl only warns): said as what it risks, not as what stops one.
+    if (!f.readOnly) add('warning', 'replica_writable', server.name, `${server.name} is a replica but read_only=0, so clients can write to it (writes a failover may not carry over); SET GLOBAL read_only=1`)
     if (!f.logBin) add('warning', 'log_bin_off', server.name, `${server.name}: log_bin is off, so it can never become the master`)
     else if (!f.logSlaveUpdates) add('warning', 'log_slave_updates_off', server.name, `${server.name}: log_slave_updates is off; after promotion the other replicas could not be re-pointed by GTID`)
   }
@@ -136,7 +137,12 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot, options
     for (const [server, f] of replicaFacts)
       if (f.relayLogPurge) add('warning', 'relay_log_purge_on', server.name, `${server.name}: relay_log_purge=1 may delete the relay logs that recover lagging replicas; set relay_log_purge=0`)
 
-  if (cluster.failover.checkReplFilter) checkFilters(replicaFacts, add)
+  // The master's own filters count too: after a switchover it is a replica, and its filters then skip writes.
+  if (cluster.failover.checkReplFilter) {
+    const masterFacts = master ? factsOf(master) : undefined
+    const compared = [...(master && masterFacts ? [filtersOf(master.name, masterFacts)] : []), ...replicaFacts.map(([server, f]) => filtersOf(server.name, f))]
+    for (const difference of filterDifferences(compared)) add('error', 'filters_differ', null, `${difference}: ${filtersAdvice}`)
+  }
   checkVersions(cluster, snapshot, add)
 
   // SSH: every host reachable, binlogs readable, mysqlbinlog present, workdir writable.
@@ -194,7 +200,10 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot, options
   // With the master dead, what matters is whether mha can plan the failover now.
   if (masterDead) {
     try {
-      planFor(cluster, snapshot, {tool: 'mha check', createdAt: new Date(0).toISOString(), configFile: cluster.file}, {outOfService: [...out.keys()]})
+      const plan = planFor(cluster, snapshot, {tool: 'mha check', createdAt: new Date(0).toISOString(), configFile: cluster.file}, {outOfService: [...out.keys()]})
+      // The failover would go ahead without them, and its apply ends with exit 10 naming them: said here the same way.
+      for (const name of leftOutByPlan(plan))
+        add('warning', 'failover_leaves_out', name, `a failover now would leave ${name} out (${plan.decision.notes.find((n) => n.startsWith(`${name} `)) ?? 'it cannot be recovered'}); mha apply would end with exit 10 and ${name} to rebuild`)
     } catch (error) {
       add('error', 'failover_not_plannable', master?.name ?? null, `the master is dead but no failover can be planned: ${error instanceof Error ? error.message : String(error)}`)
     }
@@ -250,25 +259,6 @@ function replicationMode(cluster: ClusterConfig, replicas: SqlFacts[], add: Add)
     add('error', 'gtid_mode_mixed', null, 'gtid_mode differs between servers; set it the same everywhere')
   if (cluster.gtid === 'on' && !allGtid) add('error', 'gtid_required', null, 'replication.gtid is "on" but the replicas do not all replicate with GTID')
   return cluster.gtid === 'off' || !allGtid ? 'file' : 'gtid'
-}
-
-function normaliseFilter(value: string): string {
-  return [...new Set(value.split(',').map((v) => v.trim()).filter(Boolean))].sort().join(',')
-}
-
-function checkFilters(replicas: [ServerConfig, SqlFacts][], add: Add): void {
-  const keys: (keyof ReplicationFilters)[] = ['doDb', 'ignoreDb', 'doTable', 'ignoreTable', 'wildDoTable', 'wildIgnoreTable']
-  const first = replicas[0]
-  if (!first) return
-  for (const [server, f] of replicas.slice(1))
-    for (const key of keys) {
-      const a = normaliseFilter(first[1].replica!.filters[key])
-      const b = normaliseFilter(f.replica!.filters[key])
-      if (a !== b) add('error', 'filters_differ', server.name, `replication filter ${key} differs: ${first[0].name} has "${a}", ${server.name} has "${b}"; make them identical`)
-    }
-  const binlogDo = new Set(replicas.map(([, f]) => normaliseFilter(f.binaryLog?.doDb ?? '')))
-  const binlogIgnore = new Set(replicas.map(([, f]) => normaliseFilter(f.binaryLog?.ignoreDb ?? '')))
-  if (binlogDo.size > 1 || binlogIgnore.size > 1) add('error', 'binlog_filters_differ', null, 'binlog_do_db/binlog_ignore_db differ between replicas; make them identical')
 }
 
 function checkVersions(cluster: ClusterConfig, snapshot: Snapshot, add: Add): void {

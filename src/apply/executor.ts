@@ -8,7 +8,7 @@ import {parseServerVersion} from '../dialect/version.js'
 import {resumeChanges} from '../plan/resume.js'
 import {liveProblems, planProblems, roleProblems, targetProblem, type RoleState} from '../plan/validate.js'
 import type {ServerSnapshot, Snapshot} from '../inspect/types.js'
-import {observedFacts} from '../plan/planner.js'
+import {leftOutByPlan, observedFacts} from '../plan/planner.js'
 import type {Plan, Step} from '../plan/types.js'
 import {handlerFor} from '../steps/index.js'
 import {repeatFailed, savesToRepeat, workFileName} from '../steps/work-files.js'
@@ -102,6 +102,15 @@ function withLeftOut(statement: string | null, newMaster: string | null, left: {
   if (statement === null || left.length === 0) return statement
   const named = `left out, not proven complete: ${left.map((l) => `${l.server} (${l.reason})`).join('; ')}`
   return statement.startsWith('none: ') ? `${newMaster ?? 'the new master'} lacks nothing (${statement.slice('none: '.length)}); ${named}` : `${statement}; ${named}`
+}
+
+/** The servers a failover plan leaves out from the start (see leftOutByPlan), each with the plan's reason and what to do. */
+function plannedLeftOut(plan: Plan): ApplyReport['leftOut'] {
+  return leftOutByPlan(plan).map((server) => ({
+    server,
+    reason: plan.decision.notes.find((n) => n.startsWith(`${server} `))?.slice(server.length + 1) ?? 'the plan leaves it out',
+    retry: `rebuild ${server} from ${plan.decision.newMaster ?? 'the new master'} ("mha plan --cluster ${plan.cluster} --rebuild ${server}"), or repair it and rejoin it by hand`,
+  }))
 }
 
 export function journalFileOf(planFile: string): string {
@@ -401,7 +410,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
             ].join('; ') || null,
             ctx.notes,
           )
-        return finished({...partial, dataLoss: withLeftOut(partial.dataLoss, plan.decision.newMaster, left), leftOut: left})
+        return finished({...partial, dataLoss: withLeftOut(partial.dataLoss, plan.decision.newMaster, left), leftOut: [...plannedLeftOut(plan), ...left]})
       }
       const failed = report(
           'failed',
@@ -414,9 +423,23 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
       // Nothing is proven of a failover that did not finish: the plan's statement is what it expects, not what is.
       return finished({...failed, dataLoss: failed.dataLoss === null ? null : `not known yet: the failover did not finish (the plan expects: ${failed.dataLoss})`})
     }
-    // Work the operator asked to keep for themselves is done by them: the apply itself did all it was to do (exit 0, as MHA).
+    // Replicas the plan itself left out (unrecoverable, errant, unreachable with ignore_fail): the failover is done,
+    // with something left for the operator, and says so as MHA does (exit 10).
+    const planned = plannedLeftOut(plan)
+    // Work the operator asked to keep for themselves (--skip-change-master, --skip-disable-read-only) is theirs: on
+    // its own it leaves the apply complete (exit 0, as MHA), and is named.
     const todo = plan.decision.leftToOperator?.todo ?? []
-    return finished(report('applied', `${plan.kind} applied: ${plan.decision.summary}`, todo.length ? `left to you, as the plan says: ${todo.join('; ')}` : null, ctx.notes))
+    const leftToYou = todo.length ? `left to you, as the plan says: ${todo.join('; ')}` : null
+    if (planned.length > 0) {
+      const partial = report(
+        'partial',
+        `${plan.kind} applied: ${plan.decision.summary}; ${planned.length} replica${planned.length === 1 ? '' : 's'} left out as planned: ${planned.map((l) => `${l.server} (${l.reason})`).join('; ')}`,
+        [...planned.map((l) => `${l.server}: ${l.retry}`), ...(leftToYou ? [leftToYou] : [])].join('; '),
+        ctx.notes,
+      )
+      return finished({...partial, leftOut: planned})
+    }
+    return finished(report('applied', `${plan.kind} applied: ${plan.decision.summary}`, leftToYou, ctx.notes))
   } finally {
     await ctx.close()
   }

@@ -34,12 +34,15 @@ export function renderCheck(report: CheckReport): string {
   for (const f of report.findings) lines.push(`${f.severity.toUpperCase().padEnd(7)} ${f.message}`)
   if (report.findings.length > 0) lines.push('')
   const errors = report.findings.filter((f) => f.severity === 'error').length
+  const warnings = report.findings.filter((f) => f.severity === 'warning').length
+  // Warnings do not stop a failover, and the verdict says so rather than counting them as problems.
+  const alsoWarnings = warnings === 0 ? '' : ` (and ${warnings} warning${warnings === 1 ? '' : 's'} above, which would not)`
   lines.push(
     report.verdict === 'master_dead'
-      ? `verdict: MASTER DEAD, a failover is possible now: mha plan --cluster ${report.cluster}`
+      ? `verdict: MASTER DEAD, a failover is possible now: mha plan --cluster ${report.cluster}${warnings === 0 ? '' : ` (${warnings} warning${warnings === 1 ? '' : 's'} above)`}`
       : report.failoverPossible
-        ? 'verdict: OK, a failover is possible now'
-        : `verdict: NOT OK, ${errors} problem${errors === 1 ? '' : 's'} would stop a failover`,
+        ? `verdict: OK, a failover is possible now${warnings === 0 ? '' : ` (${warnings} warning${warnings === 1 ? '' : 's'} above)`}`
+        : `verdict: NOT OK, ${errors} problem${errors === 1 ? '' : 's'} would stop a failover${alsoWarnings}`,
   )
   return lines.join('\n')
 }

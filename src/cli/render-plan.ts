@@ -57,7 +57,7 @@ function describeStep(step: Step): string {
     case 'repoint_replica':
       return `${step.server}: ${step.params.preview}; START SLAVE`
     case 'check_switchover':
-      return `${step.server}: check replication health, ${step.params.target}'s lag (<= ${step.params.maxLagSeconds} s) and long updates (< ${step.params.runningUpdatesLimit} s)`
+      return `${step.server}: check replication health, ${step.params.target}'s lag (<= ${step.params.maxLagSeconds} s) long updates (< ${step.params.runningUpdatesLimit} s), filters, a busy target, held table locks and what re-pointing needs`
     case 'block_writes':
       return `${step.server}: SET GLOBAL read_only=1, kill client connections, FLUSH TABLES WITH READ LOCK held by mha where super_read_only is missing, record the final position once it settles`
     case 'release_write_block':

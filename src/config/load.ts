@@ -140,7 +140,7 @@ interface RawCluster {
     max_seconds_behind_master: number
     wait_timeout: number
   }
-  switchover: {max_lag_seconds: number; running_updates_limit: number; orig_master_is_new_slave: boolean}
+  switchover: {max_lag_seconds: number; running_updates_limit: number; running_seconds_limit: number; orig_master_is_new_slave: boolean}
   hooks: {shutdown?: string; master_ip_failover?: string; master_ip_online_change?: string; report?: string; secondary_check?: string; pass_passwords: boolean}
   routing?: {haproxy: RawHaproxy[]}
   servers: RawServer[]
@@ -282,6 +282,7 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
     switchover: {
       maxLagSeconds: raw.switchover.max_lag_seconds,
       runningUpdatesLimit: raw.switchover.running_updates_limit,
+      runningSecondsLimit: raw.switchover.running_seconds_limit,
       origMasterIsNewSlave: raw.switchover.orig_master_is_new_slave,
     },
     hooks: {

@@ -117,7 +117,7 @@ export interface ClusterConfig {
     maxSecondsBehindMaster: number
     waitTimeoutMs: number
   }
-  switchover: {maxLagSeconds: number; runningUpdatesLimit: number; origMasterIsNewSlave: boolean}
+  switchover: {maxLagSeconds: number; runningUpdatesLimit: number; runningSecondsLimit: number; origMasterIsNewSlave: boolean}
   hooks: HookConfig
   /** Proxies in front of the cluster; empty without a routing section. */
   proxies: ProxyConfig[]

@@ -1,4 +1,4 @@
-import {parseBinaryLogStatus, parseMariadbGtidState, parseMariadbHeartbeat, parseMysqlGtidState, parseMysqlHeartbeat, parseReplicaStatus} from './rows.js'
+import {parseBinaryLogStatus, parseMariadbFilters, parseMariadbGtidState, parseMariadbHeartbeat, parseMysqlFilters, parseMysqlGtidState, parseMysqlHeartbeat, parseReplicaStatus} from './rows.js'
 import type {ChangeSourceOptions, Dialect, ServerVersion} from './types.js'
 import {atLeast} from './version.js'
 
@@ -106,6 +106,10 @@ function mariadb(version: ServerVersion): Dialect {
     // MariaDB 10.0 and 10.1 still used the older wording.
     sqlThreadCaughtUpStates: [SLAVE_CAUGHT_UP, 'Slave has read all relay log; waiting for the slave I/O thread to update it'],
     busyWorkersQuery: "SELECT COUNT(*) AS busy FROM information_schema.PROCESSLIST WHERE COMMAND = 'Slave_worker' AND STATE <> 'Waiting for work from SQL thread'",
+    replicationFiltersQuery:
+      'SELECT @@global.replicate_do_db AS replicate_do_db, @@global.replicate_ignore_db AS replicate_ignore_db, @@global.replicate_do_table AS replicate_do_table, ' +
+      '@@global.replicate_ignore_table AS replicate_ignore_table, @@global.replicate_wild_do_table AS replicate_wild_do_table, @@global.replicate_wild_ignore_table AS replicate_wild_ignore_table',
+    parseReplicationFilters: parseMariadbFilters,
   }
 }
 
@@ -150,6 +154,9 @@ function mysql(version: ServerVersion): Dialect {
     // The same stage name in 5.7 and 8.x; the thread was renamed replica_worker in 8.0.26.
     busyWorkersQuery:
       "SELECT COUNT(*) AS busy FROM performance_schema.threads WHERE NAME IN ('thread/sql/slave_worker', 'thread/sql/replica_worker') AND COALESCE(PROCESSLIST_STATE, '') <> 'Waiting for an event from Coordinator'",
+    // 8.0 keeps the global filters in performance_schema; 5.7 shows them only in SHOW SLAVE STATUS.
+    replicationFiltersQuery: atLeast(version, 8, 0) ? 'SELECT FILTER_NAME, FILTER_RULE FROM performance_schema.replication_applier_global_filters' : null,
+    parseReplicationFilters: parseMysqlFilters,
   }
 }
 

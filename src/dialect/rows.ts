@@ -1,4 +1,4 @@
-import type {BinaryLogStatus, GtidState, ReplicaHeartbeat, ReplicaStatus} from './types.js'
+import type {BinaryLogStatus, GtidState, ReplicaHeartbeat, ReplicaStatus, ReplicationFilters} from './types.js'
 
 type Row = Record<string, unknown>
 
@@ -160,5 +160,37 @@ export function parseMysqlGtidState(row: Row): GtidState {
     currentPos: executed,
     strict: flag(col.text('enforce_gtid_consistency')),
     domainId: null,
+  }
+}
+
+/** The row of the MariaDB filters query in index.ts: the global replicate_* variables. */
+export function parseMariadbFilters(rows: readonly Row[]): ReplicationFilters {
+  const col = columns(rows[0] ?? {})
+  return {
+    doDb: col.optionalText('replicate_do_db'),
+    ignoreDb: col.optionalText('replicate_ignore_db'),
+    doTable: col.optionalText('replicate_do_table'),
+    ignoreTable: col.optionalText('replicate_ignore_table'),
+    wildDoTable: col.optionalText('replicate_wild_do_table'),
+    wildIgnoreTable: col.optionalText('replicate_wild_ignore_table'),
+  }
+}
+
+/** MySQL 8's global filters: one row per configured filter (FILTER_NAME REPLICATE_DO_DB ..., FILTER_RULE a list). */
+export function parseMysqlFilters(rows: readonly Row[]): ReplicationFilters {
+  const rule = (name: string) =>
+    rows
+      .map((r) => columns(r))
+      .filter((col) => col.text('FILTER_NAME').toUpperCase() === name)
+      .map((col) => col.optionalText('FILTER_RULE'))
+      .filter(Boolean)
+      .join(',')
+  return {
+    doDb: rule('REPLICATE_DO_DB'),
+    ignoreDb: rule('REPLICATE_IGNORE_DB'),
+    doTable: rule('REPLICATE_DO_TABLE'),
+    ignoreTable: rule('REPLICATE_IGNORE_TABLE'),
+    wildDoTable: rule('REPLICATE_WILD_DO_TABLE'),
+    wildIgnoreTable: rule('REPLICATE_WILD_IGNORE_TABLE'),
   }
 }

@@ -135,6 +135,13 @@ export interface Dialect {
    * "has read all relay log" while workers still apply (or wait on a lock): positions are settled only at 0.
    */
   busyWorkersQuery: string
+  /**
+   * The server's own replicate-* filters, which a master has too although it replicates from nobody (MariaDB: the
+   * global variables; MySQL 8: performance_schema.replication_applier_global_filters). null where only SHOW SLAVE
+   * STATUS tells them (MySQL 5.7): then a master's are unknown.
+   */
+  replicationFiltersQuery: string | null
+  parseReplicationFilters(rows: readonly Record<string, unknown>[]): ReplicationFilters
 }
 
 export interface GtidState {

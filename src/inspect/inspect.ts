@@ -129,7 +129,7 @@ async function inspectSql(cluster: ClusterConfig, server: ServerConfig, tryReplL
 }
 
 /** The password a failover puts into CHANGE MASTER, tried as the replicas will use it. */
-async function replicationLogin(cluster: ClusterConfig, server: ServerConfig): Promise<NonNullable<SqlFacts['replLogin']>> {
+export async function replicationLogin(cluster: ClusterConfig, server: ServerConfig): Promise<NonNullable<SqlFacts['replLogin']>> {
   try {
     await withConnection({...endpointOf(cluster, server), user: cluster.replUser, password: cluster.replPassword!, loginFields: `repl_user and repl_password in ${cluster.file}`}, cluster.monitor.connectTimeoutMs, () => Promise.resolve())
     return {ok: true}
@@ -163,6 +163,11 @@ export async function readSqlFacts(conn: ServerConnection, replUser: string): Pr
   const long = await conn.query(
     "SELECT ID AS id, USER AS user, TIME AS seconds, LEFT(INFO, 200) AS statement FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND TIME >= 1 AND ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler') ORDER BY ID",
   )
+  const lockWaits = await conn.query(
+    "SELECT ID AS id, USER AS user, TIME AS seconds, STATE AS state FROM information_schema.PROCESSLIST WHERE STATE LIKE 'Waiting for %lock' AND TIME >= 1 AND ID <> CONNECTION_ID() ORDER BY ID",
+  )
+  // Unknown rather than an error (performance_schema not readable by this account): then SHOW SLAVE STATUS tells them.
+  const filters = dialect.replicationFiltersQuery ? await conn.query(dialect.replicationFiltersQuery).then((rows) => dialect.parseReplicationFilters(rows), () => undefined) : undefined
   return {
     reachable: true,
     version,
@@ -183,6 +188,8 @@ export async function readSqlFacts(conn: ServerConnection, replUser: string): Pr
     replUser: {exists: users.length > 0, canReplicate: users.some((u) => u.priv === 'Y')},
     relayLogIndex: typeof relayIndex === 'string' && relayIndex !== '' ? relayIndex : null,
     longQueries: long.map((q) => ({id: Number(q.id), user: String(q.user), seconds: Number(q.seconds), statement: typeof q.statement === 'string' ? q.statement : ''})),
+    lockWaits: lockWaits.map((q) => ({id: Number(q.id), user: String(q.user), seconds: Number(q.seconds), state: String(q.state)})),
+    ...(filters ? {filters} : {}),
   }
 }
 

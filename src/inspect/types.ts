@@ -1,4 +1,4 @@
-import type {BinaryLogStatus, BinlogCoordinates, GtidState, ReplicaStatus, ServerVersion} from '../dialect/types.js'
+import type {BinaryLogStatus, BinlogCoordinates, GtidState, ReplicaStatus, ReplicationFilters, ServerVersion} from '../dialect/types.js'
 import type {SqlErrorKind} from './mysql.js'
 
 /** What one server said over SQL. Plain data: a recorded snapshot is a test fixture. */
@@ -23,6 +23,13 @@ export interface SqlFacts {
   replUser: {exists: boolean; canReplicate: boolean}
   /** Client statements running for a second or more (MHA's running_updates_limit looks at these). */
   longQueries: {id: number; user: string; seconds: number; statement: string}[]
+  /**
+   * Sessions (the replication threads included) waiting a second or more for a table lock another session holds
+   * (LOCK TABLES, FLUSH TABLES WITH READ LOCK, a DDL's metadata lock); absent in snapshots recorded before it was read.
+   */
+  lockWaits?: {id: number; user: string; seconds: number; state: string}[]
+  /** The server's own replicate-* filters, a master's too; absent where the server does not tell them (MySQL 5.7). */
+  filters?: ReplicationFilters
   /** Full path of the relay log index, to find the relay logs over SSH. */
   relayLogIndex: string | null
   /** How long a replica waits on a silent master before its IO thread gives up (slave_net_timeout, seconds). */

@@ -87,7 +87,7 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
       return sql(step.server, [d?.stopReplica ?? 'STOP SLAVE', ...slavePos, (change?.display ?? '').replace(/_LOG_POS = 0\b/, `_LOG_POS = <${step.params.coordinates?.fromStep}.${step.params.coordinates?.output} pos>`), d?.startReplica ?? 'START SLAVE'])
     }
     case 'check_switchover':
-      return [`check on every server: replication healthy, ${step.params.target} at most ${cluster.switchover.maxLagSeconds} s behind, no update running ${cluster.switchover.runningUpdatesLimit} s or more, no errant transaction`]
+      return [`check on every server: replication healthy, ${step.params.target} at most ${cluster.switchover.maxLagSeconds} s behind, no update running ${cluster.switchover.runningUpdatesLimit} s or more, no errant transaction; the same replication filters everywhere, no statement running ${cluster.switchover.runningSecondsLimit} s or more on ${step.params.target}, no table-lock wait that long on either side, what re-pointing needs (repl_password, the replication user on ${step.params.target})`]
     case 'wait_caught_up':
       return sql(step.server, [`wait until it has executed ${step.params.source}'s final ${step.params.gtid ? 'GTID position' : 'coordinates'} (recorded by ${step.params.position.fromStep})`])
     case 'release_write_block':

@@ -84,6 +84,17 @@ export function planFor(cluster: ClusterConfig, snapshot: Snapshot, header: Plan
   return plan
 }
 
+/**
+ * The servers a failover plan leaves out that answered when it was made (an unrecoverable or errant replica): done,
+ * with something left for the operator (MHA's exit 10). One unreachable with ignore_fail is what the operator told
+ * mha to ignore, as MHA ignores it; it is not counted.
+ */
+export function leftOutByPlan(plan: Plan): string[] {
+  if (plan.kind !== 'failover') return []
+  const reachable = new Set(plan.observed.servers.filter((s) => s.reachable).map((s) => s.name))
+  return plan.decision.dataLoss.abandoned.filter((name) => reachable.has(name))
+}
+
 function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHeader, dead: ServerConfig, observed: Plan['observed'], outOfService: ReadonlySet<string>, leave: LeftToOperator): Plan {
   const byName = new Map(snapshot.servers.map((s) => [s.name, s]))
   const notes: string[] = []
@@ -168,12 +179,14 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
 
   // The dead master's binlog tail: saved when its host (or else a binlog server) answers SSH and holds the binlog.
   const tail = masterTail(cluster, dead, snapshot, usableRead)
-  const lostAfter = tail.kind === 'lost' ? usableRead : tail.kind === 'save' && tail.lost ? tail.lost.after : null
-  // A binlog server's copy may be behind the master: what the master wrote past its end cannot be seen with the host gone.
-  const beyondCopy = (b: string) => `; ${dead.name}'s host cannot be read, so anything it wrote beyond the end of ${b}'s copy cannot be seen`
+  // A binlog server's copy may be behind the master, and with the master's host gone nothing proves it is not: what
+  // lies past the copy's end is stated as lost (if the master wrote any), never as none.
+  const copyEnd = tail.kind === 'lost' || !tail.binlogServer ? null : tail.kind === 'save' ? (tail.lost?.after ?? tail.end) : usableRead
+  const lostAfter = tail.kind === 'lost' ? usableRead : tail.kind === 'save' && tail.lost ? tail.lost.after : copyEnd
+  const beyondCopy = (b: string) => `; ${dead.name}'s host cannot be read, so anything it wrote after ${formatCoordinates(copyEnd!)}, the end of ${b}'s copy, is lost`
   const saved = (t: Extract<Tail, {kind: 'save'}>) =>
     t.binlogServer
-      ? `${dead.name}'s binlog after ${formatCoordinates(usableRead)} (${t.bytes} bytes in ${t.files.join(', ')}) is saved over SSH from binlog server ${t.binlogServer} and applied${beyondCopy(t.binlogServer)}`
+      ? `${dead.name}'s binlog after ${formatCoordinates(usableRead)} (${t.bytes} bytes in ${t.files.join(', ')}) is saved over SSH from binlog server ${t.binlogServer} and applied${t.lost ? '' : beyondCopy(t.binlogServer)}`
       : `${dead.name}'s binlog after ${formatCoordinates(usableRead)} (${t.bytes} bytes in ${t.files.join(', ')}) is saved over SSH and applied`
   // Said without "none: ": that prefix is added once the whole loss is known (dataLoss.none), never before.
   const dataLoss: DataLoss = {
@@ -182,7 +195,9 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
       tail.kind === 'lost'
         ? `events after ${formatCoordinates(usableRead)} in ${dead.name}'s binlog are lost: ${tail.why}`
         : tail.kind === 'none'
-          ? `${usableLatest.map((r) => r.server.name).join(', ')} ${usableLatest.length > 1 ? 'have' : 'has'} read ${dead.name}'s binlog to its end (${formatCoordinates(usableRead)})${tail.binlogServer ? ` as binlog server ${tail.binlogServer} has it${beyondCopy(tail.binlogServer)}` : ''}`
+          ? tail.binlogServer
+            ? `${usableLatest.map((r) => r.server.name).join(', ')} ${usableLatest.length > 1 ? 'have' : 'has'} read as far as binlog server ${tail.binlogServer}'s copy of ${dead.name}'s binlog goes (${formatCoordinates(usableRead)})${beyondCopy(tail.binlogServer)}`
+            : `${usableLatest.map((r) => r.server.name).join(', ')} ${usableLatest.length > 1 ? 'have' : 'has'} read ${dead.name}'s binlog to its end (${formatCoordinates(usableRead)})`
           : tail.lost
             ? `events after ${formatCoordinates(tail.lost.after)} in ${dead.name}'s binlog are lost: ${tail.lost.why}; ${saved(tail)}`
             : saved(tail),
@@ -307,7 +322,7 @@ export function failoverWarnings(cluster: ClusterConfig): {warnings?: string[]} 
  * `binlogServer`: the copy is read from that binlog server, not from the dead master's own host.
  */
 type Tail =
-  | {kind: 'save'; dir: string; files: string[]; bytes: number; lost?: {after: {file: string; pos: number}; why: string}; binlogServer?: string}
+  | {kind: 'save'; dir: string; files: string[]; bytes: number; end: {file: string; pos: number}; lost?: {after: {file: string; pos: number}; why: string}; binlogServer?: string}
   | {kind: 'none'; binlogServer?: string}
   | {kind: 'lost'; why: string}
 
@@ -351,13 +366,13 @@ function tailIn(facts: SshFacts, from: {file: string; pos: number}, host: {where
     const missing = siblingBinlogName(last.file, 1)
     const why = `${missing} is missing from ${facts.binlogDir} ${host.where} (the list goes on at ${listed[hole]!.file}), so nothing after it can be applied in order`
     if (bytes <= 0) return {kind: 'lost', why}
-    return {kind: 'save', dir: facts.binlogDir, files: files.map((b) => b.file), bytes, lost: {after: {file: last.file, pos: last.size}, why}}
+    return {kind: 'save', dir: facts.binlogDir, files: files.map((b) => b.file), bytes, end: {file: last.file, pos: last.size}, lost: {after: {file: last.file, pos: last.size}, why}}
   }
   // A copy shorter than what a replica read has nothing to add, and says nothing of what the master wrote after.
   if (host.copy && files.length === 1 && bytes < 0) return {kind: 'lost', why: `the copy of ${from.file} ${host.where} ends at byte ${files[0]!.size}, before ${formatCoordinates(from)}`}
   // A later file holds at least its header; a tail of only headers is still saved, so that nothing is assumed.
   if (files.length === 1 && bytes <= 0) return {kind: 'none'}
-  return {kind: 'save', dir: facts.binlogDir, files: files.map((b) => b.file), bytes}
+  return {kind: 'save', dir: facts.binlogDir, files: files.map((b) => b.file), bytes, end: {file: files.at(-1)!.file, pos: files.at(-1)!.size}}
 }
 
 interface StepInputs {

@@ -2,7 +2,8 @@ import {sqlFacts, topologyOf} from '../analysis/topology.js'
 import {binlogSequence, extremeCoordinates} from '../binlog/coordinates.js'
 import type {ClusterConfig} from '../config/types.js'
 import {formatMariadbGtidPos, formatMysqlGtidSet, mariadbErrant, mysqlErrant} from '../gtid/index.js'
-import type {Snapshot} from '../inspect/types.js'
+import type {Snapshot, SqlFacts} from '../inspect/types.js'
+import {filterDifferences, filtersAdvice, filtersOf} from '../analysis/filters.js'
 import {UserError} from '../util/errors.js'
 import {rankCandidates, type ReplicaView} from './candidates.js'
 import {changePreview, observe, type PlanHeader} from './planner.js'
@@ -11,6 +12,51 @@ import {drainParams, writerParams} from './routing-params.js'
 
 /** Statements other than reads count as updates for MHA's running_updates_limit. */
 export const isRead = (statement: string): boolean => /^\s*(select|show|explain|describe|desc|with)\b/i.test(statement)
+
+/** A server as the switchover's own checks see it: at plan time from the snapshot, at apply from a fresh read. */
+export interface SwitchoverParty {
+  name: string
+  facts: SqlFacts
+}
+
+/**
+ * What a switchover needs besides healthy replication, judged before its first effect, once at plan time and again by
+ * check_switchover at apply (MHA's masterha_master_switch refuses these up front too): the same filters on every
+ * server, a target that is not busy, no session on either side waiting on a held table lock, and what re-pointing
+ * needs (a replication password for the old master, a replication user on the target that works).
+ */
+export function switchoverNeeds(cluster: ClusterConfig, master: SwitchoverParty, target: SwitchoverParty, others: readonly SwitchoverParty[]): string[] {
+  const problems: string[] = []
+  const limit = cluster.switchover.runningSecondsLimit
+  if (cluster.failover.checkReplFilter) {
+    const differences = filterDifferences([master, target, ...others].map((p) => filtersOf(p.name, p.facts)))
+    if (differences.length > 0) problems.push(`replication filters differ (${differences.join('; ')}): ${filtersAdvice}`)
+  }
+  // Any statement counts on the target, reads too: it becomes the master with them still running (MHA: running_seconds_limit).
+  const busy = target.facts.longQueries.filter((q) => q.seconds >= limit)
+  if (busy.length > 0) {
+    const longest = busy.reduce((a, b) => (b.seconds > a.seconds ? b : a))
+    problems.push(
+      `${target.name} is busy: ${busy.length} client statement${busy.length === 1 ? ' has' : 's have'} run ${limit} s or more (longest: thread ${longest.id}, ${longest.user}, ${longest.seconds} s: ${longest.statement.slice(0, 60)}); limit switchover.running_seconds_limit=${limit}`,
+    )
+  }
+  for (const party of [master, target]) {
+    const waits = (party.facts.lockWaits ?? []).filter((w) => w.seconds >= limit)
+    if (waits.length > 0)
+      problems.push(`${party.name}: ${waits.length} session${waits.length === 1 ? '' : 's'} (${waits.map((w) => `thread ${w.id} ${w.user}`).join(', ')}) ${waits.length === 1 ? 'has' : 'have'} waited ${limit} s or more for a table lock someone holds (${waits[0]!.state}); release it (UNLOCK TABLES, or end the session holding it); limit switchover.running_seconds_limit=${limit}`)
+  }
+  // Without repl_password, CHANGE MASTER keeps the password a server already has: the old master, which replicates
+  // from nobody, has none, and would fail to connect to the new master after the switch.
+  if (cluster.switchover.origMasterIsNewSlave && !cluster.replPassword && !master.facts.replica)
+    problems.push(`${master.name} could not be re-pointed to ${target.name}: repl_password is not set in ${cluster.file} and ${master.name} replicates from nobody, so it has no replication password of its own; set repl_password, or switchover.orig_master_is_new_slave: false`)
+  const repl = target.facts.replUser
+  if (!repl.canReplicate)
+    problems.push(`${target.name}: replication user ${cluster.replUser} ${repl.exists ? 'lacks REPLICATION SLAVE' : 'does not exist'}, so no server could replicate from it; GRANT REPLICATION SLAVE ON *.* TO ${cluster.replUser} on ${target.name}`)
+  const login = target.facts.replLogin
+  if (login && !login.ok && login.kind === 'auth')
+    problems.push(`${target.name}: the replication user ${cluster.replUser} cannot log in with repl_password from ${cluster.file} (${login.message}); the servers re-pointed to it would fail to connect: fix repl_password (or allow ${cluster.replUser} from their hosts)`)
+  return problems
+}
 
 /**
  * An online switch of a live master (MHA's masterha_master_switch --master_state=alive): pure, like the
@@ -79,6 +125,9 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
   else {
     const lag = target.facts.replica!.secondsBehind
     if (lag === null || lag > cluster.switchover.maxLagSeconds) refusals.push(`${target.server.name} lags ${lag === null ? 'an unknown time' : `${lag} s`} behind ${master.name} (limit switchover.max_lag_seconds=${cluster.switchover.maxLagSeconds})`)
+    const chosen = target
+    const party = (r: ReplicaView): SwitchoverParty => ({name: r.server.name, facts: r.facts})
+    refusals.push(...switchoverNeeds(cluster, {name: master.name, facts: masterFacts}, party(chosen), replicas.filter((r) => r !== chosen).map(party)))
   }
   if (refusals.length > 0 || !target) throw new UserError(`switchover refused: ${refusals.join('; ')}`)
 

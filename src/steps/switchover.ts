@@ -1,7 +1,8 @@
 import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
 import {compareMariadbPositions, mysqlGtidIsSubset} from '../gtid/index.js'
 import type {Step} from '../plan/types.js'
-import {isRead} from '../plan/switchover.js'
+import {isRead, switchoverNeeds, type SwitchoverParty} from '../plan/switchover.js'
+import {readSqlFacts, replicationLogin} from '../inspect/inspect.js'
 import {binaryLogPosition, clientThreads, isCoordinates, readOnlyState, replicaStatus, WRITE_BLOCK} from './common.js'
 import type {StepContext, StepHandler} from './types.js'
 import {proxyFindings} from '../analysis/routing.js'
@@ -22,6 +23,15 @@ export const checkSwitchover: StepHandler<Of<'check_switchover'>> = {
     }
     for (const t of await clientThreads(await ctx.sql(step.server)))
       if (t.command === 'Query' && t.seconds >= step.params.runningUpdatesLimit && !isRead(t.statement)) problems.push(`${step.server} has an update running for ${t.seconds} s (thread ${t.id})`)
+    // What the plan checked in the snapshot (filters, a busy target, held locks, what re-pointing needs), read again
+    // now: the first effect comes after this step.
+    const party = async (name: string): Promise<SwitchoverParty> => {
+      const facts = await readSqlFacts(await ctx.sql(name), ctx.cluster.replUser)
+      const server = ctx.cluster.servers.find((s) => s.name === name)
+      return {name, facts: server && ctx.cluster.replPassword ? {...facts, replLogin: await replicationLogin(ctx.cluster, server)} : facts}
+    }
+    const others = ctx.plan.steps.filter((s) => s.type === 'wait_caught_up' && s.server !== step.params.target).map((s) => s.server)
+    problems.push(...switchoverNeeds(ctx.cluster, await party(step.server), await party(step.params.target), await Promise.all(others.map(party))))
     // Each proxy answers and sends writes to the old master alone: a drain that could not run would undo the switch
     // half-way, and one that found two writers would hide a problem the switch should not start on.
     problems.push(...proxyFindings(ctx.cluster, await observeProxies(ctx.cluster), {name: step.server, dead: false}).findings.map((f) => f.message))

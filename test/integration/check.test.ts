@@ -53,15 +53,16 @@ describe('mha check on a real sandbox', () => {
     }
   })
 
-  it('names a replica made writable', async () => {
+  it('warns of a replica made writable, which does not stop a failover', async () => {
     await sandbox.sql('db2', (c) => c.execute('SET GLOBAL read_only=0'))
     try {
       const {code, report} = await check()
-      expect(code).toBe(2)
-      expect(errorsOf(report)).toEqual([['replica_writable', 'db2']])
+      expect(code).toBe(0)
+      expect(errorsOf(report)).toEqual([])
+      expect(report.findings.filter((f) => f.code === 'replica_writable').map((f) => [f.severity, f.server])).toEqual([['warning', 'db2']])
       const human = await runMha(['check', '--config', sandbox.configFile])
-      expect(human.stdout).toMatch(/ERROR\s+db2 is a replica but read_only=0/)
-      expect(human.stdout).toMatch(/verdict: NOT OK/)
+      expect(human.stdout).toMatch(/WARNING\s+db2 is a replica but read_only=0/)
+      expect(human.stdout).toMatch(/verdict: OK, a failover is possible now \(\d+ warnings? above\)/)
     } finally {
       await sandbox.sql('db2', (c) => c.execute('SET GLOBAL read_only=1'))
     }

@@ -251,14 +251,16 @@ describe('online switchover on MariaDB with a writer that ignores read_only', ()
     await admin.stop()
     writeFileSync(s.configFile, readFileSync(s.configFile, 'utf8') + 'failover: {wait_timeout: 2}\n')
     const file = await plan(s, 'late-write')
-    // db3 cannot replicate from db2 for now (the replication account's password differs there alone): db3's
-    // re-pointing fails after the promotion and the release, and db1's, which comes after it, waits.
+    // db3 cannot replicate from db2 for now (db2 admits one session of the replication account, and the test holds
+    // it): db3's re-pointing fails after the promotion and the release, and db1's, which comes after it, waits. (A
+    // wrong password there would be refused before the first effect, by check_switchover.)
     const repl = secretsOf(s.state.dir).repl.reveal()
-    const replPassword = (password: string) => s.sql('db2', async (c) => {
+    const replSessions = (limit: number) => s.sql('db2', async (c) => {
       await c.execute('SET SESSION sql_log_bin = 0')
-      await c.execute(`ALTER USER 'repl'@'%' IDENTIFIED BY '${password}'`)
+      await c.execute(`ALTER USER 'repl'@'%' WITH MAX_USER_CONNECTIONS ${limit}`)
     })
-    await replPassword(`${repl}-not-yet`)
+    await replSessions(1)
+    const held = await mysql.createConnection({host: s.state.hosts[1]!.ip, user: 'repl', password: repl})
     const first = await apply(s, file)
     expect(first.code, first.report.message).toBe(1)
     const status = (id: string) => first.report.steps.find((x) => x.id === id)?.status
@@ -269,7 +271,8 @@ describe('online switchover on MariaDB with a writer that ignores read_only', ()
     const late = await mysql.createConnection({host: s.state.hosts[0]!.ip, user: 'admwriter', password: admin.password, database: 'mhatest'})
     await late.query('INSERT INTO adm (id) VALUES (777777777)')
     await late.end()
-    await replPassword(repl)
+    await held.end()
+    await replSessions(0)
     const second = await apply(s, file)
     expect(second.code, second.report.message).toBe(1)
     const db1 = second.report.steps.find((x) => x.id === 'repoint_replica:db1')!

@@ -64,9 +64,10 @@ describe('a dead master whose host cannot be read: the tail from a binlog server
       {name: 'binlog2', ssh: copy('/data/b', [{file: 'mysql-bin.000001', size: LATEST + 900}])},
     ])
     expect(saveStep(plan)).toMatchObject({server: 'db1', params: {binlogServer: 'binlog2', dir: '/data/b', from: {file: 'mysql-bin.000001', pos: LATEST}, files: ['mysql-bin.000001']}})
-    expect(plan.decision.dataLoss.none).toBe(true)
+    // Nothing proves the copy reaches the master's end: what lies past it is stated as lost, never as none.
+    expect(plan.decision.dataLoss).toMatchObject({none: false, lostAfter: {file: 'mysql-bin.000001', pos: LATEST + 900}})
     expect(plan.decision.dataLoss.statement).toBe(
-      `none: db1's binlog after mysql-bin.000001:${LATEST} (900 bytes in mysql-bin.000001) is saved over SSH from binlog server binlog2 and applied; db1's host cannot be read, so anything it wrote beyond the end of binlog2's copy cannot be seen`,
+      `db1's binlog after mysql-bin.000001:${LATEST} (900 bytes in mysql-bin.000001) is saved over SSH from binlog server binlog2 and applied; db1's host cannot be read, so anything it wrote after mysql-bin.000001:${LATEST + 900}, the end of binlog2's copy, is lost`,
     )
     expect(plan.decision.summary).toContain(`save and apply db1's binlog after mysql-bin.000001:${LATEST} from binlog server binlog2`)
     expect(planProblems(plan, clusterWith(withBinlogServers))).toEqual([])
@@ -93,7 +94,10 @@ describe('a dead master whose host cannot be read: the tail from a binlog server
   it('a copy that ends exactly where the latest replica read: nothing to save, and the plan says the copy is all that is known', () => {
     const plan = planWith([{name: 'binlog1', ssh: copy('/srv/binlogs', [{file: 'mysql-bin.000001', size: LATEST}])}])
     expect(saveStep(plan)).toBeUndefined()
-    expect(plan.decision.dataLoss.statement).toMatch(/^none: db2 has read db1's binlog to its end \(mysql-bin\.000001:20155307\) as binlog server binlog1 has it; db1's host cannot be read/)
+    expect(plan.decision.dataLoss).toMatchObject({none: false, lostAfter: {file: 'mysql-bin.000001', pos: LATEST}})
+    expect(plan.decision.dataLoss.statement).toBe(
+      `db2 has read as far as binlog server binlog1's copy of db1's binlog goes (mysql-bin.000001:${LATEST}); db1's host cannot be read, so anything it wrote after mysql-bin.000001:${LATEST}, the end of binlog1's copy, is lost`,
+    )
   })
 
   it('is not used when the master\'s own host holds the binlog', () => {

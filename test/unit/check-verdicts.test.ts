@@ -3,6 +3,7 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {describe, expect, it} from 'vitest'
 import {checkCluster} from '../../src/analysis/check.js'
+import {renderCheck} from '../../src/cli/render-check.js'
 import {parseClusterConfig} from '../../src/config/load.js'
 import type {Snapshot, SqlFacts} from '../../src/inspect/types.js'
 import {Secret} from '../../src/util/secret.js'
@@ -93,5 +94,46 @@ describe('mha check verdicts that fit the moment', () => {
     expect(heartbeat().map((f) => f.server)).toEqual(['db2'])
     // Warnings only: a failover is still possible.
     expect(checkCluster(cluster, snapshot).failoverPossible).toBe(true)
+  })
+})
+
+describe("mha check's word agrees with what a failover does", () => {
+  it('a writable replica is a warning: a failover still goes ahead, and the verdict says ok', () => {
+    const {cluster, snapshot, sql} = scenario('mariadb-healthy')
+    sql('db2').readOnly = false
+    sql('db3').readOnly = false
+    const report = checkCluster(cluster, snapshot)
+    expect(report.findings.filter((f) => f.code === 'replica_writable').map((f) => [f.severity, f.server])).toEqual([
+      ['warning', 'db2'],
+      ['warning', 'db3'],
+    ])
+    expect(report).toMatchObject({verdict: 'ok', failoverPossible: true})
+    expect(renderCheck(report)).toMatch(/^verdict: OK, a failover is possible now \(\d+ warnings above\)$/m)
+  })
+
+  it('the master\'s own replicate-* filters count: one that differs from the replicas\' is an error naming both', () => {
+    const {cluster, snapshot, sql} = scenario('mariadb-healthy')
+    const none = sql('db2').replica!.filters
+    sql('db1').filters = {...none, doTable: 'app.t'}
+    const report = checkCluster(cluster, snapshot)
+    expect(report.findings.filter((f) => f.code === 'filters_differ').map((f) => [f.severity, f.message.replace(/: give every.*/, '')])).toEqual([['error', 'replicate_do_table differs: db1 has "app.t", db2 has ""']])
+    expect(renderCheck(report)).toMatch(/^verdict: NOT OK, 1 problem would stop a failover/m)
+    // The same filters in another order are the same; off with check_repl_filter: false.
+    for (const name of ['db1', 'db2', 'db3']) sql(name).filters = {...none, doTable: name === 'db1' ? 'app.b, app.a' : 'app.a,app.b'}
+    expect(checkCluster(cluster, snapshot).findings.filter((f) => f.code === 'filters_differ')).toEqual([])
+    sql('db1').filters = {...none, doTable: 'app.t'}
+    expect(checkCluster({...cluster, failover: {...cluster.failover, checkReplFilter: false}}, snapshot).findings.filter((f) => f.code === 'filters_differ')).toEqual([])
+  })
+
+  it('with the master dead, a replica the failover would leave out is a warning naming it, and the verdict is still "master dead"', () => {
+    const {cluster, snapshot} = scenario('mariadb-file-lagging')
+    const lookup = snapshot.relayLookups.find((l) => l.target === 'db3')
+    expect(lookup).toBeDefined()
+    // Its missing events were not found in the latest replica's relay log: the failover cannot recover it.
+    lookup!.found = null
+    lookup!.problem = 'the relay log was purged'
+    const report = checkCluster(cluster, snapshot)
+    expect(report.verdict).toBe('master_dead')
+    expect(report.findings.filter((f) => f.code === 'failover_leaves_out').map((f) => [f.severity, f.server])).toEqual([['warning', 'db3']])
   })
 })

@@ -118,6 +118,7 @@ describe('cluster config', () => {
     {path: 'failover.max_seconds_behind_master', yaml: 'failover: {max_seconds_behind_master: 45}', read: (c) => c.failover.maxSecondsBehindMaster, expected: 45},
     {path: 'switchover.max_lag_seconds', yaml: 'switchover: {max_lag_seconds: 4}', read: (c) => c.switchover.maxLagSeconds, expected: 4},
     {path: 'switchover.running_updates_limit', yaml: 'switchover: {running_updates_limit: 3}', read: (c) => c.switchover.runningUpdatesLimit, expected: 3},
+    {path: 'switchover.running_seconds_limit', yaml: 'switchover: {running_seconds_limit: 4}', read: (c) => c.switchover.runningSecondsLimit, expected: 4},
   ]
 
   it.each(durations)('reads $path in its unit: seconds become ms where the code counts ms; minutes and compared seconds stay', ({yaml, read, expected}) => {

@@ -483,3 +483,32 @@ describe('replica heartbeat', () => {
     expect(() => maria.setHeartbeatPeriod(-1)).toThrow(/heartbeat period/)
   })
 })
+
+describe('a server\'s own replication filters (a master\'s too)', () => {
+  it('MariaDB reads the global replicate_* variables; NULL or empty is no filter', () => {
+    const d = dialect('10.11.6-MariaDB')
+    expect(d.replicationFiltersQuery).toMatch(/@@global\.replicate_do_table AS replicate_do_table/)
+    expect(d.parseReplicationFilters([{replicate_do_db: '', replicate_ignore_db: null, replicate_do_table: 'app.t1,app.t2', replicate_ignore_table: '', replicate_wild_do_table: 'app.%', replicate_wild_ignore_table: ''}])).toEqual({
+      doDb: '',
+      ignoreDb: '',
+      doTable: 'app.t1,app.t2',
+      ignoreTable: '',
+      wildDoTable: 'app.%',
+      wildIgnoreTable: '',
+    })
+  })
+
+  it('MySQL 8 reads performance_schema.replication_applier_global_filters, one row per filter; 5.7 cannot tell a master\'s', () => {
+    const d = dialect('8.0.36')
+    expect(d.replicationFiltersQuery).toBe('SELECT FILTER_NAME, FILTER_RULE FROM performance_schema.replication_applier_global_filters')
+    expect(
+      d.parseReplicationFilters([
+        {FILTER_NAME: 'REPLICATE_DO_TABLE', FILTER_RULE: 'app.t1'},
+        {FILTER_NAME: 'REPLICATE_IGNORE_DB', FILTER_RULE: 'scratch'},
+        {FILTER_NAME: 'REPLICATE_REWRITE_DB', FILTER_RULE: '(a,b)'},
+      ]),
+    ).toEqual({doDb: '', ignoreDb: 'scratch', doTable: 'app.t1', ignoreTable: '', wildDoTable: '', wildIgnoreTable: ''})
+    expect(d.parseReplicationFilters([])).toEqual({doDb: '', ignoreDb: '', doTable: '', ignoreTable: '', wildDoTable: '', wildIgnoreTable: ''})
+    expect(dialect('5.7.44').replicationFiltersQuery).toBeNull()
+  })
+})

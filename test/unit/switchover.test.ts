@@ -30,8 +30,10 @@ function scenario(extraYaml = '') {
     }
     throw new Error('expected the switchover to be refused')
   }
-  return {cluster, sql, plan, refusal}
+  return {cluster, sql, plan, refusal, snapshot}
 }
+
+const snapshotOf = (s: ReturnType<typeof scenario>) => s.snapshot
 
 describe('switchover refusals', () => {
   it('plans a switch of the recorded healthy cluster, to a named replica and to the best one', () => {
@@ -207,5 +209,49 @@ describe('switchover rollback: every step before the promotion has its undo', ()
     expect(
       edited((p) => p.steps.splice(1, 0, {id: 'set_read_only:db3', type: 'set_read_only', server: 'db3', params: {}, after: ['check_switchover:db1'], outputs: [], reason: 'x'})),
     ).toEqual(['step set_read_only:db3 can run before the promotion, and a switchover has no undo for it'])
+  })
+})
+
+describe('what a switchover needs, checked before its first effect', () => {
+  const noFilters = {doDb: '', ignoreDb: '', doTable: '', ignoreTable: '', wildDoTable: '', wildIgnoreTable: ''}
+
+  it('refuses a master whose own replicate-* filters differ from the replicas\', in one line naming both', () => {
+    const s = scenario()
+    s.sql('db1').filters = {...noFilters, doTable: 'app.t'}
+    expect(s.refusal('db2')).toMatch(/^switchover refused: replication filters differ \(replicate_do_table differs: db1 has "app\.t", db2 has ""\): give every server the same/)
+    const off = scenario('failover: {check_repl_filter: false}\n')
+    off.sql('db1').filters = {...noFilters, doTable: 'app.t'}
+    expect(off.plan('db2').decision.newMaster).toBe('db2')
+  })
+
+  it('refuses a busy target: any statement, a read too, running switchover.running_seconds_limit or more', () => {
+    const s = scenario('switchover: {running_seconds_limit: 5}\n')
+    s.sql('db2').longQueries = Array.from({length: 15}, (_, i) => ({id: 100 + i, user: 'app', seconds: 4 + (i % 3), statement: 'SELECT SLEEP(60)'}))
+    expect(s.refusal('db2')).toBe('switchover refused: db2 is busy: 10 client statements have run 5 s or more (longest: thread 102, app, 6 s: SELECT SLEEP(60)); limit switchover.running_seconds_limit=5')
+    // Younger ones do not count, nor those on a replica that is not the target.
+    s.sql('db2').longQueries = [{id: 1, user: 'app', seconds: 4, statement: 'SELECT 1'}]
+    s.sql('db3').longQueries = [{id: 2, user: 'app', seconds: 600, statement: 'SELECT 1'}]
+    expect(s.plan('db2').decision.newMaster).toBe('db2')
+  })
+
+  it('refuses a session waiting on a held table lock on the master or the target', () => {
+    const s = scenario('switchover: {running_seconds_limit: 2}\n')
+    s.sql('db1').lockWaits = [{id: 7, user: 'app', seconds: 3, state: 'Waiting for table metadata lock'}]
+    expect(s.refusal('db2')).toMatch(/^switchover refused: db1: 1 session \(thread 7 app\) has waited 2 s or more for a table lock someone holds \(Waiting for table metadata lock\); release it/)
+    s.sql('db1').lockWaits = [{id: 7, user: 'app', seconds: 1, state: 'Waiting for table metadata lock'}]
+    s.sql('db2').lockWaits = [{id: 8, user: 'system user', seconds: 9, state: 'Waiting for table level lock'}]
+    expect(s.refusal('db2')).toMatch(/^switchover refused: db2: 1 session \(thread 8 system user\) has waited/)
+  })
+
+  it('refuses what re-pointing cannot do: no repl_password for an old master that replicates from nobody, no replication user on the target', () => {
+    const s = scenario()
+    const withoutPassword = {...s.cluster, replPassword: undefined}
+    expect(() => planSwitchover(withoutPassword, snapshotOf(s), header, 'db2')).toThrow(
+      /^switchover refused: db1 could not be re-pointed to db2: repl_password is not set in .*cluster\.yaml and db1 replicates from nobody, so it has no replication password of its own; set repl_password, or switchover\.orig_master_is_new_slave: false$/,
+    )
+    // The old master stays out of replication: nothing of it to re-point.
+    expect(planSwitchover({...withoutPassword, switchover: {...s.cluster.switchover, origMasterIsNewSlave: false}}, snapshotOf(s), header, 'db2').decision.newMaster).toBe('db2')
+    s.sql('db2').replUser = {exists: true, canReplicate: false}
+    expect(s.refusal('db2')).toBe('switchover refused: db2: replication user repl lacks REPLICATION SLAVE, so no server could replicate from it; GRANT REPLICATION SLAVE ON *.* TO repl on db2')
   })
 })
