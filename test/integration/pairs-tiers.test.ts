@@ -90,7 +90,7 @@ async function kill(s: TestSandbox, host: string): Promise<void> {
   await waitFor(`${host} to stop answering`, 20_000, async () => !(await s.sql(host, (c) => c.queryOne('SELECT 1 AS one')).catch(() => undefined)))
 }
 
-async function setConfig(s: TestSandbox, original: string, extra: string): Promise<void> {
+function setConfig(s: TestSandbox, original: string, extra: string): void {
   writeFileSync(s.configFile, original + extra)
 }
 
@@ -138,13 +138,13 @@ describe('a two-server master-master pair (MHA t_mm, t_mm_noslaves, t_online_mm,
     await writeAndSeeEverywhere(s, 'db1', all)
 
     // skip_reset_slave (MHA 0.56+): the new master keeps its settings to replicate from the old one, stopped.
-    await setConfig(s, original, 'failover:\n  skip_reset_slave: true\n')
+    setConfig(s, original, 'failover:\n  skip_reset_slave: true\n')
     const kept = await plan(s, ['--switchover', '--to', 'db2'])
     expect(kept.plan!.steps.find((x) => x.type === 'detach_replication')!.params).toEqual({resetSlaveAll: false})
     await applyPlan(s, kept.file)
     expect(await shape(s)).toEqual(['db1 ro <- db2 Yes Yes', 'db2 rw <- db1 No No'])
     await writeAndSeeEverywhere(s, 'db2', all)
-    await setConfig(s, original, '')
+    setConfig(s, original, '')
 
     // The read_only standby (db1) stops: db2 is writable and stays the master; no failover; check says why.
     await kill(s, 'db1')
@@ -175,7 +175,7 @@ describe('a two-server master-master pair (MHA t_mm, t_mm_noslaves, t_online_mm,
 })
 
 describe('a master-master pair with replicas, then replicas of replicas (MHA t_mm_subm_dead, t_online_mm, t_mm_3tier, t_online_3tier, t_4tier)', () => {
-  it('switches a 2+N pair both ways; refuses 3 tiers without multi_tier_slave and keeps them with it; fails over 4 tiers', async () => {
+  it('switches a 2+N pair both ways, refuses two writers, keeps the master when the standby dies, promotes the standby when the active dies; refuses 3 tiers without multi_tier_slave and keeps them with it; fails over 4 tiers', async () => {
     const s = await startSandbox('itmm4', 15, {replicas: 3})
     sandboxes.push(s)
     const original = readFileSync(s.configFile, 'utf8')
@@ -199,6 +199,50 @@ describe('a master-master pair with replicas, then replicas of replicas (MHA t_m
     expect(await shape(s)).toEqual(['db1 rw <- none', 'db2 ro <- db1 Yes Yes', 'db3 ro <- db1 Yes Yes', 'db4 ro <- db1 Yes Yes'])
     await writeAndSeeEverywhere(s, 'db1', all)
 
+    // A pair again. Both writable: refused, nothing changed.
+    await replicateFrom(s, 'db1', 'db2')
+    await waitFor('db1 to replicate from db2', 10_000, async () => (await shape(s))[0] === 'db1 rw <- db2 Yes Yes')
+    await s.sql('db2', (c) => c.execute('SET GLOBAL read_only = 0'))
+    const writers = await serverStates(s)
+    const twoWriters = await plan(s, ['--switchover', '--to', 'db3'])
+    expect([twoWriters.code, twoWriters.out]).toEqual([1, expect.stringContaining('switchover refused: db1 (writable) and db2 (writable) both have replicas') as unknown])
+    expect((await plan(s)).out).toContain('no failover is planned: db1 (writable) and db2 (writable) both have replicas')
+    expect((await check(s)).code).toBe(2)
+    expect(await serverStates(s)).toBe(writers)
+    await s.sql('db2', (c) => c.execute('SET GLOBAL read_only = 1'))
+
+    // The standby stops: MHA's rule sees two masters (db1 writable, db2 dead); only db1 replicated from db2, so db1
+    // stays the master and nothing is failed over. db2 comes back and both directions resume.
+    await kill(s, 'db2')
+    const standbyDown = await plan(s)
+    expect([standbyDown.code, standbyDown.plan?.kind, standbyDown.plan?.decision.notes[0]], standbyDown.out).toEqual([
+      0,
+      'noop',
+      'db2, the standby master that db1 replicates from, does not answer: db1 is writable and stays the master, so nothing is failed over; start db2 again (it resumes replicating from db1) or rebuild it',
+    ])
+    await startHost(s.state, 'db2')
+    await waitFor('the pair to replicate both ways again', 20_000, async () => (await shape(s)).slice(0, 2).join() === 'db1 rw <- db2 Yes Yes,db2 ro <- db1 Yes Yes')
+    await writeAndSeeEverywhere(s, 'db1', all)
+
+    // The active master dies: the standby is promoted, the replicas follow it; db1 comes back as its standby.
+    await kill(s, 'db1')
+    await waitFor('the replicas to lose db1', 20_000, async () => (await shape(s)).slice(1).every((x) => !x.includes('Yes Yes')))
+    const promote = await plan(s)
+    expect([promote.code, promote.plan?.decision.deadMaster, promote.plan?.decision.newMaster], promote.out).toEqual([2, 'db1', 'db2'])
+    await applyPlan(s, promote.file)
+    expect((await shape(s)).slice(1)).toEqual(['db2 rw <- none', 'db3 ro <- db2 Yes Yes', 'db4 ro <- db2 Yes Yes'])
+    await writeAndSeeEverywhere(s, 'db2', ['db2', 'db3', 'db4'])
+    await startHost(s.state, 'db1')
+    // Its my.cnf says read-only=0; as the pair's standby it is read_only, and it resumes replicating from db2.
+    await s.sql('db1', (c) => c.execute('SET GLOBAL read_only = 1'))
+    await waitFor('db1 to replicate from db2', 20_000, async () => (await shape(s))[0] === 'db1 ro <- db2 Yes Yes')
+    await writeAndSeeEverywhere(s, 'db2', all)
+    const home = await plan(s, ['--switchover', '--to', 'db1'])
+    expect(home.code, home.out).toBe(2)
+    await applyPlan(s, home.file)
+    expect(await shape(s)).toEqual(['db1 rw <- none', 'db2 ro <- db1 Yes Yes', 'db3 ro <- db1 Yes Yes', 'db4 ro <- db1 Yes Yes'])
+    await writeAndSeeEverywhere(s, 'db1', all)
+
     // 3 tiers: db4 under db3. Without multi_tier_slave a switchover is refused before any change, check says why.
     await replicateFrom(s, 'db4', 'db3')
     await waitFor('db4 to replicate from db3', 10_000, async () => (await shape(s))[3] === 'db4 ro <- db3 Yes Yes')
@@ -213,7 +257,7 @@ describe('a master-master pair with replicas, then replicas of replicas (MHA t_m
     expect(await serverStates(s)).toBe(before)
 
     // With it: a switchover to the intermediate master keeps tier 3 under it, and names it in the plan.
-    await setConfig(s, original, 'failover:\n  multi_tier_slave: true\n')
+    setConfig(s, original, 'failover:\n  multi_tier_slave: true\n')
     const lenient = await check(s)
     expect([lenient.code, lenient.report.findings.find((f) => f.code === 'lower_tier')?.message]).toEqual([
       0,
@@ -225,8 +269,8 @@ describe('a master-master pair with replicas, then replicas of replicas (MHA t_m
     await applyPlan(s, toMiddle.file)
     expect(await shape(s)).toEqual(['db1 ro <- db3 Yes Yes', 'db2 ro <- db3 Yes Yes', 'db3 rw <- none', 'db4 ro <- db3 Yes Yes'])
     await writeAndSeeEverywhere(s, 'db3', all)
-    const home = await plan(s, ['--switchover', '--to', 'db1'])
-    await applyPlan(s, home.file)
+    const homeAgain = await plan(s, ['--switchover', '--to', 'db1'])
+    await applyPlan(s, homeAgain.file)
     await writeAndSeeEverywhere(s, 'db1', all)
     // db4 was a replica of the master db3, so it follows db1 now; put it under db2 and db2 under... db1 -> db2 -> db3 -> db4.
     await replicateFrom(s, 'db3', 'db2')
@@ -237,11 +281,11 @@ describe('a master-master pair with replicas, then replicas of replicas (MHA t_m
     // 4 tiers, the master dies: refused without multi_tier_slave; with it, db2 is promoted and db3, db4 stay below.
     await kill(s, 'db1')
     await waitFor('db2 to lose db1', 20_000, async () => !(await shape(s))[1]!.includes('Yes Yes'))
-    await setConfig(s, original, '')
+    setConfig(s, original, '')
     const refusedFailover = await plan(s)
     expect(refusedFailover.code).toBe(1)
     expect(refusedFailover.out).toContain('failover refused: db3 replicates from db2, not from the master db1; db4 replicates from db3, not from the master db1 (a multi-tier topology)')
-    await setConfig(s, original, 'failover:\n  multi_tier_slave: true\n')
+    setConfig(s, original, 'failover:\n  multi_tier_slave: true\n')
     const failover = await plan(s)
     expect([failover.code, failover.plan?.decision.newMaster], failover.out).toEqual([2, 'db2'])
     expect(failover.plan!.decision.notes).toEqual(
