@@ -89,7 +89,15 @@ export function topologyOf(cluster: ClusterConfig, snapshot: Snapshot): Topology
   // down one is its standby (a master-master pair), not a dead master to fail over from.
   if (master && down(master) && sources.length === 1) {
     const namers = namedBy.get(master.name) ?? []
+    const writableRoots = roots.filter(writable)
     if (namers.length === 1 && writable(namers[0]!)) master = namers[0]
+    else if (writableRoots.length > 0) {
+      // A writable server that replicates from nobody beside a down one that others replicate from: the down one
+      // may be a dead master or a dead intermediate master (MHA: "alive, but does not work as a slave").
+      const names = namers.map((n) => n.name).join(', ')
+      conflict = `${writableRoots.map((r) => r.name).join(' and ')} ${writableRoots.length === 1 ? 'is' : 'are'} writable and replicate${writableRoots.length === 1 ? 's' : ''} from nobody, while ${names} replicate${namers.length === 1 ? 's' : ''} from ${master.name}, which is down: ${master.name} is either a dead master (then set read_only=1 on ${writableRoots.map((r) => r.name).join(' and ')}) or an intermediate master that is down (then re-point ${names} at the master)`
+      master = undefined
+    }
   } else if (!master && conflict) {
     // Two candidates: a live writable one, and a down one that only the writable one replicates from (its standby).
     const candidates = sources.filter((s) => down(s) || writable(s))

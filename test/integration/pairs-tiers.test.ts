@@ -297,5 +297,12 @@ describe('a master-master pair with replicas, then replicas of replicas (MHA t_m
     await applyPlan(s, failover.file)
     expect(await shape(s)).toEqual(['db1 down', 'db2 rw <- none', 'db3 ro <- db2 Yes Yes', 'db4 ro <- db3 Yes Yes'])
     await writeAndSeeEverywhere(s, 'db2', ['db2', 'db3', 'db4'])
+
+    // The intermediate master db3 dies (MHA t_4tier_subm_dead): db2 is alive and writable, so nothing is failed over.
+    await kill(s, 'db3')
+    await waitFor('db4 to lose db3', 20_000, async () => !(await shape(s))[3]!.includes('Yes Yes'))
+    const orphan = await plan(s)
+    expect([orphan.code, orphan.out]).toEqual([1, expect.stringContaining('no failover is planned: db2 is writable and replicates from nobody, while db4 replicates from db3, which is down') as unknown])
+    expect((await shape(s))[1]).toBe('db2 rw <- none')
   })
 })

@@ -187,6 +187,15 @@ describe('replicas of replicas (db3 replicates from db2, a replica of db1)', () 
     expect(codes(report, 'error')).toEqual([])
   })
 
+  it('the intermediate master dies: no failover of the live master (was: db2 "failed over" to db3, two writers)', () => {
+    const s = tiers(multiTier)
+    s.kill('db2')
+    const why =
+      'db1 is writable and replicates from nobody, while db3 replicates from db2, which is down: db2 is either a dead master (then set read_only=1 on db1) or an intermediate master that is down (then re-point db3 at the master)'
+    expect(() => s.plan()).toThrow(`app1: no failover is planned: ${why}`)
+    expect(checkCluster(s.cluster, s.snapshot).findings.find((f) => f.code === 'several_masters')?.message).toBe(`no failover or switchover can be planned: ${why}`)
+  })
+
   it('four tiers: each lower tier is numbered under its own intermediate master, and a failover names both', () => {
     // db4, a copy of db3 on 127.0.0.14, replicates from db3, which replicates from db2.
     const yaml = readFileSync(join(goldenDir, 'mariadb-healthy', 'cluster.yaml'), 'utf8') + '  - name: db4\n    hostname: 127.0.0.14\n    master_binlog_dir: /var/tmp/mha-sandbox/app1/host4/data\n' + multiTier
