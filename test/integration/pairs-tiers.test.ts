@@ -22,7 +22,7 @@ let count = 0
 const ipOf = (s: TestSandbox, host: string) => s.state.hosts.find((h) => h.name === host)!.ip
 const nameOf = (s: TestSandbox, ip: unknown) => s.state.hosts.find((h) => h.ip === ip)?.name ?? String(ip)
 
-async function plan(s: TestSandbox, args: string[] = []): Promise<{code: number; out: string; plan?: Plan; file: string}> {
+async function plan(s: TestSandbox, args: string[] = []): Promise<{code: number; out: string; plan: Plan | undefined; file: string}> {
   const file = join(plansDir, `${s.state.cluster}-${++count}.json`)
   const r = await runMha(['plan', '--config', s.configFile, '-o', file, ...args])
   let written: Plan | undefined
