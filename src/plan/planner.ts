@@ -133,6 +133,7 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
   const notes: string[] = []
   const replicas: ReplicaView[] = []
   const abandoned: string[] = []
+  const lowerTiers = new Set(topologyOf(cluster, snapshot).lowerTiers.map((t) => t.server.name))
   for (const server of cluster.servers) {
     if (server === dead) continue
     const snap = byName.get(server.name)!
@@ -150,7 +151,7 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
     const r = facts.replica
     if (!r || !replicatesFrom(r, dead)) {
       // A lower tier is said by topologyNotes, with its intermediate master's fate.
-      if (!topologyOf(cluster, snapshot).lowerTiers.some((t) => t.server === server)) notes.push(`${server.name} does not replicate from ${dead.name}: it is left alone`)
+      if (!lowerTiers.has(server.name)) notes.push(`${server.name} does not replicate from ${dead.name}: it is left alone`)
       continue
     }
     replicas.push({server, facts, read: r.read, executed: r.executed})

@@ -46,15 +46,18 @@ async function check(s: TestSandbox): Promise<{code: number; report: CheckReport
   return {code: r.code, report: JSON.parse(r.stdout) as CheckReport}
 }
 
-/** `replica` replicates from `source` from `source`'s current binlog position (both hold the same data). */
-async function replicateFrom(s: TestSandbox, replica: string, source: string): Promise<void> {
+/**
+ * `replica` replicates from `source` from `source`'s current binlog position (both hold the same data); by GTID,
+ * from what `replica`'s own binlog holds.
+ */
+async function replicateFrom(s: TestSandbox, replica: string, source: string, gtid = false): Promise<void> {
   const at = (await s.sql(source, (c) => c.queryOne('SHOW MASTER STATUS')))!
   const password = secretsOf(s.state.dir).repl.reveal()
   await s.sql(replica, async (c) => {
     await c.execute('STOP SLAVE')
-    await c.execute(
-      `CHANGE MASTER TO MASTER_HOST='${ipOf(s, source)}', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='${password}', MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1, MASTER_USE_GTID=no, MASTER_LOG_FILE='${String(at.File)}', MASTER_LOG_POS=${String(at.Position)}`,
-    )
+    if (gtid) await c.execute('SET GLOBAL gtid_slave_pos = @@global.gtid_binlog_pos')
+    const from = gtid ? 'MASTER_USE_GTID=slave_pos' : `MASTER_USE_GTID=no, MASTER_LOG_FILE='${String(at.File)}', MASTER_LOG_POS=${String(at.Position)}`
+    await c.execute(`CHANGE MASTER TO MASTER_HOST='${ipOf(s, source)}', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='${password}', MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1, ${from}`)
     await c.execute('START SLAVE')
   })
 }
@@ -171,6 +174,29 @@ describe('a two-server master-master pair (MHA t_mm, t_mm_noslaves, t_online_mm,
     await applyPlan(s, failover.file)
     expect((await shape(s))[0]).toBe('db1 rw <- none')
     await writeAndSeeEverywhere(s, 'db1', ['db1'])
+  })
+})
+
+describe('a two-server master-master pair by GTID', () => {
+  it('switches both ways and stays a pair, every row on both', async () => {
+    const s = await startSandbox('itmm2g', 5, {replicas: 1, gtid: true})
+    sandboxes.push(s)
+    const all = ['db1', 'db2']
+    await s.sql('db1', (c) => c.execute('CREATE TABLE mhatest.t (id INT PRIMARY KEY)'))
+    row = 0
+    await writeAndSeeEverywhere(s, 'db1', all)
+    await replicateFrom(s, 'db1', 'db2', true)
+    await waitFor('db1 to replicate from db2', 10_000, async () => (await shape(s))[0] === 'db1 rw <- db2 Yes Yes')
+    for (const [to, from] of [
+      ['db2', 'db1'],
+      ['db1', 'db2'],
+    ] as const) {
+      const switched = await plan(s, ['--switchover', '--to', to])
+      expect([switched.code, switched.plan?.decision.replicationMode], switched.out).toEqual([2, 'gtid'])
+      await applyPlan(s, switched.file)
+      expect((await shape(s)).sort()).toEqual([`${from} ro <- ${to} Yes Yes`, `${to} rw <- none`].sort())
+      await writeAndSeeEverywhere(s, to, all)
+    }
   })
 })
 
