@@ -83,7 +83,7 @@ export function topologyOf(cluster: ClusterConfig, snapshot: Snapshot): Topology
     const candidates = sources.filter((s) => down(s) || writable(s))
     master = candidates.length === 1 ? candidates[0] : undefined
     if (candidates.length === 0) conflict = `${sources.map((s) => s.name).join(', ')} all have replicas and all are read_only: no master takes writes; set read_only=0 on the master`
-    else if (candidates.length > 1) conflict = `${candidates.map((s) => `${s.name} (${down(s) ? 'down' : 'writable'})`).join(' and ')} both have replicas: mha cannot tell which is the master (two writers, or a writer beside a dead master); set read_only=1 on every one but the master`
+    else if (candidates.length > 1) conflict = `${candidates.map((s) => `${s.name} (${down(s) ? 'down' : 'writable'})`).join(' and ')} ${candidates.length === 2 ? 'both' : 'all'} have replicas: mha cannot tell which is the master (two writers, or a writer beside a dead master); set read_only=1 on every one but the master`
   }
   // A live writable server that replicates from a server that is down, which no one else replicates from: the
   // down one is its standby (a master-master pair), not a dead master to fail over from.

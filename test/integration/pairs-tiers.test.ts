@@ -98,7 +98,7 @@ function setConfig(s: TestSandbox, original: string, extra: string): void {
 }
 
 describe('a two-server master-master pair (MHA t_mm, t_mm_noslaves, t_online_mm, t_online_mm_skip_reset)', () => {
-  it('is managed: both writable refused, switched both ways staying a pair, skip_reset_slave kept, the standby down is no failover, the active down is', async () => {
+  it('is managed: both writable refused, a failed switch rolled back to the pair, switched both ways staying a pair, skip_reset_slave kept, the standby down is no failover, the active down is', async () => {
     const s = await startSandbox('itmm2', 3, {replicas: 1})
     sandboxes.push(s)
     const original = readFileSync(s.configFile, 'utf8')
@@ -124,6 +124,31 @@ describe('a two-server master-master pair (MHA t_mm, t_mm_noslaves, t_online_mm,
     expect((await check(s)).report.findings.find((f) => f.code === 'several_masters')?.severity).toBe('error')
     expect(await serverStates(s)).toBe(before)
     await s.sql('db2', (c) => c.execute('SET GLOBAL read_only = 1'))
+
+    // A switch that fails before the promotion is rolled back: db1 takes writes and replicates from db2 again.
+    await s.sql('db1', async (c) => {
+      await c.execute('CREATE TABLE mhatest.held (id INT PRIMARY KEY, v INT)')
+      await c.execute('INSERT INTO mhatest.held VALUES (1, 1)')
+    })
+    await waitFor('db2 to have the held row', 10_000, async () => Number((await s.sql('db2', (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.held')).catch(() => undefined))?.n) === 1)
+    setConfig(s, original, 'failover:\n  wait_timeout: 2\n')
+    const failing = await plan(s, ['--switchover', '--to', 'db2'])
+    expect(failing.code, failing.out).toBe(2)
+    // A transaction on db2 holds the row, so db2 cannot apply db1's next update before the promotion.
+    const holder = await s.sql('db2', async (c) => {
+      await c.execute('BEGIN')
+      await c.execute('SELECT * FROM mhatest.held WHERE id = 1 FOR UPDATE')
+      await s.sql('db1', (d) => d.execute('UPDATE mhatest.held SET v = 2 WHERE id = 1'))
+      const r = await runMha(['apply', failing.file, '--config', s.configFile, '--json'])
+      await c.execute('ROLLBACK')
+      return r
+    })
+    const rolledBack = JSON.parse(holder.stdout) as ApplyReport
+    expect([holder.code, rolledBack.status]).toEqual([1, 'failed'])
+    expect(rolledBack.message).toContain('rolled back (unblock_writes:db1')
+    await waitFor('the pair to replicate both ways again', 20_000, async () => (await shape(s)).join() === 'db1 rw <- db2 Yes Yes,db2 ro <- db1 Yes Yes')
+    setConfig(s, original, '')
+    await writeAndSeeEverywhere(s, 'db1', all)
 
     // Switch to the standby: db1 stops replicating from db2 under its block, then follows it (still a pair).
     const there = await plan(s, ['--switchover', '--to', 'db2'])
