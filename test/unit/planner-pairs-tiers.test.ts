@@ -4,6 +4,7 @@ import {fileURLToPath} from 'node:url'
 import {describe, expect, it} from 'vitest'
 import {checkCluster} from '../../src/analysis/check.js'
 import {topologyOf} from '../../src/analysis/topology.js'
+import {importMhaConfig} from '../../src/config/import-mha.js'
 import {parseClusterConfig} from '../../src/config/load.js'
 import type {Snapshot, SqlFacts} from '../../src/inspect/types.js'
 import {planFor} from '../../src/plan/planner.js'
@@ -228,5 +229,28 @@ describe('skip_reset_slave in a switchover (MHA 0.56+: the new master keeps its 
     const plan = s.switchover('db2')
     expect(plan.steps.find((x) => x.type === 'detach_replication')!.params).toEqual({resetSlaveAll: false})
     expect(planProblems(plan, s.cluster)).toEqual([])
+  })
+})
+
+describe('an MHA app1.cnf with skip_reset_slave and multi_tier_slave, imported', () => {
+  it('gives a switchover that keeps the new master\'s replication settings and keeps tier 3 under its intermediate master', () => {
+    const cnf = [
+      '[server default]',
+      'user=mha',
+      'repl_user=repl',
+      'ssh_user=root',
+      'skip_reset_slave=1',
+      'multi_tier_slave=1',
+      ...[1, 2, 3].flatMap((i) => [`[server${i}]`, `hostname=127.0.0.1${i}`, `master_binlog_dir=/var/tmp/mha-sandbox/app1/host${i}/data`]),
+    ].join('\n')
+    const imported = importMhaConfig({appText: cnf, appFile: '/etc/masterha/app1.cnf', clusterName: 'app1'})
+    // The recorded snapshot names its servers db1..db3; MHA's blocks are server1..server3. No secret file is written.
+    const cluster = parseClusterConfig(imported.yaml.replace(/name: server(\d)/g, 'name: db$1').replace(/password: \{ file: .* \}/, 'password: unused-in-tests'), '/etc/mha/app1.yaml', {})
+    expect([cluster.failover.skipResetSlave, cluster.failover.multiTierSlave]).toEqual([true, true])
+    const s = scenario()
+    s.replicate('db3', 'db2')
+    const plan = planSwitchover(cluster, s.snapshot, header, 'db2')
+    expect(plan.steps.find((x) => x.type === 'detach_replication')!.params).toEqual({resetSlaveAll: false})
+    expect(plan.decision.notes).toContain('db3 (tier 3) replicates from db2, not from db1: with multi_tier_slave it stays under db2, which replicates from db1, and is neither stopped nor re-pointed')
   })
 })
