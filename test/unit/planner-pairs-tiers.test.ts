@@ -7,6 +7,7 @@ import {topologyOf} from '../../src/analysis/topology.js'
 import {importMhaConfig} from '../../src/config/import-mha.js'
 import {parseClusterConfig} from '../../src/config/load.js'
 import type {Snapshot, SqlFacts} from '../../src/inspect/types.js'
+import {effectOf} from '../../src/plan/effects.js'
 import {planFor} from '../../src/plan/planner.js'
 import {planSwitchover} from '../../src/plan/switchover.js'
 import {planProblems} from '../../src/plan/validate.js'
@@ -101,6 +102,9 @@ describe('a two-server master-master pair (db1 writable, db2 read_only, each rep
     expect(plan.steps.find((x) => x.id === 'repoint_replica:db1')!.params).toMatchObject({source: 'db2', formerMaster: true})
     expect(plan.steps.find((x) => x.type === 'verify_replication')!.params).toEqual({master: 'db2', replicas: ['db1']})
     expect(plan.rollback!.steps.find((x) => x.type === 'unblock_writes')!.params).toEqual({startReplication: true})
+    // What the reviewer is shown runs exactly that: the replication stop first, its restart in the undo.
+    expect(effectOf(plan.steps.find((x) => x.type === 'block_writes')!, plan, s.cluster)[0]).toBe('db1 (127.0.0.11:3306): STOP SLAVE')
+    expect(effectOf(plan.rollback!.steps.find((x) => x.type === 'unblock_writes')!, plan, s.cluster).at(-1)).toBe('db1 (127.0.0.11:3306): START SLAVE')
     expect(plan.decision.notes).toContain('db1 and db2 are a master-master pair: after the switch db2 is the writable master and db1 its read_only standby, replicating from it')
     expect(planProblems(plan, s.cluster)).toEqual([])
   })
