@@ -2,7 +2,7 @@ import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import {dialectFor} from '../dialect/index.js'
 import type {ServerSnapshot, Snapshot, SqlFacts} from '../inspect/types.js'
 import {returningMasters, roleViewsOf, sourceServer, sqlFacts, topologyOf} from './topology.js'
-import {leftOutByPlan, planFor} from '../plan/planner.js'
+import {leftOutByPlan, planFor, topologyNotes} from '../plan/planner.js'
 import {missingHookWarnings} from './hooks.js'
 import {filterDifferences, filtersAdvice, filtersOf} from './filters.js'
 import {proxyFindings, type ProxyRow} from './routing.js'
@@ -87,7 +87,10 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot, options
     add('error', 'several_masters', null, `${writableRoots.map((r) => r.name).join(' and ')} are ${writableRoots.length === 2 ? 'both' : 'all'} writable and replicate from nobody, and no replica tells which is the master; set read_only=ON on every one but the master, then rejoin or rebuild them`)
   else if (master && writableRoots.length > 0)
     add('error', 'several_masters', null, `${writableRoots.map((r) => r.name).join(' and ')} ${writableRoots.length === 1 ? 'is' : 'are'} writable and replicate${writableRoots.length === 1 ? 's' : ''} from nobody besides the master ${master.name}, to which no replica is connected now; set read_only=ON on every one but the master`)
-  if (!master && writableRoots.length <= 1) add('error', 'no_master', null, 'no master found: the replicas name no single configured server, and no single reachable server replicates from nobody')
+  if (!master && topology.conflict) add('error', 'several_masters', null, `no failover or switchover can be planned: ${topology.conflict}`)
+  else if (!master && writableRoots.length <= 1) add('error', 'no_master', null, 'no master found: the replicas name no single configured server, and no single reachable server replicates from nobody')
+  // The same words as the plan: a pair's standby that is down, and each lower tier with what a plan does to it.
+  for (const note of topologyNotes(cluster, topology, null)) add('info', note.code, null, note.message)
   if (master) {
     const f = factsOf(master)
     if (f?.readOnly) add('error', 'master_read_only', master.name, `${master.name} is the master but read_only=1; it cannot take writes`)
@@ -109,8 +112,14 @@ export function checkCluster(cluster: ClusterConfig, snapshot: Snapshot, options
     }
     const source = sourceServer(cluster, f.replica)
     if (master && source?.name !== master.name) {
-      const severity = cluster.failover.multiTierSlave && source ? 'warning' : 'error'
-      add(severity, 'wrong_source', server.name, `${server.name} replicates from ${source?.name ?? `${f.replica.sourceHost}:${f.replica.sourcePort} (not in the cluster file)`}, not from the master ${master.name}`)
+      // A lower tier under multi_tier_slave is said once above (lower_tier), as the plan says it.
+      if (cluster.failover.multiTierSlave && source) continue
+      add(
+        'error',
+        'wrong_source',
+        server.name,
+        `${server.name} replicates from ${source?.name ?? `${f.replica.sourceHost}:${f.replica.sourcePort} (not in the cluster file)`}, not from the master ${master.name}${source ? `: a failover or switchover is refused; set failover.multi_tier_slave: true in ${cluster.file} to keep it under ${source.name}, or re-point it at ${master.name}` : ''}`,
+      )
       continue
     }
     replicaFacts.push([server, f])

@@ -59,11 +59,11 @@ function describeStep(step: Step): string {
     case 'check_switchover':
       return `${step.server}: check replication health, ${step.params.target}'s lag (<= ${step.params.maxLagSeconds} s) long updates (< ${step.params.runningUpdatesLimit} s), filters, a busy target, held table locks and what re-pointing needs`
     case 'block_writes':
-      return `${step.server}: SET GLOBAL read_only=1, kill client connections, FLUSH TABLES WITH READ LOCK held by mha where super_read_only is missing, record the final position once it settles`
+      return `${step.server}: ${step.params.stopReplication ? 'STOP SLAVE (its replication from its standby), ' : ''}SET GLOBAL read_only=1, kill client connections, FLUSH TABLES WITH READ LOCK held by mha where super_read_only is missing, record the final position once it settles`
     case 'release_write_block':
       return `${step.server}: check its position is still the final one, kill client connections, UNLOCK TABLES (read_only stays on)`
     case 'unblock_writes':
-      return `${step.server}: UNLOCK TABLES (mha's lock, if held), SET GLOBAL read_only=0`
+      return `${step.server}: UNLOCK TABLES (mha's lock, if held), SET GLOBAL read_only=0${step.params.startReplication ? ', START SLAVE (its replication from its standby again)' : ''}`
     case 'copy_backup':
       return `${step.server}: copy ${step.params.source} with mariadb-backup (streamed through mha) into ${step.params.dir}, then prepare it`
     case 'stop_server':

@@ -63,9 +63,14 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
       return sql(step.server, [d?.stopReplica ?? 'STOP SLAVE', ...(step.params.resetSlaveAll ? [d?.resetReplicaAll ?? 'RESET SLAVE ALL'] : []), `${d?.showBinaryLogStatus ?? 'SHOW MASTER STATUS'} (recorded)`])
     case 'enable_writes':
     case 'unblock_writes':
-      return sql(step.server, [...(step.type === 'unblock_writes' ? ["UNLOCK TABLES (on mha's own connection, if it holds the write block's lock)"] : []), ...(d?.setReadOnly(false) ?? ['SET GLOBAL read_only = OFF'])])
+      return sql(step.server, [
+        ...(step.type === 'unblock_writes' ? ["UNLOCK TABLES (on mha's own connection, if it holds the write block's lock)"] : []),
+        ...(d?.setReadOnly(false) ?? ['SET GLOBAL read_only = OFF']),
+        ...(step.type === 'unblock_writes' && step.params.startReplication ? [d?.startReplica ?? 'START SLAVE'] : []),
+      ])
     case 'block_writes':
       return sql(step.server, [
+        ...(step.params.stopReplication ? [d?.stopReplica ?? 'STOP SLAVE'] : []),
         ...(d?.setReadOnly(true) ?? ['SET GLOBAL read_only = ON']),
         'KILL every client connection',
         ...(d?.version.flavor === 'mariadb' ? ['FLUSH TABLES WITH READ LOCK (held on its own connection until the promotion)'] : []),

@@ -1,6 +1,6 @@
 import {checkCluster} from '../analysis/check.js'
 import {missingHookWarnings} from '../analysis/hooks.js'
-import {replicatesFrom, sqlFacts, topologyOf} from '../analysis/topology.js'
+import {replicatesFrom, sqlFacts, topologyOf, type Topology} from '../analysis/topology.js'
 import {binlogSequence, compareCoordinates, extremeCoordinates, formatCoordinates, siblingBinlogName} from '../binlog/coordinates.js'
 import {settingsDigest} from '../config/digest.js'
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
@@ -40,6 +40,7 @@ export function planFor(cluster: ClusterConfig, snapshot: Snapshot, header: Plan
   const topology = topologyOf(cluster, snapshot)
   const byName = new Map(snapshot.servers.map((s) => [s.name, s]))
   const master = topology.master
+  if (!master && topology.conflict) throw new UserError(`${cluster.name}: no failover is planned: ${topology.conflict}`)
   if (!master) throw new UserError(`${cluster.name}: no master found (no reachable server replicates from nobody and no replica names a configured server); run "mha check" for details`)
   const masterSql = byName.get(master.name)!.sql
   if (!masterSql.reachable && (masterSql.kind === 'auth' || masterSql.kind === 'too_many_connections'))
@@ -62,7 +63,7 @@ export function planFor(cluster: ClusterConfig, snapshot: Snapshot, header: Plan
         oldest: [],
         candidates: [],
         dataLoss: {none: true, statement: 'none', lostAfter: null, lostGtids: null, abandoned: []},
-        notes: report.findings.filter((f) => f.severity === 'error').map((f) => f.message),
+        notes: [...topologyNotes(cluster, topology, null).map((n) => n.message), ...report.findings.filter((f) => f.severity === 'error').map((f) => f.message)],
       },
       steps: [],
     }
@@ -76,7 +77,9 @@ export function planFor(cluster: ClusterConfig, snapshot: Snapshot, header: Plan
     throw new UserError(
       `network problem, not a dead master: mha cannot reach ${master.name} (${masterSql.reachable ? '' : masterSql.message}), but ${streaming.map((s) => s.name).join(', ')} still replicate${streaming.length === 1 ? 's' : ''} from it (IO thread running); no failover is planned. If ${master.name} must be failed over anyway, plan with --force-dead "<why>"`,
     )
+  refuseLowerTiers(cluster, topology, 'failover')
   const plan = planFailover(cluster, snapshot, header, master, observed, new Set(options.outOfService ?? []), {changeMaster: options.leave?.changeMaster === true, disableReadOnly: options.leave?.disableReadOnly === true})
+  plan.decision.notes.push(...topologyNotes(cluster, topology, plan).map((n) => n.message))
   if (options.forceDead) {
     plan.decision.forcedDead = options.forceDead
     plan.decision.notes.unshift(`the operator declared ${master.name} dead${streaming.length ? ` although ${streaming.map((s) => s.name).join(', ')} still replicated from it` : ''}: ${options.forceDead}`)
@@ -95,11 +98,61 @@ export function leftOutByPlan(plan: Plan): string[] {
   return plan.decision.dataLoss.abandoned.filter((name) => reachable.has(name))
 }
 
+/**
+ * MHA refuses replicas of replicas unless multi_tier_slave is set (validate_master_ip_port): a failover or switchover
+ * that re-points only the master's replicas would otherwise leave a lower tier behind unnoticed.
+ */
+export function refuseLowerTiers(cluster: ClusterConfig, topology: Topology, what: 'failover' | 'switchover'): void {
+  if (cluster.failover.multiTierSlave || topology.lowerTiers.length === 0) return
+  const master = topology.master!.name
+  throw new UserError(
+    `${what} refused: ${topology.lowerTiers.map((t) => `${t.server.name} replicates from ${t.via.name}, not from the master ${master}`).join('; ')} (a multi-tier topology); set failover.multi_tier_slave: true in ${cluster.file} to keep ${topology.lowerTiers.length === 1 ? 'it' : 'each'} under ${topology.lowerTiers.length === 1 ? 'its' : 'their'} intermediate master, or re-point ${topology.lowerTiers.length === 1 ? 'it' : 'them'} at ${master}`,
+  )
+}
+
+/**
+ * What happens to the servers a plan does not act on: each lower tier with its intermediate master (which a plan
+ * promotes, re-points or leaves out), and a master-master pair's other half. `plan` null: the master is alive.
+ * `mha check` says the same words (their codes are its findings').
+ */
+export function topologyNotes(cluster: ClusterConfig, topology: Topology, plan: Plan | null): {code: 'standby_down' | 'rejoin_dead_master' | 'lower_tier'; message: string}[] {
+  const notes: ReturnType<typeof topologyNotes> = []
+  const master = topology.master
+  if (!master) return notes
+  if (topology.standby && topology.standbyDown && !plan)
+    notes.push({
+      code: 'standby_down',
+      message: `${topology.standby.name}, the standby master that ${master.name} replicates from, does not answer: ${master.name} is writable and stays the master, so nothing is failed over; start ${topology.standby.name} again (it resumes replicating from ${master.name}) or rebuild it`,
+    })
+  // A pair (two servers) is left with one: the dead half must come back for the next failover.
+  if (plan?.kind === 'failover' && plan.decision.newMaster && cluster.servers.length === 2)
+    notes.push({
+      code: 'rejoin_dead_master',
+      message: `${master.name} is not brought back by this plan and ${plan.decision.newMaster} is left without a standby: once ${master.name} is up again, rejoin it as a replica of ${plan.decision.newMaster} ("mha plan --rejoin ${master.name}") or rebuild it, so that the pair is a pair again`,
+    })
+  // Without multi_tier_slave a lower tier is refused (refuseLowerTiers, and check's wrong_source), not described.
+  if (!cluster.failover.multiTierSlave) return notes
+  const fate = (via: string): string => {
+    if (!plan) return `which replicates from ${master.name}`
+    if (via === plan.decision.newMaster) return 'which becomes the master'
+    if (plan.steps.some((s) => s.type === 'repoint_replica' && s.server === via)) return `which is re-pointed to ${plan.decision.newMaster}`
+    if (via === master.name) return `the old master, which stays as it is`
+    return 'which this plan leaves as it is'
+  }
+  for (const t of topology.lowerTiers)
+    notes.push({
+      code: 'lower_tier',
+      message: `${t.server.name}${t.tier ? ` (tier ${t.tier})` : ''} replicates from ${t.via.name}, not from ${master.name}: with multi_tier_slave it stays under ${t.via.name}, ${fate(t.via.name)}, and is neither stopped nor re-pointed`,
+    })
+  return notes
+}
+
 function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHeader, dead: ServerConfig, observed: Plan['observed'], outOfService: ReadonlySet<string>, leave: LeftToOperator): Plan {
   const byName = new Map(snapshot.servers.map((s) => [s.name, s]))
   const notes: string[] = []
   const replicas: ReplicaView[] = []
   const abandoned: string[] = []
+  const lowerTiers = new Set(topologyOf(cluster, snapshot).lowerTiers.map((t) => t.server.name))
   for (const server of cluster.servers) {
     if (server === dead) continue
     const snap = byName.get(server.name)!
@@ -116,7 +169,8 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
     }
     const r = facts.replica
     if (!r || !replicatesFrom(r, dead)) {
-      notes.push(`${server.name} does not replicate from ${dead.name}: it is left alone`)
+      // A lower tier is said by topologyNotes, with its intermediate master's fate.
+      if (!lowerTiers.has(server.name)) notes.push(`${server.name} does not replicate from ${dead.name}: it is left alone`)
       continue
     }
     replicas.push({server, facts, read: r.read, executed: r.executed})

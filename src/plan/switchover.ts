@@ -6,7 +6,7 @@ import type {Snapshot, SqlFacts} from '../inspect/types.js'
 import {filterDifferences, filtersAdvice, filtersOf} from '../analysis/filters.js'
 import {UserError} from '../util/errors.js'
 import {rankCandidates, type ReplicaView} from './candidates.js'
-import {changePreview, observe, type PlanHeader} from './planner.js'
+import {changePreview, observe, refuseLowerTiers, topologyNotes, type PlanHeader} from './planner.js'
 import type {Plan, Step} from './types.js'
 import {drainParams, writerParams} from './routing-params.js'
 
@@ -67,8 +67,14 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
   const byName = new Map(snapshot.servers.map((s) => [s.name, s]))
   const master = topology.master
   const masterFacts = master ? sqlFacts(byName.get(master.name)!) : undefined
+  if (!master && topology.conflict) throw new UserError(`switchover refused: ${topology.conflict}`)
   if (!master || !masterFacts) throw new UserError(`${cluster.name}: no live master to switch over from; for a dead master run "mha plan" without --switchover`)
   if (masterFacts.readOnly) throw new UserError(`${master.name} is read_only; a switchover starts from a writable master`)
+  refuseLowerTiers(cluster, topology, 'switchover')
+  // A master-master pair (the master replicates from its standby, or a cluster of two servers) stays a pair: the old
+  // master ends up replicating from the new one whatever orig_master_is_new_slave says.
+  const standby = topology.standby
+  const oldMasterFollows = cluster.switchover.origMasterIsNewSlave || standby !== undefined || cluster.servers.length === 2
 
   const replicas: ReplicaView[] = topology.replicas.flatMap((server) => {
     const facts = sqlFacts(byName.get(server.name)!)
@@ -153,12 +159,29 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
   const block = `block_writes:${master.name}`
   // Without super_read_only (MariaDB), read_only does not stop SUPER or READ ONLY ADMIN: mha's own FTWRL does, until release.
   const lockNote = masterFacts.superReadOnly !== null ? ', super_read_only' : ', and FLUSH TABLES WITH READ LOCK held by mha until the promotion is over, which stops accounts that ignore read_only'
-  add({id: block, type: 'block_writes', server: master.name, params: {}, after: drains.length ? drains : [last], outputs: ['binlog', 'gtid'], reason: `${master.name} refuses writes (read_only${lockNote}) and its client connections are killed; its final position is recorded ${masterFacts.superReadOnly !== null ? 'once two reads agree' : 'under the lock'}`})
+  add({
+    id: block,
+    type: 'block_writes',
+    server: master.name,
+    params: standby ? {stopReplication: true} : {},
+    after: drains.length ? drains : [last],
+    outputs: ['binlog', 'gtid'],
+    reason: `${standby ? `${master.name} stops replicating from its standby ${standby.name} (it would relay the new master's first writes to replicas not yet re-pointed), ` : ''}${master.name} refuses writes (read_only${lockNote}) and its client connections are killed; its final position is recorded ${masterFacts.superReadOnly !== null ? 'once two reads agree' : 'under the lock'}`,
+  })
   const position = {fromStep: block, output: gtid ? 'gtid' : 'binlog'}
   const waitTarget = `wait_caught_up:${nm.name}`
   add({id: waitTarget, type: 'wait_caught_up', server: nm.name, params: {source: master.name, position, gtid}, after: [block], reason: `${nm.name} executes everything ${master.name} wrote`})
   const detach = `detach_replication:${nm.name}`
-  add({id: detach, type: 'detach_replication', server: nm.name, params: {resetSlaveAll: true}, after: [waitTarget], outputs: ['binlog', 'gtid'], reason: `stop replication on ${nm.name} and record its binlog coordinates, where the others will start`})
+  const resetSlaveAll = !cluster.failover.skipResetSlave
+  add({
+    id: detach,
+    type: 'detach_replication',
+    server: nm.name,
+    params: {resetSlaveAll},
+    after: [waitTarget],
+    outputs: ['binlog', 'gtid'],
+    reason: `stop replication on ${nm.name} and record its binlog coordinates, where the others will start; ${resetSlaveAll ? `RESET SLAVE ALL forgets ${master.name} as its source` : `skip_reset_slave: its settings to replicate from ${master.name} are kept, stopped`}`,
+  })
   const writable = `enable_writes:${nm.name}`
   add({id: writable, type: 'enable_writes', server: nm.name, params: {}, after: [detach], reason: `${nm.name} becomes the writable master`})
   const release = `release_write_block:${master.name}`
@@ -197,7 +220,9 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
       server: server.name,
       params: {source: nm.name, ...targetParams, gtid, coordinates: gtid ? null : {fromStep: detach, output: 'binlog'}, preview, ...(formerMaster ? {formerMaster: true} : {})},
       after: [...ready, writable],
-      reason: formerMaster ? `${server.name}, the old master, replicates from ${nm.name} (orig_master_is_new_slave)` : `${server.name} replicates from ${nm.name}`,
+      reason: formerMaster
+        ? `${server.name}, the old master, replicates from ${nm.name} (${standby ? (standby === nm ? 'the pair stays a pair: the old master is the new standby' : `it replicated from ${standby.name}, its standby; now from the new master`) : cluster.switchover.origMasterIsNewSlave ? 'orig_master_is_new_slave' : 'a cluster of two servers stays a pair'})`
+        : `${server.name} replicates from ${nm.name}`,
     })
     repointed.push(id)
   }
@@ -210,7 +235,7 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
   // The old master replicates from the new one only after every other replica is re-pointed: until then they still
   // read its binlog, and it would relay the new master's first writes to them, which the new master then sends again
   // (file/position coordinates do not know they were already applied).
-  if (cluster.switchover.origMasterIsNewSlave) repoint(master, [release, ...repointed], true)
+  if (oldMasterFollows) repoint(master, [release, ...repointed], true)
   let done = writable
   if (hook) {
     add({id: 'run_hook:online_change_start', type: 'run_hook', server: nm.name, params: {hook: 'master_ip_online_change', command: 'start', path: hook}, after: [writable], reason: `the online-change hook gives the writer address to ${nm.name}`})
@@ -220,7 +245,7 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
     id: `verify_replication:${nm.name}`,
     type: 'verify_replication',
     server: nm.name,
-    params: {master: nm.name, replicas: [...replicas.filter((r) => r !== target).map((r) => r.server.name), ...(cluster.switchover.origMasterIsNewSlave ? [master.name] : [])]},
+    params: {master: nm.name, replicas: [...replicas.filter((r) => r !== target).map((r) => r.server.name), ...(oldMasterFollows ? [master.name] : [])]},
     after: [done, release, ...repointed],
     reason: `${nm.name} is writable and every other server replicates from it`,
   })
@@ -233,7 +258,7 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
     kind: 'switchover',
     observed: observe(cluster, snapshot, master, false),
     decision: {
-      summary: `switch the master from ${master.name} to ${nm.name} (${reasonOfTarget}); re-point ${[...replicas.filter((r) => r !== target).map((r) => r.server.name), ...(cluster.switchover.origMasterIsNewSlave ? [`${master.name} (the old master)`] : [])].join(', ') || 'nobody'}`,
+      summary: `switch the master from ${master.name} to ${nm.name} (${reasonOfTarget}); re-point ${[...replicas.filter((r) => r !== target).map((r) => r.server.name), ...(oldMasterFollows ? [`${master.name} (the old master)`] : [])].join(', ') || 'nobody'}`,
       replicationMode: gtid ? 'gtid' : 'file',
       // A switchover's master is alive: it is the old master, never a dead one.
       deadMaster: null,
@@ -246,6 +271,9 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
       notes: [
         `if a step fails before ${writable} or in it, the rollback steps run, each only if the step it undoes began (done, or failed part way): ${master.name} takes writes again, ${nm.name} replicates from it, and is read_only again if ${writable} began`,
         `the other servers are re-pointed only after ${writable}: a failure then leaves ${nm.name} writable with every write ${master.name} took, and "mha apply" again re-points the rest`,
+        ...(standby === nm ? [`${master.name} and ${nm.name} are a master-master pair: after the switch ${nm.name} is the writable master and ${master.name} its read_only standby, replicating from it`] : []),
+        ...(standby && standby !== nm ? [`${master.name} replicated from ${standby.name} (a master-master pair); after the switch both replicate from ${nm.name}`] : []),
+        ...topologyNotes(cluster, topology, null).map((n) => n.message),
       ],
     },
     steps,
@@ -335,7 +363,18 @@ export function switchoverRollback(
         },
       }
     if (step.type === 'block_writes' && step.server === oldMaster)
-      return {rank: 1, undo: {id: `unblock_writes:${oldMaster}`, type: 'unblock_writes', server: oldMaster, params: {}, after, outputs: [], reason: `undo: mha's lock goes and ${oldMaster} takes writes again`}}
+      return {
+        rank: 1,
+        undo: {
+          id: `unblock_writes:${oldMaster}`,
+          type: 'unblock_writes',
+          server: oldMaster,
+          params: step.params.stopReplication ? {startReplication: true} : {},
+          after,
+          outputs: [],
+          reason: `undo: mha's lock goes and ${oldMaster} takes writes again${step.params.stopReplication ? ', replicating from its standby again' : ''}`,
+        },
+      }
     // The drain's undo puts the old master back in the writer backend, after it takes writes again (ranked after
     // unblock_writes: a proxy never sends writes to a read_only server), every other server in maint first.
     if (step.type === 'route_drain' && step.server === oldMaster) {

@@ -50,8 +50,10 @@ export type Step =
       }
     >
   | StepBase<'check_switchover', {target: string; maxLagSeconds: number; runningUpdatesLimit: number}>
-  | StepBase<'block_writes', Record<string, never>>
-  | StepBase<'unblock_writes', Record<string, never>>
+  /** stopReplication: the old master of a master-master pair also stops replicating from its standby. */
+  | StepBase<'block_writes', {stopReplication?: boolean}>
+  /** startReplication: the undo of a pair's block also starts the old master's replication again. */
+  | StepBase<'unblock_writes', {startReplication?: boolean}>
   /** After the promotion: the old master's final position still holds, its waiting clients go, its lock is released. */
   | StepBase<'release_write_block', {finalPosition: OutputRef; newMaster: string}>
   | StepBase<'wait_caught_up', {source: string; position: OutputRef; gtid: boolean}>

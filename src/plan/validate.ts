@@ -160,10 +160,11 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
         break
       }
       case 'detach_replication': {
-        // A failover follows failover.skip_reset_slave; a switchover and a removal always forget the old source.
-        const reset = plan.kind === 'failover' ? !cluster.failover.skipResetSlave : true
+        // A failover and a switchover follow failover.skip_reset_slave (as MHA's); a removal always forgets the old source.
+        const follows = plan.kind === 'failover' || plan.kind === 'switchover'
+        const reset = follows ? !cluster.failover.skipResetSlave : true
         if (step.params.resetSlaveAll !== reset)
-          problems.push(`${where(step, 'params.resetSlaveAll')}: the plan says ${step.params.resetSlaveAll}, ${plan.kind === 'failover' ? `the cluster file's failover.skip_reset_slave (${cluster.failover.skipResetSlave}) gives` : `a ${plan.kind} always runs RESET SLAVE ALL:`} ${reset}`)
+          problems.push(`${where(step, 'params.resetSlaveAll')}: the plan says ${step.params.resetSlaveAll}, ${follows ? `the cluster file's failover.skip_reset_slave (${cluster.failover.skipResetSlave}) gives` : `a ${plan.kind} always runs RESET SLAVE ALL:`} ${reset}`)
         break
       }
       case 'wait_relay_log_applied': {

@@ -156,7 +156,8 @@ export const detachReplication: StepHandler<Of<'detach_replication'>> = {
 export const enableWrites: StepHandler<Of<'enable_writes'> | Of<'unblock_writes'>> = {
   async check(step, ctx) {
     const state = await readOnlyState(ctx, step.server)
-    return !state.readOnly && !ctx.heldSession(step.server, WRITE_BLOCK) ? {done: true, reason: `${step.server} is already writable`} : {done: false}
+    const replicating = step.type === 'unblock_writes' && step.params.startReplication ? (await replicaStatus(ctx, step.server))?.ioThread === 'running' : true
+    return !state.readOnly && !ctx.heldSession(step.server, WRITE_BLOCK) && replicating ? {done: true, reason: `${step.server} is already writable`} : {done: false}
   },
   async act(step, ctx) {
     const conn = await ctx.sql(step.server)
@@ -165,11 +166,15 @@ export const enableWrites: StepHandler<Of<'enable_writes'> | Of<'unblock_writes'
       await lock.execute('UNLOCK TABLES')
       await ctx.releaseSession(step.server, WRITE_BLOCK)
     }
-    for (const sql of (await ctx.dialect(step.server)).setReadOnly(false)) await conn.execute(sql)
+    const dialect = await ctx.dialect(step.server)
+    for (const sql of dialect.setReadOnly(false)) await conn.execute(sql)
+    // A pair's old master replicates from its standby again, as before the switch.
+    if (step.type === 'unblock_writes' && step.params.startReplication) await conn.execute(dialect.startReplica)
     return undefined
   },
   async verify(step, ctx) {
     if ((await readOnlyState(ctx, step.server)).readOnly) throw new Error(`${step.server} is still read_only`)
+    if (step.type === 'unblock_writes' && step.params.startReplication) await waitUntil(`${step.server} to replicate again`, ctx.timeoutMs, async () => (await replicaStatus(ctx, step.server))?.sqlThread === 'running')
     if (ctx.heldSession(step.server, WRITE_BLOCK)) throw new Error(`${step.server}: the write block's lock is still held`)
   },
 }
@@ -193,14 +198,19 @@ export const repointReplica: StepHandler<Of<'repoint_replica'>> = {
     const dialect = await ctx.dialect(step.server)
     const conn = await ctx.sql(step.server)
     const status = await replicaStatus(ctx, step.server)
-    if (status && status.sourceHost === p.host && status.sourcePort === p.port) {
+    const pointing = status !== null && status.sourceHost === p.host && status.sourcePort === p.port
+    // Not yet replicating (an earlier run's re-point may have replicated since, and moved its binlog).
+    if (p.formerMaster && (!pointing || (status.ioThread === 'stopped' && status.sqlThread === 'stopped'))) await refuseWritesAfterBlock(step, ctx)
+    // A switchover's old master that already points at the new master (a master-master pair) resumes where it stopped by
+    // file/position; by GTID it starts from its own binlog's position, as any former master.
+    const resumeOnly = !(p.formerMaster && p.gtid && ctx.plan.kind === 'switchover')
+    if (resumeOnly && pointing) {
       // Re-pointed already by an earlier, interrupted run, and it may have replicated since: restarting it from
       // the recorded coordinates would apply those transactions twice. Start what is stopped instead.
       if (status.lastSqlErrno) throw new Error(`${step.server} replicates from ${p.source} but its SQL thread stopped on error ${status.lastSqlErrno}: ${status.lastSqlError}`)
       await conn.execute(dialect.startReplica)
       return undefined
     }
-    if (p.formerMaster) await refuseWritesAfterBlock(step, ctx)
     if (status) await conn.execute(dialect.stopReplica)
     // A former master never replicated: its GTID position is what its own binlog holds.
     // After a rewind (rejoin) the position it matches is the plan's: its binlog no longer says.

@@ -58,7 +58,7 @@ export const blockWrites: StepHandler<Of<'block_writes'>> = {
     const state = await readOnlyState(ctx, step.server)
     // A lock from an earlier run ended with its session: block again, and read a position that holds now.
     const locked = state.superReadOnly !== null || ctx.heldSession(step.server, WRITE_BLOCK) !== undefined
-    const blocked = state.readOnly && state.superReadOnly !== false && locked
+    const blocked = state.readOnly && state.superReadOnly !== false && locked && !(step.params.stopReplication && (await replicaStatus(ctx, step.server))?.ioThread === 'running')
     return blocked ? {done: true, reason: `${step.server} already refuses writes`, outputs: await binaryLogPosition(ctx, step.server)} : {done: false}
   },
   async act(step, ctx) {
@@ -70,6 +70,9 @@ export const blockWrites: StepHandler<Of<'block_writes'>> = {
     const opening = lock ? ctx.holdSession(step.server, WRITE_BLOCK) : undefined
     opening?.catch(() => undefined)
     try {
+      // A pair's old master stops replicating from its standby first: once the standby takes writes, the old master
+      // would relay them to the replicas that still read its binlog, which then get them again from the new master.
+      if (step.params.stopReplication) await conn.execute(dialect.stopReplica)
       for (const sql of dialect.setReadOnly(true)) await conn.execute(sql)
       await opening
       if (lock) {
@@ -95,6 +98,7 @@ export const blockWrites: StepHandler<Of<'block_writes'>> = {
       // The step fails whole: no rollback step runs for a step that did not succeed, so it undoes itself here.
       await ctx.releaseSession(step.server, WRITE_BLOCK).catch(() => undefined)
       for (const sql of dialect.setReadOnly(false)) await conn.execute(sql).catch(() => undefined)
+      if (step.params.stopReplication) await conn.execute(dialect.startReplica).catch(() => undefined)
       throw error
     }
   },
@@ -103,6 +107,7 @@ export const blockWrites: StepHandler<Of<'block_writes'>> = {
     if (!state.readOnly) throw new Error(`${step.server} still takes writes`)
     if (state.superReadOnly === null && !ctx.heldSession(step.server, WRITE_BLOCK)) throw new Error(`${step.server}: the lock against writers is not held`)
     if (!isCoordinates(outputs.binlog)) throw new Error(`${step.server}: no final binlog position recorded`)
+    if (step.params.stopReplication && (await replicaStatus(ctx, step.server))?.ioThread === 'running') throw new Error(`${step.server} still replicates from its standby`)
   },
 }
 

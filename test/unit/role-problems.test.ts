@@ -149,10 +149,12 @@ describe('plan parameters checked against the cluster file and the plan\'s own o
     ])
   })
 
-  it('detach_replication.resetSlaveAll is always true in a switchover and a removal', () => {
+  it('detach_replication.resetSlaveAll follows failover.skip_reset_slave in a switchover (as MHA), and is always true in a removal', () => {
     const {cluster, plan} = load('mariadb-gtid-switchover')
     const detach = plan.steps.find((s) => s.type === 'detach_replication')!
-    expect(planProblems(change(plan, detach.id, (p) => (p.resetSlaveAll = false)), cluster).join('\n')).toMatch(new RegExp(`^step ${detach.id} params\\.resetSlaveAll: the plan says false, a switchover always runs RESET SLAVE ALL: true$`, 'm'))
+    expect(planProblems(change(plan, detach.id, (p) => (p.resetSlaveAll = false)), cluster).join('\n')).toMatch(
+      new RegExp(`^step ${detach.id} params\\.resetSlaveAll: the plan says false, the cluster file's failover.skip_reset_slave \\(false\\) gives true$`, 'm'),
+    )
     const {cluster: c, snapshot} = healthy()
     const remove = planRemove(c, snapshot, header, 'db3')
     expect(planProblems(change(remove, 'detach_replication:db3', (p) => (p.resetSlaveAll = false)), c)).toEqual(['step detach_replication:db3 params.resetSlaveAll: the plan says false, a remove always runs RESET SLAVE ALL: true'])
