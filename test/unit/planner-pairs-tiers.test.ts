@@ -242,6 +242,7 @@ describe('an MHA app1.cnf with skip_reset_slave and multi_tier_slave, imported',
       '[server default]',
       'user=mha',
       'repl_user=repl',
+      'repl_password=unused-in-tests',
       'ssh_user=root',
       'skip_reset_slave=1',
       'multi_tier_slave=1',
@@ -249,7 +250,7 @@ describe('an MHA app1.cnf with skip_reset_slave and multi_tier_slave, imported',
     ].join('\n')
     const imported = importMhaConfig({appText: cnf, appFile: '/etc/masterha/app1.cnf', clusterName: 'app1'})
     // The recorded snapshot names its servers db1..db3; MHA's blocks are server1..server3. No secret file is written.
-    const cluster = parseClusterConfig(imported.yaml.replace(/name: server(\d)/g, 'name: db$1').replace(/password: \{ file: .* \}/, 'password: unused-in-tests'), '/etc/mha/app1.yaml', {})
+    const cluster = parseClusterConfig(imported.yaml.replace(/name: server(\d)/g, 'name: db$1').replace(/password: \{ file: .* \}/g, 'password: unused-in-tests'), '/etc/mha/app1.yaml', {})
     expect([cluster.failover.skipResetSlave, cluster.failover.multiTierSlave]).toEqual([true, true])
     const s = scenario()
     s.replicate('db3', 'db2')
