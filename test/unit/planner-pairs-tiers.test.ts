@@ -84,6 +84,19 @@ describe('a two-server master-master pair (db1 writable, db2 read_only, each rep
     expect(report.findings.find((f) => f.code === 'standby_down')?.message).toBe(standbyNote)
   })
 
+  it('a plain master and a replica left writable by mistake: the master dies, and the replica, whose binlog only follows db1, is promoted', () => {
+    const s = scenario({servers: ['db1', 'db2']})
+    s.sql('db2').readOnly = false
+    const own = `0-${s.sql('db1').serverId}-500`
+    s.sql('db2').gtid.binlogPos = own
+    s.kill('db1')
+    expect(topologyOf(s.cluster, s.snapshot)).toMatchObject({master: {name: 'db1'}, standbyDown: false})
+    expect(s.plan()).toMatchObject({kind: 'failover', decision: {deadMaster: 'db1', newMaster: 'db2'}})
+    // The same survivor that has taken writes itself (its own server id last in its binlog): a pair's active master.
+    s.sql('db2').gtid.binlogPos = `0-${s.sql('db2').serverId}-501`
+    expect(topologyOf(s.cluster, s.snapshot)).toMatchObject({master: {name: 'db2'}, standbyDown: true})
+  })
+
   it('both writable: no master, switchover, failover or check verdict ok (two writers already)', () => {
     const s = pair()
     s.sql('db2').readOnly = false
