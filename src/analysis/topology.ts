@@ -90,7 +90,7 @@ export function topologyOf(cluster: ClusterConfig, snapshot: Snapshot): Topology
   if (master && down(master) && sources.length === 1) {
     const namers = namedBy.get(master.name) ?? []
     const writableRoots = roots.filter(writable)
-    if (namers.length === 1 && writable(namers[0]!)) master = namers[0]
+    if (namers.length === 1 && writable(namers[0]!) && !followedOnly(facts(namers[0]!)!)) master = namers[0]
     else if (writableRoots.length > 0) {
       // A writable server that replicates from nobody beside a down one that others replicate from: the down one
       // may be a dead master or a dead intermediate master (MHA: "alive, but does not work as a slave").
@@ -133,6 +133,21 @@ export function topologyOf(cluster: ClusterConfig, snapshot: Snapshot): Topology
       })
     : []
   return {master, roots, replicas, others, standby, standbyDown: standby !== undefined && down(standby), lowerTiers, conflict}
+}
+
+/**
+ * MariaDB: the last transaction of every GTID domain in its binlog came from another server, so it has been following
+ * a master rather than taking writes: a writable replica of a dead master, not a pair's active master whose standby is
+ * down. Unknown (false) on MySQL, whose gtid_executed does not say which transaction came last.
+ */
+function followedOnly(f: SqlFacts): boolean {
+  if (f.version.flavor !== 'mariadb') return false
+  const origins = f.gtid.binlogPos
+    .split(',')
+    .map((g) => g.trim().split('-'))
+    .filter((parts) => parts.length === 3)
+    .map((parts) => Number(parts[1]))
+  return origins.length > 0 && !origins.includes(f.serverId)
 }
 
 /** What one look at a server says about its role: enough to tell a returning old master. */

@@ -84,6 +84,19 @@ describe('a two-server master-master pair (db1 writable, db2 read_only, each rep
     expect(report.findings.find((f) => f.code === 'standby_down')?.message).toBe(standbyNote)
   })
 
+  it('a plain master and a replica left writable by mistake: the master dies, and the replica, whose binlog only follows db1, is promoted', () => {
+    const s = scenario({servers: ['db1', 'db2']})
+    s.sql('db2').readOnly = false
+    const own = `0-${s.sql('db1').serverId}-500`
+    s.sql('db2').gtid.binlogPos = own
+    s.kill('db1')
+    expect(topologyOf(s.cluster, s.snapshot)).toMatchObject({master: {name: 'db1'}, standbyDown: false})
+    expect(s.plan()).toMatchObject({kind: 'failover', decision: {deadMaster: 'db1', newMaster: 'db2'}})
+    // The same survivor that has taken writes itself (its own server id last in its binlog): a pair's active master.
+    s.sql('db2').gtid.binlogPos = `0-${s.sql('db2').serverId}-501`
+    expect(topologyOf(s.cluster, s.snapshot)).toMatchObject({master: {name: 'db2'}, standbyDown: true})
+  })
+
   it('both writable: no master, switchover, failover or check verdict ok (two writers already)', () => {
     const s = pair()
     s.sql('db2').readOnly = false
@@ -242,6 +255,7 @@ describe('an MHA app1.cnf with skip_reset_slave and multi_tier_slave, imported',
       '[server default]',
       'user=mha',
       'repl_user=repl',
+      'repl_password=unused-in-tests',
       'ssh_user=root',
       'skip_reset_slave=1',
       'multi_tier_slave=1',
@@ -249,7 +263,7 @@ describe('an MHA app1.cnf with skip_reset_slave and multi_tier_slave, imported',
     ].join('\n')
     const imported = importMhaConfig({appText: cnf, appFile: '/etc/masterha/app1.cnf', clusterName: 'app1'})
     // The recorded snapshot names its servers db1..db3; MHA's blocks are server1..server3. No secret file is written.
-    const cluster = parseClusterConfig(imported.yaml.replace(/name: server(\d)/g, 'name: db$1').replace(/password: \{ file: .* \}/, 'password: unused-in-tests'), '/etc/mha/app1.yaml', {})
+    const cluster = parseClusterConfig(imported.yaml.replace(/name: server(\d)/g, 'name: db$1').replace(/password: \{ file: .* \}/g, 'password: unused-in-tests'), '/etc/mha/app1.yaml', {})
     expect([cluster.failover.skipResetSlave, cluster.failover.multiTierSlave]).toEqual([true, true])
     const s = scenario()
     s.replicate('db3', 'db2')
