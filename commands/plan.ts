@@ -40,6 +40,14 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
     rebuild: Flags.string({description: 'Plan the rebuild of this server (empty, new or diverged) from a physical copy of a healthy replica (MariaDB, mariadb-backup).', exclusive: ['switchover', 'rejoin', 'remove', 'force-dead']}),
     remove: Flags.string({description: 'Plan taking this server out of the active topology (not the master, nothing replicating from it).', exclusive: ['switchover', 'rejoin', 'rebuild', 'force-dead']}),
     'force-dead': Flags.string({description: 'Plan a failover although replicas still replicate from the unreachable master; the reason is recorded in the plan (and apply then skips the same check).', exclusive: ['switchover', 'rejoin', 'rebuild', 'remove']}),
+    'skip-change-master': Flags.boolean({
+      description: "Failover: recover every survivor to the new master's data but re-point none of them; you do that (MHA's --skip_change_master). The plan says so; apply exits 0 with what is left to you.",
+      exclusive: ['switchover', 'rejoin', 'rebuild', 'remove'],
+    }),
+    'skip-disable-read-only': Flags.boolean({
+      description: "Failover: leave the new master read_only; you make it writable (MHA's --skip_disable_read_only). The plan says so; apply exits 0 with what is left to you.",
+      exclusive: ['switchover', 'rejoin', 'rebuild', 'remove'],
+    }),
   }
 
   async run(): Promise<void> {
@@ -55,7 +63,11 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
           ? planRemove(cluster, snapshot, header, this.flags.remove)
           : this.flags.switchover
             ? planSwitchover(cluster, snapshot, header, this.flags.to)
-            : planFor(cluster, snapshot, header, {outOfService: outOfService(this.flags['plans-dir'], cluster.name), ...(this.flags['force-dead'] ? {forceDead: this.flags['force-dead']} : {})})
+            : planFor(cluster, snapshot, header, {
+                outOfService: outOfService(this.flags['plans-dir'], cluster.name),
+                ...(this.flags['force-dead'] ? {forceDead: this.flags['force-dead']} : {}),
+                leave: {changeMaster: this.flags['skip-change-master'] === true, disableReadOnly: this.flags['skip-disable-read-only'] === true},
+              })
     const output = this.flags.output
     const toStdout = output === '-'
     // A noop is news, not a record: archived only when asked (-o FILE, --archive-noop).

@@ -1,5 +1,5 @@
 import * as Flags from '@oclif/core/flags'
-import {processStartTime} from '../src/store/lock.js'
+import {lockManager, processStartTime} from '../src/store/lock.js'
 import {BaseCommand} from '../src/cli/base-command.js'
 import {ExitCode} from '../src/cli/exit-codes.js'
 import {clusterFlags, etcdFlags, plansDirFlag} from '../src/cli/flags.js'
@@ -17,7 +17,7 @@ import {storesFor} from '../src/store/open.js'
 export default class Watch extends BaseCommand<typeof Watch> {
   static override summary = 'Monitor clusters; when a master is dead (and its replicas agree), plan, apply and archive a failover.'
   static override description =
-    `Pings every master each ping_interval. After failures_before_dead failed pings it asks the replicas and, when they still show an IO thread, the other routes (each replica's host over SSH, the secondary_check hook): the master is dead only when they lost it too (access denied and too many connections mean alive). Then the same plan and apply as the commands, archived under <plans-dir>/<cluster>/, and monitoring goes on with the topology, which it follows (external switchovers included). A second automatic failover within last_failover_minute waits for "mha ack". A server that comes back writable and replicating from nobody while replicas follow the master (an old master restarted after a failover) is set read only at once. A cluster that cannot be monitored (its file does not load, logins refused, no master) is said at once and again, and shown by /status and the metrics; none at all: exit 1.`
+    `Pings every master each ping_interval. After failures_before_dead failed pings it asks the replicas and, when they still show an IO thread, the other routes (each replica's host over SSH, the secondary_check hook): the master is dead only when they lost it too (access denied and too many connections mean alive). Then the same plan and apply as the commands, archived under <plans-dir>/<cluster>/, and monitoring goes on with the topology, which it follows (external switchovers included). A second automatic failover within last_failover_minute waits for "mha ack". A server that comes back writable and replicating from nobody while replicas follow the master (an old master restarted after a failover) is set read only at once. A cluster that cannot be monitored (its file does not load, logins refused, no master) is said at once and again, and shown by /status and the metrics; none at all: exit 1. Without etcd one watch per cluster and host: a second one is refused at start, naming the running one.`
   static override examples = ['<%= config.bin %> watch --config-dir clusters/', '<%= config.bin %> watch --cluster app1 --git --log-format json', '<%= config.bin %> watch --listen 127.0.0.1:9104', '<%= config.bin %> watch --config /etc/mha/app1.yaml']
   static override flags = {
     ...clusterFlags,
@@ -38,6 +38,9 @@ export default class Watch extends BaseCommand<typeof Watch> {
     const plansDir = this.flags['plans-dir']
     const log = makeLogger(this.flags['log-format'], (line) => this.say(line))
     const etcd = etcdSettings(this.flags)
+    // Without etcd nothing elects one manager per cluster: a second watch of a cluster on this host is refused, as
+    // MHA's second masterha_manager is, before it does anything (with etcd several managers are the point).
+    const releaseManager = etcd ? () => undefined : holdManagerLocks([...clusters.map((c) => ({name: c.name, file: c.file})), ...unloadable])
     // etcd3 (and gRPC) load only when etcd is used. A file that does not load yet has its leader too, for when it does.
     const coord = etcd ? new (await import('../src/coord/coordinator.js')).Coordinator(etcd, [...clusters.map((c) => c.name), ...unloadable.map((u) => u.name)]) : undefined
     // With etcd every cluster's store is there, shared by the managers and mha apply.
@@ -71,6 +74,7 @@ export default class Watch extends BaseCommand<typeof Watch> {
     if (watchers.every((w) => w.unmonitored !== null)) {
       log('*', 'error', `no cluster can be monitored: ${watchers.map((w) => `${w.name}: ${w.unmonitored}`).join('; ')}`)
       await Promise.all(watchers.map((w) => w.stop()))
+      releaseManager()
       this.exit(ExitCode.error)
     }
     const heartbeat =
@@ -97,9 +101,23 @@ export default class Watch extends BaseCommand<typeof Watch> {
     // The lease is revoked: the other managers take this one's clusters at once, not after the TTL.
     await coord?.stop()
     removePresence(plansDir)
+    releaseManager()
     log('*', 'stopped', 'every cluster loop has stopped')
     // A socket a library still holds (an SSH session a step opened as the loops stopped, seen with 1000 clusters on
     // one overloaded sandbox) must not keep a stopped daemon alive: it exits soon after, with its logs written.
     setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref()
   }
+}
+
+/** This process becomes the one manager of every cluster it watches, or of none: the first one held elsewhere refuses it all. */
+function holdManagerLocks(clusters: {name: string; file: string}[]): () => void {
+  const releases: (() => void)[] = []
+  const releaseAll = () => releases.splice(0).forEach((release) => release())
+  try {
+    for (const c of clusters) releases.push(lockManager(c.name, `mha watch of ${c.file}`))
+  } catch (error) {
+    releaseAll()
+    throw error
+  }
+  return releaseAll
 }

@@ -244,7 +244,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     const running = new Map<string, Promise<void>>()
     for (const id of done) status.set(id, {status: 'skipped', reason: 'done in an earlier run (journal)'})
     const pending = plan.steps.filter((s) => !done.has(s.id))
-    const secrets = [cluster.password, cluster.replPassword]
+    const secrets = [cluster.password, cluster.replPassword, ...cluster.servers.map((s) => s.password)]
     const ended = (id: string) => ['applied', 'skipped', 'failed', 'blocked'].includes(status.get(id)?.status ?? '')
     const failedOrBlocked = (id: string) => ['failed', 'blocked'].includes(status.get(id)?.status ?? '')
     ctx.outcomeOf = (id) => (done.has(id) ? 'done' : failedOrBlocked(id) ? 'failed' : 'pending')
@@ -399,7 +399,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
         const partial = report(
             'partial',
             [
-              `${plan.decision.newMaster} is the writable master`,
+              `${plan.decision.newMaster} is the ${plan.decision.leftToOperator?.disableReadOnly ? 'new master (left read_only, as the plan says)' : 'writable master'}`,
               ...(leftOut.length || !proxies.length ? [`${leftOut.length} replica${leftOut.length === 1 ? '' : 's'} left out: ${left.map((l) => `${l.server} (${l.reason})`).join('; ')}`] : []),
               ...(proxies.length ? [`writes not moved on proxy ${proxies.map((p) => `${p} (${proxyWhy(p)})`).join('; proxy ')}`] : []),
               ...(others.length ? [`also failed: ${others.map((f) => `${f.step.id}: ${f.message}`).join('; ')}`] : []),
@@ -426,16 +426,20 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     // Replicas the plan itself left out (unrecoverable, errant, unreachable with ignore_fail): the failover is done,
     // with something left for the operator, and says so as MHA does (exit 10).
     const planned = plannedLeftOut(plan)
+    // Work the operator asked to keep for themselves (--skip-change-master, --skip-disable-read-only) is theirs: on
+    // its own it leaves the apply complete (exit 0, as MHA), and is named.
+    const todo = plan.decision.leftToOperator?.todo ?? []
+    const leftToYou = todo.length ? `left to you, as the plan says: ${todo.join('; ')}` : null
     if (planned.length > 0) {
       const partial = report(
         'partial',
         `${plan.kind} applied: ${plan.decision.summary}; ${planned.length} replica${planned.length === 1 ? '' : 's'} left out as planned: ${planned.map((l) => `${l.server} (${l.reason})`).join('; ')}`,
-        planned.map((l) => `${l.server}: ${l.retry}`).join('; '),
+        [...planned.map((l) => `${l.server}: ${l.retry}`), ...(leftToYou ? [leftToYou] : [])].join('; '),
         ctx.notes,
       )
       return finished({...partial, leftOut: planned})
     }
-    return finished(report('applied', `${plan.kind} applied: ${plan.decision.summary}`, null, ctx.notes))
+    return finished(report('applied', `${plan.kind} applied: ${plan.decision.summary}`, leftToYou, ctx.notes))
   } finally {
     await ctx.close()
   }

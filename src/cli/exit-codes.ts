@@ -33,7 +33,7 @@ export const commandExitCodes: Record<string, Partial<Record<ExitCodeValue, stri
   show: {0: 'the plan is consistent with the cluster file', 1: 'the plan disagrees with the cluster file, or cannot be read'},
   apply: {0: 'applied, or nothing left to do', 1: 'refused, or failed with no new master taking writes', 10: 'the new master takes writes but some replicas were left out (their recovery failed, or the plan leaves them out); the report names each'},
   switchover: {0: 'switched: the new master takes writes, the old one replicates from it', 1: 'refused, not approved, or failed (the report says which side takes writes)', 10: 'the new master takes writes but some replicas were left out'},
-  watch: {0: 'stopped by SIGTERM or SIGINT after finishing what was under way', 1: 'no cluster can be monitored, or an error'},
+  watch: {0: 'stopped by SIGTERM or SIGINT after finishing what was under way', 1: 'no cluster can be monitored, another mha watch already watches one of its clusters on this host (without etcd), or an error'},
   ack: {0: 'acknowledged (or already acknowledged)', 1: 'no failover to acknowledge, or an error'},
   status: {0: 'status shown (whatever the health of the clusters)'},
   'config:import-mha': {0: 'the cluster file was written'},

@@ -16,6 +16,7 @@ export function renderPlan(plan: Plan): string {
   lines.push('', `Data loss: ${d.dataLoss.statement}`)
   for (const note of d.notes) lines.push(`Note: ${note}`)
   for (const warning of d.warnings ?? []) lines.push(`WARNING: ${warning}`)
+  for (const todo of d.leftToOperator?.todo ?? []) lines.push(`LEFT TO YOU (on request): ${todo}`)
   lines.push('', 'Steps:')
   if (plan.steps.some((s) => s.group === 'master')) lines.push('  [master] steps are required for the new master; a failed [replica:NAME] step leaves only that replica out; [optional]: recovery goes on without it, the loss stated')
   if (plan.steps.some((s) => s.group?.startsWith('routing:'))) lines.push("  a failed [routing:PROXY] step leaves the promotion standing: that proxy's writes are moved by applying again")

@@ -11,7 +11,7 @@ import type {ClusterConfig} from './types.js'
 /** switchover.running_seconds_limit's default in schemas/cluster.schema.json (MHA's). */
 const defaultRunningSecondsLimit = 10
 
-const LOCAL_TO_THE_MANAGER = new Set(['file', 'ip', 'ssh', 'sshHost', 'sshPort', 'sourceAddress', 'password', 'replPassword', 'monitor', 'runtimeApi', 'verifyPassword'])
+const LOCAL_TO_THE_MANAGER = new Set(['file', 'ip', 'ssh', 'sshHost', 'sshPort', 'sourceAddress', 'password', 'replPassword', 'monitor', 'runtimeApi', 'verifyPassword', 'loginFields'])
 
 /**
  * sha256 of the settings of a cluster file that decide what a plan does (servers, users, replication, failover
@@ -25,6 +25,8 @@ export function settingsDigest(cluster: ClusterConfig): string {
     LOCAL_TO_THE_MANAGER.has(key) ||
     ((key === 'proxies' || key === 'binlogServers') && Array.isArray(value) && value.length === 0) ||
     (key === 'runningSecondsLimit' && value === defaultRunningSecondsLimit)
-  const settings = JSON.parse(JSON.stringify(cluster, (key, value: unknown) => (omitted(key, value) ? undefined : value))) as unknown
+  // A server's own user counts only where it differs: a file without per-server logins digests as it did before them.
+  const servers = cluster.servers.map(({user, ...rest}) => (user === cluster.user ? rest : {...rest, user}))
+  const settings = JSON.parse(JSON.stringify({...cluster, servers}, (key, value: unknown) => (omitted(key, value) ? undefined : value))) as unknown
   return `sha256:${createHash('sha256').update(JSON.stringify(canonical(settings))).digest('hex')}`
 }

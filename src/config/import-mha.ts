@@ -12,7 +12,8 @@ export interface MhaImportInput {
   clusterName: string
 }
 export interface ImportedSecret {
-  field: 'password' | 'repl_password'
+  /** Also the file's name: password.SERVER is the password of a server whose own differs from the cluster's. */
+  field: 'password' | 'repl_password' | `password.${string}`
   value: string
 }
 export interface NotCarried {
@@ -238,6 +239,7 @@ export function importMhaConfig(input: MhaImportInput): MhaImport {
     overrides[key] = values.map((v) => (v === undefined || same(v, common) ? undefined : v))
   }
 
+  const secretFile = (field: string) => ({file: `${input.clusterName}.secrets/${field}`})
   const seen = new Map<string, string>()
   const serverList = servers.map((server, i) => {
     const hostname = read(pick(server, 'hostname'), text)
@@ -283,8 +285,26 @@ export function importMhaConfig(input: MhaImportInput): MhaImport {
     return Object.fromEntries(Object.entries(entry).filter(([, v]) => v !== undefined))
   })
 
-  const user = clusterWide('user', text) ?? 'root'
-  const password = clusterWide('password', (v) => v)
+  // MHA reads user and password per server ([serverN] over [server default], defaults root and empty): the cluster
+  // keeps the value every server shares (else the default block's, else the first server's), and a server that
+  // differs keeps its own, its password in a secret file of its own.
+  const logins = servers.map((server) => ({user: read(pick(server, 'user'), text) ?? 'root', password: read(pick(server, 'password'), (v) => v) ?? ''}))
+  const shared = <K extends 'user' | 'password'>(key: K, fallback: string): string => {
+    const values = logins.map((l) => l[key])
+    return values.every((v) => v === values[0]) ? values[0]! : (read(fromDefaults(key), (v) => v) ?? values[0] ?? fallback)
+  }
+  const user = shared('user', 'root')
+  const password = shared('password', '')
+  const ownSecrets: ImportedSecret[] = []
+  serverList.forEach((entry, i) => {
+    const login = logins[i]!
+    if (login.user !== user) entry.user = login.user
+    if (login.password !== password) {
+      const field = `password.${servers[i]!.name}` as const
+      ownSecrets.push({field, value: login.password})
+      entry.password = secretFile(field)
+    }
+  })
   const replPassword = clusterWide('repl_password', text)
   let replUser = clusterWide('repl_user', text)
   if (replUser === undefined) {
@@ -292,8 +312,7 @@ export function importMhaConfig(input: MhaImportInput): MhaImport {
     note('repl_user', input.appFile, 'not set: MHA used each replica\'s Master_User; mha needs one, so "repl" was written: check it')
   }
 
-  const secretFile = (field: string) => ({file: `${input.clusterName}.secrets/${field}`})
-  const secrets: ImportedSecret[] = [{field: 'password', value: password ?? ''}]
+  const secrets: ImportedSecret[] = [{field: 'password', value: password}, ...ownSecrets]
   if (replPassword !== undefined) secrets.push({field: 'repl_password', value: replPassword})
   const config: Record<string, unknown> = {
     name: input.clusterName,
@@ -312,5 +331,9 @@ export function importMhaConfig(input: MhaImportInput): MhaImport {
     const node = doc.get(key, true)
     if (isMap(node)) node.flow = true
   }
+  serverList.forEach((_, i) => {
+    const node = doc.getIn(['servers', i, 'password'], true)
+    if (isMap(node)) node.flow = true
+  })
   return {yaml: doc.toString({lineWidth: 0}), secrets, notCarried}
 }

@@ -84,6 +84,8 @@ interface RawServer {
   hostname: string
   ip?: string
   port?: number
+  user?: string
+  password?: RawSecret
   ssh_host?: string
   ssh_port?: number
   ssh_user?: string
@@ -190,6 +192,7 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
   }
   const clusterOptions = sshOptions(raw.ssh.ssh_options, ['ssh', 'ssh_options'], 'every server')
   const clusterSsh = sshSettings(raw.ssh, clusterOptions, {expand, secret, env, at})
+  const password = secret(raw.password, ['password'])
   const servers: ServerConfig[] = raw.servers.map((s, i) => {
     // A server's ssh_options replace the cluster's, as a [serverN] value replaced [server default] in MHA.
     const options = s.ssh_options === undefined ? clusterOptions : sshOptions(s.ssh_options, ['servers', i, 'ssh_options'], `server ${s.name}`)
@@ -199,6 +202,9 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
       hostname: s.hostname,
       ip: s.ip ?? s.hostname,
       port: s.port ?? raw.server_defaults.port,
+      user: s.user ?? raw.user,
+      password: s.password === undefined ? password : secret(s.password, ['servers', i, 'password']),
+      loginFields: `${[s.user === undefined ? 'user' : `servers[${i}].user`, s.password === undefined ? 'password' : `servers[${i}].password`].join(' and ')} in ${file}`,
       sshHost: s.ssh_host ?? s.ip ?? s.hostname,
       // The server's ssh_options beat its own fields, which beat the cluster's ssh_options, which beat the ssh section.
       sshPort: own.port ?? s.ssh_port ?? options.port ?? raw.ssh.port,
@@ -240,7 +246,6 @@ function resolveConfig(raw: RawCluster, file: string, env: NodeJS.ProcessEnv, at
     if (serverNames.has(b.name)) throw at(['binlog_servers', i, 'name'], `"${b.name}" is also a server's name; give the binlog server a name of its own`)
     if (binlogServers.findIndex((o) => o.name === b.name) !== i) throw at(['binlog_servers', i, 'name'], `"${b.name}" is used by two binlog servers; each needs its own`)
   })
-  const password = secret(raw.password, ['password'])
   const proxies = (raw.routing?.haproxy ?? []).map((p, i) => proxyConfig(p, i, {servers, password, user: raw.user, clusterSsh, sshPort: raw.ssh.port, sshUser: raw.ssh.user, secret, at}))
   proxies.forEach((p, i) => {
     if (proxies.findIndex((q) => q.name === p.name) !== i) throw at(['routing', 'haproxy', i, 'name'], `"${p.name}" is used by two proxies; each proxy needs its own name`)

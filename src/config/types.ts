@@ -10,6 +10,11 @@ export interface ServerConfig {
   /** Address mha connects to over SQL. */
   ip: string
   port: number
+  /** The SQL login mha uses on this server: its own (MHA's [serverN] user/password) or the cluster's. */
+  user: string
+  password: Secret
+  /** Where that login is configured, for an access-denied message ("servers[1].password in FILE"). */
+  loginFields: string
   sshHost: string
   sshPort: number
   sshUser: string

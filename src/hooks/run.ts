@@ -1,5 +1,5 @@
 import {spawn} from 'node:child_process'
-import type {ClusterConfig} from '../config/types.js'
+import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import {shellQuote} from '../remote/ssh.js'
 import {redact, type Secret} from '../util/secret.js'
 
@@ -11,20 +11,21 @@ export interface HookResult {
   timedOut?: boolean
 }
 
-/** Where MHA hands a hook a password: the argument MHA puts on its command line, and mha's environment variable. */
+/** Where MHA hands a hook a password: the argument MHA puts on its command line, mha's environment variable, and whose password it is. */
 export interface HookPassword {
   arg: string
   env: string
+  of: 'orig' | 'new'
 }
 
 /** MHA 0.58's password arguments per hook call (MasterFailover, MasterRotate, HealthCheck), with the variable that always carries it. */
 export const hookPasswords = {
-  masterIpFailoverStart: [{arg: 'new_master_password', env: 'MHA_NEW_MASTER_PASSWORD'}],
+  masterIpFailoverStart: [{arg: 'new_master_password', env: 'MHA_NEW_MASTER_PASSWORD', of: 'new'}],
   masterIpOnlineChange: [
-    {arg: 'orig_master_password', env: 'MHA_ORIG_MASTER_PASSWORD'},
-    {arg: 'new_master_password', env: 'MHA_NEW_MASTER_PASSWORD'},
+    {arg: 'orig_master_password', env: 'MHA_ORIG_MASTER_PASSWORD', of: 'orig'},
+    {arg: 'new_master_password', env: 'MHA_NEW_MASTER_PASSWORD', of: 'new'},
   ],
-  secondaryCheck: [{arg: 'master_password', env: 'MHA_MASTER_PASSWORD'}],
+  secondaryCheck: [{arg: 'master_password', env: 'MHA_MASTER_PASSWORD', of: 'orig'}],
 } satisfies Record<string, HookPassword[]>
 
 /** The passwords a run_hook step's hook gets: MHA gives them to the IP hooks only (online change: both phases; failover: start). */
@@ -32,9 +33,17 @@ export function stepHookPasswords(hook: 'master_ip_failover' | 'master_ip_online
   return hook === 'master_ip_online_change' ? hookPasswords.masterIpOnlineChange : hook === 'master_ip_failover' ? hookPasswords.masterIpFailoverStart : []
 }
 
-/** The cluster's admin password for a hook: always in the environment, on the command line only with hooks.pass_passwords. */
-export function passwordsFor(cluster: ClusterConfig, which: readonly HookPassword[]): {which: readonly HookPassword[]; secret: Secret; onCommandLine: boolean} {
-  return {which, secret: cluster.password, onCommandLine: cluster.hooks.passPasswords}
+export interface HookPasswords {
+  given: {arg: string; env: string; secret: Secret}[]
+  onCommandLine: boolean
+}
+
+/**
+ * The admin passwords a hook gets, each the password of the server it names (MHA's orig/new master's own
+ * password from its [serverN] block): always in the environment, on the command line only with hooks.pass_passwords.
+ */
+export function passwordsFor(cluster: ClusterConfig, which: readonly HookPassword[], masters: {orig?: ServerConfig | undefined; new?: ServerConfig | undefined} = {}): HookPasswords {
+  return {given: which.map((p) => ({arg: p.arg, env: p.env, secret: masters[p.of]?.password ?? cluster.password})), onCommandLine: cluster.hooks.passPasswords}
 }
 
 /** How a preview shows the passwords a hook gets, masked (as MHA logs its own commands with xxx). */
@@ -52,17 +61,17 @@ export function runHook(
   command: string,
   args: Record<string, string | number | boolean | undefined>,
   timeoutMs: number,
-  passwords?: ReturnType<typeof passwordsFor>,
+  passwords?: HookPasswords,
 ): Promise<HookResult> {
   const argv = Object.entries(args)
     .filter(([, v]) => v !== undefined && v !== false)
     .map(([k, v]) => (v === true ? `--${k}` : `--${k}=${shellQuote(String(v))}`))
   const env: NodeJS.ProcessEnv = {...process.env}
-  for (const p of passwords?.which ?? []) {
-    env[p.env] = passwords!.secret.reveal()
-    if (passwords!.onCommandLine) argv.push(`--${p.arg}=${shellQuote(passwords!.secret.reveal())}`)
+  for (const p of passwords?.given ?? []) {
+    env[p.env] = p.secret.reveal()
+    if (passwords!.onCommandLine) argv.push(`--${p.arg}=${shellQuote(p.secret.reveal())}`)
   }
-  const hide = (text: string) => redact(text, [passwords?.secret])
+  const hide = (text: string) => redact(text, passwords?.given.map((p) => p.secret) ?? [])
   return new Promise((resolve) => {
     // Its own process group: a timeout kills what the hook started too (a script's sleep, ssh or curl would
     // otherwise hold its output open, and the caller, long after the hook itself was killed).

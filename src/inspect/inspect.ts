@@ -131,7 +131,7 @@ async function inspectSql(cluster: ClusterConfig, server: ServerConfig, tryReplL
 /** The password a failover puts into CHANGE MASTER, tried as the replicas will use it. */
 export async function replicationLogin(cluster: ClusterConfig, server: ServerConfig): Promise<NonNullable<SqlFacts['replLogin']>> {
   try {
-    await withConnection({...endpointOf(cluster, server), user: cluster.replUser, password: cluster.replPassword!}, cluster.monitor.connectTimeoutMs, () => Promise.resolve())
+    await withConnection({...endpointOf(cluster, server), user: cluster.replUser, password: cluster.replPassword!, loginFields: `repl_user and repl_password in ${cluster.file}`}, cluster.monitor.connectTimeoutMs, () => Promise.resolve())
     return {ok: true}
   } catch (error) {
     return error instanceof SqlError ? {ok: false, kind: error.kind, message: error.message} : {ok: false, kind: 'sql', message: oneLine(error)}

@@ -23,6 +23,8 @@ export interface Endpoint {
   port: number
   user: string
   password: Secret
+  /** Where user and password are configured ("servers[1].password in FILE"), for an access-denied message. */
+  loginFields?: string | undefined
   /** Local address to connect from. */
   localAddress?: string | undefined
 }
@@ -36,7 +38,7 @@ export function classifySqlError(error: unknown, endpoint: Endpoint): SqlError {
   const text = redact(e.message ?? String(error), [endpoint.password])
   const where = `${endpoint.name} (${endpoint.host}:${endpoint.port})`
   if (code === 'ER_ACCESS_DENIED_ERROR' || e.errno === 1045)
-    return new SqlError('auth', code, `${where}: access denied for user ${endpoint.user}; check user/password in the cluster file`)
+    return new SqlError('auth', code, `${where}: access denied for user ${endpoint.user}; check ${endpoint.loginFields ?? 'user/password in the cluster file'}`)
   if (code === 'ER_CON_COUNT_ERROR' || e.errno === 1040) return new SqlError('too_many_connections', code, `${where}: too many connections`)
   if (unreachableCodes.has(code)) return new SqlError('unreachable', code, `${where}: cannot connect (${code})`)
   if ((error as {fatal?: boolean}).fatal === true || /closed state/.test(text)) return new SqlError('unreachable', code, `${where}: connection lost`)

@@ -2,9 +2,9 @@ import type {ClusterConfig, ServerConfig, SshHost} from '../config/types.js'
 import type {SshTarget} from '../remote/ssh.js'
 import type {Endpoint} from './mysql.js'
 
-/** How mha reaches a server over SQL: the cluster's login, from the manager's source address. */
+/** How mha reaches a server over SQL: the server's login (its own or the cluster's), from the manager's source address. */
 export function endpointOf(cluster: ClusterConfig, server: ServerConfig): Endpoint {
-  return {name: server.name, host: server.ip, port: server.port, user: cluster.user, password: cluster.password, localAddress: cluster.sourceAddress}
+  return {name: server.name, host: server.ip, port: server.port, user: server.user, password: server.password, loginFields: server.loginFields, localAddress: cluster.sourceAddress}
 }
 
 /**

@@ -57,7 +57,7 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
     }
     case 'apply_logs': {
       const pieces = [step.params.ownRelay ? `its own relay log beyond the position ${step.params.ownRelay.fromStep} records` : '', step.params.relayDiff ? `the file ${step.params.relayDiff.fromStep} saves` : '', step.params.masterTail ? `the file ${step.params.masterTail.fromStep} saves (if it was saved)` : '']
-      return [`mariadb-binlog | mariadb --host=${server(step.server)?.hostname} --port=${server(step.server)?.port} --user=${cluster.user} (login through a descriptor): ${pieces.filter(Boolean).join(', then ')}, skipping the transactions ${step.server} has already`]
+      return [`mariadb-binlog | mariadb --host=${server(step.server)?.hostname} --port=${server(step.server)?.port} --user=${server(step.server)?.user} (login through a descriptor): ${pieces.filter(Boolean).join(', then ')}, skipping the transactions ${step.server} has already`]
     }
     case 'detach_replication':
       return sql(step.server, [d?.stopReplica ?? 'STOP SLAVE', ...(step.params.resetSlaveAll ? [d?.resetReplicaAll ?? 'RESET SLAVE ALL'] : []), `${d?.showBinaryLogStatus ?? 'SHOW MASTER STATUS'} (recorded)`])
@@ -101,7 +101,7 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
       return sql(step.server, d?.setReadOnly(true) ?? ['SET GLOBAL read_only = ON'])
     case 'flashback_binlog':
       return [
-        `mariadb-binlog --flashback <the file ${step.params.saved.fromStep} saves> | mariadb --host=${server(step.server)?.hostname} --port=${server(step.server)?.port} --user=${cluster.user} --init-command='SET SESSION sql_log_bin=0' (login through a descriptor): rewind ${step.params.transactions} transaction(s), ${step.params.gtids ?? `${formatCoordinates(step.params.from)} to ${formatCoordinates(step.params.end)}`}; refused if the saved range does not end at ${formatCoordinates(step.params.end)}`,
+        `mariadb-binlog --flashback <the file ${step.params.saved.fromStep} saves> | mariadb --host=${server(step.server)?.hostname} --port=${server(step.server)?.port} --user=${server(step.server)?.user} --init-command='SET SESSION sql_log_bin=0' (login through a descriptor): rewind ${step.params.transactions} transaction(s), ${step.params.gtids ?? `${formatCoordinates(step.params.from)} to ${formatCoordinates(step.params.end)}`}; refused if the saved range does not end at ${formatCoordinates(step.params.end)}`,
         ...(step.params.resetBinlog ? sql(step.server, ['RESET MASTER']) : []),
       ]
     case 'copy_backup': {

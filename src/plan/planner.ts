@@ -25,6 +25,14 @@ export interface PlanOptions {
   forceDead?: string
   /** Servers an earlier failover took out of service: not waited for, like ignore_fail. */
   outOfService?: readonly string[]
+  /** MHA's --skip_change_master and --skip_disable_read_only: recover every survivor, leave these to the operator. */
+  leave?: LeftToOperator
+}
+
+/** What a failover leaves to the operator on request: re-pointing the other survivors, making the new master writable. */
+export interface LeftToOperator {
+  changeMaster: boolean
+  disableReadOnly: boolean
 }
 
 /** Pure: the same config and snapshot always give the same plan (but for the header). */
@@ -70,7 +78,7 @@ export function planFor(cluster: ClusterConfig, snapshot: Snapshot, header: Plan
       `network problem, not a dead master: mha cannot reach ${master.name} (${masterSql.reachable ? '' : masterSql.message}), but ${streaming.map((s) => s.name).join(', ')} still replicate${streaming.length === 1 ? 's' : ''} from it (IO thread running); no failover is planned. If ${master.name} must be failed over anyway, plan with --force-dead "<why>"`,
     )
   refuseLowerTiers(cluster, topology, 'failover')
-  const plan = planFailover(cluster, snapshot, header, master, observed, new Set(options.outOfService ?? []))
+  const plan = planFailover(cluster, snapshot, header, master, observed, new Set(options.outOfService ?? []), {changeMaster: options.leave?.changeMaster === true, disableReadOnly: options.leave?.disableReadOnly === true})
   plan.decision.notes.push(...topologyNotes(cluster, topology, plan).map((n) => n.message))
   if (options.forceDead) {
     plan.decision.forcedDead = options.forceDead
@@ -139,7 +147,7 @@ export function topologyNotes(cluster: ClusterConfig, topology: Topology, plan: 
   return notes
 }
 
-function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHeader, dead: ServerConfig, observed: Plan['observed'], outOfService: ReadonlySet<string>): Plan {
+function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHeader, dead: ServerConfig, observed: Plan['observed'], outOfService: ReadonlySet<string>, leave: LeftToOperator): Plan {
   const byName = new Map(snapshot.servers.map((s) => [s.name, s]))
   const notes: string[] = []
   const replicas: ReplicaView[] = []
@@ -302,12 +310,12 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
     }
   }
   if (dataLoss.none) dataLoss.statement = `none: ${dataLoss.statement}`
-  const steps = buildSteps({cluster, dead, newMaster: chosen, replicas, gtid, diffs, unrecoverable: excluded, tail: stepTail, tailFrom, catchUpSource, latest: usableLatest})
+  const steps = buildSteps({cluster, dead, newMaster: chosen, replicas, gtid, diffs, unrecoverable: excluded, tail: stepTail, tailFrom, catchUpSource, latest: usableLatest, leave})
   notes.push(...unprovableNotes(replicas.filter((r) => !excluded.has(r.server.name)), steps))
   const others = replicas.filter((r) => r !== chosen && !excluded.has(r.server.name)).map((r) => r.server.name)
   const summary =
     `${dead.name} is dead; promote ${newMaster.name} (${candidates.find((c) => c.chosen)!.reason.replace(/^chosen: /, '')})` +
-    (others.length ? `; re-point ${others.join(', ')}` : '') +
+    (others.length ? (leave.changeMaster ? `; recover ${others.join(', ')} without re-pointing them` : `; re-point ${others.join(', ')}`) : '') +
     (diffs.size ? `; relay-log diffs for ${[...diffs.keys()].join(', ')}` : '') +
     (tail.kind === 'save' ? `; save and apply ${dead.name}'s binlog after ${formatCoordinates(usableRead)}${tail.binlogServer ? ` from binlog server ${tail.binlogServer}` : ''}` : '')
 
@@ -328,9 +336,20 @@ function planFailover(cluster: ClusterConfig, snapshot: Snapshot, header: PlanHe
       dataLoss,
       notes,
       ...failoverWarnings(cluster),
+      ...leftToOperator(leave, newMaster.name, dead.name, others),
     },
     steps,
   }
+}
+
+/** The decision's record of what the operator asked to do by hand, absent when nothing: plans without it keep their shape. */
+function leftToOperator(leave: LeftToOperator, newMaster: string, dead: string, others: string[]): Pick<Plan['decision'], 'leftToOperator'> {
+  if (!leave.changeMaster && !leave.disableReadOnly) return {}
+  const todo = [
+    ...(leave.changeMaster && others.length ? [`re-point ${others.join(', ')} to ${newMaster} (each is recovered to ${newMaster}'s data and left stopped, still configured to replicate from ${dead})`] : []),
+    ...(leave.disableReadOnly ? [`make ${newMaster} writable (SET GLOBAL read_only=0): it is left read_only`] : []),
+  ]
+  return {leftToOperator: {repoint: leave.changeMaster ? others : [], disableReadOnly: leave.disableReadOnly, todo}}
 }
 
 /**
@@ -424,10 +443,11 @@ interface StepInputs {
   tailFrom: {file: string; pos: number}
   /** GTID mode: the latest replica the new master replicates from to catch up, when the binlog is not saved. */
   catchUpSource: string | null
+  leave: LeftToOperator
 }
 
 function buildSteps(inputs: StepInputs): Step[] {
-  const {cluster, dead, newMaster, replicas, gtid, diffs, unrecoverable, tail} = inputs
+  const {cluster, dead, newMaster, replicas, gtid, diffs, unrecoverable, tail, leave} = inputs
   const steps: Step[] = []
   const nm = newMaster.server.name
   const id = (type: string, server: string) => `${type}:${server}`
@@ -530,8 +550,9 @@ function buildSteps(inputs: StepInputs): Step[] {
     steps.push({id: hook, type: 'run_hook', server: nm, params: {hook: 'master_ip_failover', command: 'start', path: cluster.hooks.masterIpFailover}, after: [detach, fence], outputs: [], reason: `move the writer address to ${nm}`})
     beforeWrites = hook
   }
-  const writable = id('enable_writes', nm)
-  steps.push({id: writable, type: 'enable_writes', server: nm, params: {}, after: [beforeWrites, fence], outputs: [], reason: `${nm} becomes the writable master (read_only=0)`})
+  // Left read_only on request (MHA's --skip_disable_read_only), the promotion ends before writes are enabled.
+  const writable = leave.disableReadOnly ? beforeWrites : id('enable_writes', nm)
+  if (!leave.disableReadOnly) steps.push({id: writable, type: 'enable_writes', server: nm, params: {}, after: [beforeWrites, fence], outputs: [], reason: `${nm} becomes the writable master (read_only=0)`})
 
   // In GTID mode the new master copies from the latest replica, which must first execute its own relay log.
   if (inputs.catchUpSource) {
@@ -571,6 +592,8 @@ function buildSteps(inputs: StepInputs): Step[] {
       })
       ready = apply
     } else if (steps.some((s) => s.id === id('wait_relay_log_applied', name))) ready = id('wait_relay_log_applied', name)
+    // Recovered but not re-pointed on request (MHA's --skip_change_master): the operator does that.
+    if (leave.changeMaster) continue
     const repoint = id('repoint_replica', name)
     const target = {host: newMaster.server.hostname, port: newMaster.server.port, user: cluster.replUser}
     const preview = changePreview(cluster, r.facts.version, target, gtid, detach)
@@ -590,7 +613,7 @@ function buildSteps(inputs: StepInputs): Step[] {
     id: verify,
     type: 'verify_replication',
     server: nm,
-    params: {master: nm, replicas: replicas.filter((r) => r !== newMaster && !unrecoverable.has(r.server.name)).map((r) => r.server.name)},
+    params: {master: nm, replicas: leave.changeMaster ? [] : replicas.filter((r) => r !== newMaster && !unrecoverable.has(r.server.name)).map((r) => r.server.name)},
     after: [writable],
     // A replica whose recovery failed is reported as left out, not verified.
     ...(repointed.length ? {settledAfter: repointed} : {}),

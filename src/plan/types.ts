@@ -197,6 +197,11 @@ export interface Plan {
     warnings?: string[]
     /** The operator declared the master dead against the replicas' view (mha plan --force-dead), and why. */
     forcedDead?: string
+    /**
+     * What the operator asked to do by hand (mha plan --skip-change-master, --skip-disable-read-only: MHA's options):
+     * the survivors recovered but not re-pointed, the new master left read_only; todo says it in words.
+     */
+    leftToOperator?: {repoint: string[]; disableReadOnly: boolean; todo: string[]}
   }
   steps: Step[]
   /** Run when a step fails before `ifFailedBefore` has run (a switchover undone before the promotion). */

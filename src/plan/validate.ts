@@ -41,6 +41,12 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
     if (JSON.stringify(shown) !== JSON.stringify(expected)) problems.push(`decision.warnings: the plan says ${show(shown.join(' / ') || null)}, the hooks of ${cluster.file} give ${show(expected.join(' / ') || null)}`)
   }
 
+  // What the plan says it leaves to the operator is what its steps leave undone, no more and no less.
+  const left = plan.decision.leftToOperator
+  if (left && plan.kind !== 'failover') problems.push(`decision.leftToOperator: only a failover leaves work to the operator (MHA's --skip_change_master, --skip_disable_read_only), this is a ${plan.kind}`)
+  for (const name of left?.repoint ?? [])
+    if (plan.steps.some((s) => s.type === 'repoint_replica' && s.server === name)) problems.push(`decision.leftToOperator.repoint: the plan says re-pointing ${name} is left to you, yet it has a repoint_replica step for it`)
+
   // Ids, references, order.
   const seen = new Map<string, number>()
   plan.steps.forEach((step, index) => {
@@ -301,7 +307,11 @@ function shapeProblems(plan: Plan): string[] {
   const of = (type: Step['type'], server?: string | null) => plan.steps.filter((s) => s.type === type && (server === undefined || s.server === server))
   const needs = needsIn(plan)
   const writable = of('enable_writes')
-  if (writable.length !== 1 || writable[0]!.server !== nm) problems.push(`a ${kind} plan must make exactly one server writable, its new master ${nm ?? '(none)'}; this one has ${writable.map((s) => s.id).join(', ') || 'no enable_writes step'}`)
+  // A failover may leave its new master read_only on the operator's request (MHA's --skip_disable_read_only), said in the decision.
+  const leftReadOnly = kind === 'failover' && decision.leftToOperator?.disableReadOnly === true
+  if (leftReadOnly && writable.length > 0) problems.push(`decision.leftToOperator.disableReadOnly: the plan leaves its new master ${nm ?? '(none)'} read_only, yet it has ${writable.map((s) => s.id).join(', ')}`)
+  if (!leftReadOnly && (writable.length !== 1 || writable[0]!.server !== nm))
+    problems.push(`a ${kind} plan must make exactly one server writable, its new master ${nm ?? '(none)'}; this one has ${writable.map((s) => s.id).join(', ') || 'no enable_writes step'}`)
   const detach = of('detach_replication', nm)
   if (detach.length !== 1) problems.push(`a ${kind} plan must detach its new master ${nm ?? '(none)'} from replication exactly once`)
   if (writable.length === 1 && detach.length === 1 && !needs(writable[0]!, detach[0]!)) problems.push(`${writable[0]!.id} must come after ${detach[0]!.id}`)

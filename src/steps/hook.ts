@@ -28,11 +28,11 @@ export const runHookStep: StepHandler<Hook> = {
             orig_master_host: orig?.hostname,
             orig_master_ip: orig?.ip,
             orig_master_port: orig?.port,
-            orig_master_user: ctx.cluster.user,
+            orig_master_user: orig?.user,
             new_master_host: neu?.hostname,
             new_master_ip: neu?.ip,
             new_master_port: neu?.port,
-            new_master_user: ctx.cluster.user,
+            new_master_user: neu?.user,
             orig_master_ssh_user: orig?.sshUser,
             new_master_ssh_user: neu?.sshUser,
             orig_master_is_new_slave: reversed || ctx.cluster.switchover.origMasterIsNewSlave,
@@ -47,7 +47,7 @@ export const runHookStep: StepHandler<Hook> = {
             new_master_host: neu?.hostname,
             new_master_ip: neu?.ip,
             new_master_port: neu?.port,
-            new_master_user: ctx.cluster.user,
+            new_master_user: neu?.user,
           }
         : {
             orig_master_host: orig?.hostname,
@@ -63,7 +63,7 @@ export const runHookStep: StepHandler<Hook> = {
     // The command comes from the cluster file; apply has checked that the plan shows the same.
     const path = hookPath(ctx.cluster.hooks, step.params.hook)
     if (!path) throw new Error(`the cluster file ${ctx.cluster.file} has no ${step.params.hook} hook`)
-    const result = await runHook(path, args, ctx.timeoutMs, passwordsFor(ctx.cluster, stepHookPasswords(step.params.hook)))
+    const result = await runHook(path, args, ctx.timeoutMs, passwordsFor(ctx.cluster, stepHookPasswords(step.params.hook), {orig, new: neu}))
     if (step.params.hook === 'report') {
       ctx.note(`report hook exited ${result.code}`)
       return {exitCode: result.code}

@@ -3,6 +3,7 @@ import {dirname} from 'node:path'
 import {PassThrough} from 'node:stream'
 import {endpointOf} from '../inspect/inspect.js'
 import {withConnection} from '../inspect/mysql.js'
+import {clientOptionFile} from '../recovery/apply.js'
 import type {Step} from '../plan/types.js'
 import {shellQuote} from '../remote/ssh.js'
 import {oneLine} from '../util/errors.js'
@@ -67,7 +68,7 @@ export const copyBackup: StepHandler<Of<'copy_backup'>> = {
     await run(ctx, step.server, `rm -rf ${sh(dir)} && mkdir -p ${sh(dir)} && command -v mbstream >/dev/null && command -v mariadb-backup >/dev/null`, `preparing ${dir} (mbstream and mariadb-backup must be installed)`)
     await run(ctx, source, 'command -v mariadb-backup >/dev/null', `finding mariadb-backup (install the mariadb-backup package on ${source})`)
     // The login goes on stdin into a private file that the shell removes when mariadb-backup ends: never on a command line.
-    const login = `[client]\nuser=${ctx.cluster.user}\npassword=${ctx.cluster.password.reveal()}\n`
+    const login = clientOptionFile(endpointOf(ctx.cluster, src))
     const backup = `umask 077; f=$(mktemp); trap 'rm -f "$f"' EXIT; cat > "$f"; mariadb-backup --defaults-extra-file="$f" --backup --slave-info --stream=xbstream --host=${sh(src.ip)} --port=${src.port} 2>${sh(`${src.remoteWorkdir}/mha-rebuild-${step.server}.log`)} || { tail -3 ${sh(`${src.remoteWorkdir}/mha-rebuild-${step.server}.log`)} >&2; exit 1; }`
     await run(ctx, source, `mkdir -p ${sh(src.remoteWorkdir)}`, `creating ${src.remoteWorkdir}`)
     const stream = (await ctx.ssh(source)).readStream(backup, 120_000, login)

@@ -349,7 +349,8 @@ export const verifyReplication: StepHandler<Of<'verify_replication'>> = {
   async verify(step, ctx) {
     const problems: string[] = []
     const master = ctx.server(step.params.master)
-    if ((await readOnlyState(ctx, master.name)).readOnly) problems.push(`${master.name} is read_only`)
+    // Left read_only on the operator's request, it is not writable yet, rightly.
+    if (!ctx.plan.decision.leftToOperator?.disableReadOnly && (await readOnlyState(ctx, master.name)).readOnly) problems.push(`${master.name} is read_only`)
     if ((await replicaStatus(ctx, master.name)) !== null && ctx.plan.kind === 'failover' && !ctx.cluster.failover.skipResetSlave) problems.push(`${master.name} still has replication settings`)
     // A replica whose recovery failed is already reported as left out: only the re-pointed ones are verified.
     const repointed = (name: string) => {

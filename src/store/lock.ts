@@ -4,7 +4,7 @@ import {homedir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fsyncDirectory, writeNewFileSynced} from '../util/durable.js'
 import {UserError} from '../util/errors.js'
-import {processStartTime} from '../util/proc.js'
+import {processStartTime, procStat} from '../util/proc.js'
 
 /**
  * Where the per-cluster locks live: a folder only this user can write (a shared 0777 /tmp folder would let
@@ -38,8 +38,9 @@ interface Holder {
 }
 
 function holds(holder: Holder): boolean {
-  const started = processStartTime(holder.pid)
-  return started !== null && started === holder.started
+  const stat = procStat(holder.pid)
+  // A zombie (killed, not yet reaped by its parent) holds nothing: it will never act again.
+  return stat !== null && stat[0] !== 'Z' && stat[19] === holder.started
 }
 
 /** Sleeps without giving up the thread: the lock is taken synchronously. */
@@ -133,9 +134,27 @@ function release(path: string, ino: number): void {
  * processes never both hold it (see claim).
  */
 export function lockCluster(cluster: string, purpose: string): () => void {
+  return lockInFolder(`${cluster}.lock`, purpose, (holder) => `cluster ${cluster} is locked by pid ${holder.pid} (${holder.purpose}, since ${holder.since}); wait for it to finish`)
+}
+
+/**
+ * One manager (mha watch) per cluster on this machine when there is no etcd to elect one, held while it runs:
+ * two would both fail over the same dead master. As every lock here, it is a live process's (pid and start time),
+ * so a watch killed with SIGKILL leaves nothing to remove: the next one takes it over.
+ */
+export function lockManager(cluster: string, purpose: string): () => void {
+  return lockInFolder(
+    `${cluster}.manager.lock`,
+    purpose,
+    (holder) =>
+      `cluster ${cluster} is already watched by pid ${holder.pid} (${holder.purpose}, since ${holder.since}); stop that watch first (kill ${holder.pid}), or run every manager with --etcd so that they elect one`,
+  )
+}
+
+function lockInFolder(name: string, purpose: string, heldBy: (holder: Holder) => string): () => void {
   const dir = lockDirectory()
   privateDirectory(dir)
-  const file = join(dir, `${cluster}.lock`)
+  const file = join(dir, name)
   // A takeover by another live process lasts a few file operations: it is waited for, briefly.
   for (let attempt = 0; attempt < 200; attempt++) {
     let outcome: Claim
@@ -149,10 +168,7 @@ export function lockCluster(cluster: string, purpose: string): () => void {
       const ino = outcome.ino
       return () => release(file, ino)
     }
-    if (!outcome.busy) {
-      const holder = outcome.holder
-      throw new UserError(`cluster ${cluster} is locked by pid ${holder.pid} (${holder.purpose}, since ${holder.since}); wait for it to finish`)
-    }
+    if (!outcome.busy) throw new UserError(heldBy(outcome.holder))
     pause(5)
   }
   throw new UserError(`cannot take the lock ${file}; remove it if no mha process is running`)

@@ -51,9 +51,9 @@ async function runSecondaryCheck(cluster: ClusterConfig, master: ServerConfig, t
   // MHA's arguments; the password on the command line only with hooks.pass_passwords.
   const result = await runHook(
     cluster.hooks.secondaryCheck!,
-    {user: master.sshUser, master_host: master.hostname, master_ip: master.ip, master_port: master.port, master_user: cluster.user, ping_type: cluster.monitor.pingType.toUpperCase()},
+    {user: master.sshUser, master_host: master.hostname, master_ip: master.ip, master_port: master.port, master_user: master.user, ping_type: cluster.monitor.pingType.toUpperCase()},
     timeoutMs,
-    passwordsFor(cluster, hookPasswords.secondaryCheck),
+    passwordsFor(cluster, hookPasswords.secondaryCheck, {orig: master}),
   )
   const verdict: HookVerdict = result.code === 0 ? 'down' : result.code === 3 ? 'reachable' : result.code === 2 ? 'route_down' : 'error'
   const how = result.timedOut ? `did not finish within ${timeoutMs} ms and was killed` : `exited ${result.code}`

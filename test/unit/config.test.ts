@@ -125,6 +125,17 @@ describe('cluster config', () => {
     expect(read(parseClusterConfig(`${good}${yaml}\n`, 'clusters/app1.yaml', {MHA_PW: 'pw'}))).toBe(expected)
   })
 
+  it("takes a server's own user and password (MHA's [serverN] user/password) over the cluster's, and names where they are set", () => {
+    const text = good.replace('    port: 3307\n', '    port: 3307\n    user: admin2\n    password: {env: DB2_PW}\n')
+    const c = parseClusterConfig(text, 'clusters/app1.yaml', {MHA_PW: 'pw', DB2_PW: 'pw2'})
+    expect(c.servers.map((s) => [s.name, s.user, s.password.reveal(), s.loginFields])).toEqual([
+      ['db1', 'mha', 'pw', 'user and password in clusters/app1.yaml'],
+      ['db2', 'admin2', 'pw2', 'servers[1].user and servers[1].password in clusters/app1.yaml'],
+    ])
+    expect(inspect(c)).not.toContain('pw2')
+    expect(problems(text)).toEqual(['clusters/app1.yaml:16:5 servers[1].password: environment variable DB2_PW is not set; export it or use {file: PATH}'])
+  })
+
   it('lists every duration of the schema above', () => {
     // A new field in seconds or minutes must join the table, so that its unit is checked too.
     const schema = JSON.parse(readFileSync(new URL('../../schemas/cluster.schema.json', import.meta.url), 'utf8')) as {properties: Record<string, {properties?: Record<string, {description?: string; type?: string}>}>}

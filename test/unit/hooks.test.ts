@@ -1,5 +1,5 @@
 import {missingHookWarnings} from '../../src/analysis/hooks.js'
-import {chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
@@ -14,6 +14,7 @@ import {renderPlan} from '../../src/cli/render-plan.js'
 import {planDigest, validatePlan} from '../../src/plan/plan-file.js'
 import {planFor} from '../../src/plan/planner.js'
 import {planProblems} from '../../src/plan/validate.js'
+import {Secret} from '../../src/util/secret.js'
 
 const golden = join(import.meta.dirname, '../golden/mariadb-file-lagging')
 const goldenYaml = readFileSync(join(golden, 'cluster.yaml'), 'utf8')
@@ -174,6 +175,20 @@ describe('passwords to hooks, as MHA does, opt-in', () => {
     await runHook(`${record} ${check}`, {user: 'root'}, 5000, passwordsFor(cluster(true), hookPasswords.secondaryCheck))
     expect(readFileSync(`${check}.argv`, 'utf8').trim().split('\n')).toEqual(['--user=root', `--master_password=${secret}`])
     expect(readFileSync(`${check}.env`, 'utf8')).toContain(`MHA_MASTER_PASSWORD=${secret}`)
+  })
+})
+
+describe("passwords to hooks are the named server's own", () => {
+  it("the online change gets the old master's password and the new master's, each from its server's entry; output masks both", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mha-hooks-own-'))
+    const record = script(dir, 'record', `out="$1"; shift; printf '%s\\n' "$@" > "$out.argv"; echo "$*" >&2; exit 1`)
+    const base = parseClusterConfig(`${goldenYaml}hooks:\n  pass_passwords: true\n`, join(dir, 'app1.yaml'), {})
+    const [orig, neu] = base.servers.map((s, i) => ({...s, password: new Secret(`own-pw-${i}`, 'test')}))
+    const out = join(dir, 'own')
+    const result = await runHook(`${record} ${out}`, {command: 'stop'}, 5000, passwordsFor(base, hookPasswords.masterIpOnlineChange, {orig, new: neu}))
+    expect(readFileSync(`${out}.argv`, 'utf8').trim().split('\n')).toEqual(['--command=stop', '--orig_master_password=own-pw-0', '--new_master_password=own-pw-1'])
+    expect(result.stderr).not.toMatch(/own-pw/)
+    rmSync(dir, {recursive: true, force: true})
   })
 })
 

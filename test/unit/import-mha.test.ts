@@ -165,20 +165,44 @@ describe('importMhaConfig', () => {
 
   it('lists unknown parameters and values the schema keeps cluster-wide', () => {
     const r = fromText(
-      '[server default]\npassword=s3cret\nping_intervall=2\n[server1]\nhostname=a\n[server2]\nhostname=b\nuser=other\npassword=other-s3cret\nmanager_log=/var/log/mha.log\n[binlog1]\nhostname=c\n',
+      '[server default]\npassword=s3cret\nping_intervall=2\n[server1]\nhostname=a\nping_type=insert\n[server2]\nhostname=b\nmanager_log=/var/log/mha.log\n',
     )
     expect(r.notCarried.map((n) => [n.param, n.where])).toEqual([
       ['ping_intervall', 'app.cnf:3'],
-      ['manager_log', 'app.cnf:10'],
-      ['user', 'app.cnf:8'],
-      ['password', 'app.cnf:9'],
+      ['manager_log', 'app.cnf:9'],
+      ['ping_type', 'app.cnf:7'],
       ['repl_user', 'app.cnf'],
     ])
     expect(r.notCarried[0]!.reason).toBe('unknown to MHA 0.58')
-    expect(r.notCarried[3]!.reason).toBe("[server2] differs from [server1]; mha has one value per cluster and keeps [server1]'s")
+    expect(r.notCarried[2]!.reason).toBe("[server2] differs from [server1]; mha has one value per cluster and keeps [server1]'s")
     expect(JSON.stringify(r.notCarried)).not.toContain('s3cret')
     expect(data(r).user).toBe('root')
     expect(r.secrets).toEqual([{field: 'password', value: 's3cret'}])
+  })
+
+  it("keeps a server's own user and password (MHA reads them per [serverN]); its password goes to a secret file of its own", () => {
+    const r = fromText(
+      '[server default]\nuser=mha\npassword=s3cret\nrepl_user=repl\n[server1]\nhostname=a\n[server2]\nhostname=b\nuser=other\npassword=other-s3cret\n[server3]\nhostname=c\npassword=third\n',
+    )
+    expect(r.notCarried).toEqual([])
+    const d = data(r)
+    expect([d.user, d.password]).toEqual(['mha', {file: 'app.secrets/password'}])
+    expect(d.servers).toEqual([
+      {name: 'server1', hostname: 'a'},
+      {name: 'server2', hostname: 'b', user: 'other', password: {file: 'app.secrets/password.server2'}},
+      {name: 'server3', hostname: 'c', password: {file: 'app.secrets/password.server3'}},
+    ])
+    expect(r.secrets).toEqual([
+      {field: 'password', value: 's3cret'},
+      {field: 'password.server2', value: 'other-s3cret'},
+      {field: 'password.server3', value: 'third'},
+    ])
+    expect(r.yaml).not.toContain('s3cret')
+    expect(r.yaml).not.toContain('third')
+    // Without [server default], what the servers share is the cluster's; MHA's defaults are root and no password.
+    const bare = fromText('[server1]\nhostname=a\nrepl_user=r\n[server2]\nhostname=b\nuser=admin\npassword=x\nrepl_user=r\n')
+    expect([data(bare).user, data(bare).servers]).toEqual(['root', [{name: 'server1', hostname: 'a'}, {name: 'server2', hostname: 'b', user: 'admin', password: {file: 'app.secrets/password.server2'}}]])
+    expect(bare.secrets).toEqual([{field: 'password', value: ''}, {field: 'password.server2', value: 'x'}])
   })
 
   it('produces YAML that loads and validates, in the same server order', () => {

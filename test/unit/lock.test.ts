@@ -12,7 +12,7 @@ afterAll(() => {
   for (const d of made) rmSync(d, {recursive: true, force: true})
 })
 const script = (body: string, lockDir = dir) =>
-  spawnSync(process.execPath, ['--import', 'tsx', '-e', `import {lockCluster} from './src/store/lock.ts'; ${body}`], {
+  spawnSync(process.execPath, ['--import', 'tsx', '-e', `import {lockCluster, lockManager} from './src/store/lock.ts'; ${body}`], {
     cwd: join(import.meta.dirname, '../..'),
     env: {...process.env, MHA_LOCK_DIR: lockDir},
     encoding: 'utf8',
@@ -36,6 +36,28 @@ describe('per-cluster lock', () => {
     const started = readFileSync('/proc/1/stat', 'utf8').split(') ')[1]!.split(' ')[19]
     writeFileSync(join(dir, 'c4.lock'), JSON.stringify({pid: 1, started, purpose: 'pid one', since: 'then'}))
     expect(script(`try { lockCluster('c4', 'now'); console.log('taken') } catch (e) { console.log(e.message) }`).stdout).toMatch(/^cluster c4 is locked by pid 1 \(pid one/)
+  })
+
+  it('one manager per cluster: a second is refused naming the first; a killed one, even not yet reaped (a zombie), holds nothing', async () => {
+    const held = script(`lockManager('m1', 'mha watch of /etc/mha/m1.yaml'); try { lockManager('m1', 'mha watch of other.yaml'); console.log('taken twice') } catch (e) { console.log(e.message) }`)
+    expect(held.stdout).toMatch(/^cluster m1 is already watched by pid \d+ \(mha watch of \/etc\/mha\/m1\.yaml, since \S+\); stop that watch first \(kill \d+\), or run every manager with --etcd/)
+    // A child that exits under a parent that never reaps it stays a zombie with its pid and start time in /proc.
+    const parent = spawn('sh', ['-c', 'sh -c \'echo $$\' & exec sleep 30'], {stdio: ['ignore', 'pipe', 'ignore']})
+    const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString().trim()))))
+    try {
+      let stat = ''
+      for (let i = 0; i < 100 && !stat.includes(') Z '); i++) {
+        stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      expect(stat).toContain(') Z ')
+      const started = stat.split(') ')[1]!.split(' ')[19]
+      writeFileSync(join(dir, 'm2.manager.lock'), JSON.stringify({pid, started, purpose: 'mha watch killed', since: 'then'}))
+      const taken = script(`lockManager('m2', 'next watch'); console.log('watching')`)
+      expect(taken.stdout.trim(), taken.stderr).toBe('watching')
+    } finally {
+      parent.kill('SIGKILL')
+    }
   })
 
   it('refuses a lock folder other users can write', () => {

@@ -5,6 +5,7 @@ import {describe, expect, it} from 'vitest'
 import {parseClusterConfig} from '../../src/config/load.js'
 import type {SqlFacts, SshFacts, Snapshot} from '../../src/inspect/types.js'
 import {planFor} from '../../src/plan/planner.js'
+import {planProblems} from '../../src/plan/validate.js'
 
 // Plans from recorded golden snapshots, each changed in the one way a test is about.
 const goldenDir = join(dirname(fileURLToPath(import.meta.url)), '../golden')
@@ -246,5 +247,33 @@ describe('GTID mode: how the new master gets what it lacks', () => {
     expect(ids(plan)).not.toContain('save_relay_diff:db2')
     expect(plan.decision.dataLoss.none).toBe(false)
     expect(plan.decision.dataLoss.statement).toMatch(/db2 will lack the transactions after mysql-bin\.000001:747: db3 has log_bin or log_slave_updates off/)
+  })
+})
+
+describe("a failover that leaves work to the operator (MHA's --skip_change_master, --skip_disable_read_only)", () => {
+  it('recovers every survivor but re-points none, or leaves the new master read_only, and the plan says which; apply checks it holds', () => {
+    const s = scenario('mariadb-file-lagging')
+    const full = s.plan()
+    const repointed = full.steps.filter((x) => x.type === 'repoint_replica').map((x) => x.server)
+    expect(repointed.length).toBeGreaterThan(0)
+    expect(full.decision.leftToOperator).toBeUndefined()
+
+    const skipped = planFor(s.cluster, s.snapshot, header, {leave: {changeMaster: true, disableReadOnly: false}})
+    expect(skipped.steps.filter((x) => x.type === 'repoint_replica')).toEqual([])
+    expect(skipped.decision.leftToOperator).toMatchObject({repoint: repointed, disableReadOnly: false})
+    // Recovered all the same: every apply_logs of the full plan is there.
+    expect(skipped.steps.filter((x) => x.type === 'apply_logs').map((x) => x.id)).toEqual(full.steps.filter((x) => x.type === 'apply_logs').map((x) => x.id))
+    expect(skipped.steps.some((x) => x.type === 'enable_writes')).toBe(true)
+    expect(planProblems(skipped, s.cluster)).toEqual([])
+
+    const readOnly = planFor(s.cluster, s.snapshot, header, {leave: {changeMaster: false, disableReadOnly: true}})
+    expect(readOnly.steps.filter((x) => x.type === 'enable_writes')).toEqual([])
+    expect(readOnly.steps.filter((x) => x.type === 'repoint_replica').map((x) => x.server)).toEqual(repointed)
+    expect(readOnly.decision.leftToOperator).toEqual({repoint: [], disableReadOnly: true, todo: [`make ${readOnly.decision.newMaster} writable (SET GLOBAL read_only=0): it is left read_only`]})
+    expect(planProblems(readOnly, s.cluster)).toEqual([])
+    // Said left but not: refused.
+    expect(planProblems({...full, decision: {...full.decision, leftToOperator: {repoint: [repointed[0]!], disableReadOnly: false, todo: []}}}, s.cluster)).toEqual([
+      `decision.leftToOperator.repoint: the plan says re-pointing ${repointed[0]} is left to you, yet it has a repoint_replica step for it`,
+    ])
   })
 })
