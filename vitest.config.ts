@@ -19,6 +19,8 @@ const laneA = [
   'watch-events',
   'ssh',
   'switchover',
+  'pairs-tiers',
+  'refusals',
 ].map((name) => `test/integration/${name}.test.ts`)
 
 const integration = {testTimeout: 180_000, hookTimeout: 180_000, fileParallelism: false, globalSetup: ['test/global-setup.ts']}

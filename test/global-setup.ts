@@ -15,9 +15,15 @@ export default function setup(): () => void {
   const previous = process.env.TMPDIR
   const run = mkdtempSync(join(tmpdir(), RUN_FOLDER))
   process.env.TMPDIR = run
+  // The per-cluster locks too (as root mha keeps them in /run/mha): a watch a test kills with SIGKILL leaves its
+  // lock file there, holding nothing, but left behind.
+  const previousLocks = process.env.MHA_LOCK_DIR
+  process.env.MHA_LOCK_DIR = join(run, 'locks')
   return () => {
     rmSync(run, {recursive: true, force: true})
     if (previous === undefined) delete process.env.TMPDIR
     else process.env.TMPDIR = previous
+    if (previousLocks === undefined) delete process.env.MHA_LOCK_DIR
+    else process.env.MHA_LOCK_DIR = previousLocks
   }
 }
