@@ -3,6 +3,7 @@ import type {BinlogCoordinates} from '../dialect/types.js'
 import type {SqlFacts} from '../inspect/types.js'
 import {compareCoordinates, formatCoordinates} from '../binlog/coordinates.js'
 import type {Candidate, RuleVerdict} from './types.js'
+import {filterDifferences, filtersOf} from '../analysis/filters.js'
 
 export interface ReplicaView {
   server: ServerConfig
@@ -44,6 +45,7 @@ export function rankCandidates(inputs: CandidateInputs): {candidates: Candidate[
   const {cluster, replicas, latest} = inputs
   const oldestMinor = Math.min(...replicas.map((r) => r.facts.version.major * 1000 + r.facts.version.minor))
   const latestRead = latest[0]?.read
+  const usualFilters = [mostCommonFilters(replicas)]
   const verdicts = new Map<string, RuleVerdict[]>()
   for (const r of replicas) {
     const rules: RuleVerdict[] = []
@@ -61,6 +63,10 @@ export function rankCandidates(inputs: CandidateInputs): {candidates: Candidate[
       const limit = cluster.failover.maxLagBytes
       if (behind === null) rule('replication_delay', false, `executed ${formatCoordinates(r.executed)} is in an older master file than ${formatCoordinates(latestRead)} and the file sizes in between are unknown`)
       else rule('replication_delay', behind <= limit, `${behind} bytes behind the latest replica (limit max_lag_bytes=${limit})`)
+    }
+    if (cluster.failover.checkReplFilter) {
+      const odd = filterDifferences([filtersOf(r.server.name, r.facts), ...usualFilters].filter((f) => f !== undefined))
+      rule('same_filters', odd.length === 0, odd.length === 0 ? 'its replication and binlog filters are those of the other replicas' : `${odd.join('; ')}: as the master it would log, or skip, other writes than the rest replicate`)
     }
     verdicts.set(r.server.name, rules)
   }
@@ -97,3 +103,21 @@ export function rankCandidates(inputs: CandidateInputs): {candidates: Candidate[
   })
   return {candidates, chosen}
 }
+
+/**
+ * The filters most replicas share (ties go to a replica without any, else to the first in config order): a replica
+ * whose own differ is not promoted, since the others would then follow a master that logs other writes than theirs.
+ */
+function mostCommonFilters(replicas: readonly ReplicaView[]): ReturnType<typeof filtersOf> | undefined {
+  const all = replicas.map((r) => filtersOf(r.server.name, r.facts))
+  const same = (a: ReturnType<typeof filtersOf>, b: ReturnType<typeof filtersOf>) => filterDifferences([a, b]).length === 0
+  const unfiltered = (f: ReturnType<typeof filtersOf>) => filterDifferences([f, {name: '', replicate: noFilters, binlog: {doDb: '', ignoreDb: ''}}]).length === 0
+  let best: {filters: ReturnType<typeof filtersOf>; count: number} | undefined
+  for (const f of all) {
+    const count = all.filter((g) => same(f, g)).length
+    if (!best || count > best.count || (count === best.count && unfiltered(f) && !unfiltered(best.filters))) best = {filters: f, count}
+  }
+  return best?.filters
+}
+
+const noFilters = {doDb: '', ignoreDb: '', doTable: '', ignoreTable: '', wildDoTable: '', wildIgnoreTable: ''}

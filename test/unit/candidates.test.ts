@@ -120,4 +120,20 @@ describe('rankCandidates (MHA selection rules)', () => {
     expect(byData.chosen?.server.name).toBe('db3')
     expect(byData.candidates.find((x) => x.chosen)?.reason).toBe('chosen: a replica that has the newest data (no candidate_master is eligible)')
   })
+  it('with check_repl_filter, never promotes a replica whose filters differ from the others\' (the rest would miss what it skips)', () => {
+    const none = {doDb: '', ignoreDb: '', doTable: '', ignoreTable: '', wildDoTable: '', wildIgnoreTable: ''}
+    const filtered = {...none, doTable: 'app.orders'}
+    // db2 is the latest candidate_master, and the one with replicate_do_table: db4 (also a candidate) goes instead.
+    const build = (c: ReturnType<typeof parseClusterConfig>) => [
+      replica(c, 'db2', at(700), at(700), {filters: filtered}),
+      replica(c, 'db3', at(500), at(500), {filters: none}),
+      replica(c, 'db4', at(500), at(500), {filters: none}),
+    ]
+    const r = rank('', build, ['db2'])
+    expect(r.candidates[0]).toMatchObject({server: 'db2', eligible: false})
+    expect(r.candidates[0]!.reason).toBe('rejected (same_filters): replicate_do_table differs: db2 has "app.orders", db3 has "": as the master it would log, or skip, other writes than the rest replicate')
+    expect(r.chosen?.server.name).toBe('db4')
+    // The operator's choice, as MHA's check_repl_filter=0: filters are not compared.
+    expect(rank('failover: {check_repl_filter: false}', build, ['db2']).chosen?.server.name).toBe('db2')
+  })
 })
