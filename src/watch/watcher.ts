@@ -107,7 +107,9 @@ const rediscoverEveryMs = 10_000
 function whyNoMaster(cluster: ClusterConfig, snapshot: Snapshot): string {
   const failures = snapshot.servers.flatMap((s) => (s.sql.reachable ? [] : [{name: s.name, kind: s.sql.kind, message: s.sql.message}]))
   if (failures.length === snapshot.servers.length && failures.every((f) => f.kind === 'auth'))
-    return `every server refuses mha's login (${failures.map((f) => f.message).join('; ')})`
+    return cluster.servers.every((s) => s.loginFields === cluster.servers[0]!.loginFields && s.user === cluster.user)
+      ? `every server refuses the login of ${cluster.user} (${failures[0]!.message}); fix user/password in ${cluster.file}`
+      : `every server refuses mha's login (${failures.map((f) => f.message).join('; ')})`
   if (failures.length === snapshot.servers.length) return `no server answers (${failures.map((f) => f.message).join('; ')})`
   const answering = snapshot.servers.filter((s) => s.sql.reachable).map((s) => s.name)
   return `no master found among the servers that answer (${answering.join(', ')}): none is a writable server its replicas follow${failures.length ? `; not answering: ${failures.map((f) => f.message).join('; ')}` : ''}`
