@@ -131,8 +131,11 @@ describe('refused before the first effect, with one clear line', () => {
       await c.query('SELECT SLEEP(300)', [], 310_000).catch(() => undefined)
       await c.execute('UNLOCK TABLES')
     })
-    const waiter = sandbox.sql('db1', (c) => c.query('SELECT * FROM mhatest.t', [], 310_000)).catch(() => undefined)
+    let waiter: Promise<unknown> | undefined
     try {
+      // The reader only after the lock is held (its holder sleeping), or it reads at once and never waits.
+      await waitFor('db1 to hold the table lock', 20_000, async () => Number((await sandbox.sql('db1', (c) => c.queryOne("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(300)'")))!.n) === 1)
+      waiter = sandbox.sql('db1', (c) => c.query('SELECT * FROM mhatest.t', [], 310_000)).catch(() => undefined)
       await waitFor('a session on db1 waiting 2 s for the table lock', 20_000, async () => Number((await sandbox.sql('db1', (c) => c.queryOne("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE STATE LIKE 'Waiting for table%lock' AND TIME >= 2")))!.n) === 1)
       const plan = await runMha(['plan', '--config', config, '--switchover', '--to', 'db2', '-o', planFile('locked')])
       expect(plan.code).toBe(1)

@@ -150,8 +150,11 @@ describe('online switchover through a haproxy', () => {
       await holder.query('SELECT * FROM mhatest.t WHERE id = 1 FOR UPDATE')
       await s.sql('db1', (c) => c.execute('UPDATE mhatest.t SET v = 2 WHERE id = 1'))
       applied = runMha(['apply', file, '--config', s.configFile, '--json'])
-      // The drain done (no server enabled), db2 still catching up: the proxy stops answering, then db2 is let go.
+      // The drain done (no server enabled) and its step over (db1's writes blocked, the step after it), db2 still
+      // catching up: the proxy stops answering, then db2 is let go. (Frozen as soon as the runtime API showed the drain,
+      // the drain's own check could still be asking the proxy, and the switchover failed before the promotion.)
       await waitFor('the drain of db1', 20_000, async () => (await enabled()).length === 0, 5)
+      await waitFor('the write block on db1', 20_000, async () => Number((await s.sql('db1', (c) => c.queryOne('SELECT @@global.read_only AS ro')))!.ro) === 1, 5)
       frozen = s.state.haproxy!.pid
       process.kill(frozen, 'SIGSTOP')
     } finally {
