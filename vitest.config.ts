@@ -1,9 +1,10 @@
 import {defineConfig} from 'vitest/config'
 
 /**
- * Integration test files run one at a time within a lane and the two lanes side by side: files that share a
- * loopback address, an etcd port (etcd-ha cuts its port with nftables) or a cluster name stay in the same lane.
- * A new file takes addresses no other file uses, and goes in the lane that keeps the two about as long.
+ * Integration test files run one at a time within a lane, and the two lanes side by side, each in a vitest process
+ * of its own (scripts/integration-lanes.sh). Files that share a loopback address, an etcd port (etcd-ha cuts its
+ * port with nftables) or a cluster name stay in the same lane. A new file takes addresses no other file uses, and
+ * goes in the lane that keeps the two about as long.
  */
 const laneA = [
   'etcd-ha',
