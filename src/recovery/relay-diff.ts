@@ -8,7 +8,7 @@ import {BinlogError} from '../binlog/scanner.js'
 import {shellQuote, type SshSession} from '../remote/ssh.js'
 import {UserError} from '../util/errors.js'
 import {FILE_BOOKKEEPING_TYPES} from './binlog-tail.js'
-import {remoteRangeSource, scanRange, type RangeSource} from './range-source.js'
+import {readAgainOnChecksumError, remoteRangeSource, scanRange, type RangeSource} from './range-source.js'
 import {writeSynthetic} from './synthetic-writer.js'
 
 export interface CopiedRelayDiff {
@@ -104,11 +104,13 @@ export async function copyRelayDiff(
   localFile: string,
   options: RelayDiffCopyOptions = {},
 ): Promise<CopiedRelayDiff> {
-  return await assembleRelayDiff(
-    files.map((path) => remoteRangeSource(session, path)),
-    offset,
-    localFile,
-    options,
+  return await readAgainOnChecksumError(() =>
+    assembleRelayDiff(
+      files.map((path) => remoteRangeSource(session, path)),
+      offset,
+      localFile,
+      options,
+    ),
   )
 }
 
