@@ -4,12 +4,11 @@ import {join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 import type {CheckReport} from '../../src/analysis/check.js'
 import type {ApplyReport} from '../../src/apply/events.js'
-import {readPlan} from '../../src/plan/plan-file.js'
 import type {Plan} from '../../src/plan/types.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {sandboxAddBinlogServer, setBinlogServerSshd, stopBinlogStream, stopSshd} from '../../src/sandbox/sandbox.js'
-import {expectConsistent, leaveNothing, runMha, startSandbox, survivors, type TestSandbox} from './harness.js'
+import {expectConsistent, leaveNothing, planFailover, runMha, startSandbox, survivors, type TestSandbox} from './harness.js'
 
 // A binlog server (a host of its own running mariadb-binlog --read-from-remote-server --raw --stop-never against
 // the master) holds the tail no replica received; the master's host is then gone (mariadbd killed, its sshd
@@ -25,11 +24,17 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-async function plan(s: TestSandbox, name: string): Promise<{file: string; plan: Plan}> {
-  const file = join(plansDir, `${name}.json`)
-  const result = await runMha(['plan', '--config', s.configFile, '-o', file])
-  expect(result.code, result.stderr + result.stdout).toBe(2)
-  return {file, plan: readPlan(file)}
+const plan = (s: TestSandbox, name: string) => planFailover(s, plansDir, name)
+
+/** Applies the plan (status applied), then every acknowledged write is on the new master and on every survivor. */
+async function applyAndFindEveryWrite(s: TestSandbox, file: string, p: Plan, load: WriteLoad): Promise<void> {
+  const result = await runMha(['apply', file, '--config', s.configFile, '--json'])
+  const report = JSON.parse(result.stdout) as ApplyReport
+  expect(report.status, report.message).toBe('applied')
+  expect(result.code).toBe(0)
+  await load.stop()
+  await expectConsistent(s, p.decision.newMaster!, load.acked)
+  for (const host of survivors(s)) expect(await load.missingOn(host)).toEqual([])
 }
 
 /**
@@ -107,13 +112,7 @@ describe('binlog servers: the tail of a master whose host is gone', () => {
     expect(p.decision.dataLoss.none, p.decision.dataLoss.statement).toBe(false)
     expect(p.decision.dataLoss.statement).toMatch(/^db1's binlog after \S+ \(\d+ bytes in mysql-bin\.\d+\) is saved over SSH from binlog server binlog1 and applied; db1's host cannot be read, so anything it wrote after \S+, the end of binlog1's copy, is lost$/)
 
-    const result = await runMha(['apply', file, '--config', s.configFile, '--json'])
-    const report = JSON.parse(result.stdout) as ApplyReport
-    expect(report.status, report.message).toBe('applied')
-    expect(result.code).toBe(0)
-    await load.stop()
-    await expectConsistent(s, p.decision.newMaster!, load.acked)
-    for (const host of survivors(s)) expect(await load.missingOn(host)).toEqual([])
+    await applyAndFindEveryWrite(s, file, p, load)
   })
 
   it('GTID mode: the tail is saved from the binlog server from the new master\'s executed position and every row ends everywhere', async () => {
@@ -125,12 +124,7 @@ describe('binlog servers: the tail of a master whose host is gone', () => {
     const save = p.steps.find((step) => step.type === 'save_master_binlog')
     expect(save?.type === 'save_master_binlog' && save.params.binlogServer).toBe('binlog1')
     expect(p.decision.dataLoss.none, p.decision.dataLoss.statement).toBe(false)
-    const result = await runMha(['apply', file, '--config', s.configFile, '--json'])
-    const report = JSON.parse(result.stdout) as ApplyReport
-    expect(report.status, report.message).toBe('applied')
-    await load.stop()
-    await expectConsistent(s, p.decision.newMaster!, load.acked)
-    for (const host of survivors(s)) expect(await load.missingOn(host)).toEqual([])
+    await applyAndFindEveryWrite(s, file, p, load)
   })
 
   it('a copy that ends inside a transaction (it was streaming when the master died): only whole transactions are applied, and the loss is stated', async () => {

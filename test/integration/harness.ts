@@ -6,6 +6,8 @@ import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {expect} from 'vitest'
 import {ServerConnection, withConnection} from '../../src/inspect/mysql.js'
+import {readPlan} from '../../src/plan/plan-file.js'
+import type {Plan} from '../../src/plan/types.js'
 import type {HaproxyRuntime} from '../../src/routing/haproxy.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {startDetached, waitFor} from '../../src/sandbox/processes.js'
@@ -71,6 +73,14 @@ export async function startSandbox(name: string, firstOctet: number, options: {r
       rmSync(join(root, 'plans', name), {recursive: true, force: true})
     },
   }
+}
+
+/** `mha plan` of a failover into plansDir/NAME.json, which must have changes; returns the file and the plan. */
+export async function planFailover(s: TestSandbox, plansDir: string, name: string): Promise<{file: string; plan: Plan}> {
+  const file = join(plansDir, `${name}.json`)
+  const result = await runMha(['plan', '--config', s.configFile, '-o', file])
+  expect(result.code, result.stderr + result.stdout).toBe(2)
+  return {file, plan: readPlan(file)}
 }
 
 /** `mha plan` then `mha apply` of that plan; returns the plan file. */

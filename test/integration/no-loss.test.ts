@@ -6,13 +6,12 @@ import {afterEach, describe, expect, it} from 'vitest'
 import type {ApplyReport} from '../../src/apply/events.js'
 import {journalFileOf} from '../../src/apply/executor.js'
 import {formatCoordinates} from '../../src/binlog/coordinates.js'
-import {readPlan} from '../../src/plan/plan-file.js'
 import type {Plan} from '../../src/plan/types.js'
 import {WriteLoad} from '../../src/sandbox/load.js'
 import {waitFor} from '../../src/sandbox/processes.js'
 import {secretsOf, stopSshd} from '../../src/sandbox/sandbox.js'
 import type {ServerConnection} from '../../src/inspect/mysql.js'
-import {expectConsistent, killMasterAndWait, replicateInParallel, root, runMha, startSandbox, survivors, type TestSandbox} from './harness.js'
+import {expectConsistent, killMasterAndWait, planFailover, replicateInParallel, root, runMha, startSandbox, survivors, type TestSandbox} from './harness.js'
 
 // Each test: a real sandbox under write load (each write a two-row transaction, one row in a table without
 // a unique key), a fault, plan and apply as a user runs them, then every acknowledged write on the new master,
@@ -28,13 +27,6 @@ afterEach(async () => {
 })
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-async function planFailover(s: TestSandbox, name: string): Promise<{file: string; plan: Plan}> {
-  const file = join(plansDir, `${name}.json`)
-  const result = await runMha(['plan', '--config', s.configFile, '-o', file])
-  expect(result.code, result.stderr + result.stdout).toBe(2)
-  return {file, plan: readPlan(file)}
-}
 
 async function apply(s: TestSandbox, file: string): Promise<{code: number; report: ApplyReport}> {
   const result = await runMha(['apply', file, '--config', s.configFile, '--json'])
@@ -94,7 +86,7 @@ describe('no acknowledged write lost, none applied twice', () => {
     const behind = db2.Relay_Master_Log_File !== db2.Master_Log_File || Number(db2.Exec_Master_Log_Pos) < Number(db2.Read_Master_Log_Pos)
     expect(behind, `db2 executed ${String(db2.Relay_Master_Log_File)}:${String(db2.Exec_Master_Log_Pos)}, read ${String(db2.Master_Log_File)}:${String(db2.Read_Master_Log_Pos)}`).toBe(true)
     expect(await waiting(s), 'a replication worker waits for the lock').toBe(true)
-    const {file, plan} = await planFailover(s, name)
+    const {file, plan} = await planFailover(s, plansDir, name)
     expect(plan.decision.newMaster).toBe('db2')
     const applying = apply(s, file)
     await sleep(2500)
@@ -158,7 +150,7 @@ describe('no acknowledged write lost, none applied twice', () => {
     expect(Number((await s.sql('db3', (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.big')))!.n)).toBe(0)
     expect(Number(db3.Read_Master_Log_Pos)).toBeGreaterThan(Number(db3.Exec_Master_Log_Pos))
 
-    const {file, plan} = await planFailover(s, 'gtid-big')
+    const {file, plan} = await planFailover(s, plansDir, 'gtid-big')
     expect(plan.decision.newMaster).toBe('db2')
     expect(plan.decision.dataLoss.none).toBe(true)
     const result = await apply(s, file)
@@ -191,7 +183,7 @@ describe('no acknowledged write lost, none applied twice', () => {
 
   it('apply_logs failing part-way on a conflicting row, fixed, then applied again: the rest only', async () => {
     const {s, load} = await laggingReplica('itnoloss3', 200)
-    const {file, plan} = await planFailover(s, 'conflict')
+    const {file, plan} = await planFailover(s, plansDir, 'conflict')
     expect(plan.steps.map((step) => step.id)).toContain('save_relay_diff:db3')
     // A row db3 should receive from the diff is already there: the stream stops on a duplicate key.
     const conflicting = load.acked.at(-3)!
@@ -229,7 +221,7 @@ describe('no acknowledged write lost, none applied twice', () => {
 
   it('apply SIGKILLed while apply_logs streams into a replica, then applied again: every transaction once', async () => {
     const {s, load} = await laggingReplica('itnoloss4', 3000)
-    const {file, plan} = await planFailover(s, 'killed')
+    const {file, plan} = await planFailover(s, plansDir, 'killed')
     const journal = journalFileOf(file)
     const child = spawn(process.execPath, [join(root, 'bin/run.js'), 'apply', file, '--config', s.configFile], {cwd: root, env: {...process.env, NODE_ENV: 'production'}, stdio: 'ignore'})
     const exited = new Promise((resolve) => child.on('close', resolve))
@@ -265,7 +257,7 @@ describe('no acknowledged write lost, none applied twice', () => {
       const status = await replicaStatus(s, host)
       expect([status.Relay_Master_Log_File, status.Master_Log_File]).toEqual(['mysql-bin.000001', 'mysql-bin.000002'])
     }
-    const {file, plan} = await planFailover(s, 'rotated')
+    const {file, plan} = await planFailover(s, plansDir, 'rotated')
     expect(plan.decision.newMaster).toBe('db2')
     const latest = plan.observed.servers.find((x) => x.name === 'db2')!.read!
     expect(plan.decision.dataLoss.none).toBe(false)
@@ -300,7 +292,7 @@ describe('no acknowledged write lost, none applied twice', () => {
     const tailIds = load.acked.slice(stoppedAt)
     // The fault is in place: neither replica has any of the writes acknowledged after their IO threads stopped.
     for (const host of survivors(s)) expect((await load.missingOn(host)).filter((id) => tailIds.includes(id)).length, host).toBe(tailIds.length)
-    const {file, plan} = await planFailover(s, name)
+    const {file, plan} = await planFailover(s, plansDir, name)
     expect(plan.decision.newMaster).toBe('db2')
     expect(plan.steps.map((step) => step.id)).toContain('save_master_binlog:db1')
     expectNoLossPlanned(plan)
