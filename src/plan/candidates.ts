@@ -45,7 +45,7 @@ export function rankCandidates(inputs: CandidateInputs): {candidates: Candidate[
   const {cluster, replicas, latest} = inputs
   const oldestMinor = Math.min(...replicas.map((r) => r.facts.version.major * 1000 + r.facts.version.minor))
   const latestRead = latest[0]?.read
-  const usualFilters = [mostCommonFilters(replicas)]
+  const usualFilters = mostCommonFilters(replicas)
   const verdicts = new Map<string, RuleVerdict[]>()
   for (const r of replicas) {
     const rules: RuleVerdict[] = []
@@ -65,7 +65,7 @@ export function rankCandidates(inputs: CandidateInputs): {candidates: Candidate[
       else rule('replication_delay', behind <= limit, `${behind} bytes behind the latest replica (limit max_lag_bytes=${limit})`)
     }
     if (cluster.failover.checkReplFilter) {
-      const odd = filterDifferences([filtersOf(r.server.name, r.facts), ...usualFilters].filter((f) => f !== undefined))
+      const odd = usualFilters ? filterDifferences([filtersOf(r.server.name, r.facts), usualFilters]) : []
       rule('same_filters', odd.length === 0, odd.length === 0 ? 'its replication and binlog filters are those of the other replicas' : `${odd.join('; ')}: as the master it would log, or skip, other writes than the rest replicate`)
     }
     verdicts.set(r.server.name, rules)
