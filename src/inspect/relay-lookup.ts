@@ -11,7 +11,7 @@ import type {RelayLookup, RelayMasterFileSizes, Snapshot} from './types.js'
 
 /** A relay log on a remote host, streamed with cat over an open SSH session each time it is read. */
 export function remoteSource(session: SshSession, path: string): BinlogSource {
-  return {name: path.slice(path.lastIndexOf('/') + 1), open: () => session.readStream(`cat ${shellQuote(path)}`)}
+  return {name: path.slice(path.lastIndexOf('/') + 1), open: () => session.readStream(`cat ${shellQuote(path)}`, undefined, undefined, {counted: true})}
 }
 
 /**

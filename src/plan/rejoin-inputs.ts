@@ -102,7 +102,7 @@ export async function readBinlogRange(cluster: ClusterConfig, snapshot: Snapshot
     // applied): what the server has from that transaction's start on is what the new master lacks.
     const {start, saved} = await withSsh(sshTargetOf(cluster, config), async (session) => {
       const path = shellQuote(posix.join(dir, from.file))
-      const prefix = await findBinlogTail({name: from.file, open: () => session.readStream(`head -c ${from.pos} -- ${path}`)})
+      const prefix = await findBinlogTail({name: from.file, open: () => session.readStream(`head -c ${from.pos} -- ${path}`, undefined, undefined, {counted: true})})
       const start = {file: from.file, pos: transactionStartAt(prefix, from.pos)}
       return {start, saved: await saveBinlogTail(session, dir, files, start, local)}
     })

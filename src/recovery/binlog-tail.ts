@@ -6,7 +6,7 @@ import {BinlogError} from '../binlog/scanner.js'
 import {TransactionBoundaries} from '../binlog/tail.js'
 import {shellQuote, type SshSession} from '../remote/ssh.js'
 import {UserError} from '../util/errors.js'
-import {readAgainOnChecksumError, remoteRangeSource, scanRange, type RangeSource} from './range-source.js'
+import {readAgainOnBadCopy, remoteRangeSource, scanRange, type RangeSource} from './range-source.js'
 import {writeSynthetic} from './synthetic-writer.js'
 
 export interface SavedBinlogTail {
@@ -141,7 +141,7 @@ export async function saveBinlogTail(
   if (wanted[0] !== from.file) {
     throw new UserError(`${session.target.name}: ${from.file} is not among the binlogs in ${dir}; it was purged or the directory is wrong`)
   }
-  return await readAgainOnChecksumError(() =>
+  return await readAgainOnBadCopy(() =>
     assembleBinlogTail(
       wanted.map((name) => remoteRangeSource(session, posix.join(dir, name))),
       from,

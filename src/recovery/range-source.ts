@@ -3,7 +3,7 @@ import {basename} from 'node:path'
 import {BINLOG_MAGIC, EventType, HEADER_LENGTH, MAGIC_LENGTH} from '../binlog/constants.js'
 import {BinlogChecksumError, BinlogError, BinlogScanner, type FileSummary, type ScannedEvent} from '../binlog/scanner.js'
 import {DEFAULT_CHUNK_SIZE, type BinlogBytes} from '../binlog/source.js'
-import {shellQuote, type SshSession} from '../remote/ssh.js'
+import {shellQuote, SshError, type SshSession} from '../remote/ssh.js'
 
 /** A binlog or relay log file that can be read from any byte offset to its end (so a tail costs only the tail). */
 export interface RangeSource {
@@ -24,6 +24,10 @@ export function remoteRangeSource(session: SshSession, path: string): RangeSourc
           ? `cat -- ${quoted}`
           : // tail prints nothing for an offset past the end: refuse that instead of saving an empty range.
             `s=$(stat -L -c %s -- ${quoted}) || exit 2; if [ "$s" -lt ${offset} ]; then echo "${path} is $s bytes, shorter than offset ${offset}" >&2; exit 3; fi; exec tail -c +${offset + 1} -- ${quoted}`,
+        undefined,
+        undefined,
+        // A copy that lost bytes on the way must fail, even where what arrived parses as whole events.
+        {counted: true},
       ),
   }
 }
@@ -200,17 +204,18 @@ function isHeaderEvent(type: number): boolean {
 }
 
 /**
- * A copy read over SSH again when an event fails its CRC32 check: a relay log that scans clean on its host has been
- * seen to arrive with one event's bytes changed (1 run in 5 to 10 of rejoin-partial, cause not yet found). The check
- * keeps a bad copy from being applied; reading it again keeps it from stopping a failover. A file whose bytes are
- * really bad fails every read, and the last error is thrown.
+ * A copy read over SSH again when it arrives damaged: an event fails its CRC32 check, or fewer bytes arrive than
+ * the host sent (readStream's count). Seen in rejoin-partial under load: a relay log that scans clean on its host
+ * arrived with 1 MiB missing after its first 4 MiB. The checks keep a bad copy from being applied; reading it again
+ * keeps it from stopping a failover. A file whose bytes are really bad fails every read, and the last error is thrown.
  */
-export async function readAgainOnChecksumError<T>(read: () => Promise<T>, attempts = 3): Promise<T> {
+export async function readAgainOnBadCopy<T>(read: () => Promise<T>, attempts = 3): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await read()
     } catch (error) {
-      if (!(error instanceof BinlogChecksumError) || attempt >= attempts) throw error
+      const damaged = error instanceof BinlogChecksumError || (error instanceof SshError && error.kind === 'transfer')
+      if (!damaged || attempt >= attempts) throw error
     }
   }
 }

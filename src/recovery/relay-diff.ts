@@ -8,7 +8,7 @@ import {BinlogError} from '../binlog/scanner.js'
 import {shellQuote, type SshSession} from '../remote/ssh.js'
 import {UserError} from '../util/errors.js'
 import {FILE_BOOKKEEPING_TYPES} from './binlog-tail.js'
-import {readAgainOnChecksumError, remoteRangeSource, scanRange, type RangeSource} from './range-source.js'
+import {readAgainOnBadCopy, remoteRangeSource, scanRange, type RangeSource} from './range-source.js'
 import {writeSynthetic} from './synthetic-writer.js'
 
 export interface CopiedRelayDiff {
@@ -104,7 +104,7 @@ export async function copyRelayDiff(
   localFile: string,
   options: RelayDiffCopyOptions = {},
 ): Promise<CopiedRelayDiff> {
-  return await readAgainOnChecksumError(() =>
+  return await readAgainOnBadCopy(() =>
     assembleRelayDiff(
       files.map((path) => remoteRangeSource(session, path)),
       offset,

@@ -15,7 +15,8 @@ export interface SshTarget extends SshSettings {
 }
 
 export class SshError extends Error {
-  readonly kind: 'unreachable' | 'auth' | 'host_key' | 'timeout' | 'exec'
+  /** transfer: fewer bytes arrived than the host sent (readStream's `counted`). */
+  readonly kind: 'unreachable' | 'auth' | 'host_key' | 'timeout' | 'exec' | 'transfer'
   constructor(kind: SshError['kind'], message: string) {
     super(message)
     this.kind = kind
@@ -168,11 +169,15 @@ export class SshSession {
 
   /**
    * The stdout of a command as a stream, for reading large files (binlogs) without buffering them.
-   * Destroying the stream closes the channel. A non-zero exit fails the stream with stderr.
+   * Destroying the stream closes the channel. A non-zero exit fails the stream with stderr. It fails when no
+   * byte arrives for idleTimeoutMs while the reader wants more (a host gone). `counted`: the host also counts
+   * what it sends, and a stream that received fewer bytes fails at its end instead of ending (kind transfer).
    */
-  /** The command's stdout; fails when no byte arrives for idleTimeoutMs while the reader wants more (a host gone). */
-  readStream(command: string, idleTimeoutMs = 10_000, stdin?: string): Readable {
+  readStream(command: string, idleTimeoutMs = 10_000, stdin?: string, options: {counted?: boolean} = {}): Readable {
     const out = new PassThrough()
+    const counted = options.counted === true
+    let received = 0
+    const remote = counted ? countedCommand(command) : command
     // A stream abandoned by its reader must not crash the process when it fails later.
     out.on('error', () => undefined)
     if (this.#lost) {
@@ -188,7 +193,7 @@ export class SshSession {
     }
     arm()
     out.on('close', () => clearTimeout(timer))
-    this.#client.exec(command, (error, channel) => {
+    this.#client.exec(remote, (error, channel) => {
       if (error) {
         out.destroy(new SshError('exec', `${this.target.name}: cannot run a command: ${error.message}`))
         return
@@ -201,11 +206,17 @@ export class SshSession {
       })
       channel.on('close', () => {
         clearTimeout(timer)
+        const stderr = Buffer.concat(err).toString('utf8')
         if (code !== null && code !== 0 && !out.destroyed)
-          out.destroy(new SshError('exec', `${this.target.name}: "${command}" exited ${code}: ${Buffer.concat(err).toString('utf8').trim()}`))
-        else out.end()
+          out.destroy(new SshError('exec', `${this.target.name}: "${command}" exited ${code}: ${withoutSentLine(stderr).trim()}`))
+        else if (counted && !out.destroyed) {
+          const problem = transferProblem(stderr, received)
+          if (problem) out.destroy(new SshError('transfer', `${this.target.name}: "${command}": ${problem}; read it again`))
+          else out.end()
+        } else out.end()
       })
       channel.on('data', (chunk: Buffer) => {
+        received += chunk.length
         if (!out.write(chunk)) {
           // The reader is busy: no data is expected until it drains.
           clearTimeout(timer)
@@ -323,6 +334,34 @@ export class SshSession {
   close(): void {
     this.#client.end()
   }
+}
+
+/**
+ * `command` run so that the host also says how many bytes it sent: its stdout goes to us through `tee`, which also
+ * feeds `wc -c`, whose count comes last on stderr. The command's own exit status is kept (a pipeline's would be
+ * wc's). POSIX sh and Linux's /dev/fd: no bash needed. A count, not a digest: it is what catches bytes lost on the
+ * way at almost no cost, and a changed byte inside a binlog event fails the event's CRC32.
+ */
+export function countedCommand(command: string): string {
+  return [
+    'exec 3>&1',
+    `mha_status=$( { { { ( ${command} ); echo $? >&5; } | tee /dev/fd/6 >&3; } 6>&1 | wc -c | sed 's/^ */mha-sent /' >&4; } 5>&1 4>&2 )`,
+    'exit "${mha_status:-1}"',
+  ].join('\n')
+}
+
+const SENT_LINE = /^mha-sent .*$/gm
+
+function withoutSentLine(stderr: string): string {
+  return stderr.replace(SENT_LINE, '')
+}
+
+/** Why the bytes received are not as many as the host sent, or null when they are. */
+export function transferProblem(stderr: string, received: number): string | null {
+  const sent = /^mha-sent (\d+)\s*$/m.exec(stderr)?.[1]
+  if (sent === undefined) return `the host did not say how many bytes it sent (${received} arrived)`
+  if (Number(sent) !== received) return `the host sent ${sent} bytes, ${received} arrived`
+  return null
 }
 
 export async function withSsh<T>(target: SshTarget, fn: (session: SshSession) => Promise<T>): Promise<T> {
