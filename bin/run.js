@@ -1,4 +1,6 @@
 #!/usr/bin/env node
-import {runMain} from '../dist/src/cli/main.js'
+import {phase} from '../dist/src/util/phases.js'
 
+phase('node ready')
+const {runMain} = await import('../dist/src/cli/main.js')
 await runMain(import.meta.url)
