@@ -140,16 +140,34 @@ export async function replicationLogin(cluster: ClusterConfig, server: ServerCon
 
 const bool = (value: unknown) => value === 1 || value === '1' || value === 'ON' || value === 'on'
 
+/** A client statement running for a second or more (with TIME >= 1), as MHA's running_updates_limit looks at them. */
+const longQuery = "COMMAND = 'Query' AND USER NOT IN ('system user', 'event_scheduler')"
+/** A session waiting for a table lock another holds (with TIME >= 1). */
+const lockWait = "STATE LIKE 'Waiting for %lock'"
+
+/** One SELECT of several one-row SELECTs of server variables (no FROM): one round trip, the same columns. */
+export function selectTogether(...queries: string[]): string {
+  const lists = queries.map((q) => {
+    const list = /^SELECT\s+(.*)$/is.exec(q)?.[1]
+    if (list === undefined || /\bFROM\b/i.test(list)) throw new Error(`not a SELECT of variables alone: ${q}`)
+    return list
+  })
+  return `SELECT ${lists.join(', ')}`
+}
+
+// Every statement is a round trip of its own (each bounded by the connection's timeout, as a statement on an
+// overloaded server should be): the one-row SELECTs of server variables are asked together.
 export async function readSqlFacts(conn: ServerConnection, replUser: string): Promise<SqlFacts> {
   const vars = (await conn.queryOne(
     `SELECT @@version AS version, @@version_comment AS comment, @@server_id AS server_id, @@global.read_only+0 AS read_only,
             @@log_bin+0 AS log_bin, @@log_slave_updates+0 AS log_slave_updates, @@relay_log_purge+0 AS relay_log_purge,
-            @@binlog_format AS binlog_format, @@binlog_checksum AS binlog_checksum, @@global.slave_net_timeout AS slave_net_timeout`,
+            @@binlog_format AS binlog_format, @@binlog_checksum AS binlog_checksum, @@global.slave_net_timeout AS slave_net_timeout,
+            @@relay_log_index AS relay_log_index`,
   ))!
   const version = parseServerVersion(String(vars.version), typeof vars.comment === 'string' ? vars.comment : '')
   const dialect = dialectFor(version)
-  const readOnly = (await conn.queryOne(dialect.readOnlyQuery))!
-  const gtid = dialect.parseGtidState((await conn.queryOne(dialect.gtidStateQuery))!)
+  const state = (await conn.queryOne(selectTogether(dialect.readOnlyQuery, dialect.gtidStateQuery)))!
+  const gtid = dialect.parseGtidState(state)
   const replicaRow = await conn.queryOne(dialect.showReplicaStatus)
   // A replica's heartbeat period (mha check warns when it makes silence slow to see); unknown rather than an error.
   const heartbeat = replicaRow ? await conn.query(dialect.replicaHeartbeatQuery).then((rows) => dialect.parseReplicaHeartbeat(rows), () => null) : null
@@ -159,21 +177,22 @@ export async function readSqlFacts(conn: ServerConnection, replUser: string): Pr
     ? (await conn.query(dialect.showBinaryLogs)).map((r) => ({file: String(r.Log_name), size: Number(r.File_size)}))
     : []
   const users = await conn.query('SELECT Repl_slave_priv AS priv FROM mysql.user WHERE User = ?', [replUser])
-  const relayIndex = (await conn.queryOne('SELECT @@relay_log_index AS relay_log_index'))?.relay_log_index
-  const long = await conn.query(
-    "SELECT ID AS id, USER AS user, TIME AS seconds, LEFT(INFO, 200) AS statement FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND TIME >= 1 AND ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler') ORDER BY ID",
+  const relayIndex = vars.relay_log_index
+  // The long client statements and the lock waits, from one read of the process list; the server says which is which.
+  const sessions = await conn.query(
+    `SELECT ID AS id, USER AS user, TIME AS seconds, LEFT(INFO, 200) AS statement, STATE AS state, (${longQuery}) AS is_long, (${lockWait}) AS is_lock_wait
+       FROM information_schema.PROCESSLIST WHERE TIME >= 1 AND ID <> CONNECTION_ID() AND ((${longQuery}) OR (${lockWait})) ORDER BY ID`,
   )
-  const lockWaits = await conn.query(
-    "SELECT ID AS id, USER AS user, TIME AS seconds, STATE AS state FROM information_schema.PROCESSLIST WHERE STATE LIKE 'Waiting for %lock' AND TIME >= 1 AND ID <> CONNECTION_ID() ORDER BY ID",
-  )
+  const long = sessions.filter((s) => bool(s.is_long))
+  const lockWaits = sessions.filter((s) => bool(s.is_lock_wait))
   // Unknown rather than an error (performance_schema not readable by this account): then SHOW SLAVE STATUS tells them.
   const filters = dialect.replicationFiltersQuery ? await conn.query(dialect.replicationFiltersQuery).then((rows) => dialect.parseReplicationFilters(rows), () => undefined) : undefined
   return {
     reachable: true,
     version,
     serverId: Number(vars.server_id),
-    readOnly: bool(readOnly.read_only),
-    superReadOnly: readOnly.super_read_only === null || readOnly.super_read_only === undefined ? null : bool(readOnly.super_read_only),
+    readOnly: bool(state.read_only),
+    superReadOnly: state.super_read_only === null || state.super_read_only === undefined ? null : bool(state.super_read_only),
     logBin,
     logSlaveUpdates: bool(vars.log_slave_updates),
     relayLogPurge: bool(vars.relay_log_purge),
