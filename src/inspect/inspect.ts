@@ -1,11 +1,12 @@
 import type {BinlogServerConfig, ClusterConfig, ServerConfig} from '../config/types.js'
 import {dialectFor, parseServerVersion} from '../dialect/index.js'
-import {SshSessions, type SshRunner} from '../remote/session-pool.js'
+import type {SshRunner, SshSessions} from '../remote/session-pool.js'
 import {shellQuote, SshError} from '../remote/ssh.js'
 import {oneLine, UserError} from '../util/errors.js'
 import {readFileSync} from 'node:fs'
 import {SqlError, withConnection, type ServerConnection} from './mysql.js'
 import {endpointOf, sshTargetOf} from './targets.js'
+import {openHostSessions} from './host-sessions.js'
 import type {BinlogServerSnapshot, ServerSnapshot, Snapshot, SqlFacts, SqlFailure, SshFacts, SshFailure} from './types.js'
 import {findMasterFileSizes, findRelayLookups} from './relay-lookup.js'
 import {configuredHooks, locateHookCommand} from '../hooks/command.js'
@@ -13,6 +14,7 @@ import {findExecutable} from '../util/executables.js'
 import {binlogBaseName, binlogSequence} from '../binlog/coordinates.js'
 import {replicatesFrom, topologyOf} from '../analysis/topology.js'
 import {dirname, posix} from 'node:path'
+import {phase} from '../util/phases.js'
 
 // In a module of their own, so that the relay lookup (which inspect uses) reaches them without an import circle.
 export {endpointOf, quickAnswerMs, sshTargetOf} from './targets.js'
@@ -27,6 +29,8 @@ export interface InspectOptions {
   knownDown?: {server: string; sql?: SqlFailure; ssh?: SshFailure}[]
   /** How SSH sessions are had: fresh per call by default; mha watch keeps them open (a warm inspection). */
   sshRunner?: SshRunner
+  /** The hosts' SSH sessions, already started by the caller (openHostSessions), who closes them. */
+  sessions?: SshSessions
   /** Also log in as the replication user on every server (what a failover's CHANGE MASTER will need); default true. */
   replLogin?: boolean
   /**
@@ -38,29 +42,34 @@ export interface InspectOptions {
 
 /** Read every server over SQL and every host over SSH, all at once. Changes nothing. */
 export async function inspectCluster(cluster: ClusterConfig, options: InspectOptions = {}): Promise<Snapshot> {
-  const known = (server: ServerConfig) => options.knownDown?.find((k) => k.server === server.name)
-  // The SSH handshakes take longer than the SQL reads: unless the caller keeps sessions (watch), each host's is
-  // started now, beside its SQL read, and its session serves the host's probe and relay lookups.
-  const sessions = new SshSessions()
-  if (!options.sshRunner && options.ssh !== false) for (const server of cluster.servers) if (!known(server)?.ssh) void sessions.open(sshTargetOf(cluster, server))
-  const sshRunner = options.sshRunner ?? sessions.run
+  const known = (server: string) => options.knownDown?.find((k) => k.server === server)
+  // The SSH handshakes take longer than the SQL reads: unless the caller keeps sessions (watch) or has started
+  // them, each host's is started now, beside its SQL read.
+  const own = options.sessions || options.sshRunner ? undefined : openHostSessions(cluster, (name) => options.ssh === false || known(name)?.ssh !== undefined)
+  const sshRunner = options.sshRunner ?? (options.sessions ?? own!).run
   try {
-    const sql = await Promise.all(
-      cluster.servers.map((server): Promise<SqlFacts | SqlFailure> => {
-        const down = known(server)?.sql
-        return down ? Promise.resolve(down) : inspectSql(cluster, server, options.replLogin !== false)
-      }),
+    const facts = cluster.servers.map(async (server): Promise<SqlFacts | SqlFailure> => known(server.name)?.sql ?? (await inspectSql(cluster, server)))
+    // The replication user's login, once its server has answered (never a second connection beside the first).
+    const reads = facts.map((read, i) =>
+      read
+        .then(async (f) => (f.reachable && cluster.replPassword && options.replLogin !== false ? {...f, replLogin: await replicationLogin(cluster, cluster.servers[i]!)} : f))
+        .finally(() => phase(`sql ${cluster.servers[i]!.name} read`)),
     )
+    const allFacts = Promise.all(facts)
+    // Each host's probe starts once its server has answered over SQL (the binlog to look for is the server's
+    // own), or for a server that did not, once every server has (its replicas name the binlog).
     const servers = await Promise.all(
       cluster.servers.map(async (server, i): Promise<ServerSnapshot> => {
-        const facts = sql[i]!
+        const own = await facts[i]!
         const ssh: ServerSnapshot['ssh'] =
           options.ssh === false
             ? {reachable: false, kind: 'skipped', message: 'SSH not inspected'}
-            : (known(server)?.ssh ?? (await inspectSsh(cluster, server, binlogHint(cluster, server, sql), facts.reachable ? facts.relayLogIndex : null, sshRunner)))
-        return {name: server.name, address: `${server.ip}:${server.port}`, sql: facts, ssh}
+            : (known(server.name)?.ssh ??
+              (await inspectSsh(cluster, server, await binlogHint(server, own, allFacts), own.reachable ? own.relayLogIndex : null, sshRunner).finally(() => phase(`ssh ${server.name} probed`))))
+        return {name: server.name, address: `${server.ip}:${server.port}`, sql: await reads[i]!, ssh}
       }),
     )
+    const sql = await Promise.all(reads)
     const snapshot: Snapshot = {
       cluster: cluster.name,
       manager: {
@@ -82,7 +91,7 @@ export async function inspectCluster(cluster: ClusterConfig, options: InspectOpt
     }
     return snapshot
   } finally {
-    await sessions.close()
+    await own?.close()
   }
 }
 
@@ -90,10 +99,9 @@ export async function inspectCluster(cluster: ClusterConfig, options: InspectOpt
  * The binlog file to look for on a host: its own current binlog, or for a server that does not
  * answer SQL, the newest master file its replicas have read (a dead master's binlogs are found that way).
  */
-function binlogHint(cluster: ClusterConfig, server: ServerConfig, sql: (SqlFacts | SqlFailure)[]): string | null {
-  const own = sql[cluster.servers.indexOf(server)]
+async function binlogHint(server: ServerConfig, own: SqlFacts | SqlFailure | undefined, all: Promise<(SqlFacts | SqlFailure)[]>): Promise<string | null> {
   if (own?.reachable) return own.binaryLog?.file ?? null
-  const read = sql
+  const read = (await all)
     .map((f) => (f.reachable && f.replica && replicatesFrom(f.replica, server) ? f.replica.read.file : null))
     .filter((f): f is string => f !== null && f !== '')
   return read.sort((a, b) => binlogSequence(b) - binlogSequence(a))[0] ?? null
@@ -114,14 +122,16 @@ async function inspectBinlogServers(
   const masterSnap = master ? snapshot.servers.find((s) => s.name === master.name) : undefined
   const needed = masterSnap !== undefined && !masterSnap.sql.reachable && !(masterSnap.ssh.reachable && masterSnap.ssh.binlogs.length > 0 && masterSnap.ssh.binlogReadable)
   if (when === 'when-needed' && !needed) return undefined
-  const hint = master ? binlogHint(cluster, master, sql) : null
+  const hint = master ? await binlogHint(master, sql[cluster.servers.indexOf(master)], Promise.resolve(sql)) : null
   return await Promise.all(cluster.binlogServers.map(async (b) => ({name: b.name, ssh: await inspectSsh(cluster, b, hint, null, ssh)})))
 }
 
-async function inspectSql(cluster: ClusterConfig, server: ServerConfig, tryReplLogin: boolean): Promise<SqlFacts | SqlFailure> {
+async function inspectSql(cluster: ClusterConfig, server: ServerConfig): Promise<SqlFacts | SqlFailure> {
   try {
-    const facts = await withConnection(endpointOf(cluster, server), cluster.monitor.connectTimeoutMs * 2, (conn) => readSqlFacts(conn, cluster.replUser))
-    return cluster.replPassword && tryReplLogin ? {...facts, replLogin: await replicationLogin(cluster, server)} : facts
+    return await withConnection(endpointOf(cluster, server), cluster.monitor.connectTimeoutMs * 2, (conn) => {
+      phase(`sql ${server.name} connected`)
+      return readSqlFacts(conn, cluster.replUser)
+    })
   } catch (error) {
     if (error instanceof SqlError) return {reachable: false, kind: error.kind, message: error.message}
     return {reachable: false, kind: 'sql', message: `${server.name}: ${oneLine(error)}`}
