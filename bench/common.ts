@@ -21,12 +21,12 @@ export const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`
 /** A numeric flag (--name N), or the fallback. */
 export const numberFlag = (name: string, fallback: number): number => Number(process.argv[process.argv.indexOf(`--${name}`) + 1] || fallback) || fallback
 
-/** Run the built CLI as a user would; exit code, wall time and output. */
-export function mhaCli(args: string[]): Promise<{code: number; ms: number; stdout: string}> {
+/** Run the built CLI as a user would; exit code, wall time and output (stderr apart too). */
+export function mhaCli(args: string[], env: Record<string, string> = {}): Promise<{code: number; ms: number; stdout: string; stderr: string}> {
   const started = performance.now()
   return new Promise((resolve) => {
-    execFile(process.execPath, [join(root, 'bin/run.js'), ...args], {cwd: root, env: {...process.env, NODE_ENV: 'production'}}, (error, stdout, stderr) => {
-      resolve({code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, ms: performance.now() - started, stdout: stdout + stderr})
+    execFile(process.execPath, [join(root, 'bin/run.js'), ...args], {cwd: root, env: {...process.env, NODE_ENV: 'production', ...env}}, (error, stdout, stderr) => {
+      resolve({code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, ms: performance.now() - started, stdout: stdout + stderr, stderr})
     })
   })
 }

@@ -1,4 +1,8 @@
 #!/usr/bin/env node
-import {runMain} from '../dist/src/cli/main.js'
+import {enableCodeCache} from '../dist/src/util/code-cache.js'
+import {phase} from '../dist/src/util/phases.js'
 
+phase('node ready')
+enableCodeCache()
+const {runMain} = await import('../dist/src/cli/main.js')
 await runMain(import.meta.url)

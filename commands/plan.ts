@@ -1,18 +1,11 @@
-import {writeFileSync} from 'node:fs'
 import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../src/cli/base-command.js'
 import {ExitCode} from '../src/cli/exit-codes.js'
 import {clusterFlags, plansDirFlag} from '../src/cli/flags.js'
-import {renderPlan} from '../src/cli/render-plan.js'
-import {inspectCluster, readSnapshot} from '../src/inspect/inspect.js'
-import {defaultPlanPath, planDigest, serializePlan, toolVersion, validatePlan, writePlan} from '../src/plan/plan-file.js'
-import {confirmedTargetOf} from '../src/plan/validate.js'
-import {planFor} from '../src/plan/planner.js'
-import {planRejoin} from '../src/plan/rejoin.js'
-import type {rejoinInput} from '../src/plan/rejoin-inputs.js'
-import {planRebuild, planRemove} from '../src/plan/service.js'
-import {planSwitchover} from '../src/plan/switchover.js'
-import {outOfService} from '../src/store/files.js'
+import {openHostSessions} from '../src/inspect/host-sessions.js'
+import type * as PlanRun from '../src/cli/plan-run.js'
+import type {Snapshot} from '../src/inspect/types.js'
+import {phase} from '../src/util/phases.js'
 
 export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
   static override summary = 'Inspect the live cluster and write a reviewable plan (failover when the master is dead).'
@@ -52,42 +45,25 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
 
   async run(): Promise<void> {
     const cluster = this.loadCluster()
-    const snapshot = this.flags['from-snapshot'] ? readSnapshot(this.flags['from-snapshot']) : await inspectCluster(cluster)
-    if (this.flags['save-snapshot']) writeFileSync(this.flags['save-snapshot'], JSON.stringify(snapshot, null, 2) + '\n')
-    const header = {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: cluster.file}
-    const plan = this.flags.rejoin
-      ? planRejoin(cluster, snapshot, header, await rejoinInputOf(cluster, snapshot, this.flags['plans-dir'], this.flags.rejoin, this.flags.flashback === true))
-      : this.flags.rebuild
-        ? planRebuild(cluster, snapshot, header, this.flags.rebuild)
-        : this.flags.remove
-          ? planRemove(cluster, snapshot, header, this.flags.remove)
-          : this.flags.switchover
-            ? planSwitchover(cluster, snapshot, header, this.flags.to)
-            : planFor(cluster, snapshot, header, {
-                outOfService: outOfService(this.flags['plans-dir'], cluster.name),
-                ...(this.flags['force-dead'] ? {forceDead: this.flags['force-dead']} : {}),
-                leave: {changeMaster: this.flags['skip-change-master'] === true, disableReadOnly: this.flags['skip-disable-read-only'] === true},
-              })
-    const output = this.flags.output
-    const toStdout = output === '-'
-    // A noop is news, not a record: archived only when asked (-o FILE, --archive-noop).
-    const file = toStdout ? undefined : output ?? (plan.kind !== 'noop' || this.flags['archive-noop'] ? defaultPlanPath(plan, this.flags['plans-dir']) : undefined)
-    if (file) writePlan(plan, file)
-    else validatePlan(plan, 'the plan')
-    const digest = planDigest(plan)
-    const where = file ? `Plan written to ${file}` : toStdout ? 'Plan written to stdout' : 'No changes: the plan is not archived (-o FILE or --archive-noop keeps it)'
-    // A rebuild or removal runs only on the server named again at apply.
-    const target = confirmedTargetOf(plan)
-    const confirm = target === null ? '' : ` --target ${target}`
-    const next = plan.kind === 'noop' ? '' : `\nDigest: ${digest}${file ? `\nReview it ("mha show ${file}" shows what apply will run), then: mha apply ${file} --expect-digest ${digest}${confirm}` : ''}`
-    if (this.flags.json || toStdout) process.stdout.write(serializePlan(plan))
-    if (!this.flags.json) (toStdout ? process.stderr : process.stdout).write(`${renderPlan(plan)}\n\n${where}${next}\n`)
+    const fromSnapshot = this.flags['from-snapshot']
+    // The SSH handshakes, the slowest part of the inspection, start before the SQL client and the planner are
+    // loaded; the planner loads while the inspection waits on the network.
+    const sessions = fromSnapshot ? undefined : openHostSessions(cluster)
+    let observed: [Snapshot, typeof PlanRun]
+    try {
+      const {inspectCluster, readSnapshot} = await import('../src/inspect/inspect.js')
+      const observing = fromSnapshot ? Promise.resolve(readSnapshot(fromSnapshot)) : inspectCluster(cluster, sessions ? {sessions} : {})
+      const planning = import('../src/cli/plan-run.js').then((module) => {
+        module.preparePlanning()
+        return module
+      })
+      observed = await Promise.all([observing, planning])
+    } finally {
+      await sessions?.close()
+    }
+    phase('inspected')
+    const [snapshot, {planAndPublish}] = observed
+    const plan = await planAndPublish(cluster, snapshot, this.flags)
     if (plan.kind !== 'noop') this.exit(ExitCode.attention)
   }
-}
-
-/** The rejoin's inputs (the failover's record, the former master's binlog), from a module loaded only for --rejoin: it brings the apply code it reads journals with. */
-async function rejoinInputOf(...args: Parameters<typeof rejoinInput>): ReturnType<typeof rejoinInput> {
-  const inputs = await import('../src/plan/rejoin-inputs.js')
-  return await inputs.rejoinInput(...args)
 }

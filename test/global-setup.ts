@@ -19,11 +19,16 @@ export default function setup(): () => void {
   // lock file there, holding nothing, but left behind.
   const previousLocks = process.env.MHA_LOCK_DIR
   process.env.MHA_LOCK_DIR = join(run, 'locks')
+  // The code cache of the mha processes (src/util/code-cache.ts) too: shared by the run's processes, gone with it.
+  const previousCache = process.env.XDG_CACHE_HOME
+  process.env.XDG_CACHE_HOME = join(run, 'cache')
   return () => {
     rmSync(run, {recursive: true, force: true})
     if (previous === undefined) delete process.env.TMPDIR
     else process.env.TMPDIR = previous
     if (previousLocks === undefined) delete process.env.MHA_LOCK_DIR
     else process.env.MHA_LOCK_DIR = previousLocks
+    if (previousCache === undefined) delete process.env.XDG_CACHE_HOME
+    else process.env.XDG_CACHE_HOME = previousCache
   }
 }

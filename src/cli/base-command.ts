@@ -2,6 +2,7 @@ import {Command} from '@oclif/core/command'
 import type * as Interfaces from '@oclif/core/interfaces'
 import {clusterFile, loadClusterFile} from '../config/load.js'
 import type {ClusterConfig} from '../config/types.js'
+import {phase} from '../util/phases.js'
 import {classifyError, isExit, reportError} from './report-error.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<T['flags']>
@@ -16,15 +17,19 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected args!: Interfaces.InferredArgs<T['args']>
 
   override async init(): Promise<void> {
+    phase('command loaded')
     await super.init()
     const {flags, args} = await this.parse({flags: this.ctor.flags, args: this.ctor.args, strict: this.ctor.strict})
     this.flags = flags as BaseFlags<T>
     this.args = args as Interfaces.InferredArgs<T['args']>
+    phase('flags parsed')
   }
 
   protected loadCluster(): ClusterConfig {
     const f = this.flags as {cluster?: string; config?: string; 'config-dir'?: string}
-    return loadClusterFile(clusterFile({cluster: f.cluster, config: f.config, configDir: f['config-dir']}))
+    const cluster = loadClusterFile(clusterFile({cluster: f.cluster, config: f.config, configDir: f['config-dir']}))
+    phase('cluster file read')
+    return cluster
   }
 
   /** Print a line on stdout (never used for --json documents, which go through print()). */

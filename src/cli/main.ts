@@ -3,6 +3,7 @@ import {flush} from '@oclif/core/flush'
 import {handle} from '@oclif/core/handle'
 import {run} from '@oclif/core/run'
 import {UsageError} from '../util/errors.js'
+import {phase} from '../util/phases.js'
 import {closestCommand} from './did-you-mean.js'
 import {classifyError, isExit, reportError} from './report-error.js'
 
@@ -30,7 +31,9 @@ function unknownCommand(error: unknown, argv: readonly string[], config: Config 
 export async function runMain(dir: string, argv: string[] = process.argv.slice(2)): Promise<void> {
   let config: Config | undefined
   try {
+    phase('oclif loaded')
     config = await Config.load(dir)
+    phase('oclif configured')
     await run(argv, config)
     await flush()
   } catch (error) {

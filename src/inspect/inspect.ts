@@ -1,11 +1,12 @@
 import type {BinlogServerConfig, ClusterConfig, ServerConfig} from '../config/types.js'
 import {dialectFor, parseServerVersion} from '../dialect/index.js'
-import {SshSessions, type SshRunner} from '../remote/session-pool.js'
+import type {SshRunner, SshSessions} from '../remote/session-pool.js'
 import {shellQuote, SshError} from '../remote/ssh.js'
 import {oneLine, UserError} from '../util/errors.js'
 import {readFileSync} from 'node:fs'
 import {SqlError, withConnection, type ServerConnection} from './mysql.js'
 import {endpointOf, sshTargetOf} from './targets.js'
+import {openHostSessions} from './host-sessions.js'
 import type {BinlogServerSnapshot, ServerSnapshot, Snapshot, SqlFacts, SqlFailure, SshFacts, SshFailure} from './types.js'
 import {findMasterFileSizes, findRelayLookups} from './relay-lookup.js'
 import {configuredHooks, locateHookCommand} from '../hooks/command.js'
@@ -13,6 +14,7 @@ import {findExecutable} from '../util/executables.js'
 import {binlogBaseName, binlogSequence} from '../binlog/coordinates.js'
 import {replicatesFrom, topologyOf} from '../analysis/topology.js'
 import {dirname, posix} from 'node:path'
+import {phase} from '../util/phases.js'
 
 // In a module of their own, so that the relay lookup (which inspect uses) reaches them without an import circle.
 export {endpointOf, quickAnswerMs, sshTargetOf} from './targets.js'
@@ -27,6 +29,8 @@ export interface InspectOptions {
   knownDown?: {server: string; sql?: SqlFailure; ssh?: SshFailure}[]
   /** How SSH sessions are had: fresh per call by default; mha watch keeps them open (a warm inspection). */
   sshRunner?: SshRunner
+  /** The hosts' SSH sessions, already started by the caller (openHostSessions), who closes them. */
+  sessions?: SshSessions
   /** Also log in as the replication user on every server (what a failover's CHANGE MASTER will need); default true. */
   replLogin?: boolean
   /**
@@ -38,29 +42,34 @@ export interface InspectOptions {
 
 /** Read every server over SQL and every host over SSH, all at once. Changes nothing. */
 export async function inspectCluster(cluster: ClusterConfig, options: InspectOptions = {}): Promise<Snapshot> {
-  const known = (server: ServerConfig) => options.knownDown?.find((k) => k.server === server.name)
-  // The SSH handshakes take longer than the SQL reads: unless the caller keeps sessions (watch), each host's is
-  // started now, beside its SQL read, and its session serves the host's probe and relay lookups.
-  const sessions = new SshSessions()
-  if (!options.sshRunner && options.ssh !== false) for (const server of cluster.servers) if (!known(server)?.ssh) void sessions.open(sshTargetOf(cluster, server))
-  const sshRunner = options.sshRunner ?? sessions.run
+  const known = (server: string) => options.knownDown?.find((k) => k.server === server)
+  // The SSH handshakes take longer than the SQL reads: unless the caller keeps sessions (watch) or has started
+  // them, each host's is started now, beside its SQL read.
+  const own = options.sessions || options.sshRunner ? undefined : openHostSessions(cluster, (name) => options.ssh === false || known(name)?.ssh !== undefined)
+  const sshRunner = options.sshRunner ?? (options.sessions ?? own!).run
   try {
-    const sql = await Promise.all(
-      cluster.servers.map((server): Promise<SqlFacts | SqlFailure> => {
-        const down = known(server)?.sql
-        return down ? Promise.resolve(down) : inspectSql(cluster, server, options.replLogin !== false)
-      }),
+    const facts = cluster.servers.map(async (server): Promise<SqlFacts | SqlFailure> => known(server.name)?.sql ?? (await inspectSql(cluster, server)))
+    // The replication user's login, once its server has answered (never a second connection beside the first).
+    const reads = facts.map((read, i) =>
+      read
+        .then(async (f) => (f.reachable && cluster.replPassword && options.replLogin !== false ? {...f, replLogin: await replicationLogin(cluster, cluster.servers[i]!)} : f))
+        .finally(() => phase(`sql ${cluster.servers[i]!.name} read`)),
     )
+    const allFacts = Promise.all(facts)
+    // Each host's probe starts once its server has answered over SQL (the binlog to look for is the server's
+    // own), or for a server that did not, once every server has (its replicas name the binlog).
     const servers = await Promise.all(
       cluster.servers.map(async (server, i): Promise<ServerSnapshot> => {
-        const facts = sql[i]!
+        const own = await facts[i]!
         const ssh: ServerSnapshot['ssh'] =
           options.ssh === false
             ? {reachable: false, kind: 'skipped', message: 'SSH not inspected'}
-            : (known(server)?.ssh ?? (await inspectSsh(cluster, server, binlogHint(cluster, server, sql), facts.reachable ? facts.relayLogIndex : null, sshRunner)))
-        return {name: server.name, address: `${server.ip}:${server.port}`, sql: facts, ssh}
+            : (known(server.name)?.ssh ??
+              (await inspectSsh(cluster, server, await binlogHint(server, own, allFacts), own.reachable ? own.relayLogIndex : null, sshRunner).finally(() => phase(`ssh ${server.name} probed`))))
+        return {name: server.name, address: `${server.ip}:${server.port}`, sql: await reads[i]!, ssh}
       }),
     )
+    const sql = await Promise.all(reads)
     const snapshot: Snapshot = {
       cluster: cluster.name,
       manager: {
@@ -82,7 +91,7 @@ export async function inspectCluster(cluster: ClusterConfig, options: InspectOpt
     }
     return snapshot
   } finally {
-    await sessions.close()
+    await own?.close()
   }
 }
 
@@ -90,10 +99,9 @@ export async function inspectCluster(cluster: ClusterConfig, options: InspectOpt
  * The binlog file to look for on a host: its own current binlog, or for a server that does not
  * answer SQL, the newest master file its replicas have read (a dead master's binlogs are found that way).
  */
-function binlogHint(cluster: ClusterConfig, server: ServerConfig, sql: (SqlFacts | SqlFailure)[]): string | null {
-  const own = sql[cluster.servers.indexOf(server)]
+async function binlogHint(server: ServerConfig, own: SqlFacts | SqlFailure | undefined, all: Promise<(SqlFacts | SqlFailure)[]>): Promise<string | null> {
   if (own?.reachable) return own.binaryLog?.file ?? null
-  const read = sql
+  const read = (await all)
     .map((f) => (f.reachable && f.replica && replicatesFrom(f.replica, server) ? f.replica.read.file : null))
     .filter((f): f is string => f !== null && f !== '')
   return read.sort((a, b) => binlogSequence(b) - binlogSequence(a))[0] ?? null
@@ -114,14 +122,16 @@ async function inspectBinlogServers(
   const masterSnap = master ? snapshot.servers.find((s) => s.name === master.name) : undefined
   const needed = masterSnap !== undefined && !masterSnap.sql.reachable && !(masterSnap.ssh.reachable && masterSnap.ssh.binlogs.length > 0 && masterSnap.ssh.binlogReadable)
   if (when === 'when-needed' && !needed) return undefined
-  const hint = master ? binlogHint(cluster, master, sql) : null
+  const hint = master ? await binlogHint(master, sql[cluster.servers.indexOf(master)], Promise.resolve(sql)) : null
   return await Promise.all(cluster.binlogServers.map(async (b) => ({name: b.name, ssh: await inspectSsh(cluster, b, hint, null, ssh)})))
 }
 
-async function inspectSql(cluster: ClusterConfig, server: ServerConfig, tryReplLogin: boolean): Promise<SqlFacts | SqlFailure> {
+async function inspectSql(cluster: ClusterConfig, server: ServerConfig): Promise<SqlFacts | SqlFailure> {
   try {
-    const facts = await withConnection(endpointOf(cluster, server), cluster.monitor.connectTimeoutMs * 2, (conn) => readSqlFacts(conn, cluster.replUser))
-    return cluster.replPassword && tryReplLogin ? {...facts, replLogin: await replicationLogin(cluster, server)} : facts
+    return await withConnection(endpointOf(cluster, server), cluster.monitor.connectTimeoutMs * 2, (conn) => {
+      phase(`sql ${server.name} connected`)
+      return readSqlFacts(conn, cluster.replUser)
+    })
   } catch (error) {
     if (error instanceof SqlError) return {reachable: false, kind: error.kind, message: error.message}
     return {reachable: false, kind: 'sql', message: `${server.name}: ${oneLine(error)}`}
@@ -140,16 +150,34 @@ export async function replicationLogin(cluster: ClusterConfig, server: ServerCon
 
 const bool = (value: unknown) => value === 1 || value === '1' || value === 'ON' || value === 'on'
 
+/** A client statement running for a second or more (with TIME >= 1), as MHA's running_updates_limit looks at them. */
+const longQuery = "COMMAND = 'Query' AND USER NOT IN ('system user', 'event_scheduler')"
+/** A session waiting for a table lock another holds (with TIME >= 1). */
+const lockWait = "STATE LIKE 'Waiting for %lock'"
+
+/** One SELECT of several one-row SELECTs of server variables (no FROM): one round trip, the same columns. */
+export function selectTogether(...queries: string[]): string {
+  const lists = queries.map((q) => {
+    const list = /^SELECT\s+(.*)$/is.exec(q)?.[1]
+    if (list === undefined || /\bFROM\b/i.test(list)) throw new Error(`not a SELECT of variables alone: ${q}`)
+    return list
+  })
+  return `SELECT ${lists.join(', ')}`
+}
+
+// Every statement is a round trip of its own (each bounded by the connection's timeout, as a statement on an
+// overloaded server should be): the one-row SELECTs of server variables are asked together.
 export async function readSqlFacts(conn: ServerConnection, replUser: string): Promise<SqlFacts> {
   const vars = (await conn.queryOne(
     `SELECT @@version AS version, @@version_comment AS comment, @@server_id AS server_id, @@global.read_only+0 AS read_only,
             @@log_bin+0 AS log_bin, @@log_slave_updates+0 AS log_slave_updates, @@relay_log_purge+0 AS relay_log_purge,
-            @@binlog_format AS binlog_format, @@binlog_checksum AS binlog_checksum, @@global.slave_net_timeout AS slave_net_timeout`,
+            @@binlog_format AS binlog_format, @@binlog_checksum AS binlog_checksum, @@global.slave_net_timeout AS slave_net_timeout,
+            @@relay_log_index AS relay_log_index`,
   ))!
   const version = parseServerVersion(String(vars.version), typeof vars.comment === 'string' ? vars.comment : '')
   const dialect = dialectFor(version)
-  const readOnly = (await conn.queryOne(dialect.readOnlyQuery))!
-  const gtid = dialect.parseGtidState((await conn.queryOne(dialect.gtidStateQuery))!)
+  const state = (await conn.queryOne(selectTogether(dialect.readOnlyQuery, dialect.gtidStateQuery)))!
+  const gtid = dialect.parseGtidState(state)
   const replicaRow = await conn.queryOne(dialect.showReplicaStatus)
   // A replica's heartbeat period (mha check warns when it makes silence slow to see); unknown rather than an error.
   const heartbeat = replicaRow ? await conn.query(dialect.replicaHeartbeatQuery).then((rows) => dialect.parseReplicaHeartbeat(rows), () => null) : null
@@ -159,21 +187,22 @@ export async function readSqlFacts(conn: ServerConnection, replUser: string): Pr
     ? (await conn.query(dialect.showBinaryLogs)).map((r) => ({file: String(r.Log_name), size: Number(r.File_size)}))
     : []
   const users = await conn.query('SELECT Repl_slave_priv AS priv FROM mysql.user WHERE User = ?', [replUser])
-  const relayIndex = (await conn.queryOne('SELECT @@relay_log_index AS relay_log_index'))?.relay_log_index
-  const long = await conn.query(
-    "SELECT ID AS id, USER AS user, TIME AS seconds, LEFT(INFO, 200) AS statement FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND TIME >= 1 AND ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler') ORDER BY ID",
+  const relayIndex = vars.relay_log_index
+  // The long client statements and the lock waits, from one read of the process list; the server says which is which.
+  const sessions = await conn.query(
+    `SELECT ID AS id, USER AS user, TIME AS seconds, LEFT(INFO, 200) AS statement, STATE AS state, (${longQuery}) AS is_long, (${lockWait}) AS is_lock_wait
+       FROM information_schema.PROCESSLIST WHERE TIME >= 1 AND ID <> CONNECTION_ID() AND ((${longQuery}) OR (${lockWait})) ORDER BY ID`,
   )
-  const lockWaits = await conn.query(
-    "SELECT ID AS id, USER AS user, TIME AS seconds, STATE AS state FROM information_schema.PROCESSLIST WHERE STATE LIKE 'Waiting for %lock' AND TIME >= 1 AND ID <> CONNECTION_ID() ORDER BY ID",
-  )
+  const long = sessions.filter((s) => bool(s.is_long))
+  const lockWaits = sessions.filter((s) => bool(s.is_lock_wait))
   // Unknown rather than an error (performance_schema not readable by this account): then SHOW SLAVE STATUS tells them.
   const filters = dialect.replicationFiltersQuery ? await conn.query(dialect.replicationFiltersQuery).then((rows) => dialect.parseReplicationFilters(rows), () => undefined) : undefined
   return {
     reachable: true,
     version,
     serverId: Number(vars.server_id),
-    readOnly: bool(readOnly.read_only),
-    superReadOnly: readOnly.super_read_only === null || readOnly.super_read_only === undefined ? null : bool(readOnly.super_read_only),
+    readOnly: bool(state.read_only),
+    superReadOnly: state.super_read_only === null || state.super_read_only === undefined ? null : bool(state.super_read_only),
     logBin,
     logSlaveUpdates: bool(vars.log_slave_updates),
     relayLogPurge: bool(vars.relay_log_purge),

@@ -2,6 +2,7 @@ import {readFileSync} from 'node:fs'
 import {describe, expect, it} from 'vitest'
 import {compareVersions, dialectFor, parseServerVersion, sqlString} from '../../src/dialect/index.js'
 import type {Dialect, ReplicaStatus} from '../../src/dialect/index.js'
+import {selectTogether} from '../../src/inspect/inspect.js'
 
 type Row = Record<string, unknown>
 interface Fixture {
@@ -181,6 +182,13 @@ describe('SQL chosen per version', () => {
     expect(dialectOf(mariadb1011).gtidStateQuery).not.toMatch(/gtid_mode|gtid_executed/)
     expect(dialectOf(mysql8036).gtidStateQuery).toMatch(/gtid_mode.*gtid_executed.*enforce_gtid_consistency/)
     expect(dialectOf(mysql8036).gtidStateQuery).not.toMatch(/gtid_binlog_state/)
+  })
+
+  it('asks read_only and the GTID variables of each flavor in one SELECT, with the columns of both', () => {
+    for (const d of [mariadb1011, mysql57, mysql8021, mysql8036, mysql84].map(dialectOf)) {
+      expect(selectTogether(d.readOnlyQuery, d.gtidStateQuery)).toBe(`${d.readOnlyQuery}, ${d.gtidStateQuery.replace(/^SELECT /, '')}`)
+    }
+    expect(() => selectTogether('SELECT @@a AS a', 'SELECT COUNT(*) AS n FROM t')).toThrow(/not a SELECT of variables alone/)
   })
 
   it('refuses servers too old for GTID replication', () => {

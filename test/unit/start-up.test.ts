@@ -12,4 +12,11 @@ describe('start-up', () => {
     expect(counts.total).toBeGreaterThan(50)
     expect(counts.etcd).toBe(0)
   })
+
+  it('mha plan\'s own module loads the SSH client but not the SQL client: the handshakes start before mysql2 is loaded', () => {
+    const body = `import {createRequire} from 'node:module'; await import('./commands/plan.ts'); const loaded = Object.keys(createRequire(import.meta.url).cache); console.log(JSON.stringify({ssh2: loaded.some((k) => /node_modules\\/ssh2\\//.test(k)), mysql2: loaded.some((k) => /node_modules\\/mysql2\\//.test(k))}))`
+    const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], {cwd: join(import.meta.dirname, '../..'), encoding: 'utf8'})
+    expect(result.status, result.stderr).toBe(0)
+    expect(JSON.parse(result.stdout)).toEqual({ssh2: true, mysql2: false})
+  })
 })
