@@ -273,7 +273,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
         if (checked.done) {
           const outputs = checked.outputs ?? {}
           ctx.outputs.set(step.id, outputs)
-          await journal.write({step: step.id, event: 'skip', outputs, message: checked.reason})
+          // No effect follows a skip of its own: the line is on disk with the next effect's begin (or the run's end).
+          await journal.write({step: step.id, event: 'skip', outputs, message: checked.reason}, {deferSync: true})
           status.set(step.id, {status: 'skipped', reason: checked.reason})
           listener({kind: 'skip', step, reason: checked.reason})
           return
@@ -287,7 +288,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
         await handler.verify(step, ctx, outputs)
         // The files a step saved go where the journal goes before it says the step is done.
         await options.artifacts?.save(ctx.workDir)
-        await journal.write({step: step.id, event: 'end', outputs})
+        // On disk with the next begin, before any effect that follows this one, or at the run's end.
+        await journal.write({step: step.id, event: 'end', outputs}, {deferSync: true})
         status.set(step.id, {status: 'applied', reason: null})
         listener({kind: 'end', step, outputs})
       } catch (error) {
@@ -335,6 +337,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
       }
       await Promise.race(running.values())
     }
+    await journal.sync?.()
 
     if (stopped.fenced !== null) {
       // Another manager holds the cluster now and finishes from the shared journal: this one stops here.
