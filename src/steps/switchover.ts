@@ -16,26 +16,38 @@ export const checkSwitchover: StepHandler<Of<'check_switchover'>> = {
   check: () => Promise.resolve({done: false}),
   act: () => Promise.resolve(undefined),
   async verify(step, ctx) {
-    const problems: string[] = []
-    for (const name of ctx.plan.steps.filter((s) => s.type === 'wait_caught_up').map((s) => s.server)) {
+    // Every server read at once, each over its own connection: replication, the old master's running updates, what
+    // the plan checked in the snapshot (filters, a busy target, held locks, what re-pointing needs) read again now,
+    // since the first effect comes after this step, and each proxy.
+    const waiting = ctx.plan.steps.filter((s) => s.type === 'wait_caught_up').map((s) => s.server)
+    const replication = async (name: string): Promise<string[]> => {
       const s = await replicaStatus(ctx, name)
-      if (!s || s.ioThread !== 'running' || s.sqlThread !== 'running') problems.push(`${name}'s replication is not running`)
-      else if (name === step.params.target && (s.secondsBehind === null || s.secondsBehind > step.params.maxLagSeconds)) problems.push(`${name} lags ${s.secondsBehind ?? '?'} s (limit ${step.params.maxLagSeconds} s)`)
+      if (!s || s.ioThread !== 'running' || s.sqlThread !== 'running') return [`${name}'s replication is not running`]
+      if (name === step.params.target && (s.secondsBehind === null || s.secondsBehind > step.params.maxLagSeconds)) return [`${name} lags ${s.secondsBehind ?? '?'} s (limit ${step.params.maxLagSeconds} s)`]
+      return []
     }
-    for (const t of await clientThreads(await ctx.sql(step.server)))
-      if (t.command === 'Query' && t.seconds >= step.params.runningUpdatesLimit && !isRead(t.statement)) problems.push(`${step.server} has an update running for ${t.seconds} s (thread ${t.id})`)
-    // What the plan checked in the snapshot (filters, a busy target, held locks, what re-pointing needs), read again
-    // now: the first effect comes after this step.
-    const party = async (name: string): Promise<SwitchoverParty> => {
-      const facts = await readSqlFacts(await ctx.sql(name), ctx.cluster.replUser)
+    const updates = async (): Promise<string[]> =>
+      (await clientThreads(await ctx.sql(step.server))).filter((t) => t.command === 'Query' && t.seconds >= step.params.runningUpdatesLimit && !isRead(t.statement)).map((t) => `${step.server} has an update running for ${t.seconds} s (thread ${t.id})`)
+    // The replication login is tried on the target alone: the others are re-pointed to it.
+    const party = async (name: string, login = false): Promise<SwitchoverParty> => {
       const server = ctx.cluster.servers.find((s) => s.name === name)
-      return {name, facts: server && ctx.cluster.replPassword ? {...facts, replLogin: await replicationLogin(ctx.cluster, server)} : facts}
+      const [facts, replLogin] = await Promise.all([readSqlFacts(await ctx.sql(name), ctx.cluster.replUser), login && server && ctx.cluster.replPassword ? replicationLogin(ctx.cluster, server) : undefined])
+      return {name, facts: replLogin ? {...facts, replLogin} : facts}
     }
-    const others = ctx.plan.steps.filter((s) => s.type === 'wait_caught_up' && s.server !== step.params.target).map((s) => s.server)
-    problems.push(...switchoverNeeds(ctx.cluster, await party(step.server), await party(step.params.target), await Promise.all(others.map(party))))
     // Each proxy answers and sends writes to the old master alone: a drain that could not run would undo the switch
     // half-way, and one that found two writers would hide a problem the switch should not start on.
-    problems.push(...proxyFindings(ctx.cluster, await observeProxies(ctx.cluster), {name: step.server, dead: false}).findings.map((f) => f.message))
+    const proxies = async (): Promise<string[]> => proxyFindings(ctx.cluster, await observeProxies(ctx.cluster), {name: step.server, dead: false}).findings.map((f) => f.message)
+    const others = waiting.filter((name) => name !== step.params.target)
+    // The servers side by side; each one's statements queue on its one connection.
+    const [replicationProblems, updateProblems, master, target, rest, proxyProblems] = await Promise.all([
+      Promise.all(waiting.map(replication)),
+      updates(),
+      party(step.server),
+      party(step.params.target, true),
+      Promise.all(others.map((name) => party(name))),
+      proxies(),
+    ])
+    const problems = [...replicationProblems.flat(), ...updateProblems, ...switchoverNeeds(ctx.cluster, master, target, rest), ...proxyProblems]
     if (problems.length > 0) throw new Error(`switchover refused: ${problems.join('; ')}; nothing was changed`)
   },
 }
