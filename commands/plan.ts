@@ -11,7 +11,7 @@ import {planFor} from '../src/plan/planner.js'
 import {planRejoin} from '../src/plan/rejoin.js'
 import type {rejoinInput} from '../src/plan/rejoin-inputs.js'
 import {planRebuild, planRemove} from '../src/plan/service.js'
-import {planSwitchover} from '../src/plan/switchover.js'
+import {planSwitchover, switchoverInspection} from '../src/plan/switchover.js'
 import {outOfService} from '../src/store/files.js'
 
 export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
@@ -52,7 +52,7 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
 
   async run(): Promise<void> {
     const cluster = this.loadCluster()
-    const snapshot = this.flags['from-snapshot'] ? readSnapshot(this.flags['from-snapshot']) : await inspectCluster(cluster)
+    const snapshot = this.flags['from-snapshot'] ? readSnapshot(this.flags['from-snapshot']) : await inspectCluster(cluster, this.flags.switchover ? switchoverInspection : {})
     if (this.flags['save-snapshot']) writeFileSync(this.flags['save-snapshot'], JSON.stringify(snapshot, null, 2) + '\n')
     const header = {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: cluster.file}
     const plan = this.flags.rejoin

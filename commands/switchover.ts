@@ -7,7 +7,7 @@ import {etcdSettings} from '../src/coord/settings.js'
 import {renderPlan} from '../src/cli/render-plan.js'
 import {inspectCluster} from '../src/inspect/inspect.js'
 import {defaultPlanPath, planDigest, toolVersion, writePlan} from '../src/plan/plan-file.js'
-import {planSwitchover} from '../src/plan/switchover.js'
+import {planSwitchover, switchoverInspection} from '../src/plan/switchover.js'
 import {UsageError, UserError} from '../src/util/errors.js'
 
 export default class Switchover extends BaseCommand<typeof Switchover> {
@@ -29,7 +29,7 @@ export default class Switchover extends BaseCommand<typeof Switchover> {
     const approved = this.flags['auto-approve'] === true
     if (!approved && !process.stdin.isTTY) throw new UsageError('mha switchover asks before it changes anything, and there is no terminal to ask on: add --auto-approve, or use "mha plan --switchover" and "mha apply"')
     const cluster = this.loadCluster()
-    const snapshot = await inspectCluster(cluster)
+    const snapshot = await inspectCluster(cluster, switchoverInspection)
     const plan = planSwitchover(cluster, snapshot, {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: cluster.file}, this.flags.to)
     const planFile = defaultPlanPath(plan, this.flags['plans-dir'])
     writePlan(plan, planFile)
