@@ -21,6 +21,7 @@ import {FileStore} from '../store/files.js'
 import {plansDirOf} from '../store/manual-apply.js'
 import type {ClusterLock, ClusterStore} from '../store/store.js'
 import type {SshPool} from '../remote/session-pool.js'
+import type {ServerConnection} from '../inspect/mysql.js'
 import {FencedError} from '../util/fenced.js'
 
 export interface ApplyOptions {
@@ -32,6 +33,8 @@ export interface ApplyOptions {
   expectDigest?: string
   /** A snapshot taken just now by the caller (mha watch plans and applies at once): not inspected again. */
   snapshot?: Snapshot
+  /** SQL connections the caller opened a moment ago (mha switchover's inspection): used as the run's own, closed with them. */
+  connections?: ReadonlyMap<string, ServerConnection>
   /** SSH sessions the caller keeps open (mha watch): used instead of new ones, and left open. */
   sshPool?: SshPool
   /** The cluster's store, where steps change its state (a server out of service); the files beside the plans when absent. */
@@ -149,7 +152,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     nextAction,
     durationMs: Date.now() - started,
   })
-  const ctx = new RunContext(cluster, plan, planFile.replace(/\.json$/, '') + '.work', options.sshPool, options.guard, options.progressIntervalMs)
+  const ctx = new RunContext(cluster, plan, planFile.replace(/\.json$/, '') + '.work', options.sshPool, options.guard, options.progressIntervalMs, options.connections)
   ctx.reportProgress = (step, message) => listener({kind: 'progress', step, message})
   ctx.saveWork = async () => await options.artifacts?.save(ctx.workDir)
   const store = options.store ?? new FileStore(plansDirOf(planFile, plan.cluster), plan.cluster)
