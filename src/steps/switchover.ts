@@ -90,11 +90,12 @@ export const blockWrites: StepHandler<Of<'block_writes'>> = {
       if (step.params.stopReplication) await conn.execute(dialect.stopReplica)
       for (const sql of dialect.setReadOnly(true)) await conn.execute(sql)
       if (lock) {
-        const holder = await lockAgainstEveryone(step.server, ctx, deadline)
+        const {holder, killing} = await lockAgainstEveryone(step.server, ctx, deadline)
         // FTWRL has waited for every commit under way and admits none: its position is final, and a client can only
         // wait (it is killed before the lock goes). Should a write still slip past, wait_caught_up finds the source
-        // moved and refuses before the promotion.
-        const [status, gtid] = await Promise.all([holder.queryOne(dialect.showBinaryLogStatus), conn.queryOne(dialect.gtidStateQuery)])
+        // moved and refuses before the promotion. Both read at once: the GTID position on the other session, after
+        // its kills (most often over by now).
+        const [status, gtid] = await Promise.all([holder.queryOne(dialect.showBinaryLogStatus), killing.then(() => conn.queryOne(dialect.gtidStateQuery))])
         const {file, pos} = dialect.parseBinaryLogStatus(status!)
         return {binlog: {file, pos}, gtid: dialect.parseGtidState(gtid!).binlogPos}
       }
@@ -147,17 +148,22 @@ async function lockSession(server: string, ctx: StepContext, flush = false): Pro
 
 /**
  * FLUSH TABLES WITH READ LOCK on a held session, retried until the deadline. Beside each try the client threads
- * are killed (a long statement would hold FTWRL, and every writer queued behind it, until it ends); the try waits
- * at most lock_wait_timeout. A try that fails is killed on the server, so that no half-taken lock outlives it.
+ * are killed over the other session (a long statement would hold FTWRL, and every writer queued behind it, until it
+ * ends); the try waits at most lock_wait_timeout. A try that fails is killed on the server, so that no half-taken
+ * lock outlives it. Returns once the lock is held, with the kills that may still be under way.
  */
-async function lockAgainstEveryone(server: string, ctx: StepContext, deadline: number): Promise<ServerConnection> {
+async function lockAgainstEveryone(server: string, ctx: StepContext, deadline: number): Promise<{holder: ServerConnection; killing: Promise<void>}> {
   const conn = await ctx.sql(server)
   for (let attempt = 1; ; attempt++) {
     const holder = await lockSession(server, ctx)
+    const killing = killClients(conn, [holder.threadId])
+    // Awaited by the caller, or below: never a rejection without a handler meanwhile.
+    killing.catch(() => undefined)
     try {
-      await Promise.all([holder.execute('FLUSH TABLES WITH READ LOCK', (lockWaitSeconds(ctx) + 5) * 1000), killClients(conn, [holder.threadId])])
-      return holder
+      await holder.execute('FLUSH TABLES WITH READ LOCK', (lockWaitSeconds(ctx) + 5) * 1000)
+      return {holder, killing}
     } catch (error) {
+      await killing.catch(() => undefined)
       await conn.execute(`KILL ${holder.threadId}`).catch(() => undefined)
       await ctx.releaseSession(server, WRITE_BLOCK).catch(() => undefined)
       if (Date.now() > deadline) throw new Error(`${server}: FLUSH TABLES WITH READ LOCK not granted after ${attempt} tries (${error instanceof Error ? error.message : String(error)})`)
