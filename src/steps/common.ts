@@ -37,10 +37,13 @@ export async function binlogEnd(ctx: StepContext, server: string): Promise<Binlo
 }
 
 /**
- * The pauses between looks: most waits end within milliseconds (a thread stops, a replica connects), so the
- * first looks come quickly and later ones settle at stepMs, sparing a server that takes its time.
+ * The pauses between looks: most waits end within milliseconds (a thread stops, a replica connects its IO thread), so
+ * for the first 20 ms a look comes every millisecond, and later ones at 5 ms doubling to stepMs, sparing a server
+ * that takes its time.
  */
 function* pauses(stepMs: number): Generator<number> {
+  const started = Date.now()
+  while (Date.now() - started < 20) yield Math.min(1, stepMs)
   for (let ms = Math.min(5, stepMs); ; ms = Math.min(stepMs, ms * 2)) yield ms
 }
 
