@@ -47,7 +47,14 @@ export default class Watch extends BaseCommand<typeof Watch> {
     const options = {plansDir, git: this.flags.git, log, autoRejoin: this.flags['auto-rejoin'], ...(coord ? {coord, store: await storesFor(plansDir, coord)} : {})}
     // A file that does not load is a cluster that cannot be monitored, said as such; the others are watched.
     const watchers: WatchedCluster[] = [...clusters.map((cluster) => new ClusterWatcher(cluster, options)), ...unloadable.map((u) => new UnloadedCluster(u, options))]
-    const loaded = (name: string) => watchers.map((w) => (w instanceof ClusterWatcher ? w : w.watcher)).find((w) => w?.cluster.name === name)
+    // By name, not by a search through every cluster: the coordinator asks per cluster, thousands of times a round at the start.
+    const byName = new Map(watchers.map((w) => [w.name, w]))
+    const loaded = (name: string) => {
+      const found = byName.get(name)
+      if (!found) return undefined
+      const w = found instanceof ClusterWatcher ? found : found.watcher
+      return w?.cluster.name === name ? w : watchers.map((x) => (x instanceof ClusterWatcher ? x : x.watcher)).find((x) => x?.cluster.name === name)
+    }
     if (coord) {
       coord.log = (event, message) => log('*', event, message)
       // Leadership moves to the manager it belongs to only while nothing is under way there.
@@ -83,7 +90,7 @@ export default class Watch extends BaseCommand<typeof Watch> {
             const by = (test: (w: WatchedCluster) => boolean) => watchers.filter(test).map((w) => w.name)
             const unmonitored = by((w) => w.unmonitored !== null)
             const troubled = by((w) => w.unmonitored === null && w.verdict.state !== 'healthy')
-            const role = (w: WatchedCluster) => loaded(w.name)?.health.role
+            const role = (w: WatchedCluster) => (w instanceof ClusterWatcher ? w : w.watcher)?.health.role
             const leading = coord ? `; leading ${by((w) => role(w) === 'leader').length}, following ${by((w) => role(w) === 'follower').length}${coord.session.valid() ? '' : '; etcd DOWN: no automatic failover'}` : ''
             log('*', 'heartbeat', `${watchers.length} cluster(s): ${watchers.length - unmonitored.length - troubled.length} healthy${troubled.length ? `; not healthy: ${troubled.join(', ')}` : ''}${unmonitored.length ? `; cannot be monitored: ${unmonitored.join(', ')}` : ''}${leading}`)
           }, this.flags.heartbeat * 1000)
