@@ -5,8 +5,16 @@ import {oneLine} from '../util/errors.js'
 import type {EtcdSettings} from './settings.js'
 import {FencedError} from '../util/fenced.js'
 
-/** A unary etcd call that takes longer has no quorum behind it (or no network): it fails instead of hanging. */
+/** A unary etcd call that takes longer has no quorum behind it (or no network): it fails instead of hanging (bounded). */
 export const etcdCallTimeoutMs = 2000
+
+/**
+ * gRPC's own deadline, well past the bound each call is waited for: a deadline gRPC sees pass makes the etcd client
+ * close and reopen its channels to that member (watches included), and three in a row shut the member out for 5 s.
+ * With 10,000 clusters, a process busy for two seconds turned one late answer into many seconds without etcd, and
+ * lost its lease. It remains, so that a call nobody waits for any more does not live on.
+ */
+const grpcDeadlineMs = 5 * etcdCallTimeoutMs
 
 export function etcdClient(settings: EtcdSettings): Etcd3 {
   const tls = settings.tls
@@ -23,7 +31,7 @@ export function etcdClient(settings: EtcdSettings): Etcd3 {
     // The token exchange is bounded by each call's own deadline (a fixed deadline here would be long past later).
     ...(settings.auth ? {auth: {username: settings.auth.user, password: settings.auth.password.reveal()}} : {}),
     dialTimeout: etcdCallTimeoutMs,
-    defaultCallOptions: (context) => (context.isStream ? {} : {deadline: Date.now() + etcdCallTimeoutMs}),
+    defaultCallOptions: (context) => (context.isStream ? {} : {deadline: Date.now() + grpcDeadlineMs}),
   })
 }
 
@@ -31,7 +39,8 @@ export function etcdClient(settings: EtcdSettings): Etcd3 {
 export async function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`etcd: ${what} timed out after ${ms} ms`)), ms)))])
+    // Judged after the I/O that waited meanwhile is read (see keepAliveOnce): a busy process is not etcd without quorum.
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => setImmediate(() => reject(new Error(`etcd: ${what} timed out after ${ms} ms`))), ms)))])
   } finally {
     clearTimeout(timer)
   }
@@ -165,7 +174,10 @@ async function keepAliveOnce(client: Etcd3, id: string): Promise<number> {
   let timer: NodeJS.Timeout | undefined
   try {
     return await new Promise<number>((resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`etcd: lease keepalive timed out after ${etcdCallTimeoutMs} ms`)), etcdCallTimeoutMs)
+      // A timer that fires late (this process busy for a while) runs before the I/O that waited meanwhile: the answer
+      // may be there, unread. It is read first (setImmediate runs after the poll phase); only then is it too late.
+      const late = () => reject(new Error(`etcd: lease keepalive timed out after ${etcdCallTimeoutMs} ms`))
+      timer = setTimeout(() => setImmediate(late), etcdCallTimeoutMs)
       stream.on('data', (answer: {TTL: string}) => resolve(Number(answer.TTL)))
       stream.on('error', (error: unknown) => reject(error instanceof Error ? error : new Error(String(error))))
       stream.write({ID: id})
