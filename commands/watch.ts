@@ -63,6 +63,8 @@ export default class Watch extends BaseCommand<typeof Watch> {
         return w === undefined || (!w.failingOver && w.verdict.state === 'healthy')
       }
       coord.onFailoverRecord = (name, record) => loaded(name)?.leaderActed(record)
+      // A loop that follows sleeps until its role changes: woken then, not at every ping.
+      coord.onRoleChange = (name) => loaded(name)?.roleChanged()
       await coord.start()
       if (!coord.session.valid()) log('*', 'etcd down', `etcd (${etcd!.endpoints.join(', ')}) cannot be used: ${coord.session.problem}; no cluster is watched by this manager until it answers`)
     }
