@@ -42,7 +42,8 @@ export default class Watch extends BaseCommand<typeof Watch> {
     // MHA's second masterha_manager is, before it does anything (with etcd several managers are the point).
     const releaseManager = etcd ? () => undefined : holdManagerLocks([...clusters.map((c) => ({name: c.name, file: c.file})), ...unloadable])
     // etcd3 (and gRPC) load only when etcd is used. A file that does not load yet has its leader too, for when it does.
-    const coord = etcd ? new (await import('../src/coord/coordinator.js')).Coordinator(etcd, [...clusters.map((c) => c.name), ...unloadable.map((u) => u.name)]) : undefined
+    // The lease in a thread of its own: thousands of clusters keep the main thread too busy to send keepalives on time.
+    const coord = etcd ? new (await import('../src/coord/coordinator.js')).Coordinator(etcd, [...clusters.map((c) => c.name), ...unloadable.map((u) => u.name)], {leaseInOwnThread: true}) : undefined
     // With etcd every cluster's store is there, shared by the managers and mha apply.
     const options = {plansDir, git: this.flags.git, log, autoRejoin: this.flags['auto-rejoin'], ...(coord ? {coord, store: await storesFor(plansDir, coord)} : {})}
     // A file that does not load is a cluster that cannot be monitored, said as such; the others are watched.

@@ -91,9 +91,10 @@ export class Coordinator {
   onRoleChange: (cluster: string) => void = () => undefined
   log: (event: string, message: string) => void = () => undefined
 
-  constructor(settings: EtcdSettings, clusters: readonly string[] = []) {
+  /** leaseInOwnThread: the lease kept in a thread of its own (watch; see EtcdSession). */
+  constructor(settings: EtcdSettings, clusters: readonly string[] = [], options: {leaseInOwnThread?: boolean} = {}) {
     this.settings = settings
-    this.session = new EtcdSession(settings)
+    this.session = new EtcdSession(settings, {ownThread: options.leaseInOwnThread ?? false})
     this.#clusters = [...clusters]
     this.#watched = new Set(clusters)
     this.#leaders = new LeaderView(this.#key('leaders', ''))

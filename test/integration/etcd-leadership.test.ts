@@ -8,6 +8,8 @@ import {EtcdStore} from '../../src/store/etcd.js'
 import {rendezvousOrder} from '../../src/coord/ranking.js'
 import {etcdEndpoints, startEtcdCluster, stopEtcdCluster} from '../../src/sandbox/etcd.js'
 import {waitFor} from '../../src/sandbox/processes.js'
+import type * as SessionModule from '../../src/coord/session.js'
+import {root} from './harness.js'
 
 /**
  * Leadership of thousands of clusters shared by several managers, on a real etcd (one member on 127.0.0.173): the
@@ -163,4 +165,49 @@ describe('leadership of 3000 clusters over three managers on a real etcd', () =>
     expect(after.txns + after.ranges - before.txns - before.ranges).toBeLessThan(50)
   })
 
+  describe('a lease kept in a thread of its own (mha watch), TTL 2 s', () => {
+    /** The built session: its keeper thread runs dist/src/coord/lease-worker.js, as in mha watch. */
+    const built = async () => (await import(join(root, 'dist/src/coord/session.js'))) as typeof SessionModule
+    const busyFor = (ms: number) => {
+      const until = Date.now() + ms
+      while (Date.now() < until) {
+        // The main thread's event loop does not run: 10,000 clusters' work, or a stuck loop.
+      }
+    }
+    const timeToLive = async (lease: string) => Number((await client!.leaseClient.leaseTimeToLive({ID: lease})).TTL)
+
+    it('stays valid, in etcd too, while the main thread is busy for longer than the TTL', async () => {
+      const session = new (await built()).EtcdSession({endpoints: [endpoint], prefix: '/own', leaseTtlSeconds: 2, tls: undefined, auth: undefined, id: 'w1'}, {ownThread: true})
+      try {
+        await session.start()
+        const lease = session.leaseId!
+        expect(lease).toBeDefined()
+        // 2.5 s without a turn of the event loop: a keeper in the main thread sends nothing meanwhile, and etcd ends its
+        // lease after 2 s; this one's keeps it alive until the loop has been silent for a TTL.
+        busyFor(2500)
+        expect(session.leaseId).toBe(lease)
+        expect(await timeToLive(lease)).toBeGreaterThanOrEqual(0)
+      } finally {
+        await session.stop()
+      }
+    })
+
+    it('is left to expire when the main thread\'s event loop is stuck for good, and fences it', async () => {
+      const session = new (await built()).EtcdSession({endpoints: [endpoint], prefix: '/own', leaseTtlSeconds: 2, tls: undefined, auth: undefined, id: 'w1'}, {ownThread: true})
+      try {
+        await session.start()
+        const lease = session.leaseId!
+        // Stuck for 5 s: the keeper stops once the loop has not run for a TTL (2 s), and etcd ends the lease a TTL later.
+        busyFor(5000)
+        expect(session.valid()).toBe(false)
+        expect(() => session.assertValid('a step', lease)).toThrow(/no longer valid/)
+        expect(await timeToLive(lease)).toBe(-1)
+        // Its loop running again, it takes a new lease: another, never the old one.
+        await waitFor('a new lease', 10_000, () => session.valid(), 50)
+        expect(session.leaseId).not.toBe(lease)
+      } finally {
+        await session.stop()
+      }
+    })
+  })
 })
