@@ -42,12 +42,20 @@ export default class Watch extends BaseCommand<typeof Watch> {
     // MHA's second masterha_manager is, before it does anything (with etcd several managers are the point).
     const releaseManager = etcd ? () => undefined : holdManagerLocks([...clusters.map((c) => ({name: c.name, file: c.file})), ...unloadable])
     // etcd3 (and gRPC) load only when etcd is used. A file that does not load yet has its leader too, for when it does.
-    const coord = etcd ? new (await import('../src/coord/coordinator.js')).Coordinator(etcd, [...clusters.map((c) => c.name), ...unloadable.map((u) => u.name)]) : undefined
+    // The lease in a thread of its own: thousands of clusters keep the main thread too busy to send keepalives on time.
+    const coord = etcd ? new (await import('../src/coord/coordinator.js')).Coordinator(etcd, [...clusters.map((c) => c.name), ...unloadable.map((u) => u.name)], {leaseInOwnThread: true}) : undefined
     // With etcd every cluster's store is there, shared by the managers and mha apply.
     const options = {plansDir, git: this.flags.git, log, autoRejoin: this.flags['auto-rejoin'], ...(coord ? {coord, store: await storesFor(plansDir, coord)} : {})}
     // A file that does not load is a cluster that cannot be monitored, said as such; the others are watched.
     const watchers: WatchedCluster[] = [...clusters.map((cluster) => new ClusterWatcher(cluster, options)), ...unloadable.map((u) => new UnloadedCluster(u, options))]
-    const loaded = (name: string) => watchers.map((w) => (w instanceof ClusterWatcher ? w : w.watcher)).find((w) => w?.cluster.name === name)
+    // By name, not by a search through every cluster: the coordinator asks per cluster, thousands of times a round at the start.
+    const byName = new Map(watchers.map((w) => [w.name, w]))
+    const loaded = (name: string) => {
+      const found = byName.get(name)
+      if (!found) return undefined
+      const w = found instanceof ClusterWatcher ? found : found.watcher
+      return w?.cluster.name === name ? w : watchers.map((x) => (x instanceof ClusterWatcher ? x : x.watcher)).find((x) => x?.cluster.name === name)
+    }
     if (coord) {
       coord.log = (event, message) => log('*', event, message)
       // Leadership moves to the manager it belongs to only while nothing is under way there.
@@ -56,6 +64,8 @@ export default class Watch extends BaseCommand<typeof Watch> {
         return w === undefined || (!w.failingOver && w.verdict.state === 'healthy')
       }
       coord.onFailoverRecord = (name, record) => loaded(name)?.leaderActed(record)
+      // A loop that follows sleeps until its role changes: woken then, not at every ping.
+      coord.onRoleChange = (name) => loaded(name)?.roleChanged()
       await coord.start()
       if (!coord.session.valid()) log('*', 'etcd down', `etcd (${etcd!.endpoints.join(', ')}) cannot be used: ${coord.session.problem}; no cluster is watched by this manager until it answers`)
     }
@@ -83,7 +93,7 @@ export default class Watch extends BaseCommand<typeof Watch> {
             const by = (test: (w: WatchedCluster) => boolean) => watchers.filter(test).map((w) => w.name)
             const unmonitored = by((w) => w.unmonitored !== null)
             const troubled = by((w) => w.unmonitored === null && w.verdict.state !== 'healthy')
-            const role = (w: WatchedCluster) => loaded(w.name)?.health.role
+            const role = (w: WatchedCluster) => (w instanceof ClusterWatcher ? w : w.watcher)?.health.role
             const leading = coord ? `; leading ${by((w) => role(w) === 'leader').length}, following ${by((w) => role(w) === 'follower').length}${coord.session.valid() ? '' : '; etcd DOWN: no automatic failover'}` : ''
             log('*', 'heartbeat', `${watchers.length} cluster(s): ${watchers.length - unmonitored.length - troubled.length} healthy${troubled.length ? `; not healthy: ${troubled.join(', ')}` : ''}${unmonitored.length ? `; cannot be monitored: ${unmonitored.join(', ')}` : ''}${leading}`)
           }, this.flags.heartbeat * 1000)

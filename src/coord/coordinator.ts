@@ -1,8 +1,9 @@
 import {hostname} from 'node:os'
-import {performance} from 'node:perf_hooks'
-import type {IKeyValue} from 'etcd3'
+import {monitorEventLoopDelay, performance} from 'node:perf_hooks'
+import type {IKeyValue, IRequestOp} from 'etcd3'
 import {oneLine, UserError} from '../util/errors.js'
 import type {FailoverRecord} from '../store/cluster-state.js'
+import {LeaderView, type Leader} from './leaders.js'
 import {campaignDelayMs, rendezvousOrder} from './ranking.js'
 import {bounded, etcdCallTimeoutMs, EtcdSession} from './session.js'
 import type {EtcdSettings} from './settings.js'
@@ -16,14 +17,33 @@ export interface ManagerInfo {
   clusters: number
 }
 
-/** Campaigns (and hand-overs) in flight at once: a thousand at once time out on a loaded host. */
-const campaignBatch = 50
+/**
+ * Campaigns (and hand-overs) per transaction, each its own nested transaction (its compare decides for its key
+ * alone): thousands of single transactions, even 50 in flight at once, kept a loaded host busy for seconds at the
+ * start. etcd refuses more than 128 operations in one transaction (--max-txn-ops).
+ */
+const txnBatch = 100
 
-async function inBatches(tasks: readonly (() => Promise<void>)[], size: number): Promise<void> {
-  for (let i = 0; i < tasks.length; i += size) await Promise.all(tasks.slice(i, i + size).map((t) => t()))
-}
+/**
+ * New leaderships (campaigns, then hand-overs) a manager starts per round: each costs the cluster's loop a first look
+ * (connections to its servers, reads in etcd), and thousands at once kept a manager too busy to keep its lease, which
+ * moved them all again. While this process lags (its event loop late by more than busyLagMs since the last round),
+ * the least; else the most. The least still takes every vacant cluster within a minute or so, even on a busy host.
+ */
+const leadershipsPerRound = {most: 1000, least: 50}
+const busyLagMs = 200
+
+/** The leaders/ keys are read in full again this often; the watch on the prefix tells every change between. */
+const leadersReadEveryMs = 60_000
 
 const text = (kv: IKeyValue) => kv.value.toString('utf8')
+
+/** One compare on a key's create revision (0: the key does not exist) and one operation if it holds, as a nested transaction. */
+interface KeyTxn {
+  key: string
+  createRevision: string
+  then: IRequestOp
+}
 
 /**
  * Leases and leadership in etcd, under one prefix:
@@ -37,13 +57,22 @@ export class Coordinator {
   readonly settings: EtcdSettings
   readonly info: ManagerInfo
   readonly #clusters: string[]
+  readonly #watched: Set<string>
   readonly #mine = new Map<string, string>()
   /** Clusters this manager led when etcd was lost: still pinged, never failed over. */
   readonly #cutOff = new Set<string>()
   readonly #vacantSince = new Map<string, number>()
-  #leaders = new Map<string, {id: string; createRevision: string}>()
+  readonly #leaders: LeaderView
+  /** The watch on leaders/ (undefined until the first full read, and once it failed: the next round reads and watches again). */
+  #leaderWatch: {cancel: () => Promise<void>} | undefined
+  #nextLeadersRead = 0
   #managers = new Map<string, {info: ManagerInfo; seenSince: number}>()
+  /** Each cluster's rendezvous order over the managers alive (`#orderOf`), computed again only when they change. */
+  #orders = new Map<string, string[]>()
+  #ordersFor = ''
   #timer: NodeJS.Timeout | undefined
+  /** How late this process's event loop ran since the last round (see leadershipsPerRound). */
+  readonly #lag = monitorEventLoopDelay({resolution: 20})
   #round: Promise<void> = Promise.resolve()
   /** A round is under way: a kick then asks for one more right after it (never a second loop of rounds). */
   #inRound = false
@@ -55,22 +84,35 @@ export class Coordinator {
   canHandOver: (cluster: string) => boolean = () => true
   /** Told when a failover record is written by any manager. */
   onFailoverRecord: (cluster: string, record: FailoverRecord) => void = () => undefined
+  /**
+   * Told when this manager's role for a cluster may have changed (it leads it now, no longer does, is cut off, or
+   * another manager leads it now): a cluster's loop that follows sleeps until then instead of looking every ping.
+   */
+  onRoleChange: (cluster: string) => void = () => undefined
   log: (event: string, message: string) => void = () => undefined
 
-  constructor(settings: EtcdSettings, clusters: readonly string[] = []) {
+  /** leaseInOwnThread: the lease kept in a thread of its own (watch; see EtcdSession). */
+  constructor(settings: EtcdSettings, clusters: readonly string[] = [], options: {leaseInOwnThread?: boolean} = {}) {
     this.settings = settings
-    this.session = new EtcdSession(settings)
+    this.session = new EtcdSession(settings, {ownThread: options.leaseInOwnThread ?? false})
     this.#clusters = [...clusters]
+    this.#watched = new Set(clusters)
+    this.#leaders = new LeaderView(this.#key('leaders', ''))
+    this.#leaders.onChange = (cluster, before, after) => this.#leaderChanged(cluster, before, after)
     this.info = {id: settings.id, host: hostname(), pid: process.pid, startedAt: new Date().toISOString(), clusters: clusters.length}
     this.session.on('up', (lease) => {
+      const cutOff = [...this.#cutOff]
       this.#cutOff.clear()
+      for (const cluster of cutOff) this.onRoleChange(cluster)
       void this.#register(lease).catch((error: unknown) => this.log('etcd', `could not register: ${oneLine(error)}`))
       this.log('etcd up', `lease ${lease} granted (TTL ${settings.leaseTtlSeconds} s)`)
       this.#kick()
     })
     this.session.on('lost', (why) => {
-      for (const cluster of this.#mine.keys()) this.#cutOff.add(cluster)
+      const mine = [...this.#mine.keys()]
+      for (const cluster of mine) this.#cutOff.add(cluster)
       this.#mine.clear()
+      for (const cluster of mine) this.onRoleChange(cluster)
       this.log('etcd down', `${why}: no automatic failover starts and none under way goes on until etcd answers again`)
     })
   }
@@ -83,9 +125,6 @@ export class Coordinator {
   async start(): Promise<void> {
     await this.session.start()
     if (this.#clusters.length === 0) return
-    const watcher = await bounded(this.session.client.watch().prefix(this.#key('leaders', '')).create(), etcdCallTimeoutMs, 'watch leaders').catch(() => undefined)
-    watcher?.on('delete', () => this.#kick())
-    watcher?.on('error', () => undefined)
     const failovers = await bounded(this.session.client.watch().prefix(this.#key('failovers', '')).create(), etcdCallTimeoutMs, 'watch failovers').catch(() => undefined)
     failovers?.on('put', (kv) => {
       try {
@@ -95,15 +134,17 @@ export class Coordinator {
       }
     })
     failovers?.on('error', () => undefined)
-    for (const w of [watcher, failovers]) if (w) this.#watchers.push(w)
+    if (failovers) this.#watchers.push(failovers)
+    this.#lag.enable()
     this.#kick()
   }
 
   async stop(): Promise<void> {
     this.#stopped = true
     clearTimeout(this.#timer)
+    this.#lag.disable()
     await this.#round
-    await Promise.all(this.#watchers.map((w) => w.cancel().catch(() => undefined)))
+    await Promise.all([...this.#watchers, ...(this.#leaderWatch ? [this.#leaderWatch] : [])].map((w) => w.cancel().catch(() => undefined)))
     await this.session.stop()
   }
 
@@ -158,7 +199,57 @@ export class Coordinator {
   }
 
   async #register(lease: string): Promise<void> {
-    await this.session.client.put(this.#key('watchers', this.settings.id)).value(JSON.stringify(this.info)).lease(lease).exec()
+    await bounded(this.session.client.put(this.#key('watchers', this.settings.id)).value(JSON.stringify(this.info)).lease(lease).exec(), etcdCallTimeoutMs, 'register')
+  }
+
+  /**
+   * A leaders/ key changed (told by the watch, or found by a full read). A key of this manager's that is gone or
+   * was replaced is no longer its leadership; one etcd shows under its current lease is, even when the campaign's
+   * answer was lost (its deadline passed while etcd committed it): else the cluster stays led by a manager that
+   * follows it. A key gone leaves the cluster vacant: a round now.
+   */
+  #leaderChanged(cluster: string, before: Leader | undefined, after: Leader | undefined): void {
+    // Other managers may watch other clusters under the same prefix: theirs are not this one's business.
+    if (!this.#watched.has(cluster)) return
+    const mine = this.#mine.get(cluster)
+    if (mine !== undefined && after?.createRevision !== mine) this.#mine.delete(cluster)
+    const lease = this.session.leaseId
+    if (after && after.id === this.settings.id && lease !== undefined && after.lease === lease) this.#mine.set(cluster, after.createRevision)
+    if (mine !== this.#mine.get(cluster) || before?.id !== after?.id) this.onRoleChange(cluster)
+    if (!after) this.#kick()
+  }
+
+  /** Every leaders/ key, and the watch on them from the revision after, started anew if it was lost. */
+  async #readLeaders(): Promise<void> {
+    const client = this.session.client
+    const prefix = this.#key('leaders', '')
+    const read = await bounded(client.getAll().prefix(prefix).exec(), etcdCallTimeoutMs, 'read leaders')
+    const revision = BigInt(read.header.revision)
+    this.#leaders.applySnapshot(read.kvs, revision)
+    this.#nextLeadersRead = performance.now() + leadersReadEveryMs
+    if (this.#leaderWatch) return
+    const watch = await bounded(client.watch().prefix(prefix).startRevision(String(revision + 1n)).create(), etcdCallTimeoutMs, 'watch leaders')
+    watch.on('data', (res) => this.#leaders.applyEvents(res.events.map((e) => ({type: e.type === 'Delete' ? 'delete' : 'put', kv: e.kv}))))
+    // Cancelled by etcd (its revision compacted away) or broken: read in full and watched again at the next round.
+    watch.on('error', (error: unknown) => {
+      if (this.#leaderWatch === watch) this.#leaderWatch = undefined
+      void watch.cancel().catch(() => undefined)
+      this.#nextLeadersRead = 0
+      this.log('etcd', `the watch on the leaders stopped (${oneLine(error)}); reading them again`)
+    })
+    this.#leaderWatch = watch
+  }
+
+  /** The managers' rendezvous order for a cluster; the orders are computed again only when the managers alive change. */
+  #orderOf(cluster: string, alive: readonly string[]): string[] {
+    const key = alive.join('\n')
+    if (key !== this.#ordersFor) {
+      this.#orders = new Map()
+      this.#ordersFor = key
+    }
+    let order = this.#orders.get(cluster)
+    if (!order) this.#orders.set(cluster, (order = rendezvousOrder(cluster, alive)))
+    return order
   }
 
   /** Who is alive, who leads what; then campaign for vacant clusters this manager should lead, hand over others. */
@@ -166,7 +257,8 @@ export class Coordinator {
     const lease = this.session.leaseId
     if (!lease) return
     const client = this.session.client
-    const [managers, leaders] = await Promise.all([client.getAll().prefix(this.#key('watchers', '')).exec(), client.getAll().prefix(this.#key('leaders', '')).exec()])
+    const managers = await bounded(client.getAll().prefix(this.#key('watchers', '')).exec(), etcdCallTimeoutMs, 'read managers')
+    if (!this.#leaderWatch || performance.now() >= this.#nextLeadersRead) await this.#readLeaders()
     const now = performance.now()
     const seen = new Map<string, {info: ManagerInfo; seenSince: number}>()
     for (const kv of managers.kvs) {
@@ -176,57 +268,74 @@ export class Coordinator {
     if (!seen.has(this.settings.id)) await this.#register(lease)
     seen.set(this.settings.id, seen.get(this.settings.id) ?? {info: this.info, seenSince: now})
     this.#managers = seen
-    const prefix = this.#key('leaders', '')
-    this.#leaders = new Map(leaders.kvs.map((kv) => [kv.key.toString().slice(prefix.length), {id: (JSON.parse(text(kv)) as {id: string}).id, createRevision: kv.create_revision}]))
-    // A leadership etcd no longer shows as ours (it expired with an old lease) is not ours.
-    for (const [cluster, revision] of this.#mine) if (this.#leaders.get(cluster)?.createRevision !== revision) this.#mine.delete(cluster)
-    // A leadership etcd shows under this manager's current lease is its own, even when the campaign's answer was
-    // lost (its deadline passed while etcd committed it): else the cluster stays led by a manager that follows it.
-    if (this.session.leaseId === lease)
-      for (const kv of leaders.kvs) {
-        const cluster = kv.key.toString().slice(prefix.length)
-        if (kv.lease === lease && this.#leaders.get(cluster)?.id === this.settings.id && !this.#mine.has(cluster)) this.#mine.set(cluster, kv.create_revision)
-      }
     // The first round only learns who is there: a manager that starts a moment before the others does not take every cluster.
     if (this.#rounds++ === 0) return
-    const alive = [...seen.keys()]
+    const alive = [...seen.keys()].sort()
     const settled = (id: string) => now - (seen.get(id)?.seenSince ?? now) > 2 * this.#roundMs()
-    const campaigns: (() => Promise<void>)[] = []
+    const campaigns: string[] = []
+    const handOvers: {cluster: string; createRevision: string}[] = []
     for (const cluster of this.#clusters) {
-      const order = rendezvousOrder(cluster, alive)
       const leader = this.#leaders.get(cluster)
       if (leader) {
         this.#vacantSince.delete(cluster)
         // Spread the work: a manager leading a cluster another prefers hands it over while nothing is under way.
-        const preferred = order[0]!
-        if (leader.id === this.settings.id && preferred !== this.settings.id && settled(preferred) && this.canHandOver(cluster)) campaigns.push(() => this.#resign(cluster, leader.createRevision))
+        if (leader.id !== this.settings.id) continue
+        const preferred = this.#orderOf(cluster, alive)[0]!
+        if (preferred !== this.settings.id && settled(preferred) && this.canHandOver(cluster)) handOvers.push({cluster, createRevision: leader.createRevision})
         continue
       }
       const since = this.#vacantSince.get(cluster) ?? now
       this.#vacantSince.set(cluster, since)
       // The preferred manager campaigns at once; another only after a lease TTL per rank of vacancy (the preferred one
       // is slow, not gone: a gone one's registration expires with its leaderships, and the next in order is then first).
-      if (now - since >= campaignDelayMs(order.indexOf(this.settings.id), this.settings.leaseTtlSeconds * 1000)) campaigns.push(() => this.#campaign(cluster, lease))
+      if (now - since >= campaignDelayMs(this.#orderOf(cluster, alive).indexOf(this.settings.id), this.settings.leaseTtlSeconds * 1000)) campaigns.push(cluster)
     }
-    await inBatches(campaigns, campaignBatch)
+    const lagMs = this.#lag.max / 1e6
+    this.#lag.reset()
+    const budget = lagMs > busyLagMs ? leadershipsPerRound.least : leadershipsPerRound.most
+    const campaigning = campaigns.slice(0, budget)
+    await this.#campaign(campaigning, lease)
+    await this.#handOver(handOvers.slice(0, budget - campaigning.length))
   }
 
-  async #campaign(cluster: string, lease: string): Promise<void> {
-    const key = this.#key('leaders', cluster)
+  /** Each cluster's leaders/ key created under this manager's lease where none is, in transactions of txnBatch. */
+  async #campaign(clusters: readonly string[], lease: string): Promise<void> {
     const value = JSON.stringify({id: this.settings.id, since: new Date().toISOString()})
-    const result = await this.session.client.if(key, 'Create', '==', 0).then(this.session.client.put(key).value(value).lease(lease)).commit()
-    if (!result.succeeded) return
-    const revision = result.header.revision
-    this.#mine.set(cluster, revision)
-    this.#leaders.set(cluster, {id: this.settings.id, createRevision: revision})
-    this.#vacantSince.delete(cluster)
+    for (let i = 0; i < clusters.length; i += txnBatch) {
+      if (this.session.leaseId !== lease || this.#stopped) return
+      const batch = clusters.slice(i, i + txnBatch)
+      const {revision, won} = await this.#eachIf(batch.map((cluster) => ({key: this.#key('leaders', cluster), createRevision: '0', then: {request_put: {key: Buffer.from(this.#key('leaders', cluster)), value: Buffer.from(value), lease}}})))
+      batch.forEach((cluster, k) => {
+        if (!won[k]) return
+        this.#vacantSince.delete(cluster)
+        if (this.#mine.get(cluster) === revision) return
+        this.#mine.set(cluster, revision)
+        this.onRoleChange(cluster)
+      })
+    }
   }
 
-  async #resign(cluster: string, revision: string): Promise<void> {
-    const key = this.#key('leaders', cluster)
-    this.#mine.delete(cluster)
-    await this.session.client.if(key, 'Create', '==', revision).then(this.session.client.delete().key(key)).commit()
-    this.log('handed over', `${cluster}: leadership handed to the manager it prefers`)
+  /** Leaderships deleted (each only while it is still the key this manager created), for the managers that prefer them. */
+  async #handOver(leaderships: readonly {cluster: string; createRevision: string}[]): Promise<void> {
+    for (let i = 0; i < leaderships.length; i += txnBatch) {
+      if (this.#stopped) return
+      const batch = leaderships.slice(i, i + txnBatch)
+      for (const {cluster} of batch) if (this.#mine.delete(cluster)) this.onRoleChange(cluster)
+      const {won} = await this.#eachIf(batch.map(({cluster, createRevision}) => ({key: this.#key('leaders', cluster), createRevision, then: {request_delete_range: {key: Buffer.from(this.#key('leaders', cluster))}}})))
+      batch.forEach(({cluster}, k) => won[k] && this.log('handed over', `${cluster}: leadership handed to the manager it prefers`))
+    }
+  }
+
+  /** One transaction of nested ones, each deciding for its own key: which held, and the revision of the whole. */
+  async #eachIf(txns: readonly KeyTxn[]): Promise<{revision: string; won: boolean[]}> {
+    const txn = this.session.client.kv.txn({
+      compare: [],
+      success: txns.map((t) => ({request_txn: {compare: [{key: Buffer.from(t.key), target: 'Create', result: 'Equal', create_revision: t.createRevision}], success: [t.then], failure: []}})),
+      failure: [],
+    })
+    // An answer lost to this bound may still be committed: the watch then tells the keys, and they are counted as this manager's.
+    const result = await bounded(txn, etcdCallTimeoutMs, 'leadership transaction')
+    return {revision: result.header.revision, won: txns.map((_, k) => result.responses[k]?.response_txn?.succeeded === true)}
   }
 
   /** The leaders etcd shows now, per cluster (for mha status). */
@@ -240,8 +349,6 @@ export class Coordinator {
     const managers = await bounded(this.session.client.getAll().prefix(this.#key('watchers', '')).exec(), etcdCallTimeoutMs, 'read managers')
     return managers.kvs.map((kv) => JSON.parse(text(kv)) as ManagerInfo)
   }
-
-
 }
 
 /** A short-lived etcd session for one command (apply, ack): started with a lease, or one clear refusal saying what was not done. */

@@ -1,41 +1,14 @@
-import {readFileSync} from 'node:fs'
-import {performance} from 'node:perf_hooks'
-import {Etcd3, EtcdLeaseInvalidError} from 'etcd3'
+import {Worker} from 'node:worker_threads'
+import type {Etcd3} from 'etcd3'
 import {oneLine} from '../util/errors.js'
-import type {EtcdSettings} from './settings.js'
 import {FencedError} from '../util/fenced.js'
+import {bounded, etcdCallTimeoutMs, etcdClient} from './client.js'
+import {LeaseKeeper, type KeeperEvents} from './lease-keeper.js'
+import {LeaseState} from './lease-state.js'
+import type {LeaseWorkerData, LeaseWorkerMessage} from './lease-worker.js'
+import type {EtcdSettings} from './settings.js'
 
-/** A unary etcd call that takes longer has no quorum behind it (or no network): it fails instead of hanging. */
-export const etcdCallTimeoutMs = 2000
-
-export function etcdClient(settings: EtcdSettings): Etcd3 {
-  const tls = settings.tls
-  return new Etcd3({
-    hosts: settings.endpoints,
-    ...(tls
-      ? {
-          credentials: {
-            rootCertificate: tls.caFile ? readFileSync(tls.caFile) : (undefined as unknown as Buffer),
-            ...(tls.certFile && tls.keyFile ? {certChain: readFileSync(tls.certFile), privateKey: readFileSync(tls.keyFile)} : {}),
-          },
-        }
-      : {}),
-    // The token exchange is bounded by each call's own deadline (a fixed deadline here would be long past later).
-    ...(settings.auth ? {auth: {username: settings.auth.user, password: settings.auth.password.reveal()}} : {}),
-    dialTimeout: etcdCallTimeoutMs,
-    defaultCallOptions: (context) => (context.isStream ? {} : {deadline: Date.now() + etcdCallTimeoutMs}),
-  })
-}
-
-/** Any promise bounded in time: etcd without quorum accepts a call and never answers it. */
-export async function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`etcd: ${what} timed out after ${ms} ms`)), ms)))])
-  } finally {
-    clearTimeout(timer)
-  }
-}
+export {bounded, etcdCallTimeoutMs, etcdClient} from './client.js'
 
 export interface SessionEvents {
   /** A lease was granted: keys may be written under it. */
@@ -44,35 +17,33 @@ export interface SessionEvents {
   lost: (why: string) => void
 }
 
+/** How often the main thread says that its event loop runs, to a keeper in its own thread. */
+const mainRunsEveryMs = 250
+
 /**
- * One manager's lease in etcd, kept alive by hand so that its validity is known locally: a lease is valid
- * until the TTL runs out after the last keepalive etcd answered, counted from when that keepalive was sent.
- * A process frozen past that moment (SIGSTOP, a long GC pause, a VM migration) finds its lease invalid
- * before it does anything, even if nobody told it.
+ * One manager's lease in etcd, kept alive by hand (LeaseKeeper) so that its validity is known locally: a lease is
+ * valid until the TTL runs out after the last keepalive etcd answered, counted from when that keepalive was sent.
+ * A process frozen past that moment (SIGSTOP, a VM migration) finds its lease invalid before it does anything,
+ * even if nobody told it. With ownThread (watch), the keeper runs in a thread of its own: with 10,000 clusters the
+ * main thread was busy for seconds at a time, sent its keepalives late and lost its lease, and every cluster moved.
  */
 export class EtcdSession {
   readonly client: Etcd3
-  /**
-   * The lease's own clients, one per member, tried in turn: a keepalive (a stream, which the client library
-   * neither retries nor steers away from a dead member) goes to the next member when one fails, and never
-   * waits behind other calls' retries or breakers (a burst of campaigns timing out on a loaded host).
-   */
-  readonly #leaseClients: Etcd3[]
-  #member = 0
   readonly settings: EtcdSettings
-  #leaseId: string | undefined
-  #validUntil = 0
+  readonly #state = new LeaseState()
+  readonly #ownThread: boolean
+  #keeper: LeaseKeeper | undefined
+  #worker: Worker | undefined
+  #mainRuns: NodeJS.Timeout | undefined
   #stopped = false
-  #loop: Promise<void> | undefined
-  #lastProblem = ''
   readonly #listeners: {up: SessionEvents['up'][]; lost: SessionEvents['lost'][]} = {up: [], lost: []}
   /** Why etcd cannot be used now, for logs, status and metrics; null while the lease is valid. */
   problem: string | null = 'not connected yet'
 
-  constructor(settings: EtcdSettings) {
+  constructor(settings: EtcdSettings, options: {ownThread?: boolean} = {}) {
     this.settings = settings
     this.client = etcdClient(settings)
-    this.#leaseClients = settings.endpoints.map((endpoint) => etcdClient({...settings, endpoints: [endpoint]}))
+    this.#ownThread = options.ownThread ?? false
   }
 
   on<E extends keyof SessionEvents>(event: E, listener: SessionEvents[E]): void {
@@ -80,104 +51,79 @@ export class EtcdSession {
   }
 
   get leaseId(): string | undefined {
-    return this.valid() ? this.#leaseId : undefined
+    return this.#state.valid()
   }
 
   /** True while the lease is certainly alive in etcd. */
   valid(): boolean {
-    return this.#leaseId !== undefined && performance.now() < this.#validUntil
+    return this.#state.valid() !== undefined
   }
 
   /** Throws unless the lease is valid: called before every effect a leader or lock holder makes. */
   assertValid(what: string, lease?: string): void {
-    if (!this.valid() || (lease !== undefined && lease !== this.#leaseId)) throw new FencedError(`${what}: this manager's etcd lease is no longer valid (${this.problem ?? 'expired'}); another manager may act now, so this one does nothing more`)
+    const current = this.#state.valid()
+    if (current === undefined || (lease !== undefined && lease !== current)) throw new FencedError(`${what}: this manager's etcd lease is no longer valid (${this.problem ?? 'expired'}); another manager may act now, so this one does nothing more`)
+  }
+
+  readonly #events: KeeperEvents = {
+    up: (lease) => this.#listeners.up.forEach((l) => l(lease)),
+    lost: (why) => this.#listeners.lost.forEach((l) => l(why)),
+    problem: (why) => (this.problem = why),
   }
 
   /** Starts keeping a lease; resolves once the first one is granted (or the first attempt failed). */
   async start(): Promise<void> {
-    let first: () => void = () => undefined
-    const granted = new Promise<void>((resolve) => (first = resolve))
-    this.#loop = this.#keep(first)
-    await granted
-  }
-
-  async #keep(firstAttempt: () => void): Promise<void> {
-    const ttlMs = this.settings.leaseTtlSeconds * 1000
-    while (!this.#stopped) {
-      const sentAt = performance.now()
-      const client = this.#leaseClients[this.#member]!
-      try {
-        if (this.#leaseId === undefined) {
-          const granted = await bounded(client.leaseClient.leaseGrant({TTL: this.settings.leaseTtlSeconds}), etcdCallTimeoutMs, 'lease grant')
-          this.#leaseId = granted.ID
-          this.#validUntil = sentAt + Number(granted.TTL) * 1000
-          this.problem = null
-          this.#lastProblem = ''
-          for (const l of this.#listeners.up) l(granted.ID)
-        } else {
-          const ttl = await keepAliveOnce(client, this.#leaseId)
-          if (!(ttl > 0)) throw new EtcdLeaseInvalidError(this.#leaseId)
-          this.#validUntil = sentAt + ttl * 1000
-          this.problem = null
-        }
-      } catch (error) {
-        const expired = error instanceof EtcdLeaseInvalidError
-        const text = oneLine(error)
-        const refused = /authentication failed|invalid auth|permission denied|user name is empty/i.test(text)
-        const message = expired
-          ? 'the lease expired in etcd'
-          : refused
-            ? `etcd refused the login of ${this.settings.auth?.user ?? 'this manager'} (${text}); fix the etcd user or its password file`
-            : `etcd unreachable or without quorum (${text})`
-        this.problem = message
-        // The next try goes to the next member: the lease is the cluster's, any member can keep it.
-        this.#member = (this.#member + 1) % this.#leaseClients.length
-        if (expired || performance.now() >= this.#validUntil) this.#drop(message)
-      }
-      firstAttempt()
-      await sleep(this.valid() ? Math.min(ttlMs / 4, Math.max(100, this.#validUntil - performance.now() - ttlMs / 2)) : 250)
+    if (!this.#ownThread) {
+      this.#keeper = new LeaseKeeper(this.settings, this.#state, this.#events)
+      return await this.#keeper.start()
     }
+    this.#state.mainRuns()
+    this.#mainRuns = setInterval(() => this.#state.mainRuns(), mainRunsEveryMs)
+    this.#mainRuns.unref()
+    await this.#startWorker()
   }
 
-  #drop(why: string): void {
-    const had = this.#leaseId !== undefined
-    this.#leaseId = undefined
-    this.#validUntil = 0
-    if (had || why !== this.#lastProblem) for (const l of this.#listeners.lost) l(why)
-    this.#lastProblem = why
+  #startWorker(): Promise<void> {
+    const {auth, ...rest} = this.settings
+    const data: LeaseWorkerData = {settings: {...rest, auth: auth ? {user: auth.user, password: auth.password.reveal(), source: auth.password.source} : undefined}, buffer: this.#state.buffer}
+    const worker = new Worker(new URL('./lease-worker.js', import.meta.url), {workerData: data})
+    this.#worker = worker
+    return new Promise((started) => {
+      worker.on('message', (message: LeaseWorkerMessage) => {
+        if (message.kind === 'started') started()
+        else if (message.kind === 'up') this.#events.up(message.lease)
+        else if (message.kind === 'lost') this.#events.lost(message.why)
+        else if (message.kind === 'problem') this.#events.problem(message.why)
+      })
+      // A keeper thread that dies takes no lease with it: this one is dropped at once, and a new keeper started.
+      worker.on('error', (error) => (this.problem = `the thread that keeps the etcd lease failed: ${oneLine(error)}`))
+      worker.on('exit', () => {
+        started()
+        if (this.#stopped || this.#worker !== worker) return
+        this.#state.dropped()
+        this.#events.lost(this.problem ?? 'the thread that keeps the etcd lease stopped')
+        setTimeout(() => void this.#startWorker(), 1000).unref()
+      })
+    })
   }
 
   /** Ends the lease at once (its keys vanish now, not after the TTL) and closes the clients. */
   async stop(): Promise<void> {
     this.#stopped = true
-    const id = this.#leaseId
-    this.#leaseId = undefined
-    if (id !== undefined) await bounded(this.client.leaseClient.leaseRevoke({ID: id}), etcdCallTimeoutMs, 'lease revoke').catch(() => undefined)
-    await this.#loop?.catch(() => undefined)
+    clearInterval(this.#mainRuns)
+    // Nothing acts on the lease from now on; a grant under way meanwhile is revoked too.
+    const leases = new Set([this.#state.held()])
+    this.#state.dropped()
+    await this.#keeper?.stop()
+    const worker = this.#worker
+    if (worker) {
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
+      worker.postMessage({kind: 'stop'})
+      await bounded(exited, 3 * etcdCallTimeoutMs, 'stop the lease keeper').catch(() => worker.terminate())
+    }
+    leases.add(this.#state.held())
+    this.#state.dropped()
+    for (const lease of leases) if (lease !== undefined) await bounded(this.client.leaseClient.leaseRevoke({ID: lease}), etcdCallTimeoutMs, 'lease revoke').catch(() => undefined)
     this.client.close()
-    for (const c of this.#leaseClients) c.close()
   }
-}
-
-/** One keepalive on its own stream: the TTL etcd answers (0 when the lease is gone). */
-async function keepAliveOnce(client: Etcd3, id: string): Promise<number> {
-  const stream = await client.leaseClient.leaseKeepAlive()
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await new Promise<number>((resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`etcd: lease keepalive timed out after ${etcdCallTimeoutMs} ms`)), etcdCallTimeoutMs)
-      stream.on('data', (answer: {TTL: string}) => resolve(Number(answer.TTL)))
-      stream.on('error', (error: unknown) => reject(error instanceof Error ? error : new Error(String(error))))
-      stream.write({ID: id})
-    })
-  } finally {
-    // Ended in every case, an unanswered one too: no stream outlives its keepalive.
-    clearTimeout(timer)
-    stream.end()
-  }
-}
-
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }

@@ -27,6 +27,49 @@ const artifactLimitBytes = 64 * 1024 * 1024
 
 const text = (kv: IKeyValue) => kv.value.toString('utf8')
 
+/** Reads per transaction (etcd refuses more than 128 operations in one). */
+const readBatch = 100
+
+/**
+ * Single-key reads asked for in the same moment, sent to etcd as transactions of reads: when a manager becomes the
+ * leader of a thousand clusters at once, each reads its state and its failover record, and two thousand calls
+ * of their own (each with its gRPC round trip and deadline) kept the process too busy to keep its lease.
+ */
+class BatchedReads {
+  readonly #session: EtcdSession
+  #waiting: {key: string; done: (value: string | null) => void; failed: (error: unknown) => void}[] = []
+
+  constructor(session: EtcdSession) {
+    this.#session = session
+  }
+
+  get(key: string): Promise<string | null> {
+    return new Promise((done, failed) => {
+      if (this.#waiting.push({key, done, failed}) === 1) setImmediate(() => this.#send())
+    })
+  }
+
+  #send(): void {
+    const all = this.#waiting
+    this.#waiting = []
+    for (let i = 0; i < all.length; i += readBatch) {
+      const batch = all.slice(i, i + readBatch)
+      const txn = this.#session.client.kv.txn({compare: [], success: batch.map((r) => ({request_range: {key: Buffer.from(r.key)}})), failure: []})
+      bounded(txn, etcdCallTimeoutMs, 'read').then(
+        (result) =>
+          batch.forEach((r, k) => {
+            const kv = result.responses[k]?.response_range?.kvs[0]
+            r.done(kv ? text(kv) : null)
+          }),
+        (error: unknown) => batch.forEach((r) => r.failed(error)),
+      )
+    }
+  }
+}
+
+const batchedReads = new WeakMap<EtcdSession, BatchedReads>()
+const readsOf = (session: EtcdSession): BatchedReads => batchedReads.get(session) ?? batchedReads.set(session, new BatchedReads(session)).get(session)!
+
 /**
  * One cluster's store in etcd, shared by several managers and mha apply, under the coordinator's prefix:
  *   locks/<cluster>        who may change the cluster (watch's failover, mha apply), under the holder's lease
@@ -88,7 +131,7 @@ export class EtcdStore implements ClusterStore {
   }
 
   async failoverRecord(): Promise<FailoverRecord | null> {
-    const value = await bounded(this.#etcd.session.client.get(this.#key('failovers', this.cluster)).string(), etcdCallTimeoutMs, 'read failover')
+    const value = await readsOf(this.#etcd.session).get(this.#key('failovers', this.cluster))
     return value ? (JSON.parse(value) as FailoverRecord) : null
   }
 
@@ -113,7 +156,7 @@ export class EtcdStore implements ClusterStore {
 
   /** The state in etcd; null when none was recorded there yet. */
   async sharedState(): Promise<WatchState | null> {
-    const value = await bounded(this.#etcd.session.client.get(this.#key('state', this.cluster)).string(), etcdCallTimeoutMs, 'read state')
+    const value = await readsOf(this.#etcd.session).get(this.#key('state', this.cluster))
     return value ? (JSON.parse(value) as WatchState) : null
   }
 
@@ -232,10 +275,10 @@ export class EtcdStore implements ClusterStore {
         mkdirSync(dir, {recursive: true})
         for (const name of names) {
           const file = join(dir, name)
-          const index = JSON.parse((await client.get(`${prefix}${name}/index`).string()) ?? '{}') as {bytes: number; chunks: number; sha256: string}
+          const index = JSON.parse((await bounded(client.get(`${prefix}${name}/index`).string(), etcdCallTimeoutMs, 'read a work file')) ?? '{}') as {bytes: number; chunks: number; sha256: string}
           if (existsSync(file) && createHash('sha256').update(readFileSync(file)).digest('hex') === index.sha256) continue
           const parts: Buffer[] = []
-          for (let i = 0; i < index.chunks; i++) parts.push((await client.get(`${prefix}${name}/${String(i).padStart(6, '0')}`).buffer()) ?? Buffer.alloc(0))
+          for (let i = 0; i < index.chunks; i++) parts.push((await bounded(client.get(`${prefix}${name}/${String(i).padStart(6, '0')}`).buffer(), etcdCallTimeoutMs, 'read a work file')) ?? Buffer.alloc(0))
           const bytes = Buffer.concat(parts)
           // Not whole (an upload cut by the death of the manager that made it): left out; a step that still needs the
           // file saves it again (saving is a read), or says why it cannot.

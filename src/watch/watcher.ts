@@ -103,6 +103,13 @@ const routingLookEveryMs = 5_000
 /** How often a healthy cluster's topology is looked at again (an external switchover, a manual failover). */
 const rediscoverEveryMs = 10_000
 
+/**
+ * With etcd, how often the loop of a cluster another manager leads looks at its role: the coordinator wakes it
+ * as soon as the role changes (roleChanged), so this is only a safety net; 10,000 loops waking every ping to
+ * find that they still follow were most of a manager's work.
+ */
+const followerLookMs = 10_000
+
 /** Why no master can be found, in words an operator acts on. */
 function whyNoMaster(cluster: ClusterConfig, snapshot: Snapshot): string {
   const failures = snapshot.servers.flatMap((s) => (s.sql.reachable ? [] : [{name: s.name, kind: s.sql.kind, message: s.sql.message}]))
@@ -230,9 +237,15 @@ export class ClusterWatcher {
    * refusal that came at once (a crashed mysqld on a live host) is asked again at once; a silent one in 250 ms.
    */
   #nextDelay(): number {
+    if (this.health.role === 'follower') return followerLookMs
     const interval = this.cluster.monitor.pingIntervalMs
     if (this.failures === 0) return interval
     return Math.min(interval, this.#lastPingMs < promptAnswerMs ? promptRetryMs : 250)
+  }
+
+  /** With etcd: this manager's role for the cluster may have changed (told by the coordinator); look now. */
+  roleChanged(): void {
+    this.#wake()
   }
 
   /** The kept connection to the master was closed or reset: look now, not at the next ping. */
