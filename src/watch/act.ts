@@ -12,9 +12,9 @@ import {FencedError} from '../util/fenced.js'
 import type {ClusterContext} from './context.js'
 import {planFailover, type DeathFinding} from './plan-failover.js'
 
-/** What the act phase needs of the follow phase: the failover left unfinished, and what comes after an apply. */
+/** What the act phase needs of the loop and the follow phase: the failover left unfinished, what comes after an apply. */
 export interface AfterApply {
-  /** Resolves once a returning-master look under way has finished (it may fence a server). */
+  /** Resolves once a look at the other servers under way has finished (it may fence a server). */
   settle(): Promise<void>
   finishUnfinished(): Promise<void>
   finished(plan: Plan, planFile: string, report: ApplyReport, started: number, held: ClusterLock, record: FailoverRecord): Promise<void>

@@ -15,10 +15,10 @@ import {recordManualApply} from '../store/manual-apply.js'
 import type {ClusterLock} from '../store/store.js'
 import {oneLine} from '../util/errors.js'
 import {FencedError} from '../util/fenced.js'
-import {applyUnderLock, type AfterApply} from './act.js'
+import {applyUnderLock} from './act.js'
 import type {ClusterContext} from './context.js'
-import {fullLookEveryMs, type SeenSource} from './monitor.js'
-import {closeLooks, fenceReturningMasters, lookAt} from './returning-master.js'
+import type {ServerLook} from './monitor.js'
+import {fenceReturningMasters} from './returning-master.js'
 
 /** How often --auto-rejoin looks whether a server taken out by a failover answers again. */
 const rejoinLookEveryMs = 5_000
@@ -27,10 +27,6 @@ const rejoinLookEveryMs = 5_000
 export interface FollowHooks {
   /** The master watched now (it changes under a look that takes a while). */
   currentMaster(): ServerConfig | undefined
-  /** Servers seen following the master at the last look (the other routes are asked from their hosts). */
-  followers: Set<string>
-  /** The sources the returning-master look saw (a server re-pointed changes the topology). */
-  sources(master: ServerConfig, seen: readonly SeenSource[]): void
   /** A failover or switchover was applied to its end: the topology is looked at again. */
   applied(plan: Plan, report: ApplyReport, durationMs: number): void
 }
@@ -49,7 +45,7 @@ const watchIdentity = ['-c', 'user.name=mha watch', '-c', 'user.email=mha-watch@
  * failover or switchover left unfinished by another process (finished from its journal), a returning old master
  * (fenced), and a server taken out by a failover that answers again (--auto-rejoin).
  */
-export class Follow implements AfterApply {
+export class Follow {
   readonly #ctx: ClusterContext
   readonly #hooks: FollowHooks
   #lastUnfinishedProblem = ''
@@ -57,11 +53,7 @@ export class Follow implements AfterApply {
   #unfinishedNoted = false
   /** Alone: the record file as last read (its size and time), and whether it was unfinished. */
   #recordLook: {key: string; unfinished: boolean} | null = null
-  #returningCheck: Promise<void> | undefined
   #lastFenceProblem = ''
-  /** The next returning-master look looks at every server, not only those not seen following the master. */
-  #fullLookDue = true
-  #lastFullLook = 0
   #lastRejoinLook = 0
   #lastRejoinProblem = ''
   #stopping = false
@@ -71,18 +63,9 @@ export class Follow implements AfterApply {
     this.#hooks = hooks
   }
 
-  /** The next returning-master look takes every server (the topology changed, or may have). */
-  lookAtEveryServerNext(): void {
-    this.#fullLookDue = true
-  }
-
-  async settle(): Promise<void> {
-    await this.#returningCheck
-  }
-
-  async stop(): Promise<void> {
+  /** No new fence or rejoin starts (the watch is stopping). */
+  stop(): void {
     this.#stopping = true
-    await this.#returningCheck
   }
 
   /** After apply: the report beside the plan, the state (anti-flapping, out of service), the log line, git. */
@@ -211,41 +194,14 @@ export class Follow implements AfterApply {
     else if (!record.finished && record.by !== me) ctx.say('leader acting', `${record.by} started a ${kind} of ${ctx.cluster.name} (${record.planName})`)
   }
 
-  /** In the background: a slow or silent server must never delay the master's pings. One at a time. */
-  checkForReturningMaster(master: ServerConfig): void {
-    if (this.#returningCheck || this.#stopping) return
-    this.#returningCheck = this.#lookForReturningMaster(master)
-      .catch((error: unknown) => this.#ctx.say('error', oneLine(error)))
-      .finally(() => {
-        this.#returningCheck = undefined
-      })
-  }
-
   /**
-   * An old master restarted after a failover comes back writable from its my.cnf: set it read only at once.
-   * The cheap look (the servers not seen following the master, typically the old master itself) only
-   * triggers; the decision is taken again under the cluster lock on a fresh look at every server.
+   * An old master restarted after a failover comes back writable from its my.cnf: set it read only at once. The
+   * monitor's light looks only trigger (a server that answers, replicates from nobody and is writable); the decision
+   * is taken again under the cluster lock on a fresh look at every server.
    */
-  async #lookForReturningMaster(master: ServerConfig): Promise<void> {
+  async fenceReturning(master: ServerConfig, looks: readonly ServerLook[]): Promise<void> {
     const ctx = this.#ctx
-    const followers = this.#hooks.followers
-    const others = ctx.cluster.servers.filter((s) => s !== master)
-    const full = this.#fullLookDue || Date.now() - this.#lastFullLook >= fullLookEveryMs
-    if (full) {
-      this.#fullLookDue = false
-      this.#lastFullLook = Date.now()
-    }
-    const targets = full ? others : others.filter((s) => !followers.has(s.name))
-    if (targets.length === 0) return
-    const looks = await lookAt(ctx.cluster, targets)
-    await closeLooks(looks)
-    for (const s of targets) followers.delete(s.name)
-    for (const l of looks) if (l.view.source === master.name && l.view.connected) followers.add(l.server.name)
-    this.#hooks.sources(
-      master,
-      looks.map((l) => ({name: l.server.name, source: l.view.source})),
-    )
-    const suspects = looks.filter((l) => l.view.source === null && l.view.writable).map((l) => l.server.name)
+    const suspects = looks.filter((l) => l.view !== null && l.view.source === null && l.view.writable).map((l) => l.server.name)
     if (suspects.length === 0 || this.#hooks.currentMaster() !== master || this.#stopping) return
     // The state's record of the last failover names the server `master` replaced: with no replica left to
     // tell (a two-server cluster), that one coming back writable is the returning master.

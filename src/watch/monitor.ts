@@ -1,19 +1,19 @@
-import {replicatesFrom, sourceServer} from '../analysis/topology.js'
+import {replicatesFrom, roleView, sourceServer, type RoleView} from '../analysis/topology.js'
 import type {ServerConfig} from '../config/types.js'
-import {dialectFor, parseServerVersion} from '../dialect/index.js'
 import {endpointOf, quickAnswerMs, sshTargetOf} from '../inspect/inspect.js'
 import {ServerConnection, SqlError} from '../inspect/mysql.js'
 import {oneLine} from '../util/errors.js'
 import {ContactClock} from './contact.js'
 import type {ClusterContext} from './context.js'
 import type {MasterAnswer, ReplicaObservation} from './judge.js'
+import {ServerLinks, type Use} from './links.js'
 import {secondOpinion, type SecondOpinion} from './second-opinion.js'
 
 /**
- * Servers last seen connected to the master are looked at again (a new connection each) only this often, or
- * sooner when the master's replication threads change: with a thousand clusters, connections cost more than pings.
+ * Servers last seen replicating from the master are looked at again (on their kept connections) this often; the
+ * others (an old master that may come back writable) at every healthy ping.
  */
-export const fullLookEveryMs = 60_000
+export const followersLookEveryMs = 10_000
 
 /** The master's host answering SSH: a live one does in well under a second; one gone never does. */
 const sshProbeMs = 1000
@@ -44,6 +44,23 @@ export interface SeenSource {
   source: string | null
 }
 
+/** One light look at a server other than the master: its role (null: it did not answer) and its @@server_id. */
+export interface ServerLook {
+  server: ServerConfig
+  view: RoleView | null
+  serverId: number | null
+}
+
+/**
+ * Servers that answer with another @@server_id than at the last discovery (rebuilt, or another server at that
+ * address: the topology is looked at again), in words; null if none. A server not seen at the discovery, or not
+ * answering now, says nothing.
+ */
+export function replacedServers(discovered: ReadonlyMap<string, number>, looks: readonly Pick<ServerLook, 'server' | 'serverId'>[]): string | null {
+  const changed = looks.filter((l) => l.serverId !== null && discovered.has(l.server.name) && discovered.get(l.server.name) !== l.serverId)
+  return changed.length === 0 ? null : changed.map((l) => `${l.server.name} answers with server_id ${l.serverId} (it was ${discovered.get(l.server.name)})`).join('; ')
+}
+
 /** What the monitor tells the loop of, as it happens. */
 export interface MonitorEvents {
   /** The kept connection to the master was closed or reset: look now, not at the next ping. */
@@ -69,9 +86,14 @@ export function nextPingDelayMs(intervalMs: number, failures: number, lastFailed
 export class Monitor {
   readonly #ctx: ClusterContext
   readonly #events: MonitorEvents
-  #conn: ServerConnection | undefined
+  /** One kept connection per server: the master's pings, the looks at the others and the replicas' answers. */
+  readonly #links: ServerLinks
+  /** The master being pinged: a reset of its kept connection starts the judgement. */
+  #master: ServerConfig | undefined
   /** The master said read_only at the last ping or retry: the loop looks at the topology again. */
   readOnly = false
+  /** The master's @@server_id at the last ping (null: not read): another server at its address is another topology. */
+  masterServerId: number | null = null
   /** How long the last failed ping took (a prompt refusal or a silence). */
   lastFailedPingMs = 0
   /** When the last ping (or its retry) failed: the failover's fence takes a fresh one as its own look. */
@@ -83,33 +105,48 @@ export class Monitor {
   /** Asked at the first failure, beside the next pings: the other routes to the master, and its host's SSH. */
   #routesProbe: Promise<SecondOpinion> | undefined
   #sshProbe: Promise<boolean> | undefined
+  /** The next look around takes every server, not only those not seen following the master. */
+  #everyServerDue = true
+  #lastEveryServerLook = 0
 
   constructor(ctx: ClusterContext, events: MonitorEvents) {
     this.#ctx = ctx
     this.#events = events
+    this.#links = new ServerLinks(ctx.cluster, (server) => {
+      if (server === this.#master) events.lost()
+    })
   }
 
   get #cluster() {
     return this.#ctx.cluster
   }
 
-  /** A new master: what was seen of the old one (followers, silence, routes, its kept connection) says nothing of it. */
+  /** SQL connections kept open now (one per server at most). */
+  get openConnections(): number {
+    return this.#links.open
+  }
+
+  /** A new master: what was seen of the old one (followers, silence, routes) says nothing of it. */
   newMaster(): void {
     this.followers.clear()
     this.#contact.clear()
     this.forgetProbes()
-    this.dropConnection()
+    this.lookAtEveryServerNext()
+    this.masterServerId = null
   }
 
-  /** The kept connection is closed (another manager leads the cluster, or the master changed). */
-  dropConnection(): void {
-    const old = this.#conn
-    this.#conn = undefined
-    void old?.close().catch(() => undefined)
+  /** The next look around takes every server (the topology changed, or may have). */
+  lookAtEveryServerNext(): void {
+    this.#everyServerDue = true
+  }
+
+  /** Every kept connection is closed (another manager leads the cluster: it pings, not this one). */
+  dropConnections(): void {
+    this.#links.dropAll()
   }
 
   async close(): Promise<void> {
-    await this.#conn?.close()
+    await this.#links.close()
   }
 
   /**
@@ -118,6 +155,7 @@ export class Monitor {
    * master costs one timeout and a half, not three in a row. A retry that answers wins: the master is alive.
    */
   async look(master: ServerConfig, failures: number): Promise<MasterLook> {
+    this.#master = master
     const pinging = this.#ping(master, failures)
     if (failures > 0) return {result: await pinging, retried: false, probed: false}
     let timer: NodeJS.Timeout | undefined
@@ -147,14 +185,8 @@ export class Monitor {
     // The retry answered: the master is alive, and its connection is the one kept.
     this.readOnly = again.readOnly
     if (this.#cluster.monitor.pingType === 'connect') await again.conn.close()
-    else this.#keep(again.conn)
+    else this.#links.of(master).adopt(again.conn)
     return {result: {ok: true}, retried: false, probed: probeNow}
-  }
-
-  #keep(conn: ServerConnection): void {
-    this.#conn = conn
-    // A crashed mysqld's host resets the kept connection at once: that starts the judgement, not the next ping.
-    conn.onLost(() => this.#events.lost())
   }
 
   /** A second look at a master whose ping is silent: a new connection and the same question, at most one short timeout. */
@@ -178,31 +210,24 @@ export class Monitor {
     const timeout = failures > 0 ? quickAnswerMs(cluster) : cluster.monitor.connectTimeoutMs
     const started = Date.now()
     try {
-      if (cluster.monitor.pingType === 'connect' || !this.#conn) {
-        await this.#conn?.close()
-        this.#conn = await ServerConnection.open(endpointOf(cluster, master), timeout)
-        if (cluster.monitor.pingType !== 'connect') this.#keep(this.#conn)
-      }
-      if (cluster.monitor.pingType === 'insert') {
-        await this.#conn.execute('CREATE DATABASE IF NOT EXISTS mha_heartbeat', timeout)
-        await this.#conn.execute('CREATE TABLE IF NOT EXISTS mha_heartbeat.heartbeat (id TINYINT PRIMARY KEY, at TIMESTAMP(6) NOT NULL)', timeout)
-        await this.#conn.execute('INSERT INTO mha_heartbeat.heartbeat VALUES (1, NOW(6)) ON DUPLICATE KEY UPDATE at = NOW(6)', timeout)
-      } else {
-        // The same round trip tells whether it is still a master: an external switchover sets it read only.
-        // A trivial query on an open connection answers in milliseconds: a second without one is a failure
-        // (only suspect: death still needs the replicas or the other routes to agree).
-        const row = await this.#conn.queryOne('SELECT @@global.read_only AS ro', [], quickAnswerMs(cluster))
-        this.readOnly = Number(row?.ro) === 1
-      }
-      if (cluster.monitor.pingType === 'connect') {
-        await this.#conn.close()
-        this.#conn = undefined
-      }
+      // ping_type connect: the connection is the ping (opened and closed by the link, nothing kept).
+      await this.#links.of(master).use(timeout, async (conn) => {
+        if (cluster.monitor.pingType === 'insert') {
+          await conn.execute('CREATE DATABASE IF NOT EXISTS mha_heartbeat', timeout)
+          await conn.execute('CREATE TABLE IF NOT EXISTS mha_heartbeat.heartbeat (id TINYINT PRIMARY KEY, at TIMESTAMP(6) NOT NULL)', timeout)
+          await conn.execute('INSERT INTO mha_heartbeat.heartbeat VALUES (1, NOW(6)) ON DUPLICATE KEY UPDATE at = NOW(6)', timeout)
+        } else if (cluster.monitor.pingType === 'select') {
+          // The same round trip tells whether it is still a master (an external switchover sets it read only) and
+          // still the same server. A trivial query on an open connection answers in milliseconds: a second without
+          // one is a failure (only suspect: death still needs the replicas or the other routes to agree).
+          const row = await conn.queryOne('SELECT @@global.read_only AS ro, @@server_id AS id', [], quickAnswerMs(cluster))
+          this.readOnly = Number(row?.ro) === 1
+          this.masterServerId = row?.id === undefined ? null : Number(row.id)
+        }
+      })
       return {ok: true}
     } catch (error) {
-      // A failed connection is dropped, not closed politely: a silent master would hold the goodbye for a second.
-      this.#conn?.destroy()
-      this.#conn = undefined
+      // The link dropped the failed connection without the goodbye a silent master would hold for a second.
       const e = error instanceof SqlError ? error : new SqlError('sql', 'UNKNOWN', oneLine(error))
       this.lastFailedPingMs = Date.now() - started
       this.lastFailureAt = Date.now()
@@ -244,15 +269,41 @@ export class Monitor {
     return following.length > 0 ? following : others
   }
 
-  /** The ids of the master's binlog dump threads, one per connected replica; undefined without a kept connection. */
-  async replicationThreads(): Promise<string | undefined> {
-    if (!this.#conn || this.#cluster.monitor.pingType === 'connect') return undefined
-    try {
-      const rows = await this.#conn.query("SELECT ID AS id FROM information_schema.PROCESSLIST WHERE COMMAND IN ('Binlog Dump', 'Binlog Dump GTID') ORDER BY ID", [], quickAnswerMs(this.#cluster))
-      return rows.map((r) => String(r.id)).join(',')
-    } catch {
-      return undefined
+  /** `use` on each server's kept link at once (a connection found lost is opened again once); `failed` for one that does not answer. */
+  #onEach<T>(servers: readonly ServerConfig[], timeoutMs: number, use: (server: ServerConfig) => Use<T>, failed: (server: ServerConfig) => T): Promise<T[]> {
+    return Promise.all(servers.map((server) => this.#links.of(server).use(timeoutMs, use(server), true).catch(() => failed(server))))
+  }
+
+  /**
+   * The light look at the other servers, on their kept connections (never delaying the pings: the loop runs it in
+   * the background): those not seen following the master at every call (an old master coming back), every server
+   * every followersLookEveryMs. What it reads (read_only, the source and its IO thread, @@server_id) is what the
+   * topology is followed by, and what tells a returning old master. A server that does not answer has no view.
+   */
+  async lookAround(master: ServerConfig): Promise<ServerLook[]> {
+    const cluster = this.#cluster
+    const others = cluster.servers.filter((s) => s !== master)
+    const every = this.#everyServerDue || Date.now() - this.#lastEveryServerLook >= followersLookEveryMs
+    if (every) {
+      this.#everyServerDue = false
+      this.#lastEveryServerLook = Date.now()
     }
+    const targets = every ? others : others.filter((s) => !this.followers.has(s.name))
+    const timeout = cluster.monitor.connectTimeoutMs
+    const looks = await this.#onEach<ServerLook>(
+      targets,
+      timeout,
+      (server) => async (conn, dialect) => {
+        const row = await conn.queryOne('SELECT @@global.read_only+0 AS ro, @@server_id AS id', [], timeout)
+        const d = await dialect()
+        const status = await conn.queryOne(d.showReplicaStatus, [], timeout)
+        return {server, view: roleView(cluster, server.name, Number(row?.ro) === 0, status ? d.parseReplicaStatus(status) : null), serverId: row?.id === undefined ? null : Number(row.id)}
+      },
+      (server) => ({server, view: null, serverId: null}),
+    )
+    for (const s of targets) this.followers.delete(s.name)
+    for (const l of looks) if (l.view?.source === master.name && l.view.connected) this.followers.add(l.server.name)
+    return looks
   }
 
   /** Each replica (not out of service): does it still replicate from the master, and has it heard from it lately? */
@@ -262,37 +313,30 @@ export class Monitor {
     const others = cluster.servers.filter((s) => s !== master && !gone.includes(s.name))
     const timeout = cluster.monitor.connectTimeoutMs
     const sources: SeenSource[] = []
-    const asked = await Promise.all(
-      others.map(async (server): Promise<ReplicaObservation> => {
-        try {
-          const conn = await ServerConnection.open(endpointOf(cluster, server), timeout)
-          try {
-            const row = await conn.queryOne('SELECT @@version AS v, @@version_comment AS c', [], timeout)
-            const dialect = dialectFor(parseServerVersion(String(row?.v), typeof row?.c === 'string' ? row.c : ''))
-            const status = await conn.queryOne(dialect.showReplicaStatus, [], timeout)
-            const parsed = status ? dialect.parseReplicaStatus(status) : null
-            sources.push({name: server.name, source: parsed ? (sourceServer(cluster, parsed)?.name ?? `${parsed.sourceHost}:${parsed.sourcePort}`) : null})
-            const fromMaster = parsed && replicatesFrom(parsed, master)
-            if (!fromMaster) return {name: server.name, reachable: true, ioThread: null, lastIoError: ''}
-            // What moves while the master talks to it: an IO thread that says Yes over a silent master does not.
-            const heartbeat = await conn
-              .query(dialect.replicaHeartbeatQuery, [], timeout)
-              .then((rows) => dialect.parseReplicaHeartbeat(rows))
-              .catch(() => null)
-            const ages = [heartbeat?.lastHeartbeatAgeSeconds, heartbeat?.lastEventAgeSeconds].filter((a): a is number => typeof a === 'number')
-            const silentForS = this.#contact.observe(
-              server.name,
-              {source: `${parsed.sourceHost}:${parsed.sourcePort}`, read: `${parsed.read.file}:${parsed.read.pos}`, heartbeats: heartbeat?.received ?? null, serverAgeS: ages.length > 0 ? Math.min(...ages) : null},
-              Date.now(),
-            )
-            return {name: server.name, reachable: true, ioThread: parsed.ioThread, lastIoError: parsed.lastIoError, heartbeatPeriodS: heartbeat?.periodSeconds ?? null, silentForS}
-          } finally {
-            await conn.close()
-          }
-        } catch {
-          return {name: server.name, reachable: false, ioThread: null, lastIoError: ''}
-        }
-      }),
+    const asked = await this.#onEach<ReplicaObservation>(
+      others,
+      timeout,
+      (server) => async (conn, dialectOf) => {
+        const dialect = await dialectOf()
+        const status = await conn.queryOne(dialect.showReplicaStatus, [], timeout)
+        const parsed = status ? dialect.parseReplicaStatus(status) : null
+        sources.push({name: server.name, source: parsed ? (sourceServer(cluster, parsed)?.name ?? `${parsed.sourceHost}:${parsed.sourcePort}`) : null})
+        const fromMaster = parsed && replicatesFrom(parsed, master)
+        if (!fromMaster) return {name: server.name, reachable: true, ioThread: null, lastIoError: ''}
+        // What moves while the master talks to it: an IO thread that says Yes over a silent master does not.
+        const heartbeat = await conn
+          .query(dialect.replicaHeartbeatQuery, [], timeout)
+          .then((rows) => dialect.parseReplicaHeartbeat(rows))
+          .catch(() => null)
+        const ages = [heartbeat?.lastHeartbeatAgeSeconds, heartbeat?.lastEventAgeSeconds].filter((a): a is number => typeof a === 'number')
+        const silentForS = this.#contact.observe(
+          server.name,
+          {source: `${parsed.sourceHost}:${parsed.sourcePort}`, read: `${parsed.read.file}:${parsed.read.pos}`, heartbeats: heartbeat?.received ?? null, serverAgeS: ages.length > 0 ? Math.min(...ages) : null},
+          Date.now(),
+        )
+        return {name: server.name, reachable: true, ioThread: parsed.ioThread, lastIoError: parsed.lastIoError, heartbeatPeriodS: heartbeat?.periodSeconds ?? null, silentForS}
+      },
+      (server) => ({name: server.name, reachable: false, ioThread: null, lastIoError: ''}),
     )
     // Replicas re-pointed elsewhere while the master fails (a failover by hand): the topology is looked at again.
     this.#events.sources(master, sources)

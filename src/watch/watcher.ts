@@ -1,5 +1,5 @@
 import type {Coordinator} from '../coord/coordinator.js'
-import {topologyOf} from '../analysis/topology.js'
+import {sqlFacts, topologyOf} from '../analysis/topology.js'
 import type {ClusterConfig, ServerConfig} from '../config/types.js'
 import {inspectCluster, sshTargetOf} from '../inspect/inspect.js'
 import type {Snapshot} from '../inspect/types.js'
@@ -10,7 +10,7 @@ import {complaintPauseMs} from './complaints.js'
 import {ClusterContext, type WatchOptions} from './context.js'
 import {Follow} from './follow.js'
 import {failuresAfter, judge, observe, type Verdict} from './judge.js'
-import {fullLookEveryMs, Monitor, nextPingDelayMs, type SeenSource} from './monitor.js'
+import {Monitor, nextPingDelayMs, replacedServers, type SeenSource, type ServerLook} from './monitor.js'
 import {masterDespiteReturned} from './returning-master.js'
 import {RoutingLook, type RoutingView} from './routing-look.js'
 
@@ -36,9 +36,6 @@ export interface WatchHealth {
 
 /** With etcd: leads the cluster, follows another manager, or led it when etcd went away (pings, never fails over). */
 export type Role = 'single' | 'leader' | 'follower' | 'cut-off'
-
-/** How often a healthy cluster's topology is looked at again (an external switchover, a manual failover). */
-const rediscoverEveryMs = 10_000
 
 /** Why no master can be found, in words an operator acts on. */
 function whyNoMaster(cluster: ClusterConfig, snapshot: Snapshot): string {
@@ -82,11 +79,10 @@ export class ClusterWatcher {
   unmonitored: string | null = null
   #unmonitoredSince = 0
   #nextUnmonitoredLog = 0
-  #lastDiscovery = 0
-  /** The last full look at every server (the light looks between them read the master alone). */
-  #lastFullDiscovery = 0
-  /** The master's binlog dump threads at the last full discovery. */
-  #threadsAtDiscovery: string | undefined
+  /** Each server's @@server_id at the last discovery: another server answering at its address is another topology. */
+  readonly #discoveredIds = new Map<string, number>()
+  /** The light look at the other servers under way (one at a time, beside the pings). */
+  #around: Promise<void> | undefined
   #firstLookDone: () => void = () => undefined
   readonly #firstLook = new Promise<void>((resolve) => (this.#firstLookDone = resolve))
   #ticking = false
@@ -99,15 +95,18 @@ export class ClusterWatcher {
     this.#monitor = new Monitor(this.#ctx, {lost: () => this.#wake(), sources: (master, seen) => this.#followSources(master, seen)})
     this.#follow = new Follow(this.#ctx, {
       currentMaster: () => this.master,
-      followers: this.#monitor.followers,
-      sources: (master, seen) => this.#followSources(master, seen),
       applied: (plan, report, durationMs) => {
         if (plan.kind === 'failover') this.health.failovers.push({at: new Date().toISOString(), status: report.status, durationMs})
         this.master = undefined
         this.failures = 0
       },
     })
-    this.#act = new Act(this.#ctx, this.#follow)
+    this.#act = new Act(this.#ctx, {
+      // A fencing look under way finishes (bounded by the monitor timeouts) before the topology changes.
+      settle: async () => await this.#around,
+      finishUnfinished: () => this.#follow.finishUnfinished(),
+      finished: (...args) => this.#follow.finished(...args),
+    })
     this.#routing = new RoutingLook(this.#ctx, () => this.master, this.health)
   }
 
@@ -133,12 +132,11 @@ export class ClusterWatcher {
   async stop(): Promise<void> {
     this.#stopping = true
     clearTimeout(this.#timer)
-    // Said at once: no new look of the follow phase or at the proxies starts while the tick under way ends.
-    const followStopped = this.#follow.stop()
+    // Said at once: no new fence, rejoin or look at the proxies starts while the tick under way ends.
+    this.#follow.stop()
     const routingStopped = this.#routing.stop()
     await this.#busy
-    await followStopped
-    await this.#follow.settle()
+    await this.#around
     await routingStopped
     await this.#monitor.close()
     await this.#ctx.pool.close()
@@ -182,9 +180,9 @@ export class ClusterWatcher {
       // A failover or switchover left unfinished (this watch killed in the middle, an mha apply killed or fenced,
       // the previous leader gone) is finished, or the switchover rolled back, as soon as its lock is free.
       if (await this.#follow.unfinishedPending()) await this.#follow.finishUnfinished()
-      // The topology is followed, not assumed: looked at again every few seconds while healthy, and at once
-      // when the master stops being one (an external switchover sets it read only).
-      if (!this.master || this.#rediscover || (this.failures === 0 && Date.now() - this.#lastDiscovery >= rediscoverEveryMs && !(await this.#unchangedSinceDiscovery()))) {
+      // The topology is followed, not assumed: looked at again when what the pings and the light looks read says
+      // it changed (the master read only or another server, a server re-pointed or replaced), not on a timer.
+      if (!this.master || this.#rediscover) {
         this.#rediscover = false
         await this.#discover()
         if (!this.master) return
@@ -195,8 +193,10 @@ export class ClusterWatcher {
       this.health.lastPingAt = Date.now()
       this.health.lastPingOk = looked.result.ok
       if (looked.result.ok) this.health.lastSuccessfulPingAt = this.health.lastPingAt
-      if (this.#monitor.readOnly) {
+      const replaced = this.#replacedServers([{server: master, serverId: this.#monitor.masterServerId}])
+      if (this.#monitor.readOnly || replaced) {
         this.#monitor.readOnly = false
+        if (replaced) this.#say('topology', `${replaced}: looking at the topology again`)
         await this.#discover()
         if (this.master !== master) return
       }
@@ -223,7 +223,7 @@ export class ClusterWatcher {
       this.#report(verdict)
       this.verdict = verdict
       // Follow, while healthy: a returning old master, the proxies, a server taken out that answers again.
-      if (verdict.state === 'healthy') this.#follow.checkForReturningMaster(master)
+      if (verdict.state === 'healthy') this.#lookAround(master)
       if (verdict.state === 'healthy') this.#routing.check(master)
       if (verdict.state === 'healthy' && this.options.autoRejoin) await this.#follow.rejoinReturned()
       // Plan and act: under the cluster lock.
@@ -255,7 +255,7 @@ export class ClusterWatcher {
     } else if (role === 'cut-off' && was !== 'cut-off') {
       this.#say('etcd down', `${coord.session.problem ?? 'etcd unreachable'}: still pinging ${this.master?.name ?? 'the master'}, but no automatic failover until etcd answers again`)
     } else if (role === 'follower' && was !== 'follower') {
-      this.#monitor.dropConnection()
+      this.#monitor.dropConnections()
       this.master = undefined
       this.failures = 0
       this.verdict = {state: 'healthy'}
@@ -305,24 +305,44 @@ export class ClusterWatcher {
   }
 
   /**
-   * The light look between full discoveries: the master's replication threads, read on the kept connection. The
-   * same threads as at the last full discovery (under a minute ago) mean the same replicas still stream from it, and
-   * no connection to every server is needed; any change (a replica re-pointed, stopped or reconnected, a new one)
-   * makes the full look now, and the returning-master look too.
+   * The light look at the other servers, in the background (a slow or silent server must never delay the master's
+   * pings), one at a time: what it reads follows the topology (a server re-pointed or replaced: looked at again
+   * at once) and finds a returning old master (fenced by the follow phase).
    */
-  async #unchangedSinceDiscovery(): Promise<boolean> {
-    const threads = await this.#monitor.replicationThreads()
-    const unchanged = threads !== undefined && threads === this.#threadsAtDiscovery && Date.now() - this.#lastFullDiscovery < fullLookEveryMs
-    if (unchanged) this.#lastDiscovery = Date.now()
-    else this.#follow.lookAtEveryServerNext()
-    return unchanged
+  #lookAround(master: ServerConfig): void {
+    if (this.#around || this.#stopping) return
+    this.#around = this.#monitor
+      .lookAround(master)
+      .then(async (looks) => {
+        if (looks.length === 0) return
+        this.#followSources(
+          master,
+          looks.flatMap((l) => (l.view ? [{name: l.server.name, source: l.view.source}] : [])),
+        )
+        const replaced = this.#replacedServers(looks)
+        if (replaced && this.master === master && !this.#stopping) {
+          this.#say('topology', `${replaced}: looking at the topology again`)
+          this.#rediscover = true
+          this.#wake()
+        }
+        await this.#follow.fenceReturning(master, looks)
+      })
+      .catch((error: unknown) => this.#say('error', oneLine(error)))
+      .finally(() => (this.#around = undefined))
+  }
+
+  #replacedServers(looks: readonly Pick<ServerLook, 'server' | 'serverId'>[]): string | null {
+    return replacedServers(this.#discoveredIds, looks)
   }
 
   async #discover(): Promise<void> {
-    this.#lastDiscovery = Date.now()
-    this.#lastFullDiscovery = this.#lastDiscovery
     // The topology only: the replication login is tried by the inspection a failover makes.
     const snapshot = await inspectCluster(this.cluster, {relayLookups: false, ssh: false, replLogin: false})
+    this.#discoveredIds.clear()
+    for (const s of snapshot.servers) {
+      const facts = sqlFacts(s)
+      if (facts) this.#discoveredIds.set(s.name, facts.serverId)
+    }
     // The old master back writable beside the one that replaced it, and no replica to tell them apart: the
     // state's record of the failover keeps the master watched (and the old one is fenced by the next look).
     const master = topologyOf(this.cluster, snapshot).master ?? masterDespiteReturned(this.cluster, snapshot, this.master, this.#ctx.replacedBy(this.master))
@@ -331,7 +351,6 @@ export class ClusterWatcher {
       // What was seen of the old master (its followers, the replicas' silence, the other routes, its kept
       // connection) says nothing of the new one.
       this.#monitor.newMaster()
-      this.#follow.lookAtEveryServerNext()
       this.failures = 0
     }
     // Warm sessions for the failover; one lost since (a host rebooted) is opened again.
@@ -344,8 +363,8 @@ export class ClusterWatcher {
     else this.#cannotMonitor(whyNoMaster(this.cluster, snapshot))
     this.master = master
     this.health.notMonitored = master ? null : this.unmonitored
-    // What the light looks compare with until the next full one.
-    this.#threadsAtDiscovery = master ? await this.#monitor.replicationThreads() : undefined
+    // The next light look takes every server: its views are compared with this discovery's.
+    this.#monitor.lookAtEveryServerNext()
   }
 
   /** Said at once, then again with a growing pause (5 s, 10 s, ... 5 min): never silent, never a flood. */

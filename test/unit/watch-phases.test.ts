@@ -7,7 +7,7 @@ import type {SqlFacts, Snapshot} from '../../src/inspect/types.js'
 import {whyNoFailover} from '../../src/watch/act.js'
 import {outcomeOf} from '../../src/watch/follow.js'
 import type {Observation} from '../../src/watch/judge.js'
-import {nextPingDelayMs} from '../../src/watch/monitor.js'
+import {nextPingDelayMs, replacedServers} from '../../src/watch/monitor.js'
 import {failoverPlan, knownDown, type DeathFinding} from '../../src/watch/plan-failover.js'
 
 // The pure parts of watch's phases (the judge's are in judge.test.ts): what each decides from plain data.
@@ -21,6 +21,16 @@ describe('monitor: when the next ping comes', () => {
     expect(nextPingDelayMs(1000, 1, 5)).toBe(50)
     expect(nextPingDelayMs(1000, 1, 1000)).toBe(250)
     expect(nextPingDelayMs(100, 2, 1000)).toBe(100)
+  })
+})
+
+describe('monitor: the topology followed from what the looks read', () => {
+  const server = (name: string) => ({name}) as never
+  it('a server answering with another server_id than at the discovery is another topology; one not answering or not seen then says nothing', () => {
+    const discovered = new Map([['db1', 1], ['db2', 2]])
+    expect(replacedServers(discovered, [{server: server('db1'), serverId: 1}, {server: server('db2'), serverId: 2}])).toBeNull()
+    expect(replacedServers(discovered, [{server: server('db1'), serverId: null}, {server: server('db3'), serverId: 7}])).toBeNull()
+    expect(replacedServers(discovered, [{server: server('db1'), serverId: 1}, {server: server('db2'), serverId: 12}])).toBe('db2 answers with server_id 12 (it was 2)')
   })
 })
 
