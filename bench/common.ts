@@ -121,9 +121,12 @@ export interface WatchLine {
   seenAt: number
 }
 
-/** `mha watch` spawned from the built CLI with JSON logs; its lines as they arrive, and a stop by pid. */
-export function startWatch(configDir: string, plansDir: string): {lines: WatchLine[]; pid: number; stderr: () => string; stop: () => Promise<void>} {
-  const child = spawn(process.execPath, [join(root, 'bin/run.js'), 'watch', '--config-dir', configDir, '--plans-dir', plansDir, '--log-format', 'json'], {env: {...process.env, NODE_ENV: 'production'}})
+/**
+ * `mha watch` spawned from the built CLI with JSON logs; its lines as they arrive, and a stop by pid. `nodeFlags`: for
+ * a profile of the watch process itself (--cpu-prof, --heapsnapshot-signal).
+ */
+export function startWatch(configDir: string, plansDir: string, nodeFlags: string[] = []): {lines: WatchLine[]; pid: number; stderr: () => string; stop: () => Promise<void>} {
+  const child = spawn(process.execPath, [...nodeFlags, join(root, 'bin/run.js'), 'watch', '--config-dir', configDir, '--plans-dir', plansDir, '--log-format', 'json'], {env: {...process.env, NODE_ENV: 'production'}})
   const lines: WatchLine[] = []
   let buffer = ''
   child.stdout.on('data', (chunk: Buffer) => {

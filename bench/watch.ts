@@ -12,6 +12,7 @@ import {cpuAndMemory, failOnWriteProblems, lostAndDuplicated, median, numberFlag
 
 const runs = numberFlag('runs', 3)
 const seconds = numberFlag('seconds', 30)
+const profileDir = process.argv.includes('--profile') ? process.argv[process.argv.indexOf('--profile') + 1] : undefined
 
 async function up(work: string): Promise<SandboxState> {
   return await sandboxUp({cluster: 'benchw', replicas: 2, gtid: false, semisync: false, dir: join(work, 'data'), configDir: join(work, 'clusters'), firstOctet: 121})
@@ -71,6 +72,7 @@ async function failoverRuns(): Promise<void> {
 async function scale(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'mha-benchw-scale-'))
   const state = await up(work)
+  const rss: {count: number; mb: number}[] = []
   try {
     for (const count of (process.env.COUNTS ?? "100,1000").split(",").map(Number)) {
       const dir = join(work, `clusters-${count}`)
@@ -81,16 +83,31 @@ async function scale(): Promise<void> {
       const noKeptSsh = template.replace(/^monitor:\n/m, 'monitor:\n  keep_ssh_open: false\n')
       if (noKeptSsh === template) throw new Error('the sandbox cluster file has no monitor section to add keep_ssh_open to')
       for (let i = 0; i < count; i++) writeFileSync(join(dir, `c${i}.yaml`), noKeptSsh.replace(/^name: benchw$/m, `name: c${i}`))
-      const watch = startWatch(dir, join(work, `plans-${count}`))
+      // --profile DIR: the watch process writes a CPU profile (at its exit) and a heap snapshot (at the window's end) there.
+      const profile = profileDir ? [`--cpu-prof`, `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=watch-${count}.cpuprofile`, `--heapsnapshot-signal=SIGUSR2`, `--diagnostic-dir=${profileDir}`] : []
+      const watch = startWatch(dir, join(work, `plans-${count}`), profile)
       await until(`${count} clusters healthy`, 120_000, () => watch.lines.filter((l) => l.event === 'healthy').length >= count)
+      const servers = state.hosts.map((h) => h.mariadbdPid!)
+      const serversBefore = servers.map((pid) => cpuAndMemory(pid).cpuMs)
       const before = cpuAndMemory(watch.pid)
       const startedAt = Date.now()
       await new Promise((r) => setTimeout(r, seconds * 1000))
       const after = cpuAndMemory(watch.pid)
       const cpu = ((after.cpuMs - before.cpuMs) / (Date.now() - startedAt)) * 100
-      console.log(`watch monitoring ${count} clusters (ping_interval 1 s, keep_ssh_open false, ${seconds} s): CPU ${cpu.toFixed(1)} % of one core, RSS ${after.rssMb.toFixed(0)} MB`)
+      // The three servers every cluster points at: when they saturate, pings slow down whatever watch does.
+      const serversCpu = servers.map((pid, i) => ((cpuAndMemory(pid).cpuMs - serversBefore[i]!) / (Date.now() - startedAt)) * 100)
+      const notHealthy = watch.lines.filter((l) => ['suspect', 'dead', 'network', 'failover'].includes(l.event)).length
+      console.log(
+        `watch monitoring ${count} clusters (ping_interval 1 s, keep_ssh_open false, ${seconds} s): CPU ${cpu.toFixed(1)} % of one core, RSS ${after.rssMb.toFixed(0)} MB ` +
+          `(${before.rssMb.toFixed(0)} MB at the window's start; ${((after.rssMb * 1024) / count).toFixed(0)} KB per cluster); ${notHealthy} suspect/dead/network/failover lines; the 3 mariadbd: ${serversCpu.map((c) => c.toFixed(0)).join(' + ')} % of a core`,
+      )
+      rss.push({count, mb: after.rssMb})
+      if (profileDir) process.kill(watch.pid, 'SIGUSR2')
+      if (profileDir) await new Promise((r) => setTimeout(r, 20_000))
       await watch.stop()
     }
+    // What one more cluster costs: the RSS between the smallest and the largest count, per cluster added.
+    if (rss.length >= 2) console.log(`memory per cluster added (${rss[0]!.count} -> ${rss.at(-1)!.count} clusters): ${(((rss.at(-1)!.mb - rss[0]!.mb) * 1024) / (rss.at(-1)!.count - rss[0]!.count)).toFixed(0)} KB`)
   } finally {
     await sandboxDown(state.dir)
     rmSync(work, {recursive: true, force: true})

@@ -24,6 +24,8 @@ const switchover = (original: string, replacement: string, rule: string): Mutant
 const config = (original: string, replacement: string, rule: string): Mutant => ({file: 'src/config/load.ts', original, replacement, rule, tests: configTests})
 const planner = (original: string, replacement: string, rule: string): Mutant => ({file: 'src/plan/planner.ts', original, replacement, rule, tests: plannerTests})
 const candidates = (original: string, replacement: string, rule: string): Mutant => ({file: 'src/plan/candidates.ts', original, replacement, rule, tests: plannerTests})
+const watchTests = ['test/unit/judge.test.ts', 'test/unit/watch-phases.test.ts']
+const watch = (phase: string, original: string, replacement: string, rule: string): Mutant => ({file: `src/watch/${phase}.ts`, original, replacement, rule, tests: watchTests})
 
 const mutants: Mutant[] = [
   switchover("s.ioThread !== 'running' || ", '', 'switchover: a replica whose IO thread is not running refuses (dropped condition)'),
@@ -55,7 +57,20 @@ const mutants: Mutant[] = [
   planner('const usable = replicas.filter((r) => !excluded.has(r.server.name))', 'const usable = replicas', 'planner: an excluded replica gives no data (dropped filter)'),
   planner('if (dataLoss.none) dataLoss.statement = `none: ', 'if (true) dataLoss.statement = `none: ', 'planner: a statement says "none:" only when nothing is lost'),
   planner('const target = {host: newMaster.server.hostname, port: newMaster.server.port,', 'const target = {host: newMaster.server.hostname, port: r.server.port,', "planner: a replica is re-pointed to the new master's port, not its own"),
+  watch('judge', 'return previous + (look.retried ? 2 : 1)', 'return previous + 1', 'watch judge: a silent ping and its failed retry are two failures'),
+  watch('judge', "if (m.ok || m.kind === 'auth' || m.kind === 'too_many_connections') return 0", 'if (m.ok) return 0', 'watch judge: access denied and too many connections mean alive (no failure counted)'),
+  watch('judge', 'if (streaming || secondaryCheck) observation.secondOpinion', 'if (secondaryCheck) observation.secondOpinion', 'watch judge: the other routes are asked when a replica still streams'),
+  watch('judge', 'if (master.ok || failures < failuresBeforeDead) return observation', 'if (master.ok) return observation', 'watch judge: nobody else is asked below failures_before_dead'),
+  watch('monitor', 'lastFailedPingMs < promptAnswerMs ? promptRetryMs : 250', '250', 'watch monitor: a prompt refusal is tried again at once'),
+  watch('plan-failover', '...(observation.sshReachable === false ?', '...(observation.sshReachable !== true ?', "watch plan: the dead master's SSH is skipped only when its host did not answer"),
+  watch('plan-failover', "finding.observation.replicas.some((r) => r.ioThread === 'running')", "finding.observation.replicas.some((r) => r.ioThread !== null)", 'watch plan: a death is forced only over replicas that still showed an IO thread'),
+  watch('act', 'if (coord && !coord.leads(cluster))', 'if (coord && false)', 'watch act: with etcd only the leader fails over'),
+  watch('follow', "report.status === 'partial' ? 'done, replicas left out'", "report.status === 'partial' ? 'done'", 'watch follow: a partial failover says replicas were left out'),
 ]
+
+// `npm run mutate -- watch`: only the mutants whose rule starts with that word.
+const only = process.argv[2]
+const selected = only ? mutants.filter((m) => m.rule.startsWith(only)) : mutants
 
 const originals = new Map<string, string>()
 const restoreAll = () => {
@@ -77,12 +92,12 @@ function vitest(files: string[]): Promise<number> {
 
 type Outcome = 'killed' | 'SURVIVED' | 'NOT FOUND'
 const results: {mutant: Mutant; outcome: Outcome}[] = []
-const allTests = [...new Set(mutants.flatMap((m) => m.tests))]
+const allTests = [...new Set(selected.flatMap((m) => m.tests))]
 if ((await vitest(allTests)) !== 0) {
   console.error(`the unmutated code fails ${allTests.join(' ')}: fix that first`)
   process.exit(1)
 }
-for (const mutant of mutants) {
+for (const mutant of selected) {
   const path = join(root, mutant.file)
   const text = readFileSync(path, 'utf8')
   const found = text.split(mutant.original).length - 1
@@ -107,5 +122,5 @@ const width = Math.max(...results.map((r) => r.mutant.file.length))
 console.log(`\n${'outcome'.padEnd(9)}  ${'file'.padEnd(width)}  rule`)
 for (const {mutant, outcome} of results) console.log(`${outcome.padEnd(9)}  ${mutant.file.padEnd(width)}  ${mutant.rule}`)
 const killed = results.filter((r) => r.outcome === 'killed').length
-console.log(`\n${killed} of ${mutants.length} mutants killed`)
-process.exit(killed === mutants.length ? 0 : 1)
+console.log(`\n${killed} of ${selected.length} mutants killed`)
+process.exit(killed === selected.length ? 0 : 1)

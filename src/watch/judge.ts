@@ -1,9 +1,12 @@
 import type {SqlErrorKind} from '../inspect/mysql.js'
 import type {SecondOpinion} from './second-opinion.js'
 
+/** The master's answer to one ping (with its retry): ok, or why not. */
+export type MasterAnswer = {ok: true} | {ok: false; kind: SqlErrorKind; message: string}
+
 /** What one look at a master and its replicas found. Plain data, so the verdict is a pure function. */
 export interface Observation {
-  master: {ok: true} | {ok: false; kind: SqlErrorKind; message: string}
+  master: MasterAnswer
   /** Asked only while the master fails: does each replica still hold a connection to it? */
   replicas: ReplicaObservation[]
   /** SSH to the master's host, when it was tried. */
@@ -89,4 +92,40 @@ export function judge(observation: Observation, failures: number, failuresBefore
     state: 'dead',
     reason: `${m.message} after ${failures} tries, and ${reachable.map(lost).join(', ')} lost it too${ssh}${hook ? `; ${hook.detail}` : ''}`,
   }
+}
+
+/**
+ * Consecutive failures after one look: none once the master answers, or refuses (access denied and too many
+ * connections mean alive, as in MHA); else one more, or two when a silent ping and the retry started beside it
+ * both failed (two failed looks).
+ */
+export function failuresAfter(previous: number, look: {result: MasterAnswer; retried: boolean}): number {
+  const m = look.result
+  if (m.ok || m.kind === 'auth' || m.kind === 'too_many_connections') return 0
+  return previous + (look.retried ? 2 : 1)
+}
+
+/** Where the second opinions come from: asked only when the failures call for them. */
+export interface OpinionSources {
+  replicas(): Promise<ReplicaObservation[]>
+  /** The master's host answering SSH (null: not asked). */
+  ssh(): Promise<boolean | null>
+  /** The other routes and the secondary_check hook (null: not asked). */
+  routes(): Promise<SecondOpinion | null>
+}
+
+/**
+ * The observation the verdict is taken on. Below failures_before_dead the master's answer alone (suspect at
+ * most); from there the replicas and the master's SSH; the other routes are waited for only when a replica still
+ * streams from the master (a host gone without a reset) or the user's secondary_check hook is configured (it
+ * always has its say).
+ */
+export async function observe(master: MasterAnswer, failures: number, failuresBeforeDead: number, secondaryCheck: boolean, sources: OpinionSources): Promise<Observation> {
+  const observation: Observation = {master, replicas: [], sshReachable: null}
+  if (master.ok || failures < failuresBeforeDead) return observation
+  observation.replicas = await sources.replicas()
+  observation.sshReachable = await sources.ssh()
+  const streaming = observation.replicas.some((r) => r.reachable && r.ioThread === 'running' && !silent(r))
+  if (streaming || secondaryCheck) observation.secondOpinion = await sources.routes()
+  return observation
 }

@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 import {ContactClock} from '../../src/watch/contact.js'
-import {judge, silenceBoundS, type Observation} from '../../src/watch/judge.js'
+import {failuresAfter, judge, observe, silenceBoundS, type Observation, type ReplicaObservation} from '../../src/watch/judge.js'
 
 const down = {ok: false as const, kind: 'unreachable' as const, message: 'db1 (10.0.0.1:3306): cannot connect (ECONNREFUSED)'}
 const replica = (name: string, ioThread: 'running' | 'connecting' | 'stopped' | null, reachable = true) => ({name, reachable, ioThread, lastIoError: ioThread === 'connecting' ? "error reconnecting to master 'repl@10.0.0.1:3306'" : ''})
@@ -110,5 +110,57 @@ describe('ContactClock: how long a replica has heard nothing from its master', (
     expect(clock.observe('db2', {...sample('mysql-bin.000001:328', 112), source: '10.0.0.3:3306'}, 5_000)).toBe(0)
     clock.clear()
     expect(clock.observe('db2', sample('mysql-bin.000001:328', 112), 9_000)).toBe(0)
+  })
+})
+
+describe('judge: counting failures', () => {
+  const timeout = {ok: false as const, kind: 'timeout' as const, message: 'db1: timed out'}
+  it('an answer, or a refusal (alive), starts again from none; a silence counts one, or two when its retry beside it failed too', () => {
+    expect(failuresAfter(3, {result: {ok: true}, retried: false})).toBe(0)
+    expect(failuresAfter(3, {result: {ok: false, kind: 'auth', message: 'denied'}, retried: true})).toBe(0)
+    expect(failuresAfter(3, {result: {ok: false, kind: 'too_many_connections', message: 'too many'}, retried: false})).toBe(0)
+    expect(failuresAfter(0, {result: timeout, retried: false})).toBe(1)
+    expect(failuresAfter(1, {result: timeout, retried: false})).toBe(2)
+    expect(failuresAfter(0, {result: timeout, retried: true})).toBe(2)
+  })
+})
+
+describe('judge: which second opinions are asked', () => {
+  const timeout = {ok: false as const, kind: 'timeout' as const, message: 'db1: timed out'}
+  const opinions = (replicas: ReplicaObservation[]) => {
+    const asked: string[] = []
+    const sources = {
+      replicas: () => (asked.push('replicas'), Promise.resolve(replicas)),
+      ssh: () => (asked.push('ssh'), Promise.resolve(false)),
+      routes: () => (asked.push('routes'), Promise.resolve({routes: [], hook: null})),
+    }
+    return {asked, sources}
+  }
+
+  it('below failures_before_dead, or when the master answers, nobody else is asked', async () => {
+    for (const [master, failures] of [[timeout, 1], [{ok: true as const}, 0]] as const) {
+      const {asked, sources} = opinions([replica('db2', 'running')])
+      expect(await observe(master, failures, 2, false, sources)).toEqual({master, replicas: [], sshReachable: null})
+      expect(asked).toEqual([])
+    }
+  })
+
+  it('the replicas and the SSH at failures_before_dead; the other routes only when a replica still streams', async () => {
+    const lost = opinions([replica('db2', 'connecting')])
+    expect(await observe(timeout, 2, 2, false, lost.sources)).toEqual({master: timeout, replicas: [replica('db2', 'connecting')], sshReachable: false})
+    expect(lost.asked).toEqual(['replicas', 'ssh'])
+    const streaming = opinions([replica('db2', 'running')])
+    expect((await observe(timeout, 2, 2, false, streaming.sources)).secondOpinion).toEqual({routes: [], hook: null})
+    expect(streaming.asked).toEqual(['replicas', 'ssh', 'routes'])
+    // A replica silent past its bound no longer streams: the routes are not waited for.
+    const silentOne = opinions([{...replica('db2', 'running'), heartbeatPeriodS: 1, silentForS: 5}])
+    await observe(timeout, 2, 2, false, silentOne.sources)
+    expect(silentOne.asked).toEqual(['replicas', 'ssh'])
+  })
+
+  it("the user's secondary_check always has its say", async () => {
+    const lost = opinions([replica('db2', 'connecting')])
+    expect((await observe(timeout, 3, 2, true, lost.sources)).secondOpinion).toEqual({routes: [], hook: null})
+    expect(lost.asked).toEqual(['replicas', 'ssh', 'routes'])
   })
 })
