@@ -12,13 +12,13 @@ import type * as SessionModule from '../../src/coord/session.js'
 import {root} from './harness.js'
 
 /**
- * Leadership of thousands of clusters shared by several managers, on a real etcd (one member on 127.0.0.173): the
+ * Leadership of thousands of clusters shared by several managers, on a real etcd (one member on 127.0.0.105): the
  * coordinators of three managers in this process, each with its own lease. What a deployment of 10,000 clusters
  * relies on: every cluster led by exactly one manager, the one rendezvous hashing prefers; campaigns and hand-overs
  * in a few transactions, not one per cluster; rounds that cost etcd nothing per cluster; each cluster's loop told
  * when its role changes (it sleeps meanwhile); never two managers leading one cluster, even while clusters move.
  */
-const address = '127.0.0.173'
+const address = '127.0.0.105'
 const etcdDir = join(mkdtempSync(join(tmpdir(), 'mha-it-etcdlead-')), 'etcd')
 const clusters = Array.from({length: 3000}, (_, i) => `c${i}`)
 const ids = ['w1', 'w2', 'w3']
