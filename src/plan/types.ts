@@ -164,8 +164,7 @@ export interface ObservedServer {
   executed: BinlogCoordinates | null
   gtidMode: string | null
   gtidPosition: string | null
-  /** Null when not inspected: a switchover needs no SSH, and its inspection opens none. */
-  ssh: boolean | null
+  ssh: boolean
 }
 
 export interface Fact {
