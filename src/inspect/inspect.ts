@@ -224,16 +224,17 @@ export async function readSqlFacts(conn: ServerConnection, replUser: string): Pr
 
 async function inspectSsh(cluster: ClusterConfig, server: ServerConfig | BinlogServerConfig, currentBinlog: string | null, relayLogIndex: string | null, ssh: SshRunner): Promise<SshFacts | SshFailure> {
   const bindir = server.clientBindir ? `${server.clientBindir.replace(/\/$/, '')}/` : ''
-  // One round trip: each probe prints key=value. The files' sizes by one stat each for all the binlogs and all the
-  // relay logs (a server keeps hundreds of binlogs: forks per file made a probe last seconds).
+  // One round trip: each probe prints key=value. Shell builtins where they do, and the files' sizes by one stat for
+  // all the binlogs and one for all the relay logs: every process started costs the host, and a server keeps
+  // hundreds of binlogs (a stat and a basename per file made a probe last seconds).
   const script = [
     `for d in ${server.masterBinlogDirs.map(shellQuote).join(' ')}; do`,
     currentBinlog ? `  if [ -f "$d"/${shellQuote(currentBinlog)} ]; then echo "binlog_dir=$d"; [ -r "$d"/${shellQuote(currentBinlog)} ] && echo binlog_readable=1; break; fi` : `  if [ -d "$d" ]; then echo "binlog_dir=$d"; [ -r "$d" ] && echo binlog_readable=1; break; fi`,
     'done',
     bindir
       ? `for p in ${shellQuote(bindir + 'mysqlbinlog')} ${shellQuote(bindir + 'mariadb-binlog')}; do [ -x "$p" ] && echo "mysqlbinlog=$p" && break; done`
-      : `p=$(command -v mysqlbinlog || command -v mariadb-binlog) && echo "mysqlbinlog=$p"`,
-    `mkdir -p ${shellQuote(server.remoteWorkdir)} 2>/dev/null && [ -w ${shellQuote(server.remoteWorkdir)} ] && echo workdir_writable=1`,
+      : 'for p in mysqlbinlog mariadb-binlog; do command -v "$p" >/dev/null && printf mysqlbinlog= && command -v "$p" && break; done',
+    `{ [ -d ${shellQuote(server.remoteWorkdir)} ] || mkdir -p ${shellQuote(server.remoteWorkdir)} 2>/dev/null; } && [ -w ${shellQuote(server.remoteWorkdir)} ] && echo workdir_writable=1`,
     currentBinlog
       ? `[ -n "$d" ] && { set --; for f in "$d"/${shellQuote(binlogBaseName(currentBinlog))}.[0-9]*; do [ -f "$f" ] && set -- "$@" "$f"; done; [ $# -gt 0 ] && stat -c 'binlog=%s %n' -- "$@"; }`
       : '',
