@@ -224,18 +224,22 @@ export async function readSqlFacts(conn: ServerConnection, replUser: string): Pr
 
 async function inspectSsh(cluster: ClusterConfig, server: ServerConfig | BinlogServerConfig, currentBinlog: string | null, relayLogIndex: string | null, ssh: SshRunner): Promise<SshFacts | SshFailure> {
   const bindir = server.clientBindir ? `${server.clientBindir.replace(/\/$/, '')}/` : ''
-  // One round trip: each probe prints key=value.
+  // One round trip: each probe prints key=value. Shell builtins where they do, and the files' sizes by one stat for
+  // all the binlogs and one for all the relay logs: every process started costs the host, and a server keeps
+  // hundreds of binlogs (a stat and a basename per file made a probe last seconds).
   const script = [
     `for d in ${server.masterBinlogDirs.map(shellQuote).join(' ')}; do`,
     currentBinlog ? `  if [ -f "$d"/${shellQuote(currentBinlog)} ]; then echo "binlog_dir=$d"; [ -r "$d"/${shellQuote(currentBinlog)} ] && echo binlog_readable=1; break; fi` : `  if [ -d "$d" ]; then echo "binlog_dir=$d"; [ -r "$d" ] && echo binlog_readable=1; break; fi`,
     'done',
     bindir
       ? `for p in ${shellQuote(bindir + 'mysqlbinlog')} ${shellQuote(bindir + 'mariadb-binlog')}; do [ -x "$p" ] && echo "mysqlbinlog=$p" && break; done`
-      : `p=$(command -v mysqlbinlog || command -v mariadb-binlog) && echo "mysqlbinlog=$p"`,
-    `mkdir -p ${shellQuote(server.remoteWorkdir)} 2>/dev/null && [ -w ${shellQuote(server.remoteWorkdir)} ] && echo workdir_writable=1`,
-    currentBinlog ? `[ -n "$d" ] && for f in "$d"/${shellQuote(binlogBaseName(currentBinlog))}.[0-9]*; do [ -f "$f" ] && echo "binlog=$(stat -c %s "$f") $(basename "$f")"; done` : '',
+      : 'for p in mysqlbinlog mariadb-binlog; do command -v "$p" >/dev/null && printf mysqlbinlog= && command -v "$p" && break; done',
+    `{ [ -d ${shellQuote(server.remoteWorkdir)} ] || mkdir -p ${shellQuote(server.remoteWorkdir)} 2>/dev/null; } && [ -w ${shellQuote(server.remoteWorkdir)} ] && echo workdir_writable=1`,
+    currentBinlog
+      ? `[ -n "$d" ] && { set --; for f in "$d"/${shellQuote(binlogBaseName(currentBinlog))}.[0-9]*; do [ -f "$f" ] && set -- "$@" "$f"; done; [ $# -gt 0 ] && stat -c 'binlog=%s %n' -- "$@"; }`
+      : '',
     relayLogIndex
-      ? `[ -r ${shellQuote(relayLogIndex)} ] && while read -r f; do case "$f" in /*) p="$f";; *) p=${shellQuote(dirname(relayLogIndex))}/"$f";; esac; [ -f "$p" ] && echo "relay=$(stat -c %s "$p") $p"; done < ${shellQuote(relayLogIndex)}`
+      ? `[ -r ${shellQuote(relayLogIndex)} ] && { set --; while read -r f; do case "$f" in /*) p="$f";; *) p=${shellQuote(dirname(relayLogIndex))}/"$f";; esac; [ -f "$p" ] && set -- "$@" "$p"; done < ${shellQuote(relayLogIndex)}; [ $# -gt 0 ] && stat -c 'relay=%s %n' -- "$@"; }`
       : '',
     'true',
   ].join('\n')
@@ -246,17 +250,17 @@ async function inspectSsh(cluster: ClusterConfig, server: ServerConfig | BinlogS
       .filter((l) => l.includes('='))
       .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const)
     const facts = new Map(pairs)
-    const files = (key: string) =>
+    const files = (key: string, name: (path: string) => string = (path) => path) =>
       pairs
         .filter(([k]) => k === key)
-        .map(([, v]) => ({size: Number(v.slice(0, v.indexOf(' '))), file: posix.normalize(v.slice(v.indexOf(' ') + 1))}))
+        .map(([, v]) => ({size: Number(v.slice(0, v.indexOf(' '))), file: name(posix.normalize(v.slice(v.indexOf(' ') + 1)))}))
     return {
       reachable: true,
       binlogDir: facts.get('binlog_dir') ?? null,
       binlogReadable: facts.get('binlog_readable') === '1',
       mysqlbinlog: facts.get('mysqlbinlog') ?? null,
       workdirWritable: facts.get('workdir_writable') === '1',
-      binlogs: files('binlog').sort((a, b) => binlogSequence(a.file) - binlogSequence(b.file)),
+      binlogs: files('binlog', (path) => posix.basename(path)).sort((a, b) => binlogSequence(a.file) - binlogSequence(b.file)),
       relayLogs: files('relay'),
     }
   } catch (error) {

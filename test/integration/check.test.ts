@@ -98,6 +98,21 @@ describe('mha check on a real sandbox', () => {
     expect(report.verdict).toBe('ok')
   })
 
+  it("names, from each host's SSH probe, a remote_workdir that cannot be made and a client_bindir without mysqlbinlog", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mha-check-probe-'))
+    const file = join(dir, 'probe.yaml')
+    const text = readFileSync(sandbox.configFile, 'utf8')
+      .replace(/(- name: db2\n(?: {4}.*\n)*? {4}remote_workdir: ).*/, '$1/proc/1/mha-work')
+      .replace(/(- name: db3\n)/, '$1    client_bindir: /usr/lib/mha-no-such-bindir\n')
+    writeFileSync(file, text)
+    const {code, report} = await check(file)
+    expect(code).toBe(2)
+    expect(errorsOf(report).sort()).toEqual([
+      ['mysqlbinlog_missing', 'db3'],
+      ['workdir_not_writable', 'db2'],
+    ])
+  })
+
   it('names a wrong replication password, which would break the re-pointing after a failover', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mha-check-repl-'))
     writeFileSync(join(dir, 'repl'), 'NotTheReplPassword\n', {mode: 0o600})
