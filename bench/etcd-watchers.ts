@@ -308,6 +308,7 @@ const events = (which: string | undefined) => {
 const balanceOf = (leaders: Map<string, string>, ids: string[]) => ids.map((id) => [...leaders.values()].filter((l) => l === id).length)
 
 interface Detection {
+  killedAt: number
   by: string
   dead: number
   writable: number
@@ -337,7 +338,7 @@ async function killAndTime(state: SandboxState, watchers: Watcher[]): Promise<De
   await poll
   const end = ends()[0]!
   const dead = watchers.flatMap((w) => w.said('dead', real).map((line) => ({w, line})))[0]
-  return {by: end.w.id, dead: dead ? Date.parse(dead.line.at) - killedAt : NaN, writable, done: Date.parse(end.line.at) - killedAt, status: end.line.event}
+  return {killedAt, by: end.w.id, dead: dead ? Date.parse(dead.line.at) - killedAt : NaN, writable, done: Date.parse(end.line.at) - killedAt, status: end.line.event}
 }
 
 const failoverPlans = (w: Watcher) => {
@@ -472,6 +473,11 @@ async function withEtcd(): Promise<Figures> {
   const done = watchers.map((w) => w.said('failover done', real).length)
   console.log(`\n  db1 (master of "${real}", led by ${leader}) SIGKILLed with ${clusters} clusters loaded: ${detection.by} said dead after ${s(detection.dead)}, db2 writable after ${s(detection.writable)}, ${detection.status} after ${s(detection.done)}`)
   console.log(`  "failover done" per watcher ${done.join(' / ')}, failover plans per watcher ${watchers.map(failoverPlans).join(' / ')}, "leader acted" per watcher ${acted.join(' / ')}`)
+  // A slow failover is shown step by step (its leader's log, from the kill), to see where the time went.
+  if (!(detection.done < 5000)) {
+    for (const w of watchers)
+      for (const l of w.lines.filter((l) => l.cluster === real && Date.parse(l.at) >= detection.killedAt).slice(0, 60)) console.log(`    ${w.id} +${s(Date.parse(l.at) - detection.killedAt)} ${l.event}: ${l.message.slice(0, 140)}`)
+  }
   await Promise.all(watchers.map((w) => w.stop()))
   await sandboxDown(state.dir)
   return {
