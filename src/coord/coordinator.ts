@@ -26,15 +26,20 @@ const txnBatch = 100
 
 /**
  * New leaderships (campaigns, then hand-overs) a manager starts per round: each costs the cluster's loop a first look
- * (connections to its servers, reads in etcd), and thousands at once kept a manager too busy to keep its lease, which
- * moved them all again. While this process lags (its event loop late by more than busyLagMs since the last round),
- * the least; else the most. The least still takes every vacant cluster within a minute or so, even on a busy host.
+ * (a connection to each of its servers, reads in etcd), and a thousand at once kept a manager's event loop busy for
+ * seconds. While this process lags (its event loop late by more than busyLagMs since the last round), the least;
+ * else the most (taking 250 a round, a watcher of 10,000 clusters lagged by 150 to 500 ms in bench:etcd; 200 ms
+ * as the limit kept it at the least, and on a busy host it took over 300 s to lead its clusters). Another manager does not step in meanwhile (see #leadershipRound): the preferred one is making
+ * progress, and the clusters would only be handed over again.
  */
-const leadershipsPerRound = {most: 1000, least: 50}
-const busyLagMs = 200
+const leadershipsPerRound = {most: 250, least: 25}
+const busyLagMs = 1000
 
 /** The leaders/ keys are read in full again this often; the watch on the prefix tells every change between. */
 const leadersReadEveryMs = 60_000
+
+/** Leader keys per read when they are read in full (all at one revision): 10,000 in one answer took over 2 s to come on a busy host. */
+const leadersPage = 1000
 
 const text = (kv: IKeyValue) => kv.value.toString('utf8')
 
@@ -62,6 +67,8 @@ export class Coordinator {
   /** Clusters this manager led when etcd was lost: still pinged, never failed over. */
   readonly #cutOff = new Set<string>()
   readonly #vacantSince = new Map<string, number>()
+  /** When each manager last became the leader of a cluster (performance.now()): a manager making progress is not overtaken. */
+  readonly #lastGain = new Map<string, number>()
   readonly #leaders: LeaderView
   /** The watch on leaders/ (undefined until the first full read, and once it failed: the next round reads and watches again). */
   #leaderWatch: {cancel: () => Promise<void>} | undefined
@@ -216,16 +223,26 @@ export class Coordinator {
     const lease = this.session.leaseId
     if (after && after.id === this.settings.id && lease !== undefined && after.lease === lease) this.#mine.set(cluster, after.createRevision)
     if (mine !== this.#mine.get(cluster) || before?.id !== after?.id) this.onRoleChange(cluster)
+    if (after && after.id !== before?.id) this.#lastGain.set(after.id, performance.now())
     if (!after) this.#kick()
   }
 
-  /** Every leaders/ key, and the watch on them from the revision after, started anew if it was lost. */
+  /** Every leaders/ key (read in pages, all at the revision of the first), and the watch on them from the revision after, started anew if it was lost. */
   async #readLeaders(): Promise<void> {
     const client = this.session.client
     const prefix = this.#key('leaders', '')
-    const read = await bounded(client.getAll().prefix(prefix).exec(), etcdCallTimeoutMs, 'read leaders')
-    const revision = BigInt(read.header.revision)
-    this.#leaders.applySnapshot(read.kvs, revision)
+    const end = Buffer.from(prefix)
+    end[end.length - 1]! += 1
+    const kvs: IKeyValue[] = []
+    let revision: bigint | undefined
+    for (let from = Buffer.from(prefix); ; ) {
+      const page = await bounded(client.kv.range({key: from, range_end: end, limit: leadersPage, ...(revision === undefined ? {} : {revision: String(revision)})}), etcdCallTimeoutMs, 'read leaders')
+      revision ??= BigInt(page.header.revision)
+      kvs.push(...page.kvs)
+      if (!page.more || page.kvs.length === 0) break
+      from = Buffer.concat([page.kvs.at(-1)!.key, Buffer.from([0])])
+    }
+    this.#leaders.applySnapshot(kvs, revision)
     this.#nextLeadersRead = performance.now() + leadersReadEveryMs
     if (this.#leaderWatch) return
     const watch = await bounded(client.watch().prefix(prefix).startRevision(String(revision + 1n)).create(), etcdCallTimeoutMs, 'watch leaders')
@@ -258,7 +275,14 @@ export class Coordinator {
     if (!lease) return
     const client = this.session.client
     const managers = await bounded(client.getAll().prefix(this.#key('watchers', '')).exec(), etcdCallTimeoutMs, 'read managers')
-    if (!this.#leaderWatch || performance.now() >= this.#nextLeadersRead) await this.#readLeaders()
+    // The first read is needed to know anything; a later one only puts right what the watch may have missed, and
+    // failing (etcd slow to send 10,000 keys) it does not hold up the round: tried again later.
+    if (!this.#leaderWatch) await this.#readLeaders()
+    else if (performance.now() >= this.#nextLeadersRead)
+      await this.#readLeaders().catch((error: unknown) => {
+        this.#nextLeadersRead = performance.now() + 10 * this.#roundMs()
+        this.log('etcd', `could not read the leaders again (the watch on them goes on): ${oneLine(error)}`)
+      })
     const now = performance.now()
     const seen = new Map<string, {info: ManagerInfo; seenSince: number}>()
     for (const kv of managers.kvs) {
@@ -286,9 +310,13 @@ export class Coordinator {
       }
       const since = this.#vacantSince.get(cluster) ?? now
       this.#vacantSince.set(cluster, since)
-      // The preferred manager campaigns at once; another only after a lease TTL per rank of vacancy (the preferred one
-      // is slow, not gone: a gone one's registration expires with its leaderships, and the next in order is then first).
-      if (now - since >= campaignDelayMs(this.#orderOf(cluster, alive).indexOf(this.settings.id), this.settings.leaseTtlSeconds * 1000)) campaigns.push(cluster)
+      // The preferred manager campaigns at once; another only after a lease TTL per rank without progress from those
+      // before it (the preferred one is slow, not gone: a gone one's registration expires with its leaderships, and
+      // the next in order is then first; one taking its clusters at its own pace is left to it).
+      const order = this.#orderOf(cluster, alive)
+      const rank = order.indexOf(this.settings.id)
+      const waiting = Math.max(since, ...order.slice(0, Math.max(0, rank)).map((id) => this.#lastGain.get(id) ?? 0))
+      if (now - waiting >= campaignDelayMs(rank, this.settings.leaseTtlSeconds * 1000)) campaigns.push(cluster)
     }
     const lagMs = this.#lag.max / 1e6
     this.#lag.reset()

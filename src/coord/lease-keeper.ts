@@ -17,11 +17,18 @@ export interface KeeperEvents {
 class MainSilent extends Error {}
 
 /**
+ * Lease TTLs the main thread's event loop may go without running before its lease is left to expire: a process
+ * whose loop is stuck loses its clusters within three TTLs. One TTL was too short for a manager of 3000 clusters
+ * on a small host busy with its servers (loops of 5 to 10 s while it took its clusters, and every one moved).
+ */
+const mainSilenceTtls = 2
+
+/**
  * Keeps one lease alive by hand, so that its validity is known locally: a lease is valid until the TTL runs out
  * after the last keepalive etcd answered, counted from when that keepalive was sent, and written to a LeaseState.
  * Runs in the main thread (short commands), or in a thread of its own (watch: see lease-worker.ts), where a main
  * thread busy for seconds does not delay its keepalives; there it keeps the lease only while the main thread's
- * event loop has run within the last TTL, so that a process whose loop is stuck loses its clusters as before.
+ * event loop has run within the last two TTLs, so that a process whose loop is stuck loses its clusters all the same.
  */
 export class LeaseKeeper {
   readonly #settings: EtcdSettings
@@ -75,7 +82,8 @@ export class LeaseKeeper {
       const client = this.#clients[this.#member]!
       try {
         const silentMs = this.#state.mainSilentMs()
-        if (silentMs > ttlMs) throw new MainSilent(`this process's event loop has not run for ${(silentMs / 1000).toFixed(1)} s (more than the lease TTL): its lease is left to expire, so that another manager takes its clusters`)
+        // Said in the same words however long it lasts: a changing text would be a new problem, said again each time.
+        if (silentMs > mainSilenceTtls * ttlMs) throw new MainSilent(`this process's event loop has not run for ${mainSilenceTtls} lease TTLs (${mainSilenceTtls * this.#settings.leaseTtlSeconds} s): its lease is left to expire, so that another manager takes its clusters`)
         if (this.#leaseId === undefined) {
           const granted = await bounded(client.leaseClient.leaseGrant({TTL: this.#settings.leaseTtlSeconds}), etcdCallTimeoutMs, 'lease grant')
           this.#leaseId = granted.ID

@@ -183,7 +183,7 @@ describe('leadership of 3000 clusters over three managers on a real etcd', () =>
         const lease = session.leaseId!
         expect(lease).toBeDefined()
         // 2.5 s without a turn of the event loop: a keeper in the main thread sends nothing meanwhile, and etcd ends its
-        // lease after 2 s; this one's keeps it alive until the loop has been silent for a TTL.
+        // lease after 2 s; this one keeps it alive until the loop has been silent for two TTLs.
         busyFor(2500)
         expect(session.leaseId).toBe(lease)
         expect(await timeToLive(lease)).toBeGreaterThanOrEqual(0)
@@ -197,8 +197,8 @@ describe('leadership of 3000 clusters over three managers on a real etcd', () =>
       try {
         await session.start()
         const lease = session.leaseId!
-        // Stuck for 5 s: the keeper stops once the loop has not run for a TTL (2 s), and etcd ends the lease a TTL later.
-        busyFor(5000)
+        // Stuck for 7 s: the keeper stops once the loop has not run for two TTLs (4 s), and etcd ends the lease a TTL later.
+        busyFor(7000)
         expect(session.valid()).toBe(false)
         expect(() => session.assertValid('a step', lease)).toThrow(/no longer valid/)
         expect(await timeToLive(lease)).toBe(-1)

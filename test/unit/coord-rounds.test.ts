@@ -38,7 +38,7 @@ function stubbed(leaders: (cluster: string) => Leader = () => ({id: 'other', lea
             await sleep(30)
             return {header: {revision: String(revision)}, kvs: [kv('/t/watchers/me', {id: 'me'}), kv('/t/watchers/other', {id: 'other'})]}
           }
-          return {header: {revision: String(revision)}, kvs: clusters.map((name) => kv(`/t/leaders/${name}`, {id: leaders(name).id}, leaders(name).lease))}
+          throw new Error(`unexpected read of ${p}`)
         },
       }),
     }),
@@ -50,8 +50,12 @@ function stubbed(leaders: (cluster: string) => Leader = () => ({id: 'other', lea
         create: () => Promise.resolve({on: () => undefined, cancel: () => Promise.resolve()}),
       }),
     }),
-    // Every campaign is lost: another manager took the cluster again meanwhile.
-    kv: {txn: (req: {success: unknown[]}) => Promise.resolve({header: {revision: String(++revision)}, responses: req.success.map(() => ({response_txn: {succeeded: false}}))})},
+    kv: {
+      // Every campaign is lost: another manager took the cluster again meanwhile.
+      txn: (req: {success: unknown[]}) => Promise.resolve({header: {revision: String(++revision)}, responses: req.success.map(() => ({response_txn: {succeeded: false}}))}),
+      // The leaders, read in full: one page.
+      range: () => Promise.resolve({header: {revision: String(revision)}, more: false, kvs: clusters.map((name) => kv(`/t/leaders/${name}`, {id: leaders(name).id}, leaders(name).lease))}),
+    },
     close: () => undefined,
   }
   const session = c.session as unknown as Record<string, unknown>
