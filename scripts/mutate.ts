@@ -66,6 +66,7 @@ const mutants: Mutant[] = [
   watch('plan-failover', "finding.observation.replicas.some((r) => r.ioThread === 'running')", "finding.observation.replicas.some((r) => r.ioThread !== null)", 'watch plan: a death is forced only over replicas that still showed an IO thread'),
   watch('act', 'if (coord && !coord.leads(cluster))', 'if (coord && false)', 'watch act: with etcd only the leader fails over'),
   watch('follow', "report.status === 'partial' ? 'done, replicas left out'", "report.status === 'partial' ? 'done'", 'watch follow: a partial failover says replicas were left out'),
+  watch('monitor', 'return registered === undefined || id === undefined || !registered.has(id)', 'return registered === undefined || (id !== undefined && !registered.has(id))', 'watch monitor: a follower whose server id is not known is looked at itself'),
 ]
 
 // `npm run mutate -- watch`: only the mutants whose rule starts with that word.

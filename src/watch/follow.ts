@@ -1,5 +1,5 @@
 import {execFileSync} from 'node:child_process'
-import {existsSync, mkdirSync, statSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, statSync, writeFileSync, type Stats} from 'node:fs'
 import {basename, dirname, join, resolve} from 'node:path'
 import {applyPlan} from '../apply/executor.js'
 import type {ApplyReport} from '../apply/events.js'
@@ -116,13 +116,15 @@ export class Follow {
   async unfinishedPending(): Promise<boolean> {
     const ctx = this.#ctx
     if (ctx.options.coord) return this.#unfinishedNoted
-    let key: string
+    let stat: Stats | undefined
     try {
-      const stat = statSync(failoverRecordFile(ctx.options.plansDir, ctx.cluster.name))
-      key = `${stat.mtimeMs}:${stat.size}:${stat.ino}`
+      // No record is the common case: said by the stat itself, not by an error (a thousand clusters stat every second).
+      stat = statSync(failoverRecordFile(ctx.options.plansDir, ctx.cluster.name), {throwIfNoEntry: false})
     } catch {
       return false
     }
+    if (!stat) return false
+    const key = `${stat.mtimeMs}:${stat.size}:${stat.ino}`
     if (this.#recordLook?.key !== key) this.#recordLook = {key, unfinished: (await ctx.store.failoverRecord())?.finished === false}
     return this.#recordLook.unfinished
   }

@@ -9,6 +9,7 @@ import {Act} from './act.js'
 import {complaintPauseMs} from './complaints.js'
 import {ClusterContext, type WatchOptions} from './context.js'
 import {Follow} from './follow.js'
+import {Gate} from './gate.js'
 import {failuresAfter, judge, observe, type Verdict} from './judge.js'
 import {Monitor, nextPingDelayMs, replacedServers, type SeenSource, type ServerLook} from './monitor.js'
 import {masterDespiteReturned} from './returning-master.js'
@@ -36,6 +37,9 @@ export interface WatchHealth {
 
 /** With etcd: leads the cluster, follows another manager, or led it when etcd went away (pings, never fails over). */
 export type Role = 'single' | 'leader' | 'follower' | 'cut-off'
+
+/** Full inspections at once in this process (a thousand clusters all start with one). */
+const discoveries = new Gate(16)
 
 /** Why no master can be found, in words an operator acts on. */
 function whyNoMaster(cluster: ClusterConfig, snapshot: Snapshot): string {
@@ -204,6 +208,8 @@ export class ClusterWatcher {
       this.failures = failuresAfter(this.failures, looked)
       if (looked.result.ok) {
         this.#monitor.forgetProbes()
+        // The replicas asked while it failed are not kept connected: the master tells of them again.
+        if (wasFailing) this.#monitor.releaseFollowers()
         // Sessions opened for an outage that did not happen are not kept unless the cluster file asks for it.
         if (wasFailing && !this.cluster.monitor.keepSshOpen && this.#ctx.pool.size > 0) void this.#ctx.pool.release()
       }
@@ -222,8 +228,11 @@ export class ClusterWatcher {
       const verdict = judge(observation, this.failures, limit)
       this.#report(verdict)
       this.verdict = verdict
-      // Follow, while healthy: a returning old master, the proxies, a server taken out that answers again.
+      // Monitor, while healthy: the followers through the master (right after its ping, on its connection), then
+      // in the background a look at the servers that need one of their own (and a returning old master, fenced).
+      if (verdict.state === 'healthy') await this.#monitor.checkFollowers(master)
       if (verdict.state === 'healthy') this.#lookAround(master)
+      // Follow, while healthy: the proxies, a server taken out that answers again.
       if (verdict.state === 'healthy') this.#routing.check(master)
       if (verdict.state === 'healthy' && this.options.autoRejoin) await this.#follow.rejoinReturned()
       // Plan and act: under the cluster lock.
@@ -310,7 +319,7 @@ export class ClusterWatcher {
    * at once) and finds a returning old master (fenced by the follow phase).
    */
   #lookAround(master: ServerConfig): void {
-    if (this.#around || this.#stopping) return
+    if (this.#around || this.#stopping || !this.#monitor.lookDue()) return
     this.#around = this.#monitor
       .lookAround(master)
       .then(async (looks) => {
@@ -337,7 +346,7 @@ export class ClusterWatcher {
 
   async #discover(): Promise<void> {
     // The topology only: the replication login is tried by the inspection a failover makes.
-    const snapshot = await inspectCluster(this.cluster, {relayLookups: false, ssh: false, replLogin: false})
+    const snapshot = await discoveries.run(() => inspectCluster(this.cluster, {relayLookups: false, ssh: false, replLogin: false}))
     this.#discoveredIds.clear()
     for (const s of snapshot.servers) {
       const facts = sqlFacts(s)
