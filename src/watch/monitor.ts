@@ -259,7 +259,7 @@ export class Monitor {
       const e = error instanceof SqlError ? error : new SqlError('sql', 'UNKNOWN', oneLine(error))
       this.lastFailedPingMs = Date.now() - started
       this.lastFailureAt = Date.now()
-      return {ok: false, kind: e.kind, message: e.message}
+      return {ok: false, kind: e.kind, message: e.message, silence: e.kind === 'timeout' || e.code === 'ETIMEDOUT'}
     }
   }
 
@@ -384,6 +384,8 @@ export class Monitor {
       timeout,
       (server) => async (conn, dialectOf) => {
         const dialect = await dialectOf()
+        // What the replica says is dated from when it was asked: a late read of its answer adds no silence.
+        const askedAt = Date.now()
         const status = await conn.queryOne(dialect.showReplicaStatus, [], timeout)
         const parsed = status ? dialect.parseReplicaStatus(status) : null
         sources.push({name: server.name, source: parsed ? (sourceServer(cluster, parsed)?.name ?? `${parsed.sourceHost}:${parsed.sourcePort}`) : null})
@@ -399,6 +401,7 @@ export class Monitor {
           server.name,
           {source: `${parsed.sourceHost}:${parsed.sourcePort}`, read: `${parsed.read.file}:${parsed.read.pos}`, heartbeats: heartbeat?.received ?? null, serverAgeS: ages.length > 0 ? Math.min(...ages) : null},
           Date.now(),
+          askedAt,
         )
         return {name: server.name, reachable: true, ioThread: parsed.ioThread, lastIoError: parsed.lastIoError, heartbeatPeriodS: heartbeat?.periodSeconds ?? null, silentForS}
       },

@@ -12,6 +12,7 @@ import {Follow} from './follow.js'
 import {Gate} from './gate.js'
 import {failuresAfter, judge, observe, type Verdict} from './judge.js'
 import {Monitor, nextPingDelayMs, replacedServers, type SeenSource, type ServerLook} from './monitor.js'
+import {processLoopLag, type LoopLag} from './loop-lag.js'
 import {masterDespiteReturned} from './returning-master.js'
 import {RoutingLook, type RoutingView} from './routing-look.js'
 
@@ -67,6 +68,7 @@ export class ClusterWatcher {
   readonly #follow: Follow
   readonly #act: Act
   readonly #routing: RoutingLook
+  readonly #lag: LoopLag
   master: ServerConfig | undefined
   verdict: Verdict = {state: 'healthy'}
   failures = 0
@@ -96,6 +98,7 @@ export class ClusterWatcher {
     this.cluster = cluster
     this.options = options
     this.#ctx = new ClusterContext(cluster, options)
+    this.#lag = options.lag ?? processLoopLag()
     this.#monitor = new Monitor(this.#ctx, {lost: () => this.#wake(), sources: (master, seen) => this.#followSources(master, seen)})
     this.#follow = new Follow(this.#ctx, {
       currentMaster: () => this.master,
@@ -192,7 +195,8 @@ export class ClusterWatcher {
         if (!this.master) return
       }
       const master = this.master
-      // Monitor: the ping (and the retry beside a silent one).
+      // Monitor: the ping (and the retry beside a silent one), and how late this process was meanwhile.
+      const since = performance.now()
       const looked = await this.#monitor.look(master, this.failures)
       this.health.lastPingAt = Date.now()
       this.health.lastPingOk = looked.result.ok
@@ -205,7 +209,7 @@ export class ClusterWatcher {
         if (this.master !== master) return
       }
       const wasFailing = this.failures > 0 || looked.probed
-      this.failures = failuresAfter(this.failures, looked)
+      this.failures = failuresAfter(this.failures, looked, this.#lag.worstSince(since))
       if (looked.result.ok) {
         this.#monitor.forgetProbes()
         // The replicas asked while it failed are not kept connected: the master tells of them again.
@@ -225,6 +229,7 @@ export class ClusterWatcher {
       })
       // A stale answer is not reused for the next judgement.
       if (!looked.result.ok && this.failures >= limit) this.#monitor.forgetProbes()
+      observation.lagMs = this.#lag.worstSince(since)
       const verdict = judge(observation, this.failures, limit)
       this.#report(verdict)
       this.verdict = verdict
@@ -286,6 +291,8 @@ export class ClusterWatcher {
   }
 
   #report(verdict: Verdict): void {
+    // Said once for the whole process (watch's "overloaded" line), not once per cluster.
+    if (verdict.state === 'suspect' && verdict.overloaded) return
     const key = verdict.state === 'suspect' ? `suspect${verdict.failures}` : verdict.state
     const last = this.#ctx.lastReport
     if (key === last || (key === 'dead' && last === 'blocked')) return
