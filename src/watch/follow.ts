@@ -57,10 +57,13 @@ export class Follow {
   #lastRejoinLook = 0
   #lastRejoinProblem = ''
   #stopping = false
+  /** Where the failover record is beside the plans (stat at every look: its path made once). */
+  readonly #recordFile: string
 
   constructor(ctx: ClusterContext, hooks: FollowHooks) {
     this.#ctx = ctx
     this.#hooks = hooks
+    this.#recordFile = failoverRecordFile(ctx.options.plansDir, ctx.cluster.name)
   }
 
   /** No new fence or rejoin starts (the watch is stopping). */
@@ -119,7 +122,7 @@ export class Follow {
     let stat: Stats | undefined
     try {
       // No record is the common case: said by the stat itself, not by an error (a thousand clusters stat every second).
-      stat = statSync(failoverRecordFile(ctx.options.plansDir, ctx.cluster.name), {throwIfNoEntry: false})
+      stat = statSync(this.#recordFile, {throwIfNoEntry: false})
     } catch {
       return false
     }

@@ -186,36 +186,39 @@ export class Monitor {
     this.#master = master
     const pinging = this.#ping(master, failures)
     if (failures > 0) return {result: await pinging, retried: false, probed: false}
-    let timer: NodeJS.Timeout | undefined
-    // A healthy master's ping without an answer for this long has its retry started beside it: half the ping's own timeout.
+    // A healthy master's ping without an answer for this long has its retry started beside it: half the ping's own
+    // timeout. One timer and no race: a ping that answers in time (nearly every one) costs nothing more.
     const wait = quickAnswerMs(this.#cluster) / 2
     const armed = performance.now()
-    const silence = new Promise<'silent'>((resolve) => (timer = setTimeout(() => resolve('silent'), wait)))
-    const first = await Promise.race([pinging, silence])
-    clearTimeout(timer)
-    if (first !== 'silent') return {result: first, retried: false, probed: false}
-    // The SSH probes start here only on kept sessions (a command each, no handshake) and while this process keeps
-    // time: a timer that fired late says it is busy (a thousand clusters starting) and the ping may only be
-    // waiting for it. Otherwise they wait for a failed ping, as they would without the overlap.
-    const probeNow = this.#cluster.monitor.keepSshOpen && performance.now() - armed <= wait + busyLagMs
-    if (probeNow) this.startProbes(master)
-    const retry = this.#retryPing(master)
+    let beside: {retry: Promise<{conn?: ServerConnection; readOnly: boolean}>; probed: boolean} | undefined
+    const timer = setTimeout(() => {
+      // The SSH probes start here only on kept sessions (a command each, no handshake) and while this process keeps
+      // time: a timer that fired late says it is busy (a thousand clusters starting) and the ping may only be
+      // waiting for it. Otherwise they wait for a failed ping, as they would without the overlap.
+      const probed = this.#cluster.monitor.keepSshOpen && performance.now() - armed <= wait + busyLagMs
+      if (probed) this.startProbes(master)
+      beside = {retry: this.#retryPing(master), probed}
+    }, wait)
     const result = await pinging
+    clearTimeout(timer)
+    if (!beside) return {result, retried: false, probed: false}
+    const {retry, probed} = beside
     if (result.ok) {
       void retry.then((r) => r.conn?.close().catch(() => undefined))
-      return {result, retried: false, probed: probeNow}
+      return {result, retried: false, probed}
     }
     const again = await retry
     if (!again.conn) {
       this.lastFailureAt = Date.now()
-      return {result, retried: true, probed: probeNow}
+      return {result, retried: true, probed}
     }
     // The retry answered: the master is alive, and its connection is the one kept.
     this.readOnly = again.readOnly
     if (this.#cluster.monitor.pingType === 'connect') await again.conn.close()
     else this.#links.of(master).adopt(again.conn)
-    return {result: {ok: true}, retried: false, probed: probeNow}
+    return {result: {ok: true}, retried: false, probed}
   }
+
 
   /** A second look at a master whose ping is silent: a new connection and the same question, at most one short timeout. */
   async #retryPing(master: ServerConfig): Promise<{conn?: ServerConnection; readOnly: boolean}> {
@@ -323,7 +326,9 @@ export class Monitor {
 
   /** Whether a look around is due now (called at every healthy ping: nothing is allocated when none is). */
   lookDue(): boolean {
-    return this.#due.size > 0 || this.#cluster.servers.some((s) => s !== this.#master && !this.followers.has(s.name))
+    if (this.#due.size > 0) return true
+    for (const s of this.#cluster.servers) if (s !== this.#master && !this.followers.has(s.name)) return true
+    return false
   }
 
   /**

@@ -154,14 +154,13 @@ export class ClusterWatcher {
     this.#timer = setTimeout(() => {
       this.#timer = undefined
       this.#ticking = true
-      this.#busy = this.tick()
-        .finally(() => this.#firstLookDone())
-        .finally(() => {
-          this.#ticking = false
-          const woken = this.#woken
-          this.#woken = false
-          this.#schedule(woken ? 0 : nextPingDelayMs(this.cluster.monitor.pingIntervalMs, this.failures, this.#monitor.lastFailedPingMs))
-        })
+      this.#busy = this.tick().finally(() => {
+        this.#firstLookDone()
+        this.#ticking = false
+        const woken = this.#woken
+        this.#woken = false
+        this.#schedule(woken ? 0 : nextPingDelayMs(this.cluster.monitor.pingIntervalMs, this.failures, this.#monitor.lastFailedPingMs))
+      })
     }, ms)
   }
 
