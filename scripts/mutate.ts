@@ -70,6 +70,7 @@ const mutants: Mutant[] = [
   watch('judge', 'if (m.silence === true && lagMs >= overloadedLagMs) return previous', 'if (lagMs >= overloadedLagMs) return previous', 'watch judge: a refusal read late still counts'),
   watch('judge', '  if (lag >= overloadedLagMs)\n', '  if (false)\n', 'watch judge: nothing seen while the process was late declares a master dead'),
   watch('contact', 'Math.min(askedAt, answeredAt) - this.#seen', 'answeredAt - this.#seen', "watch judge: a replica's silence runs to when it was asked, not to when its answer was read"),
+  watch('judge', 'if (noRoute && observation.sshReachable === true)', 'if (false)', 'watch judge: no route in time but the host answers SSH and replicas stream is not a dead master'),
   watch('monitor', 'return registered === undefined || id === undefined || !registered.has(id)', 'return registered === undefined || (id !== undefined && !registered.has(id))', 'watch monitor: a follower whose server id is not known is looked at itself'),
 ]
 

@@ -198,3 +198,26 @@ describe('judge: an overloaded watch never takes its own slowness for a silent m
     expect(judge(look({master: {ok: true}, lagMs: 2000}), 0, 2).state).toBe('healthy')
   })
 })
+
+describe('judge: a live but overloaded master is not a host gone', () => {
+  // Reproduced (bench:watch --part overload, 1000 clusters on one sandbox, the code before this change): 32 lines
+  // "db1 (127.0.0.121:3306): timed out (Query inactivity timeout) after 2 tries; db2, db3 still show an IO thread,
+  // but no route reaches it: db2 cannot connect to 127.0.0.121:3306 (no answer in 1 s); db3 cannot connect to
+  // 127.0.0.121:3306 (no answer in 1 s); its host still answers SSH", about a master that was alive all along.
+  const timedOut = {ok: false as const, kind: 'timeout' as const, message: 'db1 (127.0.0.121:3306): timed out (Query inactivity timeout)', silence: true}
+  const noAnswer = (via: string) => ({via, verdict: 'unreachable' as const, detail: `${via} cannot connect to 127.0.0.121:3306 (no answer in 1 s)`})
+  const streaming = [{...replica('db2', 'running'), heartbeatPeriodS: 1, silentForS: 0.4}, {...replica('db3', 'running'), heartbeatPeriodS: 1, silentForS: 0.4}]
+  const opinion = {routes: [noAnswer('db2'), noAnswer('db3')], hook: null}
+
+  it('no route gets a connection in time, but its host answers SSH and its replicas still stream: not dead', () => {
+    const v = judge(look({master: timedOut, replicas: streaming, sshReachable: true, secondOpinion: opinion}), 2, 2)
+    expect(v.state).toBe('network')
+    expect(v.state === 'network' && v.reason).toMatch(/but its host answers SSH and db2, db3 still replicate from it: an overloaded or hung server, not a dead one; it is dead once its replicas hear nothing from it either$/)
+  })
+
+  it('the same with its host silent on SSH too is a host gone: dead; and once its replicas hear nothing for 3 periods, dead whatever SSH says', () => {
+    expect(judge(look({master: timedOut, replicas: streaming, sshReachable: false, secondOpinion: opinion}), 2, 2).state).toBe('dead')
+    const silentNow = streaming.map((r) => ({...r, silentForS: 3.5}))
+    expect(judge(look({master: timedOut, replicas: silentNow, sshReachable: true, secondOpinion: opinion}), 4, 2).state).toBe('dead')
+  })
+})
