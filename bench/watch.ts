@@ -16,8 +16,14 @@ const runs = numberFlag('runs', 3)
 const seconds = numberFlag('seconds', 30)
 const profileDir = process.argv.includes('--profile') ? process.argv[process.argv.indexOf('--profile') + 1] : undefined
 
+/** The sandbox, or its folder removed when it does not come up (an address still taken by the previous run). */
 async function up(work: string): Promise<SandboxState> {
-  return await sandboxUp({cluster: 'benchw', replicas: 2, gtid: false, semisync: false, dir: join(work, 'data'), configDir: join(work, 'clusters'), firstOctet: 121})
+  try {
+    return await sandboxUp({cluster: 'benchw', replicas: 2, gtid: false, semisync: false, dir: join(work, 'data'), configDir: join(work, 'clusters'), firstOctet: 121})
+  } catch (error) {
+    rmSync(work, {recursive: true, force: true})
+    throw error
+  }
 }
 
 async function failoverRuns(): Promise<void> {
