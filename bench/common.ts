@@ -127,7 +127,9 @@ export interface WatchLine {
  * a profile of the watch process itself (--cpu-prof, --heapsnapshot-signal).
  */
 export function startWatch(configDir: string, plansDir: string, nodeFlags: string[] = []): {lines: WatchLine[]; pid: number; stderr: () => string; stop: () => Promise<void>} {
-  const child = spawn(process.execPath, [...nodeFlags, join(root, 'bin/run.js'), 'watch', '--config-dir', configDir, '--plans-dir', plansDir, '--log-format', 'json'], {env: {...process.env, NODE_ENV: 'production'}})
+  // WATCH_NODE_FLAGS: more flags for the watch process alone (--heap-prof, for one).
+  const extra = process.env.WATCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []
+  const child = spawn(process.execPath, [...nodeFlags, ...extra, join(root, 'bin/run.js'), 'watch', '--config-dir', configDir, '--plans-dir', plansDir, '--log-format', 'json'], {env: {...process.env, NODE_ENV: 'production'}})
   const lines: WatchLine[] = []
   let buffer = ''
   child.stdout.on('data', (chunk: Buffer) => {
