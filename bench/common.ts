@@ -115,6 +115,7 @@ export async function sql(state: SandboxState, server: string, statements: strin
 
 export interface WatchLine {
   at: string
+  cluster: string
   event: string
   message: string
   /** performance.now() when the line reached us. */
@@ -126,7 +127,9 @@ export interface WatchLine {
  * a profile of the watch process itself (--cpu-prof, --heapsnapshot-signal).
  */
 export function startWatch(configDir: string, plansDir: string, nodeFlags: string[] = []): {lines: WatchLine[]; pid: number; stderr: () => string; stop: () => Promise<void>} {
-  const child = spawn(process.execPath, [...nodeFlags, join(root, 'bin/run.js'), 'watch', '--config-dir', configDir, '--plans-dir', plansDir, '--log-format', 'json'], {env: {...process.env, NODE_ENV: 'production'}})
+  // WATCH_NODE_FLAGS: more flags for the watch process alone (--heap-prof, for one).
+  const extra = process.env.WATCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []
+  const child = spawn(process.execPath, [...nodeFlags, ...extra, join(root, 'bin/run.js'), 'watch', '--config-dir', configDir, '--plans-dir', plansDir, '--log-format', 'json'], {env: {...process.env, NODE_ENV: 'production'}})
   const lines: WatchLine[] = []
   let buffer = ''
   child.stdout.on('data', (chunk: Buffer) => {
@@ -192,10 +195,10 @@ export async function fastWriter(state: SandboxState, stop: AbortSignal, firstId
 // The sandbox load reports the same measure (mha sandbox load --through-proxy).
 export {longestGap} from '../src/sandbox/load.js'
 
-/** CPU time used so far (user + system, from /proc/<pid>/stat at 100 ticks a second) and resident memory now. */
-export function cpuAndMemory(pid: number): {cpuMs: number; rssMb: number} {
+/** CPU time used so far (user + system, and system alone: from /proc/<pid>/stat at 100 ticks a second) and resident memory now. */
+export function cpuAndMemory(pid: number): {cpuMs: number; systemMs: number; rssMb: number} {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
   const ticks = Number(stat[11]) + Number(stat[12])
   const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024
-  return {cpuMs: (ticks * 1000) / 100, rssMb: rss}
+  return {cpuMs: (ticks * 1000) / 100, systemMs: (Number(stat[12]) * 1000) / 100, rssMb: rss}
 }

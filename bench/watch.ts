@@ -1,21 +1,29 @@
 // mha watch, measured on real sandboxes: (1) kill -> detection, new master writable, replicas re-pointed,
 // medians of several runs under write load; (2) CPU and memory while monitoring 100 and 1000 clusters.
 // Run: npm run bench:failover (part 1, after the plan/apply figures) and npm run bench:watch (part 2),
-// or node dist/bench/watch.js [--part failover|scale] [--runs 3] [--seconds 30]   (uses 127.0.0.121-123)
+// or node dist/bench/watch.js [--part failover|scale] [--runs 3] [--seconds 30]   (uses 127.0.0.121-123);
+// node dist/bench/watch.js --part overload [--count 1000] [--seconds 120]: no live master may be declared dead.
 import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import mysql from 'mysql2/promise'
 import {WriteLoad} from '../src/sandbox/load.js'
 import {sandboxDown, sandboxUp, secretsOf, type SandboxState} from '../src/sandbox/sandbox.js'
+import {writeWatchState} from '../src/store/files.js'
 import {cpuAndMemory, failOnWriteProblems, lostAndDuplicated, median, numberFlag, s, startWatch, until, type WriteCount} from './common.js'
 
 const runs = numberFlag('runs', 3)
 const seconds = numberFlag('seconds', 30)
 const profileDir = process.argv.includes('--profile') ? process.argv[process.argv.indexOf('--profile') + 1] : undefined
 
+/** The sandbox, or its folder removed when it does not come up (an address still taken by the previous run). */
 async function up(work: string): Promise<SandboxState> {
-  return await sandboxUp({cluster: 'benchw', replicas: 2, gtid: false, semisync: false, dir: join(work, 'data'), configDir: join(work, 'clusters'), firstOctet: 121})
+  try {
+    return await sandboxUp({cluster: 'benchw', replicas: 2, gtid: false, semisync: false, dir: join(work, 'data'), configDir: join(work, 'clusters'), firstOctet: 121})
+  } catch (error) {
+    rmSync(work, {recursive: true, force: true})
+    throw error
+  }
 }
 
 async function failoverRuns(): Promise<void> {
@@ -86,25 +94,37 @@ async function scale(): Promise<void> {
       // --profile DIR: the watch process writes a CPU profile (at its exit) and a heap snapshot (at the window's end) there.
       const profile = profileDir ? [`--cpu-prof`, `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=watch-${count}.cpuprofile`, `--heapsnapshot-signal=SIGUSR2`, `--diagnostic-dir=${profileDir}`] : []
       const watch = startWatch(dir, join(work, `plans-${count}`), profile)
-      await until(`${count} clusters healthy`, 120_000, () => watch.lines.filter((l) => l.event === 'healthy').length >= count)
-      const servers = state.hosts.map((h) => h.mariadbdPid!)
-      const serversBefore = servers.map((pid) => cpuAndMemory(pid).cpuMs)
-      const before = cpuAndMemory(watch.pid)
-      const startedAt = Date.now()
-      await new Promise((r) => setTimeout(r, seconds * 1000))
-      const after = cpuAndMemory(watch.pid)
-      const cpu = ((after.cpuMs - before.cpuMs) / (Date.now() - startedAt)) * 100
-      // The three servers every cluster points at: when they saturate, pings slow down whatever watch does.
-      const serversCpu = servers.map((pid, i) => ((cpuAndMemory(pid).cpuMs - serversBefore[i]!) / (Date.now() - startedAt)) * 100)
-      const notHealthy = watch.lines.filter((l) => ['suspect', 'dead', 'network', 'failover'].includes(l.event)).length
-      console.log(
-        `watch monitoring ${count} clusters (ping_interval 1 s, keep_ssh_open false, ${seconds} s): CPU ${cpu.toFixed(1)} % of one core, RSS ${after.rssMb.toFixed(0)} MB ` +
-          `(${before.rssMb.toFixed(0)} MB at the window's start; ${((after.rssMb * 1024) / count).toFixed(0)} KB per cluster); ${notHealthy} suspect/dead/network/failover lines; the 3 mariadbd: ${serversCpu.map((c) => c.toFixed(0)).join(' + ')} % of a core`,
-      )
-      rss.push({count, mb: after.rssMb})
-      if (profileDir) process.kill(watch.pid, 'SIGUSR2')
-      if (profileDir) await new Promise((r) => setTimeout(r, 20_000))
-      await watch.stop()
+      const launchedAt = Date.now()
+      try {
+        await until(`${count} clusters healthy`, 300_000, () => watch.lines.filter((l) => l.event === 'healthy').length >= count)
+        console.log(`${count} clusters healthy ${((Date.now() - launchedAt) / 1000).toFixed(1)} s after watch started`)
+        const servers = state.hosts.map((h) => h.mariadbdPid!)
+        const serversBefore = servers.map((pid) => cpuAndMemory(pid).cpuMs)
+        const before = cpuAndMemory(watch.pid)
+        const startedAt = Date.now()
+        // The resident size every 5 s of the window: bounded, or growing?
+        const series: number[] = []
+        while (Date.now() - startedAt < seconds * 1000) {
+          await new Promise((r) => setTimeout(r, Math.min(5000, seconds * 1000 - (Date.now() - startedAt))))
+          series.push(cpuAndMemory(watch.pid).rssMb)
+        }
+        const after = cpuAndMemory(watch.pid)
+        const cpu = ((after.cpuMs - before.cpuMs) / (Date.now() - startedAt)) * 100
+        const system = ((after.systemMs - before.systemMs) / (Date.now() - startedAt)) * 100
+        // The three servers every cluster points at: when they saturate, pings slow down whatever watch does.
+        const serversCpu = servers.map((pid, i) => ((cpuAndMemory(pid).cpuMs - serversBefore[i]!) / (Date.now() - startedAt)) * 100)
+        const notHealthy = watch.lines.filter((l) => ['suspect', 'dead', 'network', 'failover'].includes(l.event)).length
+        console.log(
+          `watch monitoring ${count} clusters (ping_interval 1 s, keep_ssh_open false, ${seconds} s): CPU ${cpu.toFixed(1)} % of one core (system ${system.toFixed(1)} %), RSS ${after.rssMb.toFixed(0)} MB ` +
+            `(${((after.rssMb * 1024) / count).toFixed(0)} KB per cluster; every 5 s from ${before.rssMb.toFixed(0)} MB: ${series.map((m) => m.toFixed(0)).join(' ')}); ${notHealthy} suspect/dead/network/failover lines; the 3 mariadbd: ${serversCpu.map((c) => c.toFixed(0)).join(' + ')} % of a core`,
+        )
+        rss.push({count, mb: after.rssMb})
+        if (profileDir) process.kill(watch.pid, 'SIGUSR2')
+        if (profileDir) await new Promise((r) => setTimeout(r, 20_000))
+      } finally {
+        // Stopped whatever happened: a watch left running would ping the next sandbox at these addresses.
+        await watch.stop()
+      }
     }
     // What one more cluster costs: the RSS between the smallest and the largest count, per cluster added.
     if (rss.length >= 2) console.log(`memory per cluster added (${rss[0]!.count} -> ${rss.at(-1)!.count} clusters): ${(((rss.at(-1)!.mb - rss[0]!.mb) * 1024) / (rss.at(-1)!.count - rss[0]!.count)).toFixed(0)} KB`)
@@ -114,6 +134,59 @@ async function scale(): Promise<void> {
   }
 }
 
+/**
+ * --part overload: many clusters on one 3-server sandbox (1 s heartbeats) that nothing kills, watched from the
+ * start (the start is the heaviest load): every "dead" line is a live master declared dead. Each cluster's state
+ * holds an unacknowledged failover, so a false "dead" is said and blocked, never applied to the shared servers.
+ */
+async function overload(): Promise<void> {
+  const count = numberFlag('count', 1000)
+  const work = mkdtempSync(join(tmpdir(), 'mha-benchw-overload-'))
+  const state = await up(work)
+  try {
+    const dir = join(work, 'clusters-overload')
+    const plansDir = join(work, 'plans-overload')
+    mkdirSync(dir)
+    const template = readFileSync(state.configFile, 'utf8').replace(/^monitor:\n/m, 'monitor:\n  keep_ssh_open: false\n')
+    const blocked = {lastFailover: {at: new Date().toISOString(), plan: 'seeded.json', report: 'seeded.report.json', status: 'applied', deadMaster: null, newMaster: null}, acknowledged: false}
+    for (let i = 0; i < count; i++) {
+      writeFileSync(join(dir, `c${i}.yaml`), template.replace(/^name: benchw$/m, `name: c${i}`))
+      writeWatchState(plansDir, `c${i}`, blocked)
+    }
+    const watch = startWatch(dir, plansDir)
+    const startedAt = Date.now()
+    let cpu: ReturnType<typeof cpuAndMemory>
+    try {
+      await new Promise((r) => setTimeout(r, seconds * 1000))
+      cpu = cpuAndMemory(watch.pid)
+    } finally {
+      await watch.stop()
+    }
+    const by = (event: string) => watch.lines.filter((l) => l.event === event)
+    const dead = by('dead')
+    const healthy = new Set(by('healthy').map((l) => l.cluster)).size
+    console.log(`watch of ${count} clusters on one live sandbox, ${seconds} s from its start: ${healthy} seen healthy; lines: ${dead.length} dead, ${by('network').length} network, ${by('suspect').length} suspect, ${by('overloaded').length} overloaded, ${by('error').length} error; CPU ${((cpu.cpuMs / (Date.now() - startedAt)) * 100).toFixed(0)} % of a core, RSS ${cpu.rssMb.toFixed(0)} MB`)
+    for (const l of dead.slice(0, 5)) console.log(`  dead (${((Date.parse(l.at) - startedAt) / 1000).toFixed(1)} s): ${l.message}`)
+    // Why the others were not healthy, by kind of reason (names and figures taken out): which rule is near a false death.
+    for (const event of ['network', 'suspect']) {
+      const kinds = new Map<string, number>()
+      for (const l of by(event)) {
+        const kind = l.message.replace(/\d+(\.\d+)?/g, 'N').replace(/db\d/g, 'dbN')
+        kinds.set(kind, (kinds.get(kind) ?? 0) + 1)
+      }
+      for (const [kind, n] of [...kinds].sort((a, b) => b[1] - a[1]).slice(0, 4)) console.log(`  ${n} x ${event}: ${kind}`)
+    }
+    for (const l of by('overloaded').slice(0, 3)) console.log(`  overloaded (${((Date.parse(l.at) - startedAt) / 1000).toFixed(1)} s): ${l.message}`)
+    if (dead.length > 0) process.exitCode = 1
+  } finally {
+    await sandboxDown(state.dir)
+    rmSync(work, {recursive: true, force: true})
+  }
+}
+
 const part = process.argv[process.argv.indexOf('--part') + 1]
-if (part !== 'scale') await failoverRuns()
-if (part !== 'failover') await scale()
+if (part === 'overload') await overload()
+else {
+  if (part !== 'scale') await failoverRuns()
+  if (part !== 'failover') await scale()
+}

@@ -7,6 +7,7 @@ import {etcdSettings} from '../src/coord/settings.js'
 import {toolVersion} from '../src/plan/plan-file.js'
 import {formatListenAddress, parseListenAddress} from '../src/watch/listen-address.js'
 import {sayEtcdHealth} from '../src/watch/etcd-health.js'
+import {processLoopLag, sayOverload} from '../src/watch/loop-lag.js'
 import {selectClusters} from '../src/watch/load-clusters.js'
 import {makeLogger} from '../src/watch/log.js'
 import {removePresence, writePresence} from '../src/watch/presence.js'
@@ -76,8 +77,9 @@ export default class Watch extends BaseCommand<typeof Watch> {
     const bound = server ? formatListenAddress(await server.start()) : null
     writePresence(plansDir, {pid: process.pid, started: processStartTime(process.pid), startedAt, clusters: watchers.map((w) => w.name), listen: bound})
     log('*', 'watch', `watching ${watchers.map((w) => w.name).join(', ')}${bound ? `; /metrics and /status on http://${bound}` : ''}${etcd ? `; with etcd ${etcd.endpoints.join(',')} as ${etcd.id}` : ''}`, {pid: process.pid, ...(bound ? {listen: bound} : {})})
-    // etcd away is said at once and again while it lasts, and its return too.
+    // etcd away is said at once and again while it lasts, and its return too; this process too late to judge, too.
     const stopEtcdHealth = coord ? sayEtcdHealth(coord, log) : undefined
+    const stopOverload = sayOverload(processLoopLag(), log)
     for (const w of watchers) w.start()
     // Loud at start: a cluster that cannot be monitored is said at once (by its watcher); none at all is fatal.
     await Promise.all(watchers.map((w) => w.firstLook))
@@ -108,6 +110,7 @@ export default class Watch extends BaseCommand<typeof Watch> {
     })
     clearInterval(heartbeat)
     stopEtcdHealth?.()
+    stopOverload()
     // The lease is revoked: the other managers take this one's clusters at once, not after the TTL.
     await coord?.stop()
     removePresence(plansDir)

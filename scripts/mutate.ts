@@ -66,6 +66,12 @@ const mutants: Mutant[] = [
   watch('plan-failover', "finding.observation.replicas.some((r) => r.ioThread === 'running')", "finding.observation.replicas.some((r) => r.ioThread !== null)", 'watch plan: a death is forced only over replicas that still showed an IO thread'),
   watch('act', 'if (coord && !coord.leads(cluster))', 'if (coord && false)', 'watch act: with etcd only the leader fails over'),
   watch('follow', "report.status === 'partial' ? 'done, replicas left out'", "report.status === 'partial' ? 'done'", 'watch follow: a partial failover says replicas were left out'),
+  watch('judge', 'if (m.silence === true && lagMs >= overloadedLagMs) return previous', 'if (m.silence === true && lagMs > overloadedLagMs) return previous', 'watch judge: a silence while the process was overloadedLagMs late is not counted (off-by-one at the limit)'),
+  watch('judge', 'if (m.silence === true && lagMs >= overloadedLagMs) return previous', 'if (lagMs >= overloadedLagMs) return previous', 'watch judge: a refusal read late still counts'),
+  watch('judge', '  if (lag >= overloadedLagMs)\n', '  if (false)\n', 'watch judge: nothing seen while the process was late declares a master dead'),
+  watch('contact', 'Math.min(askedAt, answeredAt) - this.#seen', 'answeredAt - this.#seen', "watch judge: a replica's silence runs to when it was asked, not to when its answer was read"),
+  watch('judge', 'if (noRoute && observation.sshReachable === true)', 'if (false)', 'watch judge: no route in time but the host answers SSH and replicas stream is not a dead master'),
+  watch('monitor', 'return registered === undefined || id === undefined || !registered.has(id)', 'return registered === undefined || (id !== undefined && !registered.has(id))', 'watch monitor: a follower whose server id is not known is looked at itself'),
 ]
 
 // `npm run mutate -- watch`: only the mutants whose rule starts with that word.

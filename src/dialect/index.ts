@@ -81,6 +81,7 @@ function mariadb(version: ServerVersion): Dialect {
     version,
     showReplicaStatus: 'SHOW SLAVE STATUS',
     parseReplicaStatus,
+    showReplicaHosts: 'SHOW SLAVE HOSTS',
     // SHOW SLAVE STATUS lacks the heartbeat columns; the ALL form has them, one row per connection.
     replicaHeartbeatQuery: 'SHOW ALL SLAVES STATUS',
     parseReplicaHeartbeat: parseMariadbHeartbeat,
@@ -126,6 +127,7 @@ function mysql(version: ServerVersion): Dialect {
     version,
     showReplicaStatus: `SHOW ${keyword} STATUS`,
     parseReplicaStatus,
+    showReplicaHosts: replica ? 'SHOW REPLICAS' : 'SHOW SLAVE HOSTS',
     replicaHeartbeatQuery: mysqlHeartbeatQuery(atLeast(version, 8, 0, 2)),
     parseReplicaHeartbeat: parseMysqlHeartbeat,
     setHeartbeatPeriod: (s) => `${syntax.statement} ${syntax.prefix}_HEARTBEAT_PERIOD = ${heartbeatPeriod(s)}`,

@@ -102,6 +102,8 @@ export interface Dialect {
   version: ServerVersion
   showReplicaStatus: string
   parseReplicaStatus(row: Record<string, unknown>): ReplicaStatus
+  /** On a master: the replicas registered with it (connected), one row each with its Server_id. */
+  showReplicaHosts: string
   /** Rows (one per replication connection or channel) that parseReplicaHeartbeat reads. */
   replicaHeartbeatQuery: string
   /** The default connection's heartbeat, or null when it has none (not a replica, performance_schema off). */

@@ -4,6 +4,7 @@ import {SshPool} from '../remote/session-pool.js'
 import {FileStore, outOfService, readWatchState} from '../store/files.js'
 import type {ClusterLock, ClusterStore, StoreOf} from '../store/store.js'
 import type {Logger} from './log.js'
+import type {LoopLag} from './loop-lag.js'
 
 export interface WatchOptions {
   plansDir: string
@@ -15,6 +16,8 @@ export interface WatchOptions {
   coord?: Coordinator
   /** Where each cluster's state, failover record, journals and lock are kept: the files beside the plans unless given (etcd with a coordinator). */
   store?: StoreOf
+  /** This process's event-loop delay (the process-wide sampler unless given): its own slowness is not a master's silence. */
+  lag?: LoopLag
 }
 
 /**

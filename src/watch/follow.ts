@@ -1,5 +1,5 @@
 import {execFileSync} from 'node:child_process'
-import {existsSync, mkdirSync, statSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, statSync, writeFileSync, type Stats} from 'node:fs'
 import {basename, dirname, join, resolve} from 'node:path'
 import {applyPlan} from '../apply/executor.js'
 import type {ApplyReport} from '../apply/events.js'
@@ -57,10 +57,13 @@ export class Follow {
   #lastRejoinLook = 0
   #lastRejoinProblem = ''
   #stopping = false
+  /** Where the failover record is beside the plans (stat at every look: its path made once). */
+  readonly #recordFile: string
 
   constructor(ctx: ClusterContext, hooks: FollowHooks) {
     this.#ctx = ctx
     this.#hooks = hooks
+    this.#recordFile = failoverRecordFile(ctx.options.plansDir, ctx.cluster.name)
   }
 
   /** No new fence or rejoin starts (the watch is stopping). */
@@ -116,13 +119,15 @@ export class Follow {
   async unfinishedPending(): Promise<boolean> {
     const ctx = this.#ctx
     if (ctx.options.coord) return this.#unfinishedNoted
-    let key: string
+    let stat: Stats | undefined
     try {
-      const stat = statSync(failoverRecordFile(ctx.options.plansDir, ctx.cluster.name))
-      key = `${stat.mtimeMs}:${stat.size}:${stat.ino}`
+      // No record is the common case: said by the stat itself, not by an error (a thousand clusters stat every second).
+      stat = statSync(this.#recordFile, {throwIfNoEntry: false})
     } catch {
       return false
     }
+    if (!stat) return false
+    const key = `${stat.mtimeMs}:${stat.size}:${stat.ino}`
     if (this.#recordLook?.key !== key) this.#recordLook = {key, unfinished: (await ctx.store.failoverRecord())?.finished === false}
     return this.#recordLook.unfinished
   }

@@ -1,8 +1,18 @@
 import type {SqlErrorKind} from '../inspect/mysql.js'
 import type {SecondOpinion} from './second-opinion.js'
 
-/** The master's answer to one ping (with its retry): ok, or why not. */
-export type MasterAnswer = {ok: true} | {ok: false; kind: SqlErrorKind; message: string}
+/**
+ * The master's answer to one ping (with its retry): ok, or why not. `silence`: no answer came in time (a timeout),
+ * as opposed to one that came and said no (a refused or reset connection, an error).
+ */
+export type MasterAnswer = {ok: true} | {ok: false; kind: SqlErrorKind; message: string; silence?: boolean}
+
+/**
+ * A process whose timers fire this late (its event loop's delay while it looked) cannot tell a master's silence
+ * from its own: an answer may have waited, unread, behind its other work while the timeout fired. What it saw
+ * meanwhile is not counted toward a master's death.
+ */
+export const overloadedLagMs = 100
 
 /** What one look at a master and its replicas found. Plain data, so the verdict is a pure function. */
 export interface Observation {
@@ -13,6 +23,8 @@ export interface Observation {
   sshReachable: boolean | null
   /** Other routes to the master (the replicas' hosts, the secondary_check hook), when they were asked. */
   secondOpinion?: SecondOpinion | null
+  /** How late this process's timers fired (ms, the worst) while it pinged and asked the others: see overloadedLagMs. */
+  lagMs?: number
 }
 
 export interface ReplicaObservation {
@@ -54,7 +66,7 @@ function lost(r: ReplicaObservation): string {
 export type Verdict =
   | {state: 'healthy'}
   | {state: 'refusing'; reason: string}
-  | {state: 'suspect'; failures: number; reason: string}
+  | {state: 'suspect'; failures: number; reason: string; overloaded?: true}
   | {state: 'network'; reason: string}
   | {state: 'dead'; reason: string}
 
@@ -67,6 +79,10 @@ export function judge(observation: Observation, failures: number, failuresBefore
   const m = observation.master
   if (m.ok) return {state: 'healthy'}
   if (m.kind === 'auth' || m.kind === 'too_many_connections') return {state: 'refusing', reason: `${m.message}: it answers, so it is alive`}
+  // Slowness of this process is not the master's silence: nothing is judged on what was seen while it was late.
+  const lag = observation.lagMs ?? 0
+  if (lag >= overloadedLagMs)
+    return {state: 'suspect', failures, overloaded: true, reason: `${m.message}, but this process was ${Math.round(lag)} ms late (overloaded): a silence may be its own, so it is not counted, and no master is declared dead until it keeps time again`}
   if (failures < failuresBeforeDead) return {state: 'suspect', failures, reason: m.message}
   const reachable = observation.replicas.filter((r) => r.reachable)
   // An IO thread that still says Yes but has heard neither event nor heartbeat for three periods lost the master too.
@@ -79,12 +95,20 @@ export function judge(observation: Observation, failures: number, failuresBefore
   const ssh = observation.sshReachable === null ? '' : observation.sshReachable ? '; its host still answers SSH' : '; its host does not answer SSH either'
   if (streaming.length > 0) {
     // A host gone without a TCP reset (power loss, a cut cable) leaves the replicas' IO threads saying Yes until
-    // slave_net_timeout: the other routes decide. Any route that still reaches the master means mha alone is cut off.
+    // slave_net_timeout: the other routes decide, with the host's SSH. Any route that still reaches the master means
+    // mha alone is cut off.
     const routes = second?.routes ?? []
     const open = routes.filter((r) => r.verdict === 'reachable')
     const unreachable = routes.filter((r) => r.verdict === 'unreachable')
-    if (routes.length > 0 && open.length === 0 && unreachable.length === routes.length)
-      return {state: 'dead', reason: `${m.message} after ${failures} tries; ${streaming.map((r) => r.name).join(', ')} still show${streaming.length === 1 ? 's' : ''} an IO thread, but no route reaches it: ${unreachable.map((r) => r.detail).join('; ')}${ssh}`}
+    const noRoute = routes.length > 0 && open.length === 0 && unreachable.length === routes.length
+    const names = streaming.map((r) => r.name).join(', ')
+    // A host gone answers nothing, SSH included. One that still answers SSH while no route gets a connection to its
+    // port in time, its replicas still streaming, is an overloaded (or hung) server: a full accept queue drops new
+    // connections as a blackhole does (1000 clusters' connections on one sandbox did; 32 false deaths in one run).
+    // Its replicas' silence decides then, as for any server that stops sending (their heartbeats stop).
+    if (noRoute && observation.sshReachable === true)
+      return {state: 'network', reason: `${m.message}; no route gets a connection to its port in time (${unreachable.map((r) => r.detail).join('; ')}), but its host answers SSH and ${names} still replicate${streaming.length === 1 ? 's' : ''} from it: an overloaded or hung server, not a dead one; it is dead once its replicas hear nothing from it either`}
+    if (noRoute) return {state: 'dead', reason: `${m.message} after ${failures} tries; ${names} still show${streaming.length === 1 ? 's' : ''} an IO thread, but no route reaches it: ${unreachable.map((r) => r.detail).join('; ')}${ssh}`}
     const why = open.length > 0 ? `; ${open.map((r) => r.detail).join('; ')}` : routes.some((r) => r.verdict === 'route_down') ? `; a route could not be tried: ${routes.filter((r) => r.verdict === 'route_down').map((r) => r.detail).join('; ')}` : ''
     return {state: 'network', reason: `${m.message}, but ${streaming.map((r) => r.name).join(', ')} still replicate${streaming.length === 1 ? 's' : ''} from it: a network problem between mha and the master, not a dead master${why}`}
   }
@@ -96,12 +120,14 @@ export function judge(observation: Observation, failures: number, failuresBefore
 
 /**
  * Consecutive failures after one look: none once the master answers, or refuses (access denied and too many
- * connections mean alive, as in MHA); else one more, or two when a silent ping and the retry started beside it
- * both failed (two failed looks).
+ * connections mean alive, as in MHA); the same when it was silent while this process was late (`lagMs`, see
+ * overloadedLagMs: its own slowness); else one more, or two when a silent ping and the retry started beside it both
+ * failed (two failed looks).
  */
-export function failuresAfter(previous: number, look: {result: MasterAnswer; retried: boolean}): number {
+export function failuresAfter(previous: number, look: {result: MasterAnswer; retried: boolean}, lagMs = 0): number {
   const m = look.result
   if (m.ok || m.kind === 'auth' || m.kind === 'too_many_connections') return 0
+  if (m.silence === true && lagMs >= overloadedLagMs) return previous
   return previous + (look.retried ? 2 : 1)
 }
 

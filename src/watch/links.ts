@@ -7,8 +7,8 @@ import {ServerConnection, SqlError} from '../inspect/mysql.js'
 export type Use<T> = (conn: ServerConnection, dialect: () => Promise<Dialect>) => Promise<T>
 
 /**
- * One kept SQL connection to one server of a watched cluster: opened at its first use, dropped when a use fails,
- * opened again at the next. The pings, the looks at the other servers and the questions to the replicas all go
+ * One SQL connection to one server of a watched cluster, kept between uses: opened at its first use, dropped when a
+ * use fails (the connection lost, or silent: not for a statement the server refused), opened again at the next. The pings, the looks at the other servers and the questions to the replicas go
  * over it, so that watching a cluster costs round trips, not connections. With ping_type connect nothing is kept:
  * each use has a connection of its own, closed after it.
  */
@@ -29,11 +29,6 @@ export class ServerLink {
     this.#cluster = cluster
     this.server = server
     this.#keep = cluster.monitor.pingType !== 'connect'
-  }
-
-  /** A connection is kept open now. */
-  get open(): boolean {
-    return this.#conn !== undefined
   }
 
   /**
@@ -64,6 +59,8 @@ export class ServerLink {
     try {
       return await fn(conn, dialect)
     } catch (error) {
+      // A statement refused (a privilege missing, a syntax the server does not know) leaves the connection as it was.
+      if (error instanceof SqlError && error.kind === 'sql') throw error
       if (this.#conn === conn) this.drop()
       else conn.destroy()
       throw error
@@ -103,6 +100,14 @@ export class ServerLink {
     this.#conn = undefined
     this.#dialect = undefined
     conn?.destroy()
+  }
+
+  /** The kept connection is closed politely and not kept (it is opened again at the next use). */
+  release(): void {
+    const conn = this.#conn
+    this.#conn = undefined
+    this.#dialect = undefined
+    void conn?.close()
   }
 
   async close(): Promise<void> {
@@ -154,11 +159,6 @@ export class ServerLinks {
 
   dropAll(): void {
     for (const link of this.#links.values()) link.drop()
-  }
-
-  /** How many connections are kept open now. */
-  get open(): number {
-    return [...this.#links.values()].filter((l) => l.open).length
   }
 
   async close(): Promise<void> {

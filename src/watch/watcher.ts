@@ -9,8 +9,10 @@ import {Act} from './act.js'
 import {complaintPauseMs} from './complaints.js'
 import {ClusterContext, type WatchOptions} from './context.js'
 import {Follow} from './follow.js'
+import {Gate} from './gate.js'
 import {failuresAfter, judge, observe, type Verdict} from './judge.js'
 import {Monitor, nextPingDelayMs, replacedServers, type SeenSource, type ServerLook} from './monitor.js'
+import {processLoopLag, type LoopLag} from './loop-lag.js'
 import {masterDespiteReturned} from './returning-master.js'
 import {RoutingLook, type RoutingView} from './routing-look.js'
 
@@ -44,6 +46,9 @@ export type Role = 'single' | 'leader' | 'follower' | 'cut-off'
  */
 const followerLookMs = 10_000
 
+/** Full inspections at once in this process (a thousand clusters all start with one). */
+const discoveries = new Gate(16)
+
 /** Why no master can be found, in words an operator acts on. */
 function whyNoMaster(cluster: ClusterConfig, snapshot: Snapshot): string {
   const failures = snapshot.servers.flatMap((s) => (s.sql.reachable ? [] : [{name: s.name, kind: s.sql.kind, message: s.sql.message}]))
@@ -70,6 +75,7 @@ export class ClusterWatcher {
   readonly #follow: Follow
   readonly #act: Act
   readonly #routing: RoutingLook
+  readonly #lag: LoopLag
   master: ServerConfig | undefined
   verdict: Verdict = {state: 'healthy'}
   failures = 0
@@ -99,6 +105,7 @@ export class ClusterWatcher {
     this.cluster = cluster
     this.options = options
     this.#ctx = new ClusterContext(cluster, options)
+    this.#lag = options.lag ?? processLoopLag()
     this.#monitor = new Monitor(this.#ctx, {lost: () => this.#wake(), sources: (master, seen) => this.#followSources(master, seen)})
     this.#follow = new Follow(this.#ctx, {
       currentMaster: () => this.master,
@@ -154,14 +161,13 @@ export class ClusterWatcher {
     this.#timer = setTimeout(() => {
       this.#timer = undefined
       this.#ticking = true
-      this.#busy = this.tick()
-        .finally(() => this.#firstLookDone())
-        .finally(() => {
-          this.#ticking = false
-          const woken = this.#woken
-          this.#woken = false
-          this.#schedule(woken ? 0 : this.health.role === 'follower' ? followerLookMs : nextPingDelayMs(this.cluster.monitor.pingIntervalMs, this.failures, this.#monitor.lastFailedPingMs))
-        })
+      this.#busy = this.tick().finally(() => {
+        this.#firstLookDone()
+        this.#ticking = false
+        const woken = this.#woken
+        this.#woken = false
+        this.#schedule(woken ? 0 : this.health.role === 'follower' ? followerLookMs : nextPingDelayMs(this.cluster.monitor.pingIntervalMs, this.failures, this.#monitor.lastFailedPingMs))
+      })
     }, ms)
   }
 
@@ -200,7 +206,8 @@ export class ClusterWatcher {
         if (!this.master) return
       }
       const master = this.master
-      // Monitor: the ping (and the retry beside a silent one).
+      // Monitor: the ping (and the retry beside a silent one), and how late this process was meanwhile.
+      const since = performance.now()
       const looked = await this.#monitor.look(master, this.failures)
       this.health.lastPingAt = Date.now()
       this.health.lastPingOk = looked.result.ok
@@ -213,9 +220,11 @@ export class ClusterWatcher {
         if (this.master !== master) return
       }
       const wasFailing = this.failures > 0 || looked.probed
-      this.failures = failuresAfter(this.failures, looked)
+      this.failures = failuresAfter(this.failures, looked, this.#lag.worstSince(since))
       if (looked.result.ok) {
         this.#monitor.forgetProbes()
+        // The replicas asked while it failed are not kept connected: the master tells of them again.
+        if (wasFailing) this.#monitor.releaseFollowers()
         // Sessions opened for an outage that did not happen are not kept unless the cluster file asks for it.
         if (wasFailing && !this.cluster.monitor.keepSshOpen && this.#ctx.pool.size > 0) void this.#ctx.pool.release()
       }
@@ -231,11 +240,15 @@ export class ClusterWatcher {
       })
       // A stale answer is not reused for the next judgement.
       if (!looked.result.ok && this.failures >= limit) this.#monitor.forgetProbes()
+      observation.lagMs = this.#lag.worstSince(since)
       const verdict = judge(observation, this.failures, limit)
       this.#report(verdict)
       this.verdict = verdict
-      // Follow, while healthy: a returning old master, the proxies, a server taken out that answers again.
+      // Monitor, while healthy: the followers through the master (right after its ping, on its connection), then
+      // in the background a look at the servers that need one of their own (and a returning old master, fenced).
+      if (verdict.state === 'healthy') await this.#monitor.checkFollowers(master)
       if (verdict.state === 'healthy') this.#lookAround(master)
+      // Follow, while healthy: the proxies, a server taken out that answers again.
       if (verdict.state === 'healthy') this.#routing.check(master)
       if (verdict.state === 'healthy' && this.options.autoRejoin) await this.#follow.rejoinReturned()
       // Plan and act: under the cluster lock.
@@ -289,6 +302,8 @@ export class ClusterWatcher {
   }
 
   #report(verdict: Verdict): void {
+    // Said once for the whole process (watch's "overloaded" line), not once per cluster.
+    if (verdict.state === 'suspect' && verdict.overloaded) return
     const key = verdict.state === 'suspect' ? `suspect${verdict.failures}` : verdict.state
     const last = this.#ctx.lastReport
     if (key === last || (key === 'dead' && last === 'blocked')) return
@@ -322,7 +337,7 @@ export class ClusterWatcher {
    * at once) and finds a returning old master (fenced by the follow phase).
    */
   #lookAround(master: ServerConfig): void {
-    if (this.#around || this.#stopping) return
+    if (this.#around || this.#stopping || !this.#monitor.lookDue()) return
     this.#around = this.#monitor
       .lookAround(master)
       .then(async (looks) => {
@@ -349,7 +364,7 @@ export class ClusterWatcher {
 
   async #discover(): Promise<void> {
     // The topology only: the replication login is tried by the inspection a failover makes.
-    const snapshot = await inspectCluster(this.cluster, {relayLookups: false, ssh: false, replLogin: false})
+    const snapshot = await discoveries.run(() => inspectCluster(this.cluster, {relayLookups: false, ssh: false, replLogin: false}))
     this.#discoveredIds.clear()
     for (const s of snapshot.servers) {
       const facts = sqlFacts(s)

@@ -29,6 +29,7 @@ function allSql(d: Dialect): string[] {
   const base = {host: 'db1', port: 3306, user: 'repl', password: 'secret'}
   return [
     d.showReplicaStatus,
+    d.showReplicaHosts,
     d.showBinaryLogStatus,
     d.showBinaryLogs,
     d.stopReplica,
@@ -102,6 +103,7 @@ describe('SQL chosen per version', () => {
     ['MySQL 9.1', dialect('9.1.0'), 'SHOW REPLICA STATUS', 'SHOW BINARY LOG STATUS', 'REPLICA', 'CHANGE REPLICATION SOURCE TO SOURCE_HOST', 'SOURCE_POS_WAIT'],
   ])('%s', (_name, d, replicaStatus, binaryLogStatus, keyword, change, posWait) => {
     expect(d.showReplicaStatus).toBe(replicaStatus)
+    expect(d.showReplicaHosts).toBe(keyword === 'REPLICA' ? 'SHOW REPLICAS' : 'SHOW SLAVE HOSTS')
     expect(d.showBinaryLogStatus).toBe(binaryLogStatus)
     expect(d.showBinaryLogs).toBe('SHOW BINARY LOGS')
     expect([d.stopReplica, d.stopReplicaIoThread, d.startReplica, d.resetReplicaAll]).toEqual([

@@ -7,7 +7,7 @@ import type {SqlFacts, Snapshot} from '../../src/inspect/types.js'
 import {whyNoFailover} from '../../src/watch/act.js'
 import {outcomeOf} from '../../src/watch/follow.js'
 import type {Observation} from '../../src/watch/judge.js'
-import {nextPingDelayMs, replacedServers} from '../../src/watch/monitor.js'
+import {followersToLook, nextPingDelayMs, replacedServers} from '../../src/watch/monitor.js'
 import {failoverPlan, knownDown, type DeathFinding} from '../../src/watch/plan-failover.js'
 
 // The pure parts of watch's phases (the judge's are in judge.test.ts): what each decides from plain data.
@@ -31,6 +31,16 @@ describe('monitor: the topology followed from what the looks read', () => {
     expect(replacedServers(discovered, [{server: server('db1'), serverId: 1}, {server: server('db2'), serverId: 2}])).toBeNull()
     expect(replacedServers(discovered, [{server: server('db1'), serverId: null}, {server: server('db3'), serverId: 7}])).toBeNull()
     expect(replacedServers(discovered, [{server: server('db1'), serverId: 1}, {server: server('db2'), serverId: 12}])).toBe('db2 answers with server_id 12 (it was 2)')
+  })
+})
+
+describe('monitor: the followers checked through the master', () => {
+  const ids = new Map([['db2', 2], ['db3', 3]])
+  it('a follower still registered with the master (by its server id) needs no look of its own; one gone, or unknown, does; all when the master cannot tell', () => {
+    expect(followersToLook(['db2', 'db3'], ids, new Set([2, 3, 9]))).toEqual([])
+    expect(followersToLook(['db2', 'db3'], ids, new Set([3]))).toEqual(['db2'])
+    expect(followersToLook(['db2', 'db4'], ids, new Set([2, 4]))).toEqual(['db4'])
+    expect(followersToLook(['db2', 'db3'], ids, undefined)).toEqual(['db2', 'db3'])
   })
 })
 
