@@ -3,6 +3,8 @@ import {BaseCommand} from '../src/cli/base-command.js'
 import {ExitCode} from '../src/cli/exit-codes.js'
 import {clusterFlags, plansDirFlag} from '../src/cli/flags.js'
 import {openHostSessions} from '../src/inspect/host-sessions.js'
+// Loaded with the command, not with the first session (as other commands do): plan's SSH handshakes start first.
+import 'ssh2'
 import type * as PlanRun from '../src/cli/plan-run.js'
 import type {Snapshot} from '../src/inspect/types.js'
 import {phase} from '../src/util/phases.js'
@@ -48,11 +50,14 @@ export default class PlanCommand extends BaseCommand<typeof PlanCommand> {
     const fromSnapshot = this.flags['from-snapshot']
     // The SSH handshakes, the slowest part of the inspection, start before the SQL client and the planner are
     // loaded; the planner loads while the inspection waits on the network.
-    const sessions = fromSnapshot ? undefined : openHostSessions(cluster)
+    // A switchover reads the servers over SQL only (switchoverInspection): no SSH session to open.
+    const switchover = this.flags.switchover === true
+    const sessions = fromSnapshot || switchover ? undefined : openHostSessions(cluster)
     let observed: [Snapshot, typeof PlanRun]
     try {
       const {inspectCluster, readSnapshot} = await import('../src/inspect/inspect.js')
-      const observing = fromSnapshot ? Promise.resolve(readSnapshot(fromSnapshot)) : inspectCluster(cluster, sessions ? {sessions} : {})
+      const options = switchover ? (await import('../src/plan/switchover.js')).switchoverInspection : sessions ? {sessions} : {}
+      const observing = fromSnapshot ? Promise.resolve(readSnapshot(fromSnapshot)) : inspectCluster(cluster, options)
       const planning = import('../src/cli/plan-run.js').then((module) => {
         module.preparePlanning()
         return module

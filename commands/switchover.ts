@@ -6,8 +6,9 @@ import {clusterFlags, etcdFlags, plansDirFlag} from '../src/cli/flags.js'
 import {etcdSettings} from '../src/coord/settings.js'
 import {renderPlan} from '../src/cli/render-plan.js'
 import {inspectCluster} from '../src/inspect/inspect.js'
+import type {ServerConnection} from '../src/inspect/mysql.js'
 import {defaultPlanPath, planDigest, toolVersion, writePlan} from '../src/plan/plan-file.js'
-import {planSwitchover} from '../src/plan/switchover.js'
+import {planSwitchover, switchoverInspection} from '../src/plan/switchover.js'
 import {UsageError, UserError} from '../src/util/errors.js'
 
 export default class Switchover extends BaseCommand<typeof Switchover> {
@@ -29,17 +30,34 @@ export default class Switchover extends BaseCommand<typeof Switchover> {
     const approved = this.flags['auto-approve'] === true
     if (!approved && !process.stdin.isTTY) throw new UsageError('mha switchover asks before it changes anything, and there is no terminal to ask on: add --auto-approve, or use "mha plan --switchover" and "mha apply"')
     const cluster = this.loadCluster()
-    const snapshot = await inspectCluster(cluster)
-    const plan = planSwitchover(cluster, snapshot, {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: cluster.file}, this.flags.to)
-    const planFile = defaultPlanPath(plan, this.flags['plans-dir'])
-    writePlan(plan, planFile)
-    const show = (text: string) => (this.flags.json ? process.stderr : process.stdout).write(text + '\n')
-    show(`${renderPlan(plan)}\n\nPlan written to ${planFile}\nDigest: ${planDigest(plan)}`)
-    if (!approved && !(await confirm(`Apply this switchover now? [y/N] `))) throw new UserError(`not applied; the plan stays in ${planFile} ("mha apply ${planFile}" applies it while it is not stale)`)
-    // Approved at once: the inspection is a moment old, so apply checks the plan against it instead of a second one.
-    const {report, exitCode} = await applyFromCommand({planFile, plan, cluster, json: this.flags.json === true, etcd: etcdSettings(this.flags), say: (line) => this.say(line), ...(approved ? {snapshot} : {})})
-    if (this.flags.json) this.print(report)
-    if (exitCode !== 0) this.exit(exitCode)
+    // Approved at once, the apply runs over the connections the inspection opened a moment ago (its statements need
+    // no new handshake); asked on a terminal, it opens its own, since the answer may take a while.
+    const kept = approved ? new Map<string, ServerConnection>() : undefined
+    try {
+      const snapshot = await inspectCluster(cluster, {...switchoverInspection, ...(kept ? {keepConnections: kept} : {})})
+      const plan = planSwitchover(cluster, snapshot, {tool: toolVersion(), createdAt: new Date().toISOString(), configFile: cluster.file}, this.flags.to)
+      const planFile = defaultPlanPath(plan, this.flags['plans-dir'])
+      writePlan(plan, planFile)
+      const show = (text: string) => (this.flags.json ? process.stderr : process.stdout).write(text + '\n')
+      show(`${renderPlan(plan)}\n\nPlan written to ${planFile}\nDigest: ${planDigest(plan)}`)
+      if (!approved && !(await confirm(`Apply this switchover now? [y/N] `))) throw new UserError(`not applied; the plan stays in ${planFile} ("mha apply ${planFile}" applies it while it is not stale)`)
+      // Approved at once: the inspection is a moment old, so apply checks the plan against it instead of a second one.
+      const {report, exitCode} = await applyFromCommand({
+        planFile,
+        plan,
+        cluster,
+        json: this.flags.json === true,
+        etcd: etcdSettings(this.flags),
+        say: (line) => this.say(line),
+        ...(approved ? {snapshot} : {}),
+        ...(kept ? {connections: kept} : {}),
+      })
+      if (this.flags.json) this.print(report)
+      if (exitCode !== 0) this.exit(exitCode)
+    } finally {
+      // Closed by the apply when it ran; here when something refused the switchover before.
+      await Promise.all([...(kept?.values() ?? [])].map((c) => c.close()))
+    }
   }
 }
 

@@ -42,7 +42,12 @@ export class RunContext implements StepContext {
   /** Throws when this process may no longer act (mha with etcd): every statement and SSH use asks it first. */
   readonly #guard: () => void
 
-  constructor(cluster: ClusterConfig, plan: Plan, workDir: string, pool?: SshPool, guard: () => void = () => undefined, progressIntervalMs = 10_000) {
+  /** `connections`: open ones the caller hands over (mha switchover's inspection), used as this run's own and closed with them. */
+  constructor(cluster: ClusterConfig, plan: Plan, workDir: string, pool?: SshPool, guard: () => void = () => undefined, progressIntervalMs = 10_000, connections?: ReadonlyMap<string, ServerConnection>) {
+    for (const [name, conn] of connections ?? []) {
+      conn.guard = guard
+      this.#sql.set(name, Promise.resolve(conn))
+    }
     this.#pool = pool
     this.#guard = guard
     this.progressIntervalMs = progressIntervalMs

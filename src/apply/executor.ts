@@ -21,6 +21,7 @@ import {FileStore} from '../store/files.js'
 import {plansDirOf} from '../store/manual-apply.js'
 import type {ClusterLock, ClusterStore} from '../store/store.js'
 import type {SshPool} from '../remote/session-pool.js'
+import type {ServerConnection} from '../inspect/mysql.js'
 import {FencedError} from '../util/fenced.js'
 
 export interface ApplyOptions {
@@ -32,6 +33,8 @@ export interface ApplyOptions {
   expectDigest?: string
   /** A snapshot taken just now by the caller (mha watch plans and applies at once): not inspected again. */
   snapshot?: Snapshot
+  /** SQL connections the caller opened a moment ago (mha switchover's inspection): used as the run's own, closed with them. */
+  connections?: ReadonlyMap<string, ServerConnection>
   /** SSH sessions the caller keeps open (mha watch): used instead of new ones, and left open. */
   sshPool?: SshPool
   /** The cluster's store, where steps change its state (a server out of service); the files beside the plans when absent. */
@@ -149,7 +152,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     nextAction,
     durationMs: Date.now() - started,
   })
-  const ctx = new RunContext(cluster, plan, planFile.replace(/\.json$/, '') + '.work', options.sshPool, options.guard, options.progressIntervalMs)
+  const ctx = new RunContext(cluster, plan, planFile.replace(/\.json$/, '') + '.work', options.sshPool, options.guard, options.progressIntervalMs, options.connections)
   ctx.reportProgress = (step, message) => listener({kind: 'progress', step, message})
   ctx.saveWork = async () => await options.artifacts?.save(ctx.workDir)
   const store = options.store ?? new FileStore(plansDirOf(planFile, plan.cluster), plan.cluster)
@@ -273,7 +276,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
         if (checked.done) {
           const outputs = checked.outputs ?? {}
           ctx.outputs.set(step.id, outputs)
-          await journal.write({step: step.id, event: 'skip', outputs, message: checked.reason})
+          // No effect follows a skip of its own: the line is on disk with the next effect's begin (or the run's end).
+          await journal.write({step: step.id, event: 'skip', outputs, message: checked.reason}, {deferSync: true})
           status.set(step.id, {status: 'skipped', reason: checked.reason})
           listener({kind: 'skip', step, reason: checked.reason})
           return
@@ -287,7 +291,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
         await handler.verify(step, ctx, outputs)
         // The files a step saved go where the journal goes before it says the step is done.
         await options.artifacts?.save(ctx.workDir)
-        await journal.write({step: step.id, event: 'end', outputs})
+        // On disk with the next begin, before any effect that follows this one, or at the run's end.
+        await journal.write({step: step.id, event: 'end', outputs}, {deferSync: true})
         status.set(step.id, {status: 'applied', reason: null})
         listener({kind: 'end', step, outputs})
       } catch (error) {
@@ -335,6 +340,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
       }
       await Promise.race(running.values())
     }
+    await journal.sync?.()
 
     if (stopped.fenced !== null) {
       // Another manager holds the cluster now and finishes from the shared journal: this one stops here.

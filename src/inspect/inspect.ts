@@ -4,7 +4,7 @@ import type {SshRunner, SshSessions} from '../remote/session-pool.js'
 import {shellQuote, SshError} from '../remote/ssh.js'
 import {oneLine, UserError} from '../util/errors.js'
 import {readFileSync} from 'node:fs'
-import {SqlError, withConnection, type ServerConnection} from './mysql.js'
+import {ServerConnection, SqlError, withConnection} from './mysql.js'
 import {endpointOf, sshTargetOf} from './targets.js'
 import {openHostSessions} from './host-sessions.js'
 import type {BinlogServerSnapshot, ServerSnapshot, Snapshot, SqlFacts, SqlFailure, SshFacts, SshFailure} from './types.js'
@@ -38,6 +38,11 @@ export interface InspectOptions {
    * does not answer SQL and its own host's binlogs cannot be listed over SSH.
    */
   binlogServers?: 'always' | 'when-needed'
+  /**
+   * Each server's SQL connection left open here by name instead of closed, for the caller to use and close (mha
+   * switchover hands them to its apply): the apply's first statements need no handshake.
+   */
+  keepConnections?: Map<string, ServerConnection>
 }
 
 /** Read every server over SQL and every host over SSH, all at once. Changes nothing. */
@@ -48,7 +53,7 @@ export async function inspectCluster(cluster: ClusterConfig, options: InspectOpt
   const own = options.sessions || options.sshRunner ? undefined : openHostSessions(cluster, (name) => options.ssh === false || known(name)?.ssh !== undefined)
   const sshRunner = options.sshRunner ?? (options.sessions ?? own!).run
   try {
-    const facts = cluster.servers.map(async (server): Promise<SqlFacts | SqlFailure> => known(server.name)?.sql ?? (await inspectSql(cluster, server)))
+    const facts = cluster.servers.map(async (server): Promise<SqlFacts | SqlFailure> => known(server.name)?.sql ?? (await inspectSql(cluster, server, options.keepConnections)))
     // The replication user's login, once its server has answered (never a second connection beside the first).
     const reads = facts.map((read, i) =>
       read
@@ -126,15 +131,29 @@ async function inspectBinlogServers(
   return await Promise.all(cluster.binlogServers.map(async (b) => ({name: b.name, ssh: await inspectSsh(cluster, b, hint, null, ssh)})))
 }
 
-async function inspectSql(cluster: ClusterConfig, server: ServerConfig): Promise<SqlFacts | SqlFailure> {
+async function inspectSql(cluster: ClusterConfig, server: ServerConfig, keep?: Map<string, ServerConnection>): Promise<SqlFacts | SqlFailure> {
   try {
-    return await withConnection(endpointOf(cluster, server), cluster.monitor.connectTimeoutMs * 2, (conn) => {
+    const read = (conn: ServerConnection) => {
       phase(`sql ${server.name} connected`)
       return readSqlFacts(conn, cluster.replUser)
-    })
+    }
+    return await (keep ? keptConnection(cluster, server, keep, read) : withConnection(endpointOf(cluster, server), cluster.monitor.connectTimeoutMs * 2, read))
   } catch (error) {
     if (error instanceof SqlError) return {reachable: false, kind: error.kind, message: error.message}
     return {reachable: false, kind: 'sql', message: `${server.name}: ${oneLine(error)}`}
+  }
+}
+
+/** `read` over a new connection that is then kept under the server's name (closed if the read fails). */
+async function keptConnection<T>(cluster: ClusterConfig, server: ServerConfig, keep: Map<string, ServerConnection>, read: (conn: ServerConnection) => Promise<T>): Promise<T> {
+  const conn = await ServerConnection.open(endpointOf(cluster, server), cluster.monitor.connectTimeoutMs * 2)
+  try {
+    const result = await read(conn)
+    keep.set(server.name, conn)
+    return result
+  } catch (error) {
+    await conn.close()
+    throw error
   }
 }
 

@@ -154,7 +154,15 @@ export class ServerConnection {
     return this.#conn.threadId
   }
 
-  async close(): Promise<void> {
+  #closed: Promise<void> | undefined
+
+  /** Ends the connection; a second call waits for the first. */
+  close(): Promise<void> {
+    this.#closed ??= this.#close()
+    return this.#closed
+  }
+
+  async #close(): Promise<void> {
     this.#closing = true
     // A peer that does not answer the goodbye gets a second; the timer must not keep a finished command alive.
     let timer: NodeJS.Timeout | undefined

@@ -715,7 +715,7 @@ export function observe(cluster: ClusterConfig, snapshot: Snapshot, master: Serv
       executed: f?.replica?.executed ?? null,
       gtidMode: f?.replica?.gtidMode ?? null,
       gtidPosition: f ? f.gtid.currentPos || null : null,
-      ssh: snap.ssh.reachable,
+      ssh: snap.ssh.reachable ? true : snap.ssh.kind === 'skipped' ? null : false,
     })
     // Only what the plan's decisions rest on: facts that keep changing while replicas apply (executed positions) are left out.
     facts.push({server: server.name, fact: 'sql', value: f ? 'reachable' : 'unreachable'})

@@ -10,6 +10,12 @@ import {changePreview, observe, refuseLowerTiers, topologyNotes, type PlanHeader
 import type {Plan, Step} from './types.js'
 import {drainParams, writerParams} from './routing-params.js'
 
+/**
+ * What a switchover is planned from: the servers over SQL only. Its steps, checks and refusals read no SSH fact and
+ * no relay log (MHA's online switch uses none either), so neither is inspected: no SSH handshake per host.
+ */
+export const switchoverInspection = {ssh: false, relayLookups: false} as const
+
 /** Statements other than reads count as updates for MHA's running_updates_limit. */
 export const isRead = (statement: string): boolean => /^\s*(select|show|explain|describe|desc|with)\b/i.test(statement)
 

@@ -164,7 +164,8 @@ export interface ObservedServer {
   executed: BinlogCoordinates | null
   gtidMode: string | null
   gtidPosition: string | null
-  ssh: boolean
+  /** Null when not inspected: a switchover needs no SSH, and its inspection opens none. */
+  ssh: boolean | null
 }
 
 export interface Fact {

@@ -1,6 +1,6 @@
 import {existsSync, readFileSync} from 'node:fs'
 import {PassThrough, type Readable} from 'node:stream'
-import {Client, type AuthenticationType, type ConnectConfig, type ServerHostKeyAlgorithm} from 'ssh2'
+import type {AuthenticationType, Client, ConnectConfig, ServerHostKeyAlgorithm} from 'ssh2'
 import type {SshSettings} from '../config/types.js'
 import {entriesFor, knownHostsName, KnownHostsFileError, preferredHostKeyAlgorithms, readKnownHosts, verifyHostKey, type HostKeyVerdict, type KnownHostEntry} from './known-hosts.js'
 
@@ -85,7 +85,9 @@ export class SshSession {
       keepaliveInterval: 2000,
       keepaliveCountMax: 3,
     }
-    const client = new Client()
+    // Loaded with the first session: a command that opens none (a switchover) does not load the SSH client.
+    const {Client: SshClient} = await import('ssh2')
+    const client = new SshClient()
     return await new Promise<SshSession>((resolve, reject) => {
       let settled = false
       const fail = (error: SshError) => {

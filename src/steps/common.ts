@@ -29,11 +29,21 @@ export async function binaryLogPosition(ctx: StepContext, server: string): Promi
   return {binlog: {file: status.file, pos: status.pos}, gtid: gtid.binlogPos}
 }
 
+/** Where a server's binlog ends now (SHOW MASTER STATUS alone): one round trip where the GTID position is not needed. */
+export async function binlogEnd(ctx: StepContext, server: string): Promise<BinlogCoordinates> {
+  const dialect = await ctx.dialect(server)
+  const {file, pos} = dialect.parseBinaryLogStatus((await (await ctx.sql(server)).queryOne(dialect.showBinaryLogStatus))!)
+  return {file, pos}
+}
+
 /**
- * The pauses between looks: most waits end within milliseconds (a thread stops, a replica connects), so the
- * first looks come quickly and later ones settle at stepMs, sparing a server that takes its time.
+ * The pauses between looks: most waits end within milliseconds (a thread stops, a replica connects its IO thread), so
+ * for the first 20 ms a look comes every millisecond, and later ones at 5 ms doubling to stepMs, sparing a server
+ * that takes its time.
  */
 function* pauses(stepMs: number): Generator<number> {
+  const started = Date.now()
+  while (Date.now() - started < 20) yield Math.min(1, stepMs)
   for (let ms = Math.min(5, stepMs); ; ms = Math.min(stepMs, ms * 2)) yield ms
 }
 

@@ -4,7 +4,7 @@ import {mariadbMissing, type MariadbMissingRange} from '../gtid/mariadb.js'
 import type {Step} from '../plan/types.js'
 import type {BinlogCoordinates} from '../dialect/types.js'
 import {comparableByGtid, coordinatesShortfall, describeShortfall, shortfall, type HeldAtPromotion} from '../recovery/completeness.js'
-import {binaryLogPosition, gtidRecord, isCoordinates, readOnlyState, replicaStatus, waitReplicating, waitUntil, waitWhileProgressing, WRITE_BLOCK} from './common.js'
+import {binaryLogPosition, binlogEnd, gtidRecord, isCoordinates, readOnlyState, replicaStatus, waitReplicating, waitUntil, waitWhileProgressing, WRITE_BLOCK} from './common.js'
 import type {StepContext, StepHandler} from './types.js'
 
 type Of<T extends Step['type']> = Extract<Step, {type: T}>
@@ -121,9 +121,13 @@ function positionOf(status: ReplicaStatus): {position: StoppedPosition} {
   return {position: {executed: status.executed, read: status.read, relayLogFile: status.relayLogFile, relayLogPos: status.relayLogPos}}
 }
 
-/** The new master's coordinates, and the transactions it holds (by GTID): what every survivor must hold too. */
-async function promotionPoint(ctx: StepContext, server: string): Promise<{binlog: BinlogCoordinates; gtid: string; held: HeldAtPromotion}> {
-  return {...(await binaryLogPosition(ctx, server)), held: (await gtidRecord(ctx, server)).held}
+/**
+ * The new master's coordinates, and for a failover the transactions it holds (by GTID): what every survivor must hold
+ * too. A switchover's survivors lack nothing (each waited for the old master's final position), and nothing reads it.
+ */
+async function promotionPoint(ctx: StepContext, server: string): Promise<{binlog: BinlogCoordinates; gtid: string; held?: HeldAtPromotion}> {
+  const position = await binaryLogPosition(ctx, server)
+  return ctx.plan.kind === 'failover' ? {...position, held: (await gtidRecord(ctx, server)).held} : position
 }
 
 export const detachReplication: StepHandler<Of<'detach_replication'>> = {
@@ -258,7 +262,7 @@ async function refuseWritesAfterBlock(step: Of<'repoint_replica'>, ctx: StepCont
   const block = ctx.plan.steps.find((s) => s.type === 'block_writes' && s.server === step.server)
   const final = block ? ctx.output(block.id, 'binlog') : undefined
   if (!isCoordinates(final)) return
-  const now = (await binaryLogPosition(ctx, step.server)).binlog
+  const now = await binlogEnd(ctx, step.server)
   if (compareCoordinates(now, final) !== 0)
     throw new Error(
       `${step.server} wrote after its write block was released (${formatCoordinates(final)} -> ${formatCoordinates(now)}): an account that ignores read_only wrote there, and those transactions are on ${step.server} only; it is not re-pointed: compare ${step.server} with ${step.params.source}, then rebuild it ("mha plan --cluster ${ctx.cluster.name} --rebuild ${step.server}")`,

@@ -3,8 +3,9 @@ import {compareMariadbPositions, mysqlGtidIsSubset} from '../gtid/index.js'
 import type {Step} from '../plan/types.js'
 import {isRead, switchoverNeeds, type SwitchoverParty} from '../plan/switchover.js'
 import {readSqlFacts, replicationLogin} from '../inspect/inspect.js'
-import {binaryLogPosition, clientThreads, isCoordinates, readOnlyState, replicaStatus, WRITE_BLOCK} from './common.js'
+import {binaryLogPosition, binlogEnd, clientThreads, isCoordinates, readOnlyState, replicaStatus, WRITE_BLOCK} from './common.js'
 import type {StepContext, StepHandler} from './types.js'
+import type {ServerConnection} from '../inspect/mysql.js'
 import {proxyFindings} from '../analysis/routing.js'
 import {observeProxies} from '../routing/observe.js'
 
@@ -15,26 +16,38 @@ export const checkSwitchover: StepHandler<Of<'check_switchover'>> = {
   check: () => Promise.resolve({done: false}),
   act: () => Promise.resolve(undefined),
   async verify(step, ctx) {
-    const problems: string[] = []
-    for (const name of ctx.plan.steps.filter((s) => s.type === 'wait_caught_up').map((s) => s.server)) {
+    // Every server read at once, each over its own connection: replication, the old master's running updates, what
+    // the plan checked in the snapshot (filters, a busy target, held locks, what re-pointing needs) read again now,
+    // since the first effect comes after this step, and each proxy.
+    const waiting = ctx.plan.steps.filter((s) => s.type === 'wait_caught_up').map((s) => s.server)
+    const replication = async (name: string): Promise<string[]> => {
       const s = await replicaStatus(ctx, name)
-      if (!s || s.ioThread !== 'running' || s.sqlThread !== 'running') problems.push(`${name}'s replication is not running`)
-      else if (name === step.params.target && (s.secondsBehind === null || s.secondsBehind > step.params.maxLagSeconds)) problems.push(`${name} lags ${s.secondsBehind ?? '?'} s (limit ${step.params.maxLagSeconds} s)`)
+      if (!s || s.ioThread !== 'running' || s.sqlThread !== 'running') return [`${name}'s replication is not running`]
+      if (name === step.params.target && (s.secondsBehind === null || s.secondsBehind > step.params.maxLagSeconds)) return [`${name} lags ${s.secondsBehind ?? '?'} s (limit ${step.params.maxLagSeconds} s)`]
+      return []
     }
-    for (const t of await clientThreads(await ctx.sql(step.server)))
-      if (t.command === 'Query' && t.seconds >= step.params.runningUpdatesLimit && !isRead(t.statement)) problems.push(`${step.server} has an update running for ${t.seconds} s (thread ${t.id})`)
-    // What the plan checked in the snapshot (filters, a busy target, held locks, what re-pointing needs), read again
-    // now: the first effect comes after this step.
-    const party = async (name: string): Promise<SwitchoverParty> => {
-      const facts = await readSqlFacts(await ctx.sql(name), ctx.cluster.replUser)
+    const updates = async (): Promise<string[]> =>
+      (await clientThreads(await ctx.sql(step.server))).filter((t) => t.command === 'Query' && t.seconds >= step.params.runningUpdatesLimit && !isRead(t.statement)).map((t) => `${step.server} has an update running for ${t.seconds} s (thread ${t.id})`)
+    // The replication login is tried on the target alone: the others are re-pointed to it.
+    const party = async (name: string, login = false): Promise<SwitchoverParty> => {
       const server = ctx.cluster.servers.find((s) => s.name === name)
-      return {name, facts: server && ctx.cluster.replPassword ? {...facts, replLogin: await replicationLogin(ctx.cluster, server)} : facts}
+      const [facts, replLogin] = await Promise.all([readSqlFacts(await ctx.sql(name), ctx.cluster.replUser), login && server && ctx.cluster.replPassword ? replicationLogin(ctx.cluster, server) : undefined])
+      return {name, facts: replLogin ? {...facts, replLogin} : facts}
     }
-    const others = ctx.plan.steps.filter((s) => s.type === 'wait_caught_up' && s.server !== step.params.target).map((s) => s.server)
-    problems.push(...switchoverNeeds(ctx.cluster, await party(step.server), await party(step.params.target), await Promise.all(others.map(party))))
     // Each proxy answers and sends writes to the old master alone: a drain that could not run would undo the switch
     // half-way, and one that found two writers would hide a problem the switch should not start on.
-    problems.push(...proxyFindings(ctx.cluster, await observeProxies(ctx.cluster), {name: step.server, dead: false}).findings.map((f) => f.message))
+    const proxies = async (): Promise<string[]> => proxyFindings(ctx.cluster, await observeProxies(ctx.cluster), {name: step.server, dead: false}).findings.map((f) => f.message)
+    const others = waiting.filter((name) => name !== step.params.target)
+    // The servers side by side; each one's statements queue on its one connection.
+    const [replicationProblems, updateProblems, master, target, rest, proxyProblems] = await Promise.all([
+      Promise.all(waiting.map(replication)),
+      updates(),
+      party(step.server),
+      party(step.params.target, true),
+      Promise.all(others.map((name) => party(name))),
+      proxies(),
+    ])
+    const problems = [...replicationProblems.flat(), ...updateProblems, ...switchoverNeeds(ctx.cluster, master, target, rest), ...proxyProblems]
     if (problems.length > 0) throw new Error(`switchover refused: ${problems.join('; ')}; nothing was changed`)
   },
 }
@@ -49,9 +62,13 @@ const samePosition = (a: {binlog: {file: string; pos: number}; gtid: string}, b:
  * may finish after KILL returns. So where super_read_only is missing, mha also takes FLUSH TABLES WITH READ LOCK
  * (MHA's own online-switch fence) on a session of its own and holds it past the promotion (release_write_block)
  * or until the switch is undone (unblock_writes): under it no session commits, whatever its privileges, and FTWRL
- * itself waits for commits under way. Clients are killed first so that FTWRL has little to wait for, and each
+ * itself waits for commits under way. The clients are killed beside it, so that none holds it long, and each
  * attempt is bounded by lock_wait_timeout. Under the lock the position is then read once; without it (super_read_only),
  * until two reads 100 ms apart agree with no client left running a statement, within the wait timeout.
+ *
+ * Writes are blocked from read_only=ON on: the lock's session is connected, its lock_wait_timeout set and the tables
+ * flushed (FLUSH NO_WRITE_TO_BINLOG TABLES, as MHA does before its switch, so that FTWRL finds little to close)
+ * before that, and the two reads of the final position go over both sessions at once.
  */
 export const blockWrites: StepHandler<Of<'block_writes'>> = {
   async check(step, ctx) {
@@ -66,21 +83,21 @@ export const blockWrites: StepHandler<Of<'block_writes'>> = {
     const conn = await ctx.sql(step.server)
     const deadline = Date.now() + ctx.timeoutMs
     const lock = (await readOnlyState(ctx, step.server)).superReadOnly === null
-    // The lock's session connects while read_only is being set: one handshake less inside the write block.
-    const opening = lock ? ctx.holdSession(step.server, WRITE_BLOCK) : undefined
-    opening?.catch(() => undefined)
     try {
+      if (lock) await lockSession(step.server, ctx, true)
       // A pair's old master stops replicating from its standby first: once the standby takes writes, the old master
       // would relay them to the replicas that still read its binlog, which then get them again from the new master.
       if (step.params.stopReplication) await conn.execute(dialect.stopReplica)
       for (const sql of dialect.setReadOnly(true)) await conn.execute(sql)
-      await opening
       if (lock) {
-        await lockAgainstEveryone(step.server, ctx, deadline)
+        const {holder, killing} = await lockAgainstEveryone(step.server, ctx, deadline)
         // FTWRL has waited for every commit under way and admits none: its position is final, and a client can only
         // wait (it is killed before the lock goes). Should a write still slip past, wait_caught_up finds the source
-        // moved and refuses before the promotion.
-        return await binaryLogPosition(ctx, step.server)
+        // moved and refuses before the promotion. Both read at once: the GTID position on the other session, after
+        // its kills (most often over by now).
+        const [status, gtid] = await Promise.all([holder.queryOne(dialect.showBinaryLogStatus), killing.then(() => conn.queryOne(dialect.gtidStateQuery))])
+        const {file, pos} = dialect.parseBinaryLogStatus(status!)
+        return {binlog: {file, pos}, gtid: dialect.parseGtidState(gtid!).binlogPos}
       }
       for (;;) {
         // Without the lock any statement may write: clients are killed until none is left running one.
@@ -111,27 +128,52 @@ export const blockWrites: StepHandler<Of<'block_writes'>> = {
   },
 }
 
+/** How long one FTWRL attempt (and the flush before the block) may wait for a lock: 1-3 s, within the wait timeout. */
+const lockWaitSeconds = (ctx: StepContext) => Math.max(1, Math.min(3, Math.floor(ctx.timeoutMs / 2000)))
+
 /**
- * FLUSH TABLES WITH READ LOCK on a held session, retried until the deadline: each try kills the client threads first
- * (a long statement would hold FTWRL, and every writer queued behind it, until it ends), then waits at most
- * lock_wait_timeout. A try that fails is killed on the server, so that no half-taken lock outlives it.
+ * The session that takes the lock, opened with its lock_wait_timeout set. Before the block (`flush`), it also closes
+ * the tables every session has open, MHA's FLUSH NO_WRITE_TO_BINLOG TABLES: FTWRL then has little to close while
+ * writes wait. That flush only saves time: one that cannot be done within lock_wait_timeout (a long statement holds
+ * a table) is left to FTWRL, whose attempt kills such statements.
  */
-async function lockAgainstEveryone(server: string, ctx: StepContext, deadline: number): Promise<void> {
+async function lockSession(server: string, ctx: StepContext, flush = false): Promise<ServerConnection> {
+  const held = ctx.heldSession(server, WRITE_BLOCK)
+  if (held) return held
+  const holder = await ctx.holdSession(server, WRITE_BLOCK)
+  await holder.execute(`SET SESSION lock_wait_timeout = ${lockWaitSeconds(ctx)}`)
+  if (flush) await holder.execute('FLUSH NO_WRITE_TO_BINLOG TABLES', (lockWaitSeconds(ctx) + 5) * 1000).catch(() => undefined)
+  return holder
+}
+
+/**
+ * FLUSH TABLES WITH READ LOCK on a held session, retried until the deadline. Beside each try the client threads
+ * are killed over the other session (a long statement would hold FTWRL, and every writer queued behind it, until it
+ * ends); the try waits at most lock_wait_timeout. A try that fails is killed on the server, so that no half-taken
+ * lock outlives it. Returns once the lock is held, with the kills that may still be under way.
+ */
+async function lockAgainstEveryone(server: string, ctx: StepContext, deadline: number): Promise<{holder: ServerConnection; killing: Promise<void>}> {
   const conn = await ctx.sql(server)
-  const seconds = Math.max(1, Math.min(3, Math.floor(ctx.timeoutMs / 2000)))
   for (let attempt = 1; ; attempt++) {
-    const holder = await ctx.holdSession(server, WRITE_BLOCK)
+    const holder = await lockSession(server, ctx)
+    const killing = killClients(conn, [holder.threadId])
+    // Awaited by the caller, or below: never a rejection without a handler meanwhile.
+    killing.catch(() => undefined)
     try {
-      for (const t of await clientThreads(conn, [holder.threadId])) await conn.execute(`KILL ${t.id}`).catch(() => undefined)
-      await holder.execute(`SET SESSION lock_wait_timeout = ${seconds}`)
-      await holder.execute('FLUSH TABLES WITH READ LOCK', (seconds + 5) * 1000)
-      return
+      await holder.execute('FLUSH TABLES WITH READ LOCK', (lockWaitSeconds(ctx) + 5) * 1000)
+      return {holder, killing}
     } catch (error) {
+      await killing.catch(() => undefined)
       await conn.execute(`KILL ${holder.threadId}`).catch(() => undefined)
       await ctx.releaseSession(server, WRITE_BLOCK).catch(() => undefined)
       if (Date.now() > deadline) throw new Error(`${server}: FLUSH TABLES WITH READ LOCK not granted after ${attempt} tries (${error instanceof Error ? error.message : String(error)})`)
     }
   }
+}
+
+/** Every client session of the server killed, but for `conn` itself and `exclude` (mha's own others). */
+async function killClients(conn: ServerConnection, exclude: number[]): Promise<void> {
+  for (const t of await clientThreads(conn, exclude)) await conn.execute(`KILL ${t.id}`).catch(() => undefined)
 }
 
 /**
@@ -144,14 +186,14 @@ export const releaseWriteBlock: StepHandler<Of<'release_write_block'>> = {
   async act(step, ctx) {
     const conn = await ctx.sql(step.server)
     const final = ctx.output(step.params.finalPosition.fromStep, step.params.finalPosition.output)
-    const now = await binaryLogPosition(ctx, step.server)
+    const now = await binlogEnd(ctx, step.server)
     if (!isCoordinates(final)) throw new Error(`no final position from ${step.params.finalPosition.fromStep}`)
-    if (compareCoordinates(now.binlog, final) !== 0)
+    if (compareCoordinates(now, final) !== 0)
       throw new Error(
-        `${step.server} wrote after its final position (${formatCoordinates(final)} -> ${formatCoordinates(now.binlog)}): those transactions are on ${step.server} only; compare ${step.server} with ${step.params.newMaster} and rebuild ${step.server} from ${step.params.newMaster} before it replicates`,
+        `${step.server} wrote after its final position (${formatCoordinates(final)} -> ${formatCoordinates(now)}): those transactions are on ${step.server} only; compare ${step.server} with ${step.params.newMaster} and rebuild ${step.server} from ${step.params.newMaster} before it replicates`,
       )
     const holder = ctx.heldSession(step.server, WRITE_BLOCK)
-    for (const t of await clientThreads(conn, holder ? [holder.threadId] : [])) await conn.execute(`KILL ${t.id}`).catch(() => undefined)
+    await killClients(conn, holder ? [holder.threadId] : [])
     if (holder) {
       await holder.execute('UNLOCK TABLES')
       await ctx.releaseSession(step.server, WRITE_BLOCK)
@@ -182,7 +224,7 @@ async function caughtUp(step: Of<'wait_caught_up'>, ctx: StepContext): Promise<b
  */
 async function blockHeld(step: Of<'wait_caught_up'>, ctx: StepContext): Promise<void> {
   const final = ctx.output(step.params.position.fromStep, 'binlog')
-  const now = (await binaryLogPosition(ctx, step.params.source)).binlog
+  const now = await binlogEnd(ctx, step.params.source)
   if (isCoordinates(final) && compareCoordinates(now, final) !== 0 && (await replicaStatus(ctx, step.params.source)) === null)
     throw new Error(`${step.params.source} wrote after its final position (${formatCoordinates(final)} -> ${formatCoordinates(now)}): the write block did not hold`)
 }
@@ -190,11 +232,11 @@ async function blockHeld(step: Of<'wait_caught_up'>, ctx: StepContext): Promise<
 /** A replica executes everything the blocked master wrote, within the wait timeout, and the master wrote nothing since. */
 export const waitCaughtUp: StepHandler<Of<'wait_caught_up'>> = {
   async check(step, ctx) {
-    if (!(await caughtUp(step, ctx))) return {done: false}
     // A replica that went past the final position (a resumed run whose block ended with the killed run's session,
     // and a write slipped in) is not done: the switchover stops here, before the promotion, and is rolled back.
-    await blockHeld(step, ctx)
-    return {done: true, reason: `${step.server} has everything ${step.params.source} wrote`}
+    // Both read at once: the replica's position and the source's.
+    const [caught] = await Promise.all([caughtUp(step, ctx), blockHeld(step, ctx)])
+    return caught ? {done: true, reason: `${step.server} has everything ${step.params.source} wrote`} : {done: false}
   },
   async act(step, ctx) {
     const dialect = await ctx.dialect(step.server)
@@ -209,7 +251,7 @@ export const waitCaughtUp: StepHandler<Of<'wait_caught_up'>> = {
     return undefined
   },
   async verify(step, ctx) {
-    if (!(await caughtUp(step, ctx))) throw new Error(`${step.server} still lacks what ${step.params.source} wrote`)
-    await blockHeld(step, ctx)
+    const [caught] = await Promise.all([caughtUp(step, ctx), blockHeld(step, ctx)])
+    if (!caught) throw new Error(`${step.server} still lacks what ${step.params.source} wrote`)
   },
 }

@@ -1,5 +1,5 @@
-import {existsSync, readFileSync} from 'node:fs'
-import {appendDurably} from '../util/durable.js'
+import {appendFileSync, existsSync, readFileSync} from 'node:fs'
+import {appendDurably, syncFile} from '../util/durable.js'
 
 /** One line of <plan>.journal.ndjson: what happened to a step, written before and after each effect. */
 export interface JournalEntry {
@@ -27,12 +27,18 @@ export interface JournalRecords {
 
 /**
  * Where a plan's journal lives: a file beside the plan (one manager), or etcd (several, one acting at a time).
- * A write is durable before it returns: the next effect starts only after it.
+ * A write is durable before it returns: the next effect starts only after it. A write marked `deferSync` (a step's
+ * end or skip, after which no effect of its own follows) may be only written when it returns: it is on disk with the
+ * next durable write, which comes before the next effect, or with sync(). A host that crashes in between loses the
+ * line as if it had crashed just before it: the resumed run checks that step again, and its check finds it done.
+ * A process killed in between loses nothing (the line is written).
  */
 export interface JournalStore {
   readonly where: string
   read(): Promise<JournalRecords>
-  write(entry: Omit<JournalEntry, 'at'>): Promise<void>
+  write(entry: Omit<JournalEntry, 'at'>, options?: {deferSync?: boolean}): Promise<void>
+  /** Every line written so far on disk. */
+  sync?(): Promise<void>
 }
 
 /** The last state of every step from journal lines in order; a torn line (crash mid-write) is ignored. */
@@ -78,9 +84,26 @@ export class Journal implements JournalStore {
     return existsSync(this.file) ? parseJournalLines(readFileSync(this.file, 'utf8').split('\n')) : {records: new Map(), digest: undefined}
   }
 
-  write(entry: Omit<JournalEntry, 'at'>): Promise<void> {
-    // Synced (and the journal's name in its folder when this line created it): each line is on disk before the next effect starts.
-    appendDurably(this.file, JSON.stringify({at: new Date().toISOString(), ...entry}) + '\n')
+  /** Lines written since the last fsync. */
+  #unsynced = false
+
+  write(entry: Omit<JournalEntry, 'at'>, options: {deferSync?: boolean} = {}): Promise<void> {
+    const line = JSON.stringify({at: new Date().toISOString(), ...entry}) + '\n'
+    if (options.deferSync === true && existsSync(this.file)) {
+      appendFileSync(this.file, line)
+      this.#unsynced = true
+      return Promise.resolve()
+    }
+    // Synced (and the journal's name in its folder when this line created it), with the deferred lines before it:
+    // each line is on disk before the next effect starts.
+    appendDurably(this.file, line)
+    this.#unsynced = false
+    return Promise.resolve()
+  }
+
+  sync(): Promise<void> {
+    if (this.#unsynced) syncFile(this.file)
+    this.#unsynced = false
     return Promise.resolve()
   }
 }

@@ -3,18 +3,23 @@ import {dirname} from 'node:path'
 
 /** A folder's entries (a file created, renamed or removed in it) on disk. */
 export function fsyncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r')
-  try {
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
+  syncFile(dir)
 }
 
 function writeAndSync(file: string, flag: string, text: string, mode?: number): void {
   const fd = openSync(file, flag, mode)
   try {
     writeSync(fd, text)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** A file's content written so far (by this process or another), on disk; for a folder, its entries. */
+export function syncFile(file: string): void {
+  const fd = openSync(file, 'r')
+  try {
     fsyncSync(fd)
   } finally {
     closeSync(fd)

@@ -31,6 +31,24 @@ describe.skipIf(!strace)('synced to disk (strace on this machine)', () => {
     expect(readFileSync(journal, 'utf8').trim().split('\n')).toHaveLength(2)
   })
 
+  it("a deferred line (a step's end or skip) goes to disk with the next durable line, or with sync()", () => {
+    const journal = join(dir, 'deferred.journal.ndjson')
+    const script = [
+      `import {Journal} from './src/store/journal.ts'`,
+      `const j = new Journal(${JSON.stringify(journal)})`,
+      `await j.write({step: 's1', event: 'begin'})`,
+      `await j.write({step: 's1', event: 'end'}, {deferSync: true})`,
+      `await j.write({step: 's2', event: 'skip'}, {deferSync: true})`,
+      `await j.write({step: 's3', event: 'begin'})`,
+      `await j.write({step: 's3', event: 'end'}, {deferSync: true})`,
+      `await j.sync()`,
+      `await j.sync()`,
+    ].join('; ')
+    // begin (with the folder: it created the file), the next begin (s1's end and s2's skip with it), sync (s3's end); the second sync has nothing to do.
+    expect(fsynced(script)).toEqual([journal, dir, journal, journal])
+    expect(readFileSync(journal, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as {event: string}).event)).toEqual(['begin', 'end', 'skip', 'begin', 'end'])
+  })
+
   it('the flashback done-mark (replaced whole): its content, then its folder', () => {
     const mark = join(dir, 'binlog.000001.flashback.json')
     const calls = fsynced(`import {replaceDurably} from './src/util/durable.ts'; replaceDurably(${JSON.stringify(mark)}, '{}\\n')`)

@@ -19,4 +19,13 @@ describe('start-up', () => {
     expect(result.status, result.stderr).toBe(0)
     expect(JSON.parse(result.stdout)).toEqual({ssh2: true, mysql2: false})
   })
+
+  it('mha switchover loads no SSH client (ssh2): a switchover opens no SSH session, and the client is loaded with the first one', () => {
+    const body = `import {createRequire} from 'node:module'; await import('./commands/switchover.ts'); const loaded = Object.keys(createRequire(import.meta.url).cache); console.log(JSON.stringify({total: loaded.length, ssh2: loaded.filter((k) => /node_modules\\/ssh2\\//.test(k)).length}))`
+    const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], {cwd: join(import.meta.dirname, '../..'), encoding: 'utf8'})
+    expect(result.status, result.stderr).toBe(0)
+    const counts = JSON.parse(result.stdout) as {total: number; ssh2: number}
+    expect(counts.total).toBeGreaterThan(20)
+    expect(counts.ssh2).toBe(0)
+  })
 })

@@ -48,6 +48,19 @@ describe('switchover refusals', () => {
     expect(s.plan().decision.newMaster).toBe('db2')
   })
 
+  it('is planned from SQL alone: a snapshot without SSH (as mha switchover and plan --switchover take it) records SSH as not inspected', () => {
+    const s = scenario()
+    for (const server of s.snapshot.servers) server.ssh = {reachable: false, kind: 'skipped', message: 'SSH not inspected'}
+    const plan = s.plan('db2')
+    expect(plan.observed.servers.map((o) => o.ssh)).toEqual([null, null, null])
+    validatePlan(plan, 'the plan')
+    expect(planProblems(plan, s.cluster)).toEqual([])
+    // Inspected and unreachable stays false.
+    const down = scenario()
+    down.snapshot.servers[2]!.ssh = {reachable: false, kind: 'refused', message: 'db3: connection refused'}
+    expect(down.plan('db2').observed.servers.map((o) => o.ssh)).toEqual([true, true, false])
+  })
+
   it('refuses when a replica holds transactions the master lacks, the target or another one', () => {
     // A local write on db2 after it replicated 0-1-2: MariaDB shows it in gtid_binlog_state.
     const s = scenario()
