@@ -282,7 +282,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
           listener({kind: 'skip', step, reason: checked.reason})
           return
         }
-        await journal.write({step: step.id, event: 'begin'})
+        // Before an effect its begin is on disk; a step that only reads has none, and its line goes with the next one.
+        await journal.write({step: step.id, event: 'begin'}, {deferSync: handler.readsOnly === true})
         acted.add(step.id)
         guard()
         const outputs = (await handler.act(step, ctx)) ?? {}
