@@ -393,7 +393,7 @@ async function runOnce(scenario: Scenario, tool: Tool, run: number): Promise<Run
       }
     }
     console.log(
-      `  ${tool}, run ${run}: dead ${Number.isNaN(dead) ? '-' : s(dead)}, writable ${s(result.writable)}, done ${s(done)}, longest gap ${s(result.gap)}, new master ${newMaster}, lost ${lost}/${result.acked}, twice ${duplicated}` +
+      `  ${tool}, run ${run}: dead ${Number.isNaN(dead) ? '-' : s(dead)}, writable ${s(result.writable)}, done ${s(done)}, longest gap ${gapCell(result.gap)}, new master ${newMaster}, lost ${lost}/${result.acked}, twice ${duplicated}` +
         (result.gtidReplicas === undefined ? '' : `, replicas left using GTID ${result.gtidReplicas}/1`),
     )
     return result
@@ -421,6 +421,8 @@ const med = (runs: Run[], pick: (r: Run) => number) => {
   return values.length ? median(values) : NaN
 }
 const cell = (ms: number) => (Number.isNaN(ms) ? '-' : s(ms))
+/** A gap to the millisecond: a switchover's is a few hundredths of a second. */
+const gapCell = (ms: number) => (Number.isNaN(ms) ? '-' : `${(ms / 1000).toFixed(3)} s`)
 const ratio = (a: number, b: number) => (Number.isNaN(a) || Number.isNaN(b) || b === 0 ? '-' : `${(a / b).toFixed(2)}x`)
 
 if (tools.some((t) => t !== 'mha')) installReference()
@@ -444,7 +446,7 @@ try {
     for (const [tool, {ok, failed}] of results) {
       const gtid = ok.some((r) => r.gtidReplicas !== undefined) ? ` (replicas left using GTID: ${ok.map((r) => r.gtidReplicas).join(', ')})` : ''
       lines.push(
-        `| ${tool} | ${cell(med(ok, (r) => r.dead))} | ${cell(med(ok, (r) => r.writable))} | ${cell(med(ok, (r) => r.done))} | ${cell(med(ok, (r) => r.gap))} | ${ok.map((r) => `${r.lost}/${r.acked}`).join(', ') || '-'} | ${ok.map((r) => r.duplicated).join(', ') || '-'} | ${failed}/${runs}${gtid} |`,
+        `| ${tool} | ${cell(med(ok, (r) => r.dead))} | ${cell(med(ok, (r) => r.writable))} | ${cell(med(ok, (r) => r.done))} | ${gapCell(med(ok, (r) => r.gap))} | ${ok.map((r) => `${r.lost}/${r.acked}`).join(', ') || '-'} | ${ok.map((r) => r.duplicated).join(', ') || '-'} | ${failed}/${runs}${gtid} |`,
       )
     }
     const ours = results.get('mha')?.ok ?? []
