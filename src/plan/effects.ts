@@ -76,7 +76,7 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
         ...(d?.setReadOnly(true) ?? ['SET GLOBAL read_only = ON']),
         ...(d?.version.flavor === 'mariadb'
           ? [
-              'FLUSH TABLES WITH READ LOCK on its own connection (held until the promotion; that connection flushes the tables before read_only), beside it KILL every client connection',
+              'FLUSH TABLES WITH READ LOCK on its own connection (held until release_write_block; that connection flushes the tables before read_only), beside it KILL every client connection',
               `${d.showBinaryLogStatus} once under the lock (recorded)`,
             ]
           : ['KILL every client connection', `${d?.showBinaryLogStatus ?? 'SHOW MASTER STATUS'} until two reads 100 ms apart agree (recorded)`]),
