@@ -44,17 +44,26 @@ export class RunContext implements StepContext {
 
   /** `connections`: open ones the caller hands over (mha switchover's inspection), used as this run's own and closed with them. */
   constructor(cluster: ClusterConfig, plan: Plan, workDir: string, pool?: SshPool, guard: () => void = () => undefined, progressIntervalMs = 10_000, connections?: ReadonlyMap<string, ServerConnection>) {
-    for (const [name, conn] of connections ?? []) {
-      conn.guard = guard
-      this.#sql.set(name, Promise.resolve(conn))
-    }
-    this.#pool = pool
     this.#guard = guard
+    this.adopt(connections ?? new Map())
+    this.#pool = pool
     this.progressIntervalMs = progressIntervalMs
     this.cluster = cluster
     this.plan = plan
     this.workDir = workDir
     this.timeoutMs = cluster.failover.waitTimeoutMs
+  }
+
+  /** Open connections (an inspection's, a moment old) become this run's own, one per server; a second one is closed. */
+  adopt(connections: ReadonlyMap<string, ServerConnection>): void {
+    for (const [name, conn] of connections) {
+      if (this.#sql.has(name)) {
+        void conn.close()
+        continue
+      }
+      conn.guard = this.#guard
+      this.#sql.set(name, Promise.resolve(conn))
+    }
   }
 
   server(name: string): ServerConfig {

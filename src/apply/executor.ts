@@ -193,7 +193,15 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
   try {
     // Staleness: before the first step, every fact the plan rests on; on a resume, the facts of the servers the
     // remaining steps touch, less those the plan's own started steps change. SQL facts only: no SSH needed.
-    const snapshot = options.snapshot ?? (await inspectCluster(cluster, {relayLookups: false, ssh: false}))
+    // Its connections are the run's own afterwards: the first steps need no handshake. The replication login is not
+    // tried: nothing here reads it (a switchover's check tries it on its target).
+    const inspected = new Map<string, ServerConnection>()
+    let snapshot: Snapshot
+    try {
+      snapshot = options.snapshot ?? (await inspectCluster(cluster, {relayLookups: false, ssh: false, replLogin: false, keepConnections: inspected}))
+    } finally {
+      ctx.adopt(inspected)
+    }
     const denied = snapshot.servers.flatMap((s) => (!s.sql.reachable && s.sql.kind === 'auth' ? [s.sql.message] : []))
     if (denied.length > 0) {
       listener({kind: 'refused', reason: denied.join('; ')})
@@ -282,7 +290,8 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
           listener({kind: 'skip', step, reason: checked.reason})
           return
         }
-        await journal.write({step: step.id, event: 'begin'})
+        // Before an effect its begin is on disk; a step that only reads has none, and its line goes with the next one.
+        await journal.write({step: step.id, event: 'begin'}, {deferSync: handler.readsOnly === true})
         acted.add(step.id)
         guard()
         const outputs = (await handler.act(step, ctx)) ?? {}

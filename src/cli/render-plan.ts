@@ -45,7 +45,9 @@ function describeStep(step: Step): string {
     case 'apply_logs':
       return `${step.server}: apply ${[step.params.relayDiff ? 'the relay-log diff' : '', step.params.masterTail ? 'the saved binlog tail' : ''].filter(Boolean).join(' + ')} as one stream`
     case 'detach_replication':
-      return `${step.server}: STOP SLAVE${step.params.resetSlaveAll ? ', RESET SLAVE ALL' : ''}, record binlog coordinates`
+      return `${step.server}: STOP SLAVE${step.params.resetSlaveAll ? ', RESET SLAVE ALL' : ''}${step.outputs.includes('binlog') ? ', record binlog coordinates' : ''}`
+    case 'record_position':
+      return `${step.server}: record binlog coordinates (SHOW MASTER STATUS), a read`
     case 'run_hook':
       return `${step.server}: run ${step.params.hook} hook --command=${step.params.command}${step.params.newMaster !== undefined || step.params.origMaster !== undefined ? ` (new_master ${step.params.newMaster ?? '-'}, orig_master ${step.params.origMaster ?? '-'})` : ''}`
     case 'enable_writes':

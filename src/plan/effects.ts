@@ -60,7 +60,9 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
       return [`mariadb-binlog | mariadb --host=${server(step.server)?.hostname} --port=${server(step.server)?.port} --user=${server(step.server)?.user} (login through a descriptor): ${pieces.filter(Boolean).join(', then ')}, skipping the transactions ${step.server} has already`]
     }
     case 'detach_replication':
-      return sql(step.server, [d?.stopReplica ?? 'STOP SLAVE', ...(step.params.resetSlaveAll ? [d?.resetReplicaAll ?? 'RESET SLAVE ALL'] : []), `${d?.showBinaryLogStatus ?? 'SHOW MASTER STATUS'} (recorded)`])
+      return sql(step.server, [d?.stopReplica ?? 'STOP SLAVE', ...(step.params.resetSlaveAll ? [d?.resetReplicaAll ?? 'RESET SLAVE ALL'] : []), ...(step.outputs.includes('binlog') ? [`${d?.showBinaryLogStatus ?? 'SHOW MASTER STATUS'} (recorded)`] : [])])
+    case 'record_position':
+      return sql(step.server, [`${d?.showBinaryLogStatus ?? 'SHOW MASTER STATUS'} and its GTID position (recorded; refused if it takes writes already)`])
     case 'enable_writes':
     case 'unblock_writes':
       return sql(step.server, [
@@ -72,9 +74,12 @@ export function effectOf(step: Step, plan: Plan, cluster: ClusterConfig): string
       return sql(step.server, [
         ...(step.params.stopReplication ? [d?.stopReplica ?? 'STOP SLAVE'] : []),
         ...(d?.setReadOnly(true) ?? ['SET GLOBAL read_only = ON']),
-        'KILL every client connection',
-        ...(d?.version.flavor === 'mariadb' ? ['FLUSH TABLES WITH READ LOCK (held on its own connection until the promotion)'] : []),
-        `${d?.showBinaryLogStatus ?? 'SHOW MASTER STATUS'} until two reads 100 ms apart agree (recorded)`,
+        ...(d?.version.flavor === 'mariadb'
+          ? [
+              'FLUSH TABLES WITH READ LOCK on its own connection (held until release_write_block; that connection flushes the tables before read_only), beside it KILL every client connection',
+              `${d.showBinaryLogStatus} once under the lock (recorded)`,
+            ]
+          : ['KILL every client connection', `${d?.showBinaryLogStatus ?? 'SHOW MASTER STATUS'} until two reads 100 ms apart agree (recorded)`]),
       ])
     case 'run_hook': {
       const passwords = stepHookPasswords(step.params.hook)

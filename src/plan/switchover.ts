@@ -177,6 +177,21 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
   const position = {fromStep: block, output: gtid ? 'gtid' : 'binlog'}
   const waitTarget = `wait_caught_up:${nm.name}`
   add({id: waitTarget, type: 'wait_caught_up', server: nm.name, params: {source: master.name, position, gtid}, after: [block], reason: `${nm.name} executes everything ${master.name} wrote`})
+  // In the write block only what the promotion needs: the new master's coordinates, then its read_only=OFF. Its
+  // replication from the old master stops after that (as MHA resets it after its switch): nothing comes from the
+  // blocked old master meanwhile, and it stops before the old master's lock goes.
+  const recorded = `record_position:${nm.name}`
+  add({
+    id: recorded,
+    type: 'record_position',
+    server: nm.name,
+    params: {},
+    after: [waitTarget],
+    outputs: ['binlog', 'gtid'],
+    reason: `record ${nm.name}'s binlog coordinates, where the others will start: it has everything ${master.name} wrote, and takes no write yet`,
+  })
+  const writable = `enable_writes:${nm.name}`
+  add({id: writable, type: 'enable_writes', server: nm.name, params: {}, after: [recorded], reason: `${nm.name} becomes the writable master`})
   const detach = `detach_replication:${nm.name}`
   const resetSlaveAll = !cluster.failover.skipResetSlave
   add({
@@ -184,20 +199,17 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
     type: 'detach_replication',
     server: nm.name,
     params: {resetSlaveAll},
-    after: [waitTarget],
-    outputs: ['binlog', 'gtid'],
-    reason: `stop replication on ${nm.name} and record its binlog coordinates, where the others will start; ${resetSlaveAll ? `RESET SLAVE ALL forgets ${master.name} as its source` : `skip_reset_slave: its settings to replicate from ${master.name} are kept, stopped`}`,
+    after: [writable],
+    reason: `stop replication on ${nm.name} (${master.name}, blocked, has sent it nothing since its final position), before ${master.name}'s lock goes; ${resetSlaveAll ? `RESET SLAVE ALL forgets ${master.name} as its source` : `skip_reset_slave: its settings to replicate from ${master.name} are kept, stopped`}`,
   })
-  const writable = `enable_writes:${nm.name}`
-  add({id: writable, type: 'enable_writes', server: nm.name, params: {}, after: [detach], reason: `${nm.name} becomes the writable master`})
   const release = `release_write_block:${master.name}`
   add({
     id: release,
     type: 'release_write_block',
     server: master.name,
     params: {finalPosition: {fromStep: block, output: 'binlog'}, newMaster: nm.name},
-    after: [writable],
-    reason: `${master.name} has written nothing since its final position; its waiting clients are killed (they would write on a replica) and mha's lock goes; read_only stays`,
+    after: [detach],
+    reason: `${master.name} has written nothing since its final position; its waiting clients are killed (they would write on a replica) and mha's lock goes, once ${nm.name} no longer replicates from it; read_only stays`,
   })
   // Each proxy sends writes to the new master once it takes them: every other server in maint first (never two
   // writers), verified through the frontend. A failure here leaves the promotion standing (routing:PROXY).
@@ -219,12 +231,12 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
     const version = sqlFacts(byName.get(server.name)!)!.version
     const id = `repoint_replica:${server.name}`
     const targetParams = {host: nm.hostname, port: nm.port, user: cluster.replUser}
-    const preview = changePreview(cluster, version, targetParams, gtid, detach)
+    const preview = changePreview(cluster, version, targetParams, gtid, recorded)
     add({
       id,
       type: 'repoint_replica',
       server: server.name,
-      params: {source: nm.name, ...targetParams, gtid, coordinates: gtid ? null : {fromStep: detach, output: 'binlog'}, preview, ...(formerMaster ? {formerMaster: true} : {})},
+      params: {source: nm.name, ...targetParams, gtid, coordinates: gtid ? null : {fromStep: recorded, output: 'binlog'}, preview, ...(formerMaster ? {formerMaster: true} : {})},
       after: [...ready, writable],
       reason: formerMaster
         ? `${server.name}, the old master, replicates from ${nm.name} (${standby ? (standby === nm ? 'the pair stays a pair: the old master is the new standby' : `it replicated from ${standby.name}, its standby; now from the new master`) : cluster.switchover.origMasterIsNewSlave ? 'orig_master_is_new_slave' : 'a cluster of two servers stays a pair'})`
@@ -295,7 +307,7 @@ function rollbackOf(plan: Parameters<typeof switchoverRollback>[0], cluster: Clu
 }
 
 /** Steps that read and wait only: nothing to undo. */
-const effectFree: ReadonlySet<Step['type']> = new Set(['check_switchover', 'wait_caught_up'])
+const effectFree: ReadonlySet<Step['type']> = new Set(['check_switchover', 'wait_caught_up', 'record_position'])
 
 /**
  * A switchover's rollback, derived from its own steps: the undo of every step that can run before the promotion
@@ -347,6 +359,7 @@ export function switchoverRollback(
           reason: `undo: ${newMaster} is read_only again (${step.id} failed, perhaps after it took effect) before ${oldMaster} takes writes again`,
         },
       }
+    // A plan made before record_position detached its new master before the promotion.
     if (step.type === 'detach_replication' && step.server === newMaster)
       return {
         rank: 4,

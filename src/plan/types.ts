@@ -57,6 +57,11 @@ export type Step =
   /** After the promotion: the old master's final position still holds, its waiting clients go, its lock is released. */
   | StepBase<'release_write_block', {finalPosition: OutputRef; newMaster: string}>
   | StepBase<'wait_caught_up', {source: string; position: OutputRef; gtid: boolean}>
+  /**
+   * A switchover's new master, once it has executed everything the blocked old master wrote and before it takes
+   * writes: its binlog coordinates, where the others start. A read: it changes nothing.
+   */
+  | StepBase<'record_position', Record<string, never>>
   | StepBase<'enable_writes', Record<string, never>>
   | StepBase<
       'repoint_replica',

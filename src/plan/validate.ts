@@ -198,6 +198,7 @@ export function planProblems(plan: Plan, cluster: ClusterConfig): string[] {
       case 'catch_up_from':
       case 'apply_logs':
       case 'enable_writes':
+      case 'record_position':
       case 'block_writes':
       case 'unblock_writes':
       case 'wait_caught_up':
@@ -314,7 +315,13 @@ function shapeProblems(plan: Plan): string[] {
     problems.push(`a ${kind} plan must make exactly one server writable, its new master ${nm ?? '(none)'}; this one has ${writable.map((s) => s.id).join(', ') || 'no enable_writes step'}`)
   const detach = of('detach_replication', nm)
   if (detach.length !== 1) problems.push(`a ${kind} plan must detach its new master ${nm ?? '(none)'} from replication exactly once`)
-  if (writable.length === 1 && detach.length === 1 && !needs(writable[0]!, detach[0]!)) problems.push(`${writable[0]!.id} must come after ${detach[0]!.id}`)
+  // Where the new master's coordinates are recorded before it takes writes: by record_position (a switchover, which
+  // detaches after the promotion), else by the detach itself.
+  const recorded = of('record_position')
+  if (recorded.length > 1 || (recorded.length === 1 && (kind !== 'switchover' || recorded[0]!.server !== nm)))
+    problems.push(`only a switchover records its new master's position (record_position), once, on ${nm ?? '(none)'}; this plan has ${recorded.map((s) => s.id).join(', ')}`)
+  const positionStep = recorded.length === 1 ? recorded[0]! : detach.length === 1 ? detach[0]! : undefined
+  if (writable.length === 1 && positionStep && !needs(writable[0]!, positionStep)) problems.push(`${writable[0]!.id} must come after ${positionStep.id}`)
   if (kind === 'failover') {
     const fence = of('fence_master', decision.deadMaster)
     if (fence.length !== 1) problems.push(`a failover plan must fence its dead master ${decision.deadMaster ?? '(none)'} exactly once`)
@@ -325,6 +332,12 @@ function shapeProblems(plan: Plan): string[] {
     const block = of('block_writes', decision.oldMaster ?? null)
     if (block.length !== 1) problems.push(`a switchover plan must block writes on its old master ${decision.oldMaster ?? '(none)'} exactly once`)
     else if (writable.length === 1 && !needs(writable[0]!, block[0]!)) problems.push(`${writable[0]!.id} must come after ${block[0]!.id}`)
+    // The coordinates are read once the new master has everything the old one wrote, and its replication from the
+    // old master stops before the old master's lock goes (whatever is written there afterwards stays off it).
+    const caughtUp = of('wait_caught_up', nm)
+    if (positionStep && caughtUp.length === 1 && !needs(positionStep, caughtUp[0]!)) problems.push(`${positionStep.id} must come after ${caughtUp[0]!.id}`)
+    const release = of('release_write_block', decision.oldMaster ?? null)
+    if (release.length === 1 && detach.length === 1 && !needs(release[0]!, detach[0]!)) problems.push(`${release[0]!.id} must come after ${detach[0]!.id}: ${nm ?? 'the new master'} stops replicating from ${decision.oldMaster ?? 'the old master'} before its lock goes`)
   }
   for (const repoint of of('repoint_replica')) if (repoint.type === 'repoint_replica' && repoint.params.source !== nm) problems.push(`step ${repoint.id} params.source: ${repoint.params.source}; every replica of this plan follows the new master ${nm ?? '(none)'}`)
   return problems
@@ -525,6 +538,7 @@ export function refsOf(step: Step): OutputRef[] {
     case 'block_writes':
     case 'unblock_writes':
     case 'enable_writes':
+    case 'record_position':
     case 'verify_replication':
       return []
   }
@@ -563,6 +577,7 @@ function namedServers(step: Step): Array<[string, string]> {
     case 'block_writes':
     case 'unblock_writes':
     case 'enable_writes':
+    case 'record_position':
     case 'set_read_only':
     case 'flashback_binlog':
       return []

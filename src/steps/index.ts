@@ -3,7 +3,7 @@ import {catchUpFrom} from './catch-up.js'
 import {fenceMaster} from './fence.js'
 import {runHookStep} from './hook.js'
 import {applyLogs, saveMasterBinlog, saveRelayDiff} from './recovery.js'
-import {detachReplication, enableWrites, repointReplica, stopReplicaIo, verifyReplication, waitRelayLogApplied} from './replication.js'
+import {detachReplication, enableWrites, recordPosition, repointReplica, stopReplicaIo, verifyReplication, waitRelayLogApplied} from './replication.js'
 import {flashbackBinlog, setReadOnly} from './rejoin.js'
 import {copyBackup, installBackup, markOutOfService, replicateFromCopy, startServer, stopServer} from './rebuild.js'
 import {routeDrain, routeWriter} from './routing.js'
@@ -19,6 +19,7 @@ const handlers: {[K in StepType]: StepHandler<Extract<Step, {type: K}>>} = {
   save_relay_diff: saveRelayDiff,
   apply_logs: applyLogs,
   detach_replication: detachReplication,
+  record_position: recordPosition,
   run_hook: runHookStep,
   enable_writes: enableWrites,
   repoint_replica: repointReplica,

@@ -130,11 +130,17 @@ async function promotionPoint(ctx: StepContext, server: string): Promise<{binlog
   return ctx.plan.kind === 'failover' ? {...position, held: (await gtidRecord(ctx, server)).held} : position
 }
 
+/**
+ * The new master stops replicating (and forgets its source, RESET SLAVE ALL, unless skip_reset_slave). Where the
+ * plan has it record coordinates (a failover's, whose writes start only after it), they are read after the stop; a
+ * switchover records them in record_position before its promotion and detaches after it: then none are read here.
+ */
 export const detachReplication: StepHandler<Of<'detach_replication'>> = {
   async check(step, ctx) {
     const status = await replicaStatus(ctx, step.server)
     if (status && step.params.resetSlaveAll) return {done: false}
     if (status && status.ioThread !== 'stopped') return {done: false}
+    if (!recordsPosition(step)) return {done: true, reason: `${step.server} already replicates from nobody`}
     // Writes start only after this step, so the coordinates read now are the ones recorded before.
     const {readOnly} = await readOnlyState(ctx, step.server)
     if (!readOnly) return {done: false}
@@ -145,11 +151,33 @@ export const detachReplication: StepHandler<Of<'detach_replication'>> = {
     const conn = await ctx.sql(step.server)
     await conn.execute(dialect.stopReplica)
     if (step.params.resetSlaveAll) await conn.execute(dialect.resetReplicaAll)
-    return await promotionPoint(ctx, step.server)
+    return recordsPosition(step) ? await promotionPoint(ctx, step.server) : undefined
+  },
+  async verify(step, ctx, outputs) {
+    if (recordsPosition(step) && !isCoordinates(outputs.binlog)) throw new Error(`${step.server}: no binlog coordinates recorded (is log_bin on?)`)
+    const status = await replicaStatus(ctx, step.server)
+    if (step.params.resetSlaveAll && status !== null) throw new Error(`${step.server} still has replication settings after RESET SLAVE ALL`)
+    if (status?.ioThread === 'running' || status?.sqlThread === 'running') throw new Error(`${step.server} still replicates`)
+  },
+}
+
+const recordsPosition = (step: Of<'detach_replication'>) => step.outputs.includes('binlog')
+
+/**
+ * A switchover's new master, caught up with the blocked old master and not yet writable: its binlog coordinates and
+ * GTID position, where the others start. A read, run again from the start if it did not finish; refused once the
+ * server takes writes, since its binlog may then hold writes the others must get from it.
+ */
+export const recordPosition: StepHandler<Of<'record_position'>> = {
+  readsOnly: true,
+  check: () => Promise.resolve({done: false}),
+  async act(step, ctx) {
+    return await binaryLogPosition(ctx, step.server)
   },
   async verify(step, ctx, outputs) {
     if (!isCoordinates(outputs.binlog)) throw new Error(`${step.server}: no binlog coordinates recorded (is log_bin on?)`)
-    if (step.params.resetSlaveAll && (await replicaStatus(ctx, step.server)) !== null) throw new Error(`${step.server} still has replication settings after RESET SLAVE ALL`)
+    // read_only after the read: it was read_only while its position was read, so the position holds no client write.
+    if (!(await readOnlyState(ctx, step.server)).readOnly) throw new Error(`${step.server} takes writes already: the coordinates just read may come after some of them; make a new plan`)
   },
 }
 
@@ -344,6 +372,7 @@ async function waitUntilHoldsPromotion(step: Of<'repoint_replica'>, ctx: StepCon
 }
 
 export const verifyReplication: StepHandler<Of<'verify_replication'>> = {
+  readsOnly: true,
   check() {
     return Promise.resolve({done: false})
   },

@@ -13,6 +13,7 @@ type Of<T extends Step['type']> = Extract<Step, {type: T}>
 
 /** The switchover's preconditions, live, right before the first effect. */
 export const checkSwitchover: StepHandler<Of<'check_switchover'>> = {
+  readsOnly: true,
   check: () => Promise.resolve({done: false}),
   act: () => Promise.resolve(undefined),
   async verify(step, ctx) {
@@ -231,6 +232,7 @@ async function blockHeld(step: Of<'wait_caught_up'>, ctx: StepContext): Promise<
 
 /** A replica executes everything the blocked master wrote, within the wait timeout, and the master wrote nothing since. */
 export const waitCaughtUp: StepHandler<Of<'wait_caught_up'>> = {
+  readsOnly: true,
   async check(step, ctx) {
     // A replica that went past the final position (a resumed run whose block ended with the killed run's session,
     // and a write slipped in) is not done: the switchover stops here, before the promotion, and is rolled back.

@@ -55,6 +55,8 @@ export interface StepContext {
 
 /** Every effect is a check (already done?), an action, and a verification. */
 export interface StepHandler<S extends Step = Step> {
+  /** The step changes nothing (it reads or waits): its begin needs no fsync of its own, there is nothing to undo. */
+  readsOnly?: true
   /** A reason when the step's effect is already there (then it is skipped), with outputs if it has any. */
   check(step: S, ctx: StepContext): Promise<{done: false} | {done: true; reason: string; outputs?: Record<string, unknown>}>
   act(step: S, ctx: StepContext): Promise<Record<string, unknown> | undefined>

@@ -33,21 +33,25 @@ async function applyWith(failures: Record<string, Fate>) {
 describe('a switchover rollback undoes every step that began, in the plan\'s order', () => {
   beforeEach(() => fates.clear())
 
-  it('a detach that failed part way: the target is re-pointed, the write block and the hook\'s stop undone; the promotion never began', async () => {
-    const {report, undone} = await applyWith({'detach_replication:db2': 'fails in act'})
-    expect(undone).toEqual(['unblock_writes:db1', 'run_hook:online_change_start_db1', 'repoint_replica:db2'])
-    expect(report.status).toBe('failed')
-    expect(report.message).toMatch(/; rolled back \(unblock_writes:db1, run_hook:online_change_start_db1, repoint_replica:db2\): db1 takes writes again$/)
-  })
-
-  it('a detach that failed before acting (its check): nothing of it to undo', async () => {
-    const {undone} = await applyWith({'detach_replication:db2': 'fails in check'})
+  it("the target's position that could not be read: the write block and the hook's stop undone; the target still replicates from db1, the promotion never began", async () => {
+    const {report, undone} = await applyWith({'record_position:db2': 'fails in act'})
     expect(undone).toEqual(['unblock_writes:db1', 'run_hook:online_change_start_db1'])
+    expect(report.status).toBe('failed')
+    expect(report.message).toMatch(/; rolled back \(unblock_writes:db1, run_hook:online_change_start_db1\): db1 takes writes again$/)
   })
 
   it('a promotion that failed part way: the target is read_only again first, then the rest', async () => {
     const {undone} = await applyWith({'enable_writes:db2': 'fails in act'})
-    expect(undone).toEqual(['set_read_only:db2', 'unblock_writes:db1', 'run_hook:online_change_start_db1', 'repoint_replica:db2'])
+    expect(undone).toEqual(['set_read_only:db2', 'unblock_writes:db1', 'run_hook:online_change_start_db1'])
+  })
+
+  it("a detach that fails after the promotion rolls nothing back, and the old master's lock is not let go: db2 may still replicate from it", async () => {
+    const {report, undone} = await applyWith({'detach_replication:db2': 'fails in act'})
+    expect(undone).toEqual([])
+    expect(report.status).toBe('failed')
+    expect(report.steps.find((s) => s.id === 'enable_writes:db2')?.status).toBe('applied')
+    expect(report.steps.find((s) => s.id === 'release_write_block:db1')?.status).toMatch(/^(blocked|not_run)$/)
+    expect(report.nextAction).toMatch(/then run "mha apply .*" again: it resumes from detach_replication:db2$/)
   })
 
   it('stops when the target cannot be made read_only again: the old master is not given writes beside a target that may take them', async () => {

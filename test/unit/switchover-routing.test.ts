@@ -58,7 +58,7 @@ describe('a switchover behind proxies: its plan', () => {
   })
 
   it("rolls the drains back after the old master takes writes again: it alone in each writer backend, verified through the frontend", () => {
-    expect(plan.rollback!.steps.map((s) => s.id)).toEqual(['set_read_only:db2', 'unblock_writes:db1', 'route_writer_back:haproxy1', 'route_writer_back:haproxy2', 'repoint_replica:db2'])
+    expect(plan.rollback!.steps.map((s) => s.id)).toEqual(['set_read_only:db2', 'unblock_writes:db1', 'route_writer_back:haproxy1', 'route_writer_back:haproxy2'])
     expect(plan.rollback!.steps[2]).toMatchObject({
       type: 'route_writer',
       server: 'db1',
@@ -90,12 +90,12 @@ describe('a switchover behind proxies: its plan', () => {
     expect(planProblems(early, cluster)).toContain('block_writes:db1 must come after route_drain:haproxy1: no client through proxy haproxy1 meets the write block')
 
     const soon = clone()
-    soon.steps.find((s) => s.id === 'route_writer:haproxy1')!.after = ['detach_replication:db2']
+    soon.steps.find((s) => s.id === 'route_writer:haproxy1')!.after = ['record_position:db2']
     expect(planProblems(soon, cluster)).toContain('route_writer:haproxy1 must come after enable_writes:db2: a proxy sends writes only to a server that takes them')
 
     const noUndo = clone()
     noUndo.rollback!.steps = noUndo.rollback!.steps.filter((s) => s.type !== 'route_writer')
-    expect(planProblems(noUndo, cluster).some((p) => p.startsWith('rollback.steps[2]: the plan has repoint_replica:db2, undoing the steps before the promotion gives route_writer_back:haproxy1'))).toBe(true)
+    expect(planProblems(noUndo, cluster).some((p) => p.startsWith('rollback.steps[2]: the plan has nothing, undoing the steps before the promotion gives route_writer_back:haproxy1'))).toBe(true)
 
     // A forward route_writer goes to the new master only; the undo's server is the old master.
     const elsewhere = clone()

@@ -159,7 +159,7 @@ describe('switchover rollback: every step before the promotion has its undo', ()
       after: ['run_hook:online_change_stop'],
     })
     expect(plan.rollback!.ifFailedBefore).toBe('enable_writes:db2')
-    expect(rollbackOf(plan).map((r) => r.id)).toEqual(['set_read_only:db2', 'unblock_writes:db1', 'run_hook:online_change_start_db1', 'repoint_replica:db2'])
+    expect(rollbackOf(plan).map((r) => r.id)).toEqual(['set_read_only:db2', 'unblock_writes:db1', 'run_hook:online_change_start_db1'])
     expect(planProblems(plan, s.cluster)).toEqual([])
     validatePlan(plan, 'with-hook.json')
     // The forward start (after the promotion) is not undone, and keeps the decision's servers.
@@ -172,19 +172,36 @@ describe('switchover rollback: every step before the promotion has its undo', ()
 
   it('undoes each step before the promotion that has an effect, the promotion included, the target read_only first; without the hook, no hook undo', () => {
     const plan = scenario().plan('db2')
-    // Before the promotion: check (reads), block, waits (read), detach, and the promotion itself.
+    // Before the promotion: check (reads), block, the target's wait and its recorded position (reads), and the
+    // promotion itself; the target stops replicating after it, before the old master's lock goes.
     expect(plan.steps.slice(0, plan.steps.findIndex((st) => st.id === 'enable_writes:db2') + 1).map((st) => st.id)).toEqual([
       'check_switchover:db1',
       'block_writes:db1',
       'wait_caught_up:db2',
-      'detach_replication:db2',
+      'record_position:db2',
       'enable_writes:db2',
     ])
+    expect(plan.steps.find((st) => st.id === 'detach_replication:db2')!.after).toEqual(['enable_writes:db2'])
+    expect(plan.steps.find((st) => st.id === 'release_write_block:db1')!.after).toEqual(['detach_replication:db2'])
+    // Never detached before the promotion, the target needs no re-point back: it still replicates from db1.
     expect(rollbackOf(plan)).toEqual([
       {id: 'set_read_only:db2', server: 'db2', after: ['enable_writes:db2']},
       {id: 'unblock_writes:db1', server: 'db1', after: ['block_writes:db1']},
-      {id: 'repoint_replica:db2', server: 'db2', after: ['detach_replication:db2']},
     ])
+  })
+
+  it('refuses a switchover plan that reads the position before the catch-up, promotes before it, or lets the lock go before the detach', () => {
+    const s = scenario()
+    const plan = s.plan('db2')
+    const edited = (change: (p: Plan) => void) => {
+      const copy = structuredClone(plan)
+      change(copy)
+      return planProblems(copy, s.cluster)
+    }
+    const step = (p: Plan, id: string) => p.steps.find((st) => st.id === id)!
+    expect(edited((p) => (step(p, 'record_position:db2').after = ['block_writes:db1']))).toEqual(['record_position:db2 must come after wait_caught_up:db2'])
+    expect(edited((p) => (step(p, 'enable_writes:db2').after = ['wait_caught_up:db2']))).toEqual(['enable_writes:db2 must come after record_position:db2'])
+    expect(edited((p) => (step(p, 'release_write_block:db1').after = ['enable_writes:db2']))).toEqual(['release_write_block:db1 must come after detach_replication:db2: db2 stops replicating from db1 before its lock goes'])
   })
 
   it('refuses a plan whose rollback leaves a step undone, reverses a forward hook call, or adds an undo', () => {
@@ -196,8 +213,7 @@ describe('switchover rollback: every step before the promotion has its undo', ()
       return planProblems(copy, s.cluster)
     }
     expect(edited((p) => p.rollback!.steps.splice(2, 1))).toEqual([
-      'rollback.steps[2]: the plan has repoint_replica:db2, undoing the steps before the promotion gives run_hook:online_change_start_db1 ({"hook":"master_ip_online_change","command":"start","path":"/etc/mha/online_change","origMaster":"db2","newMaster":"db1"}, after run_hook:online_change_stop)',
-      'rollback.steps[3]: the plan has nothing, undoing the steps before the promotion gives repoint_replica:db2 ({"source":"db1","host":"127.0.0.11","port":3306,"user":"repl","gtid":true,"coordinates":null,"preview":"db2 replicates from db1 again, from db1\'s final position"}, after detach_replication:db2)',
+      'rollback.steps[2]: the plan has nothing, undoing the steps before the promotion gives run_hook:online_change_start_db1 ({"hook":"master_ip_online_change","command":"start","path":"/etc/mha/online_change","origMaster":"db2","newMaster":"db1"}, after run_hook:online_change_stop)',
     ])
     expect(
       edited((p) => {
@@ -206,7 +222,7 @@ describe('switchover rollback: every step before the promotion has its undo', ()
       }),
     ).toEqual([expect.stringMatching(/^rollback\.steps\[2\]: the plan has run_hook:online_change_start_db1 with other fields, undoing/)])
     // The undos in another order: the target's read_only would no longer come first.
-    expect(edited((p) => p.rollback!.steps.reverse())).toHaveLength(4)
+    expect(edited((p) => p.rollback!.steps.reverse())).toHaveLength(2)
     expect(
       edited((p) => {
         const hook = p.steps.find((st) => st.id === 'run_hook:online_change_start')!
@@ -214,10 +230,10 @@ describe('switchover rollback: every step before the promotion has its undo', ()
       }),
     ).toEqual(['step run_hook:online_change_start params.newMaster: db1; a hook call among the plan\'s steps takes its servers from the decision'])
     expect(edited((p) => p.rollback!.steps.push({id: 'enable_writes:db3', type: 'enable_writes', server: 'db3', params: {}, after: ['check_switchover:db1'], outputs: [], reason: 'x'}))).toEqual([
-      'rollback.steps[4]: the plan has enable_writes:db3, undoing the steps before the promotion gives nothing',
+      'rollback.steps[3]: the plan has enable_writes:db3, undoing the steps before the promotion gives nothing',
     ])
     expect(edited((p) => (p.rollback!.ifFailedBefore = 'check_switchover:db1'))).toEqual(['rollback.ifFailedBefore: the plan says check_switchover:db1, the promotion is enable_writes:db2'])
-    expect(edited((p) => delete p.rollback)).toEqual(['the plan has no rollback; it must list the undos set_read_only:db2, unblock_writes:db1, run_hook:online_change_start_db1, repoint_replica:db2, run if a step fails before enable_writes:db2'])
+    expect(edited((p) => delete p.rollback)).toEqual(['the plan has no rollback; it must list the undos set_read_only:db2, unblock_writes:db1, run_hook:online_change_start_db1, run if a step fails before enable_writes:db2'])
     // A step with an effect before the promotion that no undo exists for.
     expect(
       edited((p) => p.steps.splice(1, 0, {id: 'set_read_only:db3', type: 'set_read_only', server: 'db3', params: {}, after: ['check_switchover:db1'], outputs: [], reason: 'x'})),
