@@ -27,6 +27,8 @@ afterEach(async () => {
  */
 class AdminWriter {
   readonly acked: number[] = []
+  /** The server that acknowledged each id. */
+  readonly ackedBy = new Map<number, string>()
   errors = 0
   #stopped = false
   #loop: Promise<void> | undefined
@@ -78,8 +80,10 @@ class AdminWriter {
     while (!this.#stopped) {
       try {
         conn ??= await this.connect()
+        const host = this.#host
         await conn.query({sql: 'INSERT INTO adm (id) VALUES (?)', values: [next], timeout: 5000})
         this.acked.push(next)
+        this.ackedBy.set(next, host)
       } catch {
         this.errors++
         conn?.destroy()
@@ -163,10 +167,9 @@ async function holdRowOn(s: TestSandbox, server: string): Promise<mysql.Connecti
 }
 
 describe('online switchover on MariaDB with a writer that ignores read_only', () => {
-  it('loses no acknowledged write of either writer and re-points the old master cleanly', async () => {
+  it('loses no acknowledged write of either writer and re-points the old master cleanly, or names the late writes on the old master', async () => {
     const {s, load, admin, ip} = await startWithWriters('itswadm')
     const {report} = await apply(s, await plan(s, 'to-db2'))
-    expect(report.status, report.message).toBe('applied')
     expect(report.steps.find((x) => x.id === 'release_write_block:db1')?.status).toBe('applied')
 
     await new Promise((r) => setTimeout(r, 1000))
@@ -177,6 +180,35 @@ describe('online switchover on MariaDB with a writer that ignores read_only', ()
     // It was cut off (killed while blocked) and carried on at db2.
     expect(admin.errors).toBeGreaterThan(0)
 
+    const db1Repoint = report.steps.find((x) => x.id === 'repoint_replica:db1')!
+    if (db1Repoint.status === 'failed') {
+      // The writer's last look found db2 still read_only (before the promotion) and it went back to db1, where its
+      // connection arrived after the release: an account that ignores read_only writes there, and no write block
+      // outlives its release (MariaDB has no super_read_only). That happened in one CI run of 20 or so, when the
+      // block had become shorter than the writer's reconnection. mha must not bury those writes in a replica: db1 is
+      // left out, named, and everything else is on db2.
+      console.log('outcome: the admin writer reached db1 after the release; db1 was left out')
+      // Refused before CHANGE MASTER when the write came first; when it came between that check and START SLAVE, db1's
+      // SQL thread stops on it (an out-of-order GTID of db1's own server id) and the step fails on that.
+      expect(db1Repoint.reason).toMatch(/db1 wrote after its write block was released \(.+ -> .+\): an account that ignores read_only wrote there|db1: SQL thread error 1950: .*0-1-\d+/)
+      const replicating = await s.sql('db1', (c) => c.queryOne('SHOW SLAVE STATUS'))
+      expect(replicating === undefined || replicating.Slave_SQL_Running === 'No').toBe(true)
+      await waitFor('db3 to replicate from db2', 20_000, async () => {
+        const r = await s.sql('db3', (c) => c.queryOne('SHOW SLAVE STATUS'))
+        return r?.Master_Host === ip('db2') && r.Slave_IO_Running === 'Yes' && r.Slave_SQL_Running === 'Yes'
+      })
+      const ids = async (server: string, table: string) => new Set(await s.sql(server, async (c) => (await c.query(`SELECT id FROM mhatest.${table}`)).map((r) => Number(r.id))))
+      const onDb2 = await ids('db2', 'acked')
+      expect(load.acked.filter((id) => !onDb2.has(id))).toEqual([])
+      // Each admin write missing on db2 is on db1, acknowledged by db1.
+      const [admOnDb2, admOnDb1] = [await ids('db2', 'adm'), await ids('db1', 'adm')]
+      const missing = admin.acked.filter((id) => !admOnDb2.has(id))
+      expect(missing.length).toBeGreaterThan(0)
+      expect(missing.filter((id) => !admOnDb1.has(id) || admin.ackedBy.get(id) !== ip('db1'))).toEqual([])
+      return
+    }
+    expect(report.status, report.message).toBe('applied')
+    console.log('outcome: clean')
     // The old master replicates from db2 with both threads running and no error.
     for (const name of ['db1', 'db3'])
       await waitFor(`${name} to replicate from db2`, 20_000, async () => {
