@@ -5,6 +5,7 @@ import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import mysql from 'mysql2/promise'
+import type {ApplyReport} from '../src/apply/events.js'
 import {sandboxDown, sandboxUp, secretsOf} from '../src/sandbox/sandbox.js'
 import {fastWriter, longestGap, median, mhaCli, numberFlag} from './common.js'
 
@@ -25,15 +26,28 @@ try {
     const acks = fastWriter(state, stop.signal, run * 1_000_000)
     await new Promise((r) => setTimeout(r, 1000))
     const started = performance.now()
-    const applied = await mhaCli(['apply', plan, '--config', state.configFile])
+    const applied = await mhaCli(['apply', plan, '--config', state.configFile, '--json'], {MHA_PHASES: '1'})
     if (applied.code !== 0) throw new Error(`run ${run}: apply failed (exit ${applied.code}): ${applied.stdout.slice(-600)}`)
+    // Where the block's time went: each step from block_writes to enable_writes, from the report's own timings.
+    const steps = (JSON.parse(applied.stdout.slice(0, applied.stdout.length - applied.stderr.length)) as ApplyReport).steps
+    const first = steps.findIndex((x) => x.type === 'block_writes')
+    const last = steps.findIndex((x) => x.type === 'enable_writes')
+    const inBlock = steps.slice(first, last + 1).filter((x) => x.startMs !== null)
+    const base = inBlock[0]?.startMs ?? 0
+    const blockSteps = inBlock.map((x) => `${x.type} +${x.startMs! - base} ms (${x.durationMs} ms)`).join(', ')
+    // Finer, from MHA_PHASES: from read_only=ON on the old master to the new master's promotion.
+    const phases = [...applied.stderr.matchAll(/^phase ([\d.]+) (.+)$/gm)].map((m) => ({ms: Number(m[1]), name: m[2]!}))
+    const from = phases.find((p) => p.name.endsWith(': read_only on'))
+    const promoted = phases.find((p) => /^enable_writes:\S+ acted$/.test(p.name))
+    const blockPhases = from && promoted ? phases.filter((p) => p.ms >= from.ms && p.ms <= promoted.ms).map((p) => `${(p.ms - from.ms).toFixed(1)} ${p.name}`) : []
     await new Promise((r) => setTimeout(r, 1000))
     stop.abort()
     const times = (await acks).filter((t) => t > started - 200)
     if (times.length < 100) throw new Error(`run ${run}: only ${times.length} writes acknowledged around the switchover`)
     const gap = longestGap(times)
     windows.push(gap)
-    console.log(`run ${run} (to ${to}): writes blocked for ${(gap / 1000).toFixed(3)} s`)
+    console.log(`run ${run} (to ${to}): writes blocked for ${(gap / 1000).toFixed(3)} s; steps: ${blockSteps}`)
+    if (blockPhases.length > 0) console.log(`  in the block (ms from read_only=ON): ${blockPhases.join(' | ')}`)
   }
 } finally {
   await sandboxDown(state.dir)

@@ -23,6 +23,7 @@ import type {ClusterLock, ClusterStore} from '../store/store.js'
 import type {SshPool} from '../remote/session-pool.js'
 import type {ServerConnection} from '../inspect/mysql.js'
 import {FencedError} from '../util/fenced.js'
+import {phase} from '../util/phases.js'
 
 export interface ApplyOptions {
   planFile: string
@@ -281,6 +282,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
       try {
         guard()
         const checked = await handler.check(step, ctx)
+        phase(`${step.id} checked`)
         if (checked.done) {
           const outputs = checked.outputs ?? {}
           ctx.outputs.set(step.id, outputs)
@@ -294,10 +296,13 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
         await journal.write({step: step.id, event: 'begin'}, {deferSync: handler.readsOnly === true})
         acted.add(step.id)
         guard()
+        phase(`${step.id} begun`)
         const outputs = (await handler.act(step, ctx)) ?? {}
+        phase(`${step.id} acted`)
         ctx.outputs.set(step.id, outputs)
         guard()
         await handler.verify(step, ctx, outputs)
+        phase(`${step.id} verified`)
         // The files a step saved go where the journal goes before it says the step is done.
         await options.artifacts?.save(ctx.workDir)
         // On disk with the next begin, before any effect that follows this one, or at the run's end.

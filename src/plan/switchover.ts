@@ -247,7 +247,10 @@ export function planSwitchover(cluster: ClusterConfig, snapshot: Snapshot, heade
   for (const r of replicas) {
     if (r === target) continue
     const wait = `wait_caught_up:${r.server.name}`
-    add({id: wait, type: 'wait_caught_up', server: r.server.name, params: {source: master.name, position, gtid}, after: [block], reason: `${r.server.name} executes everything ${master.name} wrote, so it matches ${nm.name}`})
+    // After the promotion: only the new master's catch-up is in the write block. The old master stays blocked until
+    // the new master is detached, so nothing new reaches this replica meanwhile; its reads would only share the two
+    // cores with the promotion's (as MHA, which moves its other slaves after the new master takes writes).
+    add({id: wait, type: 'wait_caught_up', server: r.server.name, params: {source: master.name, position, gtid}, after: [block, writable], reason: `${r.server.name} executes everything ${master.name} wrote, so it matches ${nm.name}`})
     repoint(r.server, [wait], false)
   }
   // The old master replicates from the new one only after every other replica is re-pointed: until then they still

@@ -8,6 +8,7 @@ import type {StepContext, StepHandler} from './types.js'
 import type {ServerConnection} from '../inspect/mysql.js'
 import {proxyFindings} from '../analysis/routing.js'
 import {observeProxies} from '../routing/observe.js'
+import {phase} from '../util/phases.js'
 
 type Of<T extends Step['type']> = Extract<Step, {type: T}>
 
@@ -90,8 +91,10 @@ export const blockWrites: StepHandler<Of<'block_writes'>> = {
       // would relay them to the replicas that still read its binlog, which then get them again from the new master.
       if (step.params.stopReplication) await conn.execute(dialect.stopReplica)
       for (const sql of dialect.setReadOnly(true)) await conn.execute(sql)
+      phase(`${step.id}: read_only on`)
       if (lock) {
         const {holder, killing} = await lockAgainstEveryone(step.server, ctx, deadline)
+        phase(`${step.id}: lock held`)
         // FTWRL has waited for every commit under way and admits none: its position is final, and a client can only
         // wait (it is killed before the lock goes). Should a write still slip past, wait_caught_up finds the source
         // moved and refuses before the promotion. Both read at once: the GTID position on the other session, after

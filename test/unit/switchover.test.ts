@@ -141,6 +141,12 @@ describe('switchover step order', () => {
     // And the other replica does not wait for the old master.
     expect(plan.steps.find((s) => s.id === 'repoint_replica:db3')!.after).not.toContain('repoint_replica:db1')
   })
+
+  it('keeps only the new master\'s catch-up in the write block: the other replicas wait after its promotion', () => {
+    const plan = scenario().plan('db2')
+    expect(plan.steps.find((s) => s.id === 'wait_caught_up:db3')!.after).toEqual(['block_writes:db1', 'enable_writes:db2'])
+    expect(plan.steps.find((s) => s.id === 'enable_writes:db2')!.after).toEqual(['record_position:db2'])
+  })
 })
 
 describe('switchover rollback: every step before the promotion has its undo', () => {
