@@ -276,6 +276,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
     const guard = options.guard ?? (() => undefined)
     const runStep = async (step: Step): Promise<void> => {
       const handler = handlerFor(step)
+      phase(`${step.id} started`)
       listener({kind: 'begin', step})
       const begun = Date.now()
       timing.set(step.id, {startMs: begun - started, durationMs: null})
@@ -307,6 +308,7 @@ export async function applyPlan(options: ApplyOptions): Promise<ApplyReport> {
         await options.artifacts?.save(ctx.workDir)
         // On disk with the next begin, before any effect that follows this one, or at the run's end.
         await journal.write({step: step.id, event: 'end', outputs}, {deferSync: true})
+        phase(`${step.id} ended`)
         status.set(step.id, {status: 'applied', reason: null})
         listener({kind: 'end', step, outputs})
       } catch (error) {

@@ -20,6 +20,9 @@ import type {ClusterContext} from './context.js'
 import type {ServerLook} from './monitor.js'
 import {fenceReturningMasters} from './returning-master.js'
 
+/** How often a cluster's failover record is looked at while it is not unfinished (alone, without etcd). */
+const recordLookMs = 5000
+
 /** How often --auto-rejoin looks whether a server taken out by a failover answers again. */
 const rejoinLookEveryMs = 5_000
 
@@ -53,6 +56,8 @@ export class Follow {
   #unfinishedNoted = false
   /** Alone: the record file as last read (its size and time), and whether it was unfinished. */
   #recordLook: {key: string; unfinished: boolean} | null = null
+  /** When the record file was last looked at (ms), alone (without etcd). */
+  #recordStatAt = Number.NEGATIVE_INFINITY
   #lastFenceProblem = ''
   #lastRejoinLook = 0
   #lastRejoinProblem = ''
@@ -114,11 +119,17 @@ export class Follow {
 
   /**
    * Whether a record may be unfinished: with etcd, as told by the watch on the records (and looked at when this
-   * manager became leader); alone, the record file read again whenever it changed (one stat per look otherwise).
+   * manager became leader); alone, the record file read again whenever it changed (one stat every recordLookMs
+   * otherwise).
    */
-  async unfinishedPending(): Promise<boolean> {
+  async unfinishedPending(nowMs = Date.now()): Promise<boolean> {
     const ctx = this.#ctx
     if (ctx.options.coord) return this.#unfinishedNoted
+    // A thousand clusters would stat a thousand times a second: a record not unfinished at the last look is looked
+    // at again after recordLookMs (a failover is never planned over one anyway: the act phase reads it again under
+    // the cluster's lock). An unfinished one is looked at each tick until it is finished.
+    if (this.#recordLook?.unfinished !== true && nowMs - this.#recordStatAt < recordLookMs) return false
+    this.#recordStatAt = nowMs
     let stat: Stats | undefined
     try {
       // No record is the common case: said by the stat itself, not by an error (a thousand clusters stat every second).
@@ -126,7 +137,10 @@ export class Follow {
     } catch {
       return false
     }
-    if (!stat) return false
+    if (!stat) {
+      this.#recordLook = null
+      return false
+    }
     const key = `${stat.mtimeMs}:${stat.size}:${stat.ino}`
     if (this.#recordLook?.key !== key) this.#recordLook = {key, unfinished: (await ctx.store.failoverRecord())?.finished === false}
     return this.#recordLook.unfinished

@@ -89,10 +89,22 @@ export interface MonitorEvents {
  * While the master fails, look again sooner: death still needs several failures and the replicas' word. A
  * refusal that came at once (a crashed mysqld on a live host) is asked again at once; a silent one in 250 ms.
  */
-export function nextPingDelayMs(intervalMs: number, failures: number, lastFailedPingMs: number): number {
-  if (failures === 0) return intervalMs
+export function nextPingDelayMs(intervalMs: number, failures: number, lastFailedPingMs: number, nowMs = monotonicNowMs()): number {
+  if (failures === 0) return alignedPingDelayMs(intervalMs, nowMs)
   return Math.min(intervalMs, lastFailedPingMs < promptAnswerMs ? promptRetryMs : 250)
 }
+
+/**
+ * A healthy master's next ping at the next multiple of the interval on this process's clock: one ping per interval,
+ * start to start (a slow answer does not stretch the period), and every cluster of the process pinged in the same
+ * turn of the event loop, so that a thousand pings wake the process once a second rather than a thousand times.
+ */
+export function alignedPingDelayMs(intervalMs: number, nowMs: number): number {
+  return intervalMs - (nowMs % intervalMs)
+}
+
+/** Milliseconds on a clock that never steps back, shared by every cluster of the process. */
+const monotonicNowMs = (): number => performance.timeOrigin + performance.now()
 
 /**
  * The monitor phase of one cluster: the master's pings on a kept connection (and their overlapped retry), the

@@ -17,7 +17,11 @@ const timeout = {ok: false as const, kind: 'timeout' as const, message: 'db1 (12
 
 describe('monitor: when the next ping comes', () => {
   it('each ping_interval while healthy; while failing, 50 ms after a prompt refusal and 250 ms after a silence, never later than the interval', () => {
-    expect(nextPingDelayMs(1000, 0, 5)).toBe(1000)
+    expect(nextPingDelayMs(1000, 0, 5, 7000)).toBe(1000)
+    // A healthy master is pinged at the next multiple of the interval: start to start, whenever the last ping ended.
+    expect(nextPingDelayMs(1000, 0, 5, 7003)).toBe(997)
+    expect(nextPingDelayMs(1000, 0, 5, 7999.5)).toBe(0.5)
+    expect(nextPingDelayMs(3000, 0, 5, 7003)).toBe(1997)
     expect(nextPingDelayMs(1000, 1, 5)).toBe(50)
     expect(nextPingDelayMs(1000, 1, 1000)).toBe(250)
     expect(nextPingDelayMs(100, 2, 1000)).toBe(100)
