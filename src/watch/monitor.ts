@@ -104,7 +104,7 @@ export function alignedPingDelayMs(intervalMs: number, nowMs: number): number {
 }
 
 /** Milliseconds on a clock that never steps back, shared by every cluster of the process. */
-const monotonicNowMs = (): number => performance.timeOrigin + performance.now()
+export const monotonicNowMs = (): number => performance.timeOrigin + performance.now()
 
 /**
  * The monitor phase of one cluster: the master's pings on a kept connection (and their overlapped retry), the

@@ -12,6 +12,7 @@ import {Follow} from './follow.js'
 import {Gate} from './gate.js'
 import {failuresAfter, judge, observe, type Verdict} from './judge.js'
 import {Monitor, nextPingDelayMs, replacedServers, type SeenSource, type ServerLook} from './monitor.js'
+import {pingClock} from './ping-clock.js'
 import {processLoopLag, type LoopLag} from './loop-lag.js'
 import {masterDespiteReturned} from './returning-master.js'
 import {RoutingLook, type RoutingView} from './routing-look.js'
@@ -83,6 +84,8 @@ export class ClusterWatcher {
   #leaderSaid: string | null = null
   #stopping = false
   #timer: NodeJS.Timeout | undefined
+  /** The ping interval whose next multiple this cluster waits for on the process's clock (healthy), if it does. */
+  #onClock: number | undefined
   #busy: Promise<void> = Promise.resolve()
   /** A change was seen: the next tick looks at the topology again, whatever the master's state. */
   #rediscover = false
@@ -146,6 +149,7 @@ export class ClusterWatcher {
   async stop(): Promise<void> {
     this.#stopping = true
     clearTimeout(this.#timer)
+    this.#leaveClock()
     // Said at once: no new fence, rejoin or look at the proxies starts while the tick under way ends.
     this.#follow.stop()
     const routingStopped = this.#routing.stop()
@@ -158,17 +162,39 @@ export class ClusterWatcher {
 
   #schedule(ms: number): void {
     if (this.#stopping) return
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined
-      this.#ticking = true
-      this.#busy = this.tick().finally(() => {
-        this.#firstLookDone()
-        this.#ticking = false
-        const woken = this.#woken
-        this.#woken = false
-        this.#schedule(woken ? 0 : this.health.role === 'follower' ? followerLookMs : nextPingDelayMs(this.cluster.monitor.pingIntervalMs, this.failures, this.#monitor.lastFailedPingMs))
-      })
-    }, ms)
+    this.#timer = setTimeout(this.#due, ms)
+  }
+
+  /** A healthy master's next ping: at the next multiple of ping_interval, with every cluster of the process. */
+  #scheduleOnClock(): void {
+    if (this.#stopping) return
+    this.#onClock = this.cluster.monitor.pingIntervalMs
+    pingClock.at(this.#onClock, this.#due)
+  }
+
+  #leaveClock(): void {
+    if (this.#onClock === undefined) return
+    pingClock.cancel(this.#onClock, this.#due)
+    this.#onClock = undefined
+  }
+
+  /** The tick, run from a timer or the clock; made once, so that a ping allocates no timer callback of its own. */
+  readonly #due = (): void => {
+    this.#timer = undefined
+    this.#onClock = undefined
+    this.#ticking = true
+    this.#busy = this.tick().finally(this.#ticked)
+  }
+
+  readonly #ticked = (): void => {
+    this.#firstLookDone()
+    this.#ticking = false
+    const woken = this.#woken
+    this.#woken = false
+    if (woken) this.#schedule(0)
+    else if (this.health.role === 'follower') this.#schedule(followerLookMs)
+    else if (this.failures === 0) this.#scheduleOnClock()
+    else this.#schedule(nextPingDelayMs(this.cluster.monitor.pingIntervalMs, this.failures, this.#monitor.lastFailedPingMs))
   }
 
   /** With etcd: this manager's role for the cluster may have changed (told by the coordinator); look now. */
@@ -183,8 +209,9 @@ export class ClusterWatcher {
       this.#woken = true
       return
     }
-    if (this.#timer === undefined) return
+    if (this.#timer === undefined && this.#onClock === undefined) return
     clearTimeout(this.#timer)
+    this.#leaveClock()
     this.#schedule(0)
   }
 
