@@ -20,7 +20,7 @@ import type {ClusterContext} from './context.js'
 import type {ServerLook} from './monitor.js'
 import {fenceReturningMasters} from './returning-master.js'
 
-/** How often a cluster's failover record is looked at while it is not unfinished (alone, without etcd). */
+/** How often a cluster's failover record is looked at while its master answers as writable and no record is unfinished (alone, without etcd). */
 const recordLookMs = 5000
 
 /** How often --auto-rejoin looks whether a server taken out by a failover answers again. */
@@ -122,13 +122,14 @@ export class Follow {
    * manager became leader); alone, the record file read again whenever it changed (one stat every recordLookMs
    * otherwise).
    */
-  async unfinishedPending(nowMs = Date.now()): Promise<boolean> {
+  async unfinishedPending(everyTick: boolean, nowMs = Date.now()): Promise<boolean> {
     const ctx = this.#ctx
     if (ctx.options.coord) return this.#unfinishedNoted
-    // A thousand clusters would stat a thousand times a second: a record not unfinished at the last look is looked
-    // at again after recordLookMs (a failover is never planned over one anyway: the act phase reads it again under
-    // the cluster's lock). An unfinished one is looked at each tick until it is finished.
-    if (this.#recordLook?.unfinished !== true && nowMs - this.#recordStatAt < recordLookMs) return false
+    // A thousand healthy clusters would stat a thousand times a second: while the master answers as writable, a
+    // record not unfinished at the last look is looked at again after recordLookMs (a failover is never planned
+    // over one anyway: the act phase reads it again under the cluster's lock). Otherwise (`everyTick`: a master
+    // left read_only by a killed switchover, one that fails), and while one is unfinished, at each tick.
+    if (!everyTick && this.#recordLook?.unfinished !== true && nowMs - this.#recordStatAt < recordLookMs) return false
     this.#recordStatAt = nowMs
     let stat: Stats | undefined
     try {

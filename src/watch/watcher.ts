@@ -224,7 +224,10 @@ export class ClusterWatcher {
       if (this.options.coord && !(await this.#leadership(this.options.coord))) return
       // A failover or switchover left unfinished (this watch killed in the middle, an mha apply killed or fenced,
       // the previous leader gone) is finished, or the switchover rolled back, as soon as its lock is free.
-      if (await this.#follow.unfinishedPending()) await this.#follow.finishUnfinished()
+      // Looked at each tick unless the last ping found a writable master: a killed switchover leaves it read_only,
+      // a failover starts when it fails; a healthy one has its record looked at every few seconds.
+      const writable = this.master !== undefined && this.failures === 0 && !this.#monitor.readOnly
+      if (await this.#follow.unfinishedPending(!writable)) await this.#follow.finishUnfinished()
       // The topology is followed, not assumed: looked at again when what the pings and the light looks read says
       // it changed (the master read only or another server, a server re-pointed or replaced), not on a timer.
       if (!this.master || this.#rediscover) {

@@ -40,21 +40,28 @@ function followOf(): {follow: Follow; write: (finished: boolean, note: string) =
 }
 
 describe('follow: the failover record of a cluster watched alone', () => {
-  it('is looked at on the first tick, then every 5 s while it is not unfinished, and at every tick while it is', async () => {
+  it('while the master answers as writable: looked at on the first tick, then every 5 s, and at every tick once unfinished', async () => {
     const {follow, write, reads} = followOf()
-    expect(await follow.unfinishedPending(0)).toBe(false)
+    expect(await follow.unfinishedPending(false, 0)).toBe(false)
     // An apply started (and killed) meanwhile: seen at the next look, 5 s after the last, not at each ping.
     write(false, 'under way')
-    expect(await follow.unfinishedPending(1000)).toBe(false)
-    expect(await follow.unfinishedPending(4999)).toBe(false)
-    expect(await follow.unfinishedPending(5000)).toBe(true)
+    expect(await follow.unfinishedPending(false, 1000)).toBe(false)
+    expect(await follow.unfinishedPending(false, 4999)).toBe(false)
+    expect(await follow.unfinishedPending(false, 5000)).toBe(true)
     expect(reads()).toBe(1)
     // Unfinished: looked at each tick (read again only when the file changed) until it is finished.
-    expect(await follow.unfinishedPending(5001)).toBe(true)
+    expect(await follow.unfinishedPending(false, 5001)).toBe(true)
     expect(reads()).toBe(1)
     write(true, 'finished by its apply run again')
-    expect(await follow.unfinishedPending(5002)).toBe(false)
+    expect(await follow.unfinishedPending(false, 5002)).toBe(false)
     expect(reads()).toBe(2)
-    expect(await follow.unfinishedPending(6000)).toBe(false)
+    expect(await follow.unfinishedPending(false, 6000)).toBe(false)
+  })
+
+  it('at every tick while the master is read_only or failing: a killed switchover is finished at once', async () => {
+    const {follow, write} = followOf()
+    expect(await follow.unfinishedPending(false, 0)).toBe(false)
+    write(false, 'a switchover killed after its write block')
+    expect(await follow.unfinishedPending(true, 1000)).toBe(true)
   })
 })
