@@ -62,8 +62,21 @@ export class RunContext implements StepContext {
         continue
       }
       conn.guard = this.#guard
-      this.#sql.set(name, Promise.resolve(conn))
+      const kept = Promise.resolve(conn)
+      this.#sql.set(name, kept)
+      this.#dropWhenLost(name, conn, kept)
     }
+  }
+
+  /**
+   * A connection the server ended (its mariadbd stopped or restarted by a step: a rebuild, a fence) is dropped, so
+   * that the next statement opens a new one instead of failing on it. An inspection's connection, adopted at the
+   * start, outlives such a restart otherwise.
+   */
+  #dropWhenLost(name: string, conn: ServerConnection, kept: Promise<ServerConnection>): void {
+    conn.onLost(() => {
+      if (this.#sql.get(name) === kept) this.#sql.delete(name)
+    })
   }
 
   server(name: string): ServerConfig {
@@ -74,7 +87,11 @@ export class RunContext implements StepContext {
 
   sql(name: string): Promise<ServerConnection> {
     this.#guard()
-    return cached(this.#sql, name, () => this.#open(name))
+    const known = this.#sql.get(name)
+    if (known) return known
+    const opening = cached(this.#sql, name, () => this.#open(name))
+    void opening.then((conn) => this.#dropWhenLost(name, conn, opening)).catch(() => undefined)
+    return opening
   }
 
   async #open(name: string): Promise<ServerConnection> {
