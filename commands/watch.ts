@@ -80,6 +80,12 @@ export default class Watch extends BaseCommand<typeof Watch> {
     // etcd away is said at once and again while it lasts, and its return too; this process too late to judge, too.
     const stopEtcdHealth = coord ? sayEtcdHealth(coord, log) : undefined
     const stopOverload = sayOverload(processLoopLag(), log)
+    // Heard from before the first look: a SIGTERM sent as soon as a cluster is said healthy (its first look not
+    // over yet) stops the watch the ordinary way, once that look is over, instead of killing it.
+    const signalled = new Promise<string>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'))
+      process.once('SIGINT', () => resolve('SIGINT'))
+    })
     for (const w of watchers) w.start()
     // Loud at start: a cluster that cannot be monitored is said at once (by its watcher); none at all is fatal.
     await Promise.all(watchers.map((w) => w.firstLook))
@@ -100,14 +106,9 @@ export default class Watch extends BaseCommand<typeof Watch> {
             log('*', 'heartbeat', `${watchers.length} cluster(s): ${watchers.length - unmonitored.length - troubled.length} healthy${troubled.length ? `; not healthy: ${troubled.join(', ')}` : ''}${unmonitored.length ? `; cannot be monitored: ${unmonitored.join(', ')}` : ''}${leading}`)
           }, this.flags.heartbeat * 1000)
         : undefined
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
-        log('*', 'stop', `${signal}: finishing what is under way`)
-        void Promise.all([...watchers.map((w) => w.stop()), server?.stop()]).then(() => resolve())
-      }
-      process.once('SIGTERM', () => stop('SIGTERM'))
-      process.once('SIGINT', () => stop('SIGINT'))
-    })
+    const signal = await signalled
+    log('*', 'stop', `${signal}: finishing what is under way`)
+    await Promise.all([...watchers.map((w) => w.stop()), server?.stop()])
     clearInterval(heartbeat)
     stopEtcdHealth?.()
     stopOverload()
