@@ -244,6 +244,7 @@ export const repointReplica: StepHandler<Of<'repoint_replica'>> = {
       return undefined
     }
     if (status) await conn.execute(dialect.stopReplica)
+    await refuseWritesRelayedAfterBlock(step, ctx)
     // A former master never replicated: its GTID position is what its own binlog holds.
     // After a rewind (rejoin) the position it matches is the plan's: its binlog no longer says.
     if (p.formerMaster && p.gtid && dialect.version.flavor === 'mariadb') {
@@ -294,6 +295,26 @@ async function refuseWritesAfterBlock(step: Of<'repoint_replica'>, ctx: StepCont
   if (compareCoordinates(now, final) !== 0)
     throw new Error(
       `${step.server} wrote after its write block was released (${formatCoordinates(final)} -> ${formatCoordinates(now)}): an account that ignores read_only wrote there, and those transactions are on ${step.server} only; it is not re-pointed: compare ${step.server} with ${step.params.source}, then rebuild it ("mha plan --cluster ${ctx.cluster.name} --rebuild ${step.server}")`,
+    )
+}
+
+/**
+ * A switchover's other replica reads the old master's binlog until it is re-pointed, which may come after the
+ * block's release: an account that ignores read_only may write on the old master in between, and the replica then
+ * executes it. Re-pointed by file/position from the new master's coordinates, that write would stay on it alone,
+ * silently (by GTID its IO thread would refuse the new master, loudly). Read with its replication stopped.
+ */
+async function refuseWritesRelayedAfterBlock(step: Of<'repoint_replica'>, ctx: StepContext): Promise<void> {
+  if (ctx.plan.kind !== 'switchover' || step.params.formerMaster) return
+  const block = ctx.plan.steps.find((s) => s.type === 'block_writes')
+  const final = block ? optionalOutput(ctx, block.id, 'binlog') : undefined
+  if (!block || !isCoordinates(final)) return
+  const old = ctx.server(block.server)
+  const status = await replicaStatus(ctx, step.server)
+  if (!status || status.sourceHost !== old.hostname || status.sourcePort !== old.port) return
+  if (compareCoordinates(status.executed, final) > 0)
+    throw new Error(
+      `${step.server} executed what ${block.server} wrote after its write block was released (final ${formatCoordinates(final)}, ${step.server} at ${formatCoordinates(status.executed)}): an account that ignores read_only wrote on ${block.server}, and ${step.params.source} lacks it; ${step.server} is not re-pointed (its replication is stopped): compare ${step.server} with ${step.params.source}, then rebuild it ("mha plan --cluster ${ctx.cluster.name} --rebuild ${step.server}")`,
     )
 }
 

@@ -229,8 +229,16 @@ async function caughtUp(step: Of<'wait_caught_up'>, ctx: StepContext): Promise<b
 async function blockHeld(step: Of<'wait_caught_up'>, ctx: StepContext): Promise<void> {
   const final = ctx.output(step.params.position.fromStep, 'binlog')
   const now = await binlogEnd(ctx, step.params.source)
-  if (isCoordinates(final) && compareCoordinates(now, final) !== 0 && (await replicaStatus(ctx, step.params.source)) === null)
-    throw new Error(`${step.params.source} wrote after its final position (${formatCoordinates(final)} -> ${formatCoordinates(now)}): the write block did not hold`)
+  if (isCoordinates(final) && compareCoordinates(now, final) !== 0 && (await replicaStatus(ctx, step.params.source)) === null) {
+    // After the release (the other replicas wait after the promotion) an account that ignores read_only can write
+    // there; before it, the block itself failed.
+    const release = ctx.plan.steps.find((s) => s.type === 'release_write_block' && s.server === step.params.source)
+    const why =
+      release && ctx.outcome(release.id) === 'done'
+        ? `an account that ignores read_only wrote there after the write block's release, and ${step.server} still reads its binlog; ${step.server} is not re-pointed: compare it with the new master, then rebuild it ("mha plan --cluster ${ctx.cluster.name} --rebuild ${step.server}")`
+        : 'the write block did not hold'
+    throw new Error(`${step.params.source} wrote after its final position (${formatCoordinates(final)} -> ${formatCoordinates(now)}): ${why}`)
+  }
 }
 
 /** A replica executes everything the blocked master wrote, within the wait timeout, and the master wrote nothing since. */

@@ -278,6 +278,47 @@ describe('online switchover on MariaDB with a writer that ignores read_only', ()
     await expectSameEverywhere(s, 'db2', load, admin)
   })
 
+  it('file/position: a write on the old master after the release never stays unnamed on another replica that still read its binlog', async () => {
+    const {s, load, admin, ip} = await startWithWriters('itswadmr3', false)
+    await admin.stop()
+    writeFileSync(s.configFile, readFileSync(s.configFile, 'utf8') + 'failover: {wait_timeout: 20}\n')
+    const file = await plan(s, 'late-write-relayed')
+    // db3's SQL thread waits on a row held there: its catch-up, after the promotion, ends after the release.
+    const holder = await holdRowOn(s, 'db3')
+    const applying = apply(s, file)
+    await waitFor('db2 to take writes', 20_000, async () => Number((await s.sql('db2', (c) => c.queryOne('SELECT @@global.read_only+0 AS ro')))!.ro) === 0)
+    // An account that ignores read_only writes on db1: it waits on mha's lock until the release, then commits there.
+    const late = await mysql.createConnection({host: ip('db1'), user: 'admwriter', password: admin.password, database: 'mhatest'})
+    await late.query('INSERT INTO adm (id) VALUES (888888888)')
+    await late.end()
+    // db3's IO thread, still on db1, receives it; then its SQL thread goes on.
+    await waitFor('db3 to have received the late write', 10_000, async () => {
+      const r = (await s.sql('db3', (c) => c.queryOne('SHOW SLAVE STATUS')))!
+      const db1 = (await s.sql('db1', (c) => c.queryOne('SHOW MASTER STATUS')))!
+      return r.Master_Log_File === db1.File && Number(r.Read_Master_Log_Pos) === Number(db1.Position)
+    })
+    await holder.query('ROLLBACK')
+    await holder.end()
+    const {report} = await applying
+    await load.stop()
+    const has = async (server: string) => Number((await s.sql(server, (c) => c.queryOne('SELECT COUNT(*) AS n FROM mhatest.adm WHERE id = 888888888')))!.n) === 1
+    expect(await has('db2')).toBe(false)
+    const status = (id: string) => report.steps.find((x) => x.id === id)!
+    // db3 either stopped before that write (re-pointed, without it) or executed it: then it is not re-pointed, and
+    // named, by its wait (db1 moved past the final position) or, when the write came after the wait, its re-point.
+    if (await has('db3')) {
+      expect(status('repoint_replica:db3').status).not.toMatch(/applied|skipped/)
+      const named = [status('wait_caught_up:db3'), status('repoint_replica:db3')].find((x) => x.status === 'failed')
+      expect(named?.reason).toMatch(
+        /db1 wrote after its final position \(.+ -> .+\): an account that ignores read_only wrote there after the write block's release, and db3 still reads its binlog; db3 is not re-pointed|db3 executed what db1 wrote after its write block was released \(final .+, db3 at .+\): an account that ignores read_only wrote on db1, and db2 lacks it; db3 is not re-pointed/,
+      )
+      expect((await s.sql('db3', (c) => c.queryOne('SHOW SLAVE STATUS')))!.Master_Host).toBe(ip('db1'))
+    } else expect(status('repoint_replica:db3').status).toMatch(/applied|skipped/)
+    // db2 has every acknowledged write of the load.
+    const acked = new Set(await s.sql('db2', async (c) => (await c.query('SELECT id FROM mhatest.acked')).map((r) => Number(r.id))))
+    expect(load.acked.filter((id) => !acked.has(id))).toEqual([])
+  })
+
   it('file/position: a write on the old master after the release (an account that ignores read_only) stops its re-pointing instead of staying there alone', async () => {
     const {s, load, admin} = await startWithWriters('itswadml', false)
     await admin.stop()
