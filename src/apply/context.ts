@@ -87,11 +87,11 @@ export class RunContext implements StepContext {
 
   sql(name: string): Promise<ServerConnection> {
     this.#guard()
-    const known = this.#sql.get(name)
-    if (known) return known
-    const opening = cached(this.#sql, name, () => this.#open(name))
-    void opening.then((conn) => this.#dropWhenLost(name, conn, opening)).catch(() => undefined)
-    return opening
+    return cached(this.#sql, name, () => {
+      const opening = this.#open(name)
+      void opening.then((conn) => this.#dropWhenLost(name, conn, opening)).catch(() => undefined)
+      return opening
+    })
   }
 
   async #open(name: string): Promise<ServerConnection> {

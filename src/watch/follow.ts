@@ -62,7 +62,7 @@ export class Follow {
   #lastRejoinLook = 0
   #lastRejoinProblem = ''
   #stopping = false
-  /** Where the failover record is beside the plans (stat at every look: its path made once). */
+  /** Where the failover record is beside the plans (its path made once: it is looked at every few seconds or ticks). */
   readonly #recordFile: string
 
   constructor(ctx: ClusterContext, hooks: FollowHooks) {
